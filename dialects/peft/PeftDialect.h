@@ -1,0 +1,38 @@
+//===- PeftDialect.h - The peft dialect and its ops -------------*- C++ -*-===//
+#ifndef PEFT_DIALECTS_PEFT_PEFTDIALECT_H
+#define PEFT_DIALECTS_PEFT_PEFTDIALECT_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinAttributeInterfaces.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "support/WeightStore.h"
+
+#include "dialects/peft/PeftDialect.h.inc"
+#include "dialects/peft/PeftInterfaces.h.inc"
+
+namespace peft {
+/// The safetensors element type of an MLIR element type, if it has one.
+std::optional<DType> dtypeOf(mlir::Type elementType);
+/// The MLIR element type of a safetensors element type, if it has one.
+mlir::Type elementTypeOf(DType dtype, mlir::MLIRContext *context);
+
+/// The bytes of a weight of `type` kept in `file` or held in `value`: a view
+/// into the mapped file or the attribute, or into `storage` when they had to
+/// be expanded (a splat value).
+llvm::Expected<TensorView> readWeightBytes(mlir::MLIRContext *context,
+                                           mlir::RankedTensorType type,
+                                           llvm::StringRef name, mlir::StringAttr file,
+                                           mlir::ElementsAttr value,
+                                           std::vector<uint8_t> &storage);
+
+/// Names a function argument or result after the source model's tensor.
+constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
+} // namespace peft
+
+#define GET_OP_CLASSES
+#include "dialects/peft/PeftOps.h.inc"
+
+#endif // PEFT_DIALECTS_PEFT_PEFTDIALECT_H

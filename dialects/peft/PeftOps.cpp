@@ -1,0 +1,230 @@
+//===- PeftOps.cpp - Verifiers and helpers of the peft ops ------------------===//
+#include "dialects/peft/PeftDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/OpImplementation.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace peft;
+
+/// Prints a value's shape the way users read it: [32, 64], ? when dynamic.
+static std::string describeShape(Value value) {
+  return peft::formatShape(cast<ShapedType>(value.getType()).getShape());
+}
+
+/// Two sizes agree unless both are known and differ.
+static bool sizesAgree(int64_t lhs, int64_t rhs) {
+  return ShapedType::isDynamic(lhs) || ShapedType::isDynamic(rhs) || lhs == rhs;
+}
+
+//===----------------------------------------------------------------------===//
+// WeightOp
+//===----------------------------------------------------------------------===//
+
+// `peft.weight "name" from "file" : type` or `peft.weight "name" = value`.
+void WeightOp::print(OpAsmPrinter &printer) {
+  printer << " ";
+  printer.printAttributeWithoutType(getNameAttr());
+  printer.printOptionalAttrDict((*this)->getAttrs(), {"name", "file", "value"});
+  if (auto file = getFileAttr()) {
+    printer << " from ";
+    printer.printAttributeWithoutType(file);
+    printer << " : " << getType();
+  } else {
+    printer << " = ";
+    printer.printAttribute(*getValue());
+  }
+}
+
+ParseResult WeightOp::parse(OpAsmParser &parser, OperationState &result) {
+  StringAttr name, file;
+  if (parser.parseAttribute(name, "name", result.attributes) ||
+      parser.parseOptionalAttrDict(result.attributes))
+    return failure();
+  if (succeeded(parser.parseOptionalKeyword("from"))) {
+    Type type;
+    if (parser.parseAttribute(file, "file", result.attributes) ||
+        parser.parseColonType(type))
+      return failure();
+    result.addTypes(type);
+    return success();
+  }
+  ElementsAttr value;
+  if (parser.parseEqual() || parser.parseAttribute(value, "value", result.attributes))
+    return failure();
+  result.addTypes(value.getType());
+  return success();
+}
+
+LogicalResult WeightOp::verify() {
+  if (getFile().has_value() == getValue().has_value())
+    return emitOpError("weight '")
+           << getName() << "' needs exactly one of a file or a value";
+  if (!getType().hasStaticShape())
+    return emitOpError("weight '") << getName() << "' must have a static shape";
+  if (auto value = getValueAttr(); value && value.getType() != getType())
+    return emitOpError("weight '")
+           << getName() << "' holds a value of type " << value.getType()
+           << " but produces " << getType();
+  return success();
+}
+
+static llvm::Error weightError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// Checks that the bytes found for a weight have the type the IR declares.
+static llvm::Error checkViewMatches(RankedTensorType type, StringRef name,
+                                    const TensorView &view, StringRef origin) {
+  std::optional<DType> expected = dtypeOf(type.getElementType());
+  if (expected == view.dtype && llvm::equal(view.shape, type.getShape()))
+    return llvm::Error::success();
+  std::string declared;
+  llvm::raw_string_ostream(declared) << type;
+  return weightError(origin + ": tensor '" + name + "' is " + dtypeName(view.dtype) +
+                     " " + peft::formatShape(view.shape) + " but the IR declares " +
+                     declared);
+}
+
+llvm::Expected<TensorView> peft::readWeightBytes(MLIRContext *context,
+                                                 RankedTensorType type,
+                                                 StringRef name, StringAttr file,
+                                                 ElementsAttr value,
+                                                 std::vector<uint8_t> &storage) {
+  if (file) {
+    auto *dialect = context->getOrLoadDialect<PeftDialect>();
+    auto view = dialect->getWeightStore().lookup(file.getValue(), name);
+    if (!view)
+      return view.takeError();
+    if (llvm::Error error = checkViewMatches(type, name, *view, file.getValue()))
+      return std::move(error);
+    return *view;
+  }
+  std::optional<DType> dtype = dtypeOf(type.getElementType());
+  if (!dtype || *dtype == DType::Bool)
+    return weightError("weight '" + name + "': unsupported element type");
+  TensorView view{*dtype, std::vector<int64_t>(type.getShape().begin(), type.getShape().end()),
+                  nullptr, 0};
+  view.byteSize = view.numElements() * dtypeBits(*dtype) / 8;
+  ArrayRef<char> bytes;
+  if (auto dense = dyn_cast_or_null<DenseElementsAttr>(value)) {
+    bytes = dense.getRawData();
+  } else if (auto resource = dyn_cast_or_null<DenseResourceElementsAttr>(value)) {
+    if (AsmResourceBlob *blob = resource.getRawHandle().getBlob())
+      bytes = blob->getData();
+  }
+  if (bytes.size() == view.byteSize) {
+    view.data = reinterpret_cast<const uint8_t *>(bytes.data());
+  } else if (!bytes.empty() && bytes.size() * view.numElements() == view.byteSize) {
+    storage.resize(view.byteSize); // A splat: repeat its one element.
+    for (size_t offset = 0; offset < view.byteSize; offset += bytes.size())
+      std::memcpy(storage.data() + offset, bytes.data(), bytes.size());
+    view.data = storage.data();
+  } else {
+    return weightError("weight '" + name + "': value holds " + llvm::Twine(bytes.size()) +
+                       " bytes, expected " + llvm::Twine(view.byteSize));
+  }
+  return view;
+}
+
+llvm::Expected<TensorView> WeightOp::read(std::vector<uint8_t> &storage) {
+  return readWeightBytes(getContext(), getType(), getName(), getFileAttr(),
+                         getValue() ? *getValue() : ElementsAttr(), storage);
+}
+
+llvm::Expected<std::vector<float>> WeightOp::readFloat32() {
+  std::vector<uint8_t> storage;
+  auto view = read(storage);
+  if (!view)
+    return view.takeError();
+  if (!view->isFloat())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "weight '" + getName() + "' is not a float tensor");
+  return view->toFloat32();
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+int64_t LinearOp::getOutFeatures() {
+  return getWeight().getType().getDimSize(getWeightInOut() ? 1 : 0);
+}
+
+int64_t LinearOp::getInFeatures() {
+  return getWeight().getType().getDimSize(getWeightInOut() ? 0 : 1);
+}
+
+LogicalResult LinearOp::verify() {
+  auto inputType = getInput().getType();
+  auto resultType = getResult().getType();
+  StringRef layout = getWeightInOut() ? "[in, out]" : "[out, in]";
+  if (getWeight().getType().getRank() != 2)
+    return emitOpError("'") << getModulePath() << "': weight must be " << layout
+                            << ", got " << describeShape(getWeight());
+  if (inputType.getRank() < 1 || resultType.getRank() != inputType.getRank())
+    return emitOpError("'") << getModulePath() << "': input "
+                            << describeShape(getInput()) << " and result "
+                            << describeShape(getResult())
+                            << " must have the same rank, at least 1";
+  if (!sizesAgree(inputType.getShape().back(), getInFeatures()))
+    return emitOpError("'") << getModulePath() << "': input "
+                            << describeShape(getInput())
+                            << " does not match the weight " << layout << " "
+                            << describeShape(getWeight());
+  if (!sizesAgree(resultType.getShape().back(), getOutFeatures()))
+    return emitOpError("'") << getModulePath() << "': result "
+                            << describeShape(getResult())
+                            << " does not match the weight " << layout << " "
+                            << describeShape(getWeight());
+  for (int64_t dim = 0; dim + 1 < inputType.getRank(); ++dim)
+    if (!sizesAgree(inputType.getDimSize(dim), resultType.getDimSize(dim)))
+      return emitOpError("'") << getModulePath() << "': input "
+                              << describeShape(getInput()) << " and result "
+                              << describeShape(getResult())
+                              << " differ in batch dimension " << dim;
+  if (Value bias = getBias()) {
+    auto biasShape = cast<ShapedType>(bias.getType()).getShape();
+    if (biasShape.size() != 1 || !sizesAgree(biasShape[0], getOutFeatures()))
+      return emitOpError("'") << getModulePath() << "': bias "
+                              << describeShape(bias) << " does not match weight "
+                              << layout << " " << describeShape(getWeight());
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LoraOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LoraOp::verify() {
+  auto aShape = getLoraA().getType().getShape();
+  auto bShape = getLoraB().getType().getShape();
+  if (aShape.size() != 2 || bShape.size() != 2)
+    return emitOpError("adapter '")
+           << getAdapter() << "': lora_A " << describeShape(getLoraA())
+           << " and lora_B " << describeShape(getLoraB()) << " must be matrices";
+  if (!sizesAgree(aShape[0], bShape[1]))
+    return emitOpError("adapter '")
+           << getAdapter() << "': lora_A " << describeShape(getLoraA())
+           << " and lora_B " << describeShape(getLoraB())
+           << " disagree on the rank";
+  auto inputShape = getInput().getType().getShape();
+  if (inputShape.empty() || !sizesAgree(aShape[1], inputShape.back()))
+    return emitOpError("adapter '")
+           << getAdapter() << "': lora_A " << describeShape(getLoraA())
+           << " does not match the input " << describeShape(getInput());
+  auto baseShape = getBase().getType().getShape();
+  if (baseShape.empty() || !sizesAgree(bShape[0], baseShape.back()))
+    return emitOpError("adapter '")
+           << getAdapter() << "': lora_B " << describeShape(getLoraB())
+           << " does not match the base output " << describeShape(getBase());
+  return success();
+}
+
+#define GET_OP_CLASSES
+#include "dialects/peft/PeftOps.cpp.inc"

@@ -1,0 +1,112 @@
+#ifndef PEFT_OPS_TD
+#define PEFT_OPS_TD
+
+include "dialects/peft/PeftDialect.td"
+include "dialects/peft/PeftInterfaces.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+
+def Peft_WeightOp : Peft_Op<"weight", [Pure]> {
+  let summary = "A named weight tensor, kept in a file or held as an attribute";
+  let description = [{
+    Produces a constant weight tensor. A weight imported from a model or an
+    adapter names the file and the tensor inside it; the file (safetensors or
+    ONNX) is memory-mapped only when a pass or the artifact writer needs the
+    values, so the IR never carries large weights as text:
+
+    ```mlir
+    %w = peft.weight "encoder.layer.0.attention.self.query.weight"
+           from "model.onnx" : tensor<768x768xf32>
+    ```
+
+    A weight computed at compile time (a merged LoRA, say) holds its values in
+    `value`: a `dense` attribute when small, a `dense_resource` blob otherwise.
+
+    ```mlir
+    %w = peft.weight "q.weight" = dense<1.0> : tensor<4x4xf32>
+    ```
+
+    The result type of a weight with a value is the value's type.
+    ```
+  }];
+  let arguments = (ins StrAttr:$name, OptionalAttr<StrAttr>:$file,
+                       OptionalAttr<ElementsAttr>:$value);
+  let results = (outs AnyRankedTensor:$result);
+  let hasCustomAssemblyFormat = 1;
+  let extraClassDeclaration = [{
+    /// The weight's bytes: a view into its mapped file, or into `storage`
+    /// when they had to be expanded (a splat value).
+    ::llvm::Expected<::peft::TensorView> read(std::vector<uint8_t> &storage);
+    /// The weight's values widened to fp32.
+    ::llvm::Expected<std::vector<float>> readFloat32();
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_LinearOp : Peft_Op<"linear", [Pure,
+    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+  let summary = "Fully connected layer y = x·Wᵀ + b of a source-model module";
+  let description = [{
+    The base layer behind `nn.Linear`, ONNX `Gemm` and `MatMul` with a
+    constant right-hand side, and GPT-2's `Conv1D`. The input has any number
+    of leading batch dimensions, `[..., in]`; the result is `[..., out]`.
+
+    The weight is `[out, in]` (PyTorch's `nn.Linear` layout) unless
+    `weight_in_out` is set, in which case it is stored `[in, out]` (what
+    `torch.onnx.export` writes for `MatMul`, and GPT-2's `Conv1D`). Keeping the
+    stored layout avoids copying the weight at import.
+
+    `module_path` is the dotted path of the source module; adapters name their
+    target modules by it.
+
+    ```mlir
+    %y = peft.linear "encoder.layer.0.output.dense" %x, %w, %b
+           : (tensor<?x8x64xf32>, tensor<32x64xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$module_path, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight, Optional<AnyRankedTensor>:$bias,
+                       UnitAttr:$weight_in_out);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $module_path $input `,` $weight (`,` $bias^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// Sizes of the weight's [out, in] view, whatever its stored layout.
+    int64_t getOutFeatures();
+    int64_t getInFeatures();
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
+  let summary = "Low-rank adapter added to a base layer's output";
+  let description = [{
+    `result = base + scale · (input · Aᵀ) · Bᵀ`, where `base` is the output of
+    the adapted layer applied to `input`, `A` (`lora_a`) is `[r, in]` and `B`
+    (`lora_b`) is `[out, r]`, as Hugging Face PEFT stores them. `scale` is
+    `lora_alpha / r` (or `lora_alpha / sqrt(r)` for rsLoRA). `adapter` names
+    the adapter the weights came from.
+
+    Merging folds the adapter into the base weight, `W' = W + scale · B·A`;
+    left unmerged it lowers to two small GEMMs beside the base one.
+
+    ```mlir
+    %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32}
+           : (tensor<?x8x32xf32>, tensor<?x8x32xf32>, tensor<4x32xf32>, tensor<32x4xf32>)
+             -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input,
+                       AnyRankedTensor:$base, AnyRankedTensor:$lora_a,
+                       AnyRankedTensor:$lora_b, F32Attr:$scale);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $base `,` $lora_a `,` $lora_b attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // PEFT_OPS_TD

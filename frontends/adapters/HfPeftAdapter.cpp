@@ -1,0 +1,306 @@
+//===- HfPeftAdapter.cpp - Hugging Face PEFT adapters on disk ---------------===//
+#include "frontends/adapters/HfPeftAdapter.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <regex>
+
+namespace peft {
+
+using Json = nlohmann::ordered_json;
+
+static llvm::Error fail(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+//===----------------------------------------------------------------------===//
+// Module matching, as PEFT's check_target_module_exists does it
+//===----------------------------------------------------------------------===//
+
+static bool fullMatch(const std::string &pattern, const std::string &text) {
+  return std::regex_match(text, std::regex(pattern));
+}
+
+static bool matchesList(const std::vector<std::string> &names,
+                        const std::string &path) {
+  for (const std::string &name : names)
+    if (path == name || llvm::StringRef(path).ends_with("." + name))
+      return true;
+  return false;
+}
+
+/// The layer index PEFT reads from a path: the number after the last
+/// `.<component>.` (any component, or one of `layers_pattern`).
+static std::optional<int64_t> layerIndex(const std::vector<std::string> &patterns,
+                                         const std::string &path) {
+  std::vector<std::string> components =
+      patterns.empty() ? std::vector<std::string>{"[^.]*"} : patterns;
+  for (const std::string &component : components) {
+    std::smatch match;
+    if (std::regex_search(path, match,
+                          std::regex("^.*\\." + component + "\\.(\\d+)\\.")))
+      return std::stoll(match[1].str());
+  }
+  return std::nullopt;
+}
+
+bool LoraConfig::targets(const std::string &path) const {
+  if (excludeRegex ? fullMatch(*excludeRegex, path)
+                   : matchesList(excludeModules, path))
+    return false;
+  if (targetRegex)
+    return fullMatch(*targetRegex, path);
+  if (std::find(targetModules.begin(), targetModules.end(), path) !=
+      targetModules.end())
+    return true;
+  if (!matchesList(targetModules, path))
+    return false;
+  if (!layersToTransform)
+    return true;
+  std::optional<int64_t> index = layerIndex(layersPattern, path);
+  return index && std::find(layersToTransform->begin(), layersToTransform->end(),
+                            *index) != layersToTransform->end();
+}
+
+template <typename T>
+static T patternValue(const std::vector<std::pair<std::string, T>> &patterns,
+                      const std::string &path, T fallback) {
+  for (const auto &[key, value] : patterns)
+    if (std::regex_match(path, std::regex("(.*\\.)?(" + key + ")")))
+      return value;
+  return fallback;
+}
+
+int LoraConfig::rankFor(const std::string &path) const {
+  return patternValue(rankPattern, path, rank);
+}
+
+double LoraConfig::alphaFor(const std::string &path) const {
+  return patternValue(alphaPattern, path, alpha);
+}
+
+double LoraConfig::scaleFor(const std::string &path) const {
+  double r = rankFor(path);
+  return alphaFor(path) / (useRslora ? std::sqrt(r) : r);
+}
+
+//===----------------------------------------------------------------------===//
+// adapter_config.json
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Reads typed keys of the config, recording the first type error.
+class ConfigReader {
+public:
+  ConfigReader(const Json &json, std::string path) : json(json), path(std::move(path)) {}
+
+  template <typename T> void read(const char *key, T &out) {
+    if (!json.contains(key) || json[key].is_null())
+      return;
+    try {
+      out = json[key].get<T>();
+    } catch (const Json::exception &) {
+      setError(key, "has the wrong type");
+    }
+  }
+
+  /// A key that holds either a string (a regex) or a list of names.
+  void readNamesOrRegex(const char *key, std::vector<std::string> &names,
+                        std::optional<std::string> &regex) {
+    if (!json.contains(key) || json[key].is_null())
+      return;
+    if (json[key].is_string())
+      regex = json[key].get<std::string>();
+    else
+      read(key, names);
+  }
+
+  void readLayers(std::optional<std::vector<int64_t>> &layers) {
+    const char *key = "layers_to_transform";
+    if (json.contains(key) && json[key].is_number_integer())
+      layers = std::vector<int64_t>{json[key].get<int64_t>()};
+    else if (json.contains(key) && !json[key].is_null())
+      read(key, layers.emplace());
+  }
+
+  void readStrings(const char *key, std::vector<std::string> &out) {
+    if (json.contains(key) && json[key].is_string())
+      out = {json[key].get<std::string>()};
+    else
+      read(key, out);
+  }
+
+  template <typename T>
+  void readPattern(const char *key, std::vector<std::pair<std::string, T>> &out) {
+    if (!json.contains(key) || json[key].is_null())
+      return;
+    if (!json[key].is_object())
+      return setError(key, "must be an object");
+    for (auto &[pattern, value] : json[key].items()) {
+      if (!value.is_number())
+        return setError(key, "maps '" + pattern + "' to a non-number");
+      out.emplace_back(pattern, value.template get<T>());
+    }
+  }
+
+  void setError(const std::string &key, const std::string &what) {
+    if (error.empty())
+      error = path + ": '" + key + "' " + what;
+  }
+
+  const Json &json;
+  std::string path;
+  std::string error;
+};
+} // namespace
+
+/// Rejects the parts of a config that this reader does not handle yet, so that
+/// an adapter is never silently applied with the wrong math.
+static llvm::Error checkSupported(const Json &json, const std::string &path) {
+  std::string peftType = json["peft_type"].is_string()
+                             ? json["peft_type"].get<std::string>()
+                             : std::string();
+  if (peftType != "LORA")
+    return fail(path + ": peft_type '" + peftType +
+                "' is not supported (supported: LORA)");
+  auto isSet = [&](const char *key) {
+    return json.contains(key) && !json[key].is_null() && json[key] != false &&
+           json[key] != "none" && !(json[key].is_array() && json[key].empty());
+  };
+  for (const char *key : {"use_dora", "lora_bias", "modules_to_save"})
+    if (isSet(key))
+      return fail(path + ": '" + key + "' is not supported yet");
+  if (isSet("bias"))
+    return fail(path + ": 'bias' = " + json["bias"].dump() +
+                " is not supported yet (only \"none\")");
+  return llvm::Error::success();
+}
+
+static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
+  auto text = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!text)
+    return fail(path + ": cannot open: " + text.getError().message());
+  Json json = Json::parse((*text)->getBuffer().begin(), (*text)->getBuffer().end(),
+                          nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded() || !json.is_object())
+    return fail(path + ": not a JSON object");
+  if (!json.contains("peft_type"))
+    return fail(path + ": missing 'peft_type'");
+  if (llvm::Error error = checkSupported(json, path))
+    return std::move(error);
+
+  LoraConfig config;
+  ConfigReader reader(json, path);
+  reader.read("r", config.rank);
+  reader.read("lora_alpha", config.alpha);
+  reader.read("use_rslora", config.useRslora);
+  reader.read("fan_in_fan_out", config.fanInFanOut);
+  reader.readNamesOrRegex("target_modules", config.targetModules, config.targetRegex);
+  reader.readNamesOrRegex("exclude_modules", config.excludeModules, config.excludeRegex);
+  reader.readLayers(config.layersToTransform);
+  reader.readStrings("layers_pattern", config.layersPattern);
+  reader.readPattern("rank_pattern", config.rankPattern);
+  reader.readPattern("alpha_pattern", config.alphaPattern);
+  if (!reader.error.empty())
+    return fail(reader.error);
+  if (config.rank <= 0)
+    return fail(path + ": 'r' must be positive");
+  if (config.targetRegex && *config.targetRegex == "all-linear")
+    return fail(path + ": target_modules \"all-linear\" is not supported yet; "
+                       "list the module names");
+  return config;
+}
+
+//===----------------------------------------------------------------------===//
+// adapter_model.safetensors
+//===----------------------------------------------------------------------===//
+
+static constexpr llvm::StringLiteral kKeyPrefix = "base_model.model.";
+
+/// Groups the tensors by module and checks each against the config.
+static llvm::Error collectModules(LoraAdapter &adapter) {
+  std::map<std::string, LoraModule> byPath;
+  const std::string &file = adapter.weightsFile;
+  for (const auto &[key, view] : adapter.weights->tensors()) {
+    llvm::StringRef rest(key);
+    bool isA = rest.consume_back(".lora_A.weight");
+    bool isB = !isA && rest.consume_back(".lora_B.weight");
+    if (!rest.consume_front(kKeyPrefix) || !(isA || isB))
+      return fail(file + ": tensor '" + key +
+                  "' is not a LoRA linear weight (base_model.model.<module>."
+                  "lora_A.weight / lora_B.weight); other kinds are not supported yet");
+    if (!view.isFloat())
+      return fail(file + ": tensor '" + key + "' has dtype " + dtypeName(view.dtype) +
+                  "; LoRA weights must be F32, F16, BF16 or F64");
+    if (view.shape.size() != 2)
+      return fail(file + ": tensor '" + key + "' has shape " +
+                  formatShape(view.shape) + "; LoRA weights are matrices");
+    LoraModule &module = byPath[rest.str()];
+    module.modulePath = rest.str();
+    (isA ? module.tensorA : module.tensorB) = key;
+    (isA ? module.a : module.b) = view;
+  }
+  for (auto &[path, module] : byPath) {
+    if (module.tensorA.empty() || module.tensorB.empty())
+      return fail(file + ": module '" + path + "' has " +
+                  (module.tensorA.empty() ? "lora_B but no lora_A" : "lora_A but no lora_B"));
+    if (module.a.shape[0] != module.b.shape[1])
+      return fail(file + ": module '" + path + "': lora_A " +
+                  formatShape(module.a.shape) + " and lora_B " +
+                  formatShape(module.b.shape) + " disagree on the rank");
+    const LoraConfig &config = adapter.config;
+    if (!config.targets(path))
+      return fail(file + ": tensor '" + module.tensorA + "' adapts module '" + path +
+                  "', which adapter_config.json does not target");
+    if (module.a.shape[0] != config.rankFor(path))
+      return fail(file + ": tensor '" + module.tensorA + "' has rank " +
+                  llvm::Twine(module.a.shape[0]) + " but adapter_config.json gives r=" +
+                  llvm::Twine(config.rankFor(path)) + " for module '" + path + "'");
+    module.scale = config.scaleFor(path);
+    adapter.modules.push_back(std::move(module));
+  }
+  if (adapter.modules.empty())
+    return fail(file + ": holds no LoRA tensors");
+  return llvm::Error::success();
+}
+
+llvm::Expected<LoraAdapter> readHfPeftAdapter(llvm::StringRef directory,
+                                              llvm::StringRef name) {
+  if (!llvm::sys::fs::is_directory(directory))
+    return fail(directory + ": not an adapter directory");
+  llvm::SmallString<256> configPath(directory), weightsPath(directory);
+  llvm::sys::path::append(configPath, "adapter_config.json");
+  llvm::sys::path::append(weightsPath, "adapter_model.safetensors");
+
+  LoraAdapter adapter;
+  adapter.name = name.str();
+  adapter.directory = directory.str();
+  adapter.weightsFile = weightsPath.str().str();
+  auto config = readConfig(configPath.str().str());
+  if (!config)
+    return config.takeError();
+  adapter.config = std::move(*config);
+
+  if (!llvm::sys::fs::exists(weightsPath)) {
+    llvm::SmallString<256> picklePath(directory);
+    llvm::sys::path::append(picklePath, "adapter_model.bin");
+    if (llvm::sys::fs::exists(picklePath))
+      return fail(picklePath + ": torch pickle adapters are not read (they can run "
+                               "code); save with safe_serialization=True");
+    return fail(weightsPath + ": missing");
+  }
+  auto weights = SafetensorsFile::open(weightsPath);
+  if (!weights)
+    return weights.takeError();
+  adapter.weights = std::move(*weights);
+  if (llvm::Error error = collectModules(adapter))
+    return std::move(error);
+  return adapter;
+}
+
+} // namespace peft

@@ -1,0 +1,109 @@
+//===- Artifact.cpp - Describe and package a compiled entry -----------------===//
+#include "lowering/Artifact.h"
+
+#include "dialects/peft/PeftDialect.h"
+#include "lowering/Passes.h"
+#include "support/Safetensors.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <map>
+
+using namespace mlir;
+
+namespace peft {
+
+static llvm::Error artifactError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+static llvm::Expected<ManifestTensor> describeTensor(Type type, StringRef name) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  std::optional<DType> dtype = tensor ? dtypeOf(tensor.getElementType()) : std::nullopt;
+  if (!dtype)
+    return artifactError("entry tensor '" + name + "' has a type the runtime cannot pass");
+  ManifestTensor described{name.str(), dtypeName(*dtype).str(), {}};
+  for (int64_t size : tensor.getShape())
+    described.shape.push_back(ShapedType::isDynamic(size) ? -1 : size);
+  return described;
+}
+
+static std::string nameOf(DictionaryAttr attrs, StringRef fallback) {
+  auto name = attrs ? attrs.getAs<StringAttr>(kTensorNameAttr) : StringAttr();
+  return name ? name.str() : fallback.str();
+}
+
+llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
+  Manifest manifest;
+  for (unsigned i = 0; i < entry.getNumArguments(); ++i) {
+    DictionaryAttr attrs = entry.getArgAttrDict(i);
+    auto weightName = attrs ? attrs.getAs<StringAttr>(kWeightNameAttr) : StringAttr();
+    auto tensor = describeTensor(entry.getArgument(i).getType(),
+                                 weightName ? weightName.getValue()
+                                            : StringRef(nameOf(attrs, "input" + std::to_string(i))));
+    if (!tensor)
+      return tensor.takeError();
+    (weightName ? manifest.weights : manifest.inputs).push_back(*tensor);
+  }
+  for (unsigned i = 0; i < entry.getNumResults(); ++i) {
+    auto tensor = describeTensor(entry.getResultTypes()[i],
+                                 nameOf(entry.getResultAttrDict(i), "output" + std::to_string(i)));
+    if (!tensor)
+      return tensor.takeError();
+    manifest.outputs.push_back(*tensor);
+  }
+  return manifest;
+}
+
+llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
+  std::map<std::string, TensorView> tensors;
+  std::vector<std::vector<uint8_t>> storages(entry.getNumArguments());
+  for (unsigned i = 0; i < entry.getNumArguments(); ++i) {
+    DictionaryAttr attrs = entry.getArgAttrDict(i);
+    auto name = attrs ? attrs.getAs<StringAttr>(kWeightNameAttr) : StringAttr();
+    if (!name)
+      continue;
+    auto view = readWeightBytes(entry.getContext(),
+                                cast<RankedTensorType>(entry.getArgument(i).getType()),
+                                name.getValue(), attrs.getAs<StringAttr>(kWeightFileAttr),
+                                attrs.getAs<ElementsAttr>(kWeightValueAttr), storages[i]);
+    if (!view)
+      return view.takeError();
+    if (!tensors.emplace(name.str(), *view).second)
+      return artifactError("two different weights are both named '" + name.getValue() + "'");
+  }
+  return writeSafetensors(path, tensors);
+}
+
+llvm::Expected<std::string> createStagingDir(StringRef outputDir) {
+  llvm::SmallString<256> parent(outputDir);
+  llvm::sys::path::remove_filename(parent);
+  if (parent.empty())
+    parent = ".";
+  if (std::error_code error = llvm::sys::fs::create_directories(parent))
+    return artifactError(parent + ": cannot create: " + error.message());
+  llvm::SmallString<256> staging;
+  std::string prefix = (parent + "/" + llvm::sys::path::filename(outputDir) + ".tmp").str();
+  if (std::error_code error = llvm::sys::fs::createUniqueDirectory(prefix, staging))
+    return artifactError(outputDir + ": cannot create a staging directory: " + error.message());
+  return staging.str().str();
+}
+
+llvm::Error publishStagingDir(StringRef stagingDir, StringRef outputDir) {
+  if (llvm::sys::fs::exists(outputDir)) {
+    llvm::SmallString<256> manifest(outputDir);
+    llvm::sys::path::append(manifest, "manifest.json");
+    if (!llvm::sys::fs::exists(manifest))
+      return artifactError(outputDir + ": exists and is not a peft-mlir artifact; "
+                                       "not replacing it");
+    if (std::error_code error = llvm::sys::fs::remove_directories(outputDir))
+      return artifactError(outputDir + ": cannot replace: " + error.message());
+  }
+  if (std::error_code error = llvm::sys::fs::rename(stagingDir, outputDir))
+    return artifactError(outputDir + ": cannot move the artifact into place: " +
+                         error.message());
+  return llvm::Error::success();
+}
+
+} // namespace peft

@@ -1,0 +1,34 @@
+//===- Passes.h - Lowering passes and pipelines -----------------*- C++ -*-===//
+#ifndef PEFT_LOWERING_PASSES_H
+#define PEFT_LOWERING_PASSES_H
+
+#include "dialects/peft/PeftDialect.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassManager.h"
+
+namespace peft {
+
+#define GEN_PASS_DECL
+#include "lowering/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "lowering/Passes.h.inc"
+
+/// Argument attributes that `peft-externalize-weights` sets.
+constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";
+constexpr llvm::StringLiteral kWeightFileAttr = "peft.file";
+constexpr llvm::StringLiteral kWeightValueAttr = "peft.value";
+
+/// Registers the passes above.
+inline void registerLoweringPasses() { registerPeftLoweringPasses(); }
+
+} // namespace peft
+
+#endif // PEFT_LOWERING_PASSES_H

@@ -1,0 +1,46 @@
+#ifndef PEFT_LOWERING_PASSES_TD
+#define PEFT_LOWERING_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def ExternalizeWeights : Pass<"peft-externalize-weights", "mlir::ModuleOp"> {
+  let summary = "Turn weights into arguments of the entry functions";
+  let description = [{
+    Prepares each public function as an entry the runtime calls. Compiled code
+    does not embed weights: the runtime maps them from the artifact's
+    safetensors file and passes them in. This pass replaces every
+    `peft.weight` by a new trailing argument, which carries `peft.weight` (the
+    tensor's name) and either `peft.file` or `peft.value`, so the artifact
+    writer can gather the bytes. It also marks the function
+    `llvm.emit_c_interface`, which the runtime's calling convention builds on.
+  }];
+  let dependentDialects = ["peft::PeftDialect", "mlir::func::FuncDialect"];
+}
+
+def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
+  let summary = "Lower peft layers and adapters to linalg on tensors";
+  let description = [{
+    The target-independent stage of code generation. `peft.linear` becomes a
+    `linalg.matmul` over the flattened batch dimensions, its bias broadcast
+    into the accumulator; `peft.lora` becomes the two thin GEMMs of the
+    unmerged adapter accumulated into the base output; a `peft.weight` that
+    holds its value becomes an `arith.constant`. Weights that still name a
+    file are an error: run `peft-externalize-weights` first.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect",
+                           "mlir::tensor::TensorDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+def EmitPackedEntry : Pass<"peft-emit-packed-entry", "mlir::ModuleOp"> {
+  let summary = "Add a `void NAME_packed(void **args)` wrapper to each entry";
+  let description = [{
+    Runs on the LLVM dialect, after `convert-func-to-llvm` made the
+    `_mlir_ciface_NAME` wrappers. The runtime calls any model through one
+    signature: `args[0]` points to the result descriptor(s) and `args[1..]`
+    to the argument descriptors, in order.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect"];
+}
+
+#endif // PEFT_LOWERING_PASSES_TD

@@ -1,0 +1,159 @@
+//===- PeftToLinalg.cpp - peft layers and adapters to linalg ----------------===//
+#include "lowering/Passes.h"
+
+#include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace peft {
+#define GEN_PASS_DEF_CONVERTPEFTTOLINALG
+#include "lowering/Passes.h.inc"
+} // namespace peft
+
+using namespace mlir;
+using namespace peft;
+
+namespace {
+
+/// [d0, ..., dn-1, K] -> [d0·...·dn-1, K]; a vector [K] becomes [1, K].
+Value flattenBatch(OpBuilder &builder, Location loc, Value input) {
+  auto type = cast<RankedTensorType>(input.getType());
+  int64_t rank = type.getRank();
+  if (rank == 2)
+    return input;
+  if (rank == 1) {
+    auto matrix = RankedTensorType::get({1, type.getDimSize(0)}, type.getElementType());
+    return tensor::ExpandShapeOp::create(builder, loc, matrix, input,
+                                         ArrayRef<ReassociationIndices>{{0, 1}});
+  }
+  ReassociationIndices batch = llvm::to_vector(llvm::seq<int64_t>(0, rank - 1));
+  return tensor::CollapseShapeOp::create(
+      builder, loc, input, ArrayRef<ReassociationIndices>{batch, {rank - 1}});
+}
+
+/// The inverse of flattenBatch: [M, N] -> [d0, ..., dn-1, N], the batch sizes
+/// taken from `like` (the layer's input).
+Value restoreBatch(OpBuilder &builder, Location loc, Value matrix, Value like,
+                   RankedTensorType resultType) {
+  int64_t rank = resultType.getRank();
+  if (rank == 2)
+    return matrix;
+  if (rank == 1)
+    return tensor::CollapseShapeOp::create(builder, loc, resultType, matrix,
+                                           ArrayRef<ReassociationIndices>{{0, 1}});
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(builder, loc, like);
+  sizes.back() = builder.getIndexAttr(resultType.getShape().back());
+  ReassociationIndices batch = llvm::to_vector(llvm::seq<int64_t>(0, rank - 1));
+  return tensor::ExpandShapeOp::create(builder, loc, resultType, matrix,
+                                       ArrayRef<ReassociationIndices>{batch, {rank - 1}},
+                                       sizes);
+}
+
+/// acc + lhs·rhs, or acc + lhs·rhsᵀ when `rhsTransposed`, as a linalg.matmul.
+Value matmul(OpBuilder &builder, Location loc, Value lhs, Value rhs,
+             bool rhsTransposed, Value acc) {
+  MLIRContext *context = builder.getContext();
+  AffineExpr m, n, k;
+  bindDims(context, m, n, k);
+  auto map = [&](ArrayRef<AffineExpr> results) {
+    return AffineMapAttr::get(AffineMap::get(3, 0, results, context));
+  };
+  ArrayAttr maps = builder.getArrayAttr(
+      {map({m, k}), rhsTransposed ? map({n, k}) : map({k, n}), map({m, n})});
+  return linalg::MatmulOp::create(builder, loc, TypeRange{acc.getType()},
+                                  ValueRange{lhs, rhs}, ValueRange{acc},
+                                  {builder.getNamedAttr("indexing_maps", maps)})
+      .getResult(0);
+}
+
+/// An [M, N] tensor holding `bias` broadcast over rows, or zeros.
+Value accumulatorFor(OpBuilder &builder, Location loc, Value rows, int64_t n,
+                     Value bias, Type elementType) {
+  SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(builder, loc, rows, 0),
+                                     builder.getIndexAttr(n)};
+  Value empty = tensor::EmptyOp::create(builder, loc, sizes, elementType);
+  if (!bias) {
+    Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(elementType));
+    return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
+  }
+  return linalg::BroadcastOp::create(builder, loc, bias, empty, ArrayRef<int64_t>{0})
+      .getResult()[0];
+}
+
+struct LowerLinear : OpRewritePattern<LinearOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType resultType = op.getResult().getType();
+    Value rows = flattenBatch(rewriter, loc, op.getInput());
+    Value acc = accumulatorFor(rewriter, loc, rows, op.getOutFeatures(), op.getBias(),
+                               resultType.getElementType());
+    Value product = matmul(rewriter, loc, rows, op.getWeight(),
+                           /*rhsTransposed=*/!op.getWeightInOut(), acc);
+    rewriter.replaceOp(op, restoreBatch(rewriter, loc, product, op.getInput(), resultType));
+    return success();
+  }
+};
+
+/// base + s·(x·Aᵀ)·Bᵀ, with the scale applied to the thin [M, r] intermediate.
+struct LowerLora : OpRewritePattern<LoraOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LoraOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Type f32 = rewriter.getF32Type();
+    if (op.getLoraA().getType().getElementType() != f32 ||
+        op.getLoraB().getType().getElementType() != f32)
+      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
+    int64_t rank = op.getLoraA().getType().getDimSize(0);
+    Value rows = flattenBatch(rewriter, loc, op.getInput());
+    Value zeros = accumulatorFor(rewriter, loc, rows, rank, Value(), f32);
+    Value down = matmul(rewriter, loc, rows, op.getLoraA(), true, zeros);
+    Value scale = arith::ConstantOp::create(rewriter, loc, op.getScaleAttr());
+    Value scaled = linalg::MulOp::create(
+                       rewriter, loc, ValueRange{down, linalg::FillOp::create(
+                                                          rewriter, loc, scale, zeros)
+                                                          .getResult(0)},
+                       ValueRange{zeros})
+                       .getResult(0);
+    Value base = flattenBatch(rewriter, loc, op.getBase());
+    Value up = matmul(rewriter, loc, scaled, op.getLoraB(), true, base);
+    rewriter.replaceOp(op, restoreBatch(rewriter, loc, up, op.getInput(), op.getType()));
+    return success();
+  }
+};
+
+struct LowerValueWeight : OpRewritePattern<WeightOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(WeightOp op, PatternRewriter &rewriter) const override {
+    if (!op.getValue())
+      return rewriter.notifyMatchFailure(op, "weight lives in a file");
+    rewriter.replaceOpWithNewOp<arith::ConstantOp>(op, cast<TypedAttr>(*op.getValue()));
+    return success();
+  }
+};
+
+struct ConvertPeftToLinalgPass
+    : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<LowerLinear, LowerLora, LowerValueWeight>(&getContext());
+    GreedyRewriteConfig config;
+    config.enableFolding(false);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))
+      return signalPassFailure();
+    WalkResult leftover = getOperation().walk([](Operation *op) {
+      if (!isa<PeftDialect>(op->getDialect()))
+        return WalkResult::advance();
+      if (auto weight = dyn_cast<WeightOp>(op))
+        op->emitError("weight '") << weight.getName()
+                                  << "' still names a file; run peft-externalize-weights first";
+      else
+        op->emitError("cannot lower this op to linalg");
+      return WalkResult::interrupt();
+    });
+    if (leftover.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,38 @@
+#ifndef PEFT_PASSES_TD
+#define PEFT_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
+  let summary = "Attach Hugging Face PEFT adapters to the layers they target";
+  let description = [{
+    Reads each adapter directory (adapter_config.json and
+    adapter_model.safetensors), finds the `peft.linear` whose module path the
+    adapter names, and inserts a `peft.lora` on its output. The adapter's
+    matrices become `peft.weight` ops that reference the safetensors file, so
+    nothing is copied. Adapters attached to the same layer chain: their outputs
+    add, as in PEFT.
+
+    Errors name the tensor and the module: a module the model lacks, or A/B
+    shapes that disagree with the layer.
+  }];
+  let options = [
+    ListOption<"adapters", "adapters", "std::string",
+               "Adapter directories, each DIR or DIR=NAME">,
+  ];
+  let dependentDialects = ["peft::PeftDialect"];
+}
+
+def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
+  let summary = "Fold adapters into their base layer's weights at compile time";
+  let description = [{
+    Replaces each chain `peft.lora(... peft.lora(peft.linear(x, W, b)))` by a
+    single `peft.linear(x, W', b)` with `W' = W + Σ scale·B·A`, computed in
+    fp32, one layer per thread. The merged weight is held as a `dense` value
+    when small and as a `dense_resource` blob otherwise. An adapter that cannot
+    be merged stays, and the pass says why in a remark.
+  }];
+  let dependentDialects = ["peft::PeftDialect"];
+}
+
+#endif // PEFT_PASSES_TD

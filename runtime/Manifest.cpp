@@ -1,0 +1,62 @@
+//===- Manifest.cpp - What a compiled artifact holds ------------------------===//
+#include "runtime/Manifest.h"
+
+#include <nlohmann/json.hpp>
+
+namespace peft {
+
+using Json = nlohmann::ordered_json;
+
+static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
+  Json list = Json::array();
+  for (const ManifestTensor &tensor : tensors)
+    list.push_back({{"name", tensor.name}, {"dtype", tensor.dtype}, {"shape", tensor.shape}});
+  return list;
+}
+
+static std::vector<ManifestTensor> tensorsFromJson(const Json &list) {
+  std::vector<ManifestTensor> tensors;
+  for (const Json &item : list)
+    tensors.push_back({item.at("name").get<std::string>(),
+                       item.at("dtype").get<std::string>(),
+                       item.at("shape").get<std::vector<int64_t>>()});
+  return tensors;
+}
+
+std::string Manifest::toJson() const {
+  Json json = {{"format", "peft-mlir-artifact"},
+               {"version", kVersion},
+               {"target", target},
+               {"library", library},
+               {"entry", entry},
+               {"weights_file", weightsFile},
+               {"inputs", tensorsToJson(inputs)},
+               {"outputs", tensorsToJson(outputs)},
+               {"weights", tensorsToJson(weights)}};
+  return json.dump(2) + "\n";
+}
+
+bool Manifest::fromJson(const std::string &text, std::string &error) {
+  try {
+    Json json = Json::parse(text);
+    if (json.at("format") != "peft-mlir-artifact")
+      return error = "not a peft-mlir artifact manifest", false;
+    if (json.at("version") != kVersion)
+      return error = "manifest version " + json.at("version").dump() +
+                     " is not the supported version " + std::to_string(kVersion),
+             false;
+    target = json.at("target").get<std::string>();
+    library = json.at("library").get<std::string>();
+    entry = json.at("entry").get<std::string>();
+    weightsFile = json.at("weights_file").get<std::string>();
+    inputs = tensorsFromJson(json.at("inputs"));
+    outputs = tensorsFromJson(json.at("outputs"));
+    weights = tensorsFromJson(json.at("weights"));
+    return true;
+  } catch (const Json::exception &exception) {
+    error = std::string("malformed manifest: ") + exception.what();
+    return false;
+  }
+}
+
+} // namespace peft

@@ -1,0 +1,41 @@
+//===- Manifest.h - What a compiled artifact holds --------------*- C++ -*-===//
+//
+// An artifact is a directory: manifest.json, the compiled library and the
+// weights (safetensors). The compiler writes the manifest, the runtime reads
+// it; this header is the one definition of its schema.
+//
+//===----------------------------------------------------------------------===//
+#ifndef PEFT_RUNTIME_MANIFEST_H
+#define PEFT_RUNTIME_MANIFEST_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace peft {
+
+/// A named tensor of the entry's signature; -1 marks a dynamic size.
+struct ManifestTensor {
+  std::string name;
+  std::string dtype; ///< Safetensors spelling: F32, I64, ...
+  std::vector<int64_t> shape;
+};
+
+struct Manifest {
+  static constexpr int kVersion = 1;
+  std::string target = "cpu";
+  std::string library;     ///< File name inside the artifact directory.
+  std::string entry;       ///< Symbol of the packed entry, `void (void **)`.
+  std::string weightsFile; ///< File name inside the artifact directory.
+  std::vector<ManifestTensor> inputs, outputs;
+  /// Weights in the order the entry takes them, after the inputs.
+  std::vector<ManifestTensor> weights;
+
+  std::string toJson() const;
+  /// Parses `text`; on failure returns false and sets `error`.
+  bool fromJson(const std::string &text, std::string &error);
+};
+
+} // namespace peft
+
+#endif // PEFT_RUNTIME_MANIFEST_H

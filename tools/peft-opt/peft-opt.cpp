@@ -1,0 +1,24 @@
+//===- peft-opt.cpp - mlir-opt with the peft dialect and passes -------------===//
+#include "dialects/peft/PeftDialect.h"
+#include "lowering/Passes.h"
+#include "lowering/cpu/CpuBackend.h"
+#include "passes/Passes.h"
+
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::registerAllPasses();
+  peft::registerPeftPasses();
+  peft::registerLoweringPasses();
+  peft::registerCpuPipeline();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<peft::PeftDialect>();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "peft-mlir optimizer driver\n", registry));
+}
