@@ -41,15 +41,16 @@ void WeightOp::print(OpAsmPrinter &printer) {
 }
 
 ParseResult WeightOp::parse(OpAsmParser &parser, OperationState &result) {
-  StringAttr name, file;
-  if (parser.parseAttribute(name, "name", result.attributes) ||
-      parser.parseOptionalAttrDict(result.attributes))
+  std::string name, file;
+  if (parser.parseString(&name) || parser.parseOptionalAttrDict(result.attributes))
     return failure();
+  Builder &builder = parser.getBuilder();
+  result.addAttribute("name", builder.getStringAttr(name));
   if (succeeded(parser.parseOptionalKeyword("from"))) {
     Type type;
-    if (parser.parseAttribute(file, "file", result.attributes) ||
-        parser.parseColonType(type))
+    if (parser.parseString(&file) || parser.parseColonType(type))
       return failure();
+    result.addAttribute("file", builder.getStringAttr(file));
     result.addTypes(type);
     return success();
   }

@@ -1,6 +1,7 @@
 //===- CpuCodegen.cpp - LLVM dialect to a shared library for the host -------===//
 #include "lowering/cpu/CpuBackend.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
@@ -74,7 +75,17 @@ static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath
   return llvm::Error::success();
 }
 
+/// The artifact writer has read the argument and result attributes (names,
+/// weights); LLVM has no use for them.
+static void dropSignatureAttrs(ModuleOp module) {
+  module.walk([](func::FuncOp func) {
+    func.removeArgAttrsAttr();
+    func.removeResAttrsAttr();
+  });
+}
+
 llvm::Error compileCpuLibrary(ModuleOp module, StringRef libraryPath) {
+  dropSignatureAttrs(module);
   PassManager pm(module.getContext());
   buildCpuLoweringPipeline(pm);
   if (failed(pm.run(module)))

@@ -3,7 +3,10 @@
 
 #include "lowering/Passes.h"
 
+#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassRegistry.h"
+
+#include <mutex>
 
 using namespace mlir;
 
@@ -18,11 +21,14 @@ static constexpr llvm::StringLiteral kUpstreamCpuPipeline =
     "function-boundary-type-conversion=identity-layout-map},"
     "buffer-deallocation-pipeline,"
     "convert-linalg-to-loops,lower-affine,convert-scf-to-cf,canonicalize,"
-    "expand-strided-metadata,finalize-memref-to-llvm,convert-math-to-libm,"
+    "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-libm,"
     "convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,convert-index-to-llvm,reconcile-unrealized-casts";
 
 void buildCpuLoweringPipeline(OpPassManager &pm) {
+  // The upstream part is spelled as text; its passes must be registered.
+  static std::once_flag registered;
+  std::call_once(registered, [] { registerAllPasses(); });
   pm.addPass(createConvertPeftToLinalg());
   if (failed(parsePassPipeline(kUpstreamCpuPipeline, pm, llvm::errs())))
     llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");

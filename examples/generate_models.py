@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Generates the tiny models and adapters that the demo and the end-to-end
+tests use, with reference outputs computed by torch.
+
+Run with Debian's interpreter (it has torch 1.13, onnx and numpy):
+    /usr/bin/python3 examples/generate_models.py
+
+For each model it writes, under examples/models/<name>/:
+  model.onnx              torch.onnx.export, opset 17, dynamic batch
+  adapter/                a LoRA adapter exactly as Hugging Face PEFT saves it
+                          (adapter_config.json + adapter_model.safetensors)
+  inputs/<name>.npy       a batch of inputs
+  expected/<output>.npy   torch's outputs with the adapter applied unmerged,
+                          the way PEFT's LoRA layers compute them
+  base/<output>.npy       torch's outputs of the base model alone
+The models mirror Hugging Face's BERT and GPT-2 module names, so adapter keys
+look like the ones PEFT writes for those models.
+"""
+import json
+import math
+import os
+import re
+import struct
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# --- BERT-style encoder ------------------------------------------------------
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, hidden, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, hidden // heads
+        self.query = nn.Linear(hidden, hidden)
+        self.key = nn.Linear(hidden, hidden)
+        self.value = nn.Linear(hidden, hidden)
+
+    def split(self, x):
+        return x.view(x.size(0), x.size(1), self.heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, x, mask):
+        q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim) + mask
+        context = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).contiguous()
+        return context.view(context.size(0), context.size(1), -1)
+
+
+class BertSelfOutput(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dense(x) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, hidden, heads):
+        super().__init__()
+        self.self = BertSelfAttention(hidden, heads)
+        self.output = BertSelfOutput(hidden)
+
+    def forward(self, x, mask):
+        return self.output(self.self(x, mask), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, hidden, inner):
+        super().__init__()
+        self.dense = nn.Linear(hidden, inner)
+
+    def forward(self, x):
+        return nn.functional.gelu(self.dense(x))
+
+
+class BertOutput(BertSelfOutput):
+    def __init__(self, inner, hidden):
+        nn.Module.__init__(self)
+        self.dense = nn.Linear(inner, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+
+
+class BertLayer(nn.Module):
+    def __init__(self, hidden, heads, inner):
+        super().__init__()
+        self.attention = BertAttention(hidden, heads)
+        self.intermediate = BertIntermediate(hidden, inner)
+        self.output = BertOutput(inner, hidden)
+
+    def forward(self, x, mask):
+        x = self.attention(x, mask)
+        return self.output(self.intermediate(x), x)
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, vocab, hidden, positions):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab, hidden)
+        self.position_embeddings = nn.Embedding(positions, hidden)
+        self.token_type_embeddings = nn.Embedding(2, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+        self.register_buffer("position_ids", torch.arange(positions).unsqueeze(0))
+
+    def forward(self, input_ids):
+        positions = self.position_ids[:, : input_ids.size(1)]
+        types = torch.zeros_like(input_ids)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        return self.LayerNorm(x + self.token_type_embeddings(types))
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, layers, *args):
+        super().__init__()
+        self.layer = nn.ModuleList([BertLayer(*args) for _ in range(layers)])
+
+    def forward(self, x, mask):
+        for layer in self.layer:
+            x = layer(x, mask)
+        return x
+
+
+class BertPooler(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return torch.tanh(self.dense(x[:, 0]))
+
+
+class BertModel(nn.Module):
+    def __init__(self, vocab=96, hidden=32, layers=2, heads=4, inner=64, positions=16):
+        super().__init__()
+        self.embeddings = BertEmbeddings(vocab, hidden, positions)
+        self.encoder = BertEncoder(layers, hidden, heads, inner)
+        self.pooler = BertPooler(hidden)
+
+    def forward(self, input_ids, attention_mask):
+        mask = (1.0 - attention_mask[:, None, None, :].to(torch.float32)) * torch.finfo(torch.float32).min
+        hidden = self.encoder(self.embeddings(input_ids), mask)
+        return hidden, self.pooler(hidden)
+
+
+# --- GPT-2-style decoder -----------------------------------------------------
+
+class Conv1D(nn.Module):
+    """GPT-2's linear layer: weight stored [in, out] (PEFT's fan_in_fan_out)."""
+
+    def __init__(self, out_features, in_features):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(in_features, out_features) * 0.2)
+        self.bias = nn.Parameter(torch.randn(out_features) * 0.1)
+
+    def forward(self, x):
+        shape = x.size()[:-1] + (self.weight.size(1),)
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(shape)
+
+
+class GPT2Attention(nn.Module):
+    def __init__(self, hidden, heads, positions):
+        super().__init__()
+        self.heads, self.head_dim, self.hidden = heads, hidden // heads, hidden
+        self.c_attn = Conv1D(3 * hidden, hidden)
+        self.c_proj = Conv1D(hidden, hidden)
+        causal = torch.tril(torch.ones(positions, positions, dtype=torch.bool))
+        self.register_buffer("bias", causal.view(1, 1, positions, positions))
+
+    def split(self, x):
+        return x.view(x.size(0), x.size(1), self.heads, self.head_dim).permute(0, 2, 1, 3)
+
+    def forward(self, x):
+        q, k, v = self.c_attn(x).split(self.hidden, dim=2)
+        q, k, v = self.split(q), self.split(k), self.split(v)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        length = x.size(1)
+        causal = self.bias[:, :, :length, :length]
+        scores = torch.where(causal, scores, torch.tensor(torch.finfo(torch.float32).min))
+        context = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).contiguous()
+        return self.c_proj(context.view(context.size(0), context.size(1), self.hidden))
+
+
+def gelu_new(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class GPT2MLP(nn.Module):
+    def __init__(self, hidden, inner):
+        super().__init__()
+        self.c_fc = Conv1D(inner, hidden)
+        self.c_proj = Conv1D(hidden, inner)
+
+    def forward(self, x):
+        return self.c_proj(gelu_new(self.c_fc(x)))
+
+
+class GPT2Block(nn.Module):
+    def __init__(self, hidden, heads, inner, positions):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(hidden)
+        self.attn = GPT2Attention(hidden, heads, positions)
+        self.ln_2 = nn.LayerNorm(hidden)
+        self.mlp = GPT2MLP(hidden, inner)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT2Model(nn.Module):
+    def __init__(self, vocab, hidden, layers, heads, inner, positions):
+        super().__init__()
+        self.wte = nn.Embedding(vocab, hidden)
+        self.wpe = nn.Embedding(positions, hidden)
+        self.h = nn.ModuleList([GPT2Block(hidden, heads, inner, positions) for _ in range(layers)])
+        self.ln_f = nn.LayerNorm(hidden)
+
+    def forward(self, input_ids):
+        positions = torch.arange(input_ids.size(1), dtype=torch.long).unsqueeze(0)
+        x = self.wte(input_ids) + self.wpe(positions)
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+
+class GPT2LMHeadModel(nn.Module):
+    def __init__(self, vocab=96, hidden=32, layers=2, heads=4, inner=64, positions=16):
+        super().__init__()
+        self.transformer = GPT2Model(vocab, hidden, layers, heads, inner, positions)
+        self.lm_head = nn.Linear(hidden, vocab, bias=False)
+
+    def forward(self, input_ids):
+        return self.lm_head(self.transformer(input_ids))
+
+
+# --- Hugging Face PEFT LoRA, written and applied as PEFT does it -------------
+
+def write_safetensors(path, tensors):
+    """The safetensors format: u64 header size, JSON header, raw data."""
+    header, offset, blobs = {}, 0, []
+    for name in sorted(tensors):
+        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        blobs.append(data)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def targets(config, path):
+    """PEFT's check_target_module_exists for a list of target modules."""
+    names = config["target_modules"]
+    if not any(path == n or path.endswith("." + n) for n in names):
+        return False
+    layers = config.get("layers_to_transform")
+    if layers is None:
+        return True
+    pattern = config.get("layers_pattern") or "[^.]*"
+    match = re.match(rf".*\.{pattern}\.(\d+)\.", path)
+    return match is not None and int(match.group(1)) in layers
+
+
+def pattern_value(patterns, path, default):
+    for key, value in patterns.items():
+        if re.match(rf"(.*\.)?({key})$", path):
+            return value
+    return default
+
+
+def make_adapter(model, config, directory, seed):
+    """Random trained-looking LoRA weights for every targeted linear layer,
+    saved as PEFT saves them. Returns {module path: (A, B, scale)}."""
+    generator = torch.Generator().manual_seed(seed)
+    adapters, tensors = {}, {}
+    for path, module in model.named_modules():
+        if not isinstance(module, (nn.Linear, Conv1D)) or not targets(config, path):
+            continue
+        rank = pattern_value(config["rank_pattern"], path, config["r"])
+        alpha = pattern_value(config["alpha_pattern"], path, config["lora_alpha"])
+        scale = alpha / (math.sqrt(rank) if config["use_rslora"] else rank)
+        if isinstance(module, Conv1D):
+            fan_in, fan_out = module.weight.shape
+        else:
+            fan_out, fan_in = module.weight.shape
+        a = torch.randn(rank, fan_in, generator=generator) * 0.3
+        b = torch.randn(fan_out, rank, generator=generator) * 0.3
+        adapters[path] = (a, b, scale)
+        tensors[f"base_model.model.{path}.lora_A.weight"] = a.numpy()
+        tensors[f"base_model.model.{path}.lora_B.weight"] = b.numpy()
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    return adapters
+
+
+def apply_lora_unmerged(model, adapters):
+    """y = base(x) + scale·(x·Aᵀ)·Bᵀ on each adapted layer (PEFT's LoRA forward)."""
+    for path, (a, b, scale) in adapters.items():
+        module = model.get_submodule(path)
+        base_forward = module.forward
+        module.forward = (lambda x, f=base_forward, a=a, b=b, s=scale:
+                          f(x) + s * torch.matmul(torch.matmul(x, a.t()), b.t()))
+
+
+def lora_config(**overrides):
+    config = {"alpha_pattern": {}, "base_model_name_or_path": None, "bias": "none",
+              "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
+              "layers_pattern": None, "layers_to_transform": None, "lora_alpha": 8,
+              "lora_dropout": 0.0, "modules_to_save": None, "peft_type": "LORA", "r": 4,
+              "rank_pattern": {}, "revision": None, "target_modules": [], "task_type": None,
+              "use_dora": False, "use_rslora": False}
+    config.update(overrides)
+    return config
+
+
+def save_outputs(directory, names, outputs):
+    os.makedirs(directory, exist_ok=True)
+    for name, value in zip(names, outputs):
+        np.save(os.path.join(directory, f"{name}.npy"), value.detach().numpy())
+
+
+def export(name, model, inputs, input_names, output_names, config, seed):
+    directory = os.path.join(HERE, "models", name)
+    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
+    model.eval()
+    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
+                          opset_version=17, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic, do_constant_folding=True)
+        for input_name, value in zip(input_names, inputs):
+            np.save(os.path.join(directory, "inputs", f"{input_name}.npy"), value.numpy())
+        outputs = model(*inputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        save_outputs(os.path.join(directory, "base"), output_names, outputs)
+        adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
+        apply_lora_unmerged(model, adapters)
+        outputs = model(*inputs)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        save_outputs(os.path.join(directory, "expected"), output_names, outputs)
+
+
+def main():
+    torch.manual_seed(0)
+    bert = BertModel()
+    input_ids = torch.randint(0, 96, (2, 8), dtype=torch.long)
+    attention_mask = torch.ones(2, 8, dtype=torch.long)
+    attention_mask[1, 6:] = 0
+    export("bert-tiny", bert, [input_ids, attention_mask], ["input_ids", "attention_mask"],
+           ["last_hidden_state", "pooler_output"],
+           lora_config(target_modules=["query", "value", "intermediate.dense"],
+                       rank_pattern={"value": 2}, alpha_pattern={"intermediate.dense": 4}),
+           seed=1)
+
+    torch.manual_seed(1)
+    gpt2 = GPT2LMHeadModel()
+    input_ids = torch.randint(0, 96, (3, 8), dtype=torch.long)
+    export("gpt2-tiny", gpt2, [input_ids], ["input_ids"], ["logits"],
+           lora_config(target_modules=["c_attn", "c_fc", "attn.c_proj"], fan_in_fan_out=True,
+                       layers_to_transform=[1], layers_pattern="h", r=8, lora_alpha=16,
+                       use_rslora=True),
+           seed=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+//===- GraphImporter.h - The state of one ONNX graph import -----*- C++ -*-===//
+//
+// Shared by the files that import the op families (OnnxImporter.cpp for the
+// graph, OnnxShapeOps.cpp, OnnxMathOps.cpp); not part of the public API.
+//
+//===----------------------------------------------------------------------===//
+#ifndef PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H
+#define PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H
+
+#include "frontends/onnx/TensorBuilder.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/StringMap.h"
+
+#include "onnx/onnx_pb.h"
+
+#include <functional>
+
+namespace peft {
+
+using mlir::Location;
+using mlir::Type;
+using mlir::UnknownLoc;
+using llvm::SmallVector;
+using mlir::LogicalResult;
+using mlir::MLIRContext;
+using mlir::ModuleOp;
+using mlir::OpBuilder;
+using mlir::OwningOpRef;
+using mlir::RankedTensorType;
+using mlir::Value;
+template <typename T> using FailureOr = mlir::FailureOr<T>;
+/// Initializers up to this many elements become inline constants; larger ones
+/// stay in the ONNX file behind a `peft.weight`.
+inline constexpr int64_t kMaxInlineElements = 64;
+
+/// The opsets this importer reads.
+inline constexpr int64_t kMinOpset = 13, kMaxOpset = 21;
+
+struct ImportedValue {
+  Value tensor;
+  /// Elements of a 0-D or 1-D integer tensor, when known at import.
+  std::optional<Ints> ints;
+  bool scalar = false;
+  /// Set for an initializer that stays in the file.
+  std::string weightName;
+  RankedTensorType weightType;
+};
+
+class GraphImporter {
+public:
+  GraphImporter(MLIRContext *context, std::string path, const onnx::ModelProto &model)
+      : context(context), path(std::move(path)), model(model), builder(context),
+        loc(UnknownLoc::get(context)), b(builder, loc) {}
+
+  llvm::Expected<OwningOpRef<ModuleOp>> run();
+
+private:
+  using Handler = std::function<LogicalResult(const onnx::NodeProto &)>;
+  void registerHandlers();
+  LogicalResult importNode(const onnx::NodeProto &node);
+  LogicalResult addInitializer(const onnx::TensorProto &tensor);
+  FailureOr<RankedTensorType> inputType(const onnx::ValueInfoProto &info);
+
+  // Operand access.
+  FailureOr<ImportedValue *> entry(const onnx::NodeProto &node, int index);
+  FailureOr<Value> tensor(const onnx::NodeProto &node, int index);
+  FailureOr<Ints> ints(const onnx::NodeProto &node, int index);
+  bool hasInput(const onnx::NodeProto &node, int index) const {
+    return index < node.input_size() && !node.input(index).empty();
+  }
+  bool knowsInts(const onnx::NodeProto &node, int index);
+  Value materialize(ImportedValue &e);
+  void setTensor(const onnx::NodeProto &node, int index, Value value);
+  void setInts(const onnx::NodeProto &node, int index, Ints values, bool scalar,
+               Type elementType);
+
+  LogicalResult fail(const onnx::NodeProto &node, const llvm::Twine &message);
+
+  // Handlers, grouped by kind.
+  LogicalResult importConstant(const onnx::NodeProto &node);
+  LogicalResult importElementwise(const onnx::NodeProto &node);
+  LogicalResult importIntArithmetic(const onnx::NodeProto &node);
+  LogicalResult importMatMul(const onnx::NodeProto &node);
+  LogicalResult importGemm(const onnx::NodeProto &node);
+  LogicalResult importAdd(const onnx::NodeProto &node);
+  LogicalResult importShape(const onnx::NodeProto &node);
+  LogicalResult importGather(const onnx::NodeProto &node);
+  LogicalResult importUnsqueeze(const onnx::NodeProto &node);
+  LogicalResult importSqueeze(const onnx::NodeProto &node);
+  LogicalResult importConcat(const onnx::NodeProto &node);
+  LogicalResult importReshape(const onnx::NodeProto &node);
+  LogicalResult importTranspose(const onnx::NodeProto &node);
+  LogicalResult importSplit(const onnx::NodeProto &node);
+  LogicalResult importSlice(const onnx::NodeProto &node);
+  LogicalResult importCast(const onnx::NodeProto &node);
+  LogicalResult importConstantOfShape(const onnx::NodeProto &node);
+  LogicalResult importRange(const onnx::NodeProto &node);
+  LogicalResult importWhere(const onnx::NodeProto &node);
+  LogicalResult importTrilu(const onnx::NodeProto &node);
+  LogicalResult importExpand(const onnx::NodeProto &node);
+  LogicalResult importReduceMean(const onnx::NodeProto &node);
+  LogicalResult importSoftmax(const onnx::NodeProto &node);
+  LogicalResult importLayerNorm(const onnx::NodeProto &node);
+  LogicalResult importIdentity(const onnx::NodeProto &node);
+
+  // Linear layers.
+  LogicalResult importLinear(const onnx::NodeProto &node, Value input, ImportedValue &weight,
+                             Value bias, bool weightInOut);
+  std::string modulePathFor(const onnx::NodeProto &node, const std::string &weightName);
+  FailureOr<SmallVector<int64_t>> reductionAxes(const onnx::NodeProto &node, int64_t rank);
+
+  MLIRContext *context;
+  std::string path;
+  const onnx::ModelProto &model;
+  OpBuilder builder;
+  Location loc;
+  TensorBuilder b;
+  int64_t opset = 0;
+  llvm::StringMap<ImportedValue> values;
+  llvm::StringMap<unsigned> useCounts;
+  llvm::StringMap<Handler> handlers;
+  std::string error;
+};
+
+
+//===----------------------------------------------------------------------===//
+// Attribute access
+//===----------------------------------------------------------------------===//
+
+const onnx::AttributeProto *findAttr(const onnx::NodeProto &node, llvm::StringRef name);
+int64_t intAttr(const onnx::NodeProto &node, llvm::StringRef name, int64_t fallback);
+float floatAttr(const onnx::NodeProto &node, llvm::StringRef name, float fallback);
+std::string stringAttr(const onnx::NodeProto &node, llvm::StringRef name,
+                       const std::string &fallback);
+std::optional<llvm::SmallVector<int64_t>> intsAttr(const onnx::NodeProto &node,
+                                                   llvm::StringRef name);
+
+/// The contents of a (small) TensorProto as an attribute of `type`.
+FailureOr<mlir::DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto,
+                                                        RankedTensorType type);
+
+} // namespace peft
+
+#endif // PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H

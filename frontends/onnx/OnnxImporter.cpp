@@ -1,0 +1,378 @@
+//===- OnnxImporter.cpp - ONNX models to the peft dialect -------------------===//
+//
+// One GraphImporter walks the nodes in order. Each ONNX value maps to an
+// ImportedValue: a tensor value, and for small integer tensors also their elements as
+// OpFoldResults (constant or index values). Shape arithmetic (Shape, Gather,
+// Concat, ... feeding Reshape) folds through those elements, so static shapes
+// fold at import while a dynamic batch dimension stays dynamic.
+//
+//===----------------------------------------------------------------------===//
+#include "frontends/onnx/OnnxImporter.h"
+
+#include "frontends/onnx/GraphImporter.h"
+#include "frontends/onnx/OnnxWeights.h"
+
+#include "dialects/peft/PeftDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringSet.h"
+
+#include <cmath>
+#include <functional>
+
+using namespace mlir;
+
+namespace peft {
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+const onnx::AttributeProto *findAttr(const onnx::NodeProto &node, llvm::StringRef name) {
+  for (const auto &attr : node.attribute())
+    if (attr.name() == name)
+      return &attr;
+  return nullptr;
+}
+
+int64_t intAttr(const onnx::NodeProto &node, llvm::StringRef name, int64_t fallback) {
+  const auto *attr = findAttr(node, name);
+  return attr ? attr->i() : fallback;
+}
+
+float floatAttr(const onnx::NodeProto &node, llvm::StringRef name, float fallback) {
+  const auto *attr = findAttr(node, name);
+  return attr ? attr->f() : fallback;
+}
+
+std::string stringAttr(const onnx::NodeProto &node, llvm::StringRef name,
+                       const std::string &fallback) {
+  const auto *attr = findAttr(node, name);
+  return attr ? attr->s() : fallback;
+}
+
+std::optional<SmallVector<int64_t>> intsAttr(const onnx::NodeProto &node,
+                                             llvm::StringRef name) {
+  const auto *attr = findAttr(node, name);
+  if (!attr)
+    return std::nullopt;
+  return SmallVector<int64_t>(attr->ints().begin(), attr->ints().end());
+}
+
+static std::string describeNode(const onnx::NodeProto &node) {
+  std::string name = node.name().empty()
+                         ? (node.output_size() ? node.output(0) : std::string("?"))
+                         : node.name();
+  return "node '" + name + "' (" + node.op_type() + ")";
+}
+
+//===----------------------------------------------------------------------===//
+// Entries
+//===----------------------------------------------------------------------===//
+
+LogicalResult GraphImporter::fail(const onnx::NodeProto &node, const llvm::Twine &message) {
+  if (error.empty())
+    error = (path + ": " + describeNode(node) + ": " + message).str();
+  return failure();
+}
+
+FailureOr<ImportedValue *> GraphImporter::entry(const onnx::NodeProto &node, int index) {
+  if (!hasInput(node, index))
+    return fail(node, "missing input " + llvm::Twine(index));
+  auto found = values.find(node.input(index));
+  if (found == values.end())
+    return fail(node, "input '" + node.input(index) + "' is not defined before use");
+  return &found->second;
+}
+
+Value GraphImporter::materialize(ImportedValue &e) {
+  if (e.tensor)
+    return e.tensor;
+  if (!e.weightName.empty()) {
+    e.tensor = WeightOp::create(builder, loc, e.weightType,
+                                builder.getStringAttr(e.weightName),
+                                builder.getStringAttr(path), ElementsAttr());
+    return e.tensor;
+  }
+  e.tensor = b.fromInts(*e.ints, e.scalar);
+  return e.tensor;
+}
+
+FailureOr<Value> GraphImporter::tensor(const onnx::NodeProto &node, int index) {
+  FailureOr<ImportedValue *> e = entry(node, index);
+  if (failed(e))
+    return failure();
+  return materialize(**e);
+}
+
+bool GraphImporter::knowsInts(const onnx::NodeProto &node, int index) {
+  auto found = hasInput(node, index) ? values.find(node.input(index)) : values.end();
+  return found != values.end() && found->second.ints.has_value();
+}
+
+FailureOr<Ints> GraphImporter::ints(const onnx::NodeProto &node, int index) {
+  FailureOr<ImportedValue *> e = entry(node, index);
+  if (failed(e))
+    return failure();
+  if (!(*e)->ints)
+    return fail(node, "input '" + node.input(index) +
+                          "' must be known at compile time (a constant or shape arithmetic)");
+  return *(*e)->ints;
+}
+
+void GraphImporter::setTensor(const onnx::NodeProto &node, int index, Value value) {
+  if (index < node.output_size() && !node.output(index).empty())
+    values[node.output(index)] = ImportedValue{value, std::nullopt, false, {}, {}};
+}
+
+void GraphImporter::setInts(const onnx::NodeProto &node, int index, Ints elements,
+                            bool scalar, Type elementType) {
+  ImportedValue e;
+  e.ints = std::move(elements);
+  e.scalar = scalar;
+  if (!elementType.isInteger(64)) // Keep the declared element type exact.
+    e.tensor = b.castElements(b.fromInts(*e.ints, scalar), elementType);
+  values[node.output(index)] = std::move(e);
+}
+
+//===----------------------------------------------------------------------===//
+// Constants
+//===----------------------------------------------------------------------===//
+
+FailureOr<DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto,
+                                                  RankedTensorType type) {
+  // Reuse the initializer reader for raw and typed fields alike.
+  auto model = std::make_shared<onnx::ModelProto>();
+  *model->mutable_graph()->add_initializer() = proto;
+  model->mutable_graph()->mutable_initializer(0)->set_name("value");
+  auto source = OnnxWeightSource::create(model, "<constant>");
+  if (!source) {
+    llvm::consumeError(source.takeError());
+    return failure();
+  }
+  const TensorView *view = (*source)->find("value");
+  if (view->numElements() != type.getNumElements())
+    return failure();
+  if (type.getElementType().isInteger(1)) {
+    SmallVector<bool> bits(view->data, view->data + view->byteSize);
+    return DenseElementsAttr::get(type, ArrayRef<bool>(bits));
+  }
+  ArrayRef<char> bytes(reinterpret_cast<const char *>(view->data), view->byteSize);
+  return DenseElementsAttr::getFromRawBuffer(type, bytes);
+}
+
+LogicalResult GraphImporter::importConstant(const onnx::NodeProto &node) {
+  const onnx::AttributeProto *attr = findAttr(node, "value");
+  if (!attr || !attr->has_t())
+    return fail(node, "only the 'value' form of Constant is supported");
+  onnx::TensorProto proto = attr->t();
+  proto.set_name(node.output(0));
+  if (failed(addInitializer(proto)))
+    return fail(node, "cannot read its value");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Graph
+//===----------------------------------------------------------------------===//
+
+void GraphImporter::registerHandlers() {
+  auto add = [&](std::initializer_list<const char *> ops,
+                 LogicalResult (GraphImporter::*handler)(const onnx::NodeProto &)) {
+    for (const char *op : ops)
+      handlers[op] = [this, handler](const onnx::NodeProto &node) { return (this->*handler)(node); };
+  };
+  add({"Constant"}, &GraphImporter::importConstant);
+  add({"Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Relu", "Gelu", "Exp", "Neg",
+       "Equal", "Less", "Greater", "Max", "Min"},
+      &GraphImporter::importElementwise);
+  add({"Add"}, &GraphImporter::importAdd);
+  add({"MatMul"}, &GraphImporter::importMatMul);
+  add({"Gemm"}, &GraphImporter::importGemm);
+  add({"Where"}, &GraphImporter::importWhere);
+  add({"Trilu"}, &GraphImporter::importTrilu);
+  add({"ReduceMean"}, &GraphImporter::importReduceMean);
+  add({"Softmax"}, &GraphImporter::importSoftmax);
+  add({"LayerNormalization"}, &GraphImporter::importLayerNorm);
+  add({"Shape"}, &GraphImporter::importShape);
+  add({"Gather"}, &GraphImporter::importGather);
+  add({"Unsqueeze"}, &GraphImporter::importUnsqueeze);
+  add({"Squeeze"}, &GraphImporter::importSqueeze);
+  add({"Concat"}, &GraphImporter::importConcat);
+  add({"Reshape"}, &GraphImporter::importReshape);
+  add({"Transpose"}, &GraphImporter::importTranspose);
+  add({"Split"}, &GraphImporter::importSplit);
+  add({"Slice"}, &GraphImporter::importSlice);
+  add({"Cast"}, &GraphImporter::importCast);
+  add({"ConstantOfShape"}, &GraphImporter::importConstantOfShape);
+  add({"Range"}, &GraphImporter::importRange);
+  add({"Expand"}, &GraphImporter::importExpand);
+  add({"Identity", "Dropout"}, &GraphImporter::importIdentity);
+}
+
+LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {
+  std::optional<DType> dtype = dtypeOfOnnx(proto.data_type());
+  Type elementType = dtype ? elementTypeOf(*dtype, context) : Type();
+  if (!elementType) {
+    error = path + ": initializer '" + proto.name() + "' has an unsupported element type";
+    return failure();
+  }
+  SmallVector<int64_t> shape(proto.dims().begin(), proto.dims().end());
+  auto type = RankedTensorType::get(shape, elementType);
+  ImportedValue e;
+  e.weightName = proto.name();
+  e.weightType = type;
+  if (type.getNumElements() <= kMaxInlineElements) {
+    FailureOr<DenseElementsAttr> value = denseFromTensorProto(proto, type);
+    if (failed(value)) {
+      error = path + ": initializer '" + proto.name() + "' cannot be read";
+      return failure();
+    }
+    e.tensor = arith::ConstantOp::create(builder, loc, *value);
+    e.ints = intsOf(*value);
+    e.scalar = shape.empty();
+  }
+  values[proto.name()] = std::move(e);
+  return success();
+}
+
+FailureOr<RankedTensorType> GraphImporter::inputType(const onnx::ValueInfoProto &info) {
+  const auto &tensorType = info.type().tensor_type();
+  std::optional<DType> dtype = dtypeOfOnnx(tensorType.elem_type());
+  if (!info.type().has_tensor_type() || !dtype) {
+    error = path + ": graph input '" + info.name() + "' is not a tensor of a supported type";
+    return failure();
+  }
+  SmallVector<int64_t> shape;
+  for (const auto &dim : tensorType.shape().dim())
+    shape.push_back(dim.has_dim_value() ? dim.dim_value() : ShapedType::kDynamic);
+  return RankedTensorType::get(shape, elementTypeOf(*dtype, context));
+}
+
+LogicalResult GraphImporter::importNode(const onnx::NodeProto &node) {
+  if (!node.domain().empty() && node.domain() != "ai.onnx")
+    return fail(node, "ops of domain '" + node.domain() + "' are not supported");
+  auto handler = handlers.find(node.op_type());
+  if (handler == handlers.end())
+    return fail(node, "unsupported op");
+  loc = NameLoc::get(builder.getStringAttr(node.name().empty() ? node.op_type() : node.name()));
+  b.setLoc(loc);
+  return handler->second(node);
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
+  auto fail = [&](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+  };
+  for (const auto &import : model.opset_import())
+    if (import.domain().empty() || import.domain() == "ai.onnx")
+      opset = import.version();
+  if (opset < kMinOpset || opset > kMaxOpset)
+    return fail(path + ": opset " + llvm::Twine(opset) + " is not supported (supported: " +
+                llvm::Twine(kMinOpset) + " to " + llvm::Twine(kMaxOpset) + ")");
+  registerHandlers();
+  const onnx::GraphProto &graph = model.graph();
+  for (const auto &node : graph.node())
+    for (const auto &input : node.input())
+      ++useCounts[input];
+  for (const auto &output : graph.output())
+    ++useCounts[output.name()];
+
+  OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  builder.setInsertionPointToEnd(module->getBody());
+  llvm::StringSet<> initializerNames;
+  for (const auto &init : graph.initializer())
+    initializerNames.insert(init.name());
+  SmallVector<Type> argTypes;
+  for (const auto &input : graph.input()) {
+    if (initializerNames.contains(input.name()))
+      continue;
+    FailureOr<RankedTensorType> type = inputType(input);
+    if (failed(type))
+      return fail(error);
+    argTypes.push_back(*type);
+  }
+  auto func = func::FuncOp::create(builder, loc, "forward",
+                                   builder.getFunctionType(argTypes, {}));
+  Block *body = func.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  // Dynamic sizes with the same dim_param ("batch") are one value.
+  llvm::StringMap<Value> symbolicSizes;
+  for (auto [i, input] : llvm::enumerate(llvm::make_filter_range(graph.input(), [&](const auto &in) {
+         return !initializerNames.contains(in.name());
+       }))) {
+    Value arg = body->getArgument(i);
+    func.setArgAttr(i, kTensorNameAttr, builder.getStringAttr(input.name()));
+    values[input.name()] = ImportedValue{arg, std::nullopt, false, {}, {}};
+    Ints sizes;
+    for (auto [d, dim] : llvm::enumerate(input.type().tensor_type().shape().dim())) {
+      if (dim.has_dim_value()) {
+        sizes.push_back(builder.getIndexAttr(dim.dim_value()));
+        continue;
+      }
+      Value &size = symbolicSizes[dim.dim_param()];
+      if (!size || dim.dim_param().empty())
+        size = tensor::DimOp::create(builder, loc, arg, d);
+      sizes.push_back(size);
+    }
+    b.recordSizes(arg, sizes);
+  }
+  for (const auto &init : graph.initializer())
+    if (failed(addInitializer(init)))
+      return fail(error);
+  for (const auto &node : graph.node())
+    if (failed(importNode(node)))
+      return fail(error.empty() ? path + ": " + describeNode(node) + ": import failed"
+                                : error);
+
+  SmallVector<Value> results;
+  for (const auto &output : graph.output()) {
+    auto found = values.find(output.name());
+    if (found == values.end())
+      return fail(path + ": graph output '" + output.name() + "' is never produced");
+    results.push_back(materialize(found->second));
+  }
+  func::ReturnOp::create(builder, loc, results);
+  func.setType(builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  for (auto [i, output] : llvm::enumerate(graph.output()))
+    func.setResultAttr(i, kTensorNameAttr, builder.getStringAttr(output.name()));
+  if (failed(verify(*module)))
+    return fail(path + ": the imported IR does not verify (see the diagnostics above)");
+  return module;
+}
+
+//===----------------------------------------------------------------------===//
+// ImportedValue points
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<OwningOpRef<ModuleOp>> importOnnxModel(MLIRContext *context,
+                                                      llvm::StringRef path) {
+  context->loadDialect<PeftDialect, func::FuncDialect, tensor::TensorDialect,
+                       linalg::LinalgDialect, arith::ArithDialect, math::MathDialect>();
+  auto model = loadOnnxModel(path);
+  if (!model)
+    return model.takeError();
+  auto source = OnnxWeightSource::create(*model, path);
+  if (!source)
+    return source.takeError();
+  context->getLoadedDialect<PeftDialect>()->getWeightStore().adopt(path, std::move(*source));
+  GraphImporter importer(context, path.str(), **model);
+  return importer.run();
+}
+
+void registerOnnxWeightFormat() {
+  WeightStore::registerFormat(
+      ".onnx", [](llvm::StringRef path) -> llvm::Expected<std::unique_ptr<WeightSource>> {
+        auto model = loadOnnxModel(path);
+        if (!model)
+          return model.takeError();
+        auto source = OnnxWeightSource::create(*model, path);
+        if (!source)
+          return source.takeError();
+        return std::unique_ptr<WeightSource>(std::move(*source));
+      });
+}
+
+} // namespace peft

@@ -1,0 +1,510 @@
+//===- OnnxMathOps.cpp - Arithmetic, reductions and linear layers -----------===//
+#include "frontends/onnx/GraphImporter.h"
+
+#include "dialects/peft/PeftDialect.h"
+
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Matchers.h"
+
+#include <cmath>
+
+using namespace mlir;
+
+namespace peft {
+
+namespace {
+
+/// The splat value of a constant tensor, if `value` is one.
+std::optional<double> splatConstant(Value value) {
+  DenseElementsAttr attr;
+  if (!value || !matchPattern(value, m_Constant(&attr)) || !attr.isSplat())
+    return std::nullopt;
+  if (isa<FloatType>(attr.getElementType()))
+    return attr.getSplatValue<APFloat>().convertToDouble();
+  return static_cast<double>(attr.getSplatValue<APInt>().getSExtValue());
+}
+
+Value compare(OpBuilder &b, Location loc, StringRef op, Value lhs, Value rhs) {
+  if (isa<FloatType>(lhs.getType())) {
+    auto predicate = op == "Equal"  ? arith::CmpFPredicate::OEQ
+                     : op == "Less" ? arith::CmpFPredicate::OLT
+                                    : arith::CmpFPredicate::OGT;
+    return arith::CmpFOp::create(b, loc, predicate, lhs, rhs);
+  }
+  auto predicate = op == "Equal"  ? arith::CmpIPredicate::eq
+                   : op == "Less" ? arith::CmpIPredicate::slt
+                                  : arith::CmpIPredicate::sgt;
+  return arith::CmpIOp::create(b, loc, predicate, lhs, rhs);
+}
+
+/// The scalar function of a unary elementwise op.
+std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodeProto &node) {
+  StringRef op = node.op_type();
+  if (op == "Sqrt")
+    return [](OpBuilder &b, Location l, Value x) { return math::SqrtOp::create(b, l, x); };
+  if (op == "Erf")
+    return [](OpBuilder &b, Location l, Value x) { return math::ErfOp::create(b, l, x); };
+  if (op == "Tanh")
+    return [](OpBuilder &b, Location l, Value x) { return math::TanhOp::create(b, l, x); };
+  if (op == "Exp")
+    return [](OpBuilder &b, Location l, Value x) { return math::ExpOp::create(b, l, x); };
+  if (op == "Neg")
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      if (isa<FloatType>(x.getType()))
+        return arith::NegFOp::create(b, l, x);
+      return arith::SubIOp::create(b, l, arith::ConstantOp::create(b, l, b.getZeroAttr(x.getType())), x);
+    };
+  if (op == "Relu")
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      return arith::MaximumFOp::create(b, l, x,
+                                       arith::ConstantOp::create(b, l, b.getZeroAttr(x.getType())));
+    };
+  if (op == "Gelu") {
+    bool tanh = stringAttr(node, "approximate", "none") == "tanh";
+    return [tanh](OpBuilder &b, Location l, Value x) -> Value {
+      auto constant = [&](double v) {
+        return arith::ConstantOp::create(b, l, b.getFloatAttr(x.getType(), v));
+      };
+      Value inner;
+      if (tanh) { // tanh(√(2/π)·(x + 0.044715·x³))
+        Value cube = arith::MulFOp::create(b, l, arith::MulFOp::create(b, l, x, x), x);
+        Value sum = arith::AddFOp::create(b, l, x, arith::MulFOp::create(b, l, constant(0.044715), cube));
+        inner = math::TanhOp::create(b, l, arith::MulFOp::create(b, l, constant(std::sqrt(2 / M_PI)), sum));
+      } else { // erf(x/√2)
+        inner = math::ErfOp::create(b, l, arith::MulFOp::create(b, l, x, constant(M_SQRT1_2)));
+      }
+      Value half = arith::MulFOp::create(b, l, constant(0.5), x);
+      return arith::MulFOp::create(b, l, half, arith::AddFOp::create(b, l, constant(1.0), inner));
+    };
+  }
+  return nullptr;
+}
+
+/// The scalar function of a binary elementwise op.
+std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op) {
+  bool isCompare = op == "Equal" || op == "Less" || op == "Greater";
+  if (isCompare)
+    return [op](OpBuilder &b, Location l, Value x, Value y) { return compare(b, l, op, x, y); };
+  return [op](OpBuilder &b, Location l, Value x, Value y) -> Value {
+    bool isFloat = isa<FloatType>(x.getType());
+    if (op == "Add")
+      return TensorBuilder::addScalars(b, l, x, y);
+    if (op == "Mul")
+      return TensorBuilder::mulScalars(b, l, x, y);
+    if (op == "Sub")
+      return isFloat ? Value(arith::SubFOp::create(b, l, x, y)) : Value(arith::SubIOp::create(b, l, x, y));
+    if (op == "Div")
+      return isFloat ? Value(arith::DivFOp::create(b, l, x, y)) : Value(arith::DivSIOp::create(b, l, x, y));
+    if (op == "Max")
+      return isFloat ? Value(arith::MaximumFOp::create(b, l, x, y)) : Value(arith::MaxSIOp::create(b, l, x, y));
+    if (op == "Min")
+      return isFloat ? Value(arith::MinimumFOp::create(b, l, x, y)) : Value(arith::MinSIOp::create(b, l, x, y));
+    return math::PowFOp::create(b, l, x, y); // Pow
+  };
+}
+
+} // namespace
+
+LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
+  StringRef op = node.op_type();
+  if (auto body = unaryBody(node)) {
+    FailureOr<Value> x = tensor(node, 0);
+    if (failed(x))
+      return failure();
+    Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
+    setTensor(node, 0, b.elementwise(*x, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+      return body(nb, l, args[0]);
+    }));
+    return success();
+  }
+  if (succeeded(importIntArithmetic(node)))
+    return success();
+  if (!error.empty())
+    return failure();
+  FailureOr<Value> x = tensor(node, 0), y = tensor(node, 1);
+  if (failed(x) || failed(y))
+    return failure();
+  Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
+  if (op == "Pow") { // Small integer powers are products: exact and fast.
+    std::optional<double> exponent = splatConstant(*y);
+    if (exponent && (*exponent == 2 || *exponent == 3)) {
+      int power = static_cast<int>(*exponent);
+      setTensor(node, 0, b.elementwise(*x, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value result = args[0];
+        for (int i = 1; i < power; ++i)
+          result = arith::MulFOp::create(nb, l, result, args[0]);
+        return result;
+      }));
+      return success();
+    }
+    if (!isa<FloatType>(elementType))
+      return fail(node, "integer Pow is not supported");
+    if (cast<RankedTensorType>(y->getType()).getElementType() != elementType)
+      y = b.castElements(*y, elementType);
+  }
+  bool isCompare = op == "Equal" || op == "Less" || op == "Greater";
+  Type resultType = isCompare ? Type(builder.getI1Type()) : elementType;
+  auto body = binaryBody(op);
+  setTensor(node, 0, b.elementwise(ValueRange{*x, *y}, resultType,
+                                   [&](OpBuilder &nb, Location l, ValueRange args) {
+                                     return body(nb, l, args[0], args[1]);
+                                   }));
+  return success();
+}
+
+/// Add/Sub/Mul/Div/Equal on integer vectors known at import stay known, so
+/// that shape arithmetic folds.
+LogicalResult GraphImporter::importIntArithmetic(const onnx::NodeProto &node) {
+  StringRef op = node.op_type();
+  if (!knowsInts(node, 0) || !knowsInts(node, 1) ||
+      !llvm::is_contained({"Add", "Sub", "Mul", "Div", "Equal"}, op))
+    return failure();
+  ImportedValue &lhs = values[node.input(0)], &rhs = values[node.input(1)];
+  size_t count = std::max(lhs.ints->size(), rhs.ints->size());
+  if ((lhs.ints->size() != count && lhs.ints->size() != 1) ||
+      (rhs.ints->size() != count && rhs.ints->size() != 1))
+    return failure();
+  Ints result;
+  for (size_t i = 0; i < count; ++i) {
+    OpFoldResult l = (*lhs.ints)[lhs.ints->size() == 1 ? 0 : i];
+    OpFoldResult r = (*rhs.ints)[rhs.ints->size() == 1 ? 0 : i];
+    if (op == "Equal") {
+      std::optional<int64_t> lc = getConstantIntValue(l), rc = getConstantIntValue(r);
+      if (!lc || !rc)
+        return failure();
+      result.push_back(builder.getIndexAttr(*lc == *rc));
+      continue;
+    }
+    result.push_back(op == "Add"   ? b.add(l, r)
+                     : op == "Sub" ? b.sub(l, r)
+                     : op == "Mul" ? b.mul(l, r)
+                                   : b.div(l, r));
+  }
+  Type elementType = op == "Equal" ? builder.getI1Type()
+                                   : cast<RankedTensorType>(materialize(lhs).getType()).getElementType();
+  setInts(node, 0, std::move(result), lhs.scalar && rhs.scalar, elementType);
+  return success();
+}
+
+LogicalResult GraphImporter::importWhere(const onnx::NodeProto &node) {
+  if (knowsInts(node, 0) && knowsInts(node, 1) && knowsInts(node, 2)) {
+    auto cond = constantInts(*values[node.input(0)].ints);
+    Ints &x = *values[node.input(1)].ints, &y = *values[node.input(2)].ints;
+    size_t count = std::max({cond ? cond->size() : 0, x.size(), y.size()});
+    if (cond && llvm::all_of(std::initializer_list<size_t>{cond->size(), x.size(), y.size()},
+                             [&](size_t n) { return n == count || n == 1; })) {
+      Ints result;
+      for (size_t i = 0; i < count; ++i)
+        result.push_back((*cond)[cond->size() == 1 ? 0 : i] ? x[x.size() == 1 ? 0 : i]
+                                                            : y[y.size() == 1 ? 0 : i]);
+      setInts(node, 0, std::move(result), values[node.input(1)].scalar, builder.getI64Type());
+      return success();
+    }
+  }
+  FailureOr<Value> cond = tensor(node, 0), x = tensor(node, 1), y = tensor(node, 2);
+  if (failed(cond) || failed(x) || failed(y))
+    return failure();
+  Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
+  setTensor(node, 0, b.elementwise(ValueRange{*cond, *x, *y}, elementType,
+                                   [](OpBuilder &nb, Location l, ValueRange args) {
+                                     return arith::SelectOp::create(nb, l, args[0], args[1], args[2]);
+                                   }));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Reductions and normalizations
+//===----------------------------------------------------------------------===//
+
+FailureOr<SmallVector<int64_t>> GraphImporter::reductionAxes(const onnx::NodeProto &node,
+                                                             int64_t rank) {
+  SmallVector<int64_t> axes;
+  if (hasInput(node, 1)) {
+    FailureOr<Ints> known = ints(node, 1);
+    if (failed(known))
+      return failure();
+    std::optional<SmallVector<int64_t>> constants = constantInts(*known);
+    if (!constants)
+      return fail(node, "axes must be constant");
+    axes = *constants;
+  } else if (auto attr = intsAttr(node, "axes")) {
+    axes = *attr;
+  }
+  if (axes.empty() && !intAttr(node, "noop_with_empty_axes", 0))
+    axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
+  for (int64_t &axis : axes) {
+    if (axis < -rank || axis >= rank)
+      return fail(node, "axis " + llvm::Twine(axis) + " is out of range for rank " +
+                            llvm::Twine(rank));
+    axis = axis < 0 ? axis + rank : axis;
+  }
+  llvm::sort(axes);
+  return axes;
+}
+
+/// mean over `axes`, keeping them as size-1 dimensions when `keepDims`.
+static Value mean(TensorBuilder &b, Value x, ArrayRef<int64_t> axes, bool keepDims) {
+  auto type = cast<RankedTensorType>(x.getType());
+  Type elementType = type.getElementType();
+  Value sum = b.reduce(x, axes, keepDims, b.getBuilder().getZeroAttr(elementType),
+                       TensorBuilder::addScalars);
+  OpBuilder &builder = b.getBuilder();
+  SmallVector<OpFoldResult> reduced;
+  for (int64_t axis : axes)
+    reduced.push_back(b.dim(x, axis));
+  Value count = arith::IndexCastOp::create(builder, b.getLoc(), builder.getI64Type(),
+                                           b.indexValue(b.product(reduced)));
+  Value countFloat = arith::SIToFPOp::create(builder, b.getLoc(), elementType, count);
+  return b.elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+    return arith::DivFOp::create(nb, l, args[0], countFloat);
+  });
+}
+
+LogicalResult GraphImporter::importReduceMean(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  FailureOr<SmallVector<int64_t>> axes =
+      reductionAxes(node, cast<RankedTensorType>(x->getType()).getRank());
+  if (failed(axes))
+    return failure();
+  if (axes->empty())
+    return setTensor(node, 0, *x), success();
+  setTensor(node, 0, mean(b, *x, *axes, intAttr(node, "keepdims", 1)));
+  return success();
+}
+
+LogicalResult GraphImporter::importSoftmax(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  auto type = cast<RankedTensorType>(x->getType());
+  int64_t axis = intAttr(node, "axis", -1);
+  axis = axis < 0 ? axis + type.getRank() : axis;
+  Type elementType = type.getElementType();
+  auto lowest = builder.getFloatAttr(elementType, -std::numeric_limits<double>::infinity());
+  Value max = b.reduce(*x, {axis}, true, lowest, [](OpBuilder &nb, Location l, Value e, Value acc) {
+    return arith::MaximumFOp::create(nb, l, e, acc);
+  });
+  Value exps = b.elementwise(ValueRange{*x, max}, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
+    return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, args[0], args[1]));
+  });
+  Value sum = b.reduce(exps, {axis}, true, builder.getZeroAttr(elementType), TensorBuilder::addScalars);
+  setTensor(node, 0, b.elementwise(ValueRange{exps, sum}, elementType,
+                                   [](OpBuilder &nb, Location l, ValueRange args) {
+                                     return arith::DivFOp::create(nb, l, args[0], args[1]);
+                                   }));
+  return success();
+}
+
+LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
+  for (int output = 1; output < node.output_size(); ++output)
+    if (!node.output(output).empty() && useCounts.lookup(node.output(output)))
+      return fail(node, "the Mean and InvStdDev outputs are not supported");
+  FailureOr<Value> x = tensor(node, 0), scale = tensor(node, 1);
+  if (failed(x) || failed(scale))
+    return failure();
+  auto type = cast<RankedTensorType>(x->getType());
+  int64_t axis = intAttr(node, "axis", -1);
+  axis = axis < 0 ? axis + type.getRank() : axis;
+  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(axis, type.getRank()));
+  Type elementType = type.getElementType();
+  auto sub = [](OpBuilder &nb, Location l, ValueRange args) -> Value {
+    return arith::SubFOp::create(nb, l, args[0], args[1]);
+  };
+  Value centered = b.elementwise(ValueRange{*x, mean(b, *x, axes, true)}, elementType, sub);
+  Value squares = b.elementwise(centered, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
+    return arith::MulFOp::create(nb, l, args[0], args[0]);
+  });
+  Value variance = mean(b, squares, axes, true);
+  Value epsilon = b.scalarConstant(elementType, floatAttr(node, "epsilon", 1e-5f));
+  SmallVector<Value> inputs = {centered, variance, *scale};
+  if (hasInput(node, 2)) {
+    FailureOr<Value> bias = tensor(node, 2);
+    if (failed(bias))
+      return failure();
+    inputs.push_back(*bias);
+  }
+  setTensor(node, 0, b.elementwise(inputs, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+    Value stddev = math::SqrtOp::create(nb, l, arith::AddFOp::create(nb, l, args[1], epsilon));
+    Value normalized = arith::DivFOp::create(nb, l, args[0], stddev);
+    Value scaled = arith::MulFOp::create(nb, l, normalized, args[2]);
+    return args.size() > 3 ? Value(arith::AddFOp::create(nb, l, scaled, args[3])) : scaled;
+  }));
+  return success();
+}
+
+LogicalResult GraphImporter::importTrilu(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  int64_t k = 0;
+  if (hasInput(node, 1)) {
+    FailureOr<Ints> known = ints(node, 1);
+    if (failed(known))
+      return failure();
+    std::optional<SmallVector<int64_t>> constant = constantInts(*known);
+    if (!constant || constant->size() != 1)
+      return fail(node, "k must be a constant scalar");
+    k = (*constant)[0];
+  }
+  bool upper = intAttr(node, "upper", 1);
+  auto type = cast<RankedTensorType>(x->getType());
+  int64_t rank = type.getRank();
+  if (rank < 2)
+    return fail(node, "input must have rank 2 or more");
+  setTensor(node, 0, b.elementwise(*x, type.getElementType(), [&](OpBuilder &nb, Location l, ValueRange args) {
+    // Keep element (i, j) when j - i >= k (upper) or j - i <= k (lower).
+    Value i = linalg::IndexOp::create(nb, l, rank - 2);
+    Value j = linalg::IndexOp::create(nb, l, rank - 1);
+    Value diagonal = arith::SubIOp::create(nb, l, j, i);
+    Value kValue = arith::ConstantIndexOp::create(nb, l, k);
+    Value keep = arith::CmpIOp::create(nb, l, upper ? arith::CmpIPredicate::sge : arith::CmpIPredicate::sle,
+                                       diagonal, kValue);
+    Value zero = arith::ConstantOp::create(nb, l, nb.getZeroAttr(args[0].getType()));
+    return arith::SelectOp::create(nb, l, keep, args[0], zero);
+  }));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Matrix products and linear layers
+//===----------------------------------------------------------------------===//
+
+std::string GraphImporter::modulePathFor(const onnx::NodeProto &node,
+                                         const std::string &weightName) {
+  StringRef name(weightName);
+  if (!name.starts_with("onnx::") && name.consume_back(".weight"))
+    return name.str();
+  // torch names nodes after their module scope: /encoder/layer.0/attention/self/query/MatMul
+  StringRef scope(node.name());
+  if (scope.consume_front("/") && scope.contains('/')) {
+    SmallVector<StringRef> parts;
+    scope.rsplit('/').first.split(parts, '/');
+    return llvm::join(parts, ".");
+  }
+  return weightName;
+}
+
+/// The weight of a linear layer as a peft.weight: the file reference, or the
+/// inline constant wrapped with its initializer name.
+static Value linearWeight(OpBuilder &builder, Location loc, ImportedValue &weight,
+                          const std::string &path) {
+  DenseElementsAttr inlineValue;
+  if (weight.tensor && matchPattern(weight.tensor, m_Constant(&inlineValue)))
+    return WeightOp::create(builder, loc, inlineValue.getType(),
+                            builder.getStringAttr(weight.weightName), StringAttr(), inlineValue);
+  if (!weight.tensor)
+    weight.tensor = WeightOp::create(builder, loc, weight.weightType,
+                                     builder.getStringAttr(weight.weightName),
+                                     builder.getStringAttr(path), ElementsAttr());
+  return weight.tensor;
+}
+
+LogicalResult GraphImporter::importLinear(const onnx::NodeProto &node, Value input,
+                                          ImportedValue &weightEntry, Value bias,
+                                          bool weightInOut) {
+  Value weight = linearWeight(builder, loc, weightEntry, path);
+  auto weightType = cast<RankedTensorType>(weight.getType());
+  auto inputType = cast<RankedTensorType>(input.getType());
+  int64_t in = weightType.getDimSize(weightInOut ? 0 : 1);
+  int64_t out = weightType.getDimSize(weightInOut ? 1 : 0);
+  if (inputType.getRank() < 1 ||
+      (!inputType.isDynamicDim(inputType.getRank() - 1) && inputType.getShape().back() != in))
+    return fail(node, "input " + formatShape(inputType.getShape()) + " does not match weight '" +
+                          weightEntry.weightName + "' " + formatShape(weightType.getShape()));
+  SmallVector<int64_t> shape(inputType.getShape());
+  shape.back() = out;
+  auto resultType = RankedTensorType::get(shape, inputType.getElementType());
+  std::string modulePath = modulePathFor(node, weightEntry.weightName);
+  auto linear = LinearOp::create(builder, loc, resultType, builder.getStringAttr(modulePath),
+                                 input, weight, bias,
+                                 weightInOut ? builder.getUnitAttr() : UnitAttr());
+  Ints sizes = b.dims(input);
+  sizes.back() = builder.getIndexAttr(out);
+  b.recordSizes(linear.getResult(), sizes);
+  setTensor(node, 0, linear.getResult());
+  return success();
+}
+
+LogicalResult GraphImporter::importMatMul(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> rhs = entry(node, 1);
+  if (failed(rhs))
+    return failure();
+  FailureOr<Value> lhs = tensor(node, 0);
+  if (failed(lhs))
+    return failure();
+  bool isWeight = !(*rhs)->weightName.empty() &&
+                  cast<RankedTensorType>(materialize(**rhs).getType()).getRank() == 2;
+  if (isWeight)
+    return importLinear(node, *lhs, **rhs, Value(), /*weightInOut=*/true);
+  Value rhsTensor = materialize(**rhs);
+  if (cast<RankedTensorType>(lhs->getType()).getRank() < 2 ||
+      cast<RankedTensorType>(rhsTensor.getType()).getRank() < 2)
+    return fail(node, "MatMul of vectors is not supported");
+  setTensor(node, 0, b.batchMatmul(*lhs, rhsTensor));
+  return success();
+}
+
+LogicalResult GraphImporter::importGemm(const onnx::NodeProto &node) {
+  if (intAttr(node, "transA", 0) || floatAttr(node, "alpha", 1) != 1 ||
+      floatAttr(node, "beta", 1) != 1)
+    return fail(node, "only Gemm with transA=0, alpha=1 and beta=1 is supported");
+  FailureOr<ImportedValue *> weight = entry(node, 1);
+  FailureOr<Value> input = tensor(node, 0);
+  if (failed(weight) || failed(input))
+    return failure();
+  if ((*weight)->weightName.empty())
+    return fail(node, "Gemm needs a constant weight (input B)");
+  Value bias;
+  if (hasInput(node, 2)) {
+    FailureOr<Value> c = tensor(node, 2);
+    if (failed(c))
+      return failure();
+    bias = *c;
+    if (cast<RankedTensorType>(bias.getType()).getRank() != 1)
+      return fail(node, "only a 1-D bias C is supported");
+  }
+  return importLinear(node, *input, **weight, bias, !intAttr(node, "transB", 0));
+}
+
+/// A bias added to a linear layer's output folds into the layer, as it was in
+/// the source module (nn.Linear exports as MatMul + Add).
+LogicalResult GraphImporter::importAdd(const onnx::NodeProto &node) {
+  for (int side = 0; side < 2 && hasInput(node, 1); ++side) {
+    auto found = values.find(node.input(side));
+    LinearOp linear = found != values.end() && found->second.tensor
+                          ? found->second.tensor.getDefiningOp<LinearOp>()
+                          : LinearOp();
+    if (!linear || linear.getBias() || useCounts.lookup(node.input(side)) != 1)
+      continue;
+    FailureOr<ImportedValue *> other = entry(node, 1 - side);
+    if (failed(other) || (*other)->weightName.empty())
+      continue;
+    Value bias = materialize(**other);
+    auto biasType = cast<RankedTensorType>(bias.getType());
+    if (biasType.getRank() != 1 || biasType.getDimSize(0) != linear.getOutFeatures())
+      continue;
+    std::string modulePath = linear.getModulePath().str();
+    StringRef biasName((*other)->weightName);
+    if (StringRef(modulePath).starts_with("onnx::") && !biasName.starts_with("onnx::") &&
+        biasName.consume_back(".bias"))
+      modulePath = biasName.str();
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPoint(linear);
+    if (Operation *biasOp = bias.getDefiningOp(); biasOp && biasOp->getBlock() == linear->getBlock() &&
+                                                   linear->isBeforeInBlock(biasOp))
+      biasOp->moveBefore(linear);
+    auto withBias = LinearOp::create(builder, linear.getLoc(), linear.getType(),
+                                     builder.getStringAttr(modulePath), linear.getInput(),
+                                     linear.getWeight(), bias, linear.getWeightInOutAttr());
+    b.recordSizes(withBias.getResult(), b.dims(linear.getResult()));
+    linear.getResult().replaceAllUsesWith(withBias.getResult());
+    linear.erase();
+    setTensor(node, 0, withBias.getResult());
+    return success();
+  }
+  return importElementwise(node);
+}
+
+} // namespace peft

@@ -1,0 +1,457 @@
+//===- OnnxShapeOps.cpp - Shapes, indexing and data movement ----------------===//
+#include "frontends/onnx/GraphImporter.h"
+
+#include "dialects/peft/PeftDialect.h"
+#include "frontends/onnx/OnnxWeights.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
+using namespace mlir;
+
+namespace peft {
+
+/// Normalizes a possibly negative axis against `rank`.
+static std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= rank)
+    return std::nullopt;
+  return axis < 0 ? axis + rank : axis;
+}
+
+static int64_t rankOf(Value value) {
+  return cast<RankedTensorType>(value.getType()).getRank();
+}
+
+LogicalResult GraphImporter::importIdentity(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> input = entry(node, 0);
+  if (failed(input))
+    return failure();
+  values[node.output(0)] = **input;
+  return success();
+}
+
+LogicalResult GraphImporter::importShape(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  Ints sizes = b.dims(*x);
+  int64_t rank = sizes.size();
+  int64_t start = intAttr(node, "start", 0), end = intAttr(node, "end", rank);
+  start = std::clamp<int64_t>(start < 0 ? start + rank : start, 0, rank);
+  end = std::clamp<int64_t>(end < 0 ? end + rank : end, 0, rank);
+  setInts(node, 0, Ints(sizes.begin() + start, sizes.begin() + std::max(start, end)), false,
+          builder.getI64Type());
+  return success();
+}
+
+LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
+  FailureOr<Value> data = tensor(node, 0);
+  if (failed(data))
+    return failure();
+  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rankOf(*data));
+  if (!axis)
+    return fail(node, "axis is out of range");
+  // Picking elements of a known integer vector stays known.
+  if (knowsInts(node, 0) && knowsInts(node, 1)) {
+    auto indices = constantInts(*values[node.input(1)].ints);
+    Ints &source = *values[node.input(0)].ints;
+    if (indices) {
+      Ints picked;
+      for (int64_t index : *indices) {
+        index = index < 0 ? index + static_cast<int64_t>(source.size()) : index;
+        if (index < 0 || index >= static_cast<int64_t>(source.size()))
+          return fail(node, "index " + llvm::Twine(index) + " is out of range");
+        picked.push_back(source[index]);
+      }
+      setInts(node, 0, std::move(picked), values[node.input(1)].scalar, builder.getI64Type());
+      return success();
+    }
+  }
+  FailureOr<Value> indices = tensor(node, 1);
+  if (failed(indices))
+    return failure();
+  auto dataType = cast<RankedTensorType>(data->getType());
+  int64_t indexRank = rankOf(*indices);
+  // out[pre..., idx..., post...] = data[pre..., indices[idx...], post...]
+  Ints sizes;
+  for (int64_t d = 0; d < *axis; ++d)
+    sizes.push_back(b.dim(*data, d));
+  for (int64_t d = 0; d < indexRank; ++d)
+    sizes.push_back(b.dim(*indices, d));
+  for (int64_t d = *axis + 1; d < dataType.getRank(); ++d)
+    sizes.push_back(b.dim(*data, d));
+  int64_t rank = sizes.size();
+  Value init = b.empty(sizes, dataType.getElementType());
+  SmallVector<AffineExpr> indexExprs;
+  for (int64_t d = 0; d < indexRank; ++d)
+    indexExprs.push_back(getAffineDimExpr(*axis + d, context));
+  SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, indexExprs, context),
+                                 AffineMap::getMultiDimIdentityMap(rank, context)};
+  Value axisSize = b.indexValue(b.dim(*data, *axis));
+  Value gathered = linalg::GenericOp::create(
+      builder, loc, init.getType(), *indices, init, maps,
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value index = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
+        Value zero = arith::ConstantIndexOp::create(nb, l, 0);
+        Value negative = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, index, zero);
+        index = arith::SelectOp::create(nb, l, negative,
+                                        arith::AddIOp::create(nb, l, index, axisSize), index);
+        SmallVector<Value> coordinates;
+        for (int64_t d = 0; d < *axis; ++d)
+          coordinates.push_back(linalg::IndexOp::create(nb, l, d));
+        coordinates.push_back(index);
+        for (int64_t d = *axis + indexRank; d < rank; ++d)
+          coordinates.push_back(linalg::IndexOp::create(nb, l, d));
+        linalg::YieldOp::create(nb, l, tensor::ExtractOp::create(nb, l, *data, coordinates).getResult());
+      }).getResult(0);
+  setTensor(node, 0, gathered);
+  return success();
+}
+
+LogicalResult GraphImporter::importUnsqueeze(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> input = entry(node, 0);
+  if (failed(input))
+    return failure();
+  SmallVector<int64_t> axes;
+  if (hasInput(node, 1)) {
+    FailureOr<Ints> known = ints(node, 1);
+    if (failed(known) || !constantInts(*known))
+      return failed(known) ? failure() : fail(node, "axes must be constant");
+    axes = *constantInts(*known);
+  } else {
+    axes = intsAttr(node, "axes").value_or(SmallVector<int64_t>{});
+  }
+  Value x = materialize(**input);
+  int64_t rank = rankOf(x) + axes.size();
+  for (int64_t &axis : axes) {
+    std::optional<int64_t> normalized = normalizeAxis(axis, rank);
+    if (!normalized)
+      return fail(node, "axis " + llvm::Twine(axis) + " is out of range");
+    axis = *normalized;
+  }
+  llvm::sort(axes);
+  if ((*input)->ints && (*input)->scalar && axes == SmallVector<int64_t>{0}) {
+    setInts(node, 0, *(*input)->ints, false, cast<RankedTensorType>(x.getType()).getElementType());
+    return success();
+  }
+  setTensor(node, 0, b.insertUnitDims(x, axes));
+  return success();
+}
+
+LogicalResult GraphImporter::importSqueeze(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> input = entry(node, 0);
+  if (failed(input))
+    return failure();
+  Value x = materialize(**input);
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> axes;
+  if (hasInput(node, 1)) {
+    FailureOr<Ints> known = ints(node, 1);
+    if (failed(known) || !constantInts(*known))
+      return failed(known) ? failure() : fail(node, "axes must be constant");
+    axes = *constantInts(*known);
+  } else if (auto attr = intsAttr(node, "axes")) {
+    axes = *attr;
+  } else {
+    for (int64_t d = 0; d < type.getRank(); ++d)
+      if (type.getDimSize(d) == 1)
+        axes.push_back(d);
+  }
+  for (int64_t &axis : axes) {
+    std::optional<int64_t> normalized = normalizeAxis(axis, type.getRank());
+    if (!normalized || type.getDimSize(*normalized) != 1)
+      return fail(node, "axis " + llvm::Twine(axis) + " is not a dimension of size 1");
+    axis = *normalized;
+  }
+  if ((*input)->ints && !(*input)->scalar && (*input)->ints->size() == 1) {
+    setInts(node, 0, *(*input)->ints, true, type.getElementType());
+    return success();
+  }
+  setTensor(node, 0, b.dropUnitDims(x, axes));
+  return success();
+}
+
+LogicalResult GraphImporter::importConcat(const onnx::NodeProto &node) {
+  bool allKnown = true;
+  for (int i = 0; i < node.input_size(); ++i)
+    allKnown &= knowsInts(node, i);
+  if (allKnown) {
+    Ints joined;
+    for (int i = 0; i < node.input_size(); ++i)
+      llvm::append_range(joined, *values[node.input(i)].ints);
+    setInts(node, 0, std::move(joined), false,
+            cast<RankedTensorType>(materialize(values[node.input(0)]).getType()).getElementType());
+    return success();
+  }
+  SmallVector<Value> inputs;
+  for (int i = 0; i < node.input_size(); ++i) {
+    FailureOr<Value> input = tensor(node, i);
+    if (failed(input))
+      return failure();
+    inputs.push_back(*input);
+  }
+  int64_t rank = rankOf(inputs[0]);
+  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+  if (!axis)
+    return fail(node, "axis is out of range");
+  Ints sizes = b.dims(inputs[0]);
+  for (size_t i = 1; i < inputs.size(); ++i)
+    sizes[*axis] = b.add(sizes[*axis], b.dim(inputs[i], *axis));
+  Value result = b.empty(sizes, cast<RankedTensorType>(inputs[0].getType()).getElementType());
+  OpFoldResult offset = builder.getIndexAttr(0);
+  for (Value input : inputs) {
+    Ints offsets(rank, builder.getIndexAttr(0));
+    offsets[*axis] = offset;
+    Ints strides(rank, builder.getIndexAttr(1));
+    result = tensor::InsertSliceOp::create(builder, loc, input, result, offsets, b.dims(input), strides);
+    offset = b.add(offset, b.dim(input, *axis));
+  }
+  setTensor(node, 0, result);
+  return success();
+}
+
+LogicalResult GraphImporter::importReshape(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  FailureOr<Ints> shape = ints(node, 1);
+  if (failed(x) || failed(shape))
+    return failure();
+  bool allowZero = intAttr(node, "allowzero", 0);
+  Ints inputSizes = b.dims(*x);
+  Ints sizes;
+  int64_t inferred = -1;
+  for (auto [i, size] : llvm::enumerate(*shape)) {
+    std::optional<int64_t> constant = getConstantIntValue(size);
+    if (constant == 0 && !allowZero) {
+      if (i >= inputSizes.size())
+        return fail(node, "shape copies dimension " + llvm::Twine(i) + " the input lacks");
+      sizes.push_back(inputSizes[i]);
+    } else if (constant == -1) {
+      if (inferred >= 0)
+        return fail(node, "shape has more than one -1");
+      inferred = i;
+      sizes.push_back(builder.getIndexAttr(1));
+    } else {
+      sizes.push_back(size);
+    }
+  }
+  if (inferred >= 0)
+    sizes[inferred] = b.quotient(inputSizes, sizes);
+  auto total = getConstantIntValue(b.product(sizes));
+  auto inputTotal = getConstantIntValue(b.product(inputSizes));
+  if (total && inputTotal && *total != *inputTotal)
+    return fail(node, "cannot reshape " + llvm::Twine(*inputTotal) + " elements into " +
+                          llvm::Twine(*total));
+  setTensor(node, 0, b.reshape(*x, sizes));
+  return success();
+}
+
+LogicalResult GraphImporter::importTranspose(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  int64_t rank = rankOf(*x);
+  SmallVector<int64_t> perm = intsAttr(node, "perm").value_or(
+      llvm::to_vector(llvm::reverse(llvm::seq<int64_t>(0, rank))));
+  if (static_cast<int64_t>(perm.size()) != rank)
+    return fail(node, "perm does not match the input rank");
+  Ints sizes;
+  for (int64_t p : perm)
+    sizes.push_back(b.dim(*x, p));
+  Value init = b.empty(sizes, cast<RankedTensorType>(x->getType()).getElementType());
+  setTensor(node, 0, linalg::TransposeOp::create(builder, loc, *x, init, perm).getResult()[0]);
+  return success();
+}
+
+LogicalResult GraphImporter::importSplit(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  int64_t rank = rankOf(*x);
+  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+  if (!axis)
+    return fail(node, "axis is out of range");
+  Ints parts;
+  if (hasInput(node, 1)) {
+    FailureOr<Ints> known = ints(node, 1);
+    if (failed(known))
+      return failure();
+    parts = *known;
+  } else if (auto attr = intsAttr(node, "split")) {
+    for (int64_t size : *attr)
+      parts.push_back(builder.getIndexAttr(size));
+  } else {
+    int64_t count = intAttr(node, "num_outputs", node.output_size());
+    auto total = getConstantIntValue(b.dim(*x, *axis));
+    if (!total)
+      return fail(node, "splitting a dynamic dimension needs explicit sizes");
+    int64_t chunk = (*total + count - 1) / count;
+    for (int64_t i = 0; i < count; ++i)
+      parts.push_back(builder.getIndexAttr(std::min(chunk, *total - i * chunk)));
+  }
+  if (static_cast<int>(parts.size()) != node.output_size())
+    return fail(node, "the split sizes do not match the number of outputs");
+  OpFoldResult offset = builder.getIndexAttr(0);
+  for (auto [i, size] : llvm::enumerate(parts)) {
+    Ints offsets(rank, builder.getIndexAttr(0)), sizes = b.dims(*x);
+    offsets[*axis] = offset;
+    sizes[*axis] = size;
+    Ints strides(rank, builder.getIndexAttr(1));
+    setTensor(node, i, tensor::ExtractSliceOp::create(builder, loc, *x, offsets, sizes, strides));
+    offset = b.add(offset, size);
+  }
+  return success();
+}
+
+LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> input = entry(node, 0);
+  if (failed(input))
+    return failure();
+  Value x = materialize(**input);
+  int64_t rank = rankOf(x);
+  SmallVector<SmallVector<int64_t>> lists;
+  for (int i = 1; i <= 4; ++i) {
+    if (!hasInput(node, i)) {
+      lists.push_back({});
+      continue;
+    }
+    FailureOr<Ints> known = ints(node, i);
+    if (failed(known))
+      return failure();
+    std::optional<SmallVector<int64_t>> constants = constantInts(*known);
+    if (!constants)
+      return fail(node, "starts, ends, axes and steps must be constant");
+    lists.push_back(*constants);
+  }
+  SmallVector<int64_t> &starts = lists[0], &ends = lists[1], &axes = lists[2], &steps = lists[3];
+  if (axes.empty())
+    axes = llvm::to_vector(llvm::seq<int64_t>(0, starts.size()));
+  if (steps.empty())
+    steps.assign(starts.size(), 1);
+  Ints offsets(rank, builder.getIndexAttr(0)), sizes = b.dims(x), strides(rank, builder.getIndexAttr(1));
+  for (size_t i = 0; i < starts.size(); ++i) {
+    std::optional<int64_t> axis = normalizeAxis(axes[i], rank);
+    if (!axis || steps[i] <= 0)
+      return fail(node, "only positive steps on valid axes are supported");
+    std::optional<int64_t> size = getConstantIntValue(sizes[*axis]);
+    bool toEnd = ends[i] >= std::numeric_limits<int32_t>::max();
+    if (!size) { // A dynamic dimension: only [start >= 0, end of dimension) with step 1.
+      if (starts[i] < 0 || !toEnd || steps[i] != 1)
+        return fail(node, "slicing a dynamic dimension needs start >= 0, end = INT_MAX, step 1");
+      offsets[*axis] = builder.getIndexAttr(starts[i]);
+      sizes[*axis] = b.sub(sizes[*axis], builder.getIndexAttr(starts[i]));
+      continue;
+    }
+    int64_t start = std::clamp<int64_t>(starts[i] < 0 ? starts[i] + *size : starts[i], 0, *size);
+    int64_t end = std::clamp<int64_t>(ends[i] < 0 ? ends[i] + *size : ends[i], 0, *size);
+    int64_t count = end > start ? (end - start + steps[i] - 1) / steps[i] : 0;
+    offsets[*axis] = builder.getIndexAttr(start);
+    sizes[*axis] = builder.getIndexAttr(count);
+    strides[*axis] = builder.getIndexAttr(steps[i]);
+  }
+  if ((*input)->ints && rank == 1) { // Slicing a known vector stays known.
+    int64_t offset = *getConstantIntValue(offsets[0]), stride = *getConstantIntValue(strides[0]);
+    std::optional<int64_t> count = getConstantIntValue(sizes[0]);
+    if (count) {
+      Ints picked;
+      for (int64_t i = 0; i < *count; ++i)
+        picked.push_back((*(*input)->ints)[offset + i * stride]);
+      setInts(node, 0, std::move(picked), false, cast<RankedTensorType>(x.getType()).getElementType());
+      return success();
+    }
+  }
+  setTensor(node, 0, tensor::ExtractSliceOp::create(builder, loc, x, offsets, sizes, strides));
+  return success();
+}
+
+LogicalResult GraphImporter::importCast(const onnx::NodeProto &node) {
+  std::optional<DType> dtype = dtypeOfOnnx(intAttr(node, "to", 0));
+  Type to = dtype ? elementTypeOf(*dtype, context) : Type();
+  if (!to)
+    return fail(node, "unsupported target type " + llvm::Twine(intAttr(node, "to", 0)));
+  if (knowsInts(node, 0) && to.isInteger() && !to.isInteger(1)) {
+    ImportedValue known = values[node.input(0)];
+    setInts(node, 0, *known.ints, known.scalar, to);
+    return success();
+  }
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  setTensor(node, 0, b.castElements(*x, to));
+  return success();
+}
+
+LogicalResult GraphImporter::importConstantOfShape(const onnx::NodeProto &node) {
+  FailureOr<Ints> shape = ints(node, 0);
+  if (failed(shape))
+    return failure();
+  TypedAttr fill = builder.getF32FloatAttr(0);
+  if (const auto *attr = findAttr(node, "value")) {
+    std::optional<DType> dtype = dtypeOfOnnx(attr->t().data_type());
+    Type elementType = dtype ? elementTypeOf(*dtype, context) : Type();
+    if (!elementType)
+      return fail(node, "unsupported value type");
+    FailureOr<DenseElementsAttr> value =
+        denseFromTensorProto(attr->t(), RankedTensorType::get({}, elementType));
+    if (failed(value))
+      return fail(node, "cannot read the value attribute");
+    fill = cast<TypedAttr>(*value->getValues<Attribute>().begin());
+  }
+  setTensor(node, 0, b.filled(*shape, fill));
+  return success();
+}
+
+LogicalResult GraphImporter::importRange(const onnx::NodeProto &node) {
+  FailureOr<Value> startTensor = tensor(node, 0);
+  if (failed(startTensor))
+    return failure();
+  Type elementType = cast<RankedTensorType>(startTensor->getType()).getElementType();
+  if (!elementType.isInteger(64))
+    return fail(node, "only int64 ranges are supported");
+  FailureOr<Ints> start = ints(node, 0), limit = ints(node, 1), delta = ints(node, 2);
+  if (failed(start) || failed(limit) || failed(delta))
+    return failure();
+  std::optional<int64_t> step = getConstantIntValue((*delta)[0]);
+  if (!step || *step <= 0)
+    return fail(node, "delta must be a positive constant");
+  OpFoldResult span = b.sub((*limit)[0], (*start)[0]);
+  OpFoldResult count = b.div(b.add(span, builder.getIndexAttr(*step - 1)),
+                             builder.getIndexAttr(*step));
+  if (std::optional<int64_t> constantCount = getConstantIntValue(count);
+      constantCount && *constantCount <= kMaxInlineElements) {
+    Ints elements;
+    for (int64_t i = 0; i < *constantCount; ++i)
+      elements.push_back(b.add((*start)[0], builder.getIndexAttr(i * *step)));
+    setInts(node, 0, std::move(elements), false, elementType);
+    return success();
+  }
+  Value first = b.indexValue((*start)[0]);
+  Value init = b.empty({count}, elementType);
+  MLIRContext *ctx = context;
+  Value range = linalg::GenericOp::create(
+      builder, loc, init.getType(), ValueRange{}, init,
+      SmallVector<AffineMap>{AffineMap::getMultiDimIdentityMap(1, ctx)},
+      SmallVector<utils::IteratorType>{utils::IteratorType::parallel},
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        Value i = linalg::IndexOp::create(nb, l, 0);
+        Value value = arith::AddIOp::create(
+            nb, l, first, arith::MulIOp::create(nb, l, i, arith::ConstantIndexOp::create(nb, l, *step)));
+        linalg::YieldOp::create(nb, l, arith::IndexCastOp::create(nb, l, elementType, value).getResult());
+      }).getResult(0);
+  setTensor(node, 0, range);
+  return success();
+}
+
+LogicalResult GraphImporter::importExpand(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  FailureOr<Ints> shape = ints(node, 1);
+  if (failed(x) || failed(shape))
+    return failure();
+  Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
+  setTensor(node, 0, b.elementwise(*x, elementType,
+                                   [](OpBuilder &, Location, ValueRange args) { return args[0]; },
+                                   *shape));
+  return success();
+}
+
+} // namespace peft

@@ -1,0 +1,148 @@
+//===- OnnxWeights.cpp - ONNX files and their initializers ------------------===//
+#include "frontends/onnx/OnnxWeights.h"
+
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/Path.h"
+
+#include <cstring>
+
+namespace peft {
+
+static llvm::Error onnxError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                            /*RequiresNullTerminator=*/false);
+  if (!buffer)
+    return onnxError(path + ": cannot open: " + buffer.getError().message());
+  auto model = std::make_shared<onnx::ModelProto>();
+  if (!model->ParseFromArray((*buffer)->getBufferStart(), (*buffer)->getBufferSize()))
+    return onnxError(path + ": not a valid ONNX model (protobuf parse failed)");
+  if (!model->has_graph())
+    return onnxError(path + ": not a valid ONNX model (no graph)");
+  return model;
+}
+
+std::optional<DType> dtypeOfOnnx(int32_t elementType) {
+  switch (elementType) {
+  case onnx::TensorProto::FLOAT:
+    return DType::F32;
+  case onnx::TensorProto::FLOAT16:
+    return DType::F16;
+  case onnx::TensorProto::BFLOAT16:
+    return DType::BF16;
+  case onnx::TensorProto::DOUBLE:
+    return DType::F64;
+  case onnx::TensorProto::INT64:
+    return DType::I64;
+  case onnx::TensorProto::INT32:
+    return DType::I32;
+  case onnx::TensorProto::INT8:
+    return DType::I8;
+  case onnx::TensorProto::UINT8:
+    return DType::U8;
+  case onnx::TensorProto::BOOL:
+    return DType::Bool;
+  default:
+    return std::nullopt;
+  }
+}
+
+/// Copies a typed repeated field into little-endian bytes of `dtype`.
+template <typename Field>
+static std::vector<uint8_t> fieldBytes(const Field &field, DType dtype) {
+  std::vector<uint8_t> bytes(field.size() * dtypeBits(dtype) / 8);
+  for (int i = 0; i < field.size(); ++i) {
+    auto store = [&](auto value) { std::memcpy(&bytes[i * sizeof(value)], &value, sizeof(value)); };
+    switch (dtype) {
+    case DType::F32: store(static_cast<float>(field.Get(i))); break;
+    case DType::F64: store(static_cast<double>(field.Get(i))); break;
+    case DType::I64: store(static_cast<int64_t>(field.Get(i))); break;
+    case DType::I32: store(static_cast<int32_t>(field.Get(i))); break;
+    case DType::F16: case DType::BF16: store(static_cast<uint16_t>(field.Get(i))); break;
+    default: store(static_cast<uint8_t>(field.Get(i))); break;
+    }
+  }
+  return bytes;
+}
+
+static std::vector<uint8_t> typedFieldBytes(const onnx::TensorProto &tensor, DType dtype) {
+  switch (dtype) {
+  case DType::F32:
+    return fieldBytes(tensor.float_data(), dtype);
+  case DType::F64:
+    return fieldBytes(tensor.double_data(), dtype);
+  case DType::I64:
+    return fieldBytes(tensor.int64_data(), dtype);
+  default: // INT32, INT8, UINT8, BOOL, FLOAT16 and BFLOAT16 all use int32_data.
+    return fieldBytes(tensor.int32_data(), dtype);
+  }
+}
+
+llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringRef modelPath) {
+  std::optional<DType> dtype = dtypeOfOnnx(tensor.data_type());
+  if (!dtype)
+    return onnxError(modelPath + ": initializer '" + tensor.name() +
+                     "' has an unsupported element type " + llvm::Twine(tensor.data_type()));
+  TensorView view;
+  view.dtype = *dtype;
+  view.shape.assign(tensor.dims().begin(), tensor.dims().end());
+  view.byteSize = view.numElements() * dtypeBits(*dtype) / 8;
+  if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
+    std::string location;
+    int64_t offset = 0, length = -1;
+    for (const auto &entry : tensor.external_data()) {
+      if (entry.key() == "location")
+        location = entry.value();
+      else if (entry.key() == "offset")
+        offset = std::stoll(entry.value());
+      else if (entry.key() == "length")
+        length = std::stoll(entry.value());
+    }
+    llvm::SmallString<256> dataPath(llvm::sys::path::parent_path(modelPath));
+    llvm::sys::path::append(dataPath, location);
+    if (length >= 0 && static_cast<size_t>(length) != view.byteSize)
+      return onnxError(dataPath + ": initializer '" + tensor.name() + "' has length " +
+                       llvm::Twine(length) + ", expected " + llvm::Twine(view.byteSize));
+    auto slice = llvm::MemoryBuffer::getFileSlice(dataPath, view.byteSize, offset);
+    if (!slice)
+      return onnxError(dataPath + ": cannot read initializer '" + tensor.name() +
+                       "': " + slice.getError().message());
+    view.data = reinterpret_cast<const uint8_t *>((*slice)->getBufferStart());
+    externalData.push_back(std::move(*slice));
+  } else if (tensor.has_raw_data()) {
+    view.data = reinterpret_cast<const uint8_t *>(tensor.raw_data().data());
+  } else {
+    converted.push_back(typedFieldBytes(tensor, *dtype));
+    view.data = converted.back().data();
+  }
+  size_t available = tensor.has_raw_data() ? tensor.raw_data().size() : view.byteSize;
+  if (tensor.data_location() != onnx::TensorProto::EXTERNAL && !tensor.has_raw_data())
+    available = converted.back().size();
+  if (available != view.byteSize)
+    return onnxError(modelPath + ": initializer '" + tensor.name() + "' holds " +
+                     llvm::Twine(available) + " bytes, but its type needs " +
+                     llvm::Twine(view.byteSize));
+  views.emplace(tensor.name(), std::move(view));
+  return llvm::Error::success();
+}
+
+llvm::Expected<std::unique_ptr<OnnxWeightSource>>
+OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRef modelPath) {
+  auto source = std::unique_ptr<OnnxWeightSource>(new OnnxWeightSource());
+  source->model = std::move(model);
+  for (const onnx::TensorProto &tensor : source->model->graph().initializer())
+    if (llvm::Error error = source->add(tensor, modelPath))
+      return std::move(error);
+  return source;
+}
+
+const TensorView *OnnxWeightSource::find(llvm::StringRef name) const {
+  auto found = views.find(name);
+  return found == views.end() ? nullptr : &found->second;
+}
+
+} // namespace peft

@@ -1,0 +1,91 @@
+//===- TensorBuilder.h - Build linalg and tensor ops for imports -*- C++ -*-===//
+//
+// The few generic shapes every ONNX op lowers to: broadcasting elementwise
+// maps, reductions, unit-dimension reshapes, and integer vectors whose elements
+// are OpFoldResults (constants fold, dynamic sizes stay index values).
+//
+//===----------------------------------------------------------------------===//
+#ifndef PEFT_FRONTENDS_ONNX_TENSORBUILDER_H
+#define PEFT_FRONTENDS_ONNX_TENSORBUILDER_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/IR/Builders.h"
+
+namespace peft {
+
+/// Elements of a small integer tensor known at import.
+using Ints = llvm::SmallVector<mlir::OpFoldResult>;
+using ScalarBody =
+    llvm::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location, mlir::ValueRange)>;
+using Combiner = llvm::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Location,
+                                                mlir::Value element, mlir::Value acc)>;
+
+/// The known constant elements of `ints`, or nothing if any is dynamic.
+std::optional<llvm::SmallVector<int64_t>> constantInts(const Ints &ints);
+/// The elements of an integer DenseElementsAttr of rank 0 or 1.
+std::optional<Ints> intsOf(mlir::DenseElementsAttr value);
+
+class TensorBuilder {
+public:
+  TensorBuilder(mlir::OpBuilder &builder, mlir::Location loc) : builder(builder), loc(loc) {}
+  void setLoc(mlir::Location newLoc) { loc = newLoc; }
+  mlir::OpBuilder &getBuilder() { return builder; }
+  mlir::Location getLoc() { return loc; }
+
+  // Sizes.
+  mlir::OpFoldResult dim(mlir::Value tensor, int64_t index);
+  Ints dims(mlir::Value tensor);
+  /// Declares the sizes of `tensor`, for ops whose sizes cannot be traced.
+  void recordSizes(mlir::Value tensor, Ints sizes);
+  /// Π numerator / Π denominator, cancelling sizes that appear on both sides.
+  mlir::OpFoldResult quotient(llvm::ArrayRef<mlir::OpFoldResult> numerator,
+                              llvm::ArrayRef<mlir::OpFoldResult> denominator);
+  mlir::Value indexValue(mlir::OpFoldResult size);
+  mlir::OpFoldResult add(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult sub(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult mul(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult div(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult product(llvm::ArrayRef<mlir::OpFoldResult> sizes);
+
+  // Tensors.
+  mlir::Value empty(llvm::ArrayRef<mlir::OpFoldResult> sizes, mlir::Type elementType);
+  mlir::Value filled(llvm::ArrayRef<mlir::OpFoldResult> sizes, mlir::TypedAttr value);
+  mlir::Value scalarConstant(mlir::Type type, double value);
+  /// A tensor<Nxi64> (or tensor<i64> when `scalar`) holding `ints`.
+  mlir::Value fromInts(const Ints &ints, bool scalar);
+
+  /// Numpy-broadcasting elementwise map of `inputs`; `resultSizes` forces the
+  /// result shape (Expand).
+  mlir::Value elementwise(mlir::ValueRange inputs, mlir::Type elementType, ScalarBody body,
+                          std::optional<Ints> resultSizes = std::nullopt);
+  /// Converts the elements to `elementType` with ONNX Cast semantics.
+  mlir::Value castElements(mlir::Value input, mlir::Type elementType);
+  /// Reduces `axes` (sorted, non-negative) with `combine`, starting from `init`.
+  mlir::Value reduce(mlir::Value input, llvm::ArrayRef<int64_t> axes, bool keepDims,
+                     mlir::TypedAttr init, Combiner combine);
+  /// Inserts size-1 dimensions at `axes` (positions in the result).
+  mlir::Value insertUnitDims(mlir::Value input, llvm::ArrayRef<int64_t> axes);
+  /// Removes size-1 dimensions at `axes`.
+  mlir::Value dropUnitDims(mlir::Value input, llvm::ArrayRef<int64_t> axes);
+  /// Row-major reshape to `sizes`.
+  mlir::Value reshape(mlir::Value input, const Ints &sizes);
+  /// Σ_k lhs[..., m, k]·rhs[..., k, n], batch dimensions broadcast.
+  mlir::Value batchMatmul(mlir::Value lhs, mlir::Value rhs);
+
+  /// Scalar arithmetic that picks the float or integer op from the type.
+  static mlir::Value addScalars(mlir::OpBuilder &b, mlir::Location loc, mlir::Value lhs,
+                                mlir::Value rhs);
+  static mlir::Value mulScalars(mlir::OpBuilder &b, mlir::Location loc, mlir::Value lhs,
+                                mlir::Value rhs);
+
+private:
+  mlir::OpBuilder &builder;
+  mlir::Location loc;
+  llvm::DenseMap<mlir::Value, Ints> knownSizes;
+};
+
+} // namespace peft
+
+#endif // PEFT_FRONTENDS_ONNX_TENSORBUILDER_H

@@ -1,0 +1,292 @@
+//===- Runtime.cpp - Load an artifact and run its entry ---------------------===//
+//
+// Calling convention (see lowering/EmitPackedEntry.cpp): the library exports
+// `void ENTRY(void **args)`; args[0] points to the result descriptors, then one
+// pointer per input and per weight, each to an MLIR memref descriptor
+// {allocated, aligned, offset, sizes[rank], strides[rank]}.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/peft_runtime.h"
+
+#include "runtime/Manifest.h"
+#include "support/Safetensors.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+thread_local std::string lastError;
+
+int failWith(const std::string &message) {
+  lastError = message;
+  return 1;
+}
+
+const char *const kDTypeNames[] = {"F32", "F16", "BF16", "F64", "I64",
+                                   "I32", "I8",  "U8",   "BOOL"};
+
+bool dtypeFromName(const std::string &name, PeftDType &dtype) {
+  for (int i = 0; i <= PEFT_BOOL; ++i)
+    if (name == kDTypeNames[i])
+      return dtype = static_cast<PeftDType>(i), true;
+  return false;
+}
+
+/// An MLIR memref descriptor of a given rank, laid out as the ABI wants.
+struct Descriptor {
+  std::vector<int64_t> words;
+
+  explicit Descriptor(size_t rank = 0) : words(3 + 2 * rank) {}
+  static size_t wordsFor(size_t rank) { return 3 + 2 * rank; }
+
+  void set(const void *data, const int64_t *shape, size_t rank) {
+    words.assign(wordsFor(rank), 0);
+    words[0] = words[1] = reinterpret_cast<int64_t>(data);
+    int64_t stride = 1;
+    for (size_t d = rank; d-- > 0;) {
+      words[3 + d] = shape[d];
+      words[3 + rank + d] = stride;
+      stride *= shape[d];
+    }
+  }
+};
+
+/// One bound input or one weight: its manifest entry and descriptor.
+struct Slot {
+  peft::ManifestTensor info;
+  PeftDType dtype = PEFT_F32;
+  Descriptor descriptor;
+  bool bound = false;
+};
+
+struct Output {
+  peft::ManifestTensor info;
+  PeftDType dtype = PEFT_F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+  PeftTensor view{};
+};
+
+} // namespace
+
+struct PeftModel {
+  peft::Manifest manifest;
+  void *library = nullptr;
+  void (*entry)(void **) = nullptr;
+  std::unique_ptr<peft::SafetensorsFile> weights;
+  std::vector<Slot> inputs, weightSlots;
+  std::vector<Output> outputs;
+
+  ~PeftModel() {
+    if (library)
+      dlclose(library);
+  }
+
+  int load(const std::string &directory);
+  int bindWeights(const std::string &directory);
+  int collectOutputs(const std::vector<int64_t> &results);
+};
+
+static int readFile(const std::string &path, std::string &text) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream)
+    return failWith(path + ": cannot open");
+  std::stringstream buffer;
+  buffer << stream.rdbuf();
+  text = buffer.str();
+  return 0;
+}
+
+int PeftModel::load(const std::string &directory) {
+  std::string manifestPath = directory + "/manifest.json", text, error;
+  if (readFile(manifestPath, text))
+    return 1;
+  if (!manifest.fromJson(text, error))
+    return failWith(manifestPath + ": " + error);
+  if (manifest.target != "cpu")
+    return failWith(manifestPath + ": target '" + manifest.target +
+                    "' cannot run in this runtime (supported: cpu)");
+  std::string libraryPath = directory + "/" + manifest.library;
+  library = dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library)
+    return failWith(libraryPath + ": cannot load: " + dlerror());
+  entry = reinterpret_cast<void (*)(void **)>(dlsym(library, manifest.entry.c_str()));
+  if (!entry)
+    return failWith(libraryPath + ": no entry symbol '" + manifest.entry + "'");
+  for (const auto &info : manifest.inputs) {
+    Slot slot{info};
+    if (!dtypeFromName(info.dtype, slot.dtype))
+      return failWith(manifestPath + ": input '" + info.name + "' has unknown dtype " + info.dtype);
+    inputs.push_back(slot);
+  }
+  for (const auto &info : manifest.outputs) {
+    Output output{info};
+    if (!dtypeFromName(info.dtype, output.dtype))
+      return failWith(manifestPath + ": output '" + info.name + "' has unknown dtype " + info.dtype);
+    outputs.push_back(output);
+  }
+  return bindWeights(directory);
+}
+
+int PeftModel::bindWeights(const std::string &directory) {
+  std::string path = directory + "/" + manifest.weightsFile;
+  auto file = peft::SafetensorsFile::open(path);
+  if (!file)
+    return failWith(llvm::toString(file.takeError()));
+  weights = std::move(*file);
+  for (const auto &info : manifest.weights) {
+    const peft::TensorView *view = weights->find(info.name);
+    if (!view)
+      return failWith(path + ": missing weight '" + info.name + "'");
+    if (view->shape != info.shape || peft::dtypeName(view->dtype) != info.dtype)
+      return failWith(path + ": weight '" + info.name + "' is " +
+                      peft::dtypeName(view->dtype).str() + " " + peft::formatShape(view->shape) +
+                      ", the manifest expects " + info.dtype + " " + peft::formatShape(info.shape));
+    Slot slot{info};
+    slot.descriptor.set(view->data, view->shape.data(), view->shape.size());
+    slot.bound = true;
+    weightSlots.push_back(std::move(slot));
+  }
+  return 0;
+}
+
+/// Copies each returned memref out and frees the buffers the model allocated
+/// (never an input, a weight, or a constant global).
+int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
+  std::set<int64_t> borrowed = {0xdeadbeef}; // MLIR's marker for global memrefs.
+  for (const Slot &slot : inputs)
+    borrowed.insert(slot.descriptor.words[0]);
+  for (const Slot &slot : weightSlots)
+    borrowed.insert(slot.descriptor.words[0]);
+  std::set<int64_t> freed;
+  size_t cursor = 0;
+  for (Output &output : outputs) {
+    size_t rank = output.info.shape.size();
+    const int64_t *words = &results[cursor];
+    cursor += Descriptor::wordsFor(rank);
+    output.shape.assign(words + 3, words + 3 + rank);
+    size_t count = 1;
+    for (int64_t size : output.shape)
+      count *= size;
+    size_t elementSize = peft_dtype_size(output.dtype);
+    output.bytes.resize(count * elementSize);
+    const auto *base = reinterpret_cast<const uint8_t *>(words[1]) + words[2] * elementSize;
+    // Walk the strides: the model may return a strided view.
+    std::vector<int64_t> index(rank, 0);
+    for (size_t element = 0; element < count; ++element) {
+      int64_t offset = 0;
+      for (size_t d = 0; d < rank; ++d)
+        offset += index[d] * words[3 + rank + d];
+      std::memcpy(&output.bytes[element * elementSize], base + offset * elementSize, elementSize);
+      for (size_t d = rank; d-- > 0;) {
+        if (++index[d] < output.shape[d])
+          break;
+        index[d] = 0;
+      }
+    }
+    output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(),
+                   output.bytes.data()};
+    if (!borrowed.count(words[0]) && freed.insert(words[0]).second)
+      std::free(reinterpret_cast<void *>(words[0]));
+  }
+  return 0;
+}
+
+extern "C" {
+
+PeftModel *peft_model_load(const char *directory) {
+  auto model = std::make_unique<PeftModel>();
+  if (model->load(directory))
+    return nullptr;
+  return model.release();
+}
+
+void peft_model_free(PeftModel *model) { delete model; }
+
+size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size(); }
+const char *peft_model_input_name(const PeftModel *model, size_t index) {
+  return index < model->inputs.size() ? model->inputs[index].info.name.c_str() : nullptr;
+}
+size_t peft_model_num_outputs(const PeftModel *model) { return model->outputs.size(); }
+const char *peft_model_output_name(const PeftModel *model, size_t index) {
+  return index < model->outputs.size() ? model->outputs[index].info.name.c_str() : nullptr;
+}
+
+int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
+                         const int64_t *shape, const void *data) {
+  for (Slot &slot : model->inputs) {
+    if (slot.info.name != name)
+      continue;
+    const auto &expected = slot.info.shape;
+    if (dtype != slot.dtype)
+      return failWith(std::string("input '") + name + "' must be " + slot.info.dtype +
+                      ", got " + kDTypeNames[dtype]);
+    if (rank != static_cast<int64_t>(expected.size()))
+      return failWith(std::string("input '") + name + "' must have rank " +
+                      std::to_string(expected.size()) + ", got " + std::to_string(rank));
+    for (int64_t d = 0; d < rank; ++d)
+      if (shape[d] < 0 || (expected[d] >= 0 && expected[d] != shape[d]))
+        return failWith(std::string("input '") + name + "' has shape " +
+                        peft::formatShape({shape, static_cast<size_t>(rank)}) + ", expected " +
+                        peft::formatShape(expected));
+    slot.descriptor.set(data, shape, rank);
+    slot.bound = true;
+    return 0;
+  }
+  return failWith(std::string("the model has no input '") + name + "'");
+}
+
+int peft_model_run(PeftModel *model) {
+  std::vector<void *> args = {nullptr};
+  size_t resultWords = 0;
+  for (const Output &output : model->outputs)
+    resultWords += Descriptor::wordsFor(output.info.shape.size());
+  std::vector<int64_t> results(resultWords);
+  args[0] = results.data();
+  for (Slot &slot : model->inputs) {
+    if (!slot.bound)
+      return failWith("input '" + slot.info.name + "' is not set");
+    args.push_back(slot.descriptor.words.data());
+  }
+  for (Slot &slot : model->weightSlots)
+    args.push_back(slot.descriptor.words.data());
+  model->entry(args.data());
+  return model->collectOutputs(results);
+}
+
+const PeftTensor *peft_model_output(const PeftModel *model, const char *name) {
+  for (const Output &output : model->outputs)
+    if (output.info.name == name)
+      return &output.view;
+  failWith(std::string("the model has no output '") + name + "'");
+  return nullptr;
+}
+
+const char *peft_last_error(void) { return lastError.c_str(); }
+
+size_t peft_dtype_size(PeftDType dtype) {
+  switch (dtype) {
+  case PEFT_F64:
+  case PEFT_I64:
+    return 8;
+  case PEFT_F32:
+  case PEFT_I32:
+    return 4;
+  case PEFT_F16:
+  case PEFT_BF16:
+    return 2;
+  default:
+    return 1;
+  }
+}
+
+} // extern "C"

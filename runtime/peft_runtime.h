@@ -1,0 +1,83 @@
+/*===- peft_runtime.h - Run models that peftc compiled ----------*- C -*-===*\
+ *
+ * A small C API over an artifact directory (manifest.json, the compiled
+ * library, weights.safetensors):
+ *
+ *   PeftModel *model = peft_model_load("out/bert");
+ *   if (!model) { fprintf(stderr, "%s\n", peft_last_error()); ... }
+ *   int64_t shape[2] = {2, 8};
+ *   peft_model_set_input(model, "input_ids", PEFT_I64, 2, shape, ids);
+ *   peft_model_run(model);
+ *   const PeftTensor *out = peft_model_output(model, "last_hidden_state");
+ *   ... out->data, out->shape ...
+ *   peft_model_free(model);
+ *
+ * Inputs are borrowed until the next run; outputs belong to the model and stay
+ * valid until the next run or peft_model_free. A model is not thread-safe: use
+ * one per thread. Functions that fail return NULL or non-zero and leave a
+ * one-line message in peft_last_error() (per thread).
+ *
+\*===----------------------------------------------------------------------===*/
+#ifndef PEFT_RUNTIME_H
+#define PEFT_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum PeftDType {
+  PEFT_F32 = 0,
+  PEFT_F16 = 1,
+  PEFT_BF16 = 2,
+  PEFT_F64 = 3,
+  PEFT_I64 = 4,
+  PEFT_I32 = 5,
+  PEFT_I8 = 6,
+  PEFT_U8 = 7,
+  PEFT_BOOL = 8,
+} PeftDType;
+
+typedef struct PeftTensor {
+  PeftDType dtype;
+  int64_t rank;
+  const int64_t *shape; /* rank sizes */
+  const void *data;     /* row-major, densely packed */
+} PeftTensor;
+
+typedef struct PeftModel PeftModel;
+
+/* Loads the artifact in `directory`; NULL on failure. */
+PeftModel *peft_model_load(const char *directory);
+void peft_model_free(PeftModel *model);
+
+/* The entry's signature, as the manifest names it. */
+size_t peft_model_num_inputs(const PeftModel *model);
+const char *peft_model_input_name(const PeftModel *model, size_t index);
+size_t peft_model_num_outputs(const PeftModel *model);
+const char *peft_model_output_name(const PeftModel *model, size_t index);
+
+/* Binds input `name` to `data` (borrowed until the next run). Checks the
+ * dtype, the rank and every static size; returns 0 on success. */
+int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype,
+                         int64_t rank, const int64_t *shape, const void *data);
+
+/* Runs the model on the bound inputs; returns 0 on success. */
+int peft_model_run(PeftModel *model);
+
+/* Output `name` of the last run, or NULL. */
+const PeftTensor *peft_model_output(const PeftModel *model, const char *name);
+
+/* The message of the last failure on this thread. */
+const char *peft_last_error(void);
+
+/* Size in bytes of one element of `dtype`. */
+size_t peft_dtype_size(PeftDType dtype);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PEFT_RUNTIME_H */

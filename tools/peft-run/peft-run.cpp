@@ -1,0 +1,130 @@
+//===- peft-run.cpp - Run a compiled artifact on .npy inputs ----------------===//
+//
+//   peft-run OUTDIR --input NAME=FILE.npy ... --output-dir DIR [--bench N]
+//
+// Writes each output as DIR/NAME.npy; with --bench N, runs N more times and
+// prints latency statistics.
+//
+//===----------------------------------------------------------------------===//
+#include "runtime/peft_runtime.h"
+#include "support/Npy.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> artifactDir(cl::Positional, cl::desc("<artifact dir>"), cl::Required);
+static cl::list<std::string> inputSpecs("input", cl::desc("NAME=FILE.npy"), cl::value_desc("spec"));
+static cl::opt<std::string> outputDir("output-dir", cl::desc("Where to write NAME.npy outputs"),
+                                      cl::value_desc("dir"));
+static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
+
+static int fail(const llvm::Twine &message) {
+  llvm::WithColor::error(llvm::errs(), "peft-run") << message << "\n";
+  return 1;
+}
+
+static PeftDType runtimeDType(peft::DType dtype) {
+  switch (dtype) {
+  case peft::DType::F32: return PEFT_F32;
+  case peft::DType::F16: return PEFT_F16;
+  case peft::DType::F64: return PEFT_F64;
+  case peft::DType::I64: return PEFT_I64;
+  case peft::DType::I32: return PEFT_I32;
+  case peft::DType::I8: return PEFT_I8;
+  case peft::DType::U8: return PEFT_U8;
+  default: return PEFT_BOOL;
+  }
+}
+
+static peft::DType supportDType(PeftDType dtype) {
+  switch (dtype) {
+  case PEFT_F32: return peft::DType::F32;
+  case PEFT_F16: return peft::DType::F16;
+  case PEFT_BF16: return peft::DType::BF16;
+  case PEFT_F64: return peft::DType::F64;
+  case PEFT_I64: return peft::DType::I64;
+  case PEFT_I32: return peft::DType::I32;
+  case PEFT_I8: return peft::DType::I8;
+  case PEFT_U8: return peft::DType::U8;
+  default: return peft::DType::Bool;
+  }
+}
+
+static int writeOutputs(PeftModel *model) {
+  if (std::error_code error = llvm::sys::fs::create_directories(outputDir))
+    return fail(outputDir + ": cannot create: " + error.message());
+  for (size_t i = 0; i < peft_model_num_outputs(model); ++i) {
+    const char *name = peft_model_output_name(model, i);
+    const PeftTensor *tensor = peft_model_output(model, name);
+    peft::TensorView view{supportDType(tensor->dtype),
+                          std::vector<int64_t>(tensor->shape, tensor->shape + tensor->rank),
+                          static_cast<const uint8_t *>(tensor->data), 0};
+    view.byteSize = view.numElements() * peft_dtype_size(tensor->dtype);
+    llvm::SmallString<256> path(outputDir);
+    llvm::sys::path::append(path, std::string(name) + ".npy");
+    if (llvm::Error error = peft::writeNpy(path, view))
+      return fail(llvm::toString(std::move(error)));
+  }
+  return 0;
+}
+
+static int bench(PeftModel *model) {
+  std::vector<double> milliseconds;
+  for (unsigned i = 0; i < benchRuns; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    if (peft_model_run(model))
+      return fail(peft_last_error());
+    std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - start;
+    milliseconds.push_back(elapsed.count());
+  }
+  std::sort(milliseconds.begin(), milliseconds.end());
+  double mean = std::accumulate(milliseconds.begin(), milliseconds.end(), 0.0) / milliseconds.size();
+  auto at = [&](double q) { return milliseconds[std::min<size_t>(milliseconds.size() - 1, q * milliseconds.size())]; };
+  llvm::outs() << llvm::format("latency over %u runs: min %.3f ms, median %.3f ms, mean %.3f ms, "
+                               "p90 %.3f ms, max %.3f ms\n",
+                               benchRuns.getValue(), milliseconds.front(), at(0.5), mean, at(0.9),
+                               milliseconds.back());
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv, "peft-mlir runner\n");
+  if (outputDir.empty() && benchRuns == 0)
+    return fail("give --output-dir, --bench or both");
+  PeftModel *model = peft_model_load(artifactDir.c_str());
+  if (!model)
+    return fail(peft_last_error());
+  std::unique_ptr<PeftModel, void (*)(PeftModel *)> owner(model, peft_model_free);
+
+  std::vector<peft::NpyArray> arrays; // Inputs are borrowed: keep them alive.
+  arrays.reserve(inputSpecs.size());
+  for (const std::string &spec : inputSpecs) {
+    auto [name, path] = llvm::StringRef(spec).split('=');
+    if (path.empty())
+      return fail("--input wants NAME=FILE.npy, got '" + spec + "'");
+    auto array = peft::readNpy(path);
+    if (!array)
+      return fail(llvm::toString(array.takeError()));
+    arrays.push_back(std::move(*array));
+    const peft::NpyArray &input = arrays.back();
+    if (peft_model_set_input(model, name.str().c_str(), runtimeDType(input.dtype),
+                             input.shape.size(), input.shape.data(), input.bytes.data()))
+      return fail(path + ": " + peft_last_error());
+  }
+  if (peft_model_run(model))
+    return fail(peft_last_error());
+  if (!outputDir.empty() && writeOutputs(model))
+    return 1;
+  return benchRuns ? bench(model) : 0;
+}
