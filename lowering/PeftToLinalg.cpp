@@ -80,6 +80,22 @@ Value accumulatorFor(OpBuilder &builder, Location loc, Value rows, int64_t n,
       .getResult()[0];
 }
 
+/// `factor`·`matrix`, elementwise.
+Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor) {
+  Value scale = arith::ConstantOp::create(builder, loc, factor);
+  AffineMap identity = builder.getMultiDimIdentityMap(2);
+  return linalg::GenericOp::create(
+             builder, loc, matrix.getType(), ValueRange{}, matrix,
+             ArrayRef<AffineMap>{identity},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(nested, nestedLoc,
+                                       arith::MulFOp::create(nested, nestedLoc, args[0], scale)
+                                           .getResult());
+             })
+      .getResult(0);
+}
+
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rewriter) const override {
@@ -108,13 +124,7 @@ struct LowerLora : OpRewritePattern<LoraOp> {
     Value rows = flattenBatch(rewriter, loc, op.getInput());
     Value zeros = accumulatorFor(rewriter, loc, rows, rank, Value(), f32);
     Value down = matmul(rewriter, loc, rows, op.getLoraA(), true, zeros);
-    Value scale = arith::ConstantOp::create(rewriter, loc, op.getScaleAttr());
-    Value scaled = linalg::MulOp::create(
-                       rewriter, loc, ValueRange{down, linalg::FillOp::create(
-                                                          rewriter, loc, scale, zeros)
-                                                          .getResult(0)},
-                       ValueRange{zeros})
-                       .getResult(0);
+    Value scaled = scaleBy(rewriter, loc, down, op.getScaleAttr());
     Value base = flattenBatch(rewriter, loc, op.getBase());
     Value up = matmul(rewriter, loc, scaled, op.getLoraB(), true, base);
     rewriter.replaceOp(op, restoreBatch(rewriter, loc, up, op.getInput(), op.getType()));

@@ -1,0 +1,111 @@
+// RUN: peft-opt %s -split-input-file -verify-diagnostics
+
+func.func @weight_without_source() -> tensor<2xf32> {
+  // expected-error @+1 {{weight 'w' needs exactly one of a file or a value}}
+  %w = "peft.weight"() {name = "w"} : () -> tensor<2xf32>
+  return %w : tensor<2xf32>
+}
+
+// -----
+
+func.func @weight_with_both_sources() -> tensor<2xf32> {
+  // expected-error @+1 {{weight 'w' needs exactly one of a file or a value}}
+  %w = "peft.weight"() {name = "w", file = "m.onnx", value = dense<1.0> : tensor<2xf32>} : () -> tensor<2xf32>
+  return %w : tensor<2xf32>
+}
+
+// -----
+
+func.func @weight_value_of_other_type() -> tensor<2xf32> {
+  // expected-error @+1 {{weight 'w' holds a value of type 'tensor<3xf32>' but produces 'tensor<2xf32>'}}
+  %w = "peft.weight"() {name = "w", value = dense<1.0> : tensor<3xf32>} : () -> tensor<2xf32>
+  return %w : tensor<2xf32>
+}
+
+// -----
+
+func.func @dynamic_weight() -> tensor<?xf32> {
+  // expected-error @+1 {{weight 'w' must have a static shape}}
+  %w = peft.weight "w" from "m.onnx" : tensor<?xf32>
+  return %w : tensor<?xf32>
+}
+
+// -----
+
+func.func @linear_input_mismatch(%x: tensor<2x5xf32>, %w: tensor<3x4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'fc': input [2, 5] does not match the weight [out, in] [3, 4]}}
+  %y = peft.linear "fc" %x, %w : (tensor<2x5xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @linear_in_out_layout(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'fc': input [2, 4] does not match the weight [in, out] [3, 4]}}
+  %y = peft.linear "fc" %x, %w {weight_in_out} : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @linear_result_mismatch(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<2x7xf32> {
+  // expected-error @+1 {{'fc': result [2, 7] does not match the weight [out, in] [3, 4]}}
+  %y = peft.linear "fc" %x, %w : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x7xf32>
+  return %y : tensor<2x7xf32>
+}
+
+// -----
+
+func.func @linear_bias_mismatch(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>, %b: tensor<4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'fc': bias [4] does not match weight [out, in] [3, 4]}}
+  %y = peft.linear "fc" %x, %w, %b : (tensor<2x4xf32>, tensor<3x4xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @linear_batch_mismatch(%x: tensor<2x4xf32>, %w: tensor<3x4xf32>) -> tensor<5x3xf32> {
+  // expected-error @+1 {{'fc': input [2, 4] and result [5, 3] differ in batch dimension 0}}
+  %y = peft.linear "fc" %x, %w : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}
+
+// -----
+
+func.func @linear_weight_not_matrix(%x: tensor<2x4xf32>, %w: tensor<4xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'fc': weight must be [out, in], got [4]}}
+  %y = peft.linear "fc" %x, %w : (tensor<2x4xf32>, tensor<4xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @lora_rank_mismatch(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x5xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{adapter 'default': lora_A [2, 4] and lora_B [3, 5] disagree on the rank}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x5xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @lora_input_mismatch(%x: tensor<2x6xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{adapter 'default': lora_A [2, 4] does not match the input [2, 6]}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x6xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @lora_output_mismatch(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<7x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{adapter 'default': lora_B [7, 2] does not match the base output [2, 3]}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<7x2xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @lora_not_matrices(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<8xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{adapter 'default': lora_A [8] and lora_B [3, 2] must be matrices}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<8xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}

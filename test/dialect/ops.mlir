@@ -1,0 +1,27 @@
+// RUN: peft-opt %s | FileCheck %s
+// Round trip: what peft-opt prints, it parses again to the same IR.
+// RUN: peft-opt %s | peft-opt | FileCheck %s
+
+// CHECK-LABEL: func.func @linear_layers
+func.func @linear_layers(%x: tensor<?x8x4xf32>, %v: tensor<4xf32>) -> (tensor<?x8x3xf32>, tensor<3xf32>) {
+  // CHECK: peft.weight "fc.weight" from "model.onnx" : tensor<3x4xf32>
+  %w = peft.weight "fc.weight" from "model.onnx" : tensor<3x4xf32>
+  // CHECK: peft.weight "fc.bias" = dense<[1.000000e+00, 2.000000e+00, 3.000000e+00]> : tensor<3xf32>
+  %b = peft.weight "fc.bias" = dense<[1.0, 2.0, 3.0]> : tensor<3xf32>
+  // CHECK: peft.linear "encoder.fc" %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x8x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<?x8x3xf32>
+  %y = peft.linear "encoder.fc" %x, %w, %b : (tensor<?x8x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<?x8x3xf32>
+  // A GPT-2 Conv1D weight, stored [in, out], without a bias, on a vector.
+  %wt = peft.weight "c_fc.weight" from "model.onnx" : tensor<4x3xf32>
+  // CHECK: peft.linear "h.0.mlp.c_fc" %{{.*}}, %{{.*}} {weight_in_out} : (tensor<4xf32>, tensor<4x3xf32>) -> tensor<3xf32>
+  %z = peft.linear "h.0.mlp.c_fc" %v, %wt {weight_in_out} : (tensor<4xf32>, tensor<4x3xf32>) -> tensor<3xf32>
+  return %y, %z : tensor<?x8x3xf32>, tensor<3xf32>
+}
+
+// CHECK-LABEL: func.func @lora
+func.func @lora(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %a = peft.weight "lora_A" = dense<1.0> : tensor<2x4xf32>
+  %b = peft.weight "lora_B" = dense<0.5> : tensor<3x2xf32>
+  // CHECK: peft.lora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {scale = 2.000000e+00 : f32}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}

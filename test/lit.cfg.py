@@ -1,0 +1,25 @@
+# lit configuration of the peft-mlir test suite.
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+from lit.llvm.subst import ToolSubst
+
+config.name = "peft-mlir"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".onnxtxt", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.peft_obj_root, "test")
+
+# Debian's interpreter: it has python3-numpy and python3-onnx.
+config.substitutions.append(("%python", "/usr/bin/python3"))
+config.substitutions.append(("%models", os.path.join(config.peft_src_root, "examples", "models")))
+config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "test", "tools")))
+
+llvm_config.with_system_environment(["HOME", "TMPDIR"])
+llvm_config.use_default_substitutions()
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+tools = ["peft-opt", "peft-translate", "peftc", "peft-run", "peft-unit-tests"]
+llvm_config.add_tool_substitutions([ToolSubst(t, unresolved="fatal") for t in tools],
+                                   [config.peft_tools_dir])

@@ -1,0 +1,61 @@
+// RUN: peft-opt %s --convert-peft-to-linalg --split-input-file --verify-diagnostics | FileCheck %s
+
+// CHECK-DAG: #[[LHS:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK-DAG: #[[RHS_T:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8x4xf32>)
+// CHECK-DAG: %[[W:.*]] = arith.constant dense<1.000000e+00> : tensor<3x4xf32>
+// CHECK-DAG: %[[B:.*]] = arith.constant dense<5.000000e-01> : tensor<3xf32>
+// Batch dimensions flatten into the GEMM's rows.
+// CHECK: %[[ROWS:.*]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<?x8x4xf32> into tensor<?x4xf32>
+// The bias, broadcast over rows, is the accumulator.
+// CHECK: %[[ACC:.*]] = linalg.broadcast ins(%[[B]] : tensor<3xf32>) outs(%{{.*}} : tensor<?x3xf32>) dimensions = [0]
+// An [out, in] weight is read transposed, without copying it.
+// CHECK: %[[Y:.*]] = linalg.matmul indexing_maps = [#[[LHS]], #[[RHS_T]], #[[OUT]]] ins(%[[ROWS]], %[[W]] : tensor<?x4xf32>, tensor<3x4xf32>) outs(%[[ACC]] : tensor<?x3xf32>)
+// CHECK: %[[BATCH:.*]] = tensor.dim %[[X]], %c0
+// CHECK: tensor.expand_shape %[[Y]] {{\[}}[0, 1], [2]] output_shape [%[[BATCH]], 8, 3] : tensor<?x3xf32> into tensor<?x8x3xf32>
+func.func @linear(%x: tensor<?x8x4xf32>) -> tensor<?x8x3xf32> {
+  %w = peft.weight "w" = dense<1.0> : tensor<3x4xf32>
+  %b = peft.weight "b" = dense<0.5> : tensor<3xf32>
+  %y = peft.linear "fc" %x, %w, %b : (tensor<?x8x4xf32>, tensor<3x4xf32>, tensor<3xf32>) -> tensor<?x8x3xf32>
+  return %y : tensor<?x8x3xf32>
+}
+
+// -----
+
+// An [in, out] weight is a plain matmul (its maps are the default ones).
+// CHECK-LABEL: func.func @linear_in_out_without_bias
+// CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK: %[[ACC:.*]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.*}} : tensor<2x3xf32>)
+// CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<2x4xf32>, tensor<4x3xf32>) outs(%[[ACC]] : tensor<2x3xf32>)
+// CHECK-NOT: tensor.expand_shape
+func.func @linear_in_out_without_bias(%x: tensor<2x4xf32>, %w: tensor<4x3xf32>) -> tensor<2x3xf32> {
+  %y = peft.linear "c_fc" %x, %w {weight_in_out} : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+// base + s·(x·Aᵀ)·Bᵀ: the scale applies to the thin [rows, r] product, and
+// the second GEMM accumulates into the base output.
+// CHECK-LABEL: func.func @lora
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xf32>, %[[BASE:.*]]: tensor<5x3xf32>, %[[A:.*]]: tensor<2x4xf32>, %[[B:.*]]: tensor<3x2xf32>)
+// CHECK-DAG: %[[SCALE:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK: %[[DOWN:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[A]] : tensor<5x4xf32>, tensor<2x4xf32>) outs(%{{.*}} : tensor<5x2xf32>)
+// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} outs(%[[DOWN]] : tensor<5x2xf32>)
+// CHECK:   arith.mulf %{{.*}}, %[[SCALE]] : f32
+// CHECK: %[[UP:.*]] = linalg.matmul {{.*}} ins(%[[SCALED]], %[[B]] : tensor<5x2xf32>, tensor<3x2xf32>) outs(%[[BASE]] : tensor<5x3xf32>)
+// CHECK: return %[[UP]]
+func.func @lora(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>) -> tensor<5x3xf32> {
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}
+
+// -----
+
+func.func @file_weight() -> tensor<2xf32> {
+  // expected-error @+1 {{weight 'w' still names a file; run peft-externalize-weights first}}
+  %w = peft.weight "w" from "m.safetensors" : tensor<2xf32>
+  return %w : tensor<2xf32>
+}

@@ -1,0 +1,95 @@
+// RUN: peft-opt %s --peft-merge-adapters --split-input-file --verify-diagnostics | FileCheck %s
+
+// W' = W + scale·B·A = [[1, 2], [3, 4]] + 2·[[1, 1], [2, 2]]
+// CHECK-LABEL: func.func @merge_out_in
+// CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[3.000000e+00, 4.000000e+00], [7.000000e+00, 8.000000e+00]]> : tensor<2x2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %[[W]], %{{.*}} :
+// CHECK-NOT: peft.lora
+// CHECK: return %[[Y]]
+func.func @merge_out_in(%x: tensor<?x3x2xf32>) -> tensor<?x3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<[0.5, -0.5]> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %b : (tensor<?x3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<?x3x2xf32>
+  %a = peft.weight "a" = dense<[[1.0, 1.0]]> : tensor<1x2xf32>
+  %bb = peft.weight "b" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %z = peft.lora "default" %x, %y, %a, %bb {scale = 2.0 : f32} : (tensor<?x3x2xf32>, tensor<?x3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<?x3x2xf32>
+  return %z : tensor<?x3x2xf32>
+}
+
+// -----
+
+// The same layer with its weight stored [in, out] (GPT-2's Conv1D): the delta
+// is added transposed.
+// CHECK-LABEL: func.func @merge_in_out
+// CHECK: peft.weight "c_fc.weight" = dense<{{\[}}[3.000000e+00, 7.000000e+00], [4.000000e+00, 8.000000e+00]]> : tensor<2x2xf32>
+func.func @merge_in_out(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "c_fc.weight" = dense<[[1.0, 3.0], [2.0, 4.0]]> : tensor<2x2xf32>
+  %y = peft.linear "c_fc" %x, %w {weight_in_out} : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<[[1.0, 1.0]]> : tensor<1x2xf32>
+  %bb = peft.weight "b" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %z = peft.lora "default" %x, %y, %a, %bb {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// Two adapters on one layer merge together; the F16 one is widened first.
+// W' = 0 + 1·[[1],[1]]·[[1, 2]] + 0.5·[[2],[0]]·[[1, 1]]
+// CHECK-LABEL: func.func @merge_chain
+// CHECK: peft.weight "w" = dense<{{\[}}[2.000000e+00, 3.000000e+00], [1.000000e+00, 2.000000e+00]]> : tensor<2x2xf32>
+// CHECK-NOT: peft.lora
+func.func @merge_chain(%x: tensor<1x2xf32>) -> tensor<1x2xf32> {
+  %w = peft.weight "w" = dense<0.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<1x2xf32>, tensor<2x2xf32>) -> tensor<1x2xf32>
+  %a1 = peft.weight "a1" = dense<[[1.0, 2.0]]> : tensor<1x2xf32>
+  %b1 = peft.weight "b1" = dense<[[1.0], [1.0]]> : tensor<2x1xf32>
+  %l1 = peft.lora "first" %x, %y, %a1, %b1 {scale = 1.0 : f32} : (tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf32>
+  %a2 = peft.weight "a2" = dense<[[1.0, 1.0]]> : tensor<1x2xf16>
+  %b2 = peft.weight "b2" = dense<[[2.0], [0.0]]> : tensor<2x1xf16>
+  %l2 = peft.lora "second" %x, %l1, %a2, %b2 {scale = 0.5 : f32} : (tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x2xf16>, tensor<2x1xf16>) -> tensor<1x2xf32>
+  return %l2 : tensor<1x2xf32>
+}
+
+// -----
+
+// Large merged weights are held as a resource blob, not printed as numbers.
+// CHECK-LABEL: func.func @merge_large
+// CHECK: peft.weight "big.weight" = dense_resource<big.weight> : tensor<32x32xf32>
+// CHECK: dialect_resources
+// CHECK-NEXT: builtin
+// CHECK-NEXT: big.weight: "0x04000000
+func.func @merge_large(%x: tensor<1x32xf32>) -> tensor<1x32xf32> {
+  %w = peft.weight "big.weight" = dense<1.0> : tensor<32x32xf32>
+  %y = peft.linear "big" %x, %w : (tensor<1x32xf32>, tensor<32x32xf32>) -> tensor<1x32xf32>
+  %a = peft.weight "a" = dense<1.0> : tensor<2x32xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<32x2xf32>
+  %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x32xf32>, tensor<1x32xf32>, tensor<2x32xf32>, tensor<32x2xf32>) -> tensor<1x32xf32>
+  return %z : tensor<1x32xf32>
+}
+
+// -----
+
+// An adapter whose base is not a layer stays, and the pass says why.
+// CHECK-LABEL: func.func @not_mergeable
+// CHECK: peft.lora
+func.func @not_mergeable(%x: tensor<1x2xf32>, %base: tensor<1x2xf32>) -> tensor<1x2xf32> {
+  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
+  // expected-remark @+1 {{adapter 'default' not merged: its base is not a peft.linear on the same input}}
+  %z = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf32>
+  return %z : tensor<1x2xf32>
+}
+
+// -----
+
+// A base weight that is not f32 is left alone, with a remark.
+// CHECK-LABEL: func.func @half_base
+func.func @half_base(%x: tensor<1x2xf16>) -> tensor<1x2xf16> {
+  %w = peft.weight "w" = dense<1.0> : tensor<2x2xf16>
+  %y = peft.linear "fc" %x, %w : (tensor<1x2xf16>, tensor<2x2xf16>) -> tensor<1x2xf16>
+  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
+  // expected-remark @+1 {{adapter 'default' not merged into 'fc': merging into a non-f32 base weight is not supported yet}}
+  %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf16>, tensor<1x2xf16>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf16>
+  return %z : tensor<1x2xf16>
+}

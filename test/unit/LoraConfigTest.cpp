@@ -1,0 +1,89 @@
+//===- LoraConfigTest.cpp - PEFT's module matching rules --------------------===//
+#include "frontends/adapters/HfPeftAdapter.h"
+
+#include "TempDir.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+using namespace peft;
+using peft::testing::TempDir;
+
+namespace {
+
+TEST(LoraConfig, ListTargetsMatchWholeNamesOrDottedSuffixes) {
+  LoraConfig config;
+  config.targetModules = {"query", "attn.c_proj"};
+  EXPECT_TRUE(config.targets("encoder.layer.0.attention.self.query"));
+  EXPECT_TRUE(config.targets("query"));
+  EXPECT_TRUE(config.targets("transformer.h.1.attn.c_proj"));
+  EXPECT_FALSE(config.targets("transformer.h.1.mlp.c_proj"));
+  EXPECT_FALSE(config.targets("encoder.layer.0.attention.self.myquery"));
+}
+
+TEST(LoraConfig, StringTargetIsAFullRegexMatch) {
+  LoraConfig config;
+  config.targetRegex = R"(.*\.(query|value))";
+  EXPECT_TRUE(config.targets("encoder.layer.0.attention.self.value"));
+  EXPECT_FALSE(config.targets("encoder.layer.0.attention.self.value.extra"));
+  EXPECT_FALSE(config.targets("value")); // The regex needs a dot before.
+}
+
+TEST(LoraConfig, LayersToTransformReadsTheLayerIndex) {
+  LoraConfig config;
+  config.targetModules = {"c_attn"};
+  config.layersToTransform = std::vector<int64_t>{1};
+  EXPECT_TRUE(config.targets("transformer.h.1.attn.c_attn"));
+  EXPECT_FALSE(config.targets("transformer.h.0.attn.c_attn"));
+  config.layersPattern = {"layers"};
+  EXPECT_FALSE(config.targets("transformer.h.1.attn.c_attn")); // Not under "layers".
+  EXPECT_TRUE(config.targets("model.layers.1.attn.c_attn"));
+}
+
+TEST(LoraConfig, ExcludeModulesWins) {
+  LoraConfig config;
+  config.targetModules = {"dense"};
+  config.excludeModules = {"output.dense"};
+  EXPECT_TRUE(config.targets("encoder.layer.0.intermediate.dense"));
+  EXPECT_FALSE(config.targets("encoder.layer.0.output.dense"));
+}
+
+TEST(LoraConfig, PatternsPickRankAndAlphaPerModule) {
+  LoraConfig config;
+  config.rank = 8;
+  config.alpha = 16;
+  config.rankPattern = {{"value", 2}, {"layer.1.*query", 4}};
+  config.alphaPattern = {{"query", 3}};
+  EXPECT_EQ(config.rankFor("encoder.layer.0.attention.self.value"), 2);
+  EXPECT_EQ(config.rankFor("encoder.layer.1.attention.self.query"), 4);
+  EXPECT_EQ(config.rankFor("encoder.layer.0.attention.self.query"), 8);
+  EXPECT_DOUBLE_EQ(config.scaleFor("encoder.layer.0.attention.self.value"), 16.0 / 2);
+  EXPECT_DOUBLE_EQ(config.scaleFor("encoder.layer.0.attention.self.query"), 3.0 / 8);
+  config.useRslora = true;
+  EXPECT_DOUBLE_EQ(config.scaleFor("encoder.layer.0.attention.self.query"), 3.0 / std::sqrt(8.0));
+}
+
+TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
+  TempDir dir;
+  auto error = [&](const std::string &config) {
+    dir.write("adapter_config.json", config);
+    auto adapter = readHfPeftAdapter(dir.file(""), "default");
+    return adapter ? std::string() : llvm::toString(adapter.takeError());
+  };
+  EXPECT_NE(error(R"({"peft_type": "IA3"})").find("peft_type 'IA3' is not supported"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "use_dora": true})").find("'use_dora'"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "bias": "all"})").find("'bias'"), std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "r": "eight"})").find("'r' has the wrong type"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"r": 8})").find("missing 'peft_type'"), std::string::npos);
+  EXPECT_NE(error("{not json").find("not a JSON object"), std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA"})").find("adapter_model.safetensors: missing"),
+            std::string::npos);
+  dir.write("adapter_model.bin", "pickle");
+  EXPECT_NE(error(R"({"peft_type": "LORA"})").find("pickle"), std::string::npos);
+}
+
+} // namespace
