@@ -43,9 +43,16 @@ struct ImportedValue {
   /// Elements of a 0-D or 1-D integer tensor, when known at import.
   std::optional<Ints> ints;
   bool scalar = false;
-  /// Set for an initializer that stays in the file.
+  /// Set for an initializer: its name and type; `constant` holds the values
+  /// of a small one, the others stay in the file.
   std::string weightName;
   RankedTensorType weightType;
+  mlir::DenseElementsAttr constant;
+  /// Element type of `ints` while no tensor holds them.
+  Type intsElementType;
+
+  /// The type this value has (or will have once materialized).
+  RankedTensorType type() const;
 };
 
 class GraphImporter {

@@ -90,6 +90,10 @@ FailureOr<ImportedValue *> GraphImporter::entry(const onnx::NodeProto &node, int
 Value GraphImporter::materialize(ImportedValue &e) {
   if (e.tensor)
     return e.tensor;
+  if (e.constant) {
+    e.tensor = arith::ConstantOp::create(builder, loc, e.constant);
+    return e.tensor;
+  }
   if (!e.weightName.empty()) {
     e.tensor = WeightOp::create(builder, loc, e.weightType,
                                 builder.getStringAttr(e.weightName),
@@ -97,7 +101,20 @@ Value GraphImporter::materialize(ImportedValue &e) {
     return e.tensor;
   }
   e.tensor = b.fromInts(*e.ints, e.scalar);
+  if (!e.intsElementType.isInteger(64)) // Keep the declared element type exact.
+    e.tensor = b.castElements(e.tensor, e.intsElementType);
   return e.tensor;
+}
+
+RankedTensorType ImportedValue::type() const {
+  if (tensor)
+    return cast<RankedTensorType>(tensor.getType());
+  if (weightType)
+    return weightType;
+  SmallVector<int64_t> shape;
+  if (!scalar)
+    shape.push_back(ints->size());
+  return RankedTensorType::get(shape, intsElementType);
 }
 
 FailureOr<Value> GraphImporter::tensor(const onnx::NodeProto &node, int index) {
@@ -132,8 +149,7 @@ void GraphImporter::setInts(const onnx::NodeProto &node, int index, Ints element
   ImportedValue e;
   e.ints = std::move(elements);
   e.scalar = scalar;
-  if (!elementType.isInteger(64)) // Keep the declared element type exact.
-    e.tensor = b.castElements(b.fromInts(*e.ints, scalar), elementType);
+  e.intsElementType = elementType;
   values[node.output(index)] = std::move(e);
 }
 
@@ -230,8 +246,9 @@ LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {
       error = path + ": initializer '" + proto.name() + "' cannot be read";
       return failure();
     }
-    e.tensor = arith::ConstantOp::create(builder, loc, *value);
+    e.constant = *value;
     e.ints = intsOf(*value);
+    e.intsElementType = elementType;
     e.scalar = shape.empty();
   }
   values[proto.name()] = std::move(e);

@@ -180,8 +180,7 @@ LogicalResult GraphImporter::importIntArithmetic(const onnx::NodeProto &node) {
                      : op == "Mul" ? b.mul(l, r)
                                    : b.div(l, r));
   }
-  Type elementType = op == "Equal" ? builder.getI1Type()
-                                   : cast<RankedTensorType>(materialize(lhs).getType()).getElementType();
+  Type elementType = op == "Equal" ? builder.getI1Type() : lhs.type().getElementType();
   setInts(node, 0, std::move(result), lhs.scalar && rhs.scalar, elementType);
   return success();
 }
@@ -390,10 +389,10 @@ std::string GraphImporter::modulePathFor(const onnx::NodeProto &node,
 /// inline constant wrapped with its initializer name.
 static Value linearWeight(OpBuilder &builder, Location loc, ImportedValue &weight,
                           const std::string &path) {
-  DenseElementsAttr inlineValue;
-  if (weight.tensor && matchPattern(weight.tensor, m_Constant(&inlineValue)))
-    return WeightOp::create(builder, loc, inlineValue.getType(),
-                            builder.getStringAttr(weight.weightName), StringAttr(), inlineValue);
+  if (weight.constant)
+    return WeightOp::create(builder, loc, weight.constant.getType(),
+                            builder.getStringAttr(weight.weightName), StringAttr(),
+                            weight.constant);
   if (!weight.tensor)
     weight.tensor = WeightOp::create(builder, loc, weight.weightType,
                                      builder.getStringAttr(weight.weightName),
@@ -434,8 +433,7 @@ LogicalResult GraphImporter::importMatMul(const onnx::NodeProto &node) {
   FailureOr<Value> lhs = tensor(node, 0);
   if (failed(lhs))
     return failure();
-  bool isWeight = !(*rhs)->weightName.empty() &&
-                  cast<RankedTensorType>(materialize(**rhs).getType()).getRank() == 2;
+  bool isWeight = !(*rhs)->weightName.empty() && (*rhs)->weightType.getRank() == 2;
   if (isWeight)
     return importLinear(node, *lhs, **rhs, Value(), /*weightInOut=*/true);
   Value rhsTensor = materialize(**rhs);

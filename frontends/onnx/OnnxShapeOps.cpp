@@ -45,14 +45,8 @@ LogicalResult GraphImporter::importShape(const onnx::NodeProto &node) {
 }
 
 LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
-  FailureOr<Value> data = tensor(node, 0);
-  if (failed(data))
-    return failure();
-  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rankOf(*data));
-  if (!axis)
-    return fail(node, "axis is out of range");
   // Picking elements of a known integer vector stays known.
-  if (knowsInts(node, 0) && knowsInts(node, 1)) {
+  if (knowsInts(node, 0) && knowsInts(node, 1) && intAttr(node, "axis", 0) == 0) {
     auto indices = constantInts(*values[node.input(1)].ints);
     Ints &source = *values[node.input(0)].ints;
     if (indices) {
@@ -63,13 +57,17 @@ LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
           return fail(node, "index " + llvm::Twine(index) + " is out of range");
         picked.push_back(source[index]);
       }
-      setInts(node, 0, std::move(picked), values[node.input(1)].scalar, builder.getI64Type());
+      setInts(node, 0, std::move(picked), values[node.input(1)].scalar,
+              values[node.input(0)].type().getElementType());
       return success();
     }
   }
-  FailureOr<Value> indices = tensor(node, 1);
-  if (failed(indices))
+  FailureOr<Value> data = tensor(node, 0), indices = tensor(node, 1);
+  if (failed(data) || failed(indices))
     return failure();
+  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rankOf(*data));
+  if (!axis)
+    return fail(node, "axis is out of range");
   auto dataType = cast<RankedTensorType>(data->getType());
   int64_t indexRank = rankOf(*indices);
   // out[pre..., idx..., post...] = data[pre..., indices[idx...], post...]
@@ -122,8 +120,7 @@ LogicalResult GraphImporter::importUnsqueeze(const onnx::NodeProto &node) {
   } else {
     axes = intsAttr(node, "axes").value_or(SmallVector<int64_t>{});
   }
-  Value x = materialize(**input);
-  int64_t rank = rankOf(x) + axes.size();
+  int64_t rank = (*input)->type().getRank() + axes.size();
   for (int64_t &axis : axes) {
     std::optional<int64_t> normalized = normalizeAxis(axis, rank);
     if (!normalized)
@@ -132,10 +129,10 @@ LogicalResult GraphImporter::importUnsqueeze(const onnx::NodeProto &node) {
   }
   llvm::sort(axes);
   if ((*input)->ints && (*input)->scalar && axes == SmallVector<int64_t>{0}) {
-    setInts(node, 0, *(*input)->ints, false, cast<RankedTensorType>(x.getType()).getElementType());
+    setInts(node, 0, *(*input)->ints, false, (*input)->type().getElementType());
     return success();
   }
-  setTensor(node, 0, b.insertUnitDims(x, axes));
+  setTensor(node, 0, b.insertUnitDims(materialize(**input), axes));
   return success();
 }
 
@@ -143,8 +140,7 @@ LogicalResult GraphImporter::importSqueeze(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
-  Value x = materialize(**input);
-  auto type = cast<RankedTensorType>(x.getType());
+  RankedTensorType type = (*input)->type();
   SmallVector<int64_t> axes;
   if (hasInput(node, 1)) {
     FailureOr<Ints> known = ints(node, 1);
@@ -168,7 +164,7 @@ LogicalResult GraphImporter::importSqueeze(const onnx::NodeProto &node) {
     setInts(node, 0, *(*input)->ints, true, type.getElementType());
     return success();
   }
-  setTensor(node, 0, b.dropUnitDims(x, axes));
+  setTensor(node, 0, b.dropUnitDims(materialize(**input), axes));
   return success();
 }
 
@@ -180,8 +176,7 @@ LogicalResult GraphImporter::importConcat(const onnx::NodeProto &node) {
     Ints joined;
     for (int i = 0; i < node.input_size(); ++i)
       llvm::append_range(joined, *values[node.input(i)].ints);
-    setInts(node, 0, std::move(joined), false,
-            cast<RankedTensorType>(materialize(values[node.input(0)]).getType()).getElementType());
+    setInts(node, 0, std::move(joined), false, values[node.input(0)].type().getElementType());
     return success();
   }
   SmallVector<Value> inputs;
@@ -237,11 +232,10 @@ LogicalResult GraphImporter::importReshape(const onnx::NodeProto &node) {
   }
   if (inferred >= 0)
     sizes[inferred] = b.quotient(inputSizes, sizes);
-  auto total = getConstantIntValue(b.product(sizes));
-  auto inputTotal = getConstantIntValue(b.product(inputSizes));
-  if (total && inputTotal && *total != *inputTotal)
-    return fail(node, "cannot reshape " + llvm::Twine(*inputTotal) + " elements into " +
-                          llvm::Twine(*total));
+  auto total = constantInts(sizes), inputTotal = constantInts(inputSizes);
+  if (total && inputTotal && numElements(*total) != numElements(*inputTotal))
+    return fail(node, "cannot reshape " + llvm::Twine(numElements(*inputTotal)) +
+                          " elements into " + formatShape(*total));
   setTensor(node, 0, b.reshape(*x, sizes));
   return success();
 }
@@ -307,8 +301,7 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
-  Value x = materialize(**input);
-  int64_t rank = rankOf(x);
+  int64_t rank = (*input)->type().getRank();
   SmallVector<SmallVector<int64_t>> lists;
   for (int i = 1; i <= 4; ++i) {
     if (!hasInput(node, i)) {
@@ -328,7 +321,12 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
     axes = llvm::to_vector(llvm::seq<int64_t>(0, starts.size()));
   if (steps.empty())
     steps.assign(starts.size(), 1);
-  Ints offsets(rank, builder.getIndexAttr(0)), sizes = b.dims(x), strides(rank, builder.getIndexAttr(1));
+  Ints sizes;
+  if ((*input)->ints && !(*input)->tensor)
+    sizes.push_back(builder.getIndexAttr((*input)->ints->size()));
+  else
+    sizes = b.dims(materialize(**input));
+  Ints offsets(rank, builder.getIndexAttr(0)), strides(rank, builder.getIndexAttr(1));
   for (size_t i = 0; i < starts.size(); ++i) {
     std::optional<int64_t> axis = normalizeAxis(axes[i], rank);
     if (!axis || steps[i] <= 0)
@@ -356,11 +354,12 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
       Ints picked;
       for (int64_t i = 0; i < *count; ++i)
         picked.push_back((*(*input)->ints)[offset + i * stride]);
-      setInts(node, 0, std::move(picked), false, cast<RankedTensorType>(x.getType()).getElementType());
+      setInts(node, 0, std::move(picked), false, (*input)->type().getElementType());
       return success();
     }
   }
-  setTensor(node, 0, tensor::ExtractSliceOp::create(builder, loc, x, offsets, sizes, strides));
+  setTensor(node, 0, tensor::ExtractSliceOp::create(builder, loc, materialize(**input), offsets,
+                                                    sizes, strides));
   return success();
 }
 

@@ -198,8 +198,12 @@ Value TensorBuilder::fromInts(const Ints &ints, bool scalar) {
     return arith::ConstantOp::create(builder, loc,
                                      DenseElementsAttr::get(type, ArrayRef<int64_t>(*constants)));
   SmallVector<Value> elements;
-  for (OpFoldResult element : ints)
-    elements.push_back(arith::IndexCastOp::create(builder, loc, i64, indexValue(element)));
+  for (OpFoldResult element : ints) {
+    if (std::optional<int64_t> constant = getConstantIntValue(element))
+      elements.push_back(arith::ConstantOp::create(builder, loc, builder.getI64IntegerAttr(*constant)));
+    else
+      elements.push_back(arith::IndexCastOp::create(builder, loc, i64, indexValue(element)));
+  }
   return tensor::FromElementsOp::create(builder, loc, type, elements);
 }
 
@@ -382,13 +386,15 @@ Value TensorBuilder::reshape(Value input, const Ints &sizes) {
         builder, loc, resultType,
         tensor::CastOp::create(builder, loc, RankedTensorType::get({1}, elementType), flat),
         ArrayRef<ReassociationIndices>{});
+  auto castTo = [&](RankedTensorType type) -> Value {
+    return flat.getType() == type ? flat : tensor::CastOp::create(builder, loc, type, flat);
+  };
   if (resultType.getRank() == 1)
-    return tensor::CastOp::create(builder, loc, resultType, flat);
+    return castTo(resultType);
   // expand_shape wants a dynamic source when any result size is dynamic.
   int64_t flatSize = resultType.hasStaticShape() ? resultType.getNumElements()
                                                  : ShapedType::kDynamic;
-  flat = tensor::CastOp::create(builder, loc, RankedTensorType::get({flatSize}, elementType),
-                                flat);
+  flat = castTo(RankedTensorType::get({flatSize}, elementType));
   return tensor::ExpandShapeOp::create(
       builder, loc, resultType, flat,
       ArrayRef<ReassociationIndices>{
