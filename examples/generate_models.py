@@ -13,6 +13,8 @@ For each model it writes, under examples/models/<name>/:
   expected/<output>.npy   torch's outputs with the adapter applied unmerged,
                           the way PEFT's LoRA layers compute them
   base/<output>.npy       torch's outputs of the base model alone
+  batch5/                 inputs/ and expected/ again for a batch of 5, which
+                          the same compiled model must run (dynamic batch)
 The models mirror Hugging Face's BERT and GPT-2 module names, so adapter keys
 look like the ones PEFT writes for those models.
 """
@@ -330,7 +332,16 @@ def save_outputs(directory, names, outputs):
         np.save(os.path.join(directory, f"{name}.npy"), value.detach().numpy())
 
 
-def export(name, model, inputs, input_names, output_names, config, seed):
+def run_and_save(model, inputs, input_names, output_names, directory):
+    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
+    for input_name, value in zip(input_names, inputs):
+        np.save(os.path.join(directory, "inputs", f"{input_name}.npy"), value.numpy())
+    outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    save_outputs(os.path.join(directory, "expected"), output_names, outputs)
+
+
+def export(name, model, inputs, input_names, output_names, config, seed, batch5):
     directory = os.path.join(HERE, "models", name)
     os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
     model.eval()
@@ -346,9 +357,8 @@ def export(name, model, inputs, input_names, output_names, config, seed):
         save_outputs(os.path.join(directory, "base"), output_names, outputs)
         adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
         apply_lora_unmerged(model, adapters)
-        outputs = model(*inputs)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        save_outputs(os.path.join(directory, "expected"), output_names, outputs)
+        run_and_save(model, inputs, input_names, output_names, directory)
+        run_and_save(model, batch5, input_names, output_names, os.path.join(directory, "batch5"))
 
 
 def main():
@@ -357,11 +367,14 @@ def main():
     input_ids = torch.randint(0, 96, (2, 8), dtype=torch.long)
     attention_mask = torch.ones(2, 8, dtype=torch.long)
     attention_mask[1, 6:] = 0
+    ids5 = torch.randint(0, 96, (5, 8), dtype=torch.long)
+    mask5 = torch.ones(5, 8, dtype=torch.long)
+    mask5[3:, 5:] = 0
     export("bert-tiny", bert, [input_ids, attention_mask], ["input_ids", "attention_mask"],
            ["last_hidden_state", "pooler_output"],
            lora_config(target_modules=["query", "value", "intermediate.dense"],
                        rank_pattern={"value": 2}, alpha_pattern={"intermediate.dense": 4}),
-           seed=1)
+           seed=1, batch5=[ids5, mask5])
 
     torch.manual_seed(1)
     gpt2 = GPT2LMHeadModel()
@@ -370,7 +383,7 @@ def main():
            lora_config(target_modules=["c_attn", "c_fc", "attn.c_proj"], fan_in_fan_out=True,
                        layers_to_transform=[1], layers_pattern="h", r=8, lora_alpha=16,
                        use_rslora=True),
-           seed=2)
+           seed=2, batch5=[torch.randint(0, 96, (5, 8), dtype=torch.long)])
 
 
 if __name__ == "__main__":

@@ -80,13 +80,13 @@ Value accumulatorFor(OpBuilder &builder, Location loc, Value rows, int64_t n,
       .getResult()[0];
 }
 
-/// `factor`·`matrix`, elementwise.
-Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor) {
+/// `factor`·`matrix`, elementwise, into `init`.
+Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor, Value init) {
   Value scale = arith::ConstantOp::create(builder, loc, factor);
   AffineMap identity = builder.getMultiDimIdentityMap(2);
   return linalg::GenericOp::create(
-             builder, loc, matrix.getType(), ValueRange{}, matrix,
-             ArrayRef<AffineMap>{identity},
+             builder, loc, matrix.getType(), matrix, init,
+             ArrayRef<AffineMap>{identity, identity},
              SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
                linalg::YieldOp::create(nested, nestedLoc,
@@ -124,7 +124,9 @@ struct LowerLora : OpRewritePattern<LoraOp> {
     Value rows = flattenBatch(rewriter, loc, op.getInput());
     Value zeros = accumulatorFor(rewriter, loc, rows, rank, Value(), f32);
     Value down = matmul(rewriter, loc, rows, op.getLoraA(), true, zeros);
-    Value scaled = scaleBy(rewriter, loc, down, op.getScaleAttr());
+    Value scaled = scaleBy(rewriter, loc, down, op.getScaleAttr(),
+                           tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, down),
+                                                   f32));
     Value base = flattenBatch(rewriter, loc, op.getBase());
     Value up = matmul(rewriter, loc, scaled, op.getLoraB(), true, base);
     rewriter.replaceOp(op, restoreBatch(rewriter, loc, up, op.getInput(), op.getType()));

@@ -43,7 +43,7 @@ func.func @linear_in_out_without_bias(%x: tensor<2x4xf32>, %w: tensor<4x3xf32>) 
 // CHECK-SAME: (%[[X:.*]]: tensor<5x4xf32>, %[[BASE:.*]]: tensor<5x3xf32>, %[[A:.*]]: tensor<2x4xf32>, %[[B:.*]]: tensor<3x2xf32>)
 // CHECK-DAG: %[[SCALE:.*]] = arith.constant 2.000000e+00 : f32
 // CHECK: %[[DOWN:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[A]] : tensor<5x4xf32>, tensor<2x4xf32>) outs(%{{.*}} : tensor<5x2xf32>)
-// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} outs(%[[DOWN]] : tensor<5x2xf32>)
+// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[DOWN]] : tensor<5x2xf32>) outs(%{{.*}} : tensor<5x2xf32>)
 // CHECK:   arith.mulf %{{.*}}, %[[SCALE]] : f32
 // CHECK: %[[UP:.*]] = linalg.matmul {{.*}} ins(%[[SCALED]], %[[B]] : tensor<5x2xf32>, tensor<3x2xf32>) outs(%[[BASE]] : tensor<5x3xf32>)
 // CHECK: return %[[UP]]
