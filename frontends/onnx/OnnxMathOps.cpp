@@ -251,9 +251,15 @@ static Value mean(TensorBuilder &b, Value x, ArrayRef<int64_t> axes, bool keepDi
   SmallVector<OpFoldResult> reduced;
   for (int64_t axis : axes)
     reduced.push_back(b.dim(x, axis));
-  Value count = arith::IndexCastOp::create(builder, b.getLoc(), builder.getI64Type(),
-                                           b.indexValue(b.product(reduced)));
-  Value countFloat = arith::SIToFPOp::create(builder, b.getLoc(), elementType, count);
+  OpFoldResult count = b.product(reduced);
+  Value countFloat;
+  if (std::optional<int64_t> constant = getConstantIntValue(count)) {
+    countFloat = b.scalarConstant(elementType, *constant);
+  } else {
+    Value wide = arith::IndexCastOp::create(builder, b.getLoc(), builder.getI64Type(),
+                                            b.indexValue(count));
+    countFloat = arith::SIToFPOp::create(builder, b.getLoc(), elementType, wide);
+  }
   return b.elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
     return arith::DivFOp::create(nb, l, args[0], countFloat);
   });

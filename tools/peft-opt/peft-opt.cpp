@@ -1,5 +1,6 @@
 //===- peft-opt.cpp - mlir-opt with the peft dialect and passes -------------===//
 #include "dialects/peft/PeftDialect.h"
+#include "frontends/onnx/OnnxImporter.h"
 #include "lowering/Passes.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "passes/Passes.h"
@@ -14,6 +15,7 @@ int main(int argc, char **argv) {
   peft::registerPeftPasses();
   peft::registerLoweringPasses();
   peft::registerCpuPipeline();
+  peft::registerOnnxWeightFormat(); // peft.weight ... from "model.onnx"
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
