@@ -32,6 +32,30 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> {
+  let summary = "Tile GEMMs for the caches and registers, then vectorize them";
+  let description = [{
+    The CPU back end's GEMM schedule, applied with the transform dialect on
+    tensors, before bufferization. Each `linalg.matmul` is tiled in
+    `[64, 128, 128]` blocks (M, N, K) that fit the caches, then in
+    `[micro-rows, micro-cols]` register tiles. The row loop is peeled so that
+    full register tiles have static shapes; those are vectorized into
+    `vector.fma` outer products whose accumulators stay in registers across
+    the K block. Partial tiles (the last rows of a dynamic batch, a dimension
+    that the block sizes do not divide) stay scalar loops.
+
+    `micro-cols` is one or two vector registers: 16 floats suits AVX2, 32
+    AVX-512.
+  }];
+  let options = [
+    Option<"microRows", "micro-rows", "int64_t", "4", "Rows of a register tile">,
+    Option<"microCols", "micro-cols", "int64_t", "16", "Columns of a register tile">,
+  ];
+  let dependentDialects = ["mlir::transform::TransformDialect",
+                           "mlir::vector::VectorDialect",
+                           "mlir::scf::SCFDialect"];
+}
+
 def EmitPackedEntry : Pass<"peft-emit-packed-entry", "mlir::ModuleOp"> {
   let summary = "Add a `void NAME_packed(void **args)` wrapper to each entry";
   let description = [{

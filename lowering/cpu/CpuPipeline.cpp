@@ -5,6 +5,7 @@
 
 #include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <mutex>
 
@@ -12,24 +13,33 @@ using namespace mlir;
 
 namespace peft {
 
-/// Upstream passes after the peft-specific ones, in order: tensor-level
-/// clean-up and fusion, bufferization with ownership-based deallocation, then
-/// conversion of every dialect to LLVM.
+/// In order: peft -> linalg; tensor-level clean-up and fusion; the GEMM
+/// schedule (tiling, vectorization); bufferization with ownership-based
+/// deallocation; conversion of every dialect to LLVM; the packed entry.
+static constexpr llvm::StringLiteral kTensorCleanup =
+    "canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize";
 static constexpr llvm::StringLiteral kUpstreamCpuPipeline =
-    "canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize,"
+    "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
     "buffer-deallocation-pipeline,"
-    "convert-linalg-to-loops,lower-affine,convert-scf-to-cf,canonicalize,"
-    "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,convert-math-to-libm,"
-    "convert-math-to-llvm,convert-arith-to-llvm,convert-func-to-llvm,"
-    "convert-cf-to-llvm,convert-index-to-llvm,reconcile-unrealized-casts";
+    "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
+    "canonicalize,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
+    "convert-math-to-libm,convert-vector-to-llvm,convert-math-to-llvm,"
+    "convert-arith-to-llvm,convert-func-to-llvm,"
+    "convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
 
 void buildCpuLoweringPipeline(OpPassManager &pm) {
   // The upstream part is spelled as text; its passes must be registered.
   static std::once_flag registered;
   std::call_once(registered, [] { registerAllPasses(); });
   pm.addPass(createConvertPeftToLinalg());
+  if (failed(parsePassPipeline(kTensorCleanup, pm, llvm::errs())))
+    llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");
+  // Register tiles of one AVX-512 vector, or two AVX2 vectors, per row.
+  CpuTileAndVectorizeOptions tiles;
+  tiles.microCols = llvm::sys::getHostCPUFeatures().lookup("avx512f") ? 32 : 16;
+  pm.addPass(createCpuTileAndVectorize(tiles));
   if (failed(parsePassPipeline(kUpstreamCpuPipeline, pm, llvm::errs())))
     llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");
   pm.addPass(createEmitPackedEntry());

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Generates the benchmark models (not committed: large, and made in seconds).
+
+    /usr/bin/python3 bench/generate_bench_models.py OUT_DIR [--bert-base]
+
+OUT_DIR/mlp/        a BERT-base feed-forward block (768 -> 3072 -> 768, GELU),
+                    batch dynamic, with a LoRA adapter (r=16) on both linears
+OUT_DIR/bert-base/  (--bert-base) a 12-layer BERT-base encoder (110M
+                    parameters) with LoRA r=16 on every linear layer
+Each has model.onnx, adapter/ (Hugging Face PEFT format) and inputs/.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+import generate_models as gm  # noqa: E402
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden=768, inner=3072):
+        super().__init__()
+        self.intermediate = gm.BertIntermediate(hidden, inner)
+        self.output = nn.Linear(inner, hidden)
+
+    def forward(self, x):
+        return self.output(self.intermediate(x))
+
+
+def save(directory, model, inputs, input_names, output_names, config):
+    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
+    model.eval()
+    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    with torch.no_grad():
+        torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
+                          opset_version=17, input_names=input_names, output_names=output_names,
+                          dynamic_axes=dynamic, do_constant_folding=True)
+    for name, value in zip(input_names, inputs):
+        np.save(os.path.join(directory, "inputs", f"{name}.npy"), value.numpy())
+    gm.make_adapter(model, config, os.path.join(directory, "adapter"), seed=3)
+
+
+def time_torch(model, inputs, runs=20):
+    with torch.no_grad():
+        model(*inputs)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            model(*inputs)
+            times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--bert-base", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+
+    mlp = FeedForward()
+    x = torch.randn(128, 768)
+    save(os.path.join(args.out, "mlp"), mlp, [x], ["x"], ["y"],
+         gm.lora_config(target_modules=["dense", "output"], r=16, lora_alpha=32))
+    print(f"torch (1 thread) mlp batch 128: median {time_torch(mlp, [x]):.3f} ms")
+
+    if args.bert_base:
+        bert = gm.BertModel(vocab=30522, hidden=768, layers=12, heads=12, inner=3072, positions=512)
+        ids = torch.randint(0, 30522, (1, 128), dtype=torch.long)
+        mask = torch.ones(1, 128, dtype=torch.long)
+        targets = ["query", "key", "value", "dense"]
+        save(os.path.join(args.out, "bert-base"), bert, [ids, mask], ["input_ids", "attention_mask"],
+             ["last_hidden_state", "pooler_output"],
+             gm.lora_config(target_modules=targets, r=16, lora_alpha=32))
+        params = sum(p.numel() for p in bert.parameters())
+        print(f"bert-base: {params / 1e6:.1f}M parameters")
+        print(f"torch (1 thread) bert-base batch 1x128: median {time_torch(bert, [ids, mask], 5):.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+//===- CpuTileAndVectorize.cpp - The CPU back end's GEMM schedule -----------===//
+#include "lowering/Passes.h"
+
+#include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
+#include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
+#include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
+#include "mlir/Dialect/Transform/IR/TransformOps.h"
+#include "mlir/Dialect/Transform/Transforms/TransformInterpreterUtils.h"
+#include "mlir/Dialect/Vector/TransformOps/VectorTransformOps.h"
+#include "mlir/Parser/Parser.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+namespace peft {
+#define GEN_PASS_DEF_CPUTILEANDVECTORIZE
+#include "lowering/Passes.h.inc"
+} // namespace peft
+
+using namespace mlir;
+
+namespace {
+
+/// The schedule, in the transform dialect. {0} and {1} are the register
+/// tile's rows and columns.
+constexpr const char *kSchedule = R"mlir(
+module attributes {{transform.with_named_sequence} {{
+  transform.named_sequence @__transform_main(%root: !transform.any_op {{transform.readonly}) {{
+    %gemms = transform.structured.match ops{{["linalg.matmul"]} in %root
+      : (!transform.any_op) -> !transform.any_op
+    transform.foreach %gemms : !transform.any_op {{
+    ^bb0(%gemm: !transform.any_op):
+      // Cache blocks, then register tiles over the whole K block.
+      %block, %block_loops:3 = transform.structured.tile_using_for %gemm tile_sizes [64, 128, 128]
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op)
+      %tile, %tile_loops:3 = transform.structured.tile_using_for %block tile_sizes [{0}, {1}, 8]
+        : (!transform.any_op) -> (!transform.any_op, !transform.any_op, !transform.any_op, !transform.any_op)
+      // Full register tiles get static shapes; the remainder rows run apart.
+      %rows = transform.cast %tile_loops#0 : !transform.any_op to !transform.op<"scf.for">
+      %full, %rest = transform.loop.peel %rows
+        : (!transform.op<"scf.for">) -> (!transform.any_op, !transform.any_op)
+    }
+    %funcs = transform.structured.match ops{{["func.func"]} in %root
+      : (!transform.any_op) -> !transform.any_op
+    transform.apply_patterns to %funcs {{
+      transform.apply_patterns.canonicalization
+      transform.apply_patterns.linalg.tiling_canonicalization
+      transform.apply_patterns.scf.for_loop_canonicalization
+    } : !transform.any_op
+    // Only ops whose shapes are now static are vectorized.
+    %vectorized = transform.structured.vectorize_children_and_apply_patterns %funcs
+      : (!transform.any_op) -> !transform.any_op
+    // Keep each accumulator tile in registers across its K loop.
+    %loops = transform.structured.match ops{{["scf.for"]} in %vectorized
+      : (!transform.any_op) -> !transform.any_op
+    transform.foreach %loops : !transform.any_op {{
+    ^bb0(%loop: !transform.any_op):
+      transform.loop.hoist_loop_invariant_subsets %loop : !transform.any_op
+    }
+    transform.apply_patterns to %vectorized {{
+      transform.apply_patterns.vector.lower_masked_transfers
+      transform.apply_patterns.vector.transfer_permutation_patterns
+      transform.apply_patterns.vector.reduction_to_contract
+      transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"
+      transform.apply_patterns.vector.lower_outerproduct
+      transform.apply_patterns.canonicalization
+    } : !transform.any_op
+    transform.yield
+  }
+}
+)mlir";
+
+struct CpuTileAndVectorizePass
+    : peft::impl::CpuTileAndVectorizeBase<CpuTileAndVectorizePass> {
+  using CpuTileAndVectorizeBase::CpuTileAndVectorizeBase;
+
+  void getDependentDialects(DialectRegistry &registry) const override {
+    CpuTileAndVectorizeBase::getDependentDialects(registry);
+    linalg::registerTransformDialectExtension(registry);
+    scf::registerTransformDialectExtension(registry);
+    tensor::registerTransformDialectExtension(registry);
+    vector::registerTransformDialectExtension(registry);
+  }
+
+  void runOnOperation() override {
+    if (microRows < 1 || microCols < 1) {
+      getOperation().emitError("micro-rows and micro-cols must be positive");
+      return signalPassFailure();
+    }
+    std::string text = llvm::formatv(kSchedule, microRows.getValue(), microCols.getValue());
+    OwningOpRef<ModuleOp> schedule = parseSourceString<ModuleOp>(text, &getContext());
+    if (!schedule)
+      return signalPassFailure();
+    auto entry = schedule->lookupSymbol<transform::NamedSequenceOp>("__transform_main");
+    if (failed(transform::applyTransformNamedSequence(getOperation(), entry, *schedule,
+                                                      transform::TransformOptions())))
+      signalPassFailure();
+  }
+};
+
+} // namespace
