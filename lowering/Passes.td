@@ -21,8 +21,9 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
   let summary = "Lower peft layers and adapters to linalg on tensors";
   let description = [{
     The target-independent stage of code generation. `peft.linear` becomes a
-    `linalg.matmul` over the flattened batch dimensions, its bias broadcast
-    into the accumulator; `peft.lora` becomes the two thin GEMMs of the
+    `linalg.matmul` over the flattened batch dimensions followed by an
+    elementwise bias add (which fuses with what follows, while the GEMM stays
+    a named op for the back ends' schedules); `peft.lora` becomes the two thin GEMMs of the
     unmerged adapter accumulated into the base output; a `peft.weight` that
     holds its value becomes an `arith.constant`. Weights that still name a
     file are an error: run `peft-externalize-weights` first.
@@ -30,6 +31,19 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",
                            "mlir::arith::ArithDialect"];
+}
+
+def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {
+  let summary = "Fuse chains of elementwise linalg ops, leaving GEMMs alone";
+  let description = [{
+    Fuses an elementwise `linalg.generic` into the elementwise op that
+    consumes it, so that chains such as bias add, GELU and residual add run
+    as one loop nest. Unlike upstream `linalg-fuse-elementwise-ops`, it does
+    not propagate reshapes into other ops: those would turn a
+    `linalg.matmul` over flattened rows into a generic contraction that the
+    back ends' GEMM schedules no longer recognize.
+  }];
+  let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
 
 def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> {

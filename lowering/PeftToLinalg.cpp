@@ -66,18 +66,34 @@ Value matmul(OpBuilder &builder, Location loc, Value lhs, Value rhs,
       .getResult(0);
 }
 
-/// An [M, N] tensor holding `bias` broadcast over rows, or zeros.
-Value accumulatorFor(OpBuilder &builder, Location loc, Value rows, int64_t n,
-                     Value bias, Type elementType) {
+/// An [M, N] tensor of zeros, M the rows of `rows`.
+Value zerosFor(OpBuilder &builder, Location loc, Value rows, int64_t n, Type elementType) {
   SmallVector<OpFoldResult> sizes = {tensor::getMixedSize(builder, loc, rows, 0),
                                      builder.getIndexAttr(n)};
   Value empty = tensor::EmptyOp::create(builder, loc, sizes, elementType);
-  if (!bias) {
-    Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(elementType));
-    return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
-  }
-  return linalg::BroadcastOp::create(builder, loc, bias, empty, ArrayRef<int64_t>{0})
-      .getResult()[0];
+  Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(elementType));
+  return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
+}
+
+/// matrix[m, n] + bias[n]. The bias is added after the GEMM, not used as its
+/// accumulator, so that it fuses with the elementwise ops that follow and the
+/// GEMM stays a named op for the back ends' schedules.
+Value addBias(OpBuilder &builder, Location loc, Value matrix, Value bias) {
+  MLIRContext *context = builder.getContext();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
+  AffineMap column = AffineMap::get(2, 0, getAffineDimExpr(1, context));
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, matrix),
+                                       cast<ShapedType>(matrix.getType()).getElementType());
+  return linalg::GenericOp::create(
+             builder, loc, init.getType(), ValueRange{matrix, bias}, init,
+             ArrayRef<AffineMap>{identity, column, identity},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(
+                   nested, nestedLoc,
+                   arith::AddFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
+             })
+      .getResult(0);
 }
 
 /// `factor`·`matrix`, elementwise, into `init`.
@@ -102,10 +118,11 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
     Location loc = op.getLoc();
     RankedTensorType resultType = op.getResult().getType();
     Value rows = flattenBatch(rewriter, loc, op.getInput());
-    Value acc = accumulatorFor(rewriter, loc, rows, op.getOutFeatures(), op.getBias(),
-                               resultType.getElementType());
+    Value zeros = zerosFor(rewriter, loc, rows, op.getOutFeatures(), resultType.getElementType());
     Value product = matmul(rewriter, loc, rows, op.getWeight(),
-                           /*rhsTransposed=*/!op.getWeightInOut(), acc);
+                           /*rhsTransposed=*/!op.getWeightInOut(), zeros);
+    if (Value bias = op.getBias())
+      product = addBias(rewriter, loc, product, bias);
     rewriter.replaceOp(op, restoreBatch(rewriter, loc, product, op.getInput(), resultType));
     return success();
   }
@@ -122,7 +139,7 @@ struct LowerLora : OpRewritePattern<LoraOp> {
       return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
     int64_t rank = op.getLoraA().getType().getDimSize(0);
     Value rows = flattenBatch(rewriter, loc, op.getInput());
-    Value zeros = accumulatorFor(rewriter, loc, rows, rank, Value(), f32);
+    Value zeros = zerosFor(rewriter, loc, rows, rank, f32);
     Value down = matmul(rewriter, loc, rows, op.getLoraA(), true, zeros);
     Value scaled = scaleBy(rewriter, loc, down, op.getScaleAttr(),
                            tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, down),

@@ -4,6 +4,7 @@
 #include "lowering/Passes.h"
 
 #include "mlir/InitAllPasses.h"
+#include "mlir/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -16,8 +17,7 @@ namespace peft {
 /// In order: peft -> linalg; tensor-level clean-up and fusion; the GEMM
 /// schedule (tiling, vectorization); bufferization with ownership-based
 /// deallocation; conversion of every dialect to LLVM; the packed entry.
-static constexpr llvm::StringLiteral kTensorCleanup =
-    "canonicalize,cse,linalg-fuse-elementwise-ops,canonicalize";
+static constexpr llvm::StringLiteral kTensorCleanup = "canonicalize,cse";
 static constexpr llvm::StringLiteral kUpstreamCpuPipeline =
     "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
@@ -36,6 +36,8 @@ void buildCpuLoweringPipeline(OpPassManager &pm) {
   pm.addPass(createConvertPeftToLinalg());
   if (failed(parsePassPipeline(kTensorCleanup, pm, llvm::errs())))
     llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");
+  pm.addPass(createFuseElementwise());
+  pm.addPass(createCanonicalizerPass());
   // Register tiles of one AVX-512 vector, or two AVX2 vectors, per row.
   CpuTileAndVectorizeOptions tiles;
   tiles.microCols = llvm::sys::getHostCPUFeatures().lookup("avx512f") ? 32 : 16;

@@ -3,18 +3,22 @@
 // CHECK-DAG: #[[LHS:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // CHECK-DAG: #[[RHS_T:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-DAG: #[[COL:.*]] = affine_map<(d0, d1) -> (d1)>
 // CHECK-LABEL: func.func @linear
 // CHECK-SAME: (%[[X:.*]]: tensor<?x8x4xf32>)
 // CHECK-DAG: %[[W:.*]] = arith.constant dense<1.000000e+00> : tensor<3x4xf32>
 // CHECK-DAG: %[[B:.*]] = arith.constant dense<5.000000e-01> : tensor<3xf32>
 // Batch dimensions flatten into the GEMM's rows.
 // CHECK: %[[ROWS:.*]] = tensor.collapse_shape %[[X]] {{\[}}[0, 1], [2]] : tensor<?x8x4xf32> into tensor<?x4xf32>
-// The bias, broadcast over rows, is the accumulator.
-// CHECK: %[[ACC:.*]] = linalg.broadcast ins(%[[B]] : tensor<3xf32>) outs(%{{.*}} : tensor<?x3xf32>) dimensions = [0]
+// CHECK: %[[ZEROS:.*]] = linalg.fill
 // An [out, in] weight is read transposed, without copying it.
-// CHECK: %[[Y:.*]] = linalg.matmul indexing_maps = [#[[LHS]], #[[RHS_T]], #[[OUT]]] ins(%[[ROWS]], %[[W]] : tensor<?x4xf32>, tensor<3x4xf32>) outs(%[[ACC]] : tensor<?x3xf32>)
+// CHECK: %[[Y:.*]] = linalg.matmul indexing_maps = [#[[LHS]], #[[RHS_T]], #[[OUT]]] ins(%[[ROWS]], %[[W]] : tensor<?x4xf32>, tensor<3x4xf32>) outs(%[[ZEROS]] : tensor<?x3xf32>)
+// The bias is added after the GEMM, so that the GEMM stays a named op.
+// CHECK: %[[YB:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[COL]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[Y]], %[[B]] : tensor<?x3xf32>, tensor<3xf32>)
+// CHECK:   arith.addf
 // CHECK: %[[BATCH:.*]] = tensor.dim %[[X]], %c0
-// CHECK: tensor.expand_shape %[[Y]] {{\[}}[0, 1], [2]] output_shape [%[[BATCH]], 8, 3] : tensor<?x3xf32> into tensor<?x8x3xf32>
+// CHECK: tensor.expand_shape %[[YB]] {{\[}}[0, 1], [2]] output_shape [%[[BATCH]], 8, 3] : tensor<?x3xf32> into tensor<?x8x3xf32>
 func.func @linear(%x: tensor<?x8x4xf32>) -> tensor<?x8x3xf32> {
   %w = peft.weight "w" = dense<1.0> : tensor<3x4xf32>
   %b = peft.weight "b" = dense<0.5> : tensor<3xf32>
