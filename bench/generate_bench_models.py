@@ -7,7 +7,8 @@ OUT_DIR/mlp/        a BERT-base feed-forward block (768 -> 3072 -> 768, GELU),
                     batch dynamic, with a LoRA adapter (r=16) on both linears
 OUT_DIR/bert-base/  (--bert-base) a 12-layer BERT-base encoder (110M
                     parameters) with LoRA r=16 on every linear layer
-Each has model.onnx, adapter/ (Hugging Face PEFT format) and inputs/.
+Each has model.onnx, adapter/ (Hugging Face PEFT format), inputs/, and
+torch's outputs: base/ (no adapter) and expected/ (LoRA applied unmerged).
 """
 import argparse
 import os
@@ -33,6 +34,7 @@ class FeedForward(nn.Module):
 
 
 def save(directory, model, inputs, input_names, output_names, config):
+    """Exports the model and its adapter; returns torch's median latency (ms)."""
     os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
     model.eval()
     dynamic = {n: {0: "batch"} for n in input_names + output_names}
@@ -40,12 +42,21 @@ def save(directory, model, inputs, input_names, output_names, config):
         torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
                           opset_version=17, input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic, do_constant_folding=True)
-    for name, value in zip(input_names, inputs):
-        np.save(os.path.join(directory, "inputs", f"{name}.npy"), value.numpy())
-    gm.make_adapter(model, config, os.path.join(directory, "adapter"), seed=3)
+        for name, value in zip(input_names, inputs):
+            np.save(os.path.join(directory, "inputs", f"{name}.npy"), value.numpy())
+        outputs = model(*inputs)
+        gm.save_outputs(os.path.join(directory, "base"), output_names,
+                        outputs if isinstance(outputs, tuple) else (outputs,))
+        milliseconds = time_torch(model, inputs, runs=3)
+        adapters = gm.make_adapter(model, config, os.path.join(directory, "adapter"), seed=3)
+        gm.apply_lora_unmerged(model, adapters)
+        outputs = model(*inputs)
+        gm.save_outputs(os.path.join(directory, "expected"), output_names,
+                        outputs if isinstance(outputs, tuple) else (outputs,))
+    return milliseconds
 
 
-def time_torch(model, inputs, runs=20):
+def time_torch(model, inputs, runs):
     with torch.no_grad():
         model(*inputs)
         times = []
@@ -66,21 +77,21 @@ def main():
 
     mlp = FeedForward()
     x = torch.randn(128, 768)
-    save(os.path.join(args.out, "mlp"), mlp, [x], ["x"], ["y"],
-         gm.lora_config(target_modules=["dense", "output"], r=16, lora_alpha=32))
-    print(f"torch (1 thread) mlp batch 128: median {time_torch(mlp, [x]):.3f} ms")
+    milliseconds = save(os.path.join(args.out, "mlp"), mlp, [x], ["x"], ["y"],
+                        gm.lora_config(target_modules=["dense", "output"], r=16, lora_alpha=32))
+    print(f"torch (1 thread) mlp batch 128: median {milliseconds:.3f} ms")
 
     if args.bert_base:
         bert = gm.BertModel(vocab=30522, hidden=768, layers=12, heads=12, inner=3072, positions=512)
         ids = torch.randint(0, 30522, (1, 128), dtype=torch.long)
         mask = torch.ones(1, 128, dtype=torch.long)
         targets = ["query", "key", "value", "dense"]
-        save(os.path.join(args.out, "bert-base"), bert, [ids, mask], ["input_ids", "attention_mask"],
-             ["last_hidden_state", "pooler_output"],
-             gm.lora_config(target_modules=targets, r=16, lora_alpha=32))
         params = sum(p.numel() for p in bert.parameters())
+        milliseconds = save(os.path.join(args.out, "bert-base"), bert, [ids, mask],
+                            ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"],
+                            gm.lora_config(target_modules=targets, r=16, lora_alpha=32))
         print(f"bert-base: {params / 1e6:.1f}M parameters")
-        print(f"torch (1 thread) bert-base batch 1x128: median {time_torch(bert, [ids, mask], 5):.3f} ms")
+        print(f"torch (1 thread) bert-base batch 1x128: median {milliseconds:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ config.test_exec_root = os.path.join(config.peft_obj_root, "test")
 # Debian's interpreter: it has python3-numpy and python3-onnx.
 config.substitutions.append(("%python", "/usr/bin/python3"))
 config.substitutions.append(("%models", os.path.join(config.peft_src_root, "examples", "models")))
+config.substitutions.append(("%peft_src", config.peft_src_root))
+config.substitutions.append(("%peft_obj", config.peft_obj_root))
 config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "test", "tools")))
 
 llvm_config.with_system_environment(["HOME", "TMPDIR"])

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Reproduces docs/benchmarks.md: builds, generates the benchmark models (a
+# BERT-base feed-forward block and a 110M-parameter BERT-base, each with a
+# LoRA r=16 adapter), then measures import, merge and compile costs and run
+# latency, and checks the outputs against torch.
+#   bash bench/run_benchmarks.sh [WORK_DIR]      (default /tmp/peft-bench)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh > /dev/null
+work=${1:-/tmp/peft-bench}
+bin=build/bin
+mkdir -p "$work"
+if [ ! -f "$work/bert-base/model.onnx" ]; then
+  /usr/bin/python3 bench/generate_bench_models.py "$work" --bert-base 2>/dev/null
+fi
+
+peak() { /usr/bin/time -f "%e s, peak RSS %M KB" "$@" 2>&1 >/dev/null | tail -1; }
+median() { sed -n 's/.*median \([0-9.]*\) ms.*/\1/p'; }
+
+echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+for name in mlp bert-base; do
+  model=$work/$name
+  inputs=()
+  for f in "$model"/inputs/*.npy; do inputs+=(--input "$(basename "$f" .npy)=$f"); done
+  runs=20; [ "$name" = bert-base ] && runs=5
+
+  echo "== $name ($(du -h "$model/model.onnx" | cut -f1) ONNX)"
+  echo "import (peft-translate):     $(peak $bin/peft-translate --import-onnx "$model/model.onnx" -o "$work/$name.mlir"); IR text $(du -h "$work/$name.mlir" | cut -f1)"
+  merge=$($bin/peft-opt "$work/$name.mlir" --peft-attach-adapters="adapters=$model/adapter" \
+            --peft-merge-adapters --mlir-timing -o /dev/null 2>&1 | sed -n 's/^ *\([0-9.]*\) .*MergeAdapters/\1/p')
+  echo "merge of every LoRA (peft-merge-adapters): ${merge} s"
+  echo "compile base (peftc):       $(peak $bin/peftc "$model/model.onnx" -o "$work/$name-base")"
+  echo "compile merged (peftc):     $(peak $bin/peftc "$model/model.onnx" --adapter "$model/adapter" -o "$work/$name-merged")"
+  base=$($bin/peft-run "$work/$name-base" "${inputs[@]}" --output-dir "$work/$name-base-out" --bench $runs | median)
+  merged=$($bin/peft-run "$work/$name-merged" "${inputs[@]}" --output-dir "$work/$name-merged-out" --bench $runs | median)
+  echo "latency, median of $runs:    base ${base} ms, merged ${merged} ms, ratio $(/usr/bin/python3 -c "print(f'{$merged / $base:.3f}')")"
+  /usr/bin/python3 test/tools/compare_npy.py "$work/$name-base-out" "$model/base" --atol 1e-3 | sed 's/^/vs torch, base:   /'
+  /usr/bin/python3 test/tools/compare_npy.py "$work/$name-merged-out" "$model/expected" --atol 1e-3 | sed 's/^/vs torch, merged: /'
+done
