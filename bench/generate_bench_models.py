@@ -35,24 +35,15 @@ class FeedForward(nn.Module):
 
 def save(directory, model, inputs, input_names, output_names, config):
     """Exports the model and its adapter; returns torch's median latency (ms)."""
-    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
-    model.eval()
-    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    gm.export_onnx(directory, model, inputs, input_names, output_names)
     with torch.no_grad():
-        torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
-                          opset_version=17, input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic, do_constant_folding=True)
-        for name, value in zip(input_names, inputs):
-            np.save(os.path.join(directory, "inputs", f"{name}.npy"), value.numpy())
-        outputs = model(*inputs)
-        gm.save_outputs(os.path.join(directory, "base"), output_names,
-                        outputs if isinstance(outputs, tuple) else (outputs,))
+        gm.run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
         milliseconds = time_torch(model, inputs, runs=3)
-        adapters = gm.make_adapter(model, config, os.path.join(directory, "adapter"), seed=3)
+        # Magnitudes of a trained adapter on a model this wide.
+        adapters = gm.make_adapter(model, config, os.path.join(directory, "adapter"), seed=3,
+                                   magnitude=0.02)
         gm.apply_lora_unmerged(model, adapters)
-        outputs = model(*inputs)
-        gm.save_outputs(os.path.join(directory, "expected"), output_names,
-                        outputs if isinstance(outputs, tuple) else (outputs,))
+        gm.run_and_save(model, inputs, output_names, os.path.join(directory, "expected"))
     return milliseconds
 
 

@@ -279,9 +279,9 @@ def pattern_value(patterns, path, default):
     return default
 
 
-def make_adapter(model, config, directory, seed):
-    """Random trained-looking LoRA weights for every targeted linear layer,
-    saved as PEFT saves them. Returns {module path: (A, B, scale)}."""
+def make_adapter(model, config, directory, seed, magnitude=0.3):
+    """Random LoRA weights (entries ~ N(0, magnitude²)) for every targeted
+    linear layer, saved as PEFT saves them. Returns {module path: (A, B, scale)}."""
     generator = torch.Generator().manual_seed(seed)
     adapters, tensors = {}, {}
     for path, module in model.named_modules():
@@ -294,8 +294,8 @@ def make_adapter(model, config, directory, seed):
             fan_in, fan_out = module.weight.shape
         else:
             fan_out, fan_in = module.weight.shape
-        a = torch.randn(rank, fan_in, generator=generator) * 0.3
-        b = torch.randn(fan_out, rank, generator=generator) * 0.3
+        a = torch.randn(rank, fan_in, generator=generator) * magnitude
+        b = torch.randn(fan_out, rank, generator=generator) * magnitude
         adapters[path] = (a, b, scale)
         tensors[f"base_model.model.{path}.lora_A.weight"] = a.numpy()
         tensors[f"base_model.model.{path}.lora_B.weight"] = b.numpy()
@@ -332,33 +332,40 @@ def save_outputs(directory, names, outputs):
         np.save(os.path.join(directory, f"{name}.npy"), value.detach().numpy())
 
 
-def run_and_save(model, inputs, input_names, output_names, directory):
+def save_inputs(directory, input_names, inputs):
     os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
     for input_name, value in zip(input_names, inputs):
         np.save(os.path.join(directory, "inputs", f"{input_name}.npy"), value.numpy())
+
+
+def run_and_save(model, inputs, output_names, directory):
+    """Runs the model and saves its outputs as directory/NAME.npy."""
     outputs = model(*inputs)
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-    save_outputs(os.path.join(directory, "expected"), output_names, outputs)
+    save_outputs(directory, output_names, outputs if isinstance(outputs, tuple) else (outputs,))
 
 
-def export(name, model, inputs, input_names, output_names, config, seed, batch5):
-    directory = os.path.join(HERE, "models", name)
-    os.makedirs(os.path.join(directory, "inputs"), exist_ok=True)
+def export_onnx(directory, model, inputs, input_names, output_names):
+    """torch.onnx.export at opset 17 with a dynamic batch, plus the inputs."""
     model.eval()
     dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    os.makedirs(directory, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
                           opset_version=17, input_names=input_names, output_names=output_names,
                           dynamic_axes=dynamic, do_constant_folding=True)
-        for input_name, value in zip(input_names, inputs):
-            np.save(os.path.join(directory, "inputs", f"{input_name}.npy"), value.numpy())
-        outputs = model(*inputs)
-        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        save_outputs(os.path.join(directory, "base"), output_names, outputs)
+    save_inputs(directory, input_names, inputs)
+
+
+def export(name, model, inputs, input_names, output_names, config, seed, batch5):
+    directory = os.path.join(HERE, "models", name)
+    export_onnx(directory, model, inputs, input_names, output_names)
+    with torch.no_grad():
+        run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
         adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
         apply_lora_unmerged(model, adapters)
-        run_and_save(model, inputs, input_names, output_names, directory)
-        run_and_save(model, batch5, input_names, output_names, os.path.join(directory, "batch5"))
+        run_and_save(model, inputs, output_names, os.path.join(directory, "expected"))
+        save_inputs(os.path.join(directory, "batch5"), input_names, batch5)
+        run_and_save(model, batch5, output_names, os.path.join(directory, "batch5", "expected"))
 
 
 def main():

@@ -368,24 +368,20 @@ llvm::Expected<OwningOpRef<ModuleOp>> importOnnxModel(MLIRContext *context,
                                                       llvm::StringRef path) {
   context->loadDialect<PeftDialect, func::FuncDialect, tensor::TensorDialect,
                        linalg::LinalgDialect, arith::ArithDialect, math::MathDialect>();
-  auto model = loadOnnxModel(path);
-  if (!model)
-    return model.takeError();
-  auto source = OnnxWeightSource::create(*model, path);
+  auto source = OnnxWeightSource::open(path);
   if (!source)
     return source.takeError();
+  std::shared_ptr<onnx::ModelProto> model = (*source)->getModel();
+  // The importer's weights then resolve to the model already in memory.
   context->getLoadedDialect<PeftDialect>()->getWeightStore().adopt(path, std::move(*source));
-  GraphImporter importer(context, path.str(), **model);
+  GraphImporter importer(context, path.str(), *model);
   return importer.run();
 }
 
 void registerOnnxWeightFormat() {
   WeightStore::registerFormat(
       ".onnx", [](llvm::StringRef path) -> llvm::Expected<std::unique_ptr<WeightSource>> {
-        auto model = loadOnnxModel(path);
-        if (!model)
-          return model.takeError();
-        auto source = OnnxWeightSource::create(*model, path);
+        auto source = OnnxWeightSource::open(path);
         if (!source)
           return source.takeError();
         return std::unique_ptr<WeightSource>(std::move(*source));

@@ -140,6 +140,14 @@ OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRe
   return source;
 }
 
+llvm::Expected<std::unique_ptr<OnnxWeightSource>>
+OnnxWeightSource::open(llvm::StringRef path) {
+  auto model = loadOnnxModel(path);
+  if (!model)
+    return model.takeError();
+  return create(std::move(*model), path);
+}
+
 const TensorView *OnnxWeightSource::find(llvm::StringRef name) const {
   auto found = views.find(name);
   return found == views.end() ? nullptr : &found->second;

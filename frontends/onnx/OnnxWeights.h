@@ -25,6 +25,10 @@ class OnnxWeightSource : public WeightSource {
 public:
   static llvm::Expected<std::unique_ptr<OnnxWeightSource>>
   create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRef modelPath);
+  /// Parses the model at `path` and indexes its initializers.
+  static llvm::Expected<std::unique_ptr<OnnxWeightSource>> open(llvm::StringRef path);
+
+  std::shared_ptr<onnx::ModelProto> getModel() const { return model; }
 
   const TensorView *find(llvm::StringRef name) const override;
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Compares a run's outputs with reference outputs computed independently.
 
-    compare_npy.py OUT_DIR EXPECTED_DIR [--atol 1e-4] [--differs-from BASE_DIR]
+    compare_npy.py OUT_DIR EXPECTED_DIR [--atol 1e-4] [--rtol 0] [--differs-from BASE_DIR]
 
 Every EXPECTED_DIR/NAME.npy must have a matching OUT_DIR/NAME.npy of the same
-shape within --atol (max absolute difference). With --differs-from, each
+shape with |out - expected| <= atol + rtol·|expected| everywhere (numpy's
+allclose rule; the default rtol 0 makes it a max absolute difference). With --differs-from, each
 output must also differ from BASE_DIR's by more than 1e-2, which shows that
 the adapter changed the result. Prints one line per output; exits 1 on any
 mismatch.
@@ -21,6 +22,7 @@ def main():
     parser.add_argument("out")
     parser.add_argument("expected")
     parser.add_argument("--atol", type=float, default=1e-4)
+    parser.add_argument("--rtol", type=float, default=0.0)
     parser.add_argument("--differs-from")
     args = parser.parse_args()
     ok = True
@@ -37,8 +39,10 @@ def main():
             print(f"{name}: SHAPE {actual.shape} != {expected.shape}")
             ok = False
             continue
-        diff = float(np.abs(actual.astype(np.float64) - expected).max()) if actual.size else 0.0
-        verdict = "OK" if diff <= args.atol else "MISMATCH"
+        error = np.abs(actual.astype(np.float64) - expected)
+        diff = float(error.max()) if actual.size else 0.0
+        within = bool(np.all(error <= args.atol + args.rtol * np.abs(expected)))
+        verdict = "OK" if within else "MISMATCH"
         line = f"{name}: shape {list(actual.shape)} max abs diff {diff:.3g} {verdict}"
         if args.differs_from:
             base = np.load(os.path.join(args.differs_from, name + ".npy"))
