@@ -6,6 +6,8 @@
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Threading.h"
 
+#include <cstring>
+
 namespace peft {
 #define GEN_PASS_DEF_MERGEADAPTERS
 #include "passes/Passes.h.inc"
@@ -71,20 +73,31 @@ llvm::Expected<std::vector<float>> readOperand(Value value, StringRef role) {
   return weight.readFloat32();
 }
 
+/// Copies the f32 base weight straight into the blob that will hold the
+/// merged one: the only copy of the weight the merge makes.
+LogicalResult copyBaseWeight(MergeJob &job) {
+  auto weight = job.linear.getWeight().getDefiningOp<WeightOp>();
+  if (!weight || !weight.getType().getElementType().isF32()) {
+    job.error = weight ? "merging into a non-f32 base weight is not supported yet"
+                       : "the base weight is not a constant weight";
+    return failure();
+  }
+  std::vector<uint8_t> storage;
+  auto view = weight.read(storage);
+  if (!view) {
+    job.error = llvm::toString(view.takeError());
+    return failure();
+  }
+  job.merged = HeapAsmResourceBlob::allocate(view->byteSize, alignof(float));
+  std::memcpy(job.merged.getMutableData().data(), view->data, view->byteSize);
+  return success();
+}
+
 /// Computes the merged weight of one job; runs on a worker thread.
 void computeMerge(MergeJob &job) {
   LinearOp linear = job.linear;
-  RankedTensorType type = linear.getWeight().getType();
-  if (!type.getElementType().isF32()) {
-    job.error = "merging into a non-f32 base weight is not supported yet";
+  if (failed(copyBaseWeight(job)))
     return;
-  }
-  auto base = readOperand(linear.getWeight(), "the base weight");
-  if (!base) {
-    job.error = llvm::toString(base.takeError());
-    return;
-  }
-  job.merged = HeapAsmResourceBlob::allocateAndCopyInferAlign(ArrayRef<float>(*base));
   float *weight = reinterpret_cast<float *>(job.merged.getMutableData().data());
   int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
   for (LoraOp lora : job.loras) {
