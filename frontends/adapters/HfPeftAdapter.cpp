@@ -199,7 +199,9 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
   reader.read("r", config.rank);
   reader.read("lora_alpha", config.alpha);
   reader.read("use_rslora", config.useRslora);
-  reader.read("fan_in_fan_out", config.fanInFanOut);
+  // fan_in_fan_out (GPT-2's Conv1D stores W as [in, out]) needs no reading:
+  // lora_A/lora_B have the same shapes either way, and each peft.linear
+  // records its own weight layout, which the merge follows.
   reader.readNamesOrRegex("target_modules", config.targetModules, config.targetRegex);
   reader.readNamesOrRegex("exclude_modules", config.excludeModules, config.excludeRegex);
   reader.readLayers(config.layersToTransform);
@@ -279,7 +281,6 @@ llvm::Expected<LoraAdapter> readHfPeftAdapter(llvm::StringRef directory,
 
   LoraAdapter adapter;
   adapter.name = name.str();
-  adapter.directory = directory.str();
   adapter.weightsFile = weightsPath.str().str();
   auto config = readConfig(configPath.str().str());
   if (!config)

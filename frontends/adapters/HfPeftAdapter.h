@@ -25,7 +25,6 @@ struct LoraConfig {
   int rank = 8;
   double alpha = 8;
   bool useRslora = false;
-  bool fanInFanOut = false;
   /// `target_modules` as a list (exact name or dotted suffix) ...
   std::vector<std::string> targetModules;
   /// ... or as a regex that must match the whole module path.
@@ -56,7 +55,6 @@ struct LoraModule {
 
 struct LoraAdapter {
   std::string name;        ///< What the IR calls it ("default" unless given).
-  std::string directory;
   std::string weightsFile; ///< Path of adapter_model.safetensors.
   LoraConfig config;
   std::vector<LoraModule> modules; ///< Sorted by module path.
