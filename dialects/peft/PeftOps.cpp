@@ -227,5 +227,21 @@ LogicalResult LoraOp::verify() {
   return success();
 }
 
+/// Whether `value` is a weight known to hold only zeros.
+static bool isZeroWeight(Value value) {
+  auto weight = value.getDefiningOp<WeightOp>();
+  auto dense = weight && weight.getValue()
+                   ? dyn_cast<DenseElementsAttr>(*weight.getValue())
+                   : DenseElementsAttr();
+  return dense && dense.isSplat() && isa<FloatType>(dense.getElementType()) &&
+         dense.getSplatValue<APFloat>().isZero();
+}
+
+OpFoldResult LoraOp::fold(FoldAdaptor) {
+  if (getScale().isZero() || isZeroWeight(getLoraB()))
+    return getBase();
+  return {};
+}
+
 #define GET_OP_CLASSES
 #include "dialects/peft/PeftOps.cpp.inc"

@@ -90,7 +90,9 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
     the adapter the weights came from.
 
     Merging folds the adapter into the base weight, `W' = W + scale · B·A`;
-    left unmerged it lowers to two small GEMMs beside the base one.
+    left unmerged it lowers to two small GEMMs beside the base one. An adapter
+    that cannot change its base folds away: `scale` 0, or a `B` of zeros (what
+    PEFT initializes a fresh adapter with).
 
     ```mlir
     %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32}
@@ -107,6 +109,7 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
     functional-type(operands, results)
   }];
   let hasVerifier = 1;
+  let hasFolder = 1;
 }
 
 #endif // PEFT_OPS_TD
