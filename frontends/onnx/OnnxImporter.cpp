@@ -257,9 +257,16 @@ LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {
 
 FailureOr<RankedTensorType> GraphImporter::inputType(const onnx::ValueInfoProto &info) {
   const auto &tensorType = info.type().tensor_type();
+  if (!info.type().has_tensor_type()) {
+    error = path + ": graph input '" + info.name() + "' is not a tensor";
+    return failure();
+  }
   std::optional<DType> dtype = dtypeOfOnnx(tensorType.elem_type());
-  if (!info.type().has_tensor_type() || !dtype) {
-    error = path + ": graph input '" + info.name() + "' is not a tensor of a supported type";
+  if (!dtype || !elementTypeOf(*dtype, context)) {
+    error = path + ": graph input '" + info.name() + "': element type " +
+            onnx::TensorProto::DataType_Name(
+                static_cast<onnx::TensorProto::DataType>(tensorType.elem_type())) +
+            " is not supported";
     return failure();
   }
   SmallVector<int64_t> shape;

@@ -46,20 +46,34 @@ module attributes {{transform.with_named_sequence} {{
       transform.apply_patterns.linalg.tiling_canonicalization
       transform.apply_patterns.scf.for_loop_canonicalization
     } : !transform.any_op
-    // Only ops whose shapes are now static are vectorized.
-    %vectorized = transform.structured.vectorize_children_and_apply_patterns %funcs
+    // GEMM tiles whose shapes are now static become vector code; the others
+    // (partial tiles) stay scalar.
+    %tiles = transform.structured.match ops{{["linalg.matmul"]} in %funcs
       : (!transform.any_op) -> !transform.any_op
+    transform.foreach %tiles : !transform.any_op {{
+    ^bb0(%tile: !transform.any_op):
+      transform.sequence %tile : !transform.any_op failures(suppress) {{
+      ^bb0(%static_tile: !transform.any_op):
+        transform.structured.vectorize %static_tile : !transform.any_op
+      }
+    }
+    // Vectorized tiles read broadcast operands, multiply and reduce: fold the
+    // broadcasts out of the reads and the whole into matmul contractions.
+    transform.apply_patterns to %funcs {{
+      transform.apply_patterns.vector.transfer_permutation_patterns
+      transform.apply_patterns.vector.reduction_to_contract
+      transform.apply_patterns.canonicalization
+    } : !transform.any_op
     // Keep each accumulator tile in registers across its K loop.
-    %loops = transform.structured.match ops{{["scf.for"]} in %vectorized
+    %loops = transform.structured.match ops{{["scf.for"]} in %funcs
       : (!transform.any_op) -> !transform.any_op
     transform.foreach %loops : !transform.any_op {{
     ^bb0(%loop: !transform.any_op):
       transform.loop.hoist_loop_invariant_subsets %loop : !transform.any_op
     }
-    transform.apply_patterns to %vectorized {{
+    transform.apply_patterns to %funcs {{
       transform.apply_patterns.vector.lower_masked_transfers
       transform.apply_patterns.vector.transfer_permutation_patterns
-      transform.apply_patterns.vector.reduction_to_contract
       transform.apply_patterns.vector.lower_contraction lowering_strategy = "outerproduct"
       transform.apply_patterns.vector.lower_outerproduct
       transform.apply_patterns.canonicalization

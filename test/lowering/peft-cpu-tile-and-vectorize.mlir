@@ -8,12 +8,12 @@
 // Full register tiles, up to the last multiple of 4 rows:
 // CHECK:   scf.for %[[ROW:.*]] = %c0 to %[[FULL:.*]] step %c4
 // CHECK:     scf.for %[[COL:.*]] = %c0 to %c32 step %c16
-// CHECK:       %[[ACC:.*]] = vector.transfer_read {{.*}} : tensor<?x32xf32>, vector<4x16xf32>
+// CHECK:       %[[ACC:.*]] = vector.transfer_read {{.*}} : tensor<4x16xf32>, vector<4x16xf32>
 // CHECK:       scf.for %{{.*}} = %c0 to %c64 step %c8 iter_args(%{{.*}} = %[[ACC]]) -> (vector<4x16xf32>)
-// CHECK:         vector.transfer_read {{.*}} : tensor<?x64xf32>, vector<4x8xf32>
-// CHECK:         vector.transfer_read {{.*}} : tensor<64x32xf32>, vector<8x16xf32>
+// CHECK:         vector.transfer_read {{.*}} : tensor<4x8xf32>, vector<4x8xf32>
+// CHECK:         vector.transfer_read {{.*}} : tensor<8x16xf32>, vector<8x16xf32>
 // CHECK-COUNT-32: vector.fma {{.*}} : vector<16xf32>
-// CHECK:       vector.transfer_write {{.*}} : vector<4x16xf32>, tensor<?x32xf32>
+// CHECK:       vector.transfer_write {{.*}} : vector<4x16xf32>, tensor<4x16xf32>
 // The remaining rows:
 // CHECK:   scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c4
 // CHECK:     linalg.matmul
