@@ -343,7 +343,7 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
     int64_t start = std::clamp<int64_t>(starts[i] < 0 ? starts[i] + *size : starts[i], 0, *size);
     int64_t end = std::clamp<int64_t>(ends[i] < 0 ? ends[i] + *size : ends[i], 0, *size);
     int64_t count = end > start ? (end - start + steps[i] - 1) / steps[i] : 0;
-    offsets[*axis] = builder.getIndexAttr(start);
+    offsets[*axis] = builder.getIndexAttr(count ? start : 0); // An empty slice anywhere.
     sizes[*axis] = builder.getIndexAttr(count);
     strides[*axis] = builder.getIndexAttr(steps[i]);
   }

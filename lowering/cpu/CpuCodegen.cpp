@@ -12,6 +12,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -61,13 +62,28 @@ static llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine
   return llvm::Error::success();
 }
 
+/// The helpers compiled code calls (runtime/model_support.c), installed in
+/// ../lib beside the directory of the running tool.
+static llvm::Expected<std::string> findModelSupportLibrary() {
+  static int anchor;
+  std::string tool = llvm::sys::fs::getMainExecutable(nullptr, &anchor);
+  llvm::SmallString<256> path(llvm::sys::path::parent_path(llvm::sys::path::parent_path(tool)));
+  llvm::sys::path::append(path, "lib", "libpeft_model_support.a");
+  if (!llvm::sys::fs::exists(path))
+    return codegenError(path + ": missing (it is built with the tools)");
+  return path.str().str();
+}
+
 static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath) {
   auto linker = llvm::sys::findProgramByName("cc");
   if (!linker)
     return codegenError("no C compiler driver 'cc' on PATH to link the library");
+  auto support = findModelSupportLibrary();
+  if (!support)
+    return support.takeError();
   std::string message;
   int status = llvm::sys::ExecuteAndWait(
-      *linker, {*linker, "-shared", "-o", libraryPath, objectPath, "-lm"},
+      *linker, {*linker, "-shared", "-o", libraryPath, objectPath, *support, "-lm"},
       std::nullopt, {}, 0, 0, &message);
   if (status != 0)
     return codegenError("linking " + libraryPath + " failed" +

@@ -22,7 +22,7 @@ static constexpr llvm::StringLiteral kUpstreamCpuPipeline =
     "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-deallocation-pipeline,"
+    "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
     "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
     "canonicalize,expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
     "convert-math-to-libm,convert-vector-to-llvm,convert-math-to-llvm,"
