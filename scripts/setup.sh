@@ -9,7 +9,7 @@ packages=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libgtest-dev
-  python3-numpy python3-onnx
+  python3-numpy python3-onnx libonnx-testdata
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -145,10 +145,21 @@ LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
   bool isCompare = op == "Equal" || op == "Less" || op == "Greater";
   Type resultType = isCompare ? Type(builder.getI1Type()) : elementType;
   auto body = binaryBody(op);
-  setTensor(node, 0, b.elementwise(ValueRange{*x, *y}, resultType,
-                                   [&](OpBuilder &nb, Location l, ValueRange args) {
-                                     return body(nb, l, args[0], args[1]);
-                                   }));
+  Value result = b.elementwise(ValueRange{*x, *y}, resultType,
+                               [&](OpBuilder &nb, Location l, ValueRange args) {
+                                 return body(nb, l, args[0], args[1]);
+                               });
+  // Max and Min take any number of inputs.
+  for (int i = 2; i < node.input_size() && (op == "Max" || op == "Min"); ++i) {
+    FailureOr<Value> next = tensor(node, i);
+    if (failed(next))
+      return failure();
+    result = b.elementwise(ValueRange{result, *next}, resultType,
+                           [&](OpBuilder &nb, Location l, ValueRange args) {
+                             return body(nb, l, args[0], args[1]);
+                           });
+  }
+  setTensor(node, 0, result);
   return success();
 }
 

@@ -23,6 +23,14 @@ static int64_t rankOf(Value value) {
 }
 
 LogicalResult GraphImporter::importIdentity(const onnx::NodeProto &node) {
+  // Dropout is the identity at inference; in training mode it is random.
+  if (node.op_type() == "Dropout" && hasInput(node, 2)) {
+    FailureOr<Ints> training = ints(node, 2);
+    if (failed(training))
+      return failure();
+    if (constantInts(*training) != SmallVector<int64_t>{0})
+      return fail(node, "training-mode Dropout is not supported (it is random)");
+  }
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
