@@ -93,6 +93,7 @@ private:
   LogicalResult importGemm(const onnx::NodeProto &node);
   LogicalResult importAdd(const onnx::NodeProto &node);
   LogicalResult importShape(const onnx::NodeProto &node);
+  LogicalResult importSize(const onnx::NodeProto &node);
   LogicalResult importGather(const onnx::NodeProto &node);
   LogicalResult importUnsqueeze(const onnx::NodeProto &node);
   LogicalResult importSqueeze(const onnx::NodeProto &node);
@@ -106,8 +107,10 @@ private:
   LogicalResult importRange(const onnx::NodeProto &node);
   LogicalResult importWhere(const onnx::NodeProto &node);
   LogicalResult importTrilu(const onnx::NodeProto &node);
+  LogicalResult importClip(const onnx::NodeProto &node);
+  LogicalResult importFlatten(const onnx::NodeProto &node);
   LogicalResult importExpand(const onnx::NodeProto &node);
-  LogicalResult importReduceMean(const onnx::NodeProto &node);
+  LogicalResult importReduce(const onnx::NodeProto &node);
   LogicalResult importSoftmax(const onnx::NodeProto &node);
   LogicalResult importLayerNorm(const onnx::NodeProto &node);
   LogicalResult importIdentity(const onnx::NodeProto &node);

@@ -179,11 +179,36 @@ FailureOr<DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto
   return DenseElementsAttr::getFromRawBuffer(type, bytes);
 }
 
+/// The tensor a Constant node holds, whichever attribute carries it.
+static std::optional<onnx::TensorProto> constantValue(const onnx::NodeProto &node) {
+  onnx::TensorProto proto;
+  if (const auto *attr = findAttr(node, "value"); attr && attr->has_t())
+    return attr->t();
+  if (const auto *attr = findAttr(node, "value_float")) {
+    proto.set_data_type(onnx::TensorProto::FLOAT);
+    proto.add_float_data(attr->f());
+  } else if (const auto *attr = findAttr(node, "value_int")) {
+    proto.set_data_type(onnx::TensorProto::INT64);
+    proto.add_int64_data(attr->i());
+  } else if (const auto *attr = findAttr(node, "value_floats")) {
+    proto.set_data_type(onnx::TensorProto::FLOAT);
+    proto.add_dims(attr->floats_size());
+    *proto.mutable_float_data() = attr->floats();
+  } else if (const auto *attr = findAttr(node, "value_ints")) {
+    proto.set_data_type(onnx::TensorProto::INT64);
+    proto.add_dims(attr->ints_size());
+    *proto.mutable_int64_data() = attr->ints();
+  } else {
+    return std::nullopt;
+  }
+  return proto;
+}
+
 LogicalResult GraphImporter::importConstant(const onnx::NodeProto &node) {
-  const onnx::AttributeProto *attr = findAttr(node, "value");
-  if (!attr || !attr->has_t())
-    return fail(node, "only the 'value' form of Constant is supported");
-  onnx::TensorProto proto = attr->t();
+  std::optional<onnx::TensorProto> value = constantValue(node);
+  if (!value)
+    return fail(node, "only tensor, float and int values are supported (not sparse or string)");
+  onnx::TensorProto proto = std::move(*value);
   proto.set_name(node.output(0));
   if (failed(addInitializer(proto)))
     return fail(node, "cannot read its value");
@@ -201,18 +226,23 @@ void GraphImporter::registerHandlers() {
       handlers[op] = [this, handler](const onnx::NodeProto &node) { return (this->*handler)(node); };
   };
   add({"Constant"}, &GraphImporter::importConstant);
-  add({"Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Relu", "Gelu", "Exp", "Neg",
-       "Equal", "Less", "Greater", "Max", "Min"},
+  add({"Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Relu", "Gelu", "Exp", "Neg", "Log",
+       "Abs", "Sin", "Cos", "Reciprocal", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
+       "Not", "And", "Or", "Xor", "Equal", "Less", "Greater", "Max", "Min"},
       &GraphImporter::importElementwise);
   add({"Add"}, &GraphImporter::importAdd);
   add({"MatMul"}, &GraphImporter::importMatMul);
   add({"Gemm"}, &GraphImporter::importGemm);
   add({"Where"}, &GraphImporter::importWhere);
   add({"Trilu"}, &GraphImporter::importTrilu);
-  add({"ReduceMean"}, &GraphImporter::importReduceMean);
-  add({"Softmax"}, &GraphImporter::importSoftmax);
+  add({"Clip"}, &GraphImporter::importClip);
+  add({"Flatten"}, &GraphImporter::importFlatten);
+  add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"},
+      &GraphImporter::importReduce);
+  add({"Softmax", "LogSoftmax"}, &GraphImporter::importSoftmax);
   add({"LayerNormalization"}, &GraphImporter::importLayerNorm);
   add({"Shape"}, &GraphImporter::importShape);
+  add({"Size"}, &GraphImporter::importSize);
   add({"Gather"}, &GraphImporter::importGather);
   add({"Unsqueeze"}, &GraphImporter::importUnsqueeze);
   add({"Squeeze"}, &GraphImporter::importSqueeze);

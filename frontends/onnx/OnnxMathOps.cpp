@@ -59,6 +59,60 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
       return arith::MaximumFOp::create(b, l, x,
                                        arith::ConstantOp::create(b, l, b.getZeroAttr(x.getType())));
     };
+  if (op == "Sin")
+    return [](OpBuilder &b, Location l, Value x) { return math::SinOp::create(b, l, x); };
+  if (op == "Cos")
+    return [](OpBuilder &b, Location l, Value x) { return math::CosOp::create(b, l, x); };
+  if (op == "Log")
+    return [](OpBuilder &b, Location l, Value x) { return math::LogOp::create(b, l, x); };
+  if (op == "Abs")
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      if (isa<FloatType>(x.getType()))
+        return math::AbsFOp::create(b, l, x);
+      return math::AbsIOp::create(b, l, x);
+    };
+  if (op == "Not")
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      return arith::XOrIOp::create(b, l, x, arith::ConstantOp::create(b, l, b.getBoolAttr(true)));
+    };
+  if (op == "Reciprocal")
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      Value one = arith::ConstantOp::create(b, l, b.getFloatAttr(x.getType(), 1.0));
+      return arith::DivFOp::create(b, l, one, x);
+    };
+  if (op == "Sigmoid") // 1 / (1 + exp(-x))
+    return [](OpBuilder &b, Location l, Value x) -> Value {
+      Value one = arith::ConstantOp::create(b, l, b.getFloatAttr(x.getType(), 1.0));
+      Value exp = math::ExpOp::create(b, l, arith::NegFOp::create(b, l, x));
+      return arith::DivFOp::create(b, l, one, arith::AddFOp::create(b, l, one, exp));
+    };
+  if (op == "LeakyRelu") {
+    double alpha = floatAttr(node, "alpha", 0.01f);
+    return [alpha](OpBuilder &b, Location l, Value x) -> Value {
+      Value zero = arith::ConstantOp::create(b, l, b.getZeroAttr(x.getType()));
+      Value scaled = arith::MulFOp::create(
+          b, l, x, arith::ConstantOp::create(b, l, b.getFloatAttr(x.getType(), alpha)));
+      Value negative = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OLT, x, zero);
+      return arith::SelectOp::create(b, l, negative, scaled, x);
+    };
+  }
+  if (op == "HardSigmoid" || op == "HardSwish") {
+    // HardSigmoid: max(0, min(1, alpha·x + beta)); HardSwish: x·HardSigmoid(x)
+    // with alpha = 1/6 and beta = 1/2.
+    bool swish = op == "HardSwish";
+    double alpha = swish ? 1.0 / 6 : floatAttr(node, "alpha", 0.2f);
+    double beta = swish ? 0.5 : floatAttr(node, "beta", 0.5f);
+    return [=](OpBuilder &b, Location l, Value x) -> Value {
+      auto constant = [&](double v) {
+        return arith::ConstantOp::create(b, l, b.getFloatAttr(x.getType(), v));
+      };
+      Value linear = arith::AddFOp::create(b, l, arith::MulFOp::create(b, l, x, constant(alpha)),
+                                           constant(beta));
+      Value clamped = arith::MaximumFOp::create(
+          b, l, constant(0.0), arith::MinimumFOp::create(b, l, constant(1.0), linear));
+      return swish ? Value(arith::MulFOp::create(b, l, x, clamped)) : clamped;
+    };
+  }
   if (op == "Gelu") {
     bool tanh = stringAttr(node, "approximate", "none") == "tanh";
     return [tanh](OpBuilder &b, Location l, Value x) -> Value {
@@ -97,6 +151,12 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
       return isFloat ? Value(arith::DivFOp::create(b, l, x, y)) : Value(arith::DivSIOp::create(b, l, x, y));
     if (op == "Max")
       return isFloat ? Value(arith::MaximumFOp::create(b, l, x, y)) : Value(arith::MaxSIOp::create(b, l, x, y));
+    if (op == "And")
+      return arith::AndIOp::create(b, l, x, y);
+    if (op == "Or")
+      return arith::OrIOp::create(b, l, x, y);
+    if (op == "Xor")
+      return arith::XOrIOp::create(b, l, x, y);
     if (op == "Min")
       return isFloat ? Value(arith::MinimumFOp::create(b, l, x, y)) : Value(arith::MinSIOp::create(b, l, x, y));
     return math::PowFOp::create(b, l, x, y); // Pow
@@ -107,6 +167,14 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
 
 LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
   StringRef op = node.op_type();
+  if (op == "Neg" && knowsInts(node, 0)) { // Shape arithmetic stays known.
+    ImportedValue &x = values[node.input(0)];
+    Ints negated;
+    for (OpFoldResult element : *x.ints)
+      negated.push_back(b.sub(builder.getIndexAttr(0), element));
+    setInts(node, 0, std::move(negated), x.scalar, x.type().getElementType());
+    return success();
+  }
   if (auto body = unaryBody(node)) {
     FailureOr<Value> x = tensor(node, 0);
     if (failed(x))
@@ -276,17 +344,53 @@ static Value mean(TensorBuilder &b, Value x, ArrayRef<int64_t> axes, bool keepDi
   });
 }
 
-LogicalResult GraphImporter::importReduceMean(const onnx::NodeProto &node) {
+/// The start value and combiner of ReduceSum/Max/Min/Prod over `type`.
+static std::pair<TypedAttr, Combiner> reduction(Builder &builder, StringRef op, Type type) {
+  bool isFloat = isa<FloatType>(type);
+  auto extreme = [&](bool largest) -> TypedAttr {
+    if (isFloat)
+      return builder.getFloatAttr(type, largest ? std::numeric_limits<double>::infinity()
+                                                : -std::numeric_limits<double>::infinity());
+    unsigned width = type.getIntOrFloatBitWidth();
+    return builder.getIntegerAttr(type, largest ? APInt::getSignedMaxValue(width)
+                                                : APInt::getSignedMinValue(width));
+  };
+  if (op == "ReduceMax")
+    return {extreme(false), [](OpBuilder &b, Location l, Value e, Value acc) -> Value {
+              if (isa<FloatType>(e.getType()))
+                return arith::MaximumFOp::create(b, l, e, acc);
+              return arith::MaxSIOp::create(b, l, e, acc);
+            }};
+  if (op == "ReduceMin")
+    return {extreme(true), [](OpBuilder &b, Location l, Value e, Value acc) -> Value {
+              if (isa<FloatType>(e.getType()))
+                return arith::MinimumFOp::create(b, l, e, acc);
+              return arith::MinSIOp::create(b, l, e, acc);
+            }};
+  if (op == "ReduceProd")
+    return {isFloat ? TypedAttr(builder.getFloatAttr(type, 1.0))
+                    : TypedAttr(builder.getIntegerAttr(type, 1)),
+            TensorBuilder::mulScalars};
+  return {builder.getZeroAttr(type), TensorBuilder::addScalars}; // ReduceSum
+}
+
+LogicalResult GraphImporter::importReduce(const onnx::NodeProto &node) {
   FailureOr<Value> x = tensor(node, 0);
   if (failed(x))
     return failure();
-  FailureOr<SmallVector<int64_t>> axes =
-      reductionAxes(node, cast<RankedTensorType>(x->getType()).getRank());
+  auto type = cast<RankedTensorType>(x->getType());
+  FailureOr<SmallVector<int64_t>> axes = reductionAxes(node, type.getRank());
   if (failed(axes))
     return failure();
   if (axes->empty())
     return setTensor(node, 0, *x), success();
-  setTensor(node, 0, mean(b, *x, *axes, intAttr(node, "keepdims", 1)));
+  bool keepDims = intAttr(node, "keepdims", 1);
+  if (node.op_type() == "ReduceMean") {
+    setTensor(node, 0, mean(b, *x, *axes, keepDims));
+    return success();
+  }
+  auto [init, combine] = reduction(builder, node.op_type(), type.getElementType());
+  setTensor(node, 0, b.reduce(*x, *axes, keepDims, init, combine));
   return success();
 }
 
@@ -306,6 +410,15 @@ LogicalResult GraphImporter::importSoftmax(const onnx::NodeProto &node) {
     return math::ExpOp::create(nb, l, arith::SubFOp::create(nb, l, args[0], args[1]));
   });
   Value sum = b.reduce(exps, {axis}, true, builder.getZeroAttr(elementType), TensorBuilder::addScalars);
+  if (node.op_type() == "LogSoftmax") { // x - max - log(Σ exp(x - max))
+    setTensor(node, 0, b.elementwise(ValueRange{*x, max, sum}, elementType,
+                                     [](OpBuilder &nb, Location l, ValueRange args) -> Value {
+                                       Value shifted = arith::SubFOp::create(nb, l, args[0], args[1]);
+                                       return arith::SubFOp::create(nb, l, shifted,
+                                                                    math::LogOp::create(nb, l, args[2]));
+                                     }));
+    return success();
+  }
   setTensor(node, 0, b.elementwise(ValueRange{exps, sum}, elementType,
                                    [](OpBuilder &nb, Location l, ValueRange args) {
                                      return arith::DivFOp::create(nb, l, args[0], args[1]);
@@ -314,9 +427,6 @@ LogicalResult GraphImporter::importSoftmax(const onnx::NodeProto &node) {
 }
 
 LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
-  for (int output = 1; output < node.output_size(); ++output)
-    if (!node.output(output).empty() && useCounts.lookup(node.output(output)))
-      return fail(node, "the Mean and InvStdDev outputs are not supported");
   FailureOr<Value> x = tensor(node, 0), scale = tensor(node, 1);
   if (failed(x) || failed(scale))
     return failure();
@@ -328,7 +438,8 @@ LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
   auto sub = [](OpBuilder &nb, Location l, ValueRange args) -> Value {
     return arith::SubFOp::create(nb, l, args[0], args[1]);
   };
-  Value centered = b.elementwise(ValueRange{*x, mean(b, *x, axes, true)}, elementType, sub);
+  Value average = mean(b, *x, axes, true);
+  Value centered = b.elementwise(ValueRange{*x, average}, elementType, sub);
   Value squares = b.elementwise(centered, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
     return arith::MulFOp::create(nb, l, args[0], args[0]);
   });
@@ -346,6 +457,45 @@ LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
     Value normalized = arith::DivFOp::create(nb, l, args[0], stddev);
     Value scaled = arith::MulFOp::create(nb, l, normalized, args[2]);
     return args.size() > 3 ? Value(arith::AddFOp::create(nb, l, scaled, args[3])) : scaled;
+  }));
+  // The optional outputs: the mean and 1/sqrt(variance + epsilon), both with
+  // the normalized dimensions kept as size 1.
+  setTensor(node, 1, average);
+  if (node.output_size() > 2 && !node.output(2).empty())
+    setTensor(node, 2, b.elementwise(variance, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+      Value one = arith::ConstantOp::create(nb, l, nb.getFloatAttr(elementType, 1.0));
+      Value stddev = math::SqrtOp::create(nb, l, arith::AddFOp::create(nb, l, args[0], epsilon));
+      return arith::DivFOp::create(nb, l, one, stddev);
+    }));
+  return success();
+}
+
+/// Clip(x, min?, max?): the bounds are optional scalar inputs.
+LogicalResult GraphImporter::importClip(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  SmallVector<Value> inputs = {*x};
+  bool hasMin = hasInput(node, 1), hasMax = hasInput(node, 2);
+  for (int i : {1, 2}) {
+    if (!hasInput(node, i))
+      continue;
+    FailureOr<Value> bound = tensor(node, i);
+    if (failed(bound))
+      return failure();
+    inputs.push_back(*bound);
+  }
+  Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
+  bool isFloat = isa<FloatType>(elementType);
+  setTensor(node, 0, b.elementwise(inputs, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+    Value result = args[0];
+    if (hasMin)
+      result = isFloat ? Value(arith::MaximumFOp::create(nb, l, result, args[1]))
+                       : Value(arith::MaxSIOp::create(nb, l, result, args[1]));
+    if (hasMax)
+      result = isFloat ? Value(arith::MinimumFOp::create(nb, l, result, args.back()))
+                       : Value(arith::MinSIOp::create(nb, l, result, args.back()));
+    return result;
   }));
   return success();
 }
@@ -461,26 +611,57 @@ LogicalResult GraphImporter::importMatMul(const onnx::NodeProto &node) {
   return success();
 }
 
+/// Transposes a matrix.
+static Value transposeMatrix(TensorBuilder &b, Value matrix) {
+  Ints sizes = {b.dim(matrix, 1), b.dim(matrix, 0)};
+  Value init = b.empty(sizes, cast<RankedTensorType>(matrix.getType()).getElementType());
+  return linalg::TransposeOp::create(b.getBuilder(), b.getLoc(), matrix, init,
+                                     ArrayRef<int64_t>{1, 0})
+      .getResult()[0];
+}
+
+/// Y = alpha·A'·B' + beta·C with A' = transA ? Aᵀ : A, B' likewise. With a
+/// constant B, transA = 0 and alpha = beta = 1 it is a linear layer.
 LogicalResult GraphImporter::importGemm(const onnx::NodeProto &node) {
-  if (intAttr(node, "transA", 0) || floatAttr(node, "alpha", 1) != 1 ||
-      floatAttr(node, "beta", 1) != 1)
-    return fail(node, "only Gemm with transA=0, alpha=1 and beta=1 is supported");
+  bool transA = intAttr(node, "transA", 0), transB = intAttr(node, "transB", 0);
+  float alpha = floatAttr(node, "alpha", 1), beta = floatAttr(node, "beta", 1);
   FailureOr<ImportedValue *> weight = entry(node, 1);
   FailureOr<Value> input = tensor(node, 0);
   if (failed(weight) || failed(input))
     return failure();
-  if ((*weight)->weightName.empty())
-    return fail(node, "Gemm needs a constant weight (input B)");
   Value bias;
   if (hasInput(node, 2)) {
     FailureOr<Value> c = tensor(node, 2);
     if (failed(c))
       return failure();
     bias = *c;
-    if (cast<RankedTensorType>(bias.getType()).getRank() != 1)
-      return fail(node, "only a 1-D bias C is supported");
   }
-  return importLinear(node, *input, **weight, bias, !intAttr(node, "transB", 0));
+  bool biasIsVector = !bias || cast<RankedTensorType>(bias.getType()).getRank() == 1;
+  if (!(*weight)->weightName.empty() && !transA && alpha == 1 && beta == 1 && biasIsVector &&
+      (!bias || cast<RankedTensorType>(bias.getType()).getDimSize(0) ==
+                    (*weight)->weightType.getDimSize(transB ? 0 : 1)))
+    return importLinear(node, *input, **weight, bias, !transB);
+
+  Value a = transA ? transposeMatrix(b, *input) : *input;
+  Value rhs = materialize(**weight);
+  Value product = b.batchMatmul(a, transB ? transposeMatrix(b, rhs) : rhs);
+  Type elementType = cast<RankedTensorType>(product.getType()).getElementType();
+  Value alphaValue = b.scalarConstant(elementType, alpha);
+  Value betaValue = b.scalarConstant(elementType, beta);
+  if (!bias) {
+    setTensor(node, 0, b.elementwise(product, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+      return arith::MulFOp::create(nb, l, args[0], alphaValue);
+    }));
+    return success();
+  }
+  // C broadcasts to the product's shape, which leads the operands.
+  setTensor(node, 0, b.elementwise(ValueRange{product, bias}, elementType,
+                                   [&](OpBuilder &nb, Location l, ValueRange args) {
+                                     Value scaled = arith::MulFOp::create(nb, l, args[0], alphaValue);
+                                     Value shift = arith::MulFOp::create(nb, l, args[1], betaValue);
+                                     return arith::AddFOp::create(nb, l, scaled, shift);
+                                   }));
+  return success();
 }
 
 /// A bias added to a linear layer's output folds into the layer, as it was in

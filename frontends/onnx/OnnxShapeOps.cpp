@@ -52,6 +52,14 @@ LogicalResult GraphImporter::importShape(const onnx::NodeProto &node) {
   return success();
 }
 
+LogicalResult GraphImporter::importSize(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  setInts(node, 0, {b.product(b.dims(*x))}, /*scalar=*/true, builder.getI64Type());
+  return success();
+}
+
 LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
   // Picking elements of a known integer vector stays known.
   if (knowsInts(node, 0) && knowsInts(node, 1) && intAttr(node, "axis", 0) == 0) {
@@ -248,6 +256,22 @@ LogicalResult GraphImporter::importReshape(const onnx::NodeProto &node) {
   return success();
 }
 
+/// Flatten(x, axis): [d0 ... d(axis-1)] x [d(axis) ... d(n-1)] as a matrix.
+LogicalResult GraphImporter::importFlatten(const onnx::NodeProto &node) {
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(x))
+    return failure();
+  int64_t rank = rankOf(*x);
+  int64_t axis = intAttr(node, "axis", 1);
+  if (axis < -rank || axis > rank)
+    return fail(node, "axis " + llvm::Twine(axis) + " is out of range for rank " + llvm::Twine(rank));
+  axis = axis < 0 ? axis + rank : axis;
+  Ints sizes = b.dims(*x);
+  Ints rows(sizes.begin(), sizes.begin() + axis), cols(sizes.begin() + axis, sizes.end());
+  setTensor(node, 0, b.reshape(*x, {b.product(rows), b.product(cols)}));
+  return success();
+}
+
 LogicalResult GraphImporter::importTranspose(const onnx::NodeProto &node) {
   FailureOr<Value> x = tensor(node, 0);
   if (failed(x))
@@ -403,6 +427,14 @@ LogicalResult GraphImporter::importConstantOfShape(const onnx::NodeProto &node) 
     if (failed(value))
       return fail(node, "cannot read the value attribute");
     fill = cast<TypedAttr>(*value->getValues<Attribute>().begin());
+  }
+  // A small integer fill of a known 1-D shape is itself shape arithmetic.
+  std::optional<SmallVector<int64_t>> sizes = constantInts(*shape);
+  if (auto integer = dyn_cast<IntegerAttr>(fill);
+      integer && sizes && sizes->size() == 1 && (*sizes)[0] <= kMaxInlineElements) {
+    setInts(node, 0, Ints((*sizes)[0], builder.getIndexAttr(integer.getInt())), false,
+            integer.getType());
+    return success();
   }
   setTensor(node, 0, b.filled(*shape, fill));
   return success();
