@@ -14,6 +14,17 @@ namespace peft {
 
 namespace {
 
+/// Fails unless lhs [..., m, k] and rhs [..., k, n] agree on k.
+LogicalResult checkInnerSizes(Value lhs, Value rhs, std::string &message) {
+  auto lhsShape = cast<RankedTensorType>(lhs.getType()).getShape();
+  auto rhsShape = cast<RankedTensorType>(rhs.getType()).getShape();
+  int64_t k = lhsShape.back(), rhsK = rhsShape[rhsShape.size() - 2];
+  if (ShapedType::isDynamic(k) || ShapedType::isDynamic(rhsK) || k == rhsK)
+    return success();
+  message = "inner dimensions differ: " + formatShape(lhsShape) + " times " + formatShape(rhsShape);
+  return failure();
+}
+
 /// The splat value of a constant tensor, if `value` is one.
 std::optional<double> splatConstant(Value value) {
   DenseElementsAttr attr;
@@ -607,6 +618,9 @@ LogicalResult GraphImporter::importMatMul(const onnx::NodeProto &node) {
   if (cast<RankedTensorType>(lhs->getType()).getRank() < 2 ||
       cast<RankedTensorType>(rhsTensor.getType()).getRank() < 2)
     return fail(node, "MatMul of vectors is not supported");
+  std::string message;
+  if (failed(checkInnerSizes(*lhs, rhsTensor, message)))
+    return fail(node, message);
   setTensor(node, 0, b.batchMatmul(*lhs, rhsTensor));
   return success();
 }
@@ -644,7 +658,11 @@ LogicalResult GraphImporter::importGemm(const onnx::NodeProto &node) {
 
   Value a = transA ? transposeMatrix(b, *input) : *input;
   Value rhs = materialize(**weight);
-  Value product = b.batchMatmul(a, transB ? transposeMatrix(b, rhs) : rhs);
+  rhs = transB ? transposeMatrix(b, rhs) : rhs;
+  std::string message;
+  if (failed(checkInnerSizes(a, rhs, message)))
+    return fail(node, message);
+  Value product = b.batchMatmul(a, rhs);
   Type elementType = cast<RankedTensorType>(product.getType()).getElementType();
   Value alphaValue = b.scalarConstant(elementType, alpha);
   Value betaValue = b.scalarConstant(elementType, beta);
