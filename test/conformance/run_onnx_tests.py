@@ -156,6 +156,8 @@ def write_report(path, results, suites):
              f"{totals['unsupported']} unsupported, {totals['error']} error, "
              f"{totals['opset']} at an opset outside 13-21; "
              f"{sum(r.frozen for r in results)} passing or not with integer inputs frozen.", "",
+             "Each test counts for every op its model uses, so an op's row also counts tests",
+             "that fail on another op (the expanded functions of loss ops, say).", "",
              "| op | tests | pass | mismatch | unsupported | error | opset < 13 |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for op in sorted(by_op):
