@@ -44,6 +44,9 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
                                             : StringRef(nameOf(attrs, "input" + std::to_string(i))));
     if (!tensor)
       return tensor.takeError();
+    if (auto dimNames = attrs ? attrs.getAs<ArrayAttr>(kDimNamesAttr) : ArrayAttr())
+      for (Attribute name : dimNames)
+        tensor->dimNames.push_back(cast<StringAttr>(name).str());
     (weightName ? manifest.weights : manifest.inputs).push_back(*tensor);
   }
   for (unsigned i = 0; i < entry.getNumResults(); ++i) {

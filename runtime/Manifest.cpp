@@ -9,8 +9,12 @@ using Json = nlohmann::ordered_json;
 
 static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
   Json list = Json::array();
-  for (const ManifestTensor &tensor : tensors)
-    list.push_back({{"name", tensor.name}, {"dtype", tensor.dtype}, {"shape", tensor.shape}});
+  for (const ManifestTensor &tensor : tensors) {
+    Json item = {{"name", tensor.name}, {"dtype", tensor.dtype}, {"shape", tensor.shape}};
+    if (!tensor.dimNames.empty())
+      item["dim_names"] = tensor.dimNames;
+    list.push_back(std::move(item));
+  }
   return list;
 }
 
@@ -19,7 +23,8 @@ static std::vector<ManifestTensor> tensorsFromJson(const Json &list) {
   for (const Json &item : list)
     tensors.push_back({item.at("name").get<std::string>(),
                        item.at("dtype").get<std::string>(),
-                       item.at("shape").get<std::vector<int64_t>>()});
+                       item.at("shape").get<std::vector<int64_t>>(),
+                       item.value("dim_names", std::vector<std::string>())});
   return tensors;
 }
 

@@ -19,6 +19,9 @@ struct ManifestTensor {
   std::string name;
   std::string dtype; ///< Safetensors spelling: F32, I64, ...
   std::vector<int64_t> shape;
+  /// The model's names for dynamic dimensions ("batch"), "" where unnamed;
+  /// empty when no dimension is named. Inputs that share a name must agree.
+  std::vector<std::string> dimNames;
 };
 
 struct Manifest {

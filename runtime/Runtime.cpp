@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -245,6 +246,27 @@ int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, in
   return failWith(std::string("the model has no input '") + name + "'");
 }
 
+/// Inputs whose dimensions share a name ("batch") must have the same size
+/// there; compiled code assumes it.
+static int checkNamedDimensions(const PeftModel *model) {
+  std::map<std::string, std::pair<int64_t, const Slot *>> sizes;
+  for (const Slot &slot : model->inputs) {
+    for (size_t d = 0; d < slot.info.dimNames.size(); ++d) {
+      const std::string &name = slot.info.dimNames[d];
+      if (name.empty())
+        continue;
+      int64_t size = slot.descriptor.words[3 + d];
+      auto [known, inserted] = sizes.try_emplace(name, size, &slot);
+      if (!inserted && known->second.first != size)
+        return failWith("input '" + slot.info.name + "' has " + name + " = " +
+                        std::to_string(size) + " (dimension " + std::to_string(d) +
+                        "), but input '" + known->second.second->info.name + "' has " +
+                        name + " = " + std::to_string(known->second.first));
+    }
+  }
+  return 0;
+}
+
 int peft_model_run(PeftModel *model) {
   std::vector<void *> args = {nullptr};
   size_t resultWords = 0;
@@ -257,6 +279,8 @@ int peft_model_run(PeftModel *model) {
       return failWith("input '" + slot.info.name + "' is not set");
     args.push_back(slot.descriptor.words.data());
   }
+  if (checkNamedDimensions(model))
+    return 1;
   for (Slot &slot : model->weightSlots)
     args.push_back(slot.descriptor.words.data());
   model->entry(args.data());

@@ -30,6 +30,9 @@ llvm::Expected<TensorView> readWeightBytes(mlir::MLIRContext *context,
 
 /// Names a function argument or result after the source model's tensor.
 constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
+/// Names an argument's dimensions after the model's symbolic sizes ("batch");
+/// "" for a dimension without a name.
+constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
 } // namespace peft
 
 #define GET_OP_CLASSES

@@ -361,7 +361,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
     func.setArgAttr(i, kTensorNameAttr, builder.getStringAttr(input.name()));
     values[input.name()] = ImportedValue{arg, std::nullopt, false, {}, {}};
     Ints sizes;
+    SmallVector<Attribute> dimNames;
     for (auto [d, dim] : llvm::enumerate(input.type().tensor_type().shape().dim())) {
+      dimNames.push_back(builder.getStringAttr(dim.has_dim_value() ? "" : dim.dim_param()));
       if (dim.has_dim_value()) {
         sizes.push_back(builder.getIndexAttr(dim.dim_value()));
         continue;
@@ -372,6 +374,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
       sizes.push_back(size);
     }
     b.recordSizes(arg, sizes);
+    if (llvm::any_of(dimNames, [](Attribute name) { return !cast<StringAttr>(name).empty(); }))
+      func.setArgAttr(i, kDimNamesAttr, builder.getArrayAttr(dimNames));
   }
   for (const auto &init : graph.initializer())
     if (failed(addInitializer(init)))
