@@ -22,9 +22,6 @@ namespace {
 /// kept as a `dense_resource` blob.
 constexpr int64_t kMaxInlineElements = 256;
 
-/// Marks, for the length of the pass, adapters whose failure was reported.
-constexpr StringLiteral kReportedAttr = "peft.merge_reported";
-
 /// A linear layer and the adapters stacked on its output, innermost first.
 struct MergeJob {
   LinearOp linear;
@@ -140,22 +137,25 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
 
     parallelForEach(&getContext(), jobs, computeMerge);
 
+    // Adapters of failed jobs get their own reason; any other left is not on
+    // a layer at all.
+    llvm::SmallPtrSet<Operation *, 8> reported;
     for (MergeJob &job : jobs)
-      rewrite(job);
-    getOperation().walk([](LoraOp lora) {
-      if (lora->hasAttr(kReportedAttr))
-        return lora->removeAttr(kReportedAttr), void();
+      rewrite(job, reported);
+    getOperation().walk([&](LoraOp lora) {
+      if (reported.contains(lora))
+        return;
       lora.emitRemark("adapter '")
           << lora.getAdapter()
           << "' not merged: its base is not a peft.linear on the same input";
     });
   }
 
-  void rewrite(MergeJob &job) {
+  void rewrite(MergeJob &job, llvm::SmallPtrSetImpl<Operation *> &reported) {
     LinearOp linear = job.linear;
     if (!job.error.empty()) {
       for (LoraOp lora : job.loras) {
-        lora->setAttr(kReportedAttr, UnitAttr::get(lora.getContext()));
+        reported.insert(lora);
         lora.emitRemark("adapter '") << lora.getAdapter() << "' not merged into '"
                                      << linear.getModulePath() << "': " << job.error;
       }

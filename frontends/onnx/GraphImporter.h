@@ -74,6 +74,10 @@ private:
   FailureOr<ImportedValue *> entry(const onnx::NodeProto &node, int index);
   FailureOr<Value> tensor(const onnx::NodeProto &node, int index);
   FailureOr<Ints> ints(const onnx::NodeProto &node, int index);
+  /// The constant integers of input `index` (axes, k, starts, ...) or, in
+  /// older opsets, of `attribute`; nothing when the node gives neither.
+  FailureOr<std::optional<SmallVector<int64_t>>>
+  constantList(const onnx::NodeProto &node, int index, llvm::StringRef attribute = "");
   bool hasInput(const onnx::NodeProto &node, int index) const {
     return index < node.input_size() && !node.input(index).empty();
   }

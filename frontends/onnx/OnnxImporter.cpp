@@ -139,6 +139,22 @@ FailureOr<Ints> GraphImporter::ints(const onnx::NodeProto &node, int index) {
   return *(*e)->ints;
 }
 
+FailureOr<std::optional<SmallVector<int64_t>>>
+GraphImporter::constantList(const onnx::NodeProto &node, int index, llvm::StringRef attribute) {
+  if (!hasInput(node, index)) {
+    if (attribute.empty())
+      return std::optional<SmallVector<int64_t>>();
+    return intsAttr(node, attribute);
+  }
+  FailureOr<Ints> known = ints(node, index);
+  if (failed(known))
+    return failure();
+  std::optional<SmallVector<int64_t>> constants = constantInts(*known);
+  if (!constants)
+    return fail(node, "input '" + node.input(index) + "' must be a constant");
+  return constants;
+}
+
 void GraphImporter::setTensor(const onnx::NodeProto &node, int index, Value value) {
   if (index < node.output_size() && !node.output(index).empty())
     values[node.output(index)] = ImportedValue{value, std::nullopt, false, {}, {}};

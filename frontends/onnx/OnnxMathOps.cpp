@@ -307,18 +307,10 @@ LogicalResult GraphImporter::importWhere(const onnx::NodeProto &node) {
 
 FailureOr<SmallVector<int64_t>> GraphImporter::reductionAxes(const onnx::NodeProto &node,
                                                              int64_t rank) {
-  SmallVector<int64_t> axes;
-  if (hasInput(node, 1)) {
-    FailureOr<Ints> known = ints(node, 1);
-    if (failed(known))
-      return failure();
-    std::optional<SmallVector<int64_t>> constants = constantInts(*known);
-    if (!constants)
-      return fail(node, "axes must be constant");
-    axes = *constants;
-  } else if (auto attr = intsAttr(node, "axes")) {
-    axes = *attr;
-  }
+  auto given = constantList(node, 1, "axes");
+  if (failed(given))
+    return failure();
+  SmallVector<int64_t> axes = given->value_or(SmallVector<int64_t>{});
   if (axes.empty() && !intAttr(node, "noop_with_empty_axes", 0))
     axes = llvm::to_vector(llvm::seq<int64_t>(0, rank));
   for (int64_t &axis : axes) {
@@ -515,16 +507,12 @@ LogicalResult GraphImporter::importTrilu(const onnx::NodeProto &node) {
   FailureOr<Value> x = tensor(node, 0);
   if (failed(x))
     return failure();
-  int64_t k = 0;
-  if (hasInput(node, 1)) {
-    FailureOr<Ints> known = ints(node, 1);
-    if (failed(known))
-      return failure();
-    std::optional<SmallVector<int64_t>> constant = constantInts(*known);
-    if (!constant || constant->size() != 1)
-      return fail(node, "k must be a constant scalar");
-    k = (*constant)[0];
-  }
+  auto given = constantList(node, 1);
+  if (failed(given))
+    return failure();
+  if (*given && (*given)->size() != 1)
+    return fail(node, "k must be a scalar");
+  int64_t k = *given ? (**given)[0] : 0;
   bool upper = intAttr(node, "upper", 1);
   auto type = cast<RankedTensorType>(x->getType());
   int64_t rank = type.getRank();

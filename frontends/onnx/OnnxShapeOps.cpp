@@ -127,15 +127,10 @@ LogicalResult GraphImporter::importUnsqueeze(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
-  SmallVector<int64_t> axes;
-  if (hasInput(node, 1)) {
-    FailureOr<Ints> known = ints(node, 1);
-    if (failed(known) || !constantInts(*known))
-      return failed(known) ? failure() : fail(node, "axes must be constant");
-    axes = *constantInts(*known);
-  } else {
-    axes = intsAttr(node, "axes").value_or(SmallVector<int64_t>{});
-  }
+  auto given = constantList(node, 1, "axes");
+  if (failed(given))
+    return failure();
+  SmallVector<int64_t> axes = given->value_or(SmallVector<int64_t>{});
   int64_t rank = (*input)->type().getRank() + axes.size();
   for (int64_t &axis : axes) {
     std::optional<int64_t> normalized = normalizeAxis(axis, rank);
@@ -157,15 +152,13 @@ LogicalResult GraphImporter::importSqueeze(const onnx::NodeProto &node) {
   if (failed(input))
     return failure();
   RankedTensorType type = (*input)->type();
+  auto given = constantList(node, 1, "axes");
+  if (failed(given))
+    return failure();
   SmallVector<int64_t> axes;
-  if (hasInput(node, 1)) {
-    FailureOr<Ints> known = ints(node, 1);
-    if (failed(known) || !constantInts(*known))
-      return failed(known) ? failure() : fail(node, "axes must be constant");
-    axes = *constantInts(*known);
-  } else if (auto attr = intsAttr(node, "axes")) {
-    axes = *attr;
-  } else {
+  if (*given) {
+    axes = **given;
+  } else { // Every size-1 dimension.
     for (int64_t d = 0; d < type.getRank(); ++d)
       if (type.getDimSize(d) == 1)
         axes.push_back(d);
@@ -336,17 +329,10 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
   int64_t rank = (*input)->type().getRank();
   SmallVector<SmallVector<int64_t>> lists;
   for (int i = 1; i <= 4; ++i) {
-    if (!hasInput(node, i)) {
-      lists.push_back({});
-      continue;
-    }
-    FailureOr<Ints> known = ints(node, i);
-    if (failed(known))
+    auto list = constantList(node, i);
+    if (failed(list))
       return failure();
-    std::optional<SmallVector<int64_t>> constants = constantInts(*known);
-    if (!constants)
-      return fail(node, "starts, ends, axes and steps must be constant");
-    lists.push_back(*constants);
+    lists.push_back(list->value_or(SmallVector<int64_t>{}));
   }
   SmallVector<int64_t> &starts = lists[0], &ends = lists[1], &axes = lists[2], &steps = lists[3];
   if (axes.empty())

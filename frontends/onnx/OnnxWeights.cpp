@@ -91,6 +91,7 @@ llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringR
   view.dtype = *dtype;
   view.shape.assign(tensor.dims().begin(), tensor.dims().end());
   view.byteSize = view.numElements() * dtypeBits(*dtype) / 8;
+  size_t available; // Bytes the initializer actually holds.
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
     std::string location;
     int64_t offset = 0, length = -1;
@@ -112,16 +113,16 @@ llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringR
       return onnxError(dataPath + ": cannot read initializer '" + tensor.name() +
                        "': " + slice.getError().message());
     view.data = reinterpret_cast<const uint8_t *>((*slice)->getBufferStart());
+    available = (*slice)->getBufferSize();
     externalData.push_back(std::move(*slice));
   } else if (tensor.has_raw_data()) {
     view.data = reinterpret_cast<const uint8_t *>(tensor.raw_data().data());
+    available = tensor.raw_data().size();
   } else {
     converted.push_back(typedFieldBytes(tensor, *dtype));
     view.data = converted.back().data();
-  }
-  size_t available = tensor.has_raw_data() ? tensor.raw_data().size() : view.byteSize;
-  if (tensor.data_location() != onnx::TensorProto::EXTERNAL && !tensor.has_raw_data())
     available = converted.back().size();
+  }
   if (available != view.byteSize)
     return onnxError(modelPath + ": initializer '" + tensor.name() + "' holds " +
                      llvm::Twine(available) + " bytes, but its type needs " +
