@@ -151,6 +151,157 @@ struct LowerLora : OpRewritePattern<LoraOp> {
   }
 };
 
+/// Adds bias[c] to channel c (dimension 1) of `tensor`.
+Value addChannelBias(OpBuilder &builder, Location loc, Value tensor, Value bias) {
+  MLIRContext *context = builder.getContext();
+  int64_t rank = cast<ShapedType>(tensor.getType()).getRank();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+  AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(1, context));
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, tensor),
+                                       cast<ShapedType>(tensor.getType()).getElementType());
+  return linalg::GenericOp::create(
+             builder, loc, init.getType(), ValueRange{tensor, bias}, init,
+             ArrayRef<AffineMap>{identity, channel, identity},
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(
+                   nested, nestedLoc,
+                   arith::AddFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
+             })
+      .getResult(0);
+}
+
+/// Splits dimension `dim` of `value` into [parts, size / parts].
+Value splitDim(OpBuilder &builder, Location loc, Value value, int64_t dim, int64_t parts) {
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(builder, loc, value);
+  SmallVector<int64_t> shape(type.getShape());
+  int64_t whole = shape[dim];
+  shape[dim] = ShapedType::isDynamic(whole) ? whole : whole / parts;
+  shape.insert(shape.begin() + dim, parts);
+  sizes[dim] = builder.getIndexAttr(shape[dim + 1]);
+  sizes.insert(sizes.begin() + dim, builder.getIndexAttr(parts));
+  SmallVector<ReassociationIndices> groups;
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    if (d < dim)
+      groups.push_back({d});
+    else if (d == dim)
+      groups.push_back({d, d + 1});
+    else
+      groups.push_back({d + 1});
+  }
+  return tensor::ExpandShapeOp::create(
+      builder, loc, RankedTensorType::get(shape, type.getElementType()), value, groups, sizes);
+}
+
+/// A grouped N-d convolution as one linalg.generic over
+///   out[n, g, o, y...] += in[n, g, c, y·stride + k·dilation...] · w[g, o, c, k...]
+/// on the zero-padded input, channels split into [groups, channels / groups].
+struct LowerConv : OpRewritePattern<ConvOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(ConvOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    int64_t rank = op.getSpatialRank(), groups = op.getGroups();
+    RankedTensorType resultType = op.getResult().getType();
+    Type elementType = resultType.getElementType();
+    Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
+
+    Value input = op.getInput();
+    if (llvm::any_of(op.getPads(), [](int64_t pad) { return pad != 0; })) {
+      SmallVector<OpFoldResult> low(2, rewriter.getIndexAttr(0)), high = low;
+      for (int64_t d = 0; d < rank; ++d) {
+        low.push_back(rewriter.getIndexAttr(op.getPads()[d]));
+        high.push_back(rewriter.getIndexAttr(op.getPads()[rank + d]));
+      }
+      input = tensor::PadOp::create(rewriter, loc, Type(), input, low, high, zero);
+    }
+    input = splitDim(rewriter, loc, input, 1, groups);
+    Value weight = splitDim(rewriter, loc, op.getWeight(), 0, groups);
+
+    // Loops: n, g, o, y[rank] (parallel), then c, k[rank] (reduction).
+    int64_t loops = 4 + 2 * rank;
+    auto dim = [&](int64_t d) { return getAffineDimExpr(d, context); };
+    SmallVector<AffineExpr> in = {dim(0), dim(1), dim(3 + rank)};
+    SmallVector<AffineExpr> w = {dim(1), dim(2), dim(3 + rank)};
+    SmallVector<AffineExpr> out = {dim(0), dim(1), dim(2)};
+    for (int64_t d = 0; d < rank; ++d) {
+      AffineExpr y = dim(3 + d), k = dim(4 + rank + d);
+      in.push_back(y * op.getStrides()[d] + k * op.getDilations()[d]);
+      w.push_back(k);
+      out.push_back(y);
+    }
+    SmallVector<OpFoldResult> outSizes = {tensor::getMixedSize(rewriter, loc, op.getInput(), 0),
+                                          rewriter.getIndexAttr(groups),
+                                          rewriter.getIndexAttr(resultType.getDimSize(1) / groups)};
+    for (int64_t d = 0; d < rank; ++d)
+      outSizes.push_back(rewriter.getIndexAttr(resultType.getDimSize(2 + d)));
+    Value init = linalg::FillOp::create(rewriter, loc, zero,
+                                        Value(tensor::EmptyOp::create(rewriter, loc, outSizes, elementType)))
+                     .getResult(0);
+    SmallVector<utils::IteratorType> iterators(3 + rank, utils::IteratorType::parallel);
+    iterators.append(1 + rank, utils::IteratorType::reduction);
+    Value grouped =
+        linalg::GenericOp::create(
+            rewriter, loc, init.getType(), ValueRange{input, weight}, init,
+            ArrayRef<AffineMap>{AffineMap::get(loops, 0, in, context),
+                                AffineMap::get(loops, 0, w, context),
+                                AffineMap::get(loops, 0, out, context)},
+            iterators,
+            [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+              Value product = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+              linalg::YieldOp::create(
+                  nested, nestedLoc,
+                  arith::AddFOp::create(nested, nestedLoc, args[2], product).getResult());
+            })
+            .getResult(0);
+    SmallVector<ReassociationIndices> merge = {{0}, {1, 2}};
+    for (int64_t d = 0; d < rank; ++d)
+      merge.push_back({3 + d});
+    Value result = tensor::CollapseShapeOp::create(rewriter, loc, grouped, merge);
+    if (Value bias = op.getBias())
+      result = addChannelBias(rewriter, loc, result, bias);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// result[i..., j] = weight[index(input[i...]), j], a negative index counting
+/// from the end of the table.
+struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(EmbeddingOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    RankedTensorType resultType = op.getResult().getType();
+    int64_t rank = resultType.getRank();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, op.getInput());
+    sizes.push_back(tensor::getMixedSize(rewriter, loc, op.getWeight(), 1));
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes, resultType.getElementType());
+    Value rows = tensor::DimOp::create(rewriter, loc, op.getWeight(), 0);
+    AffineMap indices = AffineMap::getMultiDimIdentityMap(rank, context).getMajorSubMap(rank - 1);
+    Value table = op.getWeight();
+    rewriter.replaceOpWithNewOp<linalg::GenericOp>(
+        op, init.getType(), op.getInput(), init,
+        ArrayRef<AffineMap>{indices, AffineMap::getMultiDimIdentityMap(rank, context)},
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+        [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+          Value index = arith::IndexCastOp::create(nested, nestedLoc, nested.getIndexType(), args[0]);
+          Value zeroIndex = arith::ConstantIndexOp::create(nested, nestedLoc, 0);
+          Value negative = arith::CmpIOp::create(nested, nestedLoc, arith::CmpIPredicate::slt,
+                                                 index, zeroIndex);
+          index = arith::SelectOp::create(nested, nestedLoc, negative,
+                                          arith::AddIOp::create(nested, nestedLoc, index, rows),
+                                          index);
+          Value column = linalg::IndexOp::create(nested, nestedLoc, rank - 1);
+          Value element =
+              tensor::ExtractOp::create(nested, nestedLoc, table, ValueRange{index, column});
+          linalg::YieldOp::create(nested, nestedLoc, element);
+        });
+    return success();
+  }
+};
+
 struct LowerValueWeight : OpRewritePattern<WeightOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(WeightOp op, PatternRewriter &rewriter) const override {
@@ -165,7 +316,7 @@ struct ConvertPeftToLinalgPass
     : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLinear, LowerLora, LowerValueWeight>(&getContext());
+    patterns.add<LowerLinear, LowerLora, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -81,8 +81,13 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       return getOperation().emitError()
              << adapter.weightsFile << ": tensor '" << module.tensorA
              << "' targets module '" << module.modulePath
-             << "', which is not a linear layer of the model (or names several)";
-    auto linear = cast<LinearOp>(layer->getOperation());
+             << "', which is not a layer of the model (or names several)";
+    auto linear = dyn_cast<LinearOp>(layer->getOperation());
+    if (!linear)
+      return layer->emitError()
+             << adapter.weightsFile << ": tensor '" << module.tensorA << "' targets module '"
+             << module.modulePath << "', a " << layer->getOperation()->getName()
+             << " layer; LoRA on it is not supported yet";
     if (module.a.shape[1] != linear.getInFeatures() ||
         module.b.shape[0] != linear.getOutFeatures())
       return linear.emitError()

@@ -199,6 +199,92 @@ LogicalResult LinearOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// ConvOp
+//===----------------------------------------------------------------------===//
+
+int64_t ConvOp::getOutputSize(int64_t dim, int64_t in) {
+  if (ShapedType::isDynamic(in))
+    return ShapedType::kDynamic;
+  int64_t rank = getSpatialRank();
+  int64_t kernel = getWeight().getType().getDimSize(2 + dim);
+  int64_t span = getDilations()[dim] * (kernel - 1) + 1;
+  return (in + getPads()[dim] + getPads()[rank + dim] - span) / getStrides()[dim] + 1;
+}
+
+LogicalResult ConvOp::verify() {
+  auto inputType = getInput().getType();
+  auto weightType = getWeight().getType();
+  auto resultType = getResult().getType();
+  int64_t rank = weightType.getRank() - 2;
+  auto error = [&]() { return emitOpError("'") << getModulePath() << "': "; };
+  if (rank < 1)
+    return error() << "weight " << describeShape(getWeight())
+                   << " must be [out, in / groups, kernel...]";
+  if (inputType.getRank() != rank + 2 || resultType.getRank() != rank + 2)
+    return error() << "input " << describeShape(getInput()) << ", weight "
+                   << describeShape(getWeight()) << " and result "
+                   << describeShape(getResult()) << " must have the same rank";
+  if (static_cast<int64_t>(getStrides().size()) != rank ||
+      static_cast<int64_t>(getDilations().size()) != rank ||
+      static_cast<int64_t>(getPads().size()) != 2 * rank)
+    return error() << "strides and dilations need " << rank << " values and pads "
+                   << 2 * rank;
+  if (llvm::any_of(getStrides(), [](int64_t s) { return s < 1; }) ||
+      llvm::any_of(getDilations(), [](int64_t d) { return d < 1; }) ||
+      llvm::any_of(getPads(), [](int64_t p) { return p < 0; }))
+    return error() << "strides and dilations must be positive, pads not negative";
+  int64_t groups = getGroups(), out = weightType.getDimSize(0);
+  if (groups < 1 || (!ShapedType::isDynamic(out) && out % groups != 0))
+    return error() << "weight " << describeShape(getWeight()) << " has " << out
+                   << " output channels, not a multiple of groups = " << groups;
+  int64_t channels = inputType.getDimSize(1), perGroup = weightType.getDimSize(1);
+  if (!ShapedType::isDynamic(perGroup) && !sizesAgree(channels, perGroup * groups))
+    return error() << "input " << describeShape(getInput()) << " has " << channels
+                   << " channels but weight " << describeShape(getWeight()) << " with groups = "
+                   << groups << " takes " << perGroup * groups;
+  SmallVector<int64_t> expected = {inputType.getDimSize(0), out};
+  for (int64_t d = 0; d < rank; ++d)
+    expected.push_back(getOutputSize(d, inputType.getDimSize(2 + d)));
+  for (auto [want, have] : llvm::zip(expected, resultType.getShape()))
+    if (!sizesAgree(want, have) || (!ShapedType::isDynamic(want) && want < 1))
+      return error() << "result " << describeShape(getResult()) << " should be "
+                     << formatShape(expected) << " for input " << describeShape(getInput());
+  if (Value bias = getBias()) {
+    auto biasShape = cast<ShapedType>(bias.getType()).getShape();
+    if (biasShape.size() != 1 || !sizesAgree(biasShape[0], out))
+      return error() << "bias " << describeShape(bias) << " does not match weight "
+                     << describeShape(getWeight());
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// EmbeddingOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult EmbeddingOp::verify() {
+  auto inputType = getInput().getType();
+  auto weightType = getWeight().getType();
+  auto resultType = getResult().getType();
+  auto error = [&]() { return emitOpError("'") << getModulePath() << "': "; };
+  if (!isa<IntegerType>(inputType.getElementType()))
+    return error() << "indices must be integers, got " << inputType.getElementType();
+  if (weightType.getRank() != 2)
+    return error() << "weight " << describeShape(getWeight())
+                   << " must be [num_embeddings, dim]";
+  SmallVector<int64_t> expected(inputType.getShape());
+  expected.push_back(weightType.getDimSize(1));
+  bool matches = resultType.getRank() == static_cast<int64_t>(expected.size()) &&
+                 llvm::all_of(llvm::zip(expected, resultType.getShape()), [](auto sizes) {
+                   return sizesAgree(std::get<0>(sizes), std::get<1>(sizes));
+                 });
+  if (!matches || resultType.getElementType() != weightType.getElementType())
+    return error() << "result " << describeShape(getResult()) << " should be "
+                   << formatShape(expected) << " of the weight's element type";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // LoraOp
 //===----------------------------------------------------------------------===//
 

@@ -80,6 +80,72 @@ def Peft_LinearOp : Peft_Op<"linear", [Pure,
   let hasVerifier = 1;
 }
 
+def Peft_ConvOp : Peft_Op<"conv", [Pure,
+    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+  let summary = "Convolution layer of a source-model module (nn.Conv1d/2d/3d)";
+  let description = [{
+    The base layer behind ONNX `Conv`: the input is `[N, C, spatial...]`, the
+    weight `[O, C / groups, kernel...]`, the optional bias `[O]`, and the
+    result `[N, O, out...]` with, per spatial dimension,
+    `out = (in + pad_begin + pad_end - dilation·(kernel - 1) - 1) / stride + 1`.
+
+    `pads` lists the padding at the start of every spatial dimension, then
+    at the end (ONNX's order); the padding holds zeros. With `groups` > 1 the
+    channels split into that many independent convolutions.
+
+    `module_path` is the dotted path of the source module; adapters name their
+    target modules by it.
+
+    ```mlir
+    %y = peft.conv "stem.conv" %x, %w, %b
+           {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>,
+            pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
+           : (tensor<?x3x32x32xf32>, tensor<8x3x3x3xf32>, tensor<8xf32>)
+             -> tensor<?x8x16x16xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$module_path, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight, Optional<AnyRankedTensor>:$bias,
+                       DenseI64ArrayAttr:$strides, DenseI64ArrayAttr:$dilations,
+                       DenseI64ArrayAttr:$pads, I64Attr:$groups);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $module_path $input `,` $weight (`,` $bias^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getSpatialRank() { return getWeight().getType().getRank() - 2; }
+    /// The size of spatial dimension `dim` of the result for an input of
+    /// size `in`.
+    int64_t getOutputSize(int64_t dim, int64_t in);
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
+    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+  let summary = "Embedding table lookup of a source-model module (nn.Embedding)";
+  let description = [{
+    `result[..., :] = weight[input[...], :]`: the input holds integer indices
+    of any shape into the rows of the `[num_embeddings, dim]` weight, and the
+    result appends the embedding dimension. A negative index counts from the
+    end, as in ONNX `Gather`; an index outside the table is a run-time error
+    the generated code does not check, as in PyTorch.
+
+    ```mlir
+    %e = peft.embedding "embed_tokens" %ids, %table
+           : (tensor<?x?xi64>, tensor<1000x64xf32>) -> tensor<?x?x64xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$module_path, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $module_path $input `,` $weight attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let summary = "Low-rank adapter added to a base layer's output";
   let description = [{

@@ -55,6 +55,14 @@ struct ImportedValue {
   RankedTensorType type() const;
 };
 
+/// Kernel, strides, dilations and pads [begin..., end...] of a window op
+/// (Conv, pooling) with auto_pad resolved, and the output's spatial sizes.
+struct WindowShape {
+  SmallVector<int64_t> kernel, strides, dilations, pads, outSizes;
+
+  int64_t span(size_t d) const { return dilations[d] * (kernel[d] - 1) + 1; }
+};
+
 class GraphImporter {
 public:
   GraphImporter(MLIRContext *context, std::string path, const onnx::ModelProto &model)
@@ -78,6 +86,9 @@ private:
   /// older opsets, of `attribute`; nothing when the node gives neither.
   FailureOr<std::optional<SmallVector<int64_t>>>
   constantList(const onnx::NodeProto &node, int index, llvm::StringRef attribute = "");
+  /// The values of a constant floating-point input; nothing when absent or empty.
+  FailureOr<std::optional<SmallVector<double>>> constantFloats(const onnx::NodeProto &node,
+                                                               int index);
   bool hasInput(const onnx::NodeProto &node, int index) const {
     return index < node.input_size() && !node.input(index).empty();
   }
@@ -99,6 +110,7 @@ private:
   LogicalResult importShape(const onnx::NodeProto &node);
   LogicalResult importSize(const onnx::NodeProto &node);
   LogicalResult importGather(const onnx::NodeProto &node);
+  LogicalResult importEmbedding(const onnx::NodeProto &node);
   LogicalResult importUnsqueeze(const onnx::NodeProto &node);
   LogicalResult importSqueeze(const onnx::NodeProto &node);
   LogicalResult importConcat(const onnx::NodeProto &node);
@@ -118,10 +130,18 @@ private:
   LogicalResult importSoftmax(const onnx::NodeProto &node);
   LogicalResult importLayerNorm(const onnx::NodeProto &node);
   LogicalResult importIdentity(const onnx::NodeProto &node);
+  LogicalResult importConv(const onnx::NodeProto &node);
+  LogicalResult importPool(const onnx::NodeProto &node);
+  LogicalResult importBatchNorm(const onnx::NodeProto &node);
+  LogicalResult importResize(const onnx::NodeProto &node);
 
   // Linear layers.
   LogicalResult importLinear(const onnx::NodeProto &node, Value input, ImportedValue &weight,
                              Value bias, bool weightInOut);
+  /// The weight of a layer: a peft.weight for an initializer, or any tensor.
+  Value layerWeight(ImportedValue &weight);
+  FailureOr<WindowShape> windowShape(const onnx::NodeProto &node, RankedTensorType inputType,
+                                     llvm::ArrayRef<int64_t> kernel);
   std::string modulePathFor(const onnx::NodeProto &node, const std::string &weightName);
   FailureOr<SmallVector<int64_t>> reductionAxes(const onnx::NodeProto &node, int64_t rank);
 

@@ -106,6 +106,20 @@ Value GraphImporter::materialize(ImportedValue &e) {
   return e.tensor;
 }
 
+Value GraphImporter::layerWeight(ImportedValue &weight) {
+  if (weight.weightName.empty())
+    return materialize(weight);
+  if (weight.constant)
+    return WeightOp::create(builder, loc, weight.constant.getType(),
+                            builder.getStringAttr(weight.weightName), StringAttr(),
+                            weight.constant);
+  if (!weight.tensor)
+    weight.tensor = WeightOp::create(builder, loc, weight.weightType,
+                                     builder.getStringAttr(weight.weightName),
+                                     builder.getStringAttr(path), ElementsAttr());
+  return weight.tensor;
+}
+
 RankedTensorType ImportedValue::type() const {
   if (tensor)
     return cast<RankedTensorType>(tensor.getType());
@@ -253,7 +267,8 @@ void GraphImporter::registerHandlers() {
   add({"Trilu"}, &GraphImporter::importTrilu);
   add({"Clip"}, &GraphImporter::importClip);
   add({"Flatten"}, &GraphImporter::importFlatten);
-  add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"},
+  add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "GlobalAveragePool",
+       "GlobalMaxPool"},
       &GraphImporter::importReduce);
   add({"Softmax", "LogSoftmax"}, &GraphImporter::importSoftmax);
   add({"LayerNormalization"}, &GraphImporter::importLayerNorm);
@@ -272,6 +287,10 @@ void GraphImporter::registerHandlers() {
   add({"Range"}, &GraphImporter::importRange);
   add({"Expand"}, &GraphImporter::importExpand);
   add({"Identity", "Dropout"}, &GraphImporter::importIdentity);
+  add({"Conv"}, &GraphImporter::importConv);
+  add({"MaxPool", "AveragePool"}, &GraphImporter::importPool);
+  add({"BatchNormalization"}, &GraphImporter::importBatchNorm);
+  add({"Resize"}, &GraphImporter::importResize);
 }
 
 LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {

@@ -323,30 +323,6 @@ FailureOr<SmallVector<int64_t>> GraphImporter::reductionAxes(const onnx::NodePro
   return axes;
 }
 
-/// mean over `axes`, keeping them as size-1 dimensions when `keepDims`.
-static Value mean(TensorBuilder &b, Value x, ArrayRef<int64_t> axes, bool keepDims) {
-  auto type = cast<RankedTensorType>(x.getType());
-  Type elementType = type.getElementType();
-  Value sum = b.reduce(x, axes, keepDims, b.getBuilder().getZeroAttr(elementType),
-                       TensorBuilder::addScalars);
-  OpBuilder &builder = b.getBuilder();
-  SmallVector<OpFoldResult> reduced;
-  for (int64_t axis : axes)
-    reduced.push_back(b.dim(x, axis));
-  OpFoldResult count = b.product(reduced);
-  Value countFloat;
-  if (std::optional<int64_t> constant = getConstantIntValue(count)) {
-    countFloat = b.scalarConstant(elementType, *constant);
-  } else {
-    Value wide = arith::IndexCastOp::create(builder, b.getLoc(), builder.getI64Type(),
-                                            b.indexValue(count));
-    countFloat = arith::SIToFPOp::create(builder, b.getLoc(), elementType, wide);
-  }
-  return b.elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
-    return arith::DivFOp::create(nb, l, args[0], countFloat);
-  });
-}
-
 /// The start value and combiner of ReduceSum/Max/Min/Prod over `type`.
 static std::pair<TypedAttr, Combiner> reduction(Builder &builder, StringRef op, Type type) {
   bool isFloat = isa<FloatType>(type);
@@ -382,17 +358,22 @@ LogicalResult GraphImporter::importReduce(const onnx::NodeProto &node) {
   if (failed(x))
     return failure();
   auto type = cast<RankedTensorType>(x->getType());
-  FailureOr<SmallVector<int64_t>> axes = reductionAxes(node, type.getRank());
+  StringRef op = node.op_type();
+  bool global = op.starts_with("Global"); // GlobalAveragePool, GlobalMaxPool
+  FailureOr<SmallVector<int64_t>> axes =
+      global ? FailureOr<SmallVector<int64_t>>(llvm::to_vector(llvm::seq<int64_t>(2, type.getRank())))
+             : reductionAxes(node, type.getRank());
   if (failed(axes))
     return failure();
   if (axes->empty())
     return setTensor(node, 0, *x), success();
-  bool keepDims = intAttr(node, "keepdims", 1);
-  if (node.op_type() == "ReduceMean") {
-    setTensor(node, 0, mean(b, *x, *axes, keepDims));
+  bool keepDims = global || intAttr(node, "keepdims", 1);
+  if (op == "ReduceMean" || op == "GlobalAveragePool") {
+    setTensor(node, 0, b.mean(*x, *axes, keepDims));
     return success();
   }
-  auto [init, combine] = reduction(builder, node.op_type(), type.getElementType());
+  auto [init, combine] =
+      reduction(builder, op == "GlobalMaxPool" ? "ReduceMax" : op, type.getElementType());
   setTensor(node, 0, b.reduce(*x, *axes, keepDims, init, combine));
   return success();
 }
@@ -441,12 +422,12 @@ LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
   auto sub = [](OpBuilder &nb, Location l, ValueRange args) -> Value {
     return arith::SubFOp::create(nb, l, args[0], args[1]);
   };
-  Value average = mean(b, *x, axes, true);
+  Value average = b.mean(*x, axes, true);
   Value centered = b.elementwise(ValueRange{*x, average}, elementType, sub);
   Value squares = b.elementwise(centered, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
     return arith::MulFOp::create(nb, l, args[0], args[0]);
   });
-  Value variance = mean(b, squares, axes, true);
+  Value variance = b.mean(squares, axes, true);
   Value epsilon = b.scalarConstant(elementType, floatAttr(node, "epsilon", 1e-5f));
   SmallVector<Value> inputs = {centered, variance, *scale};
   if (hasInput(node, 2)) {
@@ -551,25 +532,10 @@ std::string GraphImporter::modulePathFor(const onnx::NodeProto &node,
   return weightName;
 }
 
-/// The weight of a linear layer as a peft.weight: the file reference, or the
-/// inline constant wrapped with its initializer name.
-static Value linearWeight(OpBuilder &builder, Location loc, ImportedValue &weight,
-                          const std::string &path) {
-  if (weight.constant)
-    return WeightOp::create(builder, loc, weight.constant.getType(),
-                            builder.getStringAttr(weight.weightName), StringAttr(),
-                            weight.constant);
-  if (!weight.tensor)
-    weight.tensor = WeightOp::create(builder, loc, weight.weightType,
-                                     builder.getStringAttr(weight.weightName),
-                                     builder.getStringAttr(path), ElementsAttr());
-  return weight.tensor;
-}
-
 LogicalResult GraphImporter::importLinear(const onnx::NodeProto &node, Value input,
                                           ImportedValue &weightEntry, Value bias,
                                           bool weightInOut) {
-  Value weight = linearWeight(builder, loc, weightEntry, path);
+  Value weight = layerWeight(weightEntry);
   auto weightType = cast<RankedTensorType>(weight.getType());
   auto inputType = cast<RankedTensorType>(input.getType());
   int64_t in = weightType.getDimSize(weightInOut ? 0 : 1);

@@ -60,6 +60,33 @@ LogicalResult GraphImporter::importSize(const onnx::NodeProto &node) {
   return success();
 }
 
+/// Rows of a weight matrix picked by integer ids are an embedding layer
+/// (nn.Embedding exports as Gather(weight, ids)); fails without an error
+/// when the Gather is something else.
+LogicalResult GraphImporter::importEmbedding(const onnx::NodeProto &node) {
+  auto table = hasInput(node, 0) ? values.find(node.input(0)) : values.end();
+  if (table == values.end() || table->second.weightName.empty() ||
+      table->second.type().getRank() != 2 || intAttr(node, "axis", 0) != 0 ||
+      !isa<FloatType>(table->second.type().getElementType()))
+    return failure();
+  FailureOr<Value> ids = tensor(node, 1);
+  if (failed(ids))
+    return failure();
+  Value weight = layerWeight(table->second);
+  auto idsType = cast<RankedTensorType>(ids->getType());
+  SmallVector<int64_t> shape(idsType.getShape());
+  shape.push_back(cast<RankedTensorType>(weight.getType()).getDimSize(1));
+  auto resultType = RankedTensorType::get(shape, cast<RankedTensorType>(weight.getType()).getElementType());
+  auto embedding = EmbeddingOp::create(
+      builder, loc, resultType,
+      builder.getStringAttr(modulePathFor(node, table->second.weightName)), *ids, weight);
+  Ints sizes = b.dims(*ids);
+  sizes.push_back(b.dim(weight, 1));
+  b.recordSizes(embedding.getResult(), sizes);
+  setTensor(node, 0, embedding.getResult());
+  return success();
+}
+
 LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
   // Picking elements of a known integer vector stays known.
   if (knowsInts(node, 0) && knowsInts(node, 1) && intAttr(node, "axis", 0) == 0) {
@@ -78,6 +105,10 @@ LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
       return success();
     }
   }
+  if (succeeded(importEmbedding(node)))
+    return success();
+  if (!error.empty())
+    return failure();
   FailureOr<Value> data = tensor(node, 0), indices = tensor(node, 1);
   if (failed(data) || failed(indices))
     return failure();

@@ -337,6 +337,29 @@ static SmallVector<ReassociationIndices> unitDimGroups(int64_t rank,
   return groups;
 }
 
+/// mean over `axes`, keeping them as size-1 dimensions when `keepDims`.
+Value TensorBuilder::mean(Value x, ArrayRef<int64_t> axes, bool keepDims) {
+  auto type = cast<RankedTensorType>(x.getType());
+  Type elementType = type.getElementType();
+  Value sum = reduce(x, axes, keepDims, builder.getZeroAttr(elementType),
+                       TensorBuilder::addScalars);
+  SmallVector<OpFoldResult> reduced;
+  for (int64_t axis : axes)
+    reduced.push_back(dim(x, axis));
+  OpFoldResult count = product(reduced);
+  Value countFloat;
+  if (std::optional<int64_t> constant = getConstantIntValue(count)) {
+    countFloat = scalarConstant(elementType, *constant);
+  } else {
+    Value wide = arith::IndexCastOp::create(builder, loc, builder.getI64Type(),
+                                            indexValue(count));
+    countFloat = arith::SIToFPOp::create(builder, loc, elementType, wide);
+  }
+  return elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+    return arith::DivFOp::create(nb, l, args[0], countFloat);
+  });
+}
+
 Value TensorBuilder::insertUnitDims(Value input, ArrayRef<int64_t> axes) {
   auto type = cast<RankedTensorType>(input.getType());
   int64_t rank = type.getRank() + axes.size();

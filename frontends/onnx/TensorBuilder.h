@@ -65,6 +65,8 @@ public:
   /// Reduces `axes` (sorted, non-negative) with `combine`, starting from `init`.
   mlir::Value reduce(mlir::Value input, llvm::ArrayRef<int64_t> axes, bool keepDims,
                      mlir::TypedAttr init, Combiner combine);
+  /// The mean over `axes`, keeping them as size-1 dimensions when `keepDims`.
+  mlir::Value mean(mlir::Value x, llvm::ArrayRef<int64_t> axes, bool keepDims);
   /// Inserts size-1 dimensions at `axes` (positions in the result).
   mlir::Value insertUnitDims(mlir::Value input, llvm::ArrayRef<int64_t> axes);
   /// Removes size-1 dimensions at `axes`.

@@ -109,3 +109,51 @@ func.func @lora_not_matrices(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: te
   %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<8xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
+
+// -----
+
+func.func @conv_channels(%x: tensor<1x3x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32> {
+  // expected-error @+1 {{'peft.conv' op 'c': input [1, 3, 8, 8] has 3 channels but weight [4, 2, 3, 3] with groups = 1 takes 2}}
+  %y = peft.conv "c" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64} : (tensor<1x3x8x8xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32>
+  return %y : tensor<1x4x6x6xf32>
+}
+
+// -----
+
+func.func @conv_groups(%x: tensor<1x4x8x8xf32>, %w: tensor<3x2x3x3xf32>) -> tensor<1x3x6x6xf32> {
+  // expected-error @+1 {{'peft.conv' op 'c': weight [3, 2, 3, 3] has 3 output channels, not a multiple of groups = 2}}
+  %y = peft.conv "c" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 2 : i64} : (tensor<1x4x8x8xf32>, tensor<3x2x3x3xf32>) -> tensor<1x3x6x6xf32>
+  return %y : tensor<1x3x6x6xf32>
+}
+
+// -----
+
+func.func @conv_result_size(%x: tensor<1x2x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<1x4x8x8xf32> {
+  // expected-error @+1 {{'peft.conv' op 'c': result [1, 4, 8, 8] should be [1, 4, 4, 4] for input [1, 2, 8, 8]}}
+  %y = peft.conv "c" %x, %w {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 0, 0>, groups = 1 : i64} : (tensor<1x2x8x8xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x8x8xf32>
+  return %y : tensor<1x4x8x8xf32>
+}
+
+// -----
+
+func.func @conv_attributes(%x: tensor<1x2x8x8xf32>, %w: tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32> {
+  // expected-error @+1 {{'peft.conv' op 'c': strides and dilations need 2 values and pads 4}}
+  %y = peft.conv "c" %x, %w {strides = array<i64: 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64} : (tensor<1x2x8x8xf32>, tensor<4x2x3x3xf32>) -> tensor<1x4x6x6xf32>
+  return %y : tensor<1x4x6x6xf32>
+}
+
+// -----
+
+func.func @embedding_float_ids(%ids: tensor<4xf32>, %t: tensor<10x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'peft.embedding' op 'e': indices must be integers, got 'f32'}}
+  %e = peft.embedding "e" %ids, %t : (tensor<4xf32>, tensor<10x8xf32>) -> tensor<4x8xf32>
+  return %e : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @embedding_result(%ids: tensor<4xi64>, %t: tensor<10x8xf32>) -> tensor<4x10xf32> {
+  // expected-error @+1 {{'peft.embedding' op 'e': result [4, 10] should be [4, 8] of the weight's element type}}
+  %e = peft.embedding "e" %ids, %t : (tensor<4xi64>, tensor<10x8xf32>) -> tensor<4x10xf32>
+  return %e : tensor<4x10xf32>
+}

@@ -25,3 +25,15 @@ func.func @lora(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>) -> tensor<2x3xf32> 
   %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
+
+// CHECK-LABEL: func.func @conv_and_embedding
+func.func @conv_and_embedding(%x: tensor<?x4x9x9xf32>, %ids: tensor<?x?xi64>) -> (tensor<?x6x5x5xf32>, tensor<?x?x8xf32>) {
+  %w = peft.weight "stem.weight" from "model.onnx" : tensor<6x2x3x3xf32>
+  %b = peft.weight "stem.bias" from "model.onnx" : tensor<6xf32>
+  // CHECK: peft.conv "stem" %{{.*}}, %{{.*}}, %{{.*}} {dilations = array<i64: 1, 1>, groups = 2 : i64, pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>} : (tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>, tensor<6xf32>) -> tensor<?x6x5x5xf32>
+  %y = peft.conv "stem" %x, %w, %b {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 2 : i64} : (tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>, tensor<6xf32>) -> tensor<?x6x5x5xf32>
+  %t = peft.weight "embed_tokens.weight" from "model.onnx" : tensor<100x8xf32>
+  // CHECK: peft.embedding "embed_tokens" %{{.*}}, %{{.*}} : (tensor<?x?xi64>, tensor<100x8xf32>) -> tensor<?x?x8xf32>
+  %e = peft.embedding "embed_tokens" %ids, %t : (tensor<?x?xi64>, tensor<100x8xf32>) -> tensor<?x?x8xf32>
+  return %y, %e : tensor<?x6x5x5xf32>, tensor<?x?x8xf32>
+}

@@ -63,3 +63,38 @@ func.func @file_weight() -> tensor<2xf32> {
   %w = peft.weight "w" from "m.safetensors" : tensor<2xf32>
   return %w : tensor<2xf32>
 }
+
+// -----
+
+// A grouped, strided, padded convolution: pad, split the channels into
+// [groups, channels / groups], one generic whose input map walks the window,
+// then merge the groups back and add the bias per channel.
+// CHECK-DAG: #[[IN:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d5, d3 * 2 + d6, d4 * 2 + d7)>
+// CHECK-DAG: #[[WMAP:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d1, d2, d5, d6, d7)>
+// CHECK-DAG: #[[OUT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5, d6, d7) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @conv
+// CHECK: %[[PADDED:.*]] = tensor.pad %{{.*}} low[0, 0, 1, 1] high[0, 0, 1, 1]
+// CHECK: %[[X:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0], [1, 2], [3], [4]] output_shape [%{{.*}}, 2, 2, 11, 11] : tensor<?x4x11x11xf32> into tensor<?x2x2x11x11xf32>
+// CHECK: %[[W:.*]] = tensor.expand_shape %{{.*}} {{\[}}[0, 1], [2], [3], [4]] output_shape [2, 3, 2, 3, 3] : tensor<6x2x3x3xf32> into tensor<2x3x2x3x3xf32>
+// CHECK: %[[GROUPED:.*]] = linalg.generic {indexing_maps = [#[[IN]], #[[WMAP]], #[[OUT]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%[[X]], %[[W]] : tensor<?x2x2x11x11xf32>, tensor<2x3x2x3x3xf32>) outs(%{{.*}} : tensor<?x2x3x5x5xf32>)
+// CHECK: %[[MERGED:.*]] = tensor.collapse_shape %[[GROUPED]] {{\[}}[0], [1, 2], [3], [4]] : tensor<?x2x3x5x5xf32> into tensor<?x6x5x5xf32>
+// CHECK: linalg.generic {{.*}} ins(%[[MERGED]], %{{.*}} : tensor<?x6x5x5xf32>, tensor<6xf32>)
+func.func @conv(%x: tensor<?x4x9x9xf32>, %w: tensor<6x2x3x3xf32>, %b: tensor<6xf32>) -> tensor<?x6x5x5xf32> {
+  %y = peft.conv "stem" %x, %w, %b {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 2 : i64} : (tensor<?x4x9x9xf32>, tensor<6x2x3x3xf32>, tensor<6xf32>) -> tensor<?x6x5x5xf32>
+  return %y : tensor<?x6x5x5xf32>
+}
+
+// -----
+
+// An embedding extracts table rows, a negative id counting from the end.
+// CHECK-LABEL: func.func @embedding
+// CHECK-SAME: (%[[IDS:.*]]: tensor<?x?xi64>, %[[TABLE:.*]]: tensor<100x8xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[IDS]] : tensor<?x?xi64>) outs(%{{.*}} : tensor<?x?x8xf32>)
+// CHECK:   arith.cmpi slt
+// CHECK:   arith.select
+// CHECK:   %[[COLUMN:.*]] = linalg.index 2 : index
+// CHECK:   tensor.extract %[[TABLE]][%{{.*}}, %[[COLUMN]]] : tensor<100x8xf32>
+func.func @embedding(%ids: tensor<?x?xi64>, %t: tensor<100x8xf32>) -> tensor<?x?x8xf32> {
+  %e = peft.embedding "embed_tokens" %ids, %t : (tensor<?x?xi64>, tensor<100x8xf32>) -> tensor<?x?x8xf32>
+  return %e : tensor<?x?x8xf32>
+}

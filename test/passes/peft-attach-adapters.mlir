@@ -34,7 +34,7 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
 // RUN: %python %testtools/make_adapter.py %t/missing --config '{"r": 2, "target_modules": ["proj"]}' \
 // RUN:   --tensor base_model.model.enc.proj.lora_A.weight:2x4:1 --tensor base_model.model.enc.proj.lora_B.weight:3x2:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/missing" 2>&1 | FileCheck %s --check-prefix=MISSING
-// MISSING: error: {{.*}}missing/adapter_model.safetensors: tensor 'base_model.model.enc.proj.lora_A.weight' targets module 'enc.proj', which is not a linear layer of the model
+// MISSING: error: {{.*}}missing/adapter_model.safetensors: tensor 'base_model.model.enc.proj.lora_A.weight' targets module 'enc.proj', which is not a layer of the model
 
 // Shapes that do not fit the layer name both tensors and the module.
 // RUN: %python %testtools/make_adapter.py %t/shape --config '{"r": 2, "target_modules": ["fc"]}' \
