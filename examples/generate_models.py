@@ -6,17 +6,19 @@ Run with Debian's interpreter (it has torch 1.13, onnx and numpy):
     /usr/bin/python3 examples/generate_models.py
 
 For each model it writes, under examples/models/<name>/:
-  model.onnx              torch.onnx.export, opset 17, dynamic batch
+  model.onnx              torch.onnx.export, opset 17, dynamic batch and sequence
   adapter/                a LoRA adapter exactly as Hugging Face PEFT saves it
                           (adapter_config.json + adapter_model.safetensors)
   inputs/<name>.npy       a batch of inputs
   expected/<output>.npy   torch's outputs with the adapter applied unmerged,
                           the way PEFT's LoRA layers compute them
   base/<output>.npy       torch's outputs of the base model alone
-  batch5/                 inputs/ and expected/ again for a batch of 5, which
-                          the same compiled model must run (dynamic batch)
-The models mirror Hugging Face's BERT and GPT-2 module names, so adapter keys
-look like the ones PEFT writes for those models.
+  batch5/                 inputs/ and expected/ again for a batch of 5 (and,
+                          for the text models, another sequence length), which
+                          the same compiled model must run (symbolic batch and
+                          sequence)
+The models mirror Hugging Face's BERT, GPT-2, LLaMA and ViT module names (and
+torchvision's ResNet), so adapter keys look like the ones PEFT writes for them.
 """
 import json
 import math
@@ -239,6 +241,249 @@ class GPT2LMHeadModel(nn.Module):
         return self.lm_head(self.transformer(input_ids))
 
 
+# --- LLaMA-style decoder -----------------------------------------------------
+
+class LlamaRMSNorm(nn.Module):
+    def __init__(self, hidden, eps=1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(1 + 0.1 * torch.randn(hidden))
+        self.eps = eps
+
+    def forward(self, x):
+        variance = x.pow(2).mean(-1, keepdim=True)
+        return self.weight * (x * torch.rsqrt(variance + self.eps))
+
+
+def rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, hidden, heads):
+        super().__init__()
+        self.heads, self.head_dim = heads, hidden // heads
+        self.q_proj = nn.Linear(hidden, hidden, bias=False)
+        self.k_proj = nn.Linear(hidden, hidden, bias=False)
+        self.v_proj = nn.Linear(hidden, hidden, bias=False)
+        self.o_proj = nn.Linear(hidden, hidden, bias=False)
+
+    def split(self, x):
+        return x.view(x.size(0), x.size(1), self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, cos, sin, mask):
+        q, k, v = self.split(self.q_proj(x)), self.split(self.k_proj(x)), self.split(self.v_proj(x))
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.head_dim) + mask
+        context = torch.matmul(scores.softmax(-1), v).transpose(1, 2)
+        return self.o_proj(context.reshape(x.size(0), x.size(1), -1))
+
+
+class LlamaMLP(nn.Module):
+    def __init__(self, hidden, inner):
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden, inner, bias=False)
+        self.up_proj = nn.Linear(hidden, inner, bias=False)
+        self.down_proj = nn.Linear(inner, hidden, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, hidden, heads, inner):
+        super().__init__()
+        self.input_layernorm = LlamaRMSNorm(hidden)
+        self.self_attn = LlamaAttention(hidden, heads)
+        self.post_attention_layernorm = LlamaRMSNorm(hidden)
+        self.mlp = LlamaMLP(hidden, inner)
+
+    def forward(self, x, cos, sin, mask):
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, vocab, hidden, layers, heads, inner, positions):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(vocab, hidden)
+        self.layers = nn.ModuleList([LlamaDecoderLayer(hidden, heads, inner) for _ in range(layers)])
+        self.norm = LlamaRMSNorm(hidden)
+        head_dim = hidden // heads
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+        freqs = torch.outer(torch.arange(positions).float(), inv_freq)
+        angles = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos_cached", angles.cos())
+        self.register_buffer("sin_cached", angles.sin())
+
+    def forward(self, input_ids):
+        length = input_ids.size(1)
+        cos, sin = self.cos_cached[:length], self.sin_cached[:length]
+        mask = torch.full((length, length), torch.finfo(torch.float32).min).triu(1)
+        x = self.embed_tokens(input_ids)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask)
+        return self.norm(x)
+
+
+class LlamaForCausalLM(nn.Module):
+    def __init__(self, vocab=96, hidden=32, layers=2, heads=4, inner=64, positions=32):
+        super().__init__()
+        self.model = LlamaModel(vocab, hidden, layers, heads, inner, positions)
+        self.lm_head = nn.Linear(hidden, vocab, bias=False)
+
+    def forward(self, input_ids):
+        return self.lm_head(self.model(input_ids))
+
+
+# --- ViT ------------------------------------------------------------------------
+
+class ViTPatchEmbeddings(nn.Module):
+    def __init__(self, channels, hidden, patch):
+        super().__init__()
+        self.projection = nn.Conv2d(channels, hidden, kernel_size=patch, stride=patch)
+
+    def forward(self, pixels):
+        return self.projection(pixels).flatten(2).transpose(1, 2)
+
+
+class ViTEmbeddings(nn.Module):
+    def __init__(self, channels, hidden, patch, patches):
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.randn(1, 1, hidden) * 0.2)
+        self.patch_embeddings = ViTPatchEmbeddings(channels, hidden, patch)
+        self.position_embeddings = nn.Parameter(torch.randn(1, patches + 1, hidden) * 0.2)
+
+    def forward(self, pixels):
+        x = self.patch_embeddings(pixels)
+        cls = self.cls_token.expand(x.size(0), -1, -1)
+        return torch.cat((cls, x), dim=1) + self.position_embeddings
+
+
+class ViTSelfAttention(BertSelfAttention):
+    def forward(self, x):
+        q, k, v = self.split(self.query(x)), self.split(self.key(x)), self.split(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        context = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).contiguous()
+        return context.view(context.size(0), context.size(1), -1)
+
+
+class ViTSelfOutput(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.dense = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return self.dense(x)
+
+
+class ViTAttention(nn.Module):
+    def __init__(self, hidden, heads):
+        super().__init__()
+        self.attention = ViTSelfAttention(hidden, heads)
+        self.output = ViTSelfOutput(hidden)
+
+    def forward(self, x):
+        return self.output(self.attention(x))
+
+
+class ViTLayer(nn.Module):
+    def __init__(self, hidden, heads, inner):
+        super().__init__()
+        self.layernorm_before = nn.LayerNorm(hidden, eps=1e-12)
+        self.attention = ViTAttention(hidden, heads)
+        self.layernorm_after = nn.LayerNorm(hidden, eps=1e-12)
+        self.intermediate = BertIntermediate(hidden, inner)
+        self.output = ViTSelfOutput(hidden)
+        self.output.dense = nn.Linear(inner, hidden)
+
+    def forward(self, x):
+        x = x + self.attention(self.layernorm_before(x))
+        return x + self.output(self.intermediate(self.layernorm_after(x)))
+
+
+class ViTEncoder(nn.Module):
+    def __init__(self, layers, *args):
+        super().__init__()
+        self.layer = nn.ModuleList([ViTLayer(*args) for _ in range(layers)])
+
+    def forward(self, x):
+        for layer in self.layer:
+            x = layer(x)
+        return x
+
+
+class ViTModel(nn.Module):
+    def __init__(self, channels, hidden, layers, heads, inner, image, patch):
+        super().__init__()
+        self.embeddings = ViTEmbeddings(channels, hidden, patch, (image // patch) ** 2)
+        self.encoder = ViTEncoder(layers, hidden, heads, inner)
+        self.layernorm = nn.LayerNorm(hidden, eps=1e-12)
+
+    def forward(self, pixels):
+        return self.layernorm(self.encoder(self.embeddings(pixels)))
+
+
+class ViTForImageClassification(nn.Module):
+    def __init__(self, channels=3, hidden=32, layers=2, heads=4, inner=64, image=16, patch=4,
+                 labels=10):
+        super().__init__()
+        self.vit = ViTModel(channels, hidden, layers, heads, inner, image, patch)
+        self.classifier = nn.Linear(hidden, labels)
+
+    def forward(self, pixel_values):
+        return self.classifier(self.vit(pixel_values)[:, 0])
+
+
+# --- ResNet-style CNN -----------------------------------------------------------
+
+def batch_norm(channels):
+    """A BatchNorm2d with non-trivial running statistics."""
+    norm = nn.BatchNorm2d(channels)
+    norm.running_mean.copy_(torch.randn(channels) * 0.1)
+    norm.running_var.copy_(1 + torch.rand(channels))
+    nn.init.normal_(norm.weight, 1.0, 0.1)
+    nn.init.normal_(norm.bias, 0.0, 0.1)
+    return norm
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inputs, outputs, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+        self.bn1 = batch_norm(outputs)
+        self.conv2 = nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+        self.bn2 = batch_norm(outputs)
+        self.downsample = None
+        if stride != 1 or inputs != outputs:
+            self.downsample = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False),
+                                            batch_norm(outputs))
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, channels=3, width=8, labels=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
+        self.bn1 = batch_norm(width)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(width, width, 1))
+        self.layer2 = nn.Sequential(BasicBlock(width, 2 * width, 2))
+        self.layer3 = nn.Sequential(BasicBlock(2 * width, 2 * width, 1))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * width, labels)
+
+    def forward(self, pixel_values):
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(pixel_values))))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
 # --- Hugging Face PEFT LoRA, written and applied as PEFT does it -------------
 
 def write_safetensors(path, tensors):
@@ -344,10 +589,13 @@ def run_and_save(model, inputs, output_names, directory):
     save_outputs(directory, output_names, outputs if isinstance(outputs, tuple) else (outputs,))
 
 
-def export_onnx(directory, model, inputs, input_names, output_names):
-    """torch.onnx.export at opset 17 with a dynamic batch, plus the inputs."""
+def export_onnx(directory, model, inputs, input_names, output_names, sequence):
+    """torch.onnx.export at opset 17 with a dynamic batch, and a dynamic
+    sequence (dimension 1) in the inputs and outputs named in `sequence`;
+    plus the inputs."""
     model.eval()
-    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    dynamic = {n: {0: "batch", 1: "sequence"} if n in sequence else {0: "batch"}
+               for n in input_names + output_names}
     os.makedirs(directory, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(model, tuple(inputs), os.path.join(directory, "model.onnx"),
@@ -356,9 +604,9 @@ def export_onnx(directory, model, inputs, input_names, output_names):
     save_inputs(directory, input_names, inputs)
 
 
-def export(name, model, inputs, input_names, output_names, config, seed, batch5):
+def export(name, model, inputs, input_names, output_names, config, seed, batch5, sequence=()):
     directory = os.path.join(HERE, "models", name)
-    export_onnx(directory, model, inputs, input_names, output_names)
+    export_onnx(directory, model, inputs, input_names, output_names, sequence)
     with torch.no_grad():
         run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
         adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
@@ -374,14 +622,15 @@ def main():
     input_ids = torch.randint(0, 96, (2, 8), dtype=torch.long)
     attention_mask = torch.ones(2, 8, dtype=torch.long)
     attention_mask[1, 6:] = 0
-    ids5 = torch.randint(0, 96, (5, 8), dtype=torch.long)
-    mask5 = torch.ones(5, 8, dtype=torch.long)
-    mask5[3:, 5:] = 0
+    ids5 = torch.randint(0, 96, (5, 12), dtype=torch.long)
+    mask5 = torch.ones(5, 12, dtype=torch.long)
+    mask5[3:, 9:] = 0
     export("bert-tiny", bert, [input_ids, attention_mask], ["input_ids", "attention_mask"],
            ["last_hidden_state", "pooler_output"],
            lora_config(target_modules=["query", "value", "intermediate.dense"],
                        rank_pattern={"value": 2}, alpha_pattern={"intermediate.dense": 4}),
-           seed=1, batch5=[ids5, mask5])
+           seed=1, batch5=[ids5, mask5],
+           sequence=["input_ids", "attention_mask", "last_hidden_state"])
 
     torch.manual_seed(1)
     gpt2 = GPT2LMHeadModel()
@@ -390,7 +639,29 @@ def main():
            lora_config(target_modules=["c_attn", "c_fc", "attn.c_proj"], fan_in_fan_out=True,
                        layers_to_transform=[1], layers_pattern="h", r=8, lora_alpha=16,
                        use_rslora=True),
-           seed=2, batch5=[torch.randint(0, 96, (5, 8), dtype=torch.long)])
+           seed=2, batch5=[torch.randint(0, 96, (5, 12), dtype=torch.long)],
+           sequence=["input_ids", "logits"])
+
+    torch.manual_seed(2)
+    llama = LlamaForCausalLM()
+    export("llama-tiny", llama, [torch.randint(0, 96, (2, 7), dtype=torch.long)], ["input_ids"],
+           ["logits"],
+           lora_config(target_modules=["q_proj", "v_proj", "o_proj", "gate_proj", "down_proj"],
+                       r=4, lora_alpha=8),
+           seed=3, batch5=[torch.randint(0, 96, (5, 11), dtype=torch.long)],
+           sequence=["input_ids", "logits"])
+
+    torch.manual_seed(3)
+    vit = ViTForImageClassification()
+    export("vit-tiny", vit, [torch.randn(2, 3, 16, 16)], ["pixel_values"], ["logits"],
+           lora_config(target_modules=["query", "value"], r=4, lora_alpha=8),
+           seed=4, batch5=[torch.randn(5, 3, 16, 16)])
+
+    torch.manual_seed(4)
+    resnet = ResNet()
+    export("resnet-tiny", resnet, [torch.randn(2, 3, 16, 16)], ["pixel_values"], ["logits"],
+           lora_config(target_modules=["fc"], r=4, lora_alpha=8),
+           seed=5, batch5=[torch.randn(5, 3, 16, 16)])
 
 
 if __name__ == "__main__":

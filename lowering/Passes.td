@@ -73,6 +73,21 @@ def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> 
                            "mlir::scf::SCFDialect"];
 }
 
+def ExpandShapeToReinterpretCast : Pass<"peft-expand-shape-to-reinterpret-cast",
+                                        "mlir::ModuleOp"> {
+  let summary = "Lower memref.expand_shape ops that split a dynamic size in two";
+  let description = [{
+    A reshape that splits one dynamic size into several dynamic ones (the
+    `[batch·sequence, hidden] -> [batch, sequence, hidden]` after a GEMM over
+    flattened rows) cannot be lowered by upstream `expand-strided-metadata`.
+    On a contiguous (identity-layout) buffer the result is the same memory
+    with new sizes, so this pass rewrites such an `memref.expand_shape` into a
+    `memref.reinterpret_cast` whose row-major strides are the products of the
+    trailing output sizes. Other expand_shapes are left to upstream.
+  }];
+  let dependentDialects = ["mlir::memref::MemRefDialect", "mlir::arith::ArithDialect"];
+}
+
 def EmitPackedEntry : Pass<"peft-emit-packed-entry", "mlir::ModuleOp"> {
   let summary = "Add a `void NAME_packed(void **args)` wrapper to each entry";
   let description = [{

@@ -260,9 +260,11 @@ LogicalResult GraphImporter::importIntArithmetic(const onnx::NodeProto &node) {
     OpFoldResult r = (*rhs.ints)[rhs.ints->size() == 1 ? 0 : i];
     if (op == "Equal") {
       std::optional<int64_t> lc = getConstantIntValue(l), rc = getConstantIntValue(r);
-      if (!lc || !rc)
+      // A size never equals a negative constant (the -1 of "infer this size").
+      bool differ = (lc && *lc < 0 && isNonNegative(r)) || (rc && *rc < 0 && isNonNegative(l));
+      if (!differ && (!lc || !rc))
         return failure();
-      result.push_back(builder.getIndexAttr(*lc == *rc));
+      result.push_back(builder.getIndexAttr(!differ && *lc == *rc));
       continue;
     }
     result.push_back(op == "Add"   ? b.add(l, r)
@@ -522,11 +524,17 @@ std::string GraphImporter::modulePathFor(const onnx::NodeProto &node,
   StringRef name(weightName);
   if (!name.starts_with("onnx::") && name.consume_back(".weight"))
     return name.str();
-  // torch names nodes after their module scope: /encoder/layer.0/attention/self/query/MatMul
+  // torch names nodes after their module scope: /encoder/layer.0/attention/self/query/MatMul.
+  // A called container repeats its name in its children's: /layer1/layer1.0/conv1/Conv.
   StringRef scope(node.name());
   if (scope.consume_front("/") && scope.contains('/')) {
-    SmallVector<StringRef> parts;
-    scope.rsplit('/').first.split(parts, '/');
+    SmallVector<StringRef> segments, parts;
+    scope.rsplit('/').first.split(segments, '/');
+    for (StringRef segment : segments) {
+      if (!parts.empty() && segment.starts_with((parts.back() + ".").str()))
+        parts.pop_back();
+      parts.push_back(segment);
+    }
     return llvm::join(parts, ".");
   }
   return weightName;

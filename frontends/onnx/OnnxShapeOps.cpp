@@ -247,6 +247,16 @@ LogicalResult GraphImporter::importConcat(const onnx::NodeProto &node) {
 }
 
 LogicalResult GraphImporter::importReshape(const onnx::NodeProto &node) {
+  // A known vector or scalar reshaped to a vector stays known.
+  if (knowsInts(node, 0) && knowsInts(node, 1)) {
+    ImportedValue &known = values[node.input(0)];
+    auto target = constantInts(*values[node.input(1)].ints);
+    int64_t count = known.ints->size();
+    if (target && target->size() == 1 && ((*target)[0] == -1 || (*target)[0] == count)) {
+      setInts(node, 0, *known.ints, false, known.type().getElementType());
+      return success();
+    }
+  }
   FailureOr<Value> x = tensor(node, 0);
   FailureOr<Ints> shape = ints(node, 1);
   if (failed(x) || failed(shape))
@@ -353,62 +363,87 @@ LogicalResult GraphImporter::importSplit(const onnx::NodeProto &node) {
   return success();
 }
 
+/// Reverses `input` along `axes`.
+static Value reverse(TensorBuilder &b, Value input, ArrayRef<int64_t> axes) {
+  OpBuilder &builder = b.getBuilder();
+  auto type = cast<RankedTensorType>(input.getType());
+  int64_t rank = type.getRank();
+  Ints sizes = b.dims(input);
+  SmallVector<Value> lasts;
+  for (int64_t axis : axes)
+    lasts.push_back(b.indexValue(b.sub(sizes[axis], builder.getIndexAttr(1))));
+  Value init = b.empty(sizes, type.getElementType());
+  AffineMap identity = builder.getMultiDimIdentityMap(rank);
+  return linalg::GenericOp::create(
+             builder, b.getLoc(), init.getType(), ValueRange{}, init, ArrayRef<AffineMap>{identity},
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+             [&](OpBuilder &nb, Location l, ValueRange) {
+               SmallVector<Value> coordinates;
+               for (int64_t d = 0; d < rank; ++d) {
+                 Value index = linalg::IndexOp::create(nb, l, d);
+                 if (const auto *found = llvm::find(axes, d); found != axes.end())
+                   index = arith::SubIOp::create(nb, l, lasts[found - axes.begin()], index);
+                 coordinates.push_back(index);
+               }
+               linalg::YieldOp::create(nb, l,
+                                       tensor::ExtractOp::create(nb, l, input, coordinates).getResult());
+             })
+      .getResult(0);
+}
+
+/// Slice with starts and ends that may be dynamic (sequence lengths); axes and
+/// steps must be constants. Negative steps read backwards.
 LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
-  if (failed(input))
+  FailureOr<Ints> starts = ints(node, 1), ends = ints(node, 2);
+  if (failed(input) || failed(starts) || failed(ends))
+    return failure();
+  if (starts->size() != ends->size())
+    return fail(node, "starts and ends differ in length");
+  auto axesList = constantList(node, 3), stepsList = constantList(node, 4);
+  if (failed(axesList) || failed(stepsList))
     return failure();
   int64_t rank = (*input)->type().getRank();
-  SmallVector<SmallVector<int64_t>> lists;
-  for (int i = 1; i <= 4; ++i) {
-    auto list = constantList(node, i);
-    if (failed(list))
-      return failure();
-    lists.push_back(list->value_or(SmallVector<int64_t>{}));
-  }
-  SmallVector<int64_t> &starts = lists[0], &ends = lists[1], &axes = lists[2], &steps = lists[3];
-  if (axes.empty())
-    axes = llvm::to_vector(llvm::seq<int64_t>(0, starts.size()));
-  if (steps.empty())
-    steps.assign(starts.size(), 1);
-  Ints sizes;
-  if ((*input)->ints && !(*input)->tensor)
-    sizes.push_back(builder.getIndexAttr((*input)->ints->size()));
-  else
-    sizes = b.dims(materialize(**input));
+  SmallVector<int64_t> axes =
+      axesList->value_or(llvm::to_vector(llvm::seq<int64_t>(0, starts->size())));
+  SmallVector<int64_t> steps = stepsList->value_or(SmallVector<int64_t>(starts->size(), 1));
+  if (axes.size() != starts->size() || steps.size() != starts->size())
+    return fail(node, "starts, ends, axes and steps differ in length");
+  bool knownVector = (*input)->ints.has_value();
+  Ints sizes = knownVector ? Ints{builder.getIndexAttr((*input)->ints->size())}
+                           : b.dims(materialize(**input));
   Ints offsets(rank, builder.getIndexAttr(0)), strides(rank, builder.getIndexAttr(1));
-  for (size_t i = 0; i < starts.size(); ++i) {
+  SmallVector<int64_t> reversed;
+  for (size_t i = 0; i < starts->size(); ++i) {
     std::optional<int64_t> axis = normalizeAxis(axes[i], rank);
-    if (!axis || steps[i] <= 0)
-      return fail(node, "only positive steps on valid axes are supported");
-    std::optional<int64_t> size = getConstantIntValue(sizes[*axis]);
-    bool toEnd = ends[i] >= std::numeric_limits<int32_t>::max();
-    if (!size) { // A dynamic dimension: only [start >= 0, end of dimension) with step 1.
-      if (starts[i] < 0 || !toEnd || steps[i] != 1)
-        return fail(node, "slicing a dynamic dimension needs start >= 0, end = INT_MAX, step 1");
-      offsets[*axis] = builder.getIndexAttr(starts[i]);
-      sizes[*axis] = b.sub(sizes[*axis], builder.getIndexAttr(starts[i]));
-      continue;
-    }
-    int64_t start = std::clamp<int64_t>(starts[i] < 0 ? starts[i] + *size : starts[i], 0, *size);
-    int64_t end = std::clamp<int64_t>(ends[i] < 0 ? ends[i] + *size : ends[i], 0, *size);
-    int64_t count = end > start ? (end - start + steps[i] - 1) / steps[i] : 0;
-    offsets[*axis] = builder.getIndexAttr(count ? start : 0); // An empty slice anywhere.
-    sizes[*axis] = builder.getIndexAttr(count);
-    strides[*axis] = builder.getIndexAttr(steps[i]);
+    if (!axis || steps[i] == 0)
+      return fail(node, "axis " + llvm::Twine(axes[i]) + " or step " + llvm::Twine(steps[i]) +
+                            " is invalid");
+    auto [first, count] = b.sliceBounds((*starts)[i], (*ends)[i], steps[i], sizes[*axis]);
+    offsets[*axis] = first;
+    sizes[*axis] = count;
+    strides[*axis] = builder.getIndexAttr(std::abs(steps[i]));
+    if (steps[i] < 0)
+      reversed.push_back(*axis);
   }
-  if ((*input)->ints && rank == 1) { // Slicing a known vector stays known.
-    int64_t offset = *getConstantIntValue(offsets[0]), stride = *getConstantIntValue(strides[0]);
+  if (knownVector && rank == 1) { // Slicing a known vector stays known.
+    std::optional<int64_t> offset = getConstantIntValue(offsets[0]);
     std::optional<int64_t> count = getConstantIntValue(sizes[0]);
-    if (count) {
+    if (offset && count) {
+      int64_t stride = *getConstantIntValue(strides[0]);
       Ints picked;
       for (int64_t i = 0; i < *count; ++i)
-        picked.push_back((*(*input)->ints)[offset + i * stride]);
+        picked.push_back((*(*input)->ints)[*offset + i * stride]);
+      if (!reversed.empty())
+        std::reverse(picked.begin(), picked.end());
       setInts(node, 0, std::move(picked), false, (*input)->type().getElementType());
       return success();
     }
   }
-  setTensor(node, 0, tensor::ExtractSliceOp::create(builder, loc, materialize(**input), offsets,
-                                                    sizes, strides));
+  Value sliced = tensor::ExtractSliceOp::create(builder, loc, materialize(**input), offsets,
+                                                sizes, strides);
+  b.recordSizes(sliced, sizes);
+  setTensor(node, 0, reversed.empty() ? sliced : reverse(b, sliced, reversed));
   return success();
 }
 

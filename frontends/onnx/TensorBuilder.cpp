@@ -142,10 +142,16 @@ static OpFoldResult foldOrBuild(OpBuilder &builder, Location loc, OpFoldResult l
 }
 
 OpFoldResult TensorBuilder::add(OpFoldResult lhs, OpFoldResult rhs) {
+  if (getConstantIntValue(lhs) == 0)
+    return rhs;
+  if (getConstantIntValue(rhs) == 0)
+    return lhs;
   return foldOrBuild<arith::AddIOp>(builder, loc, lhs, rhs,
                                     [](int64_t l, int64_t r) { return l + r; });
 }
 OpFoldResult TensorBuilder::sub(OpFoldResult lhs, OpFoldResult rhs) {
+  if (getConstantIntValue(rhs) == 0)
+    return lhs;
   return foldOrBuild<arith::SubIOp>(builder, loc, lhs, rhs,
                                     [](int64_t l, int64_t r) { return l - r; });
 }
@@ -160,6 +166,87 @@ OpFoldResult TensorBuilder::mul(OpFoldResult lhs, OpFoldResult rhs) {
 OpFoldResult TensorBuilder::div(OpFoldResult lhs, OpFoldResult rhs) {
   return foldOrBuild<arith::DivSIOp>(builder, loc, lhs, rhs,
                                      [](int64_t l, int64_t r) { return l / r; });
+}
+
+bool isNonNegative(OpFoldResult size) {
+  if (std::optional<int64_t> constant = getConstantIntValue(size))
+    return *constant >= 0;
+  Operation *op = cast<Value>(size).getDefiningOp();
+  if (isa_and_nonnull<tensor::DimOp>(op))
+    return true;
+  if (isa_and_nonnull<arith::MinSIOp>(op))
+    return isNonNegative(op->getOperand(0)) && isNonNegative(op->getOperand(1));
+  if (isa_and_nonnull<arith::MaxSIOp>(op))
+    return isNonNegative(op->getOperand(0)) || isNonNegative(op->getOperand(1));
+  return false;
+}
+
+OpFoldResult TensorBuilder::min(OpFoldResult lhs, OpFoldResult rhs) {
+  if (lhs == rhs)
+    return lhs;
+  if (getConstantIntValue(lhs) == 0 && isNonNegative(rhs))
+    return lhs;
+  if (getConstantIntValue(rhs) == 0 && isNonNegative(lhs))
+    return rhs;
+  return foldOrBuild<arith::MinSIOp>(builder, loc, lhs, rhs,
+                                     [](int64_t l, int64_t r) { return std::min(l, r); });
+}
+
+OpFoldResult TensorBuilder::max(OpFoldResult lhs, OpFoldResult rhs) {
+  if (lhs == rhs)
+    return lhs;
+  if (getConstantIntValue(lhs) == 0 && isNonNegative(rhs))
+    return rhs;
+  if (getConstantIntValue(rhs) == 0 && isNonNegative(lhs))
+    return lhs;
+  return foldOrBuild<arith::MaxSIOp>(builder, loc, lhs, rhs,
+                                     [](int64_t l, int64_t r) { return std::max(l, r); });
+}
+
+OpFoldResult TensorBuilder::ceilDiv(OpFoldResult lhs, int64_t divisor) {
+  if (divisor == 1)
+    return lhs;
+  return foldOrBuild<arith::CeilDivSIOp>(
+      builder, loc, lhs, builder.getIndexAttr(divisor),
+      [](int64_t l, int64_t r) { return l >= 0 ? (l + r - 1) / r : -(-l / r); });
+}
+
+OpFoldResult TensorBuilder::wrapNegative(OpFoldResult index, OpFoldResult size) {
+  if (std::optional<int64_t> constant = getConstantIntValue(index))
+    return *constant < 0 ? add(index, size) : index;
+  if (isNonNegative(index))
+    return index;
+  Value value = indexValue(index);
+  Value negative = arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::slt, value,
+                                         arith::ConstantIndexOp::create(builder, loc, 0));
+  return arith::SelectOp::create(builder, loc, negative, indexValue(add(index, size)), value)
+      .getResult();
+}
+
+std::pair<OpFoldResult, OpFoldResult> TensorBuilder::sliceBounds(OpFoldResult start,
+                                                                 OpFoldResult end, int64_t step,
+                                                                 OpFoldResult size) {
+  OpFoldResult zero = builder.getIndexAttr(0);
+  start = wrapNegative(start, size);
+  // An end past any size (INT_MAX, as exporters write "to the end") is the size.
+  std::optional<int64_t> endConstant = getConstantIntValue(end);
+  bool toEnd = step > 0 && endConstant && *endConstant >= std::numeric_limits<int32_t>::max();
+  end = toEnd ? size : wrapNegative(end, size);
+  if (step > 0) {
+    start = max(zero, min(start, size));
+    end = max(zero, min(end, size));
+    OpFoldResult count = max(zero, ceilDiv(sub(end, start), step));
+    return {getConstantIntValue(count) == 0 ? zero : start, count};
+  }
+  OpFoldResult last = sub(size, builder.getIndexAttr(1));
+  start = max(zero, min(start, last));
+  end = max(builder.getIndexAttr(-1), min(end, last));
+  OpFoldResult count = max(zero, ceilDiv(sub(start, end), -step));
+  // The lowest element read; an empty slice starts anywhere in bounds.
+  if (getConstantIntValue(count) == 0)
+    return {zero, count};
+  OpFoldResult first = sub(start, mul(sub(count, builder.getIndexAttr(1)), builder.getIndexAttr(-step)));
+  return {min(first, size), count};
 }
 
 OpFoldResult TensorBuilder::product(ArrayRef<OpFoldResult> sizes) {

@@ -24,6 +24,9 @@ using Combiner = llvm::function_ref<mlir::Value(mlir::OpBuilder &, mlir::Locatio
 
 /// The known constant elements of `ints`, or nothing if any is dynamic.
 std::optional<llvm::SmallVector<int64_t>> constantInts(const Ints &ints);
+/// Whether `size` is known to be >= 0: a constant, a tensor dimension, or
+/// the smaller or larger of such sizes.
+bool isNonNegative(mlir::OpFoldResult size);
 /// The elements of an integer DenseElementsAttr of rank 0 or 1.
 std::optional<Ints> intsOf(mlir::DenseElementsAttr value);
 
@@ -48,6 +51,16 @@ public:
   mlir::OpFoldResult mul(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
   mlir::OpFoldResult div(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
   mlir::OpFoldResult product(llvm::ArrayRef<mlir::OpFoldResult> sizes);
+  mlir::OpFoldResult min(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult max(mlir::OpFoldResult lhs, mlir::OpFoldResult rhs);
+  mlir::OpFoldResult ceilDiv(mlir::OpFoldResult lhs, int64_t divisor);
+  /// index + size when index < 0 (a position counted from the end).
+  mlir::OpFoldResult wrapNegative(mlir::OpFoldResult index, mlir::OpFoldResult size);
+  /// ONNX Slice on one axis of `size` elements: the lowest position read and
+  /// how many elements are read (walking down from `start` when `step` < 0).
+  std::pair<mlir::OpFoldResult, mlir::OpFoldResult>
+  sliceBounds(mlir::OpFoldResult start, mlir::OpFoldResult end, int64_t step,
+              mlir::OpFoldResult size);
 
   // Tensors.
   mlir::Value empty(llvm::ArrayRef<mlir::OpFoldResult> sizes, mlir::Type elementType);
