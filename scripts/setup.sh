@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# onnxruntime (PyPI) runs exported models in the round-trip tests; it goes to the
+# python3 on PATH, which is not Debian's.
+python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet onnxruntime
+
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 if [ ! -f build/build.ninja ]; then

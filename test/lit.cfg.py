@@ -14,6 +14,8 @@ config.test_exec_root = os.path.join(config.peft_obj_root, "test")
 
 # Debian's interpreter: it has python3-numpy and python3-onnx.
 config.substitutions.append(("%python", "/usr/bin/python3"))
+# The interpreter with onnxruntime from PyPI.
+config.substitutions.append(("%ort_python", config.peft_ort_python))
 config.substitutions.append(("%models", os.path.join(config.peft_src_root, "examples", "models")))
 config.substitutions.append(("%peft_src", config.peft_src_root))
 config.substitutions.append(("%peft_obj", config.peft_obj_root))

@@ -33,6 +33,8 @@ constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
 /// Names an argument's dimensions after the model's symbolic sizes ("batch");
 /// "" for a dimension without a name.
 constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
+/// Names, on the module, the ONNX file the module was imported from.
+constexpr llvm::StringLiteral kSourceModelAttr = "peft.source_model";
 } // namespace peft
 
 #define GET_OP_CLASSES

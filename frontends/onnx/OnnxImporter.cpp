@@ -370,6 +370,7 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
     ++useCounts[output.name()];
 
   OwningOpRef<ModuleOp> module = ModuleOp::create(loc);
+  (*module)->setAttr(kSourceModelAttr, builder.getStringAttr(path));
   builder.setInsertionPointToEnd(module->getBody());
   llvm::StringSet<> initializerNames;
   for (const auto &init : graph.initializer())

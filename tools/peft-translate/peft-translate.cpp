@@ -1,23 +1,33 @@
 //===- peft-translate.cpp - Translate between ONNX and the peft dialect -----===//
 //
 //   peft-translate --import-onnx MODEL.onnx -o MODEL.mlir
+//   peft-translate --export-onnx MERGED.mlir -o MERGED.onnx
 //
-// Weights stay in MODEL.onnx: the IR references them by name, so it stays
-// small however large the model is.
+// Importing keeps the weights in MODEL.onnx: the IR references them by name,
+// so it stays small however large the model is. Exporting writes the model
+// the IR was imported from with the IR's (merged) weights.
 //
 //===----------------------------------------------------------------------===//
+#include "frontends/onnx/OnnxExporter.h"
 #include "frontends/onnx/OnnxImporter.h"
+
+#include "dialects/peft/PeftDialect.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/Parser/Parser.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace cl = llvm::cl;
 
 static cl::opt<bool> importOnnx("import-onnx", cl::desc("Import an ONNX model"));
+static cl::opt<bool> exportOnnx("export-onnx",
+                                cl::desc("Export merged IR as its source ONNX model"));
 static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<input>"), cl::Required);
 static cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                        cl::value_desc("file"), cl::init("-"));
@@ -27,15 +37,7 @@ static int fail(llvm::Error error) {
   return 1;
 }
 
-int main(int argc, char **argv) {
-  llvm::InitLLVM init(argc, argv);
-  mlir::registerAsmPrinterCLOptions();
-  cl::ParseCommandLineOptions(argc, argv, "peft-mlir translation tool\n");
-  if (!importOnnx)
-    return fail(llvm::createStringError("choose a translation: --import-onnx"));
-
-  mlir::MLIRContext context;
-  peft::registerOnnxWeightFormat();
+static int runImport(mlir::MLIRContext &context) {
   auto module = peft::importOnnxModel(&context, inputPath);
   if (!module)
     return fail(module.takeError());
@@ -46,4 +48,33 @@ int main(int argc, char **argv) {
       }))
     return fail(std::move(error));
   return 0;
+}
+
+static int runExport(mlir::MLIRContext &context) {
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  registry.insert<peft::PeftDialect>();
+  context.appendDialectRegistry(registry);
+  llvm::SourceMgr sources;
+  mlir::SourceMgrDiagnosticHandler diagnostics(sources, &context);
+  auto module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, sources, &context);
+  if (!module)
+    return 1; // The parser reported why.
+  // Written to a temporary file, renamed on success: no partial output.
+  if (llvm::Error error = llvm::writeToOutput(outputPath, [&](llvm::raw_ostream &os) {
+        return peft::exportMergedOnnx(*module, os);
+      }))
+    return fail(std::move(error));
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  mlir::registerAsmPrinterCLOptions();
+  cl::ParseCommandLineOptions(argc, argv, "peft-mlir translation tool\n");
+  if (importOnnx == exportOnnx)
+    return fail(llvm::createStringError("choose one translation: --import-onnx or --export-onnx"));
+  mlir::MLIRContext context;
+  peft::registerOnnxWeightFormat();
+  return importOnnx ? runImport(context) : runExport(context);
 }

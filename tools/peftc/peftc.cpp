@@ -2,12 +2,15 @@
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME]]... [--mode merge|fuse]
 //         [--target cpu] -o OUTDIR
+//   peftc MODEL.onnx [--adapter DIR[=NAME]]... --emit onnx -o MERGED.onnx
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
 // unmerged with --mode fuse), and writes an artifact directory: manifest.json,
 // model.so and weights.safetensors. OUTDIR appears complete or not at all.
+// With --emit onnx it writes the merged model as a standard ONNX file instead.
 //
 //===----------------------------------------------------------------------===//
+#include "frontends/onnx/OnnxExporter.h"
 #include "frontends/onnx/OnnxImporter.h"
 #include "lowering/Artifact.h"
 #include "lowering/Passes.h"
@@ -36,8 +39,12 @@ static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the
                                                   "fuse: keep them unmerged"),
                                  cl::init("merge"));
 static cl::opt<std::string> target("target", cl::desc("Code generation target"), cl::init("cpu"));
-static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory"), cl::value_desc("dir"),
-                                      cl::Required);
+static cl::opt<std::string> emit("emit",
+                                 cl::desc("artifact: a compiled artifact directory; "
+                                          "onnx: the merged model as an ONNX file"),
+                                 cl::init("artifact"));
+static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (ONNX file with --emit onnx)"),
+                                      cl::value_desc("path"), cl::Required);
 
 static int fail(const llvm::Twine &message) {
   llvm::WithColor::error(llvm::errs(), "peftc") << message << "\n";
@@ -61,7 +68,7 @@ static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
   return mlir::success();
 }
 
-static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module) {
+static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool externalize) {
   mlir::PassManager pm(module.getContext());
   if (!adapterSpecs.empty()) {
     peft::AttachAdaptersOptions options;
@@ -71,7 +78,8 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module) {
   if (mode == "merge")
     pm.addPass(peft::createMergeAdapters());
   pm.addPass(mlir::createCanonicalizerPass());
-  pm.addPass(peft::createExternalizeWeights());
+  if (externalize)
+    pm.addPass(peft::createExternalizeWeights());
   return pm.run(module);
 }
 
@@ -107,6 +115,10 @@ int main(int argc, char **argv) {
     return fail("--mode must be 'merge' or 'fuse', got '" + mode + "'");
   if (target != "cpu")
     return fail("--target must be 'cpu', got '" + target + "'");
+  if (emit != "artifact" && emit != "onnx")
+    return fail("--emit must be 'artifact' or 'onnx', got '" + emit + "'");
+  if (emit == "onnx" && mode != "merge")
+    return fail("--emit onnx writes merged models; it needs --mode merge");
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -118,8 +130,16 @@ int main(int argc, char **argv) {
   auto module = peft::importOnnxModel(&context, modelPath);
   if (!module)
     return fail(llvm::toString(module.takeError()));
-  if (mlir::failed(runAdapterPasses(**module)))
+  if (mlir::failed(runAdapterPasses(**module, /*externalize=*/emit == "artifact")))
     return 1; // The passes reported why.
+  if (emit == "onnx") {
+    // Written to a temporary file, renamed on success: no partial output.
+    if (llvm::Error error = llvm::writeToOutput(outputDir, [&](llvm::raw_ostream &os) {
+          return peft::exportMergedOnnx(**module, os);
+        }))
+      return fail(llvm::toString(std::move(error)));
+    return 0;
+  }
 
   auto staging = peft::createStagingDir(outputDir);
   if (!staging)

@@ -1,0 +1,140 @@
+//===- OnnxExporter.cpp - Merged models back to ONNX ------------------------===//
+#include "frontends/onnx/OnnxExporter.h"
+
+#include "frontends/onnx/OnnxWeights.h"
+
+#include "dialects/peft/PeftDialect.h"
+
+#include "onnx/checker.h"
+
+#include <cstring>
+#include <limits>
+
+using namespace mlir;
+
+namespace peft {
+
+static llvm::Error exportError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+/// The tensor that holds `name` in `graph`: an initializer, or the value of
+/// a Constant node.
+static onnx::TensorProto *findTensor(onnx::GraphProto &graph, llvm::StringRef name) {
+  for (onnx::TensorProto &initializer : *graph.mutable_initializer())
+    if (initializer.name() == name)
+      return &initializer;
+  for (onnx::NodeProto &node : *graph.mutable_node())
+    if (node.op_type() == "Constant" && node.output_size() == 1 && node.output(0) == name)
+      for (onnx::AttributeProto &attribute : *node.mutable_attribute())
+        if (attribute.name() == "value" && attribute.has_t())
+          return attribute.mutable_t();
+  return nullptr;
+}
+
+/// Stores `bytes` in `tensor` as raw little-endian data, in place of its
+/// typed fields or external file.
+static void setRawData(onnx::TensorProto &tensor, llvm::ArrayRef<uint8_t> bytes) {
+  tensor.clear_float_data();
+  tensor.clear_double_data();
+  tensor.clear_int32_data();
+  tensor.clear_int64_data();
+  tensor.clear_uint64_data();
+  tensor.clear_external_data();
+  tensor.set_data_location(onnx::TensorProto::DEFAULT);
+  tensor.set_raw_data(bytes.data(), bytes.size());
+}
+
+/// Fails on the first adapter still in the IR: an ONNX model has no op for it.
+static llvm::Error checkEverythingMerged(ModuleOp module) {
+  std::string message;
+  module.walk([&](LoraOp lora) {
+    Value base = lora.getBase(); // Adapters on one layer chain through `base`.
+    while (auto inner = base.getDefiningOp<LoraOp>())
+      base = inner.getBase();
+    auto layer = dyn_cast_or_null<AdaptableLayer>(base.getDefiningOp());
+    message = "adapter '" + lora.getAdapter().str() + "' on '" +
+              (layer ? layer.getModulePath().str() : std::string("?")) +
+              "' is not merged; only merged models export to ONNX (peftc --mode merge)";
+    return WalkResult::interrupt();
+  });
+  return message.empty() ? llvm::Error::success() : exportError(message);
+}
+
+/// Copies the value of every weight that differs from the source model into
+/// `model`; weights read from other files (unmerged adapters) are an error.
+static llvm::Error replaceWeights(ModuleOp module, llvm::StringRef sourcePath,
+                                  const OnnxWeightSource &source, onnx::ModelProto &model) {
+  llvm::Error error = llvm::Error::success();
+  module.walk([&](WeightOp weight) {
+    if (error)
+      return WalkResult::interrupt();
+    if (weight.getFile() && *weight.getFile() != sourcePath) {
+      error = exportError("weight '" + weight.getName() + "' comes from '" + *weight.getFile() +
+                          "', not from the source model");
+      return WalkResult::interrupt();
+    }
+    if (!weight.getValue() || weight.getType().getElementType().isInteger(1))
+      return WalkResult::advance();
+    std::vector<uint8_t> storage;
+    llvm::Expected<TensorView> merged = weight.read(storage);
+    onnx::TensorProto *target = findTensor(*model.mutable_graph(), weight.getName());
+    const TensorView *original = source.find(weight.getName());
+    if (!merged) {
+      error = merged.takeError();
+    } else if (!target || !original) {
+      error = exportError("weight '" + weight.getName() + "' is not a tensor of the source model");
+    } else if (original->dtype != merged->dtype || original->shape != merged->shape) {
+      error = exportError("weight '" + weight.getName() + "' is " + formatShape(merged->shape) +
+                          " " + dtypeName(merged->dtype) + " but the source model has " +
+                          formatShape(original->shape) + " " + dtypeName(original->dtype));
+    } else if (std::memcmp(original->data, merged->data, merged->byteSize) != 0) {
+      setRawData(*target, llvm::ArrayRef(merged->data, merged->byteSize));
+    }
+    return error ? WalkResult::interrupt() : WalkResult::advance();
+  });
+  return error;
+}
+
+/// Brings initializers kept in external files into the model, so that it is
+/// one self-contained file wherever it is written.
+static llvm::Error inlineExternalData(const OnnxWeightSource &source, onnx::ModelProto &model) {
+  for (onnx::TensorProto &initializer : *model.mutable_graph()->mutable_initializer()) {
+    if (initializer.data_location() != onnx::TensorProto::EXTERNAL)
+      continue;
+    const TensorView *view = source.find(initializer.name());
+    if (!view)
+      return exportError("initializer '" + initializer.name() + "' cannot be read");
+    setRawData(initializer, llvm::ArrayRef(view->data, view->byteSize));
+  }
+  return llvm::Error::success();
+}
+
+llvm::Error exportMergedOnnx(ModuleOp module, llvm::raw_ostream &os) {
+  auto sourceAttr = module->getAttrOfType<StringAttr>(kSourceModelAttr);
+  if (!sourceAttr)
+    return exportError("the module has no '" + kSourceModelAttr +
+                       "' attribute: only models imported from ONNX can be exported");
+  if (llvm::Error error = checkEverythingMerged(module))
+    return error;
+  auto source = OnnxWeightSource::open(sourceAttr.getValue());
+  if (!source)
+    return source.takeError();
+  onnx::ModelProto model = *(*source)->getModel();
+  if (llvm::Error error = replaceWeights(module, sourceAttr.getValue(), **source, model))
+    return error;
+  if (llvm::Error error = inlineExternalData(**source, model))
+    return error;
+  if (model.ByteSizeLong() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
+    return exportError("the model is larger than 2 GB, the limit of a single ONNX file");
+  try {
+    onnx::checker::check_model(model);
+  } catch (const std::exception &failure) {
+    return exportError(llvm::Twine("the exported model fails ONNX's checker: ") + failure.what());
+  }
+  std::string bytes = model.SerializeAsString();
+  os.write(bytes.data(), bytes.size());
+  return llvm::Error::success();
+}
+
+} // namespace peft
