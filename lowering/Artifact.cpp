@@ -18,9 +18,14 @@ static llvm::Error artifactError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-static llvm::Expected<ManifestTensor> describeTensor(Type type, StringRef name) {
+/// A tensor of the entry's signature; `attrs` may name an unsigned dtype that
+/// the signless IR type cannot tell.
+static llvm::Expected<ManifestTensor> describeTensor(Type type, StringRef name,
+                                                    DictionaryAttr attrs) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   std::optional<DType> dtype = tensor ? dtypeOf(tensor.getElementType()) : std::nullopt;
+  if (auto declared = attrs ? attrs.getAs<StringAttr>(kDTypeAttr) : StringAttr())
+    dtype = parseDType(declared.getValue());
   if (!dtype)
     return artifactError("entry tensor '" + name + "' has a type the runtime cannot pass");
   ManifestTensor described{name.str(), dtypeName(*dtype).str(), {}};
@@ -41,7 +46,8 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
     auto weightName = attrs ? attrs.getAs<StringAttr>(kWeightNameAttr) : StringAttr();
     auto tensor = describeTensor(entry.getArgument(i).getType(),
                                  weightName ? weightName.getValue()
-                                            : StringRef(nameOf(attrs, "input" + std::to_string(i))));
+                                            : StringRef(nameOf(attrs, "input" + std::to_string(i))),
+                                 attrs);
     if (!tensor)
       return tensor.takeError();
     if (auto dimNames = attrs ? attrs.getAs<ArrayAttr>(kDimNamesAttr) : ArrayAttr())
@@ -51,7 +57,8 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
   }
   for (unsigned i = 0; i < entry.getNumResults(); ++i) {
     auto tensor = describeTensor(entry.getResultTypes()[i],
-                                 nameOf(entry.getResultAttrDict(i), "output" + std::to_string(i)));
+                                 nameOf(entry.getResultAttrDict(i), "output" + std::to_string(i)),
+                                 entry.getResultAttrDict(i));
     if (!tensor)
       return tensor.takeError();
     manifest.outputs.push_back(*tensor);

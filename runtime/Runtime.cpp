@@ -32,11 +32,11 @@ int failWith(const std::string &message) {
   return 1;
 }
 
-const char *const kDTypeNames[] = {"F32", "F16", "BF16", "F64", "I64",
-                                   "I32", "I8",  "U8",   "BOOL"};
+const char *const kDTypeNames[] = {"F32", "F16", "BF16", "F64", "I64", "I32", "I8",
+                                   "U8",  "BOOL", "I16",  "U16", "U32", "U64"};
 
 bool dtypeFromName(const std::string &name, PeftDType &dtype) {
-  for (int i = 0; i <= PEFT_BOOL; ++i)
+  for (int i = 0; i <= PEFT_U64; ++i)
     if (name == kDTypeNames[i])
       return dtype = static_cast<PeftDType>(i), true;
   return false;
@@ -217,6 +217,9 @@ size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size
 const char *peft_model_input_name(const PeftModel *model, size_t index) {
   return index < model->inputs.size() ? model->inputs[index].info.name.c_str() : nullptr;
 }
+PeftDType peft_model_input_dtype(const PeftModel *model, size_t index) {
+  return index < model->inputs.size() ? model->inputs[index].dtype : PEFT_F32;
+}
 size_t peft_model_num_outputs(const PeftModel *model) { return model->outputs.size(); }
 const char *peft_model_output_name(const PeftModel *model, size_t index) {
   return index < model->outputs.size() ? model->outputs[index].info.name.c_str() : nullptr;
@@ -301,12 +304,16 @@ size_t peft_dtype_size(PeftDType dtype) {
   switch (dtype) {
   case PEFT_F64:
   case PEFT_I64:
+  case PEFT_U64:
     return 8;
   case PEFT_F32:
   case PEFT_I32:
+  case PEFT_U32:
     return 4;
   case PEFT_F16:
   case PEFT_BF16:
+  case PEFT_I16:
+  case PEFT_U16:
     return 2;
   default:
     return 1;

@@ -38,6 +38,10 @@ typedef enum PeftDType {
   PEFT_I8 = 6,
   PEFT_U8 = 7,
   PEFT_BOOL = 8,
+  PEFT_I16 = 9,
+  PEFT_U16 = 10,
+  PEFT_U32 = 11,
+  PEFT_U64 = 12,
 } PeftDType;
 
 typedef struct PeftTensor {
@@ -56,6 +60,7 @@ void peft_model_free(PeftModel *model);
 /* The entry's signature, as the manifest names it. */
 size_t peft_model_num_inputs(const PeftModel *model);
 const char *peft_model_input_name(const PeftModel *model, size_t index);
+PeftDType peft_model_input_dtype(const PeftModel *model, size_t index);
 size_t peft_model_num_outputs(const PeftModel *model);
 const char *peft_model_output_name(const PeftModel *model, size_t index);
 

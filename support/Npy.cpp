@@ -14,7 +14,8 @@ static constexpr char kMagic[] = "\x93NUMPY";
 /// NumPy's type strings for the element types we exchange.
 static const std::pair<const char *, DType> kDescriptors[] = {
     {"<f4", DType::F32}, {"<f8", DType::F64}, {"<f2", DType::F16}, {"<i8", DType::I64},
-    {"<i4", DType::I32}, {"|i1", DType::I8},  {"|u1", DType::U8},  {"|b1", DType::Bool}};
+    {"<i4", DType::I32}, {"|i1", DType::I8},  {"|u1", DType::U8},  {"|b1", DType::Bool},
+    {"<i2", DType::I16}, {"<u2", DType::U16}, {"<u4", DType::U32}, {"<u8", DType::U64}};
 
 static llvm::Error npyError(llvm::StringRef path, const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + message);
@@ -67,7 +68,9 @@ llvm::Expected<NpyArray> readNpy(llvm::StringRef path) {
 }
 
 llvm::Error writeNpy(llvm::StringRef path, const TensorView &tensor) {
-  const char *descr = nullptr;
+  // NumPy has no bfloat16: store its bit patterns as uint16, as ONNX's
+  // numpy_helper does.
+  const char *descr = tensor.dtype == DType::BF16 ? "<u2" : nullptr;
   for (const auto &[name, dtype] : kDescriptors)
     if (dtype == tensor.dtype)
       descr = name;

@@ -30,6 +30,8 @@ std::optional<DType> peft::dtypeOf(Type elementType) {
     return DType::I64;
   if (elementType.isInteger(32))
     return DType::I32;
+  if (elementType.isInteger(16))
+    return DType::I16;
   if (elementType.isInteger(8))
     return DType::I8;
   if (elementType.isInteger(1))
@@ -52,8 +54,17 @@ Type peft::elementTypeOf(DType dtype, MLIRContext *context) {
     return builder.getI64Type();
   case DType::I32:
     return builder.getI32Type();
+  case DType::I16:
+    return builder.getI16Type();
   case DType::I8:
+  case DType::U8: // Unsigned integers are signless in the IR; see kDTypeAttr.
     return builder.getI8Type();
+  case DType::U16:
+    return builder.getI16Type();
+  case DType::U32:
+    return builder.getI32Type();
+  case DType::U64:
+    return builder.getI64Type();
   case DType::Bool:
     return builder.getI1Type();
   default:

@@ -33,6 +33,9 @@ constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
 /// Names an argument's dimensions after the model's symbolic sizes ("batch");
 /// "" for a dimension without a name.
 constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
+/// The element type of an argument or result whose integers are unsigned
+/// ("U8"): the IR's integer types are signless.
+constexpr llvm::StringLiteral kDTypeAttr = "peft.dtype";
 /// Names, on the module, the ONNX file the module was imported from.
 constexpr llvm::StringLiteral kSourceModelAttr = "peft.source_model";
 } // namespace peft

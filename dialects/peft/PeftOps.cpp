@@ -81,8 +81,9 @@ static llvm::Error weightError(const llvm::Twine &message) {
 /// Checks that the bytes found for a weight have the type the IR declares.
 static llvm::Error checkViewMatches(RankedTensorType type, StringRef name,
                                     const TensorView &view, StringRef origin) {
-  std::optional<DType> expected = dtypeOf(type.getElementType());
-  if (expected == view.dtype && llvm::equal(view.shape, type.getShape()))
+  // Unsigned tensors are signless in the IR: compare the IR's element types.
+  if (elementTypeOf(view.dtype, type.getContext()) == type.getElementType() &&
+      llvm::equal(view.shape, type.getShape()))
     return llvm::Error::success();
   std::string declared;
   llvm::raw_string_ostream(declared) << type;

@@ -8,6 +8,7 @@
 #define PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H
 
 #include "frontends/onnx/TensorBuilder.h"
+#include "support/Tensor.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -50,6 +51,8 @@ struct ImportedValue {
   mlir::DenseElementsAttr constant;
   /// Element type of `ints` while no tensor holds them.
   Type intsElementType;
+  /// The (signless) integers are unsigned: uint8, ..., uint64.
+  bool isUnsigned = false;
 
   /// The type this value has (or will have once materialized).
   RankedTensorType type() const;
@@ -93,6 +96,11 @@ private:
     return index < node.input_size() && !node.input(index).empty();
   }
   bool knowsInts(const onnx::NodeProto &node, int index);
+  /// Whether input `index` holds unsigned integers.
+  bool isUnsigned(const onnx::NodeProto &node, int index);
+  /// Marks the integer outputs of `node` unsigned when an integer input is
+  /// (the ops that change types say so themselves).
+  void propagateUnsigned(const onnx::NodeProto &node);
   Value materialize(ImportedValue &e);
   void setTensor(const onnx::NodeProto &node, int index, Value value);
   void setInts(const onnx::NodeProto &node, int index, Ints values, bool scalar,
@@ -104,6 +112,7 @@ private:
   LogicalResult importConstant(const onnx::NodeProto &node);
   LogicalResult importElementwise(const onnx::NodeProto &node);
   LogicalResult importIntArithmetic(const onnx::NodeProto &node);
+  void importMixedPow(const onnx::NodeProto &node, Value base, Value exponent);
   LogicalResult importMatMul(const onnx::NodeProto &node);
   LogicalResult importGemm(const onnx::NodeProto &node);
   LogicalResult importAdd(const onnx::NodeProto &node);
@@ -111,6 +120,7 @@ private:
   LogicalResult importSize(const onnx::NodeProto &node);
   LogicalResult importGather(const onnx::NodeProto &node);
   LogicalResult importEmbedding(const onnx::NodeProto &node);
+  LogicalResult importGatherElements(const onnx::NodeProto &node);
   LogicalResult importUnsqueeze(const onnx::NodeProto &node);
   LogicalResult importSqueeze(const onnx::NodeProto &node);
   LogicalResult importConcat(const onnx::NodeProto &node);
@@ -119,8 +129,10 @@ private:
   LogicalResult importSplit(const onnx::NodeProto &node);
   LogicalResult importSlice(const onnx::NodeProto &node);
   LogicalResult importCast(const onnx::NodeProto &node);
+  LogicalResult importCastLike(const onnx::NodeProto &node);
   LogicalResult importConstantOfShape(const onnx::NodeProto &node);
   LogicalResult importRange(const onnx::NodeProto &node);
+  LogicalResult importFloatRange(const onnx::NodeProto &node, Type elementType);
   LogicalResult importWhere(const onnx::NodeProto &node);
   LogicalResult importTrilu(const onnx::NodeProto &node);
   LogicalResult importClip(const onnx::NodeProto &node);
@@ -170,6 +182,10 @@ std::string stringAttr(const onnx::NodeProto &node, llvm::StringRef name,
                        const std::string &fallback);
 std::optional<llvm::SmallVector<int64_t>> intsAttr(const onnx::NodeProto &node,
                                                    llvm::StringRef name);
+
+inline bool isUnsignedDType(std::optional<DType> dtype) {
+  return dtype == DType::U8 || dtype == DType::U16 || dtype == DType::U32 || dtype == DType::U64;
+}
 
 /// The contents of a (small) TensorProto as an attribute of `type`.
 FailureOr<mlir::DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto,

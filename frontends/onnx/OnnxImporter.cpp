@@ -138,6 +138,30 @@ FailureOr<Value> GraphImporter::tensor(const onnx::NodeProto &node, int index) {
   return materialize(**e);
 }
 
+bool GraphImporter::isUnsigned(const onnx::NodeProto &node, int index) {
+  auto found = hasInput(node, index) ? values.find(node.input(index)) : values.end();
+  return found != values.end() && found->second.isUnsigned;
+}
+
+void GraphImporter::propagateUnsigned(const onnx::NodeProto &node) {
+  static const llvm::StringSet<> retyping = {"Cast", "CastLike", "Shape", "Size", "Range",
+                                             "ConstantOfShape", "Constant"};
+  if (retyping.contains(node.op_type()))
+    return;
+  bool unsignedInput = false;
+  for (int i = 0; i < node.input_size(); ++i)
+    unsignedInput |= isUnsigned(node, i);
+  if (!unsignedInput)
+    return;
+  for (const std::string &output : node.output()) {
+    auto found = values.find(output);
+    if (found == values.end())
+      continue;
+    Type elementType = found->second.type().getElementType();
+    found->second.isUnsigned = isa<IntegerType>(elementType) && !elementType.isInteger(1);
+  }
+}
+
 bool GraphImporter::knowsInts(const onnx::NodeProto &node, int index) {
   auto found = hasInput(node, index) ? values.find(node.input(index)) : values.end();
   return found != values.end() && found->second.ints.has_value();
@@ -257,8 +281,9 @@ void GraphImporter::registerHandlers() {
   };
   add({"Constant"}, &GraphImporter::importConstant);
   add({"Sub", "Mul", "Div", "Pow", "Sqrt", "Erf", "Tanh", "Relu", "Gelu", "Exp", "Neg", "Log",
-       "Abs", "Sin", "Cos", "Reciprocal", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
-       "Not", "And", "Or", "Xor", "Equal", "Less", "Greater", "Max", "Min"},
+       "Abs", "Sin", "Cos", "Sinh", "Cosh", "Ceil", "Floor", "Reciprocal", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu",
+       "Not", "And", "Or", "Xor", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+       "Max", "Min"},
       &GraphImporter::importElementwise);
   add({"Add"}, &GraphImporter::importAdd);
   add({"MatMul"}, &GraphImporter::importMatMul);
@@ -267,14 +292,15 @@ void GraphImporter::registerHandlers() {
   add({"Trilu"}, &GraphImporter::importTrilu);
   add({"Clip"}, &GraphImporter::importClip);
   add({"Flatten"}, &GraphImporter::importFlatten);
-  add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "GlobalAveragePool",
-       "GlobalMaxPool"},
+  add({"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceSumSquare",
+       "GlobalAveragePool", "GlobalMaxPool"},
       &GraphImporter::importReduce);
   add({"Softmax", "LogSoftmax"}, &GraphImporter::importSoftmax);
   add({"LayerNormalization"}, &GraphImporter::importLayerNorm);
   add({"Shape"}, &GraphImporter::importShape);
   add({"Size"}, &GraphImporter::importSize);
   add({"Gather"}, &GraphImporter::importGather);
+  add({"GatherElements"}, &GraphImporter::importGatherElements);
   add({"Unsqueeze"}, &GraphImporter::importUnsqueeze);
   add({"Squeeze"}, &GraphImporter::importSqueeze);
   add({"Concat"}, &GraphImporter::importConcat);
@@ -283,6 +309,7 @@ void GraphImporter::registerHandlers() {
   add({"Split"}, &GraphImporter::importSplit);
   add({"Slice"}, &GraphImporter::importSlice);
   add({"Cast"}, &GraphImporter::importCast);
+  add({"CastLike"}, &GraphImporter::importCastLike);
   add({"ConstantOfShape"}, &GraphImporter::importConstantOfShape);
   add({"Range"}, &GraphImporter::importRange);
   add({"Expand"}, &GraphImporter::importExpand);
@@ -316,6 +343,7 @@ LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {
     e.intsElementType = elementType;
     e.scalar = shape.empty();
   }
+  e.isUnsigned = isUnsignedDType(dtype);
   values[proto.name()] = std::move(e);
   return success();
 }
@@ -348,7 +376,10 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &node) {
     return fail(node, "unsupported op");
   loc = NameLoc::get(builder.getStringAttr(node.name().empty() ? node.op_type() : node.name()));
   b.setLoc(loc);
-  return handler->second(node);
+  if (failed(handler->second(node)))
+    return failure();
+  propagateUnsigned(node);
+  return success();
 }
 
 llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
@@ -396,6 +427,11 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
     Value arg = body->getArgument(i);
     func.setArgAttr(i, kTensorNameAttr, builder.getStringAttr(input.name()));
     values[input.name()] = ImportedValue{arg, std::nullopt, false, {}, {}};
+    std::optional<DType> dtype = dtypeOfOnnx(input.type().tensor_type().elem_type());
+    if (isUnsignedDType(dtype)) {
+      values[input.name()].isUnsigned = true;
+      func.setArgAttr(i, kDTypeAttr, builder.getStringAttr(dtypeName(*dtype)));
+    }
     Ints sizes;
     SmallVector<Attribute> dimNames;
     for (auto [d, dim] : llvm::enumerate(input.type().tensor_type().shape().dim())) {
@@ -430,8 +466,12 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
   }
   func::ReturnOp::create(builder, loc, results);
   func.setType(builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
-  for (auto [i, output] : llvm::enumerate(graph.output()))
+  for (auto [i, output] : llvm::enumerate(graph.output())) {
     func.setResultAttr(i, kTensorNameAttr, builder.getStringAttr(output.name()));
+    std::optional<DType> dtype = dtypeOfOnnx(output.type().tensor_type().elem_type());
+    if (isUnsignedDType(dtype))
+      func.setResultAttr(i, kDTypeAttr, builder.getStringAttr(dtypeName(*dtype)));
+  }
   if (failed(verify(*module)))
     return fail(path + ": the imported IR does not verify (see the diagnostics above)");
   return module;

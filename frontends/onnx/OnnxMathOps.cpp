@@ -5,6 +5,7 @@
 
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Matchers.h"
+#include "llvm/ADT/StringSwitch.h"
 
 #include <cmath>
 
@@ -35,16 +36,26 @@ std::optional<double> splatConstant(Value value) {
   return static_cast<double>(attr.getSplatValue<APInt>().getSExtValue());
 }
 
-Value compare(OpBuilder &b, Location loc, StringRef op, Value lhs, Value rhs) {
+bool isComparison(StringRef op) {
+  return llvm::is_contained({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}, op);
+}
+
+Value compare(OpBuilder &b, Location loc, StringRef op, Value lhs, Value rhs, bool isUnsigned) {
   if (isa<FloatType>(lhs.getType())) {
-    auto predicate = op == "Equal"  ? arith::CmpFPredicate::OEQ
-                     : op == "Less" ? arith::CmpFPredicate::OLT
-                                    : arith::CmpFPredicate::OGT;
+    auto predicate = llvm::StringSwitch<arith::CmpFPredicate>(op)
+                         .Case("Equal", arith::CmpFPredicate::OEQ)
+                         .Case("Less", arith::CmpFPredicate::OLT)
+                         .Case("LessOrEqual", arith::CmpFPredicate::OLE)
+                         .Case("GreaterOrEqual", arith::CmpFPredicate::OGE)
+                         .Default(arith::CmpFPredicate::OGT);
     return arith::CmpFOp::create(b, loc, predicate, lhs, rhs);
   }
-  auto predicate = op == "Equal"  ? arith::CmpIPredicate::eq
-                   : op == "Less" ? arith::CmpIPredicate::slt
-                                  : arith::CmpIPredicate::sgt;
+  auto predicate = llvm::StringSwitch<arith::CmpIPredicate>(op)
+                       .Case("Equal", arith::CmpIPredicate::eq)
+                       .Case("Less", isUnsigned ? arith::CmpIPredicate::ult : arith::CmpIPredicate::slt)
+                       .Case("LessOrEqual", isUnsigned ? arith::CmpIPredicate::ule : arith::CmpIPredicate::sle)
+                       .Case("GreaterOrEqual", isUnsigned ? arith::CmpIPredicate::uge : arith::CmpIPredicate::sge)
+                       .Default(isUnsigned ? arith::CmpIPredicate::ugt : arith::CmpIPredicate::sgt);
   return arith::CmpIOp::create(b, loc, predicate, lhs, rhs);
 }
 
@@ -72,6 +83,14 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
     };
   if (op == "Sin")
     return [](OpBuilder &b, Location l, Value x) { return math::SinOp::create(b, l, x); };
+  if (op == "Sinh")
+    return [](OpBuilder &b, Location l, Value x) { return math::SinhOp::create(b, l, x); };
+  if (op == "Cosh")
+    return [](OpBuilder &b, Location l, Value x) { return math::CoshOp::create(b, l, x); };
+  if (op == "Ceil")
+    return [](OpBuilder &b, Location l, Value x) { return math::CeilOp::create(b, l, x); };
+  if (op == "Floor")
+    return [](OpBuilder &b, Location l, Value x) { return math::FloorOp::create(b, l, x); };
   if (op == "Cos")
     return [](OpBuilder &b, Location l, Value x) { return math::CosOp::create(b, l, x); };
   if (op == "Log")
@@ -145,12 +164,15 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
   return nullptr;
 }
 
-/// The scalar function of a binary elementwise op.
-std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op) {
-  bool isCompare = op == "Equal" || op == "Less" || op == "Greater";
-  if (isCompare)
-    return [op](OpBuilder &b, Location l, Value x, Value y) { return compare(b, l, op, x, y); };
-  return [op](OpBuilder &b, Location l, Value x, Value y) -> Value {
+/// The scalar function of a binary elementwise op; `isUnsigned` when its
+/// integer operands are.
+std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op,
+                                                                     bool isUnsigned) {
+  if (isComparison(op))
+    return [=](OpBuilder &b, Location l, Value x, Value y) {
+      return compare(b, l, op, x, y, isUnsigned);
+    };
+  return [=](OpBuilder &b, Location l, Value x, Value y) -> Value {
     bool isFloat = isa<FloatType>(x.getType());
     if (op == "Add")
       return TensorBuilder::addScalars(b, l, x, y);
@@ -158,8 +180,14 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
       return TensorBuilder::mulScalars(b, l, x, y);
     if (op == "Sub")
       return isFloat ? Value(arith::SubFOp::create(b, l, x, y)) : Value(arith::SubIOp::create(b, l, x, y));
+    if (op == "Div" && isUnsigned)
+      return arith::DivUIOp::create(b, l, x, y);
     if (op == "Div")
       return isFloat ? Value(arith::DivFOp::create(b, l, x, y)) : Value(arith::DivSIOp::create(b, l, x, y));
+    if (op == "Max" && isUnsigned)
+      return arith::MaxUIOp::create(b, l, x, y);
+    if (op == "Min" && isUnsigned)
+      return arith::MinUIOp::create(b, l, x, y);
     if (op == "Max")
       return isFloat ? Value(arith::MaximumFOp::create(b, l, x, y)) : Value(arith::MaxSIOp::create(b, l, x, y));
     if (op == "And")
@@ -186,6 +214,8 @@ LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
     setInts(node, 0, std::move(negated), x.scalar, x.type().getElementType());
     return success();
   }
+  if (op == "Abs" && isUnsigned(node, 0))
+    return importIdentity(node);
   if (auto body = unaryBody(node)) {
     FailureOr<Value> x = tensor(node, 0);
     if (failed(x))
@@ -200,6 +230,8 @@ LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
     return success();
   if (!error.empty())
     return failure();
+  if ((op == "Max" || op == "Min") && node.input_size() == 1)
+    return importIdentity(node);
   FailureOr<Value> x = tensor(node, 0), y = tensor(node, 1);
   if (failed(x) || failed(y))
     return failure();
@@ -216,14 +248,12 @@ LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
       }));
       return success();
     }
-    if (!isa<FloatType>(elementType))
-      return fail(node, "integer Pow is not supported");
-    if (cast<RankedTensorType>(y->getType()).getElementType() != elementType)
-      y = b.castElements(*y, elementType);
+    if (!isa<FloatType>(elementType) || cast<RankedTensorType>(y->getType()).getElementType() !=
+                                              elementType)
+      return importMixedPow(node, *x, *y), success();
   }
-  bool isCompare = op == "Equal" || op == "Less" || op == "Greater";
-  Type resultType = isCompare ? Type(builder.getI1Type()) : elementType;
-  auto body = binaryBody(op);
+  Type resultType = isComparison(op) ? Type(builder.getI1Type()) : elementType;
+  auto body = binaryBody(op, isUnsigned(node, 0));
   Value result = b.elementwise(ValueRange{*x, *y}, resultType,
                                [&](OpBuilder &nb, Location l, ValueRange args) {
                                  return body(nb, l, args[0], args[1]);
@@ -240,6 +270,29 @@ LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
   }
   setTensor(node, 0, result);
   return success();
+}
+
+/// Pow with an integer operand, in the base's type: integer powers exactly
+/// (math.ipowi), anything else in f64 then converted, as ONNX's reference does.
+void GraphImporter::importMixedPow(const onnx::NodeProto &node, Value base, Value exponent) {
+  Type baseType = cast<RankedTensorType>(base.getType()).getElementType();
+  Type exponentType = cast<RankedTensorType>(exponent.getType()).getElementType();
+  if (isa<IntegerType>(baseType) && baseType == exponentType) {
+    setTensor(node, 0, b.elementwise(ValueRange{base, exponent}, baseType,
+                                     [](OpBuilder &nb, Location l, ValueRange args) {
+                                       return math::IPowIOp::create(nb, l, args[0], args[1]);
+                                     }));
+    return;
+  }
+  Type f64 = builder.getF64Type();
+  bool unsignedBase = isUnsigned(node, 0);
+  Value wideBase = b.castElements(base, f64, unsignedBase);
+  Value wideExponent = b.castElements(exponent, f64, isUnsigned(node, 1));
+  Value power = b.elementwise(ValueRange{wideBase, wideExponent}, f64,
+                              [](OpBuilder &nb, Location l, ValueRange args) {
+                                return math::PowFOp::create(nb, l, args[0], args[1]);
+                              });
+  setTensor(node, 0, b.castElements(power, baseType, false, unsignedBase));
 }
 
 /// Add/Sub/Mul/Div/Equal on integer vectors known at import stay known, so
@@ -326,16 +379,27 @@ FailureOr<SmallVector<int64_t>> GraphImporter::reductionAxes(const onnx::NodePro
 }
 
 /// The start value and combiner of ReduceSum/Max/Min/Prod over `type`.
-static std::pair<TypedAttr, Combiner> reduction(Builder &builder, StringRef op, Type type) {
+static std::pair<TypedAttr, Combiner> reduction(Builder &builder, StringRef op, Type type,
+                                                bool isUnsigned) {
   bool isFloat = isa<FloatType>(type);
   auto extreme = [&](bool largest) -> TypedAttr {
     if (isFloat)
       return builder.getFloatAttr(type, largest ? std::numeric_limits<double>::infinity()
                                                 : -std::numeric_limits<double>::infinity());
     unsigned width = type.getIntOrFloatBitWidth();
+    if (isUnsigned)
+      return builder.getIntegerAttr(type, largest ? APInt::getMaxValue(width) : APInt(width, 0));
     return builder.getIntegerAttr(type, largest ? APInt::getSignedMaxValue(width)
                                                 : APInt::getSignedMinValue(width));
   };
+  if (op == "ReduceMax" && isUnsigned)
+    return {extreme(false), [](OpBuilder &b, Location l, Value e, Value acc) -> Value {
+              return arith::MaxUIOp::create(b, l, e, acc);
+            }};
+  if (op == "ReduceMin" && isUnsigned)
+    return {extreme(true), [](OpBuilder &b, Location l, Value e, Value acc) -> Value {
+              return arith::MinUIOp::create(b, l, e, acc);
+            }};
   if (op == "ReduceMax")
     return {extreme(false), [](OpBuilder &b, Location l, Value e, Value acc) -> Value {
               if (isa<FloatType>(e.getType()))
@@ -370,12 +434,21 @@ LogicalResult GraphImporter::importReduce(const onnx::NodeProto &node) {
   if (axes->empty())
     return setTensor(node, 0, *x), success();
   bool keepDims = global || intAttr(node, "keepdims", 1);
+  if (op == "ReduceSumSquare") {
+    Value squares = b.elementwise(*x, type.getElementType(), [](OpBuilder &nb, Location l, ValueRange args) {
+      return TensorBuilder::mulScalars(nb, l, args[0], args[0]);
+    });
+    auto [init, combine] = reduction(builder, "ReduceSum", type.getElementType(), false);
+    setTensor(node, 0, b.reduce(squares, *axes, keepDims, init, combine));
+    return success();
+  }
   if (op == "ReduceMean" || op == "GlobalAveragePool") {
     setTensor(node, 0, b.mean(*x, *axes, keepDims));
     return success();
   }
   auto [init, combine] =
-      reduction(builder, op == "GlobalMaxPool" ? "ReduceMax" : op, type.getElementType());
+      reduction(builder, op == "GlobalMaxPool" ? "ReduceMax" : op, type.getElementType(),
+                isUnsigned(node, 0));
   setTensor(node, 0, b.reduce(*x, *axes, keepDims, init, combine));
   return success();
 }
@@ -472,15 +545,14 @@ LogicalResult GraphImporter::importClip(const onnx::NodeProto &node) {
     inputs.push_back(*bound);
   }
   Type elementType = cast<RankedTensorType>(x->getType()).getElementType();
-  bool isFloat = isa<FloatType>(elementType);
+  auto largest = binaryBody("Max", isUnsigned(node, 0));
+  auto smallest = binaryBody("Min", isUnsigned(node, 0));
   setTensor(node, 0, b.elementwise(inputs, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
     Value result = args[0];
     if (hasMin)
-      result = isFloat ? Value(arith::MaximumFOp::create(nb, l, result, args[1]))
-                       : Value(arith::MaxSIOp::create(nb, l, result, args[1]));
+      result = largest(nb, l, result, args[1]);
     if (hasMax)
-      result = isFloat ? Value(arith::MinimumFOp::create(nb, l, result, args.back()))
-                       : Value(arith::MinSIOp::create(nb, l, result, args.back()));
+      result = smallest(nb, l, result, args.back());
     return result;
   }));
   return success();

@@ -7,6 +7,8 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
+#include <cmath>
+
 using namespace mlir;
 
 namespace peft {
@@ -23,18 +25,28 @@ static int64_t rankOf(Value value) {
 }
 
 LogicalResult GraphImporter::importIdentity(const onnx::NodeProto &node) {
-  // Dropout is the identity at inference; in training mode it is random.
+  // Dropout is the identity at inference, or with a ratio of 0; in training
+  // mode it is random.
   if (node.op_type() == "Dropout" && hasInput(node, 2)) {
     FailureOr<Ints> training = ints(node, 2);
     if (failed(training))
       return failure();
-    if (constantInts(*training) != SmallVector<int64_t>{0})
+    auto ratio = constantFloats(node, 1);
+    if (failed(ratio))
+      return failure();
+    bool keepsAll = *ratio && (*ratio)->size() == 1 && (**ratio)[0] == 0;
+    if (constantInts(*training) != SmallVector<int64_t>{0} && !keepsAll)
       return fail(node, "training-mode Dropout is not supported (it is random)");
   }
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
   values[node.output(0)] = **input;
+  if (node.op_type() == "Dropout" && node.output_size() > 1 && !node.output(1).empty()) {
+    // At inference every element is kept: the mask is all true.
+    Value x = materialize(values[node.output(0)]);
+    setTensor(node, 1, b.filled(b.dims(x), builder.getBoolAttr(true)));
+  }
   return success();
 }
 
@@ -57,6 +69,38 @@ LogicalResult GraphImporter::importSize(const onnx::NodeProto &node) {
   if (failed(x))
     return failure();
   setInts(node, 0, {b.product(b.dims(*x))}, /*scalar=*/true, builder.getI64Type());
+  return success();
+}
+
+/// out[i...] = data[i... with indices[i...] at axis]; a negative index counts
+/// from the end of the axis.
+LogicalResult GraphImporter::importGatherElements(const onnx::NodeProto &node) {
+  FailureOr<Value> data = tensor(node, 0), indices = tensor(node, 1);
+  if (failed(data) || failed(indices))
+    return failure();
+  int64_t rank = rankOf(*data);
+  std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rank);
+  if (!axis || rankOf(*indices) != rank)
+    return fail(node, "indices must have the data's rank and axis must be in range");
+  Type elementType = cast<RankedTensorType>(data->getType()).getElementType();
+  Value init = b.empty(b.dims(*indices), elementType);
+  Value axisSize = b.indexValue(b.dim(*data, *axis));
+  AffineMap identity = builder.getMultiDimIdentityMap(rank);
+  Value source = *data;
+  setTensor(node, 0, linalg::GenericOp::create(
+      builder, loc, init.getType(), *indices, init, ArrayRef<AffineMap>{identity, identity},
+      SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location l, ValueRange args) {
+        Value index = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
+        Value negative = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, index,
+                                               arith::ConstantIndexOp::create(nb, l, 0));
+        index = arith::SelectOp::create(nb, l, negative,
+                                        arith::AddIOp::create(nb, l, index, axisSize), index);
+        SmallVector<Value> coordinates;
+        for (int64_t d = 0; d < rank; ++d)
+          coordinates.push_back(d == *axis ? index : Value(linalg::IndexOp::create(nb, l, d)));
+        linalg::YieldOp::create(nb, l, tensor::ExtractOp::create(nb, l, source, coordinates).getResult());
+      }).getResult(0));
   return success();
 }
 
@@ -357,7 +401,7 @@ LogicalResult GraphImporter::importSplit(const onnx::NodeProto &node) {
     offsets[*axis] = offset;
     sizes[*axis] = size;
     Ints strides(rank, builder.getIndexAttr(1));
-    setTensor(node, i, tensor::ExtractSliceOp::create(builder, loc, *x, offsets, sizes, strides));
+    setTensor(node, i, b.extractSlice(*x, offsets, sizes, strides));
     offset = b.add(offset, size);
   }
   return success();
@@ -440,10 +484,19 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
       return success();
     }
   }
-  Value sliced = tensor::ExtractSliceOp::create(builder, loc, materialize(**input), offsets,
-                                                sizes, strides);
-  b.recordSizes(sliced, sizes);
+  Value sliced = b.extractSlice(materialize(**input), offsets, sizes, strides);
   setTensor(node, 0, reversed.empty() ? sliced : reverse(b, sliced, reversed));
+  return success();
+}
+
+LogicalResult GraphImporter::importCastLike(const onnx::NodeProto &node) {
+  FailureOr<ImportedValue *> like = entry(node, 1);
+  FailureOr<Value> x = tensor(node, 0);
+  if (failed(like) || failed(x))
+    return failure();
+  setTensor(node, 0, b.castElements(*x, (*like)->type().getElementType(), isUnsigned(node, 0),
+                                    (*like)->isUnsigned));
+  values[node.output(0)].isUnsigned = (*like)->isUnsigned;
   return success();
 }
 
@@ -451,16 +504,21 @@ LogicalResult GraphImporter::importCast(const onnx::NodeProto &node) {
   std::optional<DType> dtype = dtypeOfOnnx(intAttr(node, "to", 0));
   Type to = dtype ? elementTypeOf(*dtype, context) : Type();
   if (!to)
-    return fail(node, "unsupported target type " + llvm::Twine(intAttr(node, "to", 0)));
+    return fail(node, "unsupported target type " +
+                          onnx::TensorProto::DataType_Name(
+                              static_cast<onnx::TensorProto::DataType>(intAttr(node, "to", 0))));
   if (knowsInts(node, 0) && to.isInteger() && !to.isInteger(1)) {
     ImportedValue known = values[node.input(0)];
     setInts(node, 0, *known.ints, known.scalar, to);
+    values[node.output(0)].isUnsigned = isUnsignedDType(dtype);
     return success();
   }
   FailureOr<Value> x = tensor(node, 0);
   if (failed(x))
     return failure();
-  setTensor(node, 0, b.castElements(*x, to));
+  bool toUnsigned = isUnsignedDType(dtype);
+  setTensor(node, 0, b.castElements(*x, to, isUnsigned(node, 0), toUnsigned));
+  values[node.output(0)].isUnsigned = toUnsigned;
   return success();
 }
 
@@ -492,22 +550,51 @@ LogicalResult GraphImporter::importConstantOfShape(const onnx::NodeProto &node) 
   return success();
 }
 
+/// Range of floating-point constants: the elements start + i·delta, computed
+/// at compile time.
+LogicalResult GraphImporter::importFloatRange(const onnx::NodeProto &node, Type elementType) {
+  SmallVector<double> bounds;
+  for (int i = 0; i < 3; ++i) {
+    auto value = constantFloats(node, i);
+    if (failed(value))
+      return failure();
+    if (!*value || (*value)->size() != 1)
+      return fail(node, "start, limit and delta must be scalars");
+    bounds.push_back((**value)[0]);
+  }
+  double start = bounds[0], limit = bounds[1], delta = bounds[2];
+  if (delta == 0)
+    return fail(node, "delta must not be 0");
+  int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
+  SmallVector<APFloat> elements;
+  for (int64_t i = 0; i < count; ++i) {
+    APFloat element(start + i * delta);
+    bool lost;
+    element.convert(cast<FloatType>(elementType).getFloatSemantics(), APFloat::rmNearestTiesToEven,
+                    &lost);
+    elements.push_back(element);
+  }
+  auto type = RankedTensorType::get({count}, elementType);
+  setTensor(node, 0, arith::ConstantOp::create(builder, loc, DenseElementsAttr::get(type, elements)));
+  return success();
+}
+
 LogicalResult GraphImporter::importRange(const onnx::NodeProto &node) {
-  FailureOr<Value> startTensor = tensor(node, 0);
-  if (failed(startTensor))
+  FailureOr<ImportedValue *> startEntry = entry(node, 0);
+  if (failed(startEntry))
     return failure();
-  Type elementType = cast<RankedTensorType>(startTensor->getType()).getElementType();
-  if (!elementType.isInteger(64))
-    return fail(node, "only int64 ranges are supported");
+  Type elementType = (*startEntry)->type().getElementType();
+  if (isa<FloatType>(elementType))
+    return importFloatRange(node, elementType);
   FailureOr<Ints> start = ints(node, 0), limit = ints(node, 1), delta = ints(node, 2);
   if (failed(start) || failed(limit) || failed(delta))
     return failure();
   std::optional<int64_t> step = getConstantIntValue((*delta)[0]);
-  if (!step || *step <= 0)
-    return fail(node, "delta must be a positive constant");
-  OpFoldResult span = b.sub((*limit)[0], (*start)[0]);
-  OpFoldResult count = b.div(b.add(span, builder.getIndexAttr(*step - 1)),
-                             builder.getIndexAttr(*step));
+  if (!step || *step == 0)
+    return fail(node, "delta must be a non-zero constant");
+  // max(0, ceil((limit - start) / delta)) elements.
+  OpFoldResult span = *step > 0 ? b.sub((*limit)[0], (*start)[0]) : b.sub((*start)[0], (*limit)[0]);
+  OpFoldResult count = b.max(builder.getIndexAttr(0), b.ceilDiv(span, std::abs(*step)));
   if (std::optional<int64_t> constantCount = getConstantIntValue(count);
       constantCount && *constantCount <= kMaxInlineElements) {
     Ints elements;

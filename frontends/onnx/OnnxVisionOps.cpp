@@ -212,7 +212,8 @@ LogicalResult GraphImporter::importPool(const onnx::NodeProto &node) {
   bool isMax = node.op_type() == "MaxPool";
   bool wantsIndices = isMax && node.output_size() > 1 && !node.output(1).empty();
   bool columnMajor = intAttr(node, "storage_order", 0) == 1;
-  if (!isa<FloatType>(elementType))
+  bool isFloat = isa<FloatType>(elementType), isUnsignedInput = isUnsigned(node, 0);
+  if (!isFloat && !isMax)
     return fail(node, "only floating-point inputs are supported");
   int64_t rank = kernel->size();
   SmallVector<int64_t> spatial(inputType.getShape().drop_front(2)), extra;
@@ -220,9 +221,14 @@ LogicalResult GraphImporter::importPool(const onnx::NodeProto &node) {
     extra.push_back(std::max<int64_t>(0, (window->outSizes[d] - 1) * window->strides[d] +
                                              window->span(d) - spatial[d] - window->pads[d] -
                                              window->pads[rank + d]));
-  double lowest = -std::numeric_limits<double>::infinity();
-  Value padded = padSpatial(builder, loc, *input, window->pads, extra,
-                            builder.getFloatAttr(elementType, isMax ? lowest : 0.0));
+  // Padding never wins a maximum: -inf, or the smallest integer.
+  TypedAttr padValue = builder.getZeroAttr(elementType);
+  if (isMax && isFloat)
+    padValue = builder.getFloatAttr(elementType, -std::numeric_limits<double>::infinity());
+  else if (isMax && !isUnsignedInput)
+    padValue = builder.getIntegerAttr(
+        elementType, APInt::getSignedMinValue(elementType.getIntOrFloatBitWidth()));
+  Value padded = padSpatial(builder, loc, *input, window->pads, extra, padValue);
 
   int64_t loops = 2 + 2 * rank;
   auto dim = [&](int64_t d) { return getAffineDimExpr(d, context); };
@@ -238,7 +244,7 @@ LogicalResult GraphImporter::importPool(const onnx::NodeProto &node) {
   Ints kernelSizes;
   for (int64_t k : *kernel)
     kernelSizes.push_back(builder.getIndexAttr(k));
-  SmallVector<Value> inits = {b.filled(outSizes, builder.getFloatAttr(elementType, isMax ? lowest : 0.0))};
+  SmallVector<Value> inits = {b.filled(outSizes, padValue)};
   if (wantsIndices)
     inits.push_back(b.filled(outSizes, builder.getI64IntegerAttr(0)));
   SmallVector<AffineMap> maps = {AffineMap::get(loops, 0, in, context),
@@ -254,8 +260,16 @@ LogicalResult GraphImporter::importPool(const onnx::NodeProto &node) {
           linalg::YieldOp::create(nb, l, arith::AddFOp::create(nb, l, args[2], args[0]).getResult());
           return;
         }
-        if (!wantsIndices) {
-          linalg::YieldOp::create(nb, l, arith::MaximumFOp::create(nb, l, args[2], args[0]).getResult());
+        Value greater =
+            isFloat ? Value(arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, args[0], args[2]))
+                    : Value(arith::CmpIOp::create(nb, l,
+                                                  isUnsignedInput ? arith::CmpIPredicate::ugt
+                                                                  : arith::CmpIPredicate::sgt,
+                                                  args[0], args[2]));
+        Value larger = arith::SelectOp::create(nb, l, greater, args[0], args[2]);
+        if (!wantsIndices) { // maximumf: a NaN in the window wins, as in np.max.
+          linalg::YieldOp::create(
+              nb, l, isFloat ? Value(arith::MaximumFOp::create(nb, l, args[2], args[0])) : larger);
           return;
         }
         // flat = ((n·C + c)·H + h)·W + w (column-major: ((n·C + c)·W + w)·H + h)
@@ -278,9 +292,7 @@ LogicalResult GraphImporter::importPool(const onnx::NodeProto &node) {
               position);
         }
         Value index = arith::IndexCastOp::create(nb, l, nb.getI64Type(), flat);
-        Value greater = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, args[0], args[2]);
-        linalg::YieldOp::create(nb, l, ValueRange{arith::SelectOp::create(nb, l, greater, args[0], args[2]),
-                                                  arith::SelectOp::create(nb, l, greater, index, args[3])});
+        linalg::YieldOp::create(nb, l, ValueRange{larger, arith::SelectOp::create(nb, l, greater, index, args[3])});
       });
   Value result = pool.getResult(0);
   b.recordSizes(result, outSizes);

@@ -345,10 +345,11 @@ Value TensorBuilder::elementwise(ValueRange inputs, Type elementType, ScalarBody
       .getResult(0);
 }
 
-Value TensorBuilder::castElements(Value input, Type to) {
+Value TensorBuilder::castElements(Value input, Type to, bool fromUnsigned, bool toUnsigned) {
   Type from = cast<RankedTensorType>(input.getType()).getElementType();
   if (from == to)
     return input;
+  fromUnsigned |= from.isInteger(1);
   return elementwise(input, to, [&](OpBuilder &b, Location l, ValueRange args) -> Value {
     Value x = args[0];
     bool fromFloat = isa<FloatType>(from), toFloat = isa<FloatType>(to);
@@ -364,13 +365,14 @@ Value TensorBuilder::castElements(Value input, Type to) {
                                    arith::ConstantOp::create(b, l, b.getIntegerAttr(from, 0)));
     }
     if (fromFloat)
-      return arith::FPToSIOp::create(b, l, to, x);
+      return toUnsigned ? Value(arith::FPToUIOp::create(b, l, to, x))
+                        : Value(arith::FPToSIOp::create(b, l, to, x));
     if (toFloat)
-      return from.isInteger(1) ? Value(arith::UIToFPOp::create(b, l, to, x))
-                               : Value(arith::SIToFPOp::create(b, l, to, x));
+      return fromUnsigned ? Value(arith::UIToFPOp::create(b, l, to, x))
+                          : Value(arith::SIToFPOp::create(b, l, to, x));
     if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
-      return from.isInteger(1) ? Value(arith::ExtUIOp::create(b, l, to, x))
-                               : Value(arith::ExtSIOp::create(b, l, to, x));
+      return fromUnsigned ? Value(arith::ExtUIOp::create(b, l, to, x))
+                          : Value(arith::ExtSIOp::create(b, l, to, x));
     return arith::TruncIOp::create(b, l, to, x);
   });
 }
@@ -445,6 +447,17 @@ Value TensorBuilder::mean(Value x, ArrayRef<int64_t> axes, bool keepDims) {
   return elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
     return arith::DivFOp::create(nb, l, args[0], countFloat);
   });
+}
+
+Value TensorBuilder::extractSlice(Value input, const Ints &offsets, const Ints &sizes,
+                                  const Ints &strides) {
+  // tensor.extract_slice rejects any offset into a dimension of size 0.
+  Type elementType = cast<RankedTensorType>(input.getType()).getElementType();
+  if (llvm::any_of(sizes, [](OpFoldResult size) { return getConstantIntValue(size) == 0; }))
+    return empty(sizes, elementType);
+  Value slice = tensor::ExtractSliceOp::create(builder, loc, input, offsets, sizes, strides);
+  recordSizes(slice, sizes);
+  return slice;
 }
 
 Value TensorBuilder::insertUnitDims(Value input, ArrayRef<int64_t> axes) {

@@ -73,13 +73,18 @@ public:
   /// result shape (Expand).
   mlir::Value elementwise(mlir::ValueRange inputs, mlir::Type elementType, ScalarBody body,
                           std::optional<Ints> resultSizes = std::nullopt);
-  /// Converts the elements to `elementType` with ONNX Cast semantics.
-  mlir::Value castElements(mlir::Value input, mlir::Type elementType);
+  /// Converts the elements to `elementType` with ONNX Cast semantics; the
+  /// flags say which integers are unsigned (the IR's are signless).
+  mlir::Value castElements(mlir::Value input, mlir::Type elementType, bool fromUnsigned = false,
+                           bool toUnsigned = false);
   /// Reduces `axes` (sorted, non-negative) with `combine`, starting from `init`.
   mlir::Value reduce(mlir::Value input, llvm::ArrayRef<int64_t> axes, bool keepDims,
                      mlir::TypedAttr init, Combiner combine);
   /// The mean over `axes`, keeping them as size-1 dimensions when `keepDims`.
   mlir::Value mean(mlir::Value x, llvm::ArrayRef<int64_t> axes, bool keepDims);
+  /// The elements of `input` at offsets + i·strides, i < sizes.
+  mlir::Value extractSlice(mlir::Value input, const Ints &offsets, const Ints &sizes,
+                           const Ints &strides);
   /// Inserts size-1 dimensions at `axes` (positions in the result).
   mlir::Value insertUnitDims(mlir::Value input, llvm::ArrayRef<int64_t> axes);
   /// Removes size-1 dimensions at `axes`.

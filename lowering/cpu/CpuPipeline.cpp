@@ -26,7 +26,8 @@ static constexpr llvm::StringLiteral kBufferize =
     "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
     "canonicalize";
 static constexpr llvm::StringLiteral kToLlvm =
-    "expand-strided-metadata,lower-affine,finalize-memref-to-llvm,"
+    "convert-math-to-funcs,arith-expand{include-bf16=true},expand-strided-metadata,lower-affine,"
+    "finalize-memref-to-llvm,"
     "convert-math-to-libm,convert-vector-to-llvm,convert-math-to-llvm,"
     "convert-arith-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs ONNX's backend tests (Debian's libonnx-testdata) through peftc and
-peft-run, and reports each test as pass / mismatch / unsupported / error.
+peft-run, and reports each test as pass / mismatch / unsupported / error /
+invalid (test data that contradicts the model's declared shapes).
 
     run_onnx_tests.py [--bin build/bin] [--suite node ...] [--filter REGEX]
                       [--report REPORT.md] [--expect PASSING.txt] [--jobs N]
@@ -44,7 +45,8 @@ def read_tensors(directory, prefix):
         proto = onnx.TensorProto()
         with open(path, "rb") as f:
             proto.ParseFromString(f.read())
-        tensors.append(numpy_helper.to_array(proto))
+        # ONNX 1.12's numpy_helper returns bfloat16 bit patterns unshaped.
+        tensors.append(numpy_helper.to_array(proto).reshape(tuple(proto.dims)))
     return tensors
 
 
@@ -149,9 +151,16 @@ def compile_and_compare(directory, suite, bin_dir):
         initializers = {i.name for i in model.graph.initializer}
         input_names = [i.name for i in model.graph.input if i.name not in initializers]
         output_names = [o.name for o in model.graph.output]
+        declared = {i.name: [d.dim_value if d.HasField("dim_value") else None
+                             for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
         for data_set in data_sets:
             fed = [(n, v) for n, v in zip(input_names, read_tensors(data_set, "input"))
                    if n not in frozen_names]
+            for input_name, value in fed:
+                dims = declared[input_name]
+                if len(dims) != value.ndim or any(d not in (None, s) for d, s in zip(dims, value.shape)):
+                    return finish("invalid", f"test data gives '{input_name}' shape "
+                                             f"{list(value.shape)}, the model declares {dims}")
             args = [f"{bin_dir}/peft-run", artifact, "--output-dir", os.path.join(work, "out")]
             for index, (input_name, value) in enumerate(fed):
                 path = os.path.join(work, f"input{index}.npy")
@@ -187,18 +196,19 @@ def write_report(path, results, suites):
              f"--report docs/conformance.md`.", "",
              f"Totals: {len(results)} tests, {totals['pass']} pass, {totals['mismatch']} mismatch, "
              f"{totals['unsupported']} unsupported, {totals['error']} error, "
+             f"{totals['invalid']} with test data that contradicts the model, "
              f"{totals['opset']} at an opset the version converter cannot bring into 13-21. "
              f"{sum(r.upgraded for r in results)} tests were upgraded from an older opset "
              f"({sum(r.upgraded and r.status == 'pass' for r in results)} of them pass); "
              f"{sum(r.frozen for r in results)} had inputs frozen.", "",
              "Each test counts for every op its model uses, so an op's row also counts tests",
              "that fail on another op (the expanded functions of loss ops, say).", "",
-             "| op | tests | pass | mismatch | unsupported | error | opset |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| op | tests | pass | mismatch | unsupported | error | invalid | opset |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for op in sorted(by_op):
         c = by_op[op]
         lines.append(f"| {op} | {sum(c.values())} | {c['pass']} | {c['mismatch']} | "
-                     f"{c['unsupported']} | {c['error']} | {c['opset']} |")
+                     f"{c['unsupported']} | {c['error']} | {c['invalid']} | {c['opset']} |")
     lines += ["", "## Tests that do not pass", "",
               "| test | status | detail |", "| --- | --- | --- |"]
     for r in sorted(results, key=lambda r: (r.suite, r.name)):

@@ -33,31 +33,36 @@ static int fail(const llvm::Twine &message) {
   return 1;
 }
 
+static constexpr std::pair<peft::DType, PeftDType> kDTypes[] = {
+    {peft::DType::F32, PEFT_F32}, {peft::DType::F16, PEFT_F16}, {peft::DType::BF16, PEFT_BF16},
+    {peft::DType::F64, PEFT_F64}, {peft::DType::I64, PEFT_I64}, {peft::DType::I32, PEFT_I32},
+    {peft::DType::I16, PEFT_I16}, {peft::DType::I8, PEFT_I8},   {peft::DType::U8, PEFT_U8},
+    {peft::DType::U16, PEFT_U16}, {peft::DType::U32, PEFT_U32}, {peft::DType::U64, PEFT_U64},
+    {peft::DType::Bool, PEFT_BOOL}};
+
 static PeftDType runtimeDType(peft::DType dtype) {
-  switch (dtype) {
-  case peft::DType::F32: return PEFT_F32;
-  case peft::DType::F16: return PEFT_F16;
-  case peft::DType::F64: return PEFT_F64;
-  case peft::DType::I64: return PEFT_I64;
-  case peft::DType::I32: return PEFT_I32;
-  case peft::DType::I8: return PEFT_I8;
-  case peft::DType::U8: return PEFT_U8;
-  default: return PEFT_BOOL;
-  }
+  for (auto [support, runtime] : kDTypes)
+    if (support == dtype)
+      return runtime;
+  return PEFT_BOOL;
 }
 
 static peft::DType supportDType(PeftDType dtype) {
-  switch (dtype) {
-  case PEFT_F32: return peft::DType::F32;
-  case PEFT_F16: return peft::DType::F16;
-  case PEFT_BF16: return peft::DType::BF16;
-  case PEFT_F64: return peft::DType::F64;
-  case PEFT_I64: return peft::DType::I64;
-  case PEFT_I32: return peft::DType::I32;
-  case PEFT_I8: return peft::DType::I8;
-  case PEFT_U8: return peft::DType::U8;
-  default: return peft::DType::Bool;
-  }
+  for (auto [support, runtime] : kDTypes)
+    if (runtime == dtype)
+      return support;
+  return peft::DType::Bool;
+}
+
+/// The runtime dtype of `array` bound to input `name`: .npy files have no
+/// bfloat16, so a BF16 input takes uint16 bit patterns.
+static PeftDType inputDType(const PeftModel *model, llvm::StringRef name,
+                            const peft::NpyArray &array) {
+  for (size_t i = 0; i < peft_model_num_inputs(model); ++i)
+    if (name == peft_model_input_name(model, i) && peft_model_input_dtype(model, i) == PEFT_BF16 &&
+        array.dtype == peft::DType::U16)
+      return PEFT_BF16;
+  return runtimeDType(array.dtype);
 }
 
 static int writeOutputs(PeftModel *model) {
@@ -118,7 +123,7 @@ int main(int argc, char **argv) {
       return fail(llvm::toString(array.takeError()));
     arrays.push_back(std::move(*array));
     const peft::NpyArray &input = arrays.back();
-    if (peft_model_set_input(model, name.str().c_str(), runtimeDType(input.dtype),
+    if (peft_model_set_input(model, name.str().c_str(), inputDType(model, name, input),
                              input.shape.size(), input.shape.data(), input.bytes.data()))
       return fail(path + ": " + peft_last_error());
   }
