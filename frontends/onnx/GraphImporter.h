@@ -146,6 +146,10 @@ private:
   LogicalResult importPool(const onnx::NodeProto &node);
   LogicalResult importBatchNorm(const onnx::NodeProto &node);
   LogicalResult importResize(const onnx::NodeProto &node);
+  LogicalResult spreadOverAxes(const onnx::NodeProto &node, int64_t rank,
+                               std::optional<SmallVector<double>> &roi,
+                               std::optional<SmallVector<double>> &scales,
+                               std::optional<SmallVector<int64_t>> &sizes);
 
   // Linear layers.
   LogicalResult importLinear(const onnx::NodeProto &node, Value input, ImportedValue &weight,

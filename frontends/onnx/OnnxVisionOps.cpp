@@ -413,6 +413,11 @@ std::optional<double> sourceCoordinate(const ResizeMode &m, double x, int64_t in
     return outWidth == 1 ? -0.5 : (x + 0.5) / scale - 0.5;
   if (c == "tf_half_pixel_for_nn")
     return (x + 0.5) / scale;
+  if (c == "half_pixel_symmetric") { // Opset 19: centred when sizes round.
+    double adjustment = std::floor(outWidth) / outWidth;
+    double offset = in / 2.0 * (1 - adjustment);
+    return offset + (x + 0.5) / scale - 0.5;
+  }
   if (c == "tf_crop_and_resize") {
     double source = outWidth == 1 ? (roiEnd - roiStart) * (in - 1) / 2
                                   : x * (roiEnd - roiStart) * (in - 1) / (outWidth - 1);
@@ -532,6 +537,59 @@ GraphImporter::constantFloats(const onnx::NodeProto &node, int index) {
   return std::optional<SmallVector<double>>(std::move(values));
 }
 
+/// Resize's scales, sizes and roi for every dimension: opset 18 may give
+/// them for `axes` only, and may ask to keep the aspect ratio of `sizes`.
+LogicalResult GraphImporter::spreadOverAxes(const onnx::NodeProto &node, int64_t rank,
+                                            std::optional<SmallVector<double>> &roi,
+                                            std::optional<SmallVector<double>> &scales,
+                                            std::optional<SmallVector<int64_t>> &sizes) {
+  SmallVector<int64_t> axes =
+      intsAttr(node, "axes").value_or(llvm::to_vector(llvm::seq<int64_t>(0, rank)));
+  for (int64_t &axis : axes)
+    axis = axis < 0 ? axis + rank : axis;
+  size_t count = axes.size();
+  if (bool(scales) == bool(sizes) || (scales ? scales->size() : sizes->size()) != count ||
+      (roi && roi->size() != 2 * count))
+    return fail(node, "needs either scales or sizes, one value per resized axis");
+  std::string policy = stringAttr(node, "keep_aspect_ratio_policy", "stretch");
+  auto inputType = cast<RankedTensorType>(values[node.input(0)].type());
+  if (sizes && policy != "stretch") {
+    // One scale for all axes, the smaller (not_larger) or larger of the ratios.
+    double scale = policy == "not_larger" ? std::numeric_limits<double>::infinity() : 0;
+    for (auto [axis, size] : llvm::zip(axes, *sizes)) {
+      double ratio = static_cast<double>(size) / inputType.getDimSize(axis);
+      scale = policy == "not_larger" ? std::min(scale, ratio) : std::max(scale, ratio);
+    }
+    for (auto [axis, size] : llvm::zip(axes, *sizes))
+      size = static_cast<int64_t>(std::round(scale * inputType.getDimSize(axis)));
+  }
+  auto spread = [&](auto &given, auto fill) {
+    if (!given || count == static_cast<size_t>(rank))
+      return;
+    std::remove_reference_t<decltype(*given)> all(rank, fill);
+    for (auto [i, axis] : llvm::enumerate(axes))
+      all[axis] = (*given)[i];
+    given = std::move(all);
+  };
+  spread(scales, 1.0);
+  if (sizes && count != static_cast<size_t>(rank)) {
+    SmallVector<int64_t> all(inputType.getShape());
+    for (auto [i, axis] : llvm::enumerate(axes))
+      all[axis] = (*sizes)[i];
+    sizes = std::move(all);
+  }
+  if (roi && count != static_cast<size_t>(rank)) {
+    SmallVector<double> all(rank, 0.0);
+    all.append(rank, 1.0);
+    for (auto [i, axis] : llvm::enumerate(axes)) {
+      all[axis] = (*roi)[i];
+      all[rank + axis] = (*roi)[count + i];
+    }
+    roi = std::move(all);
+  }
+  return success();
+}
+
 /// Resize as one linalg.generic over [out..., taps of each resized
 /// dimension...]: out = Σ Π weight_d · x[index_d...], the index and weight
 /// tables computed at compile time. Dimensions that keep their size read
@@ -545,9 +603,8 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
   int64_t rank = inputType.getRank();
   if (!isa<FloatType>(elementType))
     return fail(node, "only floating-point inputs are supported");
-  if (findAttr(node, "axes") || stringAttr(node, "keep_aspect_ratio_policy", "stretch") != "stretch" ||
-      intAttr(node, "antialias", 0))
-    return fail(node, "axes, keep_aspect_ratio_policy and antialias are not supported");
+  if (intAttr(node, "antialias", 0))
+    return fail(node, "antialias is not supported");
   ResizeMode m{stringAttr(node, "mode", "nearest"),
                stringAttr(node, "coordinate_transformation_mode", "half_pixel"),
                stringAttr(node, "nearest_mode", "round_prefer_floor"),
@@ -558,9 +615,8 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
   auto sizes = constantList(node, 3);
   if (failed(roi) || failed(scales) || failed(sizes))
     return failure();
-  if (bool(*scales) == bool(*sizes) ||
-      (*scales ? (*scales)->size() : (*sizes)->size()) != static_cast<size_t>(rank))
-    return fail(node, "needs either scales or sizes, one value per dimension");
+  if (failed(spreadOverAxes(node, rank, *roi, *scales, *sizes)))
+    return failure();
   bool crop = m.coordinates == "tf_crop_and_resize";
   if (crop && (!*roi || (*roi)->size() != static_cast<size_t>(2 * rank)))
     return fail(node, "tf_crop_and_resize needs an roi with two values per dimension");
@@ -572,7 +628,7 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
     int64_t in = inputType.getDimSize(d);
     double scale = *scales ? (**scales)[d] : 0;
     double start = crop ? (**roi)[d] : 0, end = crop ? (**roi)[rank + d] : 1;
-    bool keepsSize = (*scales ? scale == 1 : (!ShapedType::isDynamic(in) && (**sizes)[d] == in)) &&
+    bool keepsSize = (*scales ? scale == 1 : (**sizes)[d] == in) &&
                      (!crop || (start == 0 && end == 1) || in == 1);
     if (keepsSize) {
       outShape.push_back(in);
