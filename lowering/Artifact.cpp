@@ -74,12 +74,16 @@ llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
     auto name = attrs ? attrs.getAs<StringAttr>(kWeightNameAttr) : StringAttr();
     if (!name)
       continue;
-    auto view = readWeightBytes(entry.getContext(),
-                                cast<RankedTensorType>(entry.getArgument(i).getType()),
-                                name.getValue(), attrs.getAs<StringAttr>(kWeightFileAttr),
+    auto type = cast<RankedTensorType>(entry.getArgument(i).getType());
+    auto view = readWeightBytes(entry.getContext(), type, name.getValue(),
+                                attrs.getAs<StringAttr>(kWeightFileAttr),
                                 attrs.getAs<ElementsAttr>(kWeightValueAttr), storages[i]);
     if (!view)
       return view.takeError();
+    // Stored as the manifest describes it: unsigned weights are signless in
+    // the IR, and the bits are the same.
+    if (std::optional<DType> declared = dtypeOf(type.getElementType()))
+      view->dtype = *declared;
     if (!tensors.emplace(name.str(), *view).second)
       return artifactError("two different weights are both named '" + name.getValue() + "'");
   }

@@ -239,6 +239,9 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
     if (!view.isFloat())
       return fail(file + ": tensor '" + key + "' has dtype " + dtypeName(view.dtype) +
                   "; LoRA weights must be F32, F16, BF16 or F64");
+    if (view.shape.size() >= 3) // Conv2d's LoRA: [r, in, kh, kw] and [out, r, 1, 1].
+      return fail(file + ": tensor '" + key + "' has shape " + formatShape(view.shape) +
+                  ": LoRA on convolution layers is not supported yet");
     if (view.shape.size() != 2)
       return fail(file + ": tensor '" + key + "' has shape " +
                   formatShape(view.shape) + "; LoRA weights are matrices");

@@ -211,6 +211,18 @@ void GraphImporter::setInts(const onnx::NodeProto &node, int index, Ints element
 // Constants
 //===----------------------------------------------------------------------===//
 
+/// The elements of `view` as an attribute of `type`.
+static FailureOr<DenseElementsAttr> denseFromView(const TensorView &view, RankedTensorType type) {
+  if (view.numElements() != type.getNumElements())
+    return failure();
+  if (type.getElementType().isInteger(1)) {
+    SmallVector<bool> bits(view.data, view.data + view.byteSize);
+    return DenseElementsAttr::get(type, ArrayRef<bool>(bits));
+  }
+  ArrayRef<char> bytes(reinterpret_cast<const char *>(view.data), view.byteSize);
+  return DenseElementsAttr::getFromRawBuffer(type, bytes);
+}
+
 FailureOr<DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto,
                                                   RankedTensorType type) {
   // Reuse the initializer reader for raw and typed fields alike.
@@ -222,15 +234,7 @@ FailureOr<DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto
     llvm::consumeError(source.takeError());
     return failure();
   }
-  const TensorView *view = (*source)->find("value");
-  if (view->numElements() != type.getNumElements())
-    return failure();
-  if (type.getElementType().isInteger(1)) {
-    SmallVector<bool> bits(view->data, view->data + view->byteSize);
-    return DenseElementsAttr::get(type, ArrayRef<bool>(bits));
-  }
-  ArrayRef<char> bytes(reinterpret_cast<const char *>(view->data), view->byteSize);
-  return DenseElementsAttr::getFromRawBuffer(type, bytes);
+  return denseFromView(*(*source)->find("value"), type);
 }
 
 /// The tensor a Constant node holds, whichever attribute carries it.
@@ -333,7 +337,14 @@ LogicalResult GraphImporter::addInitializer(const onnx::TensorProto &proto) {
   e.weightName = proto.name();
   e.weightType = type;
   if (type.getNumElements() <= kMaxInlineElements) {
-    FailureOr<DenseElementsAttr> value = denseFromTensorProto(proto, type);
+    // Initializers read through the model's weight source, which resolves
+    // external data; Constant nodes' values are always in the node.
+    auto *dialect = context->getLoadedDialect<PeftDialect>();
+    auto view = dialect->getWeightStore().lookup(path, proto.name());
+    FailureOr<DenseElementsAttr> value =
+        view ? denseFromView(*view, type) : denseFromTensorProto(proto, type);
+    if (!view)
+      llvm::consumeError(view.takeError());
     if (failed(value)) {
       error = path + ": initializer '" + proto.name() + "' cannot be read";
       return failure();
