@@ -16,9 +16,23 @@ using namespace peft;
 namespace {
 
 /// Splits "DIR=NAME" into its parts; the name defaults to "default", as in PEFT.
-std::pair<std::string, std::string> parseAdapterSpec(StringRef spec) {
-  auto [directory, name] = spec.split('=');
-  return {directory.str(), name.empty() ? "default" : name.str()};
+/// DIR[=NAME][:WEIGHT]: where the adapter is, what the IR calls it, and the
+/// weight of its delta in the combination of all adapters (1 by default).
+struct AdapterSpec {
+  std::string directory, name;
+  double weight = 1;
+};
+
+FailureOr<AdapterSpec> parseAdapterSpec(StringRef spec) {
+  AdapterSpec parsed;
+  auto [location, weight] = spec.rsplit(':'); // No ':': location is the spec.
+  bool hasWeight = location.size() != spec.size();
+  if (hasWeight && (location.empty() || weight.getAsDouble(parsed.weight)))
+    return failure();
+  auto [directory, name] = location.split('=');
+  parsed.directory = directory.str();
+  parsed.name = name.empty() ? "default" : name.str();
+  return parsed;
 }
 
 /// The layers of the model by module path.
@@ -62,15 +76,22 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       layers[layer.getModulePath()] = layer;
     });
     for (const std::string &spec : adapters) {
-      auto [directory, name] = parseAdapterSpec(spec);
-      auto adapter = readHfPeftAdapter(directory, name);
+      FailureOr<AdapterSpec> parsed = parseAdapterSpec(spec);
+      if (failed(parsed)) {
+        getOperation().emitError("adapter '")
+            << spec << "': expected DIR[=NAME][:WEIGHT], WEIGHT a number";
+        return signalPassFailure();
+      }
+      auto adapter = readHfPeftAdapter(parsed->directory, parsed->name);
       if (!adapter) {
         getOperation().emitError(llvm::toString(adapter.takeError()));
         return signalPassFailure();
       }
-      for (const LoraModule &module : adapter->modules)
+      for (LoraModule &module : adapter->modules) {
+        module.scale *= parsed->weight; // The exact weighted sum of the deltas.
         if (failed(attach(*adapter, module, layers)))
           return signalPassFailure();
+      }
     }
   }
 

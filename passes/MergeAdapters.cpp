@@ -70,15 +70,9 @@ llvm::Expected<std::vector<float>> readOperand(Value value, StringRef role) {
   return weight.readFloat32();
 }
 
-/// Copies the f32 base weight straight into the blob that will hold the
-/// merged one: the only copy of the weight the merge makes.
-LogicalResult copyBaseWeight(MergeJob &job) {
-  auto weight = job.linear.getWeight().getDefiningOp<WeightOp>();
-  if (!weight || !weight.getType().getElementType().isF32()) {
-    job.error = weight ? "merging into a non-f32 base weight is not supported yet"
-                       : "the base weight is not a constant weight";
-    return failure();
-  }
+/// Copies an f32 base weight straight into the blob that will hold the merged
+/// one: the only copy of the weight the merge makes.
+LogicalResult copyBaseWeight(MergeJob &job, WeightOp weight) {
   std::vector<uint8_t> storage;
   auto view = weight.read(storage);
   if (!view) {
@@ -90,12 +84,48 @@ LogicalResult copyBaseWeight(MergeJob &job) {
   return success();
 }
 
-/// Computes the merged weight of one job; runs on a worker thread.
+/// Rounds fp32 values to f16 or bf16 (nearest, ties to even) into `job.merged`.
+void storeNarrowed(MergeJob &job, ArrayRef<float> values, Type elementType) {
+  job.merged = HeapAsmResourceBlob::allocate(values.size() * sizeof(uint16_t), alignof(uint16_t));
+  auto *out = reinterpret_cast<uint16_t *>(job.merged.getMutableData().data());
+  const llvm::fltSemantics &semantics = cast<FloatType>(elementType).getFloatSemantics();
+  for (size_t i = 0; i < values.size(); ++i) {
+    APFloat value(values[i]);
+    bool lost;
+    value.convert(semantics, APFloat::rmNearestTiesToEven, &lost);
+    out[i] = static_cast<uint16_t>(value.bitcastToAPInt().getZExtValue());
+  }
+}
+
+/// Computes the merged weight of one job; runs on a worker thread. f16 and
+/// bf16 base weights are merged in fp32 and rounded back once.
 void computeMerge(MergeJob &job) {
   LinearOp linear = job.linear;
-  if (failed(copyBaseWeight(job)))
+  auto weightOp = linear.getWeight().getDefiningOp<WeightOp>();
+  Type elementType = linear.getWeight().getType().getElementType();
+  if (!weightOp) {
+    job.error = "the base weight is not a constant weight";
     return;
-  float *weight = reinterpret_cast<float *>(job.merged.getMutableData().data());
+  }
+  if (!elementType.isF32() && !elementType.isF16() && !elementType.isBF16()) {
+    job.error = "merging into a base weight of another type than f32, f16 or bf16";
+    return;
+  }
+  std::vector<float> wide;
+  float *weight = nullptr;
+  if (elementType.isF32()) {
+    if (failed(copyBaseWeight(job, weightOp)))
+      return;
+    weight = reinterpret_cast<float *>(job.merged.getMutableData().data());
+  } else {
+    auto values = weightOp.readFloat32();
+    if (!values) {
+      job.error = llvm::toString(values.takeError());
+      return;
+    }
+    wide = std::move(*values);
+    weight = wide.data();
+  }
   int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
   for (LoraOp lora : job.loras) {
     auto a = readOperand(lora.getLoraA(), "lora_A");
@@ -109,6 +139,8 @@ void computeMerge(MergeJob &job) {
     addLowRankProduct(weight, linear.getWeightInOut(), *a, *b, rank, in, out,
                       lora.getScale().convertToFloat());
   }
+  if (!elementType.isF32())
+    storeNarrowed(job, wide, elementType);
 }
 
 ElementsAttr makeWeightValue(RankedTensorType type, AsmResourceBlob blob,

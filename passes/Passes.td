@@ -11,14 +11,17 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     adapter names, and inserts a `peft.lora` on its output. The adapter's
     matrices become `peft.weight` ops that reference the safetensors file, so
     nothing is copied. Adapters attached to the same layer chain: their outputs
-    add, as in PEFT.
+    add, as in PEFT. `DIR:WEIGHT` weighs an adapter's delta (its scale is
+    multiplied by WEIGHT), so several adapters combine as the exact weighted
+    sum `Σ w_i·s_i·B_i·A_i` (PEFT's "linear" combination without its
+    cross terms).
 
     Errors name the tensor and the module: a module the model lacks, or A/B
     shapes that disagree with the layer.
   }];
   let options = [
     ListOption<"adapters", "adapters", "std::string",
-               "Adapter directories, each DIR or DIR=NAME">,
+               "Adapter directories, each DIR[=NAME][:WEIGHT]">,
   ];
   let dependentDialects = ["peft::PeftDialect"];
 }
@@ -28,7 +31,9 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
   let description = [{
     Replaces each chain `peft.lora(... peft.lora(peft.linear(x, W, b)))` by a
     single `peft.linear(x, W', b)` with `W' = W + Σ scale·B·A`, computed in
-    fp32, one layer per thread. The merged weight is held as a `dense` value
+    fp32, one layer per thread; an f16 or bf16 base weight (under adapters of
+    any float type) is widened, merged and rounded back once to its type
+    (nearest, ties to even). The merged weight is held as a `dense` value
     when small and as a `dense_resource` blob otherwise. An adapter that cannot
     be merged stays, and the pass says why in a remark.
   }];

@@ -23,6 +23,13 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
   return %y : tensor<?x3xf32>
 }
 
+// A weight scales an adapter's delta: the weighted sum of two adapters.
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/first:0.25,%t/second=style:-2" | FileCheck %s --check-prefix=WEIGHTED
+// WEIGHTED: peft.lora "default" {{.*}} {scale = 5.000000e-01 : f32}
+// WEIGHTED: peft.lora "style" {{.*}} {scale = -2.000000e+00 : f32}
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/first:heavy" 2>&1 | FileCheck %s --check-prefix=BAD-WEIGHT
+// BAD-WEIGHT: error: adapter '{{.*}}first:heavy': expected DIR[=NAME][:WEIGHT], WEIGHT a number
+
 // A model exported from a submodule (no "bert." prefix) still matches
 // adapter keys written for the whole model.
 // RUN: %python %testtools/make_adapter.py %t/prefixed --config '{"r": 2, "lora_alpha": 2, "target_modules": ["fc"]}' \

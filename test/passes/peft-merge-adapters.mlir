@@ -82,14 +82,45 @@ func.func @not_mergeable(%x: tensor<1x2xf32>, %base: tensor<1x2xf32>) -> tensor<
 
 // -----
 
-// A base weight that is not f32 is left alone, with a remark.
+// F32 adapters over f16 and bf16 base weights: merged in fp32, rounded once
+// to the base type. W + B·A = [[1.1, 2.2], [3.2, 4.4]], whose nearest f16
+// values are 1126, 1126, 1638 and 1126 steps of 2^-10, 2^-9, 2^-9, 2^-8, and
+// nearest bf16 values 141 steps of 2^-7, 2^-6, 205 of 2^-6 and 141 of 2^-5.
 // CHECK-LABEL: func.func @half_base
+// CHECK: peft.weight "w" = dense<{{\[}}[1.099610e+00, 2.199220e+00], [3.199220e+00, 4.398440e+00]]> : tensor<2x2xf16>
+// CHECK-NOT: peft.lora
 func.func @half_base(%x: tensor<1x2xf16>) -> tensor<1x2xf16> {
-  %w = peft.weight "w" = dense<1.0> : tensor<2x2xf16>
+  %w = peft.weight "w" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf16>
   %y = peft.linear "fc" %x, %w : (tensor<1x2xf16>, tensor<2x2xf16>) -> tensor<1x2xf16>
-  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
-  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
-  // expected-remark @+1 {{adapter 'default' not merged into 'fc': merging into a non-f32 base weight is not supported yet}}
+  %a = peft.weight "a" = dense<[[0.1, 0.2]]> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
   %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf16>, tensor<1x2xf16>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf16>
   return %z : tensor<1x2xf16>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @bfloat_base
+// CHECK: peft.weight "w" = dense<{{\[}}[1.101560e+00, 2.203130e+00], [3.203130e+00, 4.406250e+00]]> : tensor<2x2xbf16>
+func.func @bfloat_base(%x: tensor<1x2xbf16>) -> tensor<1x2xbf16> {
+  %w = peft.weight "w" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xbf16>
+  %y = peft.linear "fc" %x, %w : (tensor<1x2xbf16>, tensor<2x2xbf16>) -> tensor<1x2xbf16>
+  %a = peft.weight "a" = dense<[[0.1, 0.2]]> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x2xbf16>, tensor<1x2xbf16>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xbf16>
+  return %z : tensor<1x2xbf16>
+}
+
+// -----
+
+// Other base types are left alone, with a remark.
+// CHECK-LABEL: func.func @double_base
+func.func @double_base(%x: tensor<1x2xf64>) -> tensor<1x2xf64> {
+  %w = peft.weight "w" = dense<1.0> : tensor<2x2xf64>
+  %y = peft.linear "fc" %x, %w : (tensor<1x2xf64>, tensor<2x2xf64>) -> tensor<1x2xf64>
+  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
+  // expected-remark @+1 {{adapter 'default' not merged into 'fc': merging into a base weight of another type than f32, f16 or bf16}}
+  %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf64>, tensor<1x2xf64>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf64>
+  return %z : tensor<1x2xf64>
 }

@@ -1,8 +1,8 @@
 //===- peftc.cpp - Compile an ONNX model and its adapters -------------------===//
 //
-//   peftc MODEL.onnx [--adapter DIR[=NAME]]... [--mode merge|fuse]
+//   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
 //         [--target cpu] -o OUTDIR
-//   peftc MODEL.onnx [--adapter DIR[=NAME]]... --emit onnx -o MERGED.onnx
+//   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
 // unmerged with --mode fuse), and writes an artifact directory: manifest.json,
@@ -33,7 +33,7 @@ namespace cl = llvm::cl;
 
 static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model.onnx>"), cl::Required);
 static cl::list<std::string> adapterSpecs("adapter",
-                                          cl::desc("Hugging Face PEFT adapter: DIR or DIR=NAME"),
+                                          cl::desc("Hugging Face PEFT adapter: DIR[=NAME][:WEIGHT]"),
                                           cl::value_desc("dir"));
 static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the weights; "
                                                   "fuse: keep them unmerged"),
