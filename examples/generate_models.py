@@ -560,6 +560,45 @@ def apply_lora_unmerged(model, adapters):
                           f(x) + s * torch.matmul(torch.matmul(x, a.t()), b.t()))
 
 
+def make_ia3_adapter(model, targets, feedforward, directory, seed):
+    """Random IA3 vectors (entries ~ 1 + N(0, 0.3²)) for the targeted linear
+    layers, saved as PEFT saves them: [out, 1], or [1, in] for feed-forward
+    modules. Returns {module path: (vector, feedforward)}."""
+    generator = torch.Generator().manual_seed(seed)
+    adapters, tensors = {}, {}
+    for path, module in model.named_modules():
+        if not isinstance(module, nn.Linear) or not any(
+                path == t or path.endswith("." + t) for t in targets):
+            continue
+        is_ff = any(path == t or path.endswith("." + t) for t in feedforward)
+        size = module.in_features if is_ff else module.out_features
+        vector = 1 + 0.3 * torch.randn(size, generator=generator)
+        adapters[path] = (vector, is_ff)
+        shape = (1, size) if is_ff else (size, 1)
+        tensors[f"base_model.model.{path}.ia3_l"] = vector.reshape(shape).numpy()
+    config = {"base_model_name_or_path": None, "fan_in_fan_out": False,
+              "feedforward_modules": feedforward, "inference_mode": True,
+              "init_ia3_weights": True, "modules_to_save": None, "peft_type": "IA3",
+              "revision": None, "target_modules": targets, "task_type": None}
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    return adapters
+
+
+def apply_ia3(model, adapters):
+    """PEFT's IA3 forward: the output scaled by l, or for a feed-forward
+    module its input."""
+    for path, (vector, is_ff) in adapters.items():
+        module = model.get_submodule(path)
+        base_forward = module.forward
+        if is_ff:
+            module.forward = lambda x, f=base_forward, l=vector: f(x * l)
+        else:
+            module.forward = lambda x, f=base_forward, l=vector: f(x) * l
+
+
 def lora_config(**overrides):
     config = {"alpha_pattern": {}, "base_model_name_or_path": None, "bias": "none",
               "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
@@ -650,6 +689,20 @@ def main():
                        r=4, lora_alpha=8),
            seed=3, batch5=[torch.randint(0, 96, (5, 11), dtype=torch.long)],
            sequence=["input_ids", "logits"])
+
+    # The same LLaMA weights with an IA3 adapter as PEFT configures it for
+    # LLaMA: keys, values and the MLP's down projection (feed-forward).
+    torch.manual_seed(2)
+    llama = LlamaForCausalLM().eval()
+    directory = os.path.join(HERE, "models", "llama-tiny", "ia3")
+    adapters = make_ia3_adapter(llama, ["k_proj", "v_proj", "down_proj"], ["down_proj"],
+                                os.path.join(directory, "adapter"), seed=6)
+    apply_ia3(llama, adapters)
+    with torch.no_grad():
+        for inputs, expected in (("inputs", "expected"), ("batch5/inputs", "batch5/expected")):
+            ids = torch.from_numpy(np.load(os.path.join(HERE, "models", "llama-tiny", inputs,
+                                                        "input_ids.npy")))
+            run_and_save(llama, [ids], ["logits"], os.path.join(directory, expected))
 
     torch.manual_seed(3)
     vit = ViTForImageClassification()

@@ -24,7 +24,8 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     `linalg.matmul` over the flattened batch dimensions followed by an
     elementwise bias add (which fuses with what follows, while the GEMM stays
     a named op for the back ends' schedules); `peft.lora` becomes the two thin GEMMs of the
-    unmerged adapter accumulated into the base output; `peft.conv` becomes one
+    unmerged adapter accumulated into the base output; `peft.ia3` an
+    elementwise product along the last dimension; `peft.conv` becomes one
     `linalg.generic` over the zero-padded input, channels split into
     `[groups, channels / groups]`; `peft.embedding` gathers table rows with
     `tensor.extract`; a `peft.weight` that

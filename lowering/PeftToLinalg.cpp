@@ -302,6 +302,44 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
   }
 };
 
+/// input[..., c] · scale[c], the scale flattened from PEFT's [n, 1] / [1, n].
+struct LowerIa3 : OpRewritePattern<Ia3Op> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(Ia3Op op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    Value scale = op.getScale();
+    int64_t scaleRank = op.getScale().getType().getRank();
+    if (scaleRank != 1) {
+      ReassociationIndices all = llvm::to_vector(llvm::seq<int64_t>(0, scaleRank));
+      scale = tensor::CollapseShapeOp::create(rewriter, loc, scale,
+                                              ArrayRef<ReassociationIndices>{all});
+    }
+    RankedTensorType type = op.getType();
+    int64_t rank = type.getRank();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, context));
+    Value init = tensor::EmptyOp::create(rewriter, loc,
+                                         tensor::getMixedSizes(rewriter, loc, op.getInput()),
+                                         type.getElementType());
+    rewriter.replaceOpWithNewOp<linalg::GenericOp>(
+        op, type, ValueRange{op.getInput(), scale}, init,
+        ArrayRef<AffineMap>{identity, channel, identity},
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+        [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+          Value factor = args[1];
+          Type type = args[0].getType();
+          if (factor.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
+            factor = arith::ExtFOp::create(nested, nestedLoc, type, factor);
+          else if (factor.getType() != type)
+            factor = arith::TruncFOp::create(nested, nestedLoc, type, factor);
+          linalg::YieldOp::create(
+              nested, nestedLoc, arith::MulFOp::create(nested, nestedLoc, args[0], factor).getResult());
+        });
+    return success();
+  }
+};
+
 struct LowerValueWeight : OpRewritePattern<WeightOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(WeightOp op, PatternRewriter &rewriter) const override {
@@ -316,7 +354,7 @@ struct ConvertPeftToLinalgPass
     : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLinear, LowerLora, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
+    patterns.add<LowerLinear, LowerLora, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -67,6 +67,21 @@ Value createFileWeight(OpBuilder &builder, Location loc, const std::string &file
                           builder.getStringAttr(file), ElementsAttr());
 }
 
+/// The output of `linear` after the adapters already attached to it: new
+/// adapters go there, so that LoRA outputs add up.
+Value lastOutput(LinearOp linear) {
+  Value base = linear.getResult();
+  while (base.hasOneUse()) {
+    Operation *user = *base.getUsers().begin();
+    auto lora = dyn_cast<LoraOp>(user);
+    auto ia3 = dyn_cast<Ia3Op>(user);
+    if (!(lora && lora.getBase() == base) && !(ia3 && ia3.getInput() == base))
+      break;
+    base = user->getResult(0);
+  }
+  return base;
+}
+
 struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
   using AttachAdaptersBase::AttachAdaptersBase;
 
@@ -92,6 +107,14 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
         if (failed(attach(*adapter, module, layers)))
           return signalPassFailure();
       }
+      if (!adapter->ia3Modules.empty() && parsed->weight != 1) {
+        getOperation().emitError("adapter '")
+            << spec << "': IA3 adapters scale activations and cannot be weighted";
+        return signalPassFailure();
+      }
+      for (const Ia3Module &module : adapter->ia3Modules)
+        if (failed(attachIa3(*adapter, module, layers)))
+          return signalPassFailure();
     }
   }
 
@@ -118,11 +141,7 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
              << linear.getModulePath() << "' with " << linear.getInFeatures()
              << " inputs and " << linear.getOutFeatures() << " outputs";
 
-    // Insert after the last adapter already on this layer, so outputs add up.
-    Value base = linear.getResult();
-    while (base.hasOneUse() && isa<LoraOp>(*base.getUsers().begin()) &&
-           cast<LoraOp>(*base.getUsers().begin()).getBase() == base)
-      base = (*base.getUsers().begin())->getResult(0);
+    Value base = lastOutput(linear);
     OpBuilder builder(base.getContext());
     builder.setInsertionPointAfterValue(base);
     Location loc = linear.getLoc();
@@ -133,6 +152,44 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
                                base, a, b,
                                builder.getF32FloatAttr(module.scale));
     base.replaceAllUsesExcept(lora.getResult(), lora);
+    return success();
+  }
+
+  /// IA3: a peft.ia3 on the layer's output, or, for a feed-forward module, on
+  /// the layer's own input (other layers reading the same value keep it).
+  LogicalResult attachIa3(const LoraAdapter &adapter, const Ia3Module &module,
+                          const LayerIndex &layers) {
+    FailureOr<AdaptableLayer> layer = findLayer(layers, module.modulePath);
+    if (failed(layer))
+      return getOperation().emitError()
+             << adapter.weightsFile << ": tensor '" << module.tensor << "' targets module '"
+             << module.modulePath << "', which is not a layer of the model (or names several)";
+    auto linear = dyn_cast<LinearOp>(layer->getOperation());
+    if (!linear)
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensor
+                                << "' targets module '" << module.modulePath << "', a "
+                                << layer->getOperation()->getName()
+                                << " layer; IA3 on it is not supported yet";
+    int64_t channels = module.feedforward ? linear.getInFeatures() : linear.getOutFeatures();
+    if (module.scale.numElements() != channels)
+      return linear.emitError() << adapter.weightsFile << ": tensor '" << module.tensor << "' "
+                                << formatShape(module.scale.shape) << " does not fit module '"
+                                << linear.getModulePath() << "' with " << channels
+                                << (module.feedforward ? " inputs" : " outputs");
+    OpBuilder builder(linear);
+    Location loc = linear.getLoc();
+    Value scale = createFileWeight(builder, loc, adapter.weightsFile, module.tensor, module.scale);
+    StringAttr name = builder.getStringAttr(adapter.name);
+    if (module.feedforward) {
+      Value input = linear.getInput();
+      auto ia3 = Ia3Op::create(builder, loc, input.getType(), name, input, scale);
+      linear.getInputMutable().assign(ia3);
+      return success();
+    }
+    Value base = lastOutput(linear);
+    builder.setInsertionPointAfterValue(base);
+    auto ia3 = Ia3Op::create(builder, loc, base.getType(), name, base, scale);
+    base.replaceAllUsesExcept(ia3.getResult(), ia3);
     return success();
   }
 };

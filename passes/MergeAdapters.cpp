@@ -22,14 +22,38 @@ namespace {
 /// kept as a `dense_resource` blob.
 constexpr int64_t kMaxInlineElements = 256;
 
-/// A linear layer and the adapters stacked on its output, innermost first.
+/// A linear layer and its adapters: LoRAs stacked on its output, innermost
+/// first, and IA3 scales of its input and output.
 struct MergeJob {
   LinearOp linear;
   SmallVector<LoraOp> loras;
+  Ia3Op inputScale, outputScale;
   /// Filled by the parallel phase.
   AsmResourceBlob merged;
+  std::optional<AsmResourceBlob> mergedBias;
   std::string error;
+
+  /// Every adapter op the job folds, for remarks.
+  SmallVector<Operation *> adapterOps() {
+    SmallVector<Operation *> ops(loras.begin(), loras.end());
+    for (Ia3Op scale : {inputScale, outputScale})
+      if (scale)
+        ops.push_back(scale);
+    return ops;
+  }
 };
+
+/// Multiplies the rows of an [out, in] (or, `inOut`, [in, out]) weight that
+/// belong to output o by `scales[o]` (`perOutput`), or those of input i by
+/// `scales[i]`.
+void scaleWeight(float *weight, bool inOut, bool perOutput, ArrayRef<float> scales,
+                 int64_t in, int64_t out) {
+  int64_t rows = inOut ? in : out, columns = inOut ? out : in;
+  bool scaleRows = perOutput != inOut; // [out, in] rows are outputs.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < columns; ++c)
+      weight[r * columns + c] *= scales[scaleRows ? r : c];
+}
 
 /// Adds scale·B·A to `weight`, which is [out, in], or [in, out] when `inOut`.
 /// Loops are ordered so that the innermost one runs over contiguous memory.
@@ -84,10 +108,16 @@ LogicalResult copyBaseWeight(MergeJob &job, WeightOp weight) {
   return success();
 }
 
-/// Rounds fp32 values to f16 or bf16 (nearest, ties to even) into `job.merged`.
-void storeNarrowed(MergeJob &job, ArrayRef<float> values, Type elementType) {
-  job.merged = HeapAsmResourceBlob::allocate(values.size() * sizeof(uint16_t), alignof(uint16_t));
-  auto *out = reinterpret_cast<uint16_t *>(job.merged.getMutableData().data());
+/// fp32 values stored as `elementType` (f32, or f16/bf16 rounded to nearest,
+/// ties to even).
+AsmResourceBlob blobOf(ArrayRef<float> values, Type elementType) {
+  if (elementType.isF32()) {
+    auto blob = HeapAsmResourceBlob::allocate(values.size() * sizeof(float), alignof(float));
+    std::memcpy(blob.getMutableData().data(), values.data(), values.size() * sizeof(float));
+    return blob;
+  }
+  auto blob = HeapAsmResourceBlob::allocate(values.size() * sizeof(uint16_t), alignof(uint16_t));
+  auto *out = reinterpret_cast<uint16_t *>(blob.getMutableData().data());
   const llvm::fltSemantics &semantics = cast<FloatType>(elementType).getFloatSemantics();
   for (size_t i = 0; i < values.size(); ++i) {
     APFloat value(values[i]);
@@ -95,6 +125,35 @@ void storeNarrowed(MergeJob &job, ArrayRef<float> values, Type elementType) {
     value.convert(semantics, APFloat::rmNearestTiesToEven, &lost);
     out[i] = static_cast<uint16_t>(value.bitcastToAPInt().getZExtValue());
   }
+  return blob;
+}
+
+/// Folds the job's IA3 scales into its weight (and, for an output scale, the
+/// bias): W[:, i] *= l_in[i]; W[o, :] *= l_out[o], b *= l_out.
+LogicalResult foldScales(MergeJob &job, float *weight) {
+  LinearOp linear = job.linear;
+  int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
+  for (auto [scale, perOutput] : {std::pair(job.inputScale, false), std::pair(job.outputScale, true)}) {
+    if (!scale)
+      continue;
+    auto values = readOperand(scale.getScale(), "ia3_l");
+    if (!values) {
+      job.error = llvm::toString(values.takeError());
+      return failure();
+    }
+    scaleWeight(weight, linear.getWeightInOut(), perOutput, *values, in, out);
+    if (!perOutput || !linear.getBias())
+      continue;
+    auto bias = readOperand(linear.getBias(), "the bias");
+    if (!bias) {
+      job.error = llvm::toString(bias.takeError());
+      return failure();
+    }
+    for (int64_t o = 0; o < out; ++o)
+      (*bias)[o] *= (*values)[o];
+    job.mergedBias = blobOf(*bias, cast<ShapedType>(linear.getBias().getType()).getElementType());
+  }
+  return success();
 }
 
 /// Computes the merged weight of one job; runs on a worker thread. f16 and
@@ -139,8 +198,10 @@ void computeMerge(MergeJob &job) {
     addLowRankProduct(weight, linear.getWeightInOut(), *a, *b, rank, in, out,
                       lora.getScale().convertToFloat());
   }
+  if (failed(foldScales(job, weight)))
+    return;
   if (!elementType.isF32())
-    storeNarrowed(job, wide, elementType);
+    job.merged = blobOf(wide, elementType);
 }
 
 ElementsAttr makeWeightValue(RankedTensorType type, AsmResourceBlob blob,
@@ -154,7 +215,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
   void runOnOperation() override {
     std::vector<MergeJob> jobs;
     getOperation().walk([&](LinearOp linear) {
-      MergeJob job{linear, {}, {}, {}};
+      MergeJob job{linear, {}, {}, {}, {}, {}, {}};
       Value output = linear.getResult();
       while (output.hasOneUse()) {
         auto lora = dyn_cast<LoraOp>(*output.getUsers().begin());
@@ -163,7 +224,12 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         job.loras.push_back(lora);
         output = lora.getResult();
       }
-      if (!job.loras.empty())
+      if (output.hasOneUse())
+        job.outputScale = dyn_cast<Ia3Op>(*output.getUsers().begin());
+      auto input = linear.getInput().getDefiningOp<Ia3Op>();
+      if (input && input->hasOneUse())
+        job.inputScale = input;
+      if (!job.loras.empty() || job.inputScale || job.outputScale)
         jobs.push_back(std::move(job));
     });
 
@@ -181,15 +247,23 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
           << lora.getAdapter()
           << "' not merged: its base is not a peft.linear on the same input";
     });
+    getOperation().walk([&](Ia3Op scale) {
+      if (reported.contains(scale))
+        return;
+      scale.emitRemark("adapter '")
+          << scale.getAdapter()
+          << "' not merged: it scales neither the output nor the sole input of a peft.linear";
+    });
   }
 
   void rewrite(MergeJob &job, llvm::SmallPtrSetImpl<Operation *> &reported) {
     LinearOp linear = job.linear;
     if (!job.error.empty()) {
-      for (LoraOp lora : job.loras) {
-        reported.insert(lora);
-        lora.emitRemark("adapter '") << lora.getAdapter() << "' not merged into '"
-                                     << linear.getModulePath() << "': " << job.error;
+      for (Operation *op : job.adapterOps()) {
+        reported.insert(op);
+        op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
+                                    << "' not merged into '" << linear.getModulePath()
+                                    << "': " << job.error;
       }
       return;
     }
@@ -200,11 +274,29 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         builder, linear.getLoc(), type, oldWeight.getNameAttr(), StringAttr(),
         makeWeightValue(type, std::move(job.merged), oldWeight.getName()));
     linear.getWeightMutable().assign(merged);
-    job.loras.back().getResult().replaceAllUsesWith(linear.getResult());
-    for (LoraOp lora : llvm::reverse(job.loras)) {
-      SmallVector<Operation *> factors = {lora.getLoraA().getDefiningOp(),
-                                          lora.getLoraB().getDefiningOp()};
-      lora.erase();
+    if (job.mergedBias) {
+      auto oldBias = linear.getBias().getDefiningOp<WeightOp>();
+      auto biasType = cast<RankedTensorType>(linear.getBias().getType());
+      auto bias = WeightOp::create(
+          builder, linear.getLoc(), biasType, oldBias.getNameAttr(), StringAttr(),
+          makeWeightValue(biasType, std::move(*job.mergedBias), oldBias.getName()));
+      linear.getBiasMutable().assign(bias);
+      if (oldBias->use_empty())
+        oldBias.erase();
+    }
+    if (job.inputScale)
+      linear.getInputMutable().assign(job.inputScale.getInput());
+    Value output = job.outputScale ? job.outputScale.getResult()
+                   : job.loras.empty() ? Value()
+                                       : job.loras.back().getResult();
+    if (output)
+      output.replaceAllUsesWith(linear.getResult());
+    SmallVector<Operation *> folded = job.adapterOps();
+    for (Operation *op : llvm::reverse(folded)) {
+      SmallVector<Operation *> factors;
+      for (Value operand : op->getOperands().drop_front(op->getNumOperands() - (isa<LoraOp>(op) ? 2 : 1)))
+        factors.push_back(operand.getDefiningOp());
+      op->erase();
       for (Operation *factor : factors)
         if (factor && factor->use_empty())
           factor->erase();

@@ -8,9 +8,10 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
   let description = [{
     Reads each adapter directory (adapter_config.json and
     adapter_model.safetensors), finds the `peft.linear` whose module path the
-    adapter names, and inserts a `peft.lora` on its output. The adapter's
-    matrices become `peft.weight` ops that reference the safetensors file, so
-    nothing is copied. Adapters attached to the same layer chain: their outputs
+    adapter names, and inserts a `peft.lora` on its output (LoRA), or a
+    `peft.ia3` on its output or, for a feed-forward module, on its input
+    (IA3). The adapter's tensors become `peft.weight` ops that reference the
+    safetensors file, so nothing is copied. Adapters attached to the same layer chain: their outputs
     add, as in PEFT. `DIR:WEIGHT` weighs an adapter's delta (its scale is
     multiplied by WEIGHT), so several adapters combine as the exact weighted
     sum `Σ w_i·s_i·B_i·A_i` (PEFT's "linear" combination without its
@@ -30,7 +31,9 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
   let summary = "Fold adapters into their base layer's weights at compile time";
   let description = [{
     Replaces each chain `peft.lora(... peft.lora(peft.linear(x, W, b)))` by a
-    single `peft.linear(x, W', b)` with `W' = W + Σ scale·B·A`, computed in
+    single `peft.linear(x, W', b)` with `W' = W + Σ scale·B·A`, and folds IA3
+    scales (`W[o, :] *= l[o]`, `b *= l` after a layer; `W[:, i] *= l[i]` on
+    its input), computed in
     fp32, one layer per thread; an f16 or bf16 base weight (under adapters of
     any float type) is widened, merged and rounded back once to its type
     (nearest, ties to even). The merged weight is held as a `dense` value

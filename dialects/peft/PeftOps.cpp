@@ -314,6 +314,28 @@ LogicalResult LoraOp::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Ia3Op
+//===----------------------------------------------------------------------===//
+
+LogicalResult Ia3Op::verify() {
+  auto scaleShape = getScale().getType().getShape();
+  auto inputShape = getInput().getType().getShape();
+  int64_t channels = inputShape.empty() ? ShapedType::kDynamic : inputShape.back();
+  int64_t count = 1, longDims = 0;
+  for (int64_t size : scaleShape) {
+    count *= size;
+    longDims += size != 1;
+  }
+  if (!getScale().getType().hasStaticShape() || longDims > 1 || inputShape.empty() ||
+      !sizesAgree(count, channels))
+    return emitOpError("adapter '")
+           << getAdapter() << "': scale " << describeShape(getScale())
+           << " must hold one value per channel (the last dimension) of input "
+           << describeShape(getInput());
+  return success();
+}
+
 /// Whether `value` is a weight known to hold only zeros.
 static bool isZeroWeight(Value value) {
   auto weight = value.getDefiningOp<WeightOp>();

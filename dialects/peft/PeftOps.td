@@ -178,4 +178,31 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let hasFolder = 1;
 }
 
+def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "IA3 adapter: a learned scale per channel of a layer's input or output";
+  let description = [{
+    `result[..., c] = input[..., c] · scale[c]`. Attached after a layer it
+    scales the layer's output (Hugging Face PEFT's IA3 on attention modules,
+    `ia3_l` stored `[out, 1]`); attached before a layer's input it scales the
+    input of that layer alone (feed-forward modules, `ia3_l` stored
+    `[1, in]`). `scale` keeps PEFT's stored shape: its elements run along the
+    last dimension of `input`, every other size is 1.
+
+    Merging folds it into the layer: after a layer, `W[o, :] *= l[o]` and
+    `b *= l`; before one, `W[:, i] *= l[i]`. Left unmerged it lowers to an
+    elementwise product.
+
+    ```mlir
+    %k = peft.ia3 "default" %base, %l
+           : (tensor<?x?x32xf32>, tensor<32x1xf32>) -> tensor<?x?x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input, AnyRankedTensor:$scale);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $scale attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // PEFT_OPS_TD

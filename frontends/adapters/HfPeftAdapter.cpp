@@ -49,6 +49,12 @@ static std::optional<int64_t> layerIndex(const std::vector<std::string> &pattern
   return std::nullopt;
 }
 
+bool LoraConfig::isFeedforward(const std::string &path) const {
+  if (feedforwardRegex)
+    return fullMatch(*feedforwardRegex, path);
+  return matchesList(feedforwardModules, path);
+}
+
 bool LoraConfig::targets(const std::string &path) const {
   if (excludeRegex ? fullMatch(*excludeRegex, path)
                    : matchesList(excludeModules, path))
@@ -165,9 +171,9 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
   std::string peftType = json["peft_type"].is_string()
                              ? json["peft_type"].get<std::string>()
                              : std::string();
-  if (peftType != "LORA")
+  if (peftType != "LORA" && peftType != "IA3")
     return fail(path + ": peft_type '" + peftType +
-                "' is not supported (supported: LORA)");
+                "' is not supported (supported: LORA, IA3)");
   auto isSet = [&](const char *key) {
     return json.contains(key) && !json[key].is_null() && json[key] != false &&
            json[key] != "none" && !(json[key].is_array() && json[key].empty());
@@ -196,6 +202,9 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
 
   LoraConfig config;
   ConfigReader reader(json, path);
+  config.peftType = json["peft_type"].get<std::string>();
+  reader.readNamesOrRegex("feedforward_modules", config.feedforwardModules,
+                          config.feedforwardRegex);
   reader.read("r", config.rank);
   reader.read("lora_alpha", config.alpha);
   reader.read("use_rslora", config.useRslora);
@@ -224,8 +233,36 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
 
 static constexpr llvm::StringLiteral kKeyPrefix = "base_model.model.";
 
+/// IA3's tensors: `base_model.model.<module>.ia3_l`, [out, 1] for a module
+/// whose output it scales, [1, in] for a feed-forward module.
+static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
+  const std::string &file = adapter.weightsFile;
+  for (const auto &[key, view] : adapter.weights->tensors()) {
+    llvm::StringRef path(key);
+    if (!path.consume_front(kKeyPrefix) || !path.consume_back(".ia3_l"))
+      return fail(file + ": tensor '" + key +
+                  "' is not an IA3 vector (base_model.model.<module>.ia3_l)");
+    Ia3Module module{path.str(), key, view, adapter.config.isFeedforward(path.str())};
+    if (!adapter.config.targets(module.modulePath))
+      return fail(file + ": tensor '" + key + "' adapts module '" + module.modulePath +
+                  "', which adapter_config.json does not target");
+    bool vector = view.shape.size() == 2 && view.shape[module.feedforward ? 0 : 1] == 1;
+    if (!view.isFloat() || !vector)
+      return fail(file + ": tensor '" + key + "' is " + dtypeName(view.dtype) + " " +
+                  formatShape(view.shape) + "; IA3 vectors are float [" +
+                  (module.feedforward ? "1, in] for feed-forward modules"
+                                      : "out, 1] for the others"));
+    adapter.ia3Modules.push_back(std::move(module));
+  }
+  if (adapter.ia3Modules.empty())
+    return fail(file + ": holds no IA3 tensors");
+  return llvm::Error::success();
+}
+
 /// Groups the tensors by module and checks each against the config.
 static llvm::Error collectModules(LoraAdapter &adapter) {
+  if (adapter.config.peftType == "IA3")
+    return collectIa3Modules(adapter);
   std::map<std::string, LoraModule> byPath;
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {

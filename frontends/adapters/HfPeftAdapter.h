@@ -2,7 +2,8 @@
 //
 // Reads an adapter directory exactly as Hugging Face PEFT saves it:
 // adapter_config.json plus adapter_model.safetensors, whose tensors are named
-// `base_model.model.<module path>.lora_A.weight` and `...lora_B.weight`.
+// `base_model.model.<module path>.lora_A.weight` and `...lora_B.weight`
+// (LoRA), or `base_model.model.<module path>.ia3_l` (IA3).
 //
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_FRONTENDS_ADAPTERS_HFPEFTADAPTER_H
@@ -20,8 +21,14 @@
 
 namespace peft {
 
-/// The parts of a LoraConfig that decide which modules are adapted and how.
+/// The parts of a LoraConfig (or IA3Config) that decide which modules are
+/// adapted and how.
 struct LoraConfig {
+  /// "LORA" or "IA3".
+  std::string peftType = "LORA";
+  /// IA3: the modules whose input is scaled (the others' output is).
+  std::vector<std::string> feedforwardModules;
+  std::optional<std::string> feedforwardRegex;
   int rank = 8;
   double alpha = 8;
   bool useRslora = false;
@@ -43,6 +50,8 @@ struct LoraConfig {
   double alphaFor(const std::string &path) const;
   /// lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA.
   double scaleFor(const std::string &path) const;
+  /// IA3: whether the module at `path` is a feed-forward one.
+  bool isFeedforward(const std::string &path) const;
 };
 
 /// One adapted module: where its A and B matrices live.
@@ -53,11 +62,21 @@ struct LoraModule {
   double scale = 1.0;
 };
 
+/// One module adapted by IA3: its learned vector `ia3_l` scales the module's
+/// output ([out, 1]) or, for a feed-forward module, its input ([1, in]).
+struct Ia3Module {
+  std::string modulePath;
+  std::string tensor; ///< The name of `ia3_l` inside the safetensors file.
+  TensorView scale;
+  bool feedforward = false;
+};
+
 struct LoraAdapter {
   std::string name;        ///< What the IR calls it ("default" unless given).
   std::string weightsFile; ///< Path of adapter_model.safetensors.
   LoraConfig config;
   std::vector<LoraModule> modules; ///< Sorted by module path.
+  std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
   std::unique_ptr<SafetensorsFile> weights;
 };
 

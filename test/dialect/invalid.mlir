@@ -157,3 +157,11 @@ func.func @embedding_result(%ids: tensor<4xi64>, %t: tensor<10x8xf32>) -> tensor
   %e = peft.embedding "e" %ids, %t : (tensor<4xi64>, tensor<10x8xf32>) -> tensor<4x10xf32>
   return %e : tensor<4x10xf32>
 }
+
+// -----
+
+func.func @ia3_scale_size(%x: tensor<2x32xf32>, %l: tensor<1x16xf32>) -> tensor<2x32xf32> {
+  // expected-error @+1 {{'peft.ia3' op adapter 'default': scale [1, 16] must hold one value per channel (the last dimension) of input [2, 32]}}
+  %y = peft.ia3 "default" %x, %l : (tensor<2x32xf32>, tensor<1x16xf32>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}

@@ -37,3 +37,11 @@ func.func @conv_and_embedding(%x: tensor<?x4x9x9xf32>, %ids: tensor<?x?xi64>) ->
   %e = peft.embedding "embed_tokens" %ids, %t : (tensor<?x?xi64>, tensor<100x8xf32>) -> tensor<?x?x8xf32>
   return %y, %e : tensor<?x6x5x5xf32>, tensor<?x?x8xf32>
 }
+
+// CHECK-LABEL: func.func @ia3
+func.func @ia3(%x: tensor<?x8x32xf32>) -> tensor<?x8x32xf32> {
+  %l = peft.weight "k_proj.ia3_l" = dense<2.0> : tensor<32x1xf32>
+  // CHECK: peft.ia3 "default" %{{.*}}, %{{.*}} : (tensor<?x8x32xf32>, tensor<32x1xf32>) -> tensor<?x8x32xf32>
+  %y = peft.ia3 "default" %x, %l : (tensor<?x8x32xf32>, tensor<32x1xf32>) -> tensor<?x8x32xf32>
+  return %y : tensor<?x8x32xf32>
+}

@@ -98,3 +98,17 @@ func.func @embedding(%ids: tensor<?x?xi64>, %t: tensor<100x8xf32>) -> tensor<?x?
   %e = peft.embedding "embed_tokens" %ids, %t : (tensor<?x?xi64>, tensor<100x8xf32>) -> tensor<?x?x8xf32>
   return %e : tensor<?x?x8xf32>
 }
+
+// -----
+
+// IA3 multiplies each channel by its scale, flattened from PEFT's [n, 1].
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[CHANNEL:.*]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-LABEL: func.func @ia3
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %{{.*}} {{\[\[}}0, 1]] : tensor<32x1xf32> into tensor<32xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[CHANNEL]], #[[ID]]], {{.*}} ins(%{{.*}}, %[[FLAT]] : tensor<?x8x32xf32>, tensor<32xf32>)
+// CHECK:   arith.mulf
+func.func @ia3(%x: tensor<?x8x32xf32>, %l: tensor<32x1xf32>) -> tensor<?x8x32xf32> {
+  %y = peft.ia3 "default" %x, %l : (tensor<?x8x32xf32>, tensor<32x1xf32>) -> tensor<?x8x32xf32>
+  return %y : tensor<?x8x32xf32>
+}

@@ -66,3 +66,27 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
 // RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x4:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/truncated" 2>&1 | FileCheck %s --check-prefix=TRUNCATED
 // TRUNCATED: error: {{.*}}truncated/adapter_model.safetensors: tensors cover 56 bytes of a data buffer of 52
+
+// IA3: a peft.ia3 on the output of an attention-type module ([out, 1]), and
+// on the input of a feed-forward one ([1, in]), which only that layer reads.
+// RUN: %python %testtools/make_adapter.py %t/ia3-out --config '{"peft_type": "IA3", "target_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.ia3_l:3x1:2
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/ia3-out" | FileCheck %s --check-prefix=IA3-OUT
+// IA3-OUT: %[[BASE:.*]] = peft.linear "enc.fc" %arg0
+// IA3-OUT: %[[SCALED:.*]] = peft.ia3 "default" %[[BASE]], %{{.*}} : (tensor<?x3xf32>, tensor<3x1xf32>) -> tensor<?x3xf32>
+// IA3-OUT: return %[[SCALED]]
+// RUN: %python %testtools/make_adapter.py %t/ia3-in --config '{"peft_type": "IA3", "target_modules": ["fc"], "feedforward_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.ia3_l:1x4:2
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/ia3-in" | FileCheck %s --check-prefix=IA3-IN
+// IA3-IN: %[[SCALED:.*]] = peft.ia3 "default" %arg0, %{{.*}} : (tensor<?x4xf32>, tensor<1x4xf32>) -> tensor<?x4xf32>
+// IA3-IN: %[[Y:.*]] = peft.linear "enc.fc" %[[SCALED]]
+// IA3-IN: return %[[Y]]
+// A vector stored the other way round for the module's kind is refused.
+// RUN: %python %testtools/make_adapter.py %t/ia3-shape --config '{"peft_type": "IA3", "target_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.ia3_l:1x3:2
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/ia3-shape" 2>&1 | FileCheck %s --check-prefix=IA3-SHAPE
+// IA3-SHAPE: error: {{.*}}ia3-shape/adapter_model.safetensors: tensor 'base_model.model.enc.fc.ia3_l' is F32 [1, 3]; IA3 vectors are float [out, 1] for the others
+// RUN: %python %testtools/make_adapter.py %t/ia3-size --config '{"peft_type": "IA3", "target_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.ia3_l:5x1:2
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/ia3-size" 2>&1 | FileCheck %s --check-prefix=IA3-SIZE
+// IA3-SIZE: error: {{.*}}ia3-size/adapter_model.safetensors: tensor 'base_model.model.enc.fc.ia3_l' [5, 1] does not fit module 'enc.fc' with 3 outputs

@@ -124,3 +124,53 @@ func.func @double_base(%x: tensor<1x2xf64>) -> tensor<1x2xf64> {
   %z = peft.lora "default" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf64>, tensor<1x2xf64>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf64>
   return %z : tensor<1x2xf64>
 }
+
+// -----
+
+// IA3 on the output scales W's rows and the bias: W = [[1, 2], [3, 4]],
+// l = [2, 3] → [[2, 4], [9, 12]], b = [1, 1] → [2, 3].
+// CHECK-LABEL: func.func @ia3_output
+// CHECK-DAG: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[2.000000e+00, 4.000000e+00], [9.000000e+00, 1.200000e+01]]> : tensor<2x2xf32>
+// CHECK-DAG: %[[B:.*]] = peft.weight "fc.bias" = dense<[2.000000e+00, 3.000000e+00]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %arg0, %[[W]], %[[B]]
+// CHECK-NOT: peft.ia3
+// CHECK: return %[[Y]]
+func.func @ia3_output(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<1.0> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %b : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %l = peft.weight "l" = dense<[[2.0], [3.0]]> : tensor<2x1xf32>
+  %z = peft.ia3 "default" %y, %l : (tensor<3x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// IA3 on a feed-forward input scales W's columns, here of an [in, out]
+// weight: W = [[1, 2], [3, 4]] stored [in, out], l = [2, 3] → [[2, 4], [9, 12]];
+// the bias stays.
+// CHECK-LABEL: func.func @ia3_input
+// CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[2.000000e+00, 4.000000e+00], [9.000000e+00, 1.200000e+01]]> : tensor<2x2xf32>
+// CHECK: peft.linear "fc" %arg0, %[[W]], %{{.*}} {weight_in_out}
+// CHECK-NOT: peft.ia3
+func.func @ia3_input(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %l = peft.weight "l" = dense<[[2.0, 3.0]]> : tensor<1x2xf32>
+  %s = peft.ia3 "default" %x, %l : (tensor<3x2xf32>, tensor<1x2xf32>) -> tensor<3x2xf32>
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<1.0> : tensor<2xf32>
+  %y = peft.linear "fc" %s, %w, %b {weight_in_out} : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// An input scale that another op also reads stays, and says why.
+// CHECK-LABEL: func.func @ia3_shared_input
+func.func @ia3_shared_input(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
+  %l = peft.weight "l" = dense<2.0> : tensor<1x2xf32>
+  // expected-remark @+1 {{adapter 'default' not merged: it scales neither the output nor the sole input of a peft.linear}}
+  %s = peft.ia3 "default" %x, %l : (tensor<3x2xf32>, tensor<1x2xf32>) -> tensor<3x2xf32>
+  %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %s, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  return %y, %s : tensor<3x2xf32>, tensor<3x2xf32>
+}

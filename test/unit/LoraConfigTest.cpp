@@ -71,7 +71,7 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
     auto adapter = readHfPeftAdapter(dir.file(""), "default");
     return adapter ? std::string() : llvm::toString(adapter.takeError());
   };
-  EXPECT_NE(error(R"({"peft_type": "IA3"})").find("peft_type 'IA3' is not supported"),
+  EXPECT_NE(error(R"({"peft_type": "LOHA"})").find("peft_type 'LOHA' is not supported (supported: LORA, IA3)"),
             std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "use_dora": true})").find("'use_dora'"),
             std::string::npos);
