@@ -541,7 +541,11 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
             fan_out, fan_in = module.weight.shape
         a = torch.randn(rank, fan_in, generator=generator) * magnitude
         b = torch.randn(fan_out, rank, generator=generator) * magnitude
-        adapters[path] = (a, b, scale)
+        bias = torch.zeros(fan_out)
+        if config.get("lora_bias"):  # lora_B has a bias: lora_B.bias
+            bias = torch.randn(fan_out, generator=generator) * magnitude
+            tensors[f"base_model.model.{path}.lora_B.bias"] = bias.numpy()
+        adapters[path] = (a, b, bias, scale)
         tensors[f"base_model.model.{path}.lora_A.weight"] = a.numpy()
         tensors[f"base_model.model.{path}.lora_B.weight"] = b.numpy()
     os.makedirs(directory, exist_ok=True)
@@ -552,12 +556,13 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
 
 
 def apply_lora_unmerged(model, adapters):
-    """y = base(x) + scale·(x·Aᵀ)·Bᵀ on each adapted layer (PEFT's LoRA forward)."""
-    for path, (a, b, scale) in adapters.items():
+    """y = base(x) + scale·((x·Aᵀ)·Bᵀ + bias_B) on each adapted layer (PEFT's
+    LoRA forward; bias_B is 0 without lora_bias)."""
+    for path, (a, b, bias, scale) in adapters.items():
         module = model.get_submodule(path)
         base_forward = module.forward
-        module.forward = (lambda x, f=base_forward, a=a, b=b, s=scale:
-                          f(x) + s * torch.matmul(torch.matmul(x, a.t()), b.t()))
+        module.forward = (lambda x, f=base_forward, a=a, b=b, c=bias, s=scale:
+                          f(x) + s * (torch.matmul(torch.matmul(x, a.t()), b.t()) + c))
 
 
 def make_ia3_adapter(model, targets, feedforward, directory, seed):
@@ -689,6 +694,21 @@ def main():
                        r=4, lora_alpha=8),
            seed=3, batch5=[torch.randint(0, 96, (5, 11), dtype=torch.long)],
            sequence=["input_ids", "logits"])
+
+    # The same BERT weights with a LoRA adapter whose lora_B has a bias.
+    torch.manual_seed(0)
+    bert = BertModel().eval()
+    directory = os.path.join(HERE, "models", "bert-tiny", "lora-bias")
+    adapters = make_adapter(bert, lora_config(target_modules=["query", "value", "dense"],
+                                              lora_bias=True),
+                            os.path.join(directory, "adapter"), seed=7)
+    apply_lora_unmerged(bert, adapters)
+    with torch.no_grad():
+        names = ["input_ids", "attention_mask"]
+        inputs = [torch.from_numpy(np.load(os.path.join(HERE, "models", "bert-tiny", "batch5",
+                                                        "inputs", f"{n}.npy"))) for n in names]
+        run_and_save(bert, inputs, ["last_hidden_state", "pooler_output"],
+                     os.path.join(directory, "batch5", "expected"))
 
     # The same LLaMA weights with an IA3 adapter as PEFT configures it for
     # LLaMA: keys, values and the MLP's down projection (feed-forward).

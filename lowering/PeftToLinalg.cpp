@@ -75,10 +75,12 @@ Value zerosFor(OpBuilder &builder, Location loc, Value rows, int64_t n, Type ele
   return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
 }
 
-/// matrix[m, n] + bias[n]. The bias is added after the GEMM, not used as its
-/// accumulator, so that it fuses with the elementwise ops that follow and the
-/// GEMM stays a named op for the back ends' schedules.
-Value addBias(OpBuilder &builder, Location loc, Value matrix, Value bias) {
+/// matrix[m, n] + scale·bias[n] (scale 1 when absent). The bias is added after
+/// the GEMM, not used as its accumulator, so that it fuses with the
+/// elementwise ops that follow and the GEMM stays a named op for the back
+/// ends' schedules.
+Value addBias(OpBuilder &builder, Location loc, Value matrix, Value bias,
+              FloatAttr scale = {}) {
   MLIRContext *context = builder.getContext();
   AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
   AffineMap column = AffineMap::get(2, 0, getAffineDimExpr(1, context));
@@ -89,9 +91,13 @@ Value addBias(OpBuilder &builder, Location loc, Value matrix, Value bias) {
              ArrayRef<AffineMap>{identity, column, identity},
              SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               Value term = args[1];
+               if (scale)
+                 term = arith::MulFOp::create(nested, nestedLoc, term,
+                                              arith::ConstantOp::create(nested, nestedLoc, scale));
                linalg::YieldOp::create(
                    nested, nestedLoc,
-                   arith::AddFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
+                   arith::AddFOp::create(nested, nestedLoc, args[0], term).getResult());
              })
       .getResult(0);
 }
@@ -134,8 +140,10 @@ struct LowerLora : OpRewritePattern<LoraOp> {
   LogicalResult matchAndRewrite(LoraOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Type f32 = rewriter.getF32Type();
+    Value bias = op.getLoraBias();
     if (op.getLoraA().getType().getElementType() != f32 ||
-        op.getLoraB().getType().getElementType() != f32)
+        op.getLoraB().getType().getElementType() != f32 ||
+        (bias && cast<ShapedType>(bias.getType()).getElementType() != f32))
       return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
     int64_t rank = op.getLoraA().getType().getDimSize(0);
     Value rows = flattenBatch(rewriter, loc, op.getInput());
@@ -146,6 +154,8 @@ struct LowerLora : OpRewritePattern<LoraOp> {
                                                    f32));
     Value base = flattenBatch(rewriter, loc, op.getBase());
     Value up = matmul(rewriter, loc, scaled, op.getLoraB(), true, base);
+    if (bias)
+      up = addBias(rewriter, loc, up, bias, op.getScaleAttr());
     rewriter.replaceOp(op, restoreBatch(rewriter, loc, up, op.getInput(), op.getType()));
     return success();
   }

@@ -147,9 +147,13 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
     Location loc = linear.getLoc();
     Value a = createFileWeight(builder, loc, adapter.weightsFile, module.tensorA, module.a);
     Value b = createFileWeight(builder, loc, adapter.weightsFile, module.tensorB, module.b);
+    Value bias = module.tensorBias.empty()
+                     ? Value()
+                     : createFileWeight(builder, loc, adapter.weightsFile, module.tensorBias,
+                                        module.bias);
     auto lora = LoraOp::create(builder, loc, base.getType(),
                                builder.getStringAttr(adapter.name), linear.getInput(),
-                               base, a, b,
+                               base, a, b, bias,
                                builder.getF32FloatAttr(module.scale));
     base.replaceAllUsesExcept(lora.getResult(), lora);
     return success();

@@ -128,8 +128,48 @@ AsmResourceBlob blobOf(ArrayRef<float> values, Type elementType) {
   return blob;
 }
 
-/// Folds the job's IA3 scales into its weight (and, for an output scale, the
-/// bias): W[:, i] *= l_in[i]; W[o, :] *= l_out[o], b *= l_out.
+/// The merged bias when an adapter changes it: b + Σ scale·lora_bias (b = 0
+/// for a layer without one), then times an IA3 output scale; else nothing.
+LogicalResult mergeBias(MergeJob &job) {
+  LinearOp linear = job.linear;
+  bool loraBias = llvm::any_of(job.loras, [](LoraOp lora) { return bool(lora.getLoraBias()); });
+  if (!loraBias && !(job.outputScale && linear.getBias()))
+    return success();
+  std::vector<float> bias(linear.getOutFeatures(), 0.0f);
+  auto fail = [&](llvm::Error error) {
+    job.error = llvm::toString(std::move(error));
+    return failure();
+  };
+  if (linear.getBias()) {
+    auto values = readOperand(linear.getBias(), "the bias");
+    if (!values)
+      return fail(values.takeError());
+    bias = std::move(*values);
+  }
+  for (LoraOp lora : job.loras) {
+    if (!lora.getLoraBias())
+      continue;
+    auto values = readOperand(lora.getLoraBias(), "lora_bias");
+    if (!values)
+      return fail(values.takeError());
+    for (size_t o = 0; o < bias.size(); ++o)
+      bias[o] += lora.getScale().convertToFloat() * (*values)[o];
+  }
+  if (job.outputScale) {
+    auto scales = readOperand(job.outputScale.getScale(), "ia3_l");
+    if (!scales)
+      return fail(scales.takeError());
+    for (size_t o = 0; o < bias.size(); ++o)
+      bias[o] *= (*scales)[o];
+  }
+  Type elementType = linear.getBias() ? cast<ShapedType>(linear.getBias().getType()).getElementType()
+                                      : linear.getType().getElementType();
+  job.mergedBias = blobOf(bias, elementType);
+  return success();
+}
+
+/// Folds the job's IA3 scales into its weight: W[:, i] *= l_in[i];
+/// W[o, :] *= l_out[o] (mergeBias scales the bias).
 LogicalResult foldScales(MergeJob &job, float *weight) {
   LinearOp linear = job.linear;
   int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
@@ -142,16 +182,6 @@ LogicalResult foldScales(MergeJob &job, float *weight) {
       return failure();
     }
     scaleWeight(weight, linear.getWeightInOut(), perOutput, *values, in, out);
-    if (!perOutput || !linear.getBias())
-      continue;
-    auto bias = readOperand(linear.getBias(), "the bias");
-    if (!bias) {
-      job.error = llvm::toString(bias.takeError());
-      return failure();
-    }
-    for (int64_t o = 0; o < out; ++o)
-      (*bias)[o] *= (*values)[o];
-    job.mergedBias = blobOf(*bias, cast<ShapedType>(linear.getBias().getType()).getElementType());
   }
   return success();
 }
@@ -198,7 +228,7 @@ void computeMerge(MergeJob &job) {
     addLowRankProduct(weight, linear.getWeightInOut(), *a, *b, rank, in, out,
                       lora.getScale().convertToFloat());
   }
-  if (failed(foldScales(job, weight)))
+  if (failed(foldScales(job, weight)) || failed(mergeBias(job)))
     return;
   if (!elementType.isF32())
     job.merged = blobOf(wide, elementType);
@@ -275,13 +305,18 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         makeWeightValue(type, std::move(job.merged), oldWeight.getName()));
     linear.getWeightMutable().assign(merged);
     if (job.mergedBias) {
-      auto oldBias = linear.getBias().getDefiningOp<WeightOp>();
-      auto biasType = cast<RankedTensorType>(linear.getBias().getType());
-      auto bias = WeightOp::create(
-          builder, linear.getLoc(), biasType, oldBias.getNameAttr(), StringAttr(),
-          makeWeightValue(biasType, std::move(*job.mergedBias), oldBias.getName()));
+      // A layer without a bias gets one, named as PyTorch would name it.
+      auto oldBias = linear.getBias() ? linear.getBias().getDefiningOp<WeightOp>() : WeightOp();
+      std::string name = oldBias ? oldBias.getName().str() : linear.getModulePath().str() + ".bias";
+      auto biasType = RankedTensorType::get({linear.getOutFeatures()},
+                                            linear.getBias() ? cast<ShapedType>(linear.getBias().getType())
+                                                                   .getElementType()
+                                                             : linear.getType().getElementType());
+      auto bias = WeightOp::create(builder, linear.getLoc(), biasType, builder.getStringAttr(name),
+                                   StringAttr(),
+                                   makeWeightValue(biasType, std::move(*job.mergedBias), name));
       linear.getBiasMutable().assign(bias);
-      if (oldBias->use_empty())
+      if (oldBias && oldBias->use_empty())
         oldBias.erase();
     }
     if (job.inputScale)
@@ -294,7 +329,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     SmallVector<Operation *> folded = job.adapterOps();
     for (Operation *op : llvm::reverse(folded)) {
       SmallVector<Operation *> factors;
-      for (Value operand : op->getOperands().drop_front(op->getNumOperands() - (isa<LoraOp>(op) ? 2 : 1)))
+      for (Value operand : op->getOperands().drop_front(isa<LoraOp>(op) ? 2 : 1))
         factors.push_back(operand.getDefiningOp());
       op->erase();
       for (Operation *factor : factors)

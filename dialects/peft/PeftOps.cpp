@@ -311,6 +311,13 @@ LogicalResult LoraOp::verify() {
     return emitOpError("adapter '")
            << getAdapter() << "': lora_B " << describeShape(getLoraB())
            << " does not match the base output " << describeShape(getBase());
+  if (Value bias = getLoraBias()) {
+    auto biasShape = cast<ShapedType>(bias.getType()).getShape();
+    if (biasShape.size() != 1 || !sizesAgree(biasShape[0], bShape[0]))
+      return emitOpError("adapter '")
+             << getAdapter() << "': lora_bias " << describeShape(bias)
+             << " does not match lora_B " << describeShape(getLoraB());
+  }
   return success();
 }
 
@@ -347,7 +354,7 @@ static bool isZeroWeight(Value value) {
 }
 
 OpFoldResult LoraOp::fold(FoldAdaptor) {
-  if (getScale().isZero() || isZeroWeight(getLoraB()))
+  if (getScale().isZero() || (isZeroWeight(getLoraB()) && !getLoraBias()))
     return getBase();
   return {};
 }

@@ -149,16 +149,18 @@ def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
 def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let summary = "Low-rank adapter added to a base layer's output";
   let description = [{
-    `result = base + scale · (input · Aᵀ) · Bᵀ`, where `base` is the output of
+    `result = base + scale · ((input · Aᵀ) · Bᵀ + lora_bias)`, where `base` is the output of
     the adapted layer applied to `input`, `A` (`lora_a`) is `[r, in]` and `B`
     (`lora_b`) is `[out, r]`, as Hugging Face PEFT stores them. `scale` is
     `lora_alpha / r` (or `lora_alpha / sqrt(r)` for rsLoRA). `adapter` names
-    the adapter the weights came from.
+    the adapter the weights came from. The optional `lora_bias` (`[out]`) is
+    PEFT's `lora_B.bias`, saved with `lora_bias: true`.
 
-    Merging folds the adapter into the base weight, `W' = W + scale · B·A`;
+    Merging folds the adapter into the base weight, `W' = W + scale · B·A`
+    (and the bias, `b' = b + scale · lora_bias`);
     left unmerged it lowers to two small GEMMs beside the base one. An adapter
-    that cannot change its base folds away: `scale` 0, or a `B` of zeros (what
-    PEFT initializes a fresh adapter with).
+    that cannot change its base folds away: `scale` 0, or a `B` of zeros and
+    no bias (what PEFT initializes a fresh adapter with).
 
     ```mlir
     %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32}
@@ -168,10 +170,11 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   }];
   let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input,
                        AnyRankedTensor:$base, AnyRankedTensor:$lora_a,
-                       AnyRankedTensor:$lora_b, F32Attr:$scale);
+                       AnyRankedTensor:$lora_b, Optional<AnyRankedTensor>:$lora_bias,
+                       F32Attr:$scale);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
-    $adapter $input `,` $base `,` $lora_a `,` $lora_b attr-dict `:`
+    $adapter $input `,` $base `,` $lora_a `,` $lora_b (`,` $lora_bias^)? attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;

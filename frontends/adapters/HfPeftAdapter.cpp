@@ -178,7 +178,7 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
     return json.contains(key) && !json[key].is_null() && json[key] != false &&
            json[key] != "none" && !(json[key].is_array() && json[key].empty());
   };
-  for (const char *key : {"use_dora", "lora_bias", "modules_to_save"})
+  for (const char *key : {"use_dora", "modules_to_save"})
     if (isSet(key))
       return fail(path + ": '" + key + "' is not supported yet");
   if (isSet("bias"))
@@ -269,6 +269,16 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
     llvm::StringRef rest(key);
     bool isA = rest.consume_back(".lora_A.weight");
     bool isB = !isA && rest.consume_back(".lora_B.weight");
+    bool isBias = !isA && !isB && rest.consume_back(".lora_B.bias");
+    if (isBias && rest.consume_front(kKeyPrefix)) {
+      if (view.shape.size() != 1 || !view.isFloat())
+        return fail(file + ": tensor '" + key + "' is " + dtypeName(view.dtype) + " " +
+                    formatShape(view.shape) + "; a LoRA bias is a float vector [out]");
+      LoraModule &module = byPath[rest.str()];
+      module.tensorBias = key;
+      module.bias = view;
+      continue;
+    }
     if (!rest.consume_front(kKeyPrefix) || !(isA || isB))
       return fail(file + ": tensor '" + key +
                   "' is not a LoRA linear weight (base_model.model.<module>."
@@ -295,6 +305,10 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
       return fail(file + ": module '" + path + "': lora_A " +
                   formatShape(module.a.shape) + " and lora_B " +
                   formatShape(module.b.shape) + " disagree on the rank");
+    if (!module.tensorBias.empty() && module.bias.shape[0] != module.b.shape[0])
+      return fail(file + ": tensor '" + module.tensorBias + "' " +
+                  formatShape(module.bias.shape) + " does not match lora_B " +
+                  formatShape(module.b.shape));
     const LoraConfig &config = adapter.config;
     if (!config.targets(path))
       return fail(file + ": tensor '" + module.tensorA + "' adapts module '" + path +

@@ -59,6 +59,8 @@ struct LoraModule {
   std::string modulePath;
   std::string tensorA, tensorB; ///< Names inside the safetensors file.
   TensorView a, b;              ///< [r, in] and [out, r].
+  std::string tensorBias;       ///< lora_B.bias ([out]), with lora_bias: true.
+  TensorView bias;
   double scale = 1.0;
 };
 

@@ -679,10 +679,10 @@ LogicalResult GraphImporter::importGemm(const onnx::NodeProto &node) {
     return failure();
   Value bias;
   if (hasInput(node, 2)) {
-    FailureOr<Value> c = tensor(node, 2);
+    FailureOr<ImportedValue *> c = entry(node, 2);
     if (failed(c))
       return failure();
-    bias = *c;
+    bias = layerWeight(**c);
   }
   bool biasIsVector = !bias || cast<RankedTensorType>(bias.getType()).getRank() == 1;
   if (!(*weight)->weightName.empty() && !transA && alpha == 1 && beta == 1 && biasIsVector &&
@@ -729,7 +729,7 @@ LogicalResult GraphImporter::importAdd(const onnx::NodeProto &node) {
     FailureOr<ImportedValue *> other = entry(node, 1 - side);
     if (failed(other) || (*other)->weightName.empty())
       continue;
-    Value bias = materialize(**other);
+    Value bias = layerWeight(**other); // Named, so merges can rewrite it.
     auto biasType = cast<RankedTensorType>(bias.getType());
     if (biasType.getRank() != 1 || biasType.getDimSize(0) != linear.getOutFeatures())
       continue;

@@ -165,3 +165,11 @@ func.func @ia3_scale_size(%x: tensor<2x32xf32>, %l: tensor<1x16xf32>) -> tensor<
   %y = peft.ia3 "default" %x, %l : (tensor<2x32xf32>, tensor<1x16xf32>) -> tensor<2x32xf32>
   return %y : tensor<2x32xf32>
 }
+
+// -----
+
+func.func @lora_bias_size(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %bias: tensor<4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'peft.lora' op adapter 'default': lora_bias [4] does not match lora_B [3, 2]}}
+  %y = peft.lora "default" %x, %base, %a, %b, %bias {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}

@@ -112,3 +112,17 @@ func.func @ia3(%x: tensor<?x8x32xf32>, %l: tensor<32x1xf32>) -> tensor<?x8x32xf3
   %y = peft.ia3 "default" %x, %l : (tensor<?x8x32xf32>, tensor<32x1xf32>) -> tensor<?x8x32xf32>
   return %y : tensor<?x8x32xf32>
 }
+
+// -----
+
+// lora_bias adds s·bias after the up projection.
+// CHECK-LABEL: func.func @lora_bias
+// CHECK-DAG: %[[SCALE:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK: %[[UP:.*]] = linalg.matmul {{.*}} outs(%arg1 : tensor<5x3xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[UP]], %arg4 : tensor<5x3xf32>, tensor<3xf32>)
+// CHECK:   arith.mulf %{{.*}}, %[[SCALE]]
+// CHECK:   arith.addf
+func.func @lora_bias(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %bias: tensor<3xf32>) -> tensor<5x3xf32> {
+  %y = peft.lora "default" %x, %base, %a, %b, %bias {scale = 2.0 : f32} : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xf32>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}

@@ -90,3 +90,16 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
 // RUN:   --tensor base_model.model.enc.fc.ia3_l:5x1:2
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/ia3-size" 2>&1 | FileCheck %s --check-prefix=IA3-SIZE
 // IA3-SIZE: error: {{.*}}ia3-size/adapter_model.safetensors: tensor 'base_model.model.enc.fc.ia3_l' [5, 1] does not fit module 'enc.fc' with 3 outputs
+
+// lora_bias: lora_B.bias becomes the peft.lora's fifth operand.
+// RUN: %python %testtools/make_adapter.py %t/bias --config '{"r": 2, "lora_alpha": 4, "lora_bias": true, "target_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x4:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1 \
+// RUN:   --tensor base_model.model.enc.fc.lora_B.bias:3:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/bias" | FileCheck %s --check-prefix=BIAS
+// BIAS: %[[BIAS:.*]] = peft.weight "base_model.model.enc.fc.lora_B.bias" from "{{.*}}bias/adapter_model.safetensors" : tensor<3xf32>
+// BIAS: peft.lora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]] {scale = 2.000000e+00 : f32}
+// RUN: %python %testtools/make_adapter.py %t/bias-size --config '{"r": 2, "lora_bias": true, "target_modules": ["fc"]}' \
+// RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x4:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1 \
+// RUN:   --tensor base_model.model.enc.fc.lora_B.bias:4:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/bias-size" 2>&1 | FileCheck %s --check-prefix=BIAS-SIZE
+// BIAS-SIZE: error: {{.*}}bias-size/adapter_model.safetensors: tensor 'base_model.model.enc.fc.lora_B.bias' [4] does not match lora_B [3, 2]

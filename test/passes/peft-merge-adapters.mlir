@@ -174,3 +174,28 @@ func.func @ia3_shared_input(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2
   %y = peft.linear "fc" %s, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
   return %y, %s : tensor<3x2xf32>, tensor<3x2xf32>
 }
+
+// -----
+
+// lora_bias merges into the layer's bias, b' = b + s·bias_B; a layer without a
+// bias gets one named after its module.
+// CHECK-LABEL: func.func @lora_bias
+// CHECK: %[[B1:.*]] = peft.weight "fc.bias" = dense<[3.000000e+00, 5.000000e+00]> : tensor<2xf32>
+// CHECK: peft.linear "fc" %arg0, %{{.*}}, %[[B1]]
+// CHECK: %[[B2:.*]] = peft.weight "proj.bias" = dense<[2.000000e+00, 4.000000e+00]> : tensor<2xf32>
+// CHECK: peft.linear "proj" %arg0, %{{.*}}, %[[B2]]
+// CHECK-NOT: peft.lora
+// CHECK-NOT: "bias_B"
+func.func @lora_bias(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
+  %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<1.0> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %b : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<0.0> : tensor<1x2xf32>
+  %bb = peft.weight "b" = dense<0.0> : tensor<2x1xf32>
+  %bias = peft.weight "bias_B" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %z = peft.lora "default" %x, %y, %a, %bb, %bias {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %w2 = peft.weight "proj.weight" = dense<1.0> : tensor<2x2xf32>
+  %y2 = peft.linear "proj" %x, %w2 : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %z2 = peft.lora "default" %x, %y2, %a, %bb, %bias {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z, %z2 : tensor<3x2xf32>, tensor<3x2xf32>
+}
