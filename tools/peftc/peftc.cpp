@@ -1,7 +1,7 @@
 //===- peftc.cpp - Compile an ONNX model and its adapters -------------------===//
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
-//         [--target cpu] -o OUTDIR
+//         [--target cpu] [--summary] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
@@ -24,10 +24,14 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
+
+#include <set>
+#include <tuple>
 
 namespace cl = llvm::cl;
 
@@ -43,6 +47,9 @@ static cl::opt<std::string> emit("emit",
                                  cl::desc("artifact: a compiled artifact directory; "
                                           "onnx: the merged model as an ONNX file"),
                                  cl::init("artifact"));
+static cl::opt<bool> summary("summary",
+                             cl::desc("Print each adapted module: adapter, method, rank, "
+                                      "parameters, merged or not"));
 static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (ONNX file with --emit onnx)"),
                                       cl::value_desc("path"), cl::Required);
 
@@ -68,19 +75,99 @@ static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
   return mlir::success();
 }
 
+/// One adapter on one layer, as --summary reports it.
+struct AdapterUse {
+  std::string module, adapter, method;
+  int64_t rank = 0, parameters = 0;
+  bool merged = true;
+};
+
+/// The layer an adapter chain hangs on: follow adapters' inputs back.
+static llvm::StringRef layerOf(mlir::Value value) {
+  while (mlir::Operation *op = value.getDefiningOp()) {
+    if (auto layer = llvm::dyn_cast<peft::AdaptableLayer>(op))
+      return layer.getModulePath();
+    if (auto lora = llvm::dyn_cast<peft::LoraOp>(op))
+      value = lora.getBase();
+    else if (auto ia3 = llvm::dyn_cast<peft::Ia3Op>(op))
+      value = ia3.getInput();
+    else
+      break;
+  }
+  return "";
+}
+
+static int64_t elements(mlir::Value value) {
+  return value ? llvm::cast<mlir::ShapedType>(value.getType()).getNumElements() : 0;
+}
+
+static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
+  std::vector<AdapterUse> uses;
+  module.walk([&](peft::LoraOp lora) {
+    uses.push_back({layerOf(lora.getBase()).str(), lora.getAdapter().str(), "LoRA",
+                    lora.getLoraA().getType().getDimSize(0),
+                    elements(lora.getLoraA()) + elements(lora.getLoraB()) +
+                        elements(lora.getLoraBias())});
+  });
+  module.walk([&](peft::Ia3Op ia3) {
+    std::string path = layerOf(ia3.getInput()).str();
+    for (mlir::Operation *user : ia3->getUsers()) // A feed-forward layer's input.
+      if (auto layer = llvm::dyn_cast<peft::AdaptableLayer>(user); layer && path.empty())
+        path = layer.getModulePath().str();
+    uses.push_back({path, ia3.getAdapter().str(), "IA3", 0, elements(ia3.getScale())});
+  });
+  return uses;
+}
+
+static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module) {
+  std::set<std::tuple<std::string, std::string, std::string>> left;
+  for (const AdapterUse &use : collectAdapters(module))
+    left.insert({use.module, use.adapter, use.method});
+  llvm::sort(attached, [](const AdapterUse &l, const AdapterUse &r) {
+    return std::tie(l.module, l.adapter) < std::tie(r.module, r.adapter);
+  });
+  llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-6} {3,5} {4,11}  {5}\n", "module", "adapter",
+                                "method", "rank", "parameters", "state");
+  int64_t parameters = 0, merged = 0;
+  std::set<std::string> modules;
+  for (AdapterUse &use : attached) {
+    modules.insert(use.module);
+    use.merged = !left.count({use.module, use.adapter, use.method});
+    parameters += use.parameters;
+    merged += use.merged;
+    llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-6} {3,5} {4,11}  {5}\n", use.module,
+                                  use.adapter, use.method,
+                                  use.rank ? std::to_string(use.rank) : std::string("-"),
+                                  use.parameters, use.merged ? "merged" : "unmerged");
+  }
+  llvm::outs() << llvm::formatv("{0} adapters on {1} modules, {2} adapter parameters; {3} merged, "
+                                "{4} unmerged\n",
+                                attached.size(), modules.size(), parameters, merged,
+                                attached.size() - merged);
+}
+
 static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool externalize) {
-  mlir::PassManager pm(module.getContext());
+  mlir::PassManager attach(module.getContext());
   if (!adapterSpecs.empty()) {
     peft::AttachAdaptersOptions options;
     options.adapters.assign(adapterSpecs.begin(), adapterSpecs.end());
-    pm.addPass(peft::createAttachAdapters(options));
+    attach.addPass(peft::createAttachAdapters(options));
   }
+  if (mlir::failed(attach.run(module)))
+    return mlir::failure();
+  std::vector<AdapterUse> attached = collectAdapters(module);
+  mlir::PassManager pm(module.getContext());
   if (mode == "merge")
     pm.addPass(peft::createMergeAdapters());
   pm.addPass(mlir::createCanonicalizerPass());
+  if (mlir::failed(pm.run(module)))
+    return mlir::failure();
+  if (summary)
+    printSummary(std::move(attached), module);
+  mlir::PassManager lower(module.getContext());
   if (externalize)
-    pm.addPass(peft::createExternalizeWeights());
-  return pm.run(module);
+    lower.addPass(peft::createExternalizeWeights());
+  return lower.run(module);
 }
 
 /// Writes the whole artifact into `stagingDir`.
