@@ -118,13 +118,15 @@ class BertEmbeddings(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    def __init__(self, layers, *args):
-        super().__init__()
-        self.layer = nn.ModuleList([BertLayer(*args) for _ in range(layers)])
+    """A stack of `layer_type` layers (BERT's, or ViT's without a mask)."""
 
-    def forward(self, x, mask):
+    def __init__(self, layers, *args, layer_type=None):
+        super().__init__()
+        self.layer = nn.ModuleList([(layer_type or BertLayer)(*args) for _ in range(layers)])
+
+    def forward(self, x, *mask):
         for layer in self.layer:
-            x = layer(x, mask)
+            x = layer(x, *mask)
         return x
 
 
@@ -403,22 +405,11 @@ class ViTLayer(nn.Module):
         return x + self.output(self.intermediate(self.layernorm_after(x)))
 
 
-class ViTEncoder(nn.Module):
-    def __init__(self, layers, *args):
-        super().__init__()
-        self.layer = nn.ModuleList([ViTLayer(*args) for _ in range(layers)])
-
-    def forward(self, x):
-        for layer in self.layer:
-            x = layer(x)
-        return x
-
-
 class ViTModel(nn.Module):
     def __init__(self, channels, hidden, layers, heads, inner, image, patch):
         super().__init__()
         self.embeddings = ViTEmbeddings(channels, hidden, patch, (image // patch) ** 2)
-        self.encoder = ViTEncoder(layers, hidden, heads, inner)
+        self.encoder = BertEncoder(layers, hidden, heads, inner, layer_type=ViTLayer)
         self.layernorm = nn.LayerNorm(hidden, eps=1e-12)
 
     def forward(self, pixels):

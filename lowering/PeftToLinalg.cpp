@@ -75,21 +75,23 @@ Value zerosFor(OpBuilder &builder, Location loc, Value rows, int64_t n, Type ele
   return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
 }
 
-/// matrix[m, n] + scale·bias[n] (scale 1 when absent). The bias is added after
-/// the GEMM, not used as its accumulator, so that it fuses with the
-/// elementwise ops that follow and the GEMM stays a named op for the back
-/// ends' schedules.
-Value addBias(OpBuilder &builder, Location loc, Value matrix, Value bias,
+/// tensor[i, c, ...] + scale·bias[c] (scale 1 when absent): the bias runs
+/// along dimension 1, the outputs of a GEMM over rows and the channels of a
+/// convolution. It is added after the GEMM, not used as its accumulator, so
+/// that it fuses with the elementwise ops that follow and the GEMM stays a
+/// named op for the back ends' schedules.
+Value addBias(OpBuilder &builder, Location loc, Value tensor, Value bias,
               FloatAttr scale = {}) {
   MLIRContext *context = builder.getContext();
-  AffineMap identity = AffineMap::getMultiDimIdentityMap(2, context);
-  AffineMap column = AffineMap::get(2, 0, getAffineDimExpr(1, context));
-  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, matrix),
-                                       cast<ShapedType>(matrix.getType()).getElementType());
+  int64_t rank = cast<ShapedType>(tensor.getType()).getRank();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+  AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(1, context));
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, tensor),
+                                       cast<ShapedType>(tensor.getType()).getElementType());
   return linalg::GenericOp::create(
-             builder, loc, init.getType(), ValueRange{matrix, bias}, init,
-             ArrayRef<AffineMap>{identity, column, identity},
-             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             builder, loc, init.getType(), ValueRange{tensor, bias}, init,
+             ArrayRef<AffineMap>{identity, channel, identity},
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
                Value term = args[1];
                if (scale)
@@ -160,26 +162,6 @@ struct LowerLora : OpRewritePattern<LoraOp> {
     return success();
   }
 };
-
-/// Adds bias[c] to channel c (dimension 1) of `tensor`.
-Value addChannelBias(OpBuilder &builder, Location loc, Value tensor, Value bias) {
-  MLIRContext *context = builder.getContext();
-  int64_t rank = cast<ShapedType>(tensor.getType()).getRank();
-  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
-  AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(1, context));
-  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, tensor),
-                                       cast<ShapedType>(tensor.getType()).getElementType());
-  return linalg::GenericOp::create(
-             builder, loc, init.getType(), ValueRange{tensor, bias}, init,
-             ArrayRef<AffineMap>{identity, channel, identity},
-             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               linalg::YieldOp::create(
-                   nested, nestedLoc,
-                   arith::AddFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
-             })
-      .getResult(0);
-}
 
 /// Splits dimension `dim` of `value` into [parts, size / parts].
 Value splitDim(OpBuilder &builder, Location loc, Value value, int64_t dim, int64_t parts) {
@@ -270,7 +252,7 @@ struct LowerConv : OpRewritePattern<ConvOp> {
       merge.push_back({3 + d});
     Value result = tensor::CollapseShapeOp::create(rewriter, loc, grouped, merge);
     if (Value bias = op.getBias())
-      result = addChannelBias(rewriter, loc, result, bias);
+      result = addBias(rewriter, loc, result, bias);
     rewriter.replaceOp(op, result);
     return success();
   }

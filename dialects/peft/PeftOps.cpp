@@ -359,5 +359,22 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
   return {};
 }
 
+//===----------------------------------------------------------------------===//
+// Adapters
+//===----------------------------------------------------------------------===//
+
+llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
+  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp>(op) ? 1 : 0).getDefiningOp()) {
+    if (auto layer = dyn_cast<AdaptableLayer>(op))
+      return layer.getModulePath();
+    if (!isAdapter(op))
+      break;
+  }
+  for (Operation *user : adapter->getUsers()) // An IA3 on a feed-forward layer's input.
+    if (auto layer = dyn_cast<AdaptableLayer>(user); layer && layer.getInput() == adapter->getResult(0))
+      return layer.getModulePath();
+  return "";
+}
+
 #define GET_OP_CLASSES
 #include "dialects/peft/PeftOps.cpp.inc"

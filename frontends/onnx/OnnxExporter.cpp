@@ -48,13 +48,11 @@ static void setRawData(onnx::TensorProto &tensor, llvm::ArrayRef<uint8_t> bytes)
 /// Fails on the first adapter still in the IR: an ONNX model has no op for it.
 static llvm::Error checkEverythingMerged(ModuleOp module) {
   std::string message;
-  module.walk([&](LoraOp lora) {
-    Value base = lora.getBase(); // Adapters on one layer chain through `base`.
-    while (auto inner = base.getDefiningOp<LoraOp>())
-      base = inner.getBase();
-    auto layer = dyn_cast_or_null<AdaptableLayer>(base.getDefiningOp());
-    message = "adapter '" + lora.getAdapter().str() + "' on '" +
-              (layer ? layer.getModulePath().str() : std::string("?")) +
+  module.walk([&](Operation *op) {
+    if (!isAdapter(op))
+      return WalkResult::advance();
+    message = "adapter '" + op->getAttrOfType<StringAttr>("adapter").str() + "' on '" +
+              adaptedModulePath(op).str() +
               "' is not merged; only merged models export to ONNX (peftc --mode merge)";
     return WalkResult::interrupt();
   });

@@ -20,6 +20,16 @@ static std::optional<int64_t> normalizeAxis(int64_t axis, int64_t rank) {
   return axis < 0 ? axis + rank : axis;
 }
 
+/// An integer index as an `index`, a negative one counting back from `size`
+/// (Gather's and GatherElements' indices); built inside a linalg body.
+static Value wrappedIndex(OpBuilder &b, Location loc, Value integer, Value size) {
+  Value index = arith::IndexCastOp::create(b, loc, b.getIndexType(), integer);
+  Value negative = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, index,
+                                         arith::ConstantIndexOp::create(b, loc, 0));
+  return arith::SelectOp::create(b, loc, negative, arith::AddIOp::create(b, loc, index, size),
+                                 index);
+}
+
 static int64_t rankOf(Value value) {
   return cast<RankedTensorType>(value.getType()).getRank();
 }
@@ -91,11 +101,7 @@ LogicalResult GraphImporter::importGatherElements(const onnx::NodeProto &node) {
       builder, loc, init.getType(), *indices, init, ArrayRef<AffineMap>{identity, identity},
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        Value index = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
-        Value negative = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, index,
-                                               arith::ConstantIndexOp::create(nb, l, 0));
-        index = arith::SelectOp::create(nb, l, negative,
-                                        arith::AddIOp::create(nb, l, index, axisSize), index);
+        Value index = wrappedIndex(nb, l, args[0], axisSize);
         SmallVector<Value> coordinates;
         for (int64_t d = 0; d < rank; ++d)
           coordinates.push_back(d == *axis ? index : Value(linalg::IndexOp::create(nb, l, d)));
@@ -181,11 +187,7 @@ LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
       builder, loc, init.getType(), *indices, init, maps,
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        Value index = arith::IndexCastOp::create(nb, l, nb.getIndexType(), args[0]);
-        Value zero = arith::ConstantIndexOp::create(nb, l, 0);
-        Value negative = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, index, zero);
-        index = arith::SelectOp::create(nb, l, negative,
-                                        arith::AddIOp::create(nb, l, index, axisSize), index);
+        Value index = wrappedIndex(nb, l, args[0], axisSize);
         SmallVector<Value> coordinates;
         for (int64_t d = 0; d < *axis; ++d)
           coordinates.push_back(linalg::IndexOp::create(nb, l, d));
@@ -566,16 +568,11 @@ LogicalResult GraphImporter::importFloatRange(const onnx::NodeProto &node, Type 
   if (delta == 0)
     return fail(node, "delta must not be 0");
   int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
-  SmallVector<APFloat> elements;
-  for (int64_t i = 0; i < count; ++i) {
-    APFloat element(start + i * delta);
-    bool lost;
-    element.convert(cast<FloatType>(elementType).getFloatSemantics(), APFloat::rmNearestTiesToEven,
-                    &lost);
-    elements.push_back(element);
-  }
+  SmallVector<double> elements;
+  for (int64_t i = 0; i < count; ++i)
+    elements.push_back(start + i * delta);
   auto type = RankedTensorType::get({count}, elementType);
-  setTensor(node, 0, arith::ConstantOp::create(builder, loc, DenseElementsAttr::get(type, elements)));
+  setTensor(node, 0, arith::ConstantOp::create(builder, loc, floatElements(type, elements)));
   return success();
 }
 

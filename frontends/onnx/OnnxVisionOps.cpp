@@ -173,8 +173,7 @@ static DenseElementsAttr windowCounts(const WindowShape &window,
   SmallVector<int64_t> shape = {1, 1};
   llvm::append_range(shape, window.outSizes);
   auto type = RankedTensorType::get(shape, elementType);
-  SmallVector<APFloat> counts;
-  SmallVector<int64_t> index(rank, 0);
+  SmallVector<double> counts;
   for (int64_t flat = 0; flat < type.getNumElements(); ++flat) {
     double count = 1;
     for (int64_t d = 0, rest = flat; d < rank; ++d) {
@@ -184,13 +183,9 @@ static DenseElementsAttr windowCounts(const WindowShape &window,
       count *= perDim[d][rest / stride];
       rest %= stride;
     }
-    APFloat value(count);
-    bool lost;
-    value.convert(cast<FloatType>(elementType).getFloatSemantics(),
-                  APFloat::rmNearestTiesToEven, &lost);
-    counts.push_back(value);
+    counts.push_back(count);
   }
-  return DenseElementsAttr::get(type, counts);
+  return floatElements(type, counts);
 }
 
 /// MaxPool and AveragePool: one linalg.generic over [N, C, out..., kernel...],
@@ -660,18 +655,10 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
     ResizeTable &table = tables[i];
     auto indexType = RankedTensorType::get({outShape[d], table.taps}, builder.getI64Type());
     auto weightType = RankedTensorType::get({outShape[d], table.taps}, elementType);
-    SmallVector<APFloat> weights;
-    for (double w : table.weights) {
-      APFloat value(w);
-      bool lost;
-      value.convert(cast<FloatType>(elementType).getFloatSemantics(), APFloat::rmNearestTiesToEven,
-                    &lost);
-      weights.push_back(value);
-    }
     operands.push_back(arith::ConstantOp::create(
         builder, loc, DenseElementsAttr::get(indexType, ArrayRef<int64_t>(table.indices))));
     operands.push_back(
-        arith::ConstantOp::create(builder, loc, DenseElementsAttr::get(weightType, weights)));
+        arith::ConstantOp::create(builder, loc, floatElements(weightType, table.weights)));
     AffineMap map = AffineMap::get(loops, 0,
                                    {getAffineDimExpr(d, context), getAffineDimExpr(rank + i, context)},
                                    context);

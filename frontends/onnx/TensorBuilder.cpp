@@ -168,6 +168,18 @@ OpFoldResult TensorBuilder::div(OpFoldResult lhs, OpFoldResult rhs) {
                                      [](int64_t l, int64_t r) { return l / r; });
 }
 
+DenseElementsAttr floatElements(RankedTensorType type, ArrayRef<double> values) {
+  const llvm::fltSemantics &semantics = cast<FloatType>(type.getElementType()).getFloatSemantics();
+  SmallVector<APFloat> elements;
+  for (double value : values) {
+    APFloat element(value);
+    bool lost;
+    element.convert(semantics, APFloat::rmNearestTiesToEven, &lost);
+    elements.push_back(element);
+  }
+  return DenseElementsAttr::get(type, elements);
+}
+
 bool isNonNegative(OpFoldResult size) {
   if (std::optional<int64_t> constant = getConstantIntValue(size))
     return *constant >= 0;

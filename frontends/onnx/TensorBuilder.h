@@ -27,6 +27,10 @@ std::optional<llvm::SmallVector<int64_t>> constantInts(const Ints &ints);
 /// Whether `size` is known to be >= 0: a constant, a tensor dimension, or
 /// the smaller or larger of such sizes.
 bool isNonNegative(mlir::OpFoldResult size);
+/// `values` as the elements of a floating-point `type`, each rounded to
+/// nearest (ties to even).
+mlir::DenseElementsAttr floatElements(mlir::RankedTensorType type,
+                                      llvm::ArrayRef<double> values);
 /// The elements of an integer DenseElementsAttr of rank 0 or 1.
 std::optional<Ints> intsOf(mlir::DenseElementsAttr value);
 

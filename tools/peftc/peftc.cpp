@@ -82,21 +82,6 @@ struct AdapterUse {
   bool merged = true;
 };
 
-/// The layer an adapter chain hangs on: follow adapters' inputs back.
-static llvm::StringRef layerOf(mlir::Value value) {
-  while (mlir::Operation *op = value.getDefiningOp()) {
-    if (auto layer = llvm::dyn_cast<peft::AdaptableLayer>(op))
-      return layer.getModulePath();
-    if (auto lora = llvm::dyn_cast<peft::LoraOp>(op))
-      value = lora.getBase();
-    else if (auto ia3 = llvm::dyn_cast<peft::Ia3Op>(op))
-      value = ia3.getInput();
-    else
-      break;
-  }
-  return "";
-}
-
 static int64_t elements(mlir::Value value) {
   return value ? llvm::cast<mlir::ShapedType>(value.getType()).getNumElements() : 0;
 }
@@ -104,17 +89,14 @@ static int64_t elements(mlir::Value value) {
 static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
   module.walk([&](peft::LoraOp lora) {
-    uses.push_back({layerOf(lora.getBase()).str(), lora.getAdapter().str(), "LoRA",
+    uses.push_back({peft::adaptedModulePath(lora).str(), lora.getAdapter().str(), "LoRA",
                     lora.getLoraA().getType().getDimSize(0),
                     elements(lora.getLoraA()) + elements(lora.getLoraB()) +
                         elements(lora.getLoraBias())});
   });
   module.walk([&](peft::Ia3Op ia3) {
-    std::string path = layerOf(ia3.getInput()).str();
-    for (mlir::Operation *user : ia3->getUsers()) // A feed-forward layer's input.
-      if (auto layer = llvm::dyn_cast<peft::AdaptableLayer>(user); layer && path.empty())
-        path = layer.getModulePath().str();
-    uses.push_back({path, ia3.getAdapter().str(), "IA3", 0, elements(ia3.getScale())});
+    uses.push_back({peft::adaptedModulePath(ia3).str(), ia3.getAdapter().str(), "IA3", 0,
+                    elements(ia3.getScale())});
   });
   return uses;
 }
