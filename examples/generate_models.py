@@ -29,6 +29,7 @@ import struct
 import numpy as np
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -475,6 +476,25 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class ConvNet(nn.Module):
+    """Convolutions without BatchNorm, so that each keeps its own weight in
+    the exported model: 3×3, strided 3×3 and 1×1 (no bias), then a linear
+    head."""
+
+    def __init__(self, channels=3, width=8, labels=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 3, 1, 1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, 2, 1)
+        self.conv3 = nn.Conv2d(2 * width, 2 * width, 1, bias=False)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(2 * width, labels)
+
+    def forward(self, pixel_values):
+        x = torch.relu(self.conv1(pixel_values))
+        x = torch.relu(self.conv3(torch.relu(self.conv2(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
 # --- Hugging Face PEFT LoRA, written and applied as PEFT does it -------------
 
 def write_safetensors(path, tensors):
@@ -515,30 +535,80 @@ def pattern_value(patterns, path, default):
     return default
 
 
+class LoraWeights:
+    """One adapted module's LoRA tensors, in PEFT's shapes."""
+
+    def __init__(self, module, a, b, bias, scale, magnitude=None):
+        self.module, self.a, self.b, self.bias, self.scale = module, a, b, bias, scale
+        self.magnitude = magnitude  # DoRA's lora_magnitude_vector, [out].
+
+    def delta(self):
+        """B·A in the module's weight layout (PEFT's get_delta_weight / scale)."""
+        if isinstance(self.module, nn.Conv2d):
+            return (self.b.flatten(1) @ self.a.flatten(1)).view(self.module.weight.shape)
+        if isinstance(self.module, nn.Embedding):
+            return (self.b @ self.a).t()
+        if isinstance(self.module, Conv1D):
+            return (self.b @ self.a).t()
+        return self.b @ self.a
+
+    def branch(self, x):
+        """(x·Aᵀ)·Bᵀ as PEFT's lora_B(lora_A(x)) computes it."""
+        if isinstance(self.module, nn.Conv2d):
+            down = F.conv2d(x, self.a, stride=self.module.stride, padding=self.module.padding)
+            return F.conv2d(down, self.b)
+        if isinstance(self.module, nn.Embedding):
+            return F.embedding(x, self.a.t()) @ self.b.t()
+        return torch.matmul(torch.matmul(x, self.a.t()), self.b.t())
+
+    def weight_norm(self):
+        """‖W + s·B·A‖ per output (PEFT's DoRA get_weight_norm), W as [out, ...]."""
+        weight = self.module.weight + self.scale * self.delta()
+        if isinstance(self.module, Conv1D):
+            weight = weight.t()
+        return weight.flatten(1).norm(dim=1)
+
+
 def make_adapter(model, config, directory, seed, magnitude=0.3):
     """Random LoRA weights (entries ~ N(0, magnitude²)) for every targeted
-    linear layer, saved as PEFT saves them. Returns {module path: (A, B, scale)}."""
+    linear, Conv2d and Embedding layer, saved as PEFT saves them; with
+    use_dora, a magnitude vector too. Returns {module path: LoraWeights}."""
     generator = torch.Generator().manual_seed(seed)
     adapters, tensors = {}, {}
+    kinds = (nn.Linear, Conv1D, nn.Conv2d, nn.Embedding)
     for path, module in model.named_modules():
-        if not isinstance(module, (nn.Linear, Conv1D)) or not targets(config, path):
+        if not isinstance(module, kinds) or not targets(config, path):
             continue
         rank = pattern_value(config["rank_pattern"], path, config["r"])
         alpha = pattern_value(config["alpha_pattern"], path, config["lora_alpha"])
         scale = alpha / (math.sqrt(rank) if config["use_rslora"] else rank)
-        if isinstance(module, Conv1D):
-            fan_in, fan_out = module.weight.shape
+        key = f"base_model.model.{path}"
+        if isinstance(module, nn.Conv2d):
+            a_shape = (rank, module.in_channels, *module.kernel_size)
+            b_shape = (module.out_channels, rank, 1, 1)
+            names = f"{key}.lora_A.weight", f"{key}.lora_B.weight"
+        elif isinstance(module, nn.Embedding):
+            a_shape, b_shape = (rank, module.num_embeddings), (module.embedding_dim, rank)
+            names = f"{key}.lora_embedding_A", f"{key}.lora_embedding_B"
         else:
-            fan_out, fan_in = module.weight.shape
-        a = torch.randn(rank, fan_in, generator=generator) * magnitude
-        b = torch.randn(fan_out, rank, generator=generator) * magnitude
-        bias = torch.zeros(fan_out)
+            fan_in, fan_out = (module.weight.shape if isinstance(module, Conv1D)
+                               else module.weight.shape[::-1])
+            a_shape, b_shape = (rank, fan_in), (fan_out, rank)
+            names = f"{key}.lora_A.weight", f"{key}.lora_B.weight"
+        a = torch.randn(*a_shape, generator=generator) * magnitude
+        b = torch.randn(*b_shape, generator=generator) * magnitude
+        bias = torch.zeros(b_shape[0])
         if config.get("lora_bias"):  # lora_B has a bias: lora_B.bias
-            bias = torch.randn(fan_out, generator=generator) * magnitude
-            tensors[f"base_model.model.{path}.lora_B.bias"] = bias.numpy()
-        adapters[path] = (a, b, bias, scale)
-        tensors[f"base_model.model.{path}.lora_A.weight"] = a.numpy()
-        tensors[f"base_model.model.{path}.lora_B.weight"] = b.numpy()
+            bias = torch.randn(b_shape[0], generator=generator) * magnitude
+            tensors[f"{key}.lora_B.bias"] = bias.numpy()
+        weights = LoraWeights(module, a, b, bias, scale)
+        if config.get("use_dora"):  # Trained away from its initial value, the norm.
+            weights.magnitude = weights.weight_norm().detach() * (
+                1 + 0.2 * torch.randn(b_shape[0], generator=generator))
+            shape = (1, b_shape[0], 1, 1) if isinstance(module, nn.Conv2d) else (b_shape[0],)
+            tensors[f"{key}.lora_magnitude_vector"] = weights.magnitude.reshape(shape).numpy()
+        adapters[path] = weights
+        tensors[names[0]], tensors[names[1]] = a.numpy(), b.numpy()
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
@@ -546,14 +616,51 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
     return adapters
 
 
+def save_merged_weights(adapters, directory):
+    """PEFT's merge of each adapted module's weight, saved as
+    DIRECTORY/<path>.weight.npy: W + s·ΔW, and with DoRA
+    (m / ‖W + s·ΔW‖) ⊙ (W + s·ΔW) per output."""
+    os.makedirs(directory, exist_ok=True)
+    for path, weights in adapters.items():
+        merged = weights.module.weight + weights.scale * weights.delta()
+        if weights.magnitude is not None:
+            factor = weights.magnitude / weights.weight_norm()
+            merged = factor.view(-1, *([1] * (merged.dim() - 1))) * merged
+        np.save(os.path.join(directory, f"{path}.weight.npy"), merged.detach().numpy())
+
+
+def bias_along_channels(module, bias):
+    return bias.view(-1, 1, 1) if isinstance(module, nn.Conv2d) else bias
+
+
 def apply_lora_unmerged(model, adapters):
-    """y = base(x) + scale·((x·Aᵀ)·Bᵀ + bias_B) on each adapted layer (PEFT's
-    LoRA forward; bias_B is 0 without lora_bias)."""
-    for path, (a, b, bias, scale) in adapters.items():
+    """PEFT's LoRA forward on each adapted layer: y = base(x) + scale·(B(A(x))
+    + bias_B) (bias_B is 0 without lora_bias); with DoRA, PEFT's
+    DoraLinearLayer / DoraConv2dLayer forward."""
+    for path, weights in adapters.items():
         module = model.get_submodule(path)
         base_forward = module.forward
-        module.forward = (lambda x, f=base_forward, a=a, b=b, c=bias, s=scale:
-                          f(x) + s * (torch.matmul(torch.matmul(x, a.t()), b.t()) + c))
+        if weights.magnitude is None:
+            module.forward = (lambda x, f=base_forward, w=weights:
+                              f(x) + w.scale * (w.branch(x) + bias_along_channels(w.module, w.bias)))
+        else:
+            module.forward = lambda x, f=base_forward, w=weights: f(x) + dora_output(w, x)
+
+
+def dora_output(weights, x):
+    """What PEFT's DoRA layer adds to the base result: (n − 1)·(x·Wᵀ) +
+    n·s·B(A(x)), n = magnitude / ‖W + s·B·A‖, the base result taken without
+    its bias."""
+    module = weights.module
+    factor = weights.magnitude / weights.weight_norm()
+    if isinstance(module, nn.Conv2d):
+        factor = factor.view(1, -1, 1, 1)
+        base = F.conv2d(x, module.weight, None, module.stride, module.padding)
+    elif isinstance(module, Conv1D):
+        base = x @ module.weight
+    else:
+        base = F.linear(x, module.weight)
+    return (factor - 1) * base + factor * weights.scale * weights.branch(x)
 
 
 def make_ia3_adapter(model, targets, feedforward, directory, seed):
@@ -639,16 +746,47 @@ def export_onnx(directory, model, inputs, input_names, output_names, sequence):
     save_inputs(directory, input_names, inputs)
 
 
-def export(name, model, inputs, input_names, output_names, config, seed, batch5, sequence=()):
+def export(name, model, inputs, input_names, output_names, config, seed, batch5, sequence=(),
+           merged_weights=False):
     directory = os.path.join(HERE, "models", name)
     export_onnx(directory, model, inputs, input_names, output_names, sequence)
     with torch.no_grad():
         run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
         adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
+        if merged_weights:
+            save_merged_weights(adapters, os.path.join(directory, "merged"))
         apply_lora_unmerged(model, adapters)
         run_and_save(model, inputs, output_names, os.path.join(directory, "expected"))
         save_inputs(os.path.join(directory, "batch5"), input_names, batch5)
         run_and_save(model, batch5, output_names, os.path.join(directory, "batch5", "expected"))
+
+
+def export_adapter(name, subdirectory, make_model, config, seed, input_names, output_names,
+                   merged_weights=False):
+    """An extra adapter for an exported model: a fresh copy of the model (the
+    same weights), the adapter saved in models/NAME/SUBDIRECTORY/adapter, and
+    torch's outputs with it at both input shapes in .../expected and
+    .../batch5/expected; with `merged_weights`, PEFT's merged weights in
+    .../merged."""
+    model = make_model().eval()
+    directory = os.path.join(HERE, "models", name, subdirectory)
+    adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
+    if merged_weights:
+        save_merged_weights(adapters, os.path.join(directory, "merged"))
+    apply_lora_unmerged(model, adapters)
+    with torch.no_grad():
+        for inputs, expected in (("inputs", "expected"), ("batch5/inputs", "batch5/expected")):
+            values = [torch.from_numpy(np.load(os.path.join(HERE, "models", name, inputs,
+                                                            f"{n}.npy"))) for n in input_names]
+            run_and_save(model, values, output_names, os.path.join(directory, expected))
+
+
+def seeded(factory, seed):
+    """A factory that makes the model with the weights seed `seed` gives."""
+    def make():
+        torch.manual_seed(seed)
+        return factory()
+    return make
 
 
 def main():
@@ -726,6 +864,33 @@ def main():
     export("resnet-tiny", resnet, [torch.randn(2, 3, 16, 16)], ["pixel_values"], ["logits"],
            lora_config(target_modules=["fc"], r=4, lora_alpha=8),
            seed=5, batch5=[torch.randn(5, 3, 16, 16)])
+
+    # LoRA and DoRA on convolutions (3×3, strided, 1×1) and the linear head.
+    torch.manual_seed(5)
+    export("cnn-tiny", ConvNet(), [torch.randn(2, 3, 12, 12)], ["pixel_values"], ["logits"],
+           lora_config(target_modules=["conv1", "conv2", "conv3", "fc"], r=4, lora_alpha=8),
+           seed=8, batch5=[torch.randn(5, 3, 12, 12)], merged_weights=True)
+    export_adapter("cnn-tiny", "dora", seeded(ConvNet, 5),
+                   lora_config(target_modules=["conv2", "conv3", "fc"], r=4, lora_alpha=8,
+                               use_dora=True),
+                   seed=9, input_names=["pixel_values"], output_names=["logits"],
+                   merged_weights=True)
+
+    # LoRA on the token embedding (lora_embedding_A/B) beside attention
+    # projections; DoRA on linears with and without biases.
+    export_adapter("llama-tiny", "lora-embedding", seeded(LlamaForCausalLM, 2),
+                   lora_config(target_modules=["embed_tokens", "q_proj", "v_proj"], r=4,
+                               lora_alpha=8),
+                   seed=10, input_names=["input_ids"], output_names=["logits"])
+    export_adapter("llama-tiny", "dora", seeded(LlamaForCausalLM, 2),
+                   lora_config(target_modules=["q_proj", "v_proj", "down_proj"], r=4,
+                               lora_alpha=8, use_dora=True),
+                   seed=11, input_names=["input_ids"], output_names=["logits"])
+    export_adapter("bert-tiny", "dora", seeded(BertModel, 0),
+                   lora_config(target_modules=["query", "value", "output.dense"], r=4,
+                               lora_alpha=8, use_dora=True),
+                   seed=12, input_names=["input_ids", "attention_mask"],
+                   output_names=["last_hidden_state", "pooler_output"])
 
 
 if __name__ == "__main__":

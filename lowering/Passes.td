@@ -24,7 +24,11 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     `linalg.matmul` over the flattened batch dimensions followed by an
     elementwise bias add (which fuses with what follows, while the GEMM stays
     a named op for the back ends' schedules); `peft.lora` becomes the two thin GEMMs of the
-    unmerged adapter accumulated into the base output; `peft.ia3` an
+    unmerged adapter accumulated into the base output (on an embedding, a
+    gather of A's columns and one GEMM; on a convolution, two convolutions);
+    `peft.dora` the same branch, then each output channel rescaled by
+    `magnitude / ‖W + s·B·A‖`, computed from the weights at run time;
+    `peft.ia3` an
     elementwise product along the last dimension; `peft.conv` becomes one
     `linalg.generic` over the zero-padded input, channels split into
     `[groups, channels / groups]`; `peft.embedding` gathers table rows with
@@ -34,7 +38,8 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",
-                           "mlir::arith::ArithDialect"];
+                           "mlir::arith::ArithDialect",
+                           "mlir::math::MathDialect"];
 }
 
 def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {

@@ -136,30 +136,237 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   }
 };
 
-/// base + s·(x·Aᵀ)·Bᵀ, with the scale applied to the thin [M, r] intermediate.
+/// `acc + scale·term`, elementwise over tensors of one shape.
+Value addScaled(OpBuilder &builder, Location loc, Value acc, Value term, FloatAttr scale) {
+  auto type = cast<RankedTensorType>(acc.getType());
+  AffineMap identity = builder.getMultiDimIdentityMap(type.getRank());
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, acc),
+                                       type.getElementType());
+  return linalg::GenericOp::create(
+             builder, loc, type, ValueRange{acc, term}, init,
+             ArrayRef<AffineMap>{identity, identity, identity},
+             SmallVector<utils::IteratorType>(type.getRank(), utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
+               Value scaled = arith::MulFOp::create(nested, nestedLoc, args[1], factor);
+               linalg::YieldOp::create(
+                   nested, nestedLoc,
+                   arith::AddFOp::create(nested, nestedLoc, args[0], scaled).getResult());
+             })
+      .getResult(0);
+}
+
+/// Collapses every dimension of `value` after the first: [d0, d1, ...] -> [d0, d1·...].
+Value asMatrix(OpBuilder &builder, Location loc, Value value) {
+  int64_t rank = cast<RankedTensorType>(value.getType()).getRank();
+  if (rank == 2)
+    return value;
+  ReassociationIndices rest = llvm::to_vector(llvm::seq<int64_t>(1, rank));
+  return tensor::CollapseShapeOp::create(builder, loc, value,
+                                         ArrayRef<ReassociationIndices>{{0}, rest});
+}
+
+/// What peft.lora and peft.dora share: the low-rank branch and its form.
+struct LowRankBranch {
+  Value input, a, b;
+  FloatAttr scale;
+  std::optional<ArrayRef<int64_t>> strides, pads;
+
+  /// `acc + scale·(input·Aᵀ)·Bᵀ`, `acc` shaped like the layer's output.
+  Value addTo(OpBuilder &builder, Location loc, Value acc) const {
+    if (strides)
+      return addConvolutionTo(builder, loc, acc);
+    Type f32 = builder.getF32Type();
+    Value down;
+    if (isa<IntegerType>(cast<ShapedType>(input.getType()).getElementType())) {
+      down = flattenBatch(builder, loc, gatherColumnsOfA(builder, loc));
+    } else {
+      Value rows = flattenBatch(builder, loc, input);
+      int64_t rank = cast<ShapedType>(a.getType()).getDimSize(0);
+      down = matmul(builder, loc, rows, a, true, zerosFor(builder, loc, rows, rank, f32));
+    }
+    Value scaled = scaleBy(builder, loc, down, scale,
+                           tensor::EmptyOp::create(builder, loc,
+                                                   tensor::getMixedSizes(builder, loc, down), f32));
+    Value up = matmul(builder, loc, scaled, b, true, flattenBatch(builder, loc, acc));
+    return restoreBatch(builder, loc, up, acc, cast<RankedTensorType>(acc.getType()));
+  }
+
+  /// Aᵀ[indices]: A's columns picked by the indices, as an embedding lookup
+  /// into Aᵀ.
+  Value gatherColumnsOfA(OpBuilder &builder, Location loc) const {
+    auto aType = cast<RankedTensorType>(a.getType());
+    Value init = tensor::EmptyOp::create(builder, loc, {aType.getDimSize(1), aType.getDimSize(0)},
+                                         aType.getElementType());
+    Value table = linalg::TransposeOp::create(builder, loc, a, init, ArrayRef<int64_t>{1, 0})
+                      .getResult()[0];
+    auto inputType = cast<RankedTensorType>(input.getType());
+    SmallVector<int64_t> shape(inputType.getShape());
+    shape.push_back(aType.getDimSize(0));
+    return EmbeddingOp::create(builder, loc, RankedTensorType::get(shape, aType.getElementType()),
+                               builder.getStringAttr("lora_embedding_A"), input, table);
+  }
+
+  /// A as a convolution with the layer's strides and pads, then B as a 1×1
+  /// one.
+  Value addConvolutionTo(OpBuilder &builder, Location loc, Value acc) const {
+    auto accType = cast<RankedTensorType>(acc.getType());
+    int64_t spatial = accType.getRank() - 2;
+    SmallVector<int64_t> ones(spatial, 1), zeros(2 * spatial, 0);
+    SmallVector<int64_t> downShape(accType.getShape());
+    downShape[1] = cast<ShapedType>(a.getType()).getDimSize(0);
+    auto convolve = [&](Value x, Value w, RankedTensorType type, ArrayRef<int64_t> convStrides,
+                        ArrayRef<int64_t> convPads) {
+      return ConvOp::create(builder, loc, type, builder.getStringAttr("lora"), x, w, Value(),
+                            convStrides, ones, convPads, 1)
+          .getResult();
+    };
+    Value down = convolve(input, a, RankedTensorType::get(downShape, accType.getElementType()),
+                          *strides, *pads);
+    Value up = convolve(down, b, accType, ones, zeros);
+    return addScaled(builder, loc, acc, up, scale);
+  }
+};
+
+/// Unmerged adapters need f32 weights: the lowering does not widen them.
+bool allF32(ValueRange values) {
+  return llvm::all_of(values, [](Value value) {
+    return !value || cast<ShapedType>(value.getType()).getElementType().isF32();
+  });
+}
+
+/// base + s·((x·Aᵀ)·Bᵀ + lora_bias), with the scale applied to the thin [M, r]
+/// intermediate.
 struct LowerLora : OpRewritePattern<LoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LoraOp op, PatternRewriter &rewriter) const override {
-    Location loc = op.getLoc();
-    Type f32 = rewriter.getF32Type();
-    Value bias = op.getLoraBias();
-    if (op.getLoraA().getType().getElementType() != f32 ||
-        op.getLoraB().getType().getElementType() != f32 ||
-        (bias && cast<ShapedType>(bias.getType()).getElementType() != f32))
+    if (!allF32({op.getLoraA(), op.getLoraB(), op.getLoraBias()}))
       return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
-    int64_t rank = op.getLoraA().getType().getDimSize(0);
-    Value rows = flattenBatch(rewriter, loc, op.getInput());
-    Value zeros = zerosFor(rewriter, loc, rows, rank, f32);
-    Value down = matmul(rewriter, loc, rows, op.getLoraA(), true, zeros);
-    Value scaled = scaleBy(rewriter, loc, down, op.getScaleAttr(),
-                           tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, down),
-                                                   f32));
-    Value base = flattenBatch(rewriter, loc, op.getBase());
-    Value up = matmul(rewriter, loc, scaled, op.getLoraB(), true, base);
-    if (bias)
-      up = addBias(rewriter, loc, up, bias, op.getScaleAttr());
-    rewriter.replaceOp(op, restoreBatch(rewriter, loc, up, op.getInput(), op.getType()));
+    LowRankBranch branch{op.getInput(), op.getLoraA(), op.getLoraB(), op.getScaleAttr(),
+                         op.getStrides(), op.getPads()};
+    Location loc = op.getLoc();
+    Value result = branch.addTo(rewriter, loc, op.getBase());
+    if (Value bias = op.getLoraBias())
+      result = op.isConvolution() ? addBias(rewriter, loc, result, bias, op.getScaleAttr())
+                                  : addBiasToRows(rewriter, loc, result, bias, op.getScaleAttr());
+    rewriter.replaceOp(op, result);
     return success();
+  }
+
+  /// The bias added along the last dimension.
+  static Value addBiasToRows(OpBuilder &builder, Location loc, Value result, Value bias,
+                             FloatAttr scale) {
+    auto type = cast<RankedTensorType>(result.getType());
+    Value rows = addBias(builder, loc, flattenBatch(builder, loc, result), bias, scale);
+    return restoreBatch(builder, loc, rows, result, type);
+  }
+};
+
+/// DoRA left unmerged: n = m / ‖W + s·B·A‖_row from the weights at run time,
+/// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias.
+struct LowerDora : OpRewritePattern<DoraOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(DoraOp op, PatternRewriter &rewriter) const override {
+    if (!allF32({op.getWeight(), op.getLoraA(), op.getLoraB(), op.getMagnitude(), op.getBias()}))
+      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
+    Location loc = op.getLoc();
+    LowRankBranch branch{op.getInput(), op.getLoraA(), op.getLoraB(), op.getScaleAttr(),
+                         op.getStrides(), op.getPads()};
+    Value adapted = branch.addTo(rewriter, loc, op.getBase());
+    int64_t channelDim = op.isConvolution() ? 1 : op.getType().getRank() - 1;
+    rewriter.replaceOp(op, rescaleChannels(rewriter, loc, adapted, magnitudeOverNorm(rewriter, loc, op),
+                                           op.getBias(), channelDim));
+    return success();
+  }
+
+  /// m[o] / sqrt(Σ_i (W[o, i] + s·(B·A)[o, i])²), W read as a matrix.
+  static Value magnitudeOverNorm(OpBuilder &builder, Location loc, DoraOp op) {
+    MLIRContext *context = builder.getContext();
+    Type f32 = builder.getF32Type();
+    Value a = asMatrix(builder, loc, op.getLoraA()), b = asMatrix(builder, loc, op.getLoraB());
+    Value weight = asMatrix(builder, loc, op.getWeight());
+    int64_t out = cast<ShapedType>(b.getType()).getDimSize(0);
+    int64_t in = cast<ShapedType>(a.getType()).getDimSize(1);
+    Value delta = matmul(builder, loc, b, a, false, zerosFor(builder, loc, b, in, f32));
+    Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(f32));
+    Value sums = linalg::FillOp::create(builder, loc, zero,
+                                        Value(tensor::EmptyOp::create(builder, loc, {out}, f32)))
+                     .getResult(0);
+    AffineExpr o, i;
+    bindDims(context, o, i);
+    auto map = [&](ArrayRef<AffineExpr> results) { return AffineMap::get(2, 0, results, context); };
+    FloatAttr scale = op.getScaleAttr();
+    sums = linalg::GenericOp::create(
+               builder, loc, sums.getType(), ValueRange{weight, delta}, sums,
+               ArrayRef<AffineMap>{op.getWeightInOut() ? map({i, o}) : map({o, i}), map({o, i}),
+                                   map({o})},
+               {utils::IteratorType::parallel, utils::IteratorType::reduction},
+               [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                 Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
+                 Value value = arith::AddFOp::create(
+                     nested, nestedLoc, args[0],
+                     arith::MulFOp::create(nested, nestedLoc, args[1], factor));
+                 Value square = arith::MulFOp::create(nested, nestedLoc, value, value);
+                 linalg::YieldOp::create(
+                     nested, nestedLoc,
+                     arith::AddFOp::create(nested, nestedLoc, args[2], square).getResult());
+               })
+               .getResult(0);
+    Value magnitude = op.getMagnitude();
+    int64_t magnitudeRank = cast<ShapedType>(magnitude.getType()).getRank();
+    if (magnitudeRank != 1)
+      magnitude = tensor::CollapseShapeOp::create(
+          builder, loc, magnitude,
+          ArrayRef<ReassociationIndices>{llvm::to_vector(llvm::seq<int64_t>(0, magnitudeRank))});
+    AffineMap identity = builder.getMultiDimIdentityMap(1);
+    return linalg::GenericOp::create(
+               builder, loc, sums.getType(), ValueRange{magnitude, sums},
+               Value(tensor::EmptyOp::create(builder, loc, {out}, f32)),
+               ArrayRef<AffineMap>{identity, identity, identity},
+               {utils::IteratorType::parallel},
+               [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                 Value norm = math::SqrtOp::create(nested, nestedLoc, args[1]);
+                 linalg::YieldOp::create(
+                     nested, nestedLoc,
+                     arith::DivFOp::create(nested, nestedLoc, args[0], norm).getResult());
+               })
+        .getResult(0);
+  }
+
+  /// factor[c]·(value − bias[c]) + bias[c], c running along `channelDim`.
+  static Value rescaleChannels(OpBuilder &builder, Location loc, Value value, Value factor,
+                               Value bias, int64_t channelDim) {
+    MLIRContext *context = builder.getContext();
+    auto type = cast<RankedTensorType>(value.getType());
+    int64_t rank = type.getRank();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(channelDim, context));
+    SmallVector<Value> inputs = {value, factor};
+    if (bias)
+      inputs.push_back(bias);
+    SmallVector<AffineMap> maps = {identity, channel};
+    if (bias)
+      maps.push_back(channel);
+    maps.push_back(identity);
+    Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, value),
+                                         type.getElementType());
+    return linalg::GenericOp::create(
+               builder, loc, type, inputs, init, maps,
+               SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+               [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                 if (!bias) {
+                   linalg::YieldOp::create(
+                       nested, nestedLoc,
+                       arith::MulFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
+                   return;
+                 }
+                 Value centered = arith::SubFOp::create(nested, nestedLoc, args[0], args[2]);
+                 Value scaled = arith::MulFOp::create(nested, nestedLoc, centered, args[1]);
+                 linalg::YieldOp::create(
+                     nested, nestedLoc,
+                     arith::AddFOp::create(nested, nestedLoc, scaled, args[2]).getResult());
+               })
+        .getResult(0);
   }
 };
 
@@ -346,7 +553,7 @@ struct ConvertPeftToLinalgPass
     : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLinear, LowerLora, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
+    patterns.add<LowerLinear, LowerLora, LowerDora, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -4,6 +4,7 @@
 #include "frontends/adapters/HfPeftAdapter.h"
 
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/TypeSwitch.h"
 
 namespace peft {
 #define GEN_PASS_DEF_ATTACHADAPTERS
@@ -67,19 +68,51 @@ Value createFileWeight(OpBuilder &builder, Location loc, const std::string &file
                           builder.getStringAttr(file), ElementsAttr());
 }
 
-/// The output of `linear` after the adapters already attached to it: new
+/// The output of `layer` after the adapters already attached to it: new
 /// adapters go there, so that LoRA outputs add up.
-Value lastOutput(LinearOp linear) {
-  Value base = linear.getResult();
+Value lastOutput(AdaptableLayer layer) {
+  Value base = layer->getResult(0);
   while (base.hasOneUse()) {
     Operation *user = *base.getUsers().begin();
-    auto lora = dyn_cast<LoraOp>(user);
-    auto ia3 = dyn_cast<Ia3Op>(user);
-    if (!(lora && lora.getBase() == base) && !(ia3 && ia3.getInput() == base))
+    bool onOutput = isa<LoraOp, DoraOp>(user) ? user->getOperand(1) == base
+                                              : isa<Ia3Op>(user) && user->getOperand(0) == base;
+    if (!onOutput)
       break;
     base = user->getResult(0);
   }
   return base;
+}
+
+/// Why the module's tensors cannot go on this kind of layer; empty when they
+/// can.
+std::string checkLayerKind(AdaptableLayer layer, const LoraModule &module) {
+  return TypeSwitch<Operation *, std::string>(layer)
+      .Case([&](LinearOp) -> std::string {
+        if (module.embedding || module.isConvolution())
+          return std::string("a linear layer takes lora_A.weight [r, in]");
+        return std::string();
+      })
+      .Case([&](EmbeddingOp) -> std::string {
+        if (!module.embedding)
+          return std::string("an embedding takes lora_embedding_A / lora_embedding_B");
+        if (!module.tensorBias.empty() || !module.tensorMagnitude.empty())
+          return std::string("lora_bias and DoRA on an embedding are not supported");
+        return std::string();
+      })
+      .Case([&](ConvOp conv) -> std::string {
+        if (!module.isConvolution())
+          return std::string("a convolution takes lora_A.weight [r, C, kernel...]");
+        if (conv.getGroups() != 1 || llvm::any_of(conv.getDilations(), [](int64_t d) { return d != 1; }))
+          return std::string("LoRA on a grouped or dilated convolution is not supported");
+        auto weight = conv.getWeight().getDefiningOp<WeightOp>();
+        if (weight && !weight.getName().ends_with("weight"))
+          return ("its weight in the model is '" + weight.getName() +
+                  "', not the module's own: the exporter folded another op (BatchNorm?) into "
+                  "it; export with do_constant_folding=False")
+              .str();
+        return std::string();
+      })
+      .Default([](Operation *) { return std::string("the layer cannot take LoRA"); });
 }
 
 struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
@@ -120,42 +153,53 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
 
   LogicalResult attach(const LoraAdapter &adapter, const LoraModule &module,
                        const LayerIndex &layers) {
-    FailureOr<AdaptableLayer> layer = findLayer(layers, module.modulePath);
-    if (failed(layer))
+    FailureOr<AdaptableLayer> found = findLayer(layers, module.modulePath);
+    if (failed(found))
       return getOperation().emitError()
              << adapter.weightsFile << ": tensor '" << module.tensorA
              << "' targets module '" << module.modulePath
              << "', which is not a layer of the model (or names several)";
-    auto linear = dyn_cast<LinearOp>(layer->getOperation());
-    if (!linear)
+    AdaptableLayer layer = *found;
+    std::string unfit = checkLayerKind(layer, module);
+    if (!unfit.empty())
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensorA
+                                << "' targets module '" << module.modulePath << "', a "
+                                << layer->getName() << " layer: " << unfit;
+    int64_t weightIn = module.embedding ? module.a.shape[1] : module.a.numElements() / module.a.shape[0];
+    if (weightIn != layer.getInFeatures() || module.b.shape[0] != layer.getOutFeatures())
       return layer->emitError()
-             << adapter.weightsFile << ": tensor '" << module.tensorA << "' targets module '"
-             << module.modulePath << "', a " << layer->getOperation()->getName()
-             << " layer; LoRA on it is not supported yet";
-    if (module.a.shape[1] != linear.getInFeatures() ||
-        module.b.shape[0] != linear.getOutFeatures())
-      return linear.emitError()
              << adapter.weightsFile << ": tensors '" << module.tensorA << "' "
              << formatShape(module.a.shape) << " and '" << module.tensorB << "' "
-             << formatShape(module.b.shape) << " do not fit module '"
-             << linear.getModulePath() << "' with " << linear.getInFeatures()
-             << " inputs and " << linear.getOutFeatures() << " outputs";
+             << formatShape(module.b.shape) << " do not fit module '" << layer.getModulePath()
+             << "' with weight " << formatShape(layer.getWeight().getType().getShape());
 
-    Value base = lastOutput(linear);
+    Value base = lastOutput(layer);
     OpBuilder builder(base.getContext());
     builder.setInsertionPointAfterValue(base);
-    Location loc = linear.getLoc();
-    Value a = createFileWeight(builder, loc, adapter.weightsFile, module.tensorA, module.a);
-    Value b = createFileWeight(builder, loc, adapter.weightsFile, module.tensorB, module.b);
-    Value bias = module.tensorBias.empty()
-                     ? Value()
-                     : createFileWeight(builder, loc, adapter.weightsFile, module.tensorBias,
-                                        module.bias);
-    auto lora = LoraOp::create(builder, loc, base.getType(),
-                               builder.getStringAttr(adapter.name), linear.getInput(),
-                               base, a, b, bias,
-                               builder.getF32FloatAttr(module.scale));
-    base.replaceAllUsesExcept(lora.getResult(), lora);
+    Location loc = layer.getLoc();
+    auto fileWeight = [&](const std::string &tensor, const TensorView &view) {
+      return tensor.empty() ? Value()
+                            : createFileWeight(builder, loc, adapter.weightsFile, tensor, view);
+    };
+    Value a = fileWeight(module.tensorA, module.a), b = fileWeight(module.tensorB, module.b);
+    auto conv = dyn_cast<ConvOp>(layer.getOperation());
+    DenseI64ArrayAttr strides = conv ? conv.getStridesAttr() : DenseI64ArrayAttr();
+    DenseI64ArrayAttr pads = conv ? conv.getPadsAttr() : DenseI64ArrayAttr();
+    StringAttr name = builder.getStringAttr(adapter.name);
+    FloatAttr scale = builder.getF32FloatAttr(module.scale);
+    Operation *adapterOp;
+    if (module.tensorMagnitude.empty()) {
+      adapterOp = LoraOp::create(builder, loc, base.getType(), name, layer.getInput(), base, a, b,
+                                 fileWeight(module.tensorBias, module.bias), scale, strides, pads);
+    } else {
+      Value bias = conv ? conv.getBias() : cast<LinearOp>(layer.getOperation()).getBias();
+      adapterOp = DoraOp::create(builder, loc, base.getType(), name, layer.getInput(), base,
+                                 layer.getWeight(), a, b,
+                                 fileWeight(module.tensorMagnitude, module.magnitude), bias, scale,
+                                 layer.getWeightInOut() ? builder.getUnitAttr() : UnitAttr(),
+                                 strides, pads);
+    }
+    base.replaceAllUsesExcept(adapterOp->getResult(0), adapterOp);
     return success();
   }
 

@@ -5,7 +5,10 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/Threading.h"
+#include "llvm/ADT/SetVector.h"
+#include "llvm/ADT/TypeSwitch.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace peft {
@@ -22,11 +25,11 @@ namespace {
 /// kept as a `dense_resource` blob.
 constexpr int64_t kMaxInlineElements = 256;
 
-/// A linear layer and its adapters: LoRAs stacked on its output, innermost
-/// first, and IA3 scales of its input and output.
+/// A layer and its adapters: LoRAs and DoRAs stacked on its output,
+/// innermost first, and IA3 scales of its input and output.
 struct MergeJob {
-  LinearOp linear;
-  SmallVector<LoraOp> loras;
+  AdaptableLayer layer;
+  SmallVector<Operation *> lowRank;
   Ia3Op inputScale, outputScale;
   /// Filled by the parallel phase.
   AsmResourceBlob merged;
@@ -35,7 +38,7 @@ struct MergeJob {
 
   /// Every adapter op the job folds, for remarks.
   SmallVector<Operation *> adapterOps() {
-    SmallVector<Operation *> ops(loras.begin(), loras.end());
+    SmallVector<Operation *> ops(lowRank);
     for (Ia3Op scale : {inputScale, outputScale})
       if (scale)
         ops.push_back(scale);
@@ -53,6 +56,21 @@ void scaleWeight(float *weight, bool inOut, bool perOutput, ArrayRef<float> scal
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < columns; ++c)
       weight[r * columns + c] *= scales[scaleRows ? r : c];
+}
+
+/// m[o] / ‖W[o, :]‖ for every output o of an [out, in] (or [in, out]) weight.
+std::vector<float> magnitudeOverNorm(const float *weight, bool inOut, ArrayRef<float> magnitude,
+                                     int64_t in, int64_t out) {
+  std::vector<double> squares(out, 0.0);
+  for (int64_t r = 0; r < (inOut ? in : out); ++r)
+    for (int64_t c = 0; c < (inOut ? out : in); ++c) {
+      double value = weight[r * (inOut ? out : in) + c];
+      squares[inOut ? c : r] += value * value;
+    }
+  std::vector<float> factors(out);
+  for (int64_t o = 0; o < out; ++o)
+    factors[o] = magnitude[o] / static_cast<float>(std::sqrt(squares[o]));
+  return factors;
 }
 
 /// Adds scale·B·A to `weight`, which is [out, in], or [in, out] when `inOut`.
@@ -83,6 +101,13 @@ void addLowRankProduct(float *weight, bool inOut, ArrayRef<float> a,
       for (int64_t o = 0; o < out; ++o)
         target[o] += factor * row[o];
     }
+}
+
+/// The layer's bias, if it has one (an embedding never does).
+Value biasOf(AdaptableLayer layer) {
+  return TypeSwitch<Operation *, Value>(layer)
+      .Case<LinearOp, ConvOp>([](auto op) { return op.getBias(); })
+      .Default([](Operation *) { return Value(); });
 }
 
 /// Reads a weight operand's values, or says why it cannot.
@@ -131,22 +156,25 @@ AsmResourceBlob blobOf(ArrayRef<float> values, Type elementType) {
 /// The merged bias when an adapter changes it: b + Σ scale·lora_bias (b = 0
 /// for a layer without one), then times an IA3 output scale; else nothing.
 LogicalResult mergeBias(MergeJob &job) {
-  LinearOp linear = job.linear;
-  bool loraBias = llvm::any_of(job.loras, [](LoraOp lora) { return bool(lora.getLoraBias()); });
-  if (!loraBias && !(job.outputScale && linear.getBias()))
+  AdaptableLayer layer = job.layer;
+  Value layerBias = biasOf(layer);
+  auto loras = llvm::map_range(llvm::make_filter_range(job.lowRank, llvm::IsaPred<LoraOp>),
+                               [](Operation *op) { return cast<LoraOp>(op); });
+  bool loraBias = llvm::any_of(loras, [](LoraOp lora) { return bool(lora.getLoraBias()); });
+  if (!loraBias && !(job.outputScale && layerBias))
     return success();
-  std::vector<float> bias(linear.getOutFeatures(), 0.0f);
+  std::vector<float> bias(layer.getOutFeatures(), 0.0f);
   auto fail = [&](llvm::Error error) {
     job.error = llvm::toString(std::move(error));
     return failure();
   };
-  if (linear.getBias()) {
-    auto values = readOperand(linear.getBias(), "the bias");
+  if (layerBias) {
+    auto values = readOperand(layerBias, "the bias");
     if (!values)
       return fail(values.takeError());
     bias = std::move(*values);
   }
-  for (LoraOp lora : job.loras) {
+  for (LoraOp lora : loras) {
     if (!lora.getLoraBias())
       continue;
     auto values = readOperand(lora.getLoraBias(), "lora_bias");
@@ -162,8 +190,8 @@ LogicalResult mergeBias(MergeJob &job) {
     for (size_t o = 0; o < bias.size(); ++o)
       bias[o] *= (*scales)[o];
   }
-  Type elementType = linear.getBias() ? cast<ShapedType>(linear.getBias().getType()).getElementType()
-                                      : linear.getType().getElementType();
+  Type elementType = cast<ShapedType>((layerBias ? layerBias : layer->getResult(0)).getType())
+                         .getElementType();
   job.mergedBias = blobOf(bias, elementType);
   return success();
 }
@@ -171,8 +199,8 @@ LogicalResult mergeBias(MergeJob &job) {
 /// Folds the job's IA3 scales into its weight: W[:, i] *= l_in[i];
 /// W[o, :] *= l_out[o] (mergeBias scales the bias).
 LogicalResult foldScales(MergeJob &job, float *weight) {
-  LinearOp linear = job.linear;
-  int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
+  AdaptableLayer layer = job.layer;
+  int64_t in = layer.getInFeatures(), out = layer.getOutFeatures();
   for (auto [scale, perOutput] : {std::pair(job.inputScale, false), std::pair(job.outputScale, true)}) {
     if (!scale)
       continue;
@@ -181,17 +209,41 @@ LogicalResult foldScales(MergeJob &job, float *weight) {
       job.error = llvm::toString(values.takeError());
       return failure();
     }
-    scaleWeight(weight, linear.getWeightInOut(), perOutput, *values, in, out);
+    scaleWeight(weight, layer.getWeightInOut(), perOutput, *values, in, out);
   }
+  return success();
+}
+
+/// Adds one LoRA's scale·B·A to `weight`; a DoRA then rescales every output's
+/// row to its magnitude: W' = (m / ‖W + s·B·A‖_row) ⊙ (W + s·B·A).
+LogicalResult addLowRank(MergeJob &job, Operation *op, float *weight, int64_t in, int64_t out) {
+  auto lora = dyn_cast<LoraOp>(op);
+  auto dora = dyn_cast<DoraOp>(op);
+  auto a = readOperand(lora ? lora.getLoraA() : dora.getLoraA(), "lora_A");
+  auto b = a ? readOperand(lora ? lora.getLoraB() : dora.getLoraB(), "lora_B")
+             : llvm::Expected<std::vector<float>>(a.takeError());
+  auto magnitude = !b || !dora ? llvm::Expected<std::vector<float>>(std::vector<float>())
+                               : readOperand(dora.getMagnitude(), "lora_magnitude_vector");
+  if (!b || !magnitude) {
+    job.error = llvm::toString(!b ? b.takeError() : magnitude.takeError());
+    return failure();
+  }
+  bool inOut = job.layer.getWeightInOut();
+  float scale = (lora ? lora.getScale() : dora.getScale()).convertToFloat();
+  int64_t rank = lora ? lora.getRank() : dora.getRank();
+  addLowRankProduct(weight, inOut, *a, *b, rank, in, out, scale);
+  if (dora)
+    scaleWeight(weight, inOut, /*perOutput=*/true, magnitudeOverNorm(weight, inOut, *magnitude, in, out),
+                in, out);
   return success();
 }
 
 /// Computes the merged weight of one job; runs on a worker thread. f16 and
 /// bf16 base weights are merged in fp32 and rounded back once.
 void computeMerge(MergeJob &job) {
-  LinearOp linear = job.linear;
-  auto weightOp = linear.getWeight().getDefiningOp<WeightOp>();
-  Type elementType = linear.getWeight().getType().getElementType();
+  AdaptableLayer layer = job.layer;
+  auto weightOp = layer.getWeight().getDefiningOp<WeightOp>();
+  Type elementType = layer.getWeight().getType().getElementType();
   if (!weightOp) {
     job.error = "the base weight is not a constant weight";
     return;
@@ -215,19 +267,10 @@ void computeMerge(MergeJob &job) {
     wide = std::move(*values);
     weight = wide.data();
   }
-  int64_t in = linear.getInFeatures(), out = linear.getOutFeatures();
-  for (LoraOp lora : job.loras) {
-    auto a = readOperand(lora.getLoraA(), "lora_A");
-    auto b = a ? readOperand(lora.getLoraB(), "lora_B")
-               : llvm::Expected<std::vector<float>>(a.takeError());
-    if (!b) {
-      job.error = llvm::toString(b.takeError());
+  int64_t in = layer.getInFeatures(), out = layer.getOutFeatures();
+  for (Operation *op : job.lowRank)
+    if (failed(addLowRank(job, op, weight, in, out)))
       return;
-    }
-    int64_t rank = lora.getLoraA().getType().getDimSize(0);
-    addLowRankProduct(weight, linear.getWeightInOut(), *a, *b, rank, in, out,
-                      lora.getScale().convertToFloat());
-  }
   if (failed(foldScales(job, weight)) || failed(mergeBias(job)))
     return;
   if (!elementType.isF32())
@@ -241,25 +284,43 @@ ElementsAttr makeWeightValue(RankedTensorType type, AsmResourceBlob blob,
   return DenseResourceElementsAttr::get(type, name, std::move(blob));
 }
 
+/// Gives `layer` the merged bias; a layer without one gets one, named as
+/// PyTorch would name it.
+void replaceBias(AdaptableLayer layer, AsmResourceBlob blob, OpBuilder &builder) {
+  Value oldBias = biasOf(layer);
+  auto oldWeight = oldBias ? oldBias.getDefiningOp<WeightOp>() : WeightOp();
+  std::string name = oldWeight ? oldWeight.getName().str() : layer.getModulePath().str() + ".bias";
+  Type elementType = cast<ShapedType>((oldBias ? oldBias : layer->getResult(0)).getType())
+                         .getElementType();
+  auto type = RankedTensorType::get({layer.getOutFeatures()}, elementType);
+  auto bias = WeightOp::create(builder, layer.getLoc(), type, builder.getStringAttr(name),
+                               StringAttr(), makeWeightValue(type, std::move(blob), name));
+  TypeSwitch<Operation *>(layer).Case<LinearOp, ConvOp>(
+      [&](auto op) { op.getBiasMutable().assign(bias); });
+  if (oldWeight && oldWeight->use_empty())
+    oldWeight.erase();
+}
+
 struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
   void runOnOperation() override {
     std::vector<MergeJob> jobs;
-    getOperation().walk([&](LinearOp linear) {
-      MergeJob job{linear, {}, {}, {}, {}, {}, {}};
-      Value output = linear.getResult();
+    getOperation().walk([&](AdaptableLayer layer) {
+      MergeJob job{layer, {}, {}, {}, {}, {}, {}};
+      Value output = layer->getResult(0);
       while (output.hasOneUse()) {
-        auto lora = dyn_cast<LoraOp>(*output.getUsers().begin());
-        if (!lora || lora.getBase() != output || lora.getInput() != linear.getInput())
+        Operation *user = *output.getUsers().begin();
+        if (!isa<LoraOp, DoraOp>(user) || user->getOperand(1) != output ||
+            user->getOperand(0) != layer.getInput())
           break;
-        job.loras.push_back(lora);
-        output = lora.getResult();
+        job.lowRank.push_back(user);
+        output = user->getResult(0);
       }
       if (output.hasOneUse())
         job.outputScale = dyn_cast<Ia3Op>(*output.getUsers().begin());
-      auto input = linear.getInput().getDefiningOp<Ia3Op>();
+      auto input = layer.getInput().getDefiningOp<Ia3Op>();
       if (input && input->hasOneUse())
         job.inputScale = input;
-      if (!job.loras.empty() || job.inputScale || job.outputScale)
+      if (!job.lowRank.empty() || job.inputScale || job.outputScale)
         jobs.push_back(std::move(job));
     });
 
@@ -270,74 +331,60 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     llvm::SmallPtrSet<Operation *, 8> reported;
     for (MergeJob &job : jobs)
       rewrite(job, reported);
-    getOperation().walk([&](LoraOp lora) {
-      if (reported.contains(lora))
-        return;
-      lora.emitRemark("adapter '")
-          << lora.getAdapter()
-          << "' not merged: its base is not a peft.linear on the same input";
+    getOperation().walk([&](Operation *op) {
+      if (isa<LoraOp, DoraOp>(op) && !reported.contains(op))
+        op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
+                                    << "' not merged: its base is not a layer on the same input";
     });
     getOperation().walk([&](Ia3Op scale) {
       if (reported.contains(scale))
         return;
       scale.emitRemark("adapter '")
           << scale.getAdapter()
-          << "' not merged: it scales neither the output nor the sole input of a peft.linear";
+          << "' not merged: it scales neither the output nor the sole input of a layer";
     });
   }
 
   void rewrite(MergeJob &job, llvm::SmallPtrSetImpl<Operation *> &reported) {
-    LinearOp linear = job.linear;
+    AdaptableLayer layer = job.layer;
     if (!job.error.empty()) {
       for (Operation *op : job.adapterOps()) {
         reported.insert(op);
         op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
-                                    << "' not merged into '" << linear.getModulePath()
+                                    << "' not merged into '" << layer.getModulePath()
                                     << "': " << job.error;
       }
       return;
     }
-    auto oldWeight = linear.getWeight().getDefiningOp<WeightOp>();
-    OpBuilder builder(linear);
-    RankedTensorType type = linear.getWeight().getType();
+    auto oldWeight = layer.getWeight().getDefiningOp<WeightOp>();
+    OpBuilder builder(layer);
+    RankedTensorType type = layer.getWeight().getType();
     auto merged = WeightOp::create(
-        builder, linear.getLoc(), type, oldWeight.getNameAttr(), StringAttr(),
+        builder, layer.getLoc(), type, oldWeight.getNameAttr(), StringAttr(),
         makeWeightValue(type, std::move(job.merged), oldWeight.getName()));
-    linear.getWeightMutable().assign(merged);
-    if (job.mergedBias) {
-      // A layer without a bias gets one, named as PyTorch would name it.
-      auto oldBias = linear.getBias() ? linear.getBias().getDefiningOp<WeightOp>() : WeightOp();
-      std::string name = oldBias ? oldBias.getName().str() : linear.getModulePath().str() + ".bias";
-      auto biasType = RankedTensorType::get({linear.getOutFeatures()},
-                                            linear.getBias() ? cast<ShapedType>(linear.getBias().getType())
-                                                                   .getElementType()
-                                                             : linear.getType().getElementType());
-      auto bias = WeightOp::create(builder, linear.getLoc(), biasType, builder.getStringAttr(name),
-                                   StringAttr(),
-                                   makeWeightValue(biasType, std::move(*job.mergedBias), name));
-      linear.getBiasMutable().assign(bias);
-      if (oldBias && oldBias->use_empty())
-        oldBias.erase();
-    }
+    layer.getWeightMutable().set(merged);
+    if (job.mergedBias)
+      replaceBias(layer, std::move(*job.mergedBias), builder);
     if (job.inputScale)
-      linear.getInputMutable().assign(job.inputScale.getInput());
+      layer->setOperand(0, job.inputScale.getInput()); // Every layer's input comes first.
     Value output = job.outputScale ? job.outputScale.getResult()
-                   : job.loras.empty() ? Value()
-                                       : job.loras.back().getResult();
+                   : job.lowRank.empty() ? Value()
+                                         : job.lowRank.back()->getResult(0);
     if (output)
-      output.replaceAllUsesWith(linear.getResult());
-    SmallVector<Operation *> folded = job.adapterOps();
-    for (Operation *op : llvm::reverse(folded)) {
-      SmallVector<Operation *> factors;
-      for (Value operand : op->getOperands().drop_front(isa<LoraOp>(op) ? 2 : 1))
-        factors.push_back(operand.getDefiningOp());
+      output.replaceAllUsesWith(layer->getResult(0));
+    // The adapters' weights (and the old layer weight a DoRA read) go once
+    // nothing uses them.
+    llvm::SetVector<Operation *> factors;
+    factors.insert(oldWeight);
+    for (Operation *op : llvm::reverse(job.adapterOps())) {
+      for (Value operand : op->getOperands().drop_front(isa<Ia3Op>(op) ? 1 : 2))
+        if (Operation *factor = operand.getDefiningOp())
+          factors.insert(factor);
       op->erase();
-      for (Operation *factor : factors)
-        if (factor && factor->use_empty())
-          factor->erase();
     }
-    if (oldWeight->use_empty())
-      oldWeight.erase();
+    for (Operation *factor : factors)
+      if (factor->use_empty())
+        factor->erase();
   }
 };
 

@@ -7,18 +7,21 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
   let summary = "Attach Hugging Face PEFT adapters to the layers they target";
   let description = [{
     Reads each adapter directory (adapter_config.json and
-    adapter_model.safetensors), finds the `peft.linear` whose module path the
-    adapter names, and inserts a `peft.lora` on its output (LoRA), or a
-    `peft.ia3` on its output or, for a feed-forward module, on its input
-    (IA3). The adapter's tensors become `peft.weight` ops that reference the
+    adapter_model.safetensors), finds the layer whose module path the
+    adapter names, and inserts a `peft.lora` on its output (LoRA on a
+    `peft.linear`, a `peft.conv` with the layer's strides and pads, or a
+    `peft.embedding`), a `peft.dora` (DoRA, `use_dora`), or a `peft.ia3` on
+    its output or, for a feed-forward module, on its input (IA3). The adapter's tensors become `peft.weight` ops that reference the
     safetensors file, so nothing is copied. Adapters attached to the same layer chain: their outputs
     add, as in PEFT. `DIR:WEIGHT` weighs an adapter's delta (its scale is
     multiplied by WEIGHT), so several adapters combine as the exact weighted
     sum `Σ w_i·s_i·B_i·A_i` (PEFT's "linear" combination without its
     cross terms).
 
-    Errors name the tensor and the module: a module the model lacks, or A/B
-    shapes that disagree with the layer.
+    Errors name the tensor and the module: a module the model lacks, A/B
+    shapes that disagree with the layer, tensors for another kind of layer,
+    a grouped or dilated convolution, or a convolution whose exported weight
+    is not the module's own (BatchNorm folded in by the exporter).
   }];
   let options = [
     ListOption<"adapters", "adapters", "std::string",
@@ -30,8 +33,11 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
 def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
   let summary = "Fold adapters into their base layer's weights at compile time";
   let description = [{
-    Replaces each chain `peft.lora(... peft.lora(peft.linear(x, W, b)))` by a
-    single `peft.linear(x, W', b)` with `W' = W + Σ scale·B·A`, and folds IA3
+    Replaces each chain `peft.lora(... peft.lora(layer(x, W, b)))` by the
+    layer alone with `W' = W + Σ scale·B·A` (a linear layer, a convolution
+    read as `[O, C·kernel]`, an embedding table given `(B·A)ᵀ`); a
+    `peft.dora` in the chain then rescales each output's row,
+    `W' = (m / ‖W'‖_row) ⊙ W'`, leaving the bias; and folds IA3
     scales (`W[o, :] *= l[o]`, `b *= l` after a layer; `W[:, i] *= l[i]` on
     its input), computed in
     fp32, one layer per thread; an f16 or bf16 base weight (under adapters of

@@ -289,35 +289,106 @@ LogicalResult EmbeddingOp::verify() {
 // LoraOp
 //===----------------------------------------------------------------------===//
 
-LogicalResult LoraOp::verify() {
-  auto aShape = getLoraA().getType().getShape();
-  auto bShape = getLoraB().getType().getShape();
-  if (aShape.size() != 2 || bShape.size() != 2)
-    return emitOpError("adapter '")
-           << getAdapter() << "': lora_A " << describeShape(getLoraA())
-           << " and lora_B " << describeShape(getLoraB()) << " must be matrices";
+namespace {
+/// The operands that peft.lora and peft.dora share.
+struct LowRankOperands {
+  StringRef adapter;
+  TypedValue<RankedTensorType> input, base, a, b;
+  std::optional<ArrayRef<int64_t>> strides, pads;
+};
+} // namespace
+
+/// A convolution adapter: A [r, C, kernel...] over the [N, C, ...] input with
+/// the layer's strides and pads, B [out, r, 1...] onto the [N, out, ...] base.
+static LogicalResult verifyConvolutionLowRank(Operation *op, const LowRankOperands &operands) {
+  auto aShape = operands.a.getType().getShape();
+  auto bShape = operands.b.getType().getShape();
+  int64_t rank = aShape.size(), spatial = rank - 2;
+  auto error = [&]() { return op->emitOpError("adapter '") << operands.adapter << "': "; };
+  bool pointwise = llvm::all_of(bShape.drop_front(2), [](int64_t size) { return size == 1; });
+  if (static_cast<int64_t>(bShape.size()) != rank || !pointwise)
+    return error() << "lora_B " << describeShape(operands.b) << " must be [out, r, 1...] to "
+                   << "follow lora_A " << describeShape(operands.a);
+  auto inputShape = operands.input.getType().getShape();
+  auto baseShape = operands.base.getType().getShape();
+  if (static_cast<int64_t>(inputShape.size()) != rank || !sizesAgree(inputShape[1], aShape[1]))
+    return error() << "lora_A " << describeShape(operands.a) << " does not match the input "
+                   << describeShape(operands.input);
+  if (static_cast<int64_t>(baseShape.size()) != rank || !sizesAgree(baseShape[1], bShape[0]))
+    return error() << "lora_B " << describeShape(operands.b)
+                   << " does not match the base output " << describeShape(operands.base);
+  if (!operands.strides || !operands.pads ||
+      static_cast<int64_t>(operands.strides->size()) != spatial ||
+      static_cast<int64_t>(operands.pads->size()) != 2 * spatial)
+    return error() << "a convolution adapter needs " << spatial << " strides and "
+                   << 2 * spatial << " pads";
+  return success();
+}
+
+/// Checks A and B against each other, the input and the base output.
+static LogicalResult verifyLowRank(Operation *op, const LowRankOperands &operands) {
+  auto aShape = operands.a.getType().getShape();
+  auto bShape = operands.b.getType().getShape();
+  auto error = [&]() { return op->emitOpError("adapter '") << operands.adapter << "': "; };
+  if (aShape.size() < 2 || bShape.size() < 2)
+    return error() << "lora_A " << describeShape(operands.a) << " and lora_B "
+                   << describeShape(operands.b) << " must have a rank dimension";
   if (!sizesAgree(aShape[0], bShape[1]))
-    return emitOpError("adapter '")
-           << getAdapter() << "': lora_A " << describeShape(getLoraA())
-           << " and lora_B " << describeShape(getLoraB())
-           << " disagree on the rank";
-  auto inputShape = getInput().getType().getShape();
-  if (inputShape.empty() || !sizesAgree(aShape[1], inputShape.back()))
-    return emitOpError("adapter '")
-           << getAdapter() << "': lora_A " << describeShape(getLoraA())
-           << " does not match the input " << describeShape(getInput());
-  auto baseShape = getBase().getType().getShape();
+    return error() << "lora_A " << describeShape(operands.a) << " and lora_B "
+                   << describeShape(operands.b) << " disagree on the rank";
+  if (aShape.size() > 2)
+    return verifyConvolutionLowRank(op, operands);
+  if (operands.strides || operands.pads)
+    return error() << "strides and pads belong to convolution adapters";
+  if (bShape.size() != 2)
+    return error() << "lora_B " << describeShape(operands.b) << " must be a matrix";
+  auto inputShape = operands.input.getType().getShape();
+  bool indices = isa<IntegerType>(operands.input.getType().getElementType());
+  if (!indices && (inputShape.empty() || !sizesAgree(aShape[1], inputShape.back())))
+    return error() << "lora_A " << describeShape(operands.a) << " does not match the input "
+                   << describeShape(operands.input);
+  auto baseShape = operands.base.getType().getShape();
   if (baseShape.empty() || !sizesAgree(bShape[0], baseShape.back()))
-    return emitOpError("adapter '")
-           << getAdapter() << "': lora_B " << describeShape(getLoraB())
-           << " does not match the base output " << describeShape(getBase());
-  if (Value bias = getLoraBias()) {
-    auto biasShape = cast<ShapedType>(bias.getType()).getShape();
-    if (biasShape.size() != 1 || !sizesAgree(biasShape[0], bShape[0]))
-      return emitOpError("adapter '")
-             << getAdapter() << "': lora_bias " << describeShape(bias)
-             << " does not match lora_B " << describeShape(getLoraB());
-  }
+    return error() << "lora_B " << describeShape(operands.b)
+                   << " does not match the base output " << describeShape(operands.base);
+  return success();
+}
+
+/// Whether `bias` is a vector of `size` elements.
+static bool isVectorOf(Value bias, int64_t size) {
+  auto shape = cast<ShapedType>(bias.getType()).getShape();
+  return shape.size() == 1 && sizesAgree(shape[0], size);
+}
+
+LogicalResult LoraOp::verify() {
+  if (Value bias = getLoraBias(); bias && !isVectorOf(bias, getLoraB().getType().getDimSize(0)))
+    return emitOpError("adapter '") << getAdapter() << "': lora_bias " << describeShape(bias)
+                                    << " does not match lora_B " << describeShape(getLoraB());
+  return verifyLowRank(*this, {getAdapter(), getInput(), getBase(), getLoraA(), getLoraB(),
+                               getStrides(), getPads()});
+}
+
+LogicalResult DoraOp::verify() {
+  if (failed(verifyLowRank(*this, {getAdapter(), getInput(), getBase(), getLoraA(), getLoraB(),
+                                   getStrides(), getPads()})))
+    return failure();
+  auto error = [&]() { return emitOpError("adapter '") << getAdapter() << "': "; };
+  if (isa<IntegerType>(getInput().getType().getElementType()))
+    return error() << "DoRA on an embedding is not supported";
+  int64_t out = getLoraB().getType().getDimSize(0);
+  int64_t in = getLoraA().getType().getNumElements() / getRank();
+  auto weightShape = getWeight().getType().getShape();
+  int64_t weightOut = weightShape.empty() ? 0 : weightShape[getWeightInOut() ? 1 : 0];
+  if (weightShape.size() != (isConvolution() ? getLoraA().getType().getRank() : 2) ||
+      weightOut != out || getWeight().getType().getNumElements() != out * in)
+    return error() << "weight " << describeShape(getWeight()) << " does not match lora_A "
+                   << describeShape(getLoraA()) << " and lora_B " << describeShape(getLoraB());
+  if (getMagnitude().getType().getNumElements() != out)
+    return error() << "magnitude " << describeShape(getMagnitude())
+                   << " must hold one value per output of lora_B " << describeShape(getLoraB());
+  if (Value bias = getBias(); bias && !isVectorOf(bias, out))
+    return error() << "bias " << describeShape(bias) << " does not match lora_B "
+                   << describeShape(getLoraB());
   return success();
 }
 
@@ -364,7 +435,7 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
 //===----------------------------------------------------------------------===//
 
 llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
-  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp>(op) ? 1 : 0).getDefiningOp()) {
+  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp, DoraOp>(op) ? 1 : 0).getDefiningOp()) {
     if (auto layer = dyn_cast<AdaptableLayer>(op))
       return layer.getModulePath();
     if (!isAdapter(op))

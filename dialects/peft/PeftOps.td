@@ -44,7 +44,7 @@ def Peft_WeightOp : Peft_Op<"weight", [Pure]> {
 }
 
 def Peft_LinearOp : Peft_Op<"linear", [Pure,
-    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+    Peft_AdaptableLayer]> {
   let summary = "Fully connected layer y = x·Wᵀ + b of a source-model module";
   let description = [{
     The base layer behind `nn.Linear`, ONNX `Gemm` and `MatMul` with a
@@ -81,7 +81,7 @@ def Peft_LinearOp : Peft_Op<"linear", [Pure,
 }
 
 def Peft_ConvOp : Peft_Op<"conv", [Pure,
-    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+    Peft_AdaptableLayer]> {
   let summary = "Convolution layer of a source-model module (nn.Conv1d/2d/3d)";
   let description = [{
     The base layer behind ONNX `Conv`: the input is `[N, C, spatial...]`, the
@@ -115,6 +115,10 @@ def Peft_ConvOp : Peft_Op<"conv", [Pure,
   }];
   let extraClassDeclaration = [{
     int64_t getSpatialRank() { return getWeight().getType().getRank() - 2; }
+    /// The weight as a matrix [O, C / groups·kernel...].
+    int64_t getOutFeatures() { return getWeight().getType().getDimSize(0); }
+    int64_t getInFeatures() { return getWeight().getType().getNumElements() / getOutFeatures(); }
+    bool getWeightInOut() { return false; }
     /// The size of spatial dimension `dim` of the result for an input of
     /// size `in`.
     int64_t getOutputSize(int64_t dim, int64_t in);
@@ -123,7 +127,7 @@ def Peft_ConvOp : Peft_Op<"conv", [Pure,
 }
 
 def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
-    DeclareOpInterfaceMethods<Peft_AdaptableLayer>]> {
+    Peft_AdaptableLayer]> {
   let summary = "Embedding table lookup of a source-model module (nn.Embedding)";
   let description = [{
     `result[..., :] = weight[input[...], :]`: the input holds integer indices
@@ -143,6 +147,13 @@ def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
   let assemblyFormat = [{
     $module_path $input `,` $weight attr-dict `:` functional-type(operands, results)
   }];
+  let extraClassDeclaration = [{
+    /// The table [num_embeddings, dim] is a linear map from one-hot vectors,
+    /// stored [in, out].
+    int64_t getOutFeatures() { return getWeight().getType().getDimSize(1); }
+    int64_t getInFeatures() { return getWeight().getType().getDimSize(0); }
+    bool getWeightInOut() { return true; }
+  }];
   let hasVerifier = 1;
 }
 
@@ -156,11 +167,24 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
     the adapter the weights came from. The optional `lora_bias` (`[out]`) is
     PEFT's `lora_B.bias`, saved with `lora_bias: true`.
 
+    The same formula covers PEFT's three LoRA layers, told apart by the input
+    and `A`:
+    - a linear layer: `input` is `[..., in]`;
+    - an embedding: `input` holds integer indices into the table, read as
+      one-hot rows, so `input · Aᵀ` picks columns of `A`
+      (`lora_embedding_A`, `[r, num_embeddings]`); `B` is `[dim, r]`;
+    - a convolution: `A` is `[r, C, kernel...]`, applied to the `[N, C, ...]`
+      input as a convolution with the layer's kernel, `strides` and `pads`
+      (and dilation 1, as PEFT builds it); `B` is a 1×1 convolution
+      `[out, r, 1...]`; `lora_bias` runs along the channels.
+
     Merging folds the adapter into the base weight, `W' = W + scale · B·A`
-    (and the bias, `b' = b + scale · lora_bias`);
-    left unmerged it lowers to two small GEMMs beside the base one. An adapter
-    that cannot change its base folds away: `scale` 0, or a `B` of zeros and
-    no bias (what PEFT initializes a fresh adapter with).
+    (the product over the rank, in the layer's matrix layout: a
+    convolution's `[O, C·kernel]`, an embedding's `[num_embeddings, dim]`
+    table gets `(B·A)ᵀ`), and the bias, `b' = b + scale · lora_bias`;
+    left unmerged it lowers to two small GEMMs (convolutions) beside the base
+    one. An adapter that cannot change its base folds away: `scale` 0, or a
+    `B` of zeros and no bias (what PEFT initializes a fresh adapter with).
 
     ```mlir
     %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32}
@@ -171,14 +195,72 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input,
                        AnyRankedTensor:$base, AnyRankedTensor:$lora_a,
                        AnyRankedTensor:$lora_b, Optional<AnyRankedTensor>:$lora_bias,
-                       F32Attr:$scale);
+                       F32Attr:$scale, OptionalAttr<DenseI64ArrayAttr>:$strides,
+                       OptionalAttr<DenseI64ArrayAttr>:$pads);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $adapter $input `,` $base `,` $lora_a `,` $lora_b (`,` $lora_bias^)? attr-dict `:`
     functional-type(operands, results)
   }];
+  let extraClassDeclaration = [{
+    int64_t getRank() { return getLoraA().getType().getDimSize(0); }
+    /// Whether the adapter is on a convolution (A has kernel dimensions).
+    bool isConvolution() { return getLoraA().getType().getRank() > 2; }
+    /// Whether the adapter is on an embedding (the input holds indices).
+    bool isEmbedding() {
+      return ::llvm::isa<::mlir::IntegerType>(getInput().getType().getElementType());
+    }
+  }];
   let hasVerifier = 1;
   let hasFolder = 1;
+}
+
+def Peft_DoraOp : Peft_Op<"dora", [Pure, AllTypesMatch<["base", "result"]>]> {
+  let summary = "Weight-decomposed low-rank adapter (DoRA) on a base layer's output";
+  let description = [{
+    DoRA rescales each output channel of a LoRA-adapted layer to a learned
+    magnitude. With `V = W + scale · B·A` (the adapted weight, in the layer's
+    `[out, in...]` layout; `weight_in_out` when `weight` is stored `[in, out]`)
+    and `n = magnitude / ‖V‖`, the L2 norm of each output's row over all its
+    inputs:
+
+    `result = n ⊙ (base − bias + scale · (input · Aᵀ) · Bᵀ) + bias`
+
+    where `base` is the output so far of the layer applied to `input`, and
+    `bias` the layer's bias (0 when absent), which DoRA leaves unscaled. This
+    is Hugging Face PEFT's DoRA forward (`use_dora: true`, with
+    `lora_magnitude_vector` as `magnitude`, `[out]`, or `[1, out, 1, 1]` for a
+    convolution). `A`, `B`, `strides` and `pads` are as in `peft.lora`: a
+    convolution adapter's `A` is `[r, C, kernel...]`, and `n` runs along the
+    channel dimension 1.
+
+    Merging gives the layer `W' = n ⊙ V` (rows scaled), its bias unchanged.
+    Left unmerged, `n` is computed at run time from the adapter's weights, so
+    the adapter stays swappable.
+
+    ```mlir
+    %y = peft.dora "default" %x, %base, %w, %a, %b, %m {scale = 2.0 : f32}
+           : (tensor<?x8x32xf32>, tensor<?x8x32xf32>, tensor<32x32xf32>,
+              tensor<4x32xf32>, tensor<32x4xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input,
+                       AnyRankedTensor:$base, AnyRankedTensor:$weight,
+                       AnyRankedTensor:$lora_a, AnyRankedTensor:$lora_b,
+                       AnyRankedTensor:$magnitude, Optional<AnyRankedTensor>:$bias,
+                       F32Attr:$scale, UnitAttr:$weight_in_out,
+                       OptionalAttr<DenseI64ArrayAttr>:$strides,
+                       OptionalAttr<DenseI64ArrayAttr>:$pads);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $base `,` $weight `,` $lora_a `,` $lora_b `,` $magnitude
+    (`,` `bias` $bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getRank() { return getLoraA().getType().getDimSize(0); }
+    bool isConvolution() { return getLoraA().getType().getRank() > 2; }
+  }];
+  let hasVerifier = 1;
 }
 
 def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {

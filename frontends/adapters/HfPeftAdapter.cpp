@@ -178,7 +178,7 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
     return json.contains(key) && !json[key].is_null() && json[key] != false &&
            json[key] != "none" && !(json[key].is_array() && json[key].empty());
   };
-  for (const char *key : {"use_dora", "modules_to_save"})
+  for (const char *key : {"modules_to_save"})
     if (isSet(key))
       return fail(path + ": '" + key + "' is not supported yet");
   if (isSet("bias"))
@@ -208,6 +208,7 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
   reader.read("r", config.rank);
   reader.read("lora_alpha", config.alpha);
   reader.read("use_rslora", config.useRslora);
+  reader.read("use_dora", config.useDora);
   // fan_in_fan_out (GPT-2's Conv1D stores W as [in, out]) needs no reading:
   // lora_A/lora_B have the same shapes either way, and each peft.linear
   // records its own weight layout, which the merge follows.
@@ -259,6 +260,104 @@ static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
   return llvm::Error::success();
 }
 
+/// What a LoRA tensor is, from the end of its key.
+enum class LoraRole { A, B, Bias, EmbeddingA, EmbeddingB, Magnitude };
+
+constexpr std::pair<llvm::StringLiteral, LoraRole> kLoraSuffixes[] = {
+    {".lora_A.weight", LoraRole::A},
+    {".lora_B.weight", LoraRole::B},
+    {".lora_B.bias", LoraRole::Bias},
+    {".lora_embedding_A", LoraRole::EmbeddingA},
+    {".lora_embedding_B", LoraRole::EmbeddingB},
+    {".lora_magnitude_vector", LoraRole::Magnitude},
+    {".lora_magnitude_vector.weight", LoraRole::Magnitude}, // PEFT before 0.12.
+};
+
+/// Splits `base_model.model.<module>.<suffix>` into the module and the role.
+static std::optional<std::pair<std::string, LoraRole>> parseLoraKey(llvm::StringRef key) {
+  if (!key.consume_front(kKeyPrefix))
+    return std::nullopt;
+  for (const auto &[suffix, role] : kLoraSuffixes)
+    if (key.ends_with(suffix))
+      return std::pair(key.drop_back(suffix.size()).str(), role);
+  return std::nullopt;
+}
+
+/// Files one tensor under its module, checking what can be checked alone.
+static llvm::Error addLoraTensor(LoraModule &module, LoraRole role, const std::string &key,
+                                 const TensorView &view, const std::string &file) {
+  auto wrong = [&](const llvm::Twine &expected) {
+    return fail(file + ": tensor '" + key + "' is " + dtypeName(view.dtype) + " " +
+                formatShape(view.shape) + "; " + expected);
+  };
+  if (!view.isFloat())
+    return wrong("LoRA tensors are F32, F16, BF16 or F64");
+  switch (role) {
+  case LoraRole::Bias:
+    if (view.shape.size() != 1)
+      return wrong("a LoRA bias is a vector [out]");
+    module.tensorBias = key, module.bias = view;
+    return llvm::Error::success();
+  case LoraRole::Magnitude:
+    module.tensorMagnitude = key, module.magnitude = view;
+    return llvm::Error::success();
+  case LoraRole::EmbeddingA:
+  case LoraRole::EmbeddingB:
+    module.embedding = true;
+    [[fallthrough]];
+  case LoraRole::A:
+  case LoraRole::B:
+    if (view.shape.size() < 2 || (module.embedding && view.shape.size() != 2))
+      return wrong("LoRA weights are matrices (convolutions: [r, C, kernel...] and "
+                   "[out, r, 1...])");
+    bool isA = role == LoraRole::A || role == LoraRole::EmbeddingA;
+    (isA ? module.tensorA : module.tensorB) = key;
+    (isA ? module.a : module.b) = view;
+    return llvm::Error::success();
+  }
+  llvm_unreachable("unknown LoRA role");
+}
+
+/// Checks a module's tensors against each other and the config.
+static llvm::Error checkLoraModule(LoraModule &module, const LoraConfig &config,
+                                   const std::string &file) {
+  const std::string &path = module.modulePath;
+  if (module.tensorA.empty() || module.tensorB.empty())
+    return fail(file + ": module '" + path + "' has " +
+                (module.tensorA.empty() ? "lora_B but no lora_A" : "lora_A but no lora_B"));
+  bool pointwiseB = llvm::all_of(llvm::ArrayRef(module.b.shape).drop_front(2),
+                                 [](int64_t size) { return size == 1; });
+  if (module.a.shape.size() != module.b.shape.size() || !pointwiseB)
+    return fail(file + ": module '" + path + "': lora_B " + formatShape(module.b.shape) +
+                " does not follow lora_A " + formatShape(module.a.shape) +
+                " (convolutions: [out, r, 1...] after [r, C, kernel...])");
+  if (module.a.shape[0] != module.b.shape[1])
+    return fail(file + ": module '" + path + "': lora_A " + formatShape(module.a.shape) +
+                " and lora_B " + formatShape(module.b.shape) + " disagree on the rank");
+  if (!module.tensorBias.empty() && module.bias.shape[0] != module.b.shape[0])
+    return fail(file + ": tensor '" + module.tensorBias + "' " +
+                formatShape(module.bias.shape) + " does not match lora_B " +
+                formatShape(module.b.shape));
+  if (config.useDora != !module.tensorMagnitude.empty())
+    return fail(file + ": module '" + path + "' " +
+                (config.useDora ? "has no lora_magnitude_vector, which use_dora needs"
+                                : "has a lora_magnitude_vector but use_dora is not set"));
+  if (!module.tensorMagnitude.empty() &&
+      module.magnitude.numElements() != module.b.shape[0])
+    return fail(file + ": tensor '" + module.tensorMagnitude + "' " +
+                formatShape(module.magnitude.shape) + " does not hold one magnitude per "
+                "output of lora_B " + formatShape(module.b.shape));
+  if (!config.targets(path))
+    return fail(file + ": tensor '" + module.tensorA + "' adapts module '" + path +
+                "', which adapter_config.json does not target");
+  if (module.a.shape[0] != config.rankFor(path))
+    return fail(file + ": tensor '" + module.tensorA + "' has rank " +
+                llvm::Twine(module.a.shape[0]) + " but adapter_config.json gives r=" +
+                llvm::Twine(config.rankFor(path)) + " for module '" + path + "'");
+  module.scale = config.scaleFor(path);
+  return llvm::Error::success();
+}
+
 /// Groups the tensors by module and checks each against the config.
 static llvm::Error collectModules(LoraAdapter &adapter) {
   if (adapter.config.peftType == "IA3")
@@ -266,58 +365,19 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
   std::map<std::string, LoraModule> byPath;
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {
-    llvm::StringRef rest(key);
-    bool isA = rest.consume_back(".lora_A.weight");
-    bool isB = !isA && rest.consume_back(".lora_B.weight");
-    bool isBias = !isA && !isB && rest.consume_back(".lora_B.bias");
-    if (isBias && rest.consume_front(kKeyPrefix)) {
-      if (view.shape.size() != 1 || !view.isFloat())
-        return fail(file + ": tensor '" + key + "' is " + dtypeName(view.dtype) + " " +
-                    formatShape(view.shape) + "; a LoRA bias is a float vector [out]");
-      LoraModule &module = byPath[rest.str()];
-      module.tensorBias = key;
-      module.bias = view;
-      continue;
-    }
-    if (!rest.consume_front(kKeyPrefix) || !(isA || isB))
+    auto parsed = parseLoraKey(key);
+    if (!parsed)
       return fail(file + ": tensor '" + key +
-                  "' is not a LoRA linear weight (base_model.model.<module>."
-                  "lora_A.weight / lora_B.weight); other kinds are not supported yet");
-    if (!view.isFloat())
-      return fail(file + ": tensor '" + key + "' has dtype " + dtypeName(view.dtype) +
-                  "; LoRA weights must be F32, F16, BF16 or F64");
-    if (view.shape.size() >= 3) // Conv2d's LoRA: [r, in, kh, kw] and [out, r, 1, 1].
-      return fail(file + ": tensor '" + key + "' has shape " + formatShape(view.shape) +
-                  ": LoRA on convolution layers is not supported yet");
-    if (view.shape.size() != 2)
-      return fail(file + ": tensor '" + key + "' has shape " +
-                  formatShape(view.shape) + "; LoRA weights are matrices");
-    LoraModule &module = byPath[rest.str()];
-    module.modulePath = rest.str();
-    (isA ? module.tensorA : module.tensorB) = key;
-    (isA ? module.a : module.b) = view;
+                  "' is not a LoRA tensor (base_model.model.<module>.lora_A.weight, "
+                  "lora_B.weight, lora_B.bias, lora_embedding_A/B, lora_magnitude_vector)");
+    LoraModule &module = byPath[parsed->first];
+    module.modulePath = parsed->first;
+    if (llvm::Error error = addLoraTensor(module, parsed->second, key, view, file))
+      return error;
   }
   for (auto &[path, module] : byPath) {
-    if (module.tensorA.empty() || module.tensorB.empty())
-      return fail(file + ": module '" + path + "' has " +
-                  (module.tensorA.empty() ? "lora_B but no lora_A" : "lora_A but no lora_B"));
-    if (module.a.shape[0] != module.b.shape[1])
-      return fail(file + ": module '" + path + "': lora_A " +
-                  formatShape(module.a.shape) + " and lora_B " +
-                  formatShape(module.b.shape) + " disagree on the rank");
-    if (!module.tensorBias.empty() && module.bias.shape[0] != module.b.shape[0])
-      return fail(file + ": tensor '" + module.tensorBias + "' " +
-                  formatShape(module.bias.shape) + " does not match lora_B " +
-                  formatShape(module.b.shape));
-    const LoraConfig &config = adapter.config;
-    if (!config.targets(path))
-      return fail(file + ": tensor '" + module.tensorA + "' adapts module '" + path +
-                  "', which adapter_config.json does not target");
-    if (module.a.shape[0] != config.rankFor(path))
-      return fail(file + ": tensor '" + module.tensorA + "' has rank " +
-                  llvm::Twine(module.a.shape[0]) + " but adapter_config.json gives r=" +
-                  llvm::Twine(config.rankFor(path)) + " for module '" + path + "'");
-    module.scale = config.scaleFor(path);
+    if (llvm::Error error = checkLoraModule(module, adapter.config, file))
+      return error;
     adapter.modules.push_back(std::move(module));
   }
   if (adapter.modules.empty())

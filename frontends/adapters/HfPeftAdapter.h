@@ -32,6 +32,7 @@ struct LoraConfig {
   int rank = 8;
   double alpha = 8;
   bool useRslora = false;
+  bool useDora = false;
   /// `target_modules` as a list (exact name or dotted suffix) ...
   std::vector<std::string> targetModules;
   /// ... or as a regex that must match the whole module path.
@@ -58,10 +59,17 @@ struct LoraConfig {
 struct LoraModule {
   std::string modulePath;
   std::string tensorA, tensorB; ///< Names inside the safetensors file.
-  TensorView a, b;              ///< [r, in] and [out, r].
+  /// [r, in] and [out, r]; a convolution's are [r, C, kernel...] and
+  /// [out, r, 1...]; an embedding's [r, num_embeddings] and [dim, r].
+  TensorView a, b;
+  bool embedding = false;       ///< lora_embedding_A / lora_embedding_B.
   std::string tensorBias;       ///< lora_B.bias ([out]), with lora_bias: true.
   TensorView bias;
+  std::string tensorMagnitude;  ///< DoRA's lora_magnitude_vector ([out]).
+  TensorView magnitude;
   double scale = 1.0;
+
+  bool isConvolution() const { return a.shape.size() > 2; }
 };
 
 /// One module adapted by IA3: its learned vector `ia3_l` scales the module's

@@ -105,7 +105,7 @@ func.func @lora_output_mismatch(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a:
 // -----
 
 func.func @lora_not_matrices(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<8xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
-  // expected-error @+1 {{adapter 'default': lora_A [8] and lora_B [3, 2] must be matrices}}
+  // expected-error @+1 {{adapter 'default': lora_A [8] and lora_B [3, 2] must have a rank dimension}}
   %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<8xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
@@ -171,5 +171,59 @@ func.func @ia3_scale_size(%x: tensor<2x32xf32>, %l: tensor<1x16xf32>) -> tensor<
 func.func @lora_bias_size(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %bias: tensor<4xf32>) -> tensor<2x3xf32> {
   // expected-error @+1 {{'peft.lora' op adapter 'default': lora_bias [4] does not match lora_B [3, 2]}}
   %y = peft.lora "default" %x, %base, %a, %b, %bias {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<4xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @conv_lora_b(%x: tensor<1x3x8x8xf32>, %base: tensor<1x6x8x8xf32>, %a: tensor<2x3x3x3xf32>, %b: tensor<6x2x3x3xf32>) -> tensor<1x6x8x8xf32> {
+  // expected-error @+1 {{'peft.lora' op adapter 'default': lora_B [6, 2, 3, 3] must be [out, r, 1...] to follow lora_A [2, 3, 3, 3]}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>}
+    : (tensor<1x3x8x8xf32>, tensor<1x6x8x8xf32>, tensor<2x3x3x3xf32>, tensor<6x2x3x3xf32>) -> tensor<1x6x8x8xf32>
+  return %y : tensor<1x6x8x8xf32>
+}
+
+// -----
+
+func.func @conv_lora_strides(%x: tensor<1x3x8x8xf32>, %base: tensor<1x6x8x8xf32>, %a: tensor<2x3x3x3xf32>, %b: tensor<6x2x1x1xf32>) -> tensor<1x6x8x8xf32> {
+  // expected-error @+1 {{'peft.lora' op adapter 'default': a convolution adapter needs 2 strides and 4 pads}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32}
+    : (tensor<1x3x8x8xf32>, tensor<1x6x8x8xf32>, tensor<2x3x3x3xf32>, tensor<6x2x1x1xf32>) -> tensor<1x6x8x8xf32>
+  return %y : tensor<1x6x8x8xf32>
+}
+
+// -----
+
+func.func @conv_lora_channels(%x: tensor<1x4x8x8xf32>, %base: tensor<1x6x8x8xf32>, %a: tensor<2x3x3x3xf32>, %b: tensor<6x2x1x1xf32>) -> tensor<1x6x8x8xf32> {
+  // expected-error @+1 {{'peft.lora' op adapter 'default': lora_A [2, 3, 3, 3] does not match the input [1, 4, 8, 8]}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32, strides = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>}
+    : (tensor<1x4x8x8xf32>, tensor<1x6x8x8xf32>, tensor<2x3x3x3xf32>, tensor<6x2x1x1xf32>) -> tensor<1x6x8x8xf32>
+  return %y : tensor<1x6x8x8xf32>
+}
+
+// -----
+
+func.func @linear_lora_strides(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'peft.lora' op adapter 'default': strides and pads belong to convolution adapters}}
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32, strides = array<i64: 1>, pads = array<i64: 0, 0>}
+    : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @dora_weight(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %w: tensor<3x5xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %m: tensor<3xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'peft.dora' op adapter 'default': weight [3, 5] does not match lora_A [2, 4] and lora_B [3, 2]}}
+  %y = peft.dora "default" %x, %base, %w, %a, %b, %m {scale = 1.0 : f32}
+    : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<3x5xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  return %y : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @dora_magnitude(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %w: tensor<3x4xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %m: tensor<4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'peft.dora' op adapter 'default': magnitude [4] must hold one value per output of lora_B [3, 2]}}
+  %y = peft.dora "default" %x, %base, %w, %a, %b, %m {scale = 1.0 : f32}
+    : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<3x4xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<4xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }

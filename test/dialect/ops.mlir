@@ -26,6 +26,30 @@ func.func @lora(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>) -> tensor<2x3xf32> 
   return %y : tensor<2x3xf32>
 }
 
+// LoRA on a convolution and an embedding; DoRA.
+// CHECK-LABEL: func.func @lora_forms
+func.func @lora_forms(%x: tensor<?x3x8x8xf32>, %base: tensor<?x6x4x4xf32>, %ids: tensor<?x?xi64>, %rows: tensor<?x?x6xf32>, %v: tensor<2x4xf32>, %y: tensor<2x3xf32>)
+    -> (tensor<?x6x4x4xf32>, tensor<?x?x6xf32>, tensor<2x3xf32>) {
+  %a = peft.weight "lora_A" = dense<1.0> : tensor<2x3x3x3xf32>
+  %b = peft.weight "lora_B" = dense<0.5> : tensor<6x2x1x1xf32>
+  // CHECK: peft.lora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {pads = array<i64: 1, 1, 1, 1>, scale = 2.000000e+00 : f32, strides = array<i64: 2, 2>}
+  %c = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>}
+    : (tensor<?x3x8x8xf32>, tensor<?x6x4x4xf32>, tensor<2x3x3x3xf32>, tensor<6x2x1x1xf32>) -> tensor<?x6x4x4xf32>
+  %ea = peft.weight "lora_embedding_A" = dense<1.0> : tensor<2x100xf32>
+  %eb = peft.weight "lora_embedding_B" = dense<1.0> : tensor<6x2xf32>
+  // CHECK: peft.lora "default" {{.*}} : (tensor<?x?xi64>, tensor<?x?x6xf32>, tensor<2x100xf32>, tensor<6x2xf32>) -> tensor<?x?x6xf32>
+  %e = peft.lora "default" %ids, %rows, %ea, %eb {scale = 1.0 : f32} : (tensor<?x?xi64>, tensor<?x?x6xf32>, tensor<2x100xf32>, tensor<6x2xf32>) -> tensor<?x?x6xf32>
+  %w = peft.weight "fc.weight" = dense<1.0> : tensor<3x4xf32>
+  %bias = peft.weight "fc.bias" = dense<1.0> : tensor<3xf32>
+  %la = peft.weight "lora_A" = dense<1.0> : tensor<1x4xf32>
+  %lb = peft.weight "lora_B" = dense<1.0> : tensor<3x1xf32>
+  %m = peft.weight "lora_magnitude_vector" = dense<1.0> : tensor<3xf32>
+  // CHECK: peft.dora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, bias %{{.*}} {scale = 2.000000e+00 : f32}
+  %d = peft.dora "default" %v, %y, %w, %la, %lb, %m, bias %bias {scale = 2.0 : f32}
+    : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<3x4xf32>, tensor<1x4xf32>, tensor<3x1xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  return %c, %e, %d : tensor<?x6x4x4xf32>, tensor<?x?x6xf32>, tensor<2x3xf32>
+}
+
 // CHECK-LABEL: func.func @conv_and_embedding
 func.func @conv_and_embedding(%x: tensor<?x4x9x9xf32>, %ids: tensor<?x?xi64>) -> (tensor<?x6x5x5xf32>, tensor<?x?x8xf32>) {
   %w = peft.weight "stem.weight" from "model.onnx" : tensor<6x2x3x3xf32>

@@ -126,3 +126,60 @@ func.func @lora_bias(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a: tensor<2x4
   %y = peft.lora "default" %x, %base, %a, %b, %bias {scale = 2.0 : f32} : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xf32>) -> tensor<5x3xf32>
   return %y : tensor<5x3xf32>
 }
+
+// -----
+
+// LoRA on an embedding: A's columns gathered by the indices (a lookup into
+// Aᵀ), scaled, then one GEMM with B accumulated into the base rows.
+// CHECK-LABEL: func.func @embedding_lora
+// CHECK-SAME: (%[[IDS:.*]]: tensor<?x?xi64>, %[[BASE:.*]]: tensor<?x?x6xf32>, %[[A:.*]]: tensor<2x100xf32>, %[[B:.*]]: tensor<6x2xf32>)
+// CHECK: %[[AT:.*]] = linalg.transpose ins(%[[A]] : tensor<2x100xf32>) outs(%{{.*}} : tensor<100x2xf32>) permutation = [1, 0]
+// CHECK: %[[DOWN:.*]] = linalg.generic {{.*}} ins(%[[IDS]] : tensor<?x?xi64>) outs(%{{.*}} : tensor<?x?x2xf32>)
+// CHECK:   tensor.extract %[[AT]]
+// CHECK: %[[BASE_ROWS:.*]] = tensor.collapse_shape %[[BASE]] {{\[\[}}0, 1], [2]]
+// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[B]] : tensor<?x2xf32>, tensor<6x2xf32>) outs(%[[BASE_ROWS]] : tensor<?x6xf32>)
+func.func @embedding_lora(%ids: tensor<?x?xi64>, %base: tensor<?x?x6xf32>, %a: tensor<2x100xf32>, %b: tensor<6x2xf32>) -> tensor<?x?x6xf32> {
+  %y = peft.lora "default" %ids, %base, %a, %b {scale = 2.0 : f32} : (tensor<?x?xi64>, tensor<?x?x6xf32>, tensor<2x100xf32>, tensor<6x2xf32>) -> tensor<?x?x6xf32>
+  return %y : tensor<?x?x6xf32>
+}
+
+// -----
+
+// LoRA on a convolution: A as a strided, padded convolution to r channels,
+// B as a 1×1 convolution, base + s·that.
+// CHECK-LABEL: func.func @conv_lora
+// CHECK: tensor.pad
+// CHECK: %[[DOWN:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x1x2x4x4xf32>)
+// CHECK: %[[UP:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x1x6x4x4xf32>)
+// CHECK: %[[UP_FLAT:.*]] = tensor.collapse_shape %[[UP]]
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[UP_FLAT]] : tensor<?x6x4x4xf32>, tensor<?x6x4x4xf32>)
+// CHECK:   arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK:   arith.addf
+func.func @conv_lora(%x: tensor<?x3x8x8xf32>, %base: tensor<?x6x4x4xf32>, %a: tensor<2x3x3x3xf32>, %b: tensor<6x2x1x1xf32>) -> tensor<?x6x4x4xf32> {
+  %c = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32, strides = array<i64: 2, 2>, pads = array<i64: 1, 1, 1, 1>}
+    : (tensor<?x3x8x8xf32>, tensor<?x6x4x4xf32>, tensor<2x3x3x3xf32>, tensor<6x2x1x1xf32>) -> tensor<?x6x4x4xf32>
+  return %c : tensor<?x6x4x4xf32>
+}
+
+// -----
+
+// DoRA unmerged: the LoRA branch into the base, then, from the weights at run
+// time, n = m / sqrt(Σ_i (W + s·B·A)²) (W read [in, out] here), and
+// n·(t − bias) + bias per output channel.
+// CHECK-LABEL: func.func @dora
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xf32>, %[[BASE:.*]]: tensor<5x3xf32>, %[[W:.*]]: tensor<4x3xf32>, %[[A:.*]]: tensor<2x4xf32>, %[[B:.*]]: tensor<3x2xf32>, %[[M:.*]]: tensor<3xf32>, %[[BIAS:.*]]: tensor<3xf32>)
+// CHECK: %[[T:.*]] = linalg.matmul {{.*}} outs(%[[BASE]] : tensor<5x3xf32>)
+// CHECK: %[[DELTA:.*]] = linalg.matmul ins(%[[B]], %[[A]] : tensor<3x2xf32>, tensor<2x4xf32>)
+// CHECK: %[[SUMS:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[W]], %[[DELTA]] : tensor<4x3xf32>, tensor<3x4xf32>)
+// CHECK: %[[N:.*]] = linalg.generic {{.*}} ins(%[[M]], %[[SUMS]] : tensor<3xf32>, tensor<3xf32>)
+// CHECK:   math.sqrt
+// CHECK:   arith.divf
+// CHECK: linalg.generic {{.*}} ins(%[[T]], %[[N]], %[[BIAS]] : tensor<5x3xf32>, tensor<3xf32>, tensor<3xf32>)
+// CHECK:   arith.subf
+// CHECK:   arith.mulf
+// CHECK:   arith.addf
+func.func @dora(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %w: tensor<4x3xf32>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %m: tensor<3xf32>, %bias: tensor<3xf32>) -> tensor<5x3xf32> {
+  %y = peft.dora "default" %x, %base, %w, %a, %b, %m, bias %bias {scale = 2.0 : f32, weight_in_out}
+    : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<4x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}

@@ -47,7 +47,7 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
 // RUN: %python %testtools/make_adapter.py %t/shape --config '{"r": 2, "target_modules": ["fc"]}' \
 // RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x5:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/shape" 2>&1 | FileCheck %s --check-prefix=SHAPE
-// SHAPE: error: {{.*}}shape/adapter_model.safetensors: tensors 'base_model.model.enc.fc.lora_A.weight' [2, 5] and 'base_model.model.enc.fc.lora_B.weight' [3, 2] do not fit module 'enc.fc' with 4 inputs and 3 outputs
+// SHAPE: error: {{.*}}shape/adapter_model.safetensors: tensors 'base_model.model.enc.fc.lora_A.weight' [2, 5] and 'base_model.model.enc.fc.lora_B.weight' [3, 2] do not fit module 'enc.fc' with weight [3, 4]
 
 // A rank that disagrees with adapter_config.json (r, or rank_pattern).
 // RUN: %python %testtools/make_adapter.py %t/rank --config '{"r": 4, "rank_pattern": {"fc": 3}, "target_modules": ["fc"]}' \
@@ -96,10 +96,63 @@ func.func @forward(%x: tensor<?x4xf32>) -> tensor<?x3xf32> {
 // RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x4:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1 \
 // RUN:   --tensor base_model.model.enc.fc.lora_B.bias:3:1
 // RUN: peft-opt %s --peft-attach-adapters="adapters=%t/bias" | FileCheck %s --check-prefix=BIAS
-// BIAS: %[[BIAS:.*]] = peft.weight "base_model.model.enc.fc.lora_B.bias" from "{{.*}}bias/adapter_model.safetensors" : tensor<3xf32>
-// BIAS: peft.lora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[BIAS]] {scale = 2.000000e+00 : f32}
+// BIAS: %[[HB:.*]] = peft.weight "base_model.model.enc.fc.lora_B.bias" from "{{.*}}bias/adapter_model.safetensors" : tensor<3xf32>
+// BIAS: peft.lora "default" %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[HB]] {scale = 2.000000e+00 : f32}
 // RUN: %python %testtools/make_adapter.py %t/bias-size --config '{"r": 2, "lora_bias": true, "target_modules": ["fc"]}' \
 // RUN:   --tensor base_model.model.enc.fc.lora_A.weight:2x4:1 --tensor base_model.model.enc.fc.lora_B.weight:3x2:1 \
 // RUN:   --tensor base_model.model.enc.fc.lora_B.bias:4:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/bias-size" 2>&1 | FileCheck %s --check-prefix=BIAS-SIZE
 // BIAS-SIZE: error: {{.*}}bias-size/adapter_model.safetensors: tensor 'base_model.model.enc.fc.lora_B.bias' [4] does not match lora_B [3, 2]
+
+// LoRA on a convolution takes the layer's strides and pads; on an embedding,
+// PEFT's lora_embedding_A / lora_embedding_B; DoRA takes the layer's weight
+// and bias besides its magnitude vector.
+// RUN: %python %testtools/make_adapter.py %t/kinds --config '{"r": 2, "target_modules": ["stem", "embed"]}' \
+// RUN:   --tensor base_model.model.stem.lora_A.weight:2x3x3x3:0.1 --tensor base_model.model.stem.lora_B.weight:8x2x1x1:0.1 \
+// RUN:   --tensor base_model.model.embed.lora_embedding_A:2x10:0.1 --tensor base_model.model.embed.lora_embedding_B:4x2:0.1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/kinds" | FileCheck %s --check-prefix=KINDS
+// KINDS-LABEL: func.func @kinds
+// KINDS: %[[E:.*]] = peft.embedding "embed" %[[IDS:[^,]*]],
+// KINDS: %[[EA:.*]] = peft.weight "base_model.model.embed.lora_embedding_A" from {{.*}} : tensor<2x10xf32>
+// KINDS: peft.lora "default" %[[IDS]], %[[E]], %[[EA]], {{.*}} : (tensor<2x5xi64>, tensor<2x5x4xf32>, tensor<2x10xf32>, tensor<4x2xf32>) -> tensor<2x5x4xf32>
+// KINDS: %[[C:.*]] = peft.conv "stem"
+// KINDS: peft.lora "default" %{{.*}}, %[[C]], {{.*}} {pads = array<i64: 1, 1, 1, 1>, scale = 4.000000e+00 : f32, strides = array<i64: 2, 2>} : (tensor<1x3x8x8xf32>, tensor<1x8x4x4xf32>, tensor<2x3x3x3xf32>, tensor<8x2x1x1xf32>)
+// RUN: %python %testtools/make_adapter.py %t/dora --config '{"r": 2, "use_dora": true, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.lora_A.weight:2x4:0.1 --tensor base_model.model.head.lora_B.weight:3x2:0.1 \
+// RUN:   --tensor base_model.model.head.lora_magnitude_vector:3:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/dora" | FileCheck %s --check-prefix=DORA
+// DORA-LABEL: func.func @kinds
+// DORA: %[[W:.*]] = peft.weight "head.weight"
+// DORA: %[[HB:.*]] = peft.weight "head.bias"
+// DORA: %[[Y:.*]] = peft.linear "head" %[[X:[^,]*]], %[[W]], %[[HB]] {weight_in_out}
+// DORA: %[[M:.*]] = peft.weight "base_model.model.head.lora_magnitude_vector" from {{.*}} : tensor<3xf32>
+// DORA: peft.dora "default" %[[X]], %[[Y]], %[[W]], %{{.*}}, %{{.*}}, %[[M]], bias %[[HB]] {scale = 4.000000e+00 : f32, weight_in_out}
+//
+// A DoRA adapter without its magnitudes, and tensors on the wrong kind of layer.
+// RUN: %python %testtools/make_adapter.py %t/no-magnitude --config '{"r": 2, "use_dora": true, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.lora_A.weight:2x4:0.1 --tensor base_model.model.head.lora_B.weight:3x2:0.1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/no-magnitude" 2>&1 | FileCheck %s --check-prefix=NO-MAGNITUDE
+// NO-MAGNITUDE: error: {{.*}}no-magnitude/adapter_model.safetensors: module 'head' has no lora_magnitude_vector, which use_dora needs
+// RUN: %python %testtools/make_adapter.py %t/wrong-kind --config '{"r": 2, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lora_A.weight:2x27:0.1 --tensor base_model.model.stem.lora_B.weight:8x2:0.1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/wrong-kind" 2>&1 | FileCheck %s --check-prefix=WRONG-KIND
+// WRONG-KIND: error: {{.*}}wrong-kind/adapter_model.safetensors: tensor 'base_model.model.stem.lora_A.weight' targets module 'stem', a peft.conv layer: a convolution takes lora_A.weight [r, C, kernel...]
+// RUN: %python %testtools/make_adapter.py %t/grouped --config '{"r": 2, "target_modules": ["depthwise"]}' \
+// RUN:   --tensor base_model.model.depthwise.lora_A.weight:2x1x3x3:0.1 --tensor base_model.model.depthwise.lora_B.weight:8x2x1x1:0.1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/grouped" 2>&1 | FileCheck %s --check-prefix=GROUPED
+// GROUPED: error: {{.*}}grouped/adapter_model.safetensors: tensor 'base_model.model.depthwise.lora_A.weight' targets module 'depthwise', a peft.conv layer: LoRA on a grouped or dilated convolution is not supported
+func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<2x4xf32>)
+    -> (tensor<2x5x4xf32>, tensor<1x8x4x4xf32>, tensor<1x8x4x4xf32>, tensor<2x3xf32>) {
+  %table = peft.weight "embed.weight" = dense<1.0> : tensor<10x4xf32>
+  %e = peft.embedding "embed" %ids, %table : (tensor<2x5xi64>, tensor<10x4xf32>) -> tensor<2x5x4xf32>
+  %k = peft.weight "stem.weight" = dense<1.0> : tensor<8x3x3x3xf32>
+  %c = peft.conv "stem" %image, %k {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
+    : (tensor<1x3x8x8xf32>, tensor<8x3x3x3xf32>) -> tensor<1x8x4x4xf32>
+  %dk = peft.weight "depthwise.weight" = dense<1.0> : tensor<8x1x3x3xf32>
+  %d = peft.conv "depthwise" %c, %dk {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 8 : i64}
+    : (tensor<1x8x4x4xf32>, tensor<8x1x3x3xf32>) -> tensor<1x8x4x4xf32>
+  %w = peft.weight "head.weight" = dense<1.0> : tensor<4x3xf32>
+  %b = peft.weight "head.bias" = dense<0.5> : tensor<3xf32>
+  %y = peft.linear "head" %x, %w, %b {weight_in_out} : (tensor<2x4xf32>, tensor<4x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  return %e, %c, %d, %y : tensor<2x5x4xf32>, tensor<1x8x4x4xf32>, tensor<1x8x4x4xf32>, tensor<2x3xf32>
+}

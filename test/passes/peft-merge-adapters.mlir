@@ -75,7 +75,7 @@ func.func @merge_large(%x: tensor<1x32xf32>) -> tensor<1x32xf32> {
 func.func @not_mergeable(%x: tensor<1x2xf32>, %base: tensor<1x2xf32>) -> tensor<1x2xf32> {
   %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
   %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
-  // expected-remark @+1 {{adapter 'default' not merged: its base is not a peft.linear on the same input}}
+  // expected-remark @+1 {{adapter 'default' not merged: its base is not a layer on the same input}}
   %z = peft.lora "default" %x, %base, %a, %b {scale = 1.0 : f32} : (tensor<1x2xf32>, tensor<1x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<1x2xf32>
   return %z : tensor<1x2xf32>
 }
@@ -168,7 +168,7 @@ func.func @ia3_input(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
 // CHECK-LABEL: func.func @ia3_shared_input
 func.func @ia3_shared_input(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
   %l = peft.weight "l" = dense<2.0> : tensor<1x2xf32>
-  // expected-remark @+1 {{adapter 'default' not merged: it scales neither the output nor the sole input of a peft.linear}}
+  // expected-remark @+1 {{adapter 'default' not merged: it scales neither the output nor the sole input of a layer}}
   %s = peft.ia3 "default" %x, %l : (tensor<3x2xf32>, tensor<1x2xf32>) -> tensor<3x2xf32>
   %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
   %y = peft.linear "fc" %s, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
@@ -198,4 +198,98 @@ func.func @lora_bias(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) 
   %y2 = peft.linear "proj" %x, %w2 : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
   %z2 = peft.lora "default" %x, %y2, %a, %bb, %bias {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   return %z, %z2 : tensor<3x2xf32>, tensor<3x2xf32>
+}
+
+// -----
+
+// A convolution's weight [O, C, kh, kw] takes Σ_r B[o, r]·A[r, c, kh, kw]:
+// W' = [[1, 2]], [[3, 4]] + 2·([1], [2])·[1, 1]
+// CHECK-LABEL: func.func @merge_conv
+// CHECK: %[[W:.*]] = peft.weight "conv.weight" = dense<{{\[\[\[\[}}3.000000e+00, 4.000000e+00]]], {{\[\[\[}}7.000000e+00, 8.000000e+00]]]]> : tensor<2x1x1x2xf32>
+// CHECK: %[[Y:.*]] = peft.conv "conv" %{{.*}}, %[[W]]
+// CHECK-NOT: peft.lora
+// CHECK: return %[[Y]]
+func.func @merge_conv(%x: tensor<1x1x3x3xf32>) -> tensor<1x2x3x2xf32> {
+  %w = peft.weight "conv.weight" = dense<[[[[1.0, 2.0]]], [[[3.0, 4.0]]]]> : tensor<2x1x1x2xf32>
+  %y = peft.conv "conv" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x1x3x3xf32>, tensor<2x1x1x2xf32>) -> tensor<1x2x3x2xf32>
+  %a = peft.weight "a" = dense<[[[[1.0, 1.0]]]]> : tensor<1x1x1x2xf32>
+  %b = peft.weight "b" = dense<[[[[1.0]]], [[[2.0]]]]> : tensor<2x1x1x1xf32>
+  %z = peft.lora "default" %x, %y, %a, %b {scale = 2.0 : f32, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>}
+    : (tensor<1x1x3x3xf32>, tensor<1x2x3x2xf32>, tensor<1x1x1x2xf32>, tensor<2x1x1x1xf32>) -> tensor<1x2x3x2xf32>
+  return %z : tensor<1x2x3x2xf32>
+}
+
+// -----
+
+// An embedding table [vocab, dim] takes (B·A)ᵀ: row v gets A[:, v]·Bᵀ.
+// E' = [[1, 2], [3, 4], [5, 6]] + [[1, 3], [0, 0], [2, 6]]
+// CHECK-LABEL: func.func @merge_embedding
+// CHECK: %[[E:.*]] = peft.weight "embed.weight" = dense<{{\[}}[2.000000e+00, 5.000000e+00], [3.000000e+00, 4.000000e+00], [7.000000e+00, 1.200000e+01]]> : tensor<3x2xf32>
+// CHECK: peft.embedding "embed" %{{.*}}, %[[E]]
+// CHECK-NOT: peft.lora
+func.func @merge_embedding(%ids: tensor<4xi64>) -> tensor<4x2xf32> {
+  %table = peft.weight "embed.weight" = dense<[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]> : tensor<3x2xf32>
+  %e = peft.embedding "embed" %ids, %table : (tensor<4xi64>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  %a = peft.weight "a" = dense<[[1.0, 0.0, 2.0]]> : tensor<1x3xf32>
+  %b = peft.weight "b" = dense<[[1.0], [3.0]]> : tensor<2x1xf32>
+  %z = peft.lora "default" %ids, %e, %a, %b {scale = 1.0 : f32} : (tensor<4xi64>, tensor<4x2xf32>, tensor<1x3xf32>, tensor<2x1xf32>) -> tensor<4x2xf32>
+  return %z : tensor<4x2xf32>
+}
+
+// -----
+
+// DoRA: V = W + 4·B·A = [[3, 4], [0, 1]], row norms [5, 1], magnitudes
+// [10, 3]: W' = [[6, 8], [0, 3]]; the bias stays. The layer's old weight
+// goes with the adapter that read it.
+// CHECK-LABEL: func.func @merge_dora
+// CHECK: %[[B:.*]] = peft.weight "fc.bias" = dense<[5.000000e-01, -5.000000e-01]>
+// CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[6.000000e+00, 8.000000e+00], [0.000000e+00, 3.000000e+00]]> : tensor<2x2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %[[W]], %[[B]]
+// CHECK-NOT: peft.dora
+// CHECK-NOT: peft.weight
+// CHECK: return %[[Y]]
+func.func @merge_dora(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[3.0, 0.0], [0.0, 1.0]]> : tensor<2x2xf32>
+  %bias = peft.weight "fc.bias" = dense<[0.5, -0.5]> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %bias : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<[[0.0, 1.0]]> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<[[1.0], [0.0]]> : tensor<2x1xf32>
+  %m = peft.weight "m" = dense<[10.0, 3.0]> : tensor<2xf32>
+  %z = peft.dora "default" %x, %y, %w, %a, %b, %m, bias %bias {scale = 4.0 : f32}
+    : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// The same DoRA with the weight stored [in, out]: the norms run down columns.
+// CHECK-LABEL: func.func @merge_dora_in_out
+// CHECK: peft.weight "fc.weight" = dense<{{\[}}[6.000000e+00, 0.000000e+00], [8.000000e+00, 3.000000e+00]]> : tensor<2x2xf32>
+func.func @merge_dora_in_out(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[3.0, 0.0], [0.0, 1.0]]> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w {weight_in_out} : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<[[0.0, 1.0]]> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<[[1.0], [0.0]]> : tensor<2x1xf32>
+  %m = peft.weight "m" = dense<[10.0, 3.0]> : tensor<2xf32>
+  %z = peft.dora "default" %x, %y, %w, %a, %b, %m {scale = 4.0 : f32, weight_in_out}
+    : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// DoRA on a convolution: norms over [C, kh, kw], magnitudes [1, O, 1, 1].
+// CHECK-LABEL: func.func @merge_dora_conv
+// CHECK: peft.weight "conv.weight" = dense<{{\[\[\[\[}}6.000000e+00, 8.000000e+00]]], {{\[\[\[}}0.000000e+00, 3.000000e+00]]]]> : tensor<2x1x1x2xf32>
+func.func @merge_dora_conv(%x: tensor<1x1x3x3xf32>) -> tensor<1x2x3x2xf32> {
+  %w = peft.weight "conv.weight" = dense<[[[[3.0, 0.0]]], [[[0.0, 1.0]]]]> : tensor<2x1x1x2xf32>
+  %y = peft.conv "conv" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x1x3x3xf32>, tensor<2x1x1x2xf32>) -> tensor<1x2x3x2xf32>
+  %a = peft.weight "a" = dense<[[[[0.0, 1.0]]]]> : tensor<1x1x1x2xf32>
+  %b = peft.weight "b" = dense<[[[[1.0]]], [[[0.0]]]]> : tensor<2x1x1x1xf32>
+  %m = peft.weight "m" = dense<[[[[10.0]], [[3.0]]]]> : tensor<1x2x1x1xf32>
+  %z = peft.dora "default" %x, %y, %w, %a, %b, %m {scale = 4.0 : f32, strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>}
+    : (tensor<1x1x3x3xf32>, tensor<1x2x3x2xf32>, tensor<2x1x1x2xf32>, tensor<1x1x1x2xf32>, tensor<2x1x1x1xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x3x2xf32>
+  return %z : tensor<1x2x3x2xf32>
 }

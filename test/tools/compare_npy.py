@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Compares a run's outputs with reference outputs computed independently.
 
-    compare_npy.py OUT_DIR EXPECTED_DIR [--atol 1e-4] [--rtol 0] [--differs-from BASE_DIR]
+    compare_npy.py OUT_DIR EXPECTED_DIR [--atol 1e-4] [--rtol 0] [--max-rel R]
+                   [--differs-from BASE_DIR]
 
 Every EXPECTED_DIR/NAME.npy must have a matching OUT_DIR/NAME.npy of the same
 shape with |out - expected| <= atol + rtol·|expected| everywhere (numpy's
-allclose rule; the default rtol 0 makes it a max absolute difference). With --differs-from, each
+allclose rule; the default rtol 0 makes it a max absolute difference); with
+--max-rel instead, max |out - expected| <= R·max |expected| (how merged
+weights are judged). With --differs-from, each
 output must also differ from BASE_DIR's by more than 1e-2, which shows that
 the adapter changed the result. Prints one line per output; exits 1 on any
 mismatch.
@@ -23,6 +26,7 @@ def main():
     parser.add_argument("expected")
     parser.add_argument("--atol", type=float, default=1e-4)
     parser.add_argument("--rtol", type=float, default=0.0)
+    parser.add_argument("--max-rel", type=float)
     parser.add_argument("--differs-from")
     args = parser.parse_args()
     ok = True
@@ -41,9 +45,15 @@ def main():
             continue
         error = np.abs(actual.astype(np.float64) - expected)
         diff = float(error.max()) if actual.size else 0.0
-        within = bool(np.all(error <= args.atol + args.rtol * np.abs(expected)))
+        if args.max_rel is not None:
+            scale = float(np.abs(expected).max()) if expected.size else 0.0
+            within = diff <= args.max_rel * scale
+            measure = f"max rel diff {diff / scale if scale else 0.0:.3g}"
+        else:
+            within = bool(np.all(error <= args.atol + args.rtol * np.abs(expected)))
+            measure = f"max abs diff {diff:.3g}"
         verdict = "OK" if within else "MISMATCH"
-        line = f"{name}: shape {list(actual.shape)} max abs diff {diff:.3g} {verdict}"
+        line = f"{name}: shape {list(actual.shape)} {measure} {verdict}"
         if args.differs_from:
             base = np.load(os.path.join(args.differs_from, name + ".npy"))
             change = float(np.abs(expected.astype(np.float64) - base).max())

@@ -73,8 +73,6 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
   };
   EXPECT_NE(error(R"({"peft_type": "LOHA"})").find("peft_type 'LOHA' is not supported (supported: LORA, IA3)"),
             std::string::npos);
-  EXPECT_NE(error(R"({"peft_type": "LORA", "use_dora": true})").find("'use_dora'"),
-            std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "bias": "all"})").find("'bias'"), std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "r": "eight"})").find("'r' has the wrong type"),
             std::string::npos);

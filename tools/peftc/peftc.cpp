@@ -90,9 +90,15 @@ static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
   module.walk([&](peft::LoraOp lora) {
     uses.push_back({peft::adaptedModulePath(lora).str(), lora.getAdapter().str(), "LoRA",
-                    lora.getLoraA().getType().getDimSize(0),
+                    lora.getRank(),
                     elements(lora.getLoraA()) + elements(lora.getLoraB()) +
                         elements(lora.getLoraBias())});
+  });
+  module.walk([&](peft::DoraOp dora) {
+    uses.push_back({peft::adaptedModulePath(dora).str(), dora.getAdapter().str(), "DoRA",
+                    dora.getRank(),
+                    elements(dora.getLoraA()) + elements(dora.getLoraB()) +
+                        elements(dora.getMagnitude())});
   });
   module.walk([&](peft::Ia3Op ia3) {
     uses.push_back({peft::adaptedModulePath(ia3).str(), ia3.getAdapter().str(), "IA3", 0,
