@@ -609,6 +609,7 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
             tensors[f"{key}.lora_magnitude_vector"] = weights.magnitude.reshape(shape).numpy()
         adapters[path] = weights
         tensors[names[0]], tensors[names[1]] = a.numpy(), b.numpy()
+    tensors.update(replace_saved_parameters(model, config, adapters, generator))
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
@@ -627,6 +628,24 @@ def save_merged_weights(adapters, directory):
             factor = weights.magnitude / weights.weight_norm()
             merged = factor.view(-1, *([1] * (merged.dim() - 1))) * merged
         np.save(os.path.join(directory, f"{path}.weight.npy"), merged.detach().numpy())
+
+
+def replace_saved_parameters(model, config, adapters, generator):
+    """What PEFT saves beside the LoRA weights, given new values in `model`:
+    the modules in `modules_to_save` whole, and with bias = "all" every other
+    bias (`<path>.base_layer.bias` under a LoRA layer). Returns their tensors."""
+    tensors = {}
+    saved = config.get("modules_to_save") or []
+    with torch.no_grad():
+        for path, module in model.named_modules():
+            whole = any(path == n or path.endswith("." + n) for n in saved)
+            for name, parameter in module.named_parameters(recurse=False):
+                if not whole and not (name == "bias" and config.get("bias") == "all"):
+                    continue
+                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+                wrapped = ".base_layer" if path in adapters and not whole else ""
+                tensors[f"base_model.model.{path}{wrapped}.{name}"] = parameter.numpy().copy()
+    return tensors
 
 
 def bias_along_channels(module, bias):
@@ -875,6 +894,13 @@ def main():
                                use_dora=True),
                    seed=9, input_names=["pixel_values"], output_names=["logits"],
                    merged_weights=True)
+
+    # bias = "all" (the LoRA layers' biases as .base_layer.bias) and
+    # modules_to_save (the head, whole).
+    export_adapter("cnn-tiny", "saved-parameters", seeded(ConvNet, 5),
+                   lora_config(target_modules=["conv1", "conv2"], r=4, lora_alpha=8, bias="all",
+                               modules_to_save=["fc"]),
+                   seed=13, input_names=["pixel_values"], output_names=["logits"])
 
     # LoRA on the token embedding (lora_embedding_A/B) beside attention
     # projections; DoRA on linears with and without biases.

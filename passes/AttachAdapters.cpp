@@ -4,7 +4,10 @@
 #include "frontends/adapters/HfPeftAdapter.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <cstring>
 
 namespace peft {
 #define GEN_PASS_DEF_ATTACHADAPTERS
@@ -115,6 +118,30 @@ std::string checkLayerKind(AdaptableLayer layer, const LoraModule &module) {
       .Default([](Operation *) { return std::string("the layer cannot take LoRA"); });
 }
 
+/// The weight op behind a layer's weight ("weight") or bias ("bias").
+WeightOp layerParameter(AdaptableLayer layer, StringRef parameter) {
+  Value value;
+  if (parameter == "weight")
+    value = layer.getWeight();
+  else if (parameter == "bias")
+    value = TypeSwitch<Operation *, Value>(layer)
+                .Case<LinearOp, ConvOp>([](auto op) { return op.getBias(); })
+                .Default([](Operation *) { return Value(); });
+  return value ? value.getDefiningOp<WeightOp>() : WeightOp();
+}
+
+/// `bytes` of a [rows, columns] matrix of `elementSize`-byte elements, as
+/// [columns, rows].
+std::vector<char> transposeBytes(ArrayRef<char> bytes, int64_t rows, int64_t columns,
+                                 size_t elementSize) {
+  std::vector<char> transposed(bytes.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < columns; ++c)
+      std::memcpy(&transposed[(c * rows + r) * elementSize], &bytes[(r * columns + c) * elementSize],
+                  elementSize);
+  return transposed;
+}
+
 struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
   using AttachAdaptersBase::AttachAdaptersBase;
 
@@ -147,6 +174,9 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       }
       for (const Ia3Module &module : adapter->ia3Modules)
         if (failed(attachIa3(*adapter, module, layers)))
+          return signalPassFailure();
+      for (const ReplacedParameter &parameter : adapter->replacedParameters)
+        if (failed(replaceParameter(*adapter, parameter, layers)))
           return signalPassFailure();
     }
   }
@@ -200,6 +230,69 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
                                  strides, pads);
     }
     base.replaceAllUsesExcept(adapterOp->getResult(0), adapterOp);
+    return success();
+  }
+
+  /// The weight op a replaced parameter names: a layer's weight or bias, else
+  /// a weight of the model called `<module>.<parameter>`.
+  WeightOp findParameter(const ReplacedParameter &parameter, const LayerIndex &layers) {
+    if (FailureOr<AdaptableLayer> layer = findLayer(layers, parameter.modulePath); succeeded(layer))
+      return layerParameter(*layer, parameter.parameter);
+    std::string name = parameter.modulePath + "." + parameter.parameter;
+    WeightOp found;
+    getOperation().walk([&](WeightOp weight) {
+      StringRef weightName = weight.getName();
+      if (weightName == name || weightName.ends_with("." + name) ||
+          StringRef(name).ends_with(("." + weightName).str()))
+        found = weight;
+    });
+    return found;
+  }
+
+  /// Gives the model the adapter's copy of a whole parameter (modules_to_save,
+  /// or a bias saved with bias = "all" / "lora_only"), under the model's name
+  /// for it so that an ONNX export writes it there.
+  LogicalResult replaceParameter(const LoraAdapter &adapter, const ReplacedParameter &parameter,
+                                 const LayerIndex &layers) {
+    WeightOp old = findParameter(parameter, layers);
+    auto error = [&]() {
+      return getOperation().emitError()
+             << adapter.weightsFile << ": tensor '" << parameter.tensor << "' replaces ";
+    };
+    if (!old)
+      return error() << "parameter '" << parameter.parameter << "' of module '"
+                     << parameter.modulePath
+                     << "', which is not a named weight of the model (the exporter may have "
+                        "folded, renamed or shared it)";
+    RankedTensorType type = old.getType();
+    const TensorView &view = parameter.value;
+    auto layer = findLayer(layers, parameter.modulePath);
+    bool transpose = succeeded(layer) && isa<LinearOp>(layer->getOperation()) &&
+                     layer->getWeightInOut() && parameter.parameter == "weight" &&
+                     !adapter.config.fanInFanOut && view.shape.size() == 2;
+    SmallVector<int64_t> shape(view.shape.begin(), view.shape.end());
+    if (transpose)
+      std::swap(shape[0], shape[1]);
+    if (elementTypeOf(view.dtype, &getContext()) != type.getElementType() ||
+        ArrayRef<int64_t>(shape) != type.getShape())
+      return error() << "'" << old.getName() << "' of module '" << parameter.modulePath
+                     << "' but is " << dtypeName(view.dtype) << " " << formatShape(view.shape)
+                     << " where the model has "
+                     << dtypeName(dtypeOf(type.getElementType()).value_or(view.dtype)) << " "
+                     << formatShape(type.getShape());
+    ArrayRef<char> bytes(reinterpret_cast<const char *>(view.data), view.byteSize);
+    std::vector<char> transposed;
+    if (transpose) {
+      transposed = transposeBytes(bytes, view.shape[0], view.shape[1],
+                                  dtypeBits(view.dtype) / 8);
+      bytes = transposed;
+    }
+    OpBuilder builder(old);
+    auto blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(bytes, alignof(double));
+    auto replacement = WeightOp::create(builder, old.getLoc(), type, old.getNameAttr(), StringAttr(),
+                                        makeWeightValue(type, std::move(blob), old.getName()));
+    old.getResult().replaceAllUsesWith(replacement.getResult());
+    old.erase();
     return success();
   }
 

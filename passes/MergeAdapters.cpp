@@ -21,10 +21,6 @@ using namespace peft;
 
 namespace {
 
-/// Weights up to this many elements print inline as `dense`, larger ones are
-/// kept as a `dense_resource` blob.
-constexpr int64_t kMaxInlineElements = 256;
-
 /// A layer and its adapters: LoRAs and DoRAs stacked on its output,
 /// innermost first, and IA3 scales of its input and output.
 struct MergeJob {
@@ -275,13 +271,6 @@ void computeMerge(MergeJob &job) {
     return;
   if (!elementType.isF32())
     job.merged = blobOf(wide, elementType);
-}
-
-ElementsAttr makeWeightValue(RankedTensorType type, AsmResourceBlob blob,
-                             StringRef name) {
-  if (type.getNumElements() <= kMaxInlineElements)
-    return DenseElementsAttr::getFromRawBuffer(type, blob.getData());
-  return DenseResourceElementsAttr::get(type, name, std::move(blob));
 }
 
 /// Gives `layer` the merged bias; a layer without one gets one, named as

@@ -11,7 +11,11 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     adapter names, and inserts a `peft.lora` on its output (LoRA on a
     `peft.linear`, a `peft.conv` with the layer's strides and pads, or a
     `peft.embedding`), a `peft.dora` (DoRA, `use_dora`), or a `peft.ia3` on
-    its output or, for a feed-forward module, on its input (IA3). The adapter's tensors become `peft.weight` ops that reference the
+    its output or, for a feed-forward module, on its input (IA3). Whole
+    parameters the adapter saves (`modules_to_save`; biases with `bias` =
+    "all" / "lora_only") replace the model's, keeping the model's names for
+    them; a linear weight the model stores `[in, out]` gets PyTorch's
+    `[out, in]` tensor transposed (unless `fan_in_fan_out`). The adapter's tensors become `peft.weight` ops that reference the
     safetensors file, so nothing is copied. Adapters attached to the same layer chain: their outputs
     add, as in PEFT. `DIR:WEIGHT` weighs an adapter's delta (its scale is
     multiplied by WEIGHT), so several adapters combine as the exact weighted

@@ -28,6 +28,11 @@ llvm::Expected<TensorView> readWeightBytes(mlir::MLIRContext *context,
                                            mlir::ElementsAttr value,
                                            std::vector<uint8_t> &storage);
 
+/// The `value` of a weight computed at compile time: a `dense` attribute when
+/// small (it prints inline), a `dense_resource` blob named `name` otherwise.
+mlir::ElementsAttr makeWeightValue(mlir::RankedTensorType type, mlir::AsmResourceBlob blob,
+                                   llvm::StringRef name);
+
 /// Names a function argument or result after the source model's tensor.
 constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
 /// Names an argument's dimensions after the model's symbolic sizes ("batch");

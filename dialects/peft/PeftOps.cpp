@@ -74,6 +74,15 @@ LogicalResult WeightOp::verify() {
   return success();
 }
 
+/// Weights up to this many elements print inline as `dense`.
+static constexpr int64_t kMaxInlineElements = 256;
+
+ElementsAttr peft::makeWeightValue(RankedTensorType type, AsmResourceBlob blob, StringRef name) {
+  if (type.getNumElements() <= kMaxInlineElements)
+    return DenseElementsAttr::getFromRawBuffer(type, blob.getData());
+  return DenseResourceElementsAttr::get(type, name, std::move(blob));
+}
+
 static llvm::Error weightError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }

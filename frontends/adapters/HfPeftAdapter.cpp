@@ -165,8 +165,8 @@ public:
 };
 } // namespace
 
-/// Rejects the parts of a config that this reader does not handle yet, so that
-/// an adapter is never silently applied with the wrong math.
+/// Rejects peft types this reader does not handle, so that an adapter is
+/// never silently applied with the wrong math.
 static llvm::Error checkSupported(const Json &json, const std::string &path) {
   std::string peftType = json["peft_type"].is_string()
                              ? json["peft_type"].get<std::string>()
@@ -174,16 +174,6 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
   if (peftType != "LORA" && peftType != "IA3")
     return fail(path + ": peft_type '" + peftType +
                 "' is not supported (supported: LORA, IA3)");
-  auto isSet = [&](const char *key) {
-    return json.contains(key) && !json[key].is_null() && json[key] != false &&
-           json[key] != "none" && !(json[key].is_array() && json[key].empty());
-  };
-  for (const char *key : {"modules_to_save"})
-    if (isSet(key))
-      return fail(path + ": '" + key + "' is not supported yet");
-  if (isSet("bias"))
-    return fail(path + ": 'bias' = " + json["bias"].dump() +
-                " is not supported yet (only \"none\")");
   return llvm::Error::success();
 }
 
@@ -209,9 +199,12 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
   reader.read("lora_alpha", config.alpha);
   reader.read("use_rslora", config.useRslora);
   reader.read("use_dora", config.useDora);
-  // fan_in_fan_out (GPT-2's Conv1D stores W as [in, out]) needs no reading:
-  // lora_A/lora_B have the same shapes either way, and each peft.linear
-  // records its own weight layout, which the merge follows.
+  reader.read("bias", config.bias);
+  reader.readStrings("modules_to_save", config.modulesToSave);
+  reader.read("fan_in_fan_out", config.fanInFanOut);
+  // fan_in_fan_out does not change lora_A/lora_B (each peft.linear records
+  // its own weight layout, which the merge follows); it tells how replaced
+  // weights of linear layers are laid out.
   reader.readNamesOrRegex("target_modules", config.targetModules, config.targetRegex);
   reader.readNamesOrRegex("exclude_modules", config.excludeModules, config.excludeRegex);
   reader.readLayers(config.layersToTransform);
@@ -222,6 +215,8 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
     return fail(reader.error);
   if (config.rank <= 0)
     return fail(path + ": 'r' must be positive");
+  if (config.bias != "none" && config.bias != "all" && config.bias != "lora_only")
+    return fail(path + ": 'bias' must be \"none\", \"all\" or \"lora_only\"");
   if (config.targetRegex && *config.targetRegex == "all-linear")
     return fail(path + ": target_modules \"all-linear\" is not supported yet; "
                        "list the module names");
@@ -234,12 +229,32 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
 
 static constexpr llvm::StringLiteral kKeyPrefix = "base_model.model.";
 
+/// Whether `key` is a whole base-model parameter the adapter replaces; if so
+/// it is recorded.
+static bool collectReplacedParameter(LoraAdapter &adapter, llvm::StringRef key,
+                                     const TensorView &view) {
+  llvm::StringRef rest = key;
+  if (!rest.consume_front(kKeyPrefix))
+    return false;
+  auto [module, parameter] = rest.rsplit('.');
+  bool wrapped = module.consume_back(".base_layer"); // The layer under a LoRA.
+  const LoraConfig &config = adapter.config;
+  bool savedBias = parameter == "bias" && config.bias != "none";
+  bool saved = !wrapped && matchesList(config.modulesToSave, module.str());
+  if (!savedBias && !saved)
+    return false;
+  adapter.replacedParameters.push_back({module.str(), parameter.str(), key.str(), view});
+  return true;
+}
+
 /// IA3's tensors: `base_model.model.<module>.ia3_l`, [out, 1] for a module
 /// whose output it scales, [1, in] for a feed-forward module.
 static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {
     llvm::StringRef path(key);
+    if (collectReplacedParameter(adapter, key, view))
+      continue;
     if (!path.consume_front(kKeyPrefix) || !path.consume_back(".ia3_l"))
       return fail(file + ": tensor '" + key +
                   "' is not an IA3 vector (base_model.model.<module>.ia3_l)");
@@ -366,10 +381,13 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {
     auto parsed = parseLoraKey(key);
+    if (!parsed && collectReplacedParameter(adapter, key, view))
+      continue;
     if (!parsed)
       return fail(file + ": tensor '" + key +
                   "' is not a LoRA tensor (base_model.model.<module>.lora_A.weight, "
-                  "lora_B.weight, lora_B.bias, lora_embedding_A/B, lora_magnitude_vector)");
+                  "lora_B.weight, lora_B.bias, lora_embedding_A/B, lora_magnitude_vector), "
+                  "nor a bias or a module to save that adapter_config.json names");
     LoraModule &module = byPath[parsed->first];
     module.modulePath = parsed->first;
     if (llvm::Error error = addLoraTensor(module, parsed->second, key, view, file))

@@ -33,6 +33,12 @@ struct LoraConfig {
   double alpha = 8;
   bool useRslora = false;
   bool useDora = false;
+  /// "none", "all" or "lora_only": which base biases the file holds.
+  std::string bias = "none";
+  std::vector<std::string> modulesToSave;
+  /// Whether the model stores the weights of linear layers [in, out]
+  /// (GPT-2's Conv1D), which is how replaced weights are laid out.
+  bool fanInFanOut = false;
   /// `target_modules` as a list (exact name or dotted suffix) ...
   std::vector<std::string> targetModules;
   /// ... or as a regex that must match the whole module path.
@@ -81,12 +87,23 @@ struct Ia3Module {
   bool feedforward = false;
 };
 
+/// A whole parameter of the base model that the adapter replaces: a module in
+/// `modules_to_save` (`base_model.model.classifier.weight`), or a bias saved
+/// with `bias` = "all" / "lora_only" (`...query.base_layer.bias`).
+struct ReplacedParameter {
+  std::string modulePath;
+  std::string parameter; ///< "weight", "bias", ...
+  std::string tensor;    ///< The name inside the safetensors file.
+  TensorView value;
+};
+
 struct LoraAdapter {
   std::string name;        ///< What the IR calls it ("default" unless given).
   std::string weightsFile; ///< Path of adapter_model.safetensors.
   LoraConfig config;
   std::vector<LoraModule> modules; ///< Sorted by module path.
   std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
+  std::vector<ReplacedParameter> replacedParameters;
   std::unique_ptr<SafetensorsFile> weights;
 };
 

@@ -105,10 +105,10 @@ LogicalResult GraphImporter::importConv(const onnx::NodeProto &node) {
                           llvm::Twine(groups));
   Value bias;
   if (hasInput(node, 2)) {
-    FailureOr<Value> given = tensor(node, 2);
+    FailureOr<ImportedValue *> given = entry(node, 2);
     if (failed(given))
       return failure();
-    bias = *given;
+    bias = layerWeight(**given); // Named, so adapters can rewrite it.
   }
   SmallVector<int64_t> shape = {inputType.getDimSize(0), out};
   llvm::append_range(shape, window->outSizes);

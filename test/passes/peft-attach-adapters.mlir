@@ -146,8 +146,9 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
   %table = peft.weight "embed.weight" = dense<1.0> : tensor<10x4xf32>
   %e = peft.embedding "embed" %ids, %table : (tensor<2x5xi64>, tensor<10x4xf32>) -> tensor<2x5x4xf32>
   %k = peft.weight "stem.weight" = dense<1.0> : tensor<8x3x3x3xf32>
-  %c = peft.conv "stem" %image, %k {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
-    : (tensor<1x3x8x8xf32>, tensor<8x3x3x3xf32>) -> tensor<1x8x4x4xf32>
+  %kb = peft.weight "stem.bias" = dense<0.0> : tensor<8xf32>
+  %c = peft.conv "stem" %image, %k, %kb {strides = array<i64: 2, 2>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
+    : (tensor<1x3x8x8xf32>, tensor<8x3x3x3xf32>, tensor<8xf32>) -> tensor<1x8x4x4xf32>
   %dk = peft.weight "depthwise.weight" = dense<1.0> : tensor<8x1x3x3xf32>
   %d = peft.conv "depthwise" %c, %dk {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 8 : i64}
     : (tensor<1x8x4x4xf32>, tensor<8x1x3x3xf32>) -> tensor<1x8x4x4xf32>
@@ -156,3 +157,31 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
   %y = peft.linear "head" %x, %w, %b {weight_in_out} : (tensor<2x4xf32>, tensor<4x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
   return %e, %c, %d, %y : tensor<2x5x4xf32>, tensor<1x8x4x4xf32>, tensor<1x8x4x4xf32>, tensor<2x3xf32>
 }
+
+// modules_to_save replaces a module's parameters whole, under the model's
+// names for them; a weight the model stores [in, out] gets PyTorch's
+// [out, in] tensor transposed. bias = "lora_only" / "all" replace biases,
+// also a LoRA layer's (<module>.base_layer.bias).
+// RUN: %python %testtools/make_adapter.py %t/saved --config '{"r": 2, "target_modules": ["stem"], "modules_to_save": ["head"], "bias": "all"}' \
+// RUN:   --tensor base_model.model.stem.lora_A.weight:2x3x3x3:0.1 --tensor base_model.model.stem.lora_B.weight:8x2x1x1:0.1 \
+// RUN:   --tensor base_model.model.head.weight:3x4:1,2,3,4,5,6,7,8,9,10,11,12 --tensor base_model.model.head.bias:3:7 \
+// RUN:   --tensor base_model.model.stem.base_layer.bias:8:3
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/saved" | FileCheck %s --check-prefix=SAVED
+// SAVED-LABEL: func.func @kinds
+// SAVED: %[[STEM_BIAS:.*]] = peft.weight "stem.bias" = dense<3.000000e+00> : tensor<8xf32>
+// SAVED: peft.conv "stem" %{{.*}}, %{{.*}}, %[[STEM_BIAS]]
+// SAVED: %[[HW:.*]] = peft.weight "head.weight" = dense<{{\[}}[1.000000e+00, 5.000000e+00, 9.000000e+00], [2.000000e+00, 6.000000e+00, 1.000000e+01], [3.000000e+00, 7.000000e+00, 1.100000e+01], [4.000000e+00, 8.000000e+00, 1.200000e+01]]> : tensor<4x3xf32>
+// SAVED: %[[HB2:.*]] = peft.weight "head.bias" = dense<7.000000e+00> : tensor<3xf32>
+// SAVED: peft.linear "head" %{{.*}}, %[[HW]], %[[HB2]] {weight_in_out}
+//
+// A parameter the model does not name, or one of another shape, is refused.
+// RUN: %python %testtools/make_adapter.py %t/unnamed --config '{"r": 2, "target_modules": ["stem"], "modules_to_save": ["norm"]}' \
+// RUN:   --tensor base_model.model.stem.lora_A.weight:2x3x3x3:0.1 --tensor base_model.model.stem.lora_B.weight:8x2x1x1:0.1 \
+// RUN:   --tensor base_model.model.norm.weight:4:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/unnamed" 2>&1 | FileCheck %s --check-prefix=UNNAMED
+// UNNAMED: error: {{.*}}unnamed/adapter_model.safetensors: tensor 'base_model.model.norm.weight' replaces parameter 'weight' of module 'norm', which is not a named weight of the model (the exporter may have folded, renamed or shared it)
+// RUN: %python %testtools/make_adapter.py %t/saved-shape --config '{"r": 2, "target_modules": ["stem"], "modules_to_save": ["head"]}' \
+// RUN:   --tensor base_model.model.stem.lora_A.weight:2x3x3x3:0.1 --tensor base_model.model.stem.lora_B.weight:8x2x1x1:0.1 \
+// RUN:   --tensor base_model.model.head.bias:4:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/saved-shape" 2>&1 | FileCheck %s --check-prefix=SAVED-SHAPE
+// SAVED-SHAPE: error: {{.*}}saved-shape/adapter_model.safetensors: tensor 'base_model.model.head.bias' replaces 'head.bias' of module 'head' but is F32 [4] where the model has F32 [3]
