@@ -682,6 +682,94 @@ def dora_output(weights, x):
     return (factor - 1) * base + factor * weights.scale * weights.branch(x)
 
 
+def split_factor(n):
+    """n = m·(n / m) with m the largest divisor of n not above sqrt(n)."""
+    m = max(d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0)
+    return m, n // m
+
+
+def make_factored_adapter(model, peft_type, targets, directory, seed, r=4, alpha=8.0,
+                          decompose_both=()):
+    """Random LoHa or LoKr factors for the targeted linear and Conv2d layers,
+    saved as PEFT saves them (hada_w1_a [out, r], hada_w1_b [r, in·k], ...;
+    lokr_w1 [a, b] or lokr_w1_a/_b for the modules in `decompose_both`, and
+    lokr_w2 whole for convolutions, factored [c, r]·[r, d] for linears).
+    Returns {module path: ΔW in the module's weight shape}."""
+    generator = torch.Generator().manual_seed(seed)
+    magnitude = 0.45 if peft_type == "LOHA" else 0.3  # LoHa multiplies four factors.
+    randn = lambda *shape: torch.randn(*shape, generator=generator) * magnitude
+    deltas, tensors = {}, {}
+    scale = alpha / r
+    for path, module in model.named_modules():
+        if not isinstance(module, (nn.Linear, nn.Conv2d)) or not any(
+                path == t or path.endswith("." + t) for t in targets):
+            continue
+        shape = module.weight.shape
+        out, flat_in = shape[0], module.weight[0].numel()
+        key = f"base_model.model.{path}"
+        if peft_type == "LOHA":
+            w1a, w1b, w2a, w2b = randn(out, r), randn(r, flat_in), randn(out, r), randn(r, flat_in)
+            tensors.update({f"{key}.hada_w1_a": w1a, f"{key}.hada_w1_b": w1b,
+                            f"{key}.hada_w2_a": w2a, f"{key}.hada_w2_b": w2b})
+            delta = scale * (w1a @ w1b) * (w2a @ w2b)
+        else:
+            a, c = split_factor(out)
+            b, d = split_factor(shape[1])
+            if any(path.endswith(n) for n in decompose_both):
+                w1a, w1b = randn(a, r), randn(r, b)
+                tensors.update({f"{key}.lokr_w1_a": w1a, f"{key}.lokr_w1_b": w1b})
+                w1 = w1a @ w1b
+            else:
+                w1 = randn(a, b)
+                tensors[f"{key}.lokr_w1"] = w1
+            if isinstance(module, nn.Conv2d):
+                w2 = randn(c, d, *shape[2:])
+                tensors[f"{key}.lokr_w2"] = w2
+                w1 = w1[:, :, None, None]
+            else:
+                w2a, w2b = randn(c, r), randn(r, d)
+                tensors.update({f"{key}.lokr_w2_a": w2a, f"{key}.lokr_w2_b": w2b})
+                w2 = w2a @ w2b
+            delta = scale * torch.kron(w1, w2)
+        deltas[path] = delta.reshape(shape)
+    config = {"alpha": alpha, "alpha_pattern": {}, "base_model_name_or_path": None,
+              "exclude_modules": None, "inference_mode": True, "init_weights": True,
+              "layers_pattern": None, "layers_to_transform": None, "module_dropout": 0.0,
+              "modules_to_save": None, "peft_type": peft_type, "r": r, "rank_dropout": 0.0,
+              "rank_pattern": {}, "revision": None, "target_modules": list(targets),
+              "task_type": None, "use_effective_conv2d": False}
+    if peft_type == "LOKR":
+        config.update({"decompose_both": bool(decompose_both), "decompose_factor": -1})
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"),
+                      {k: v.numpy() for k, v in tensors.items()})
+    return deltas
+
+
+def apply_weight_deltas(model, deltas):
+    """PEFT's LoHa / LoKr forward: the layer's op with W + ΔW."""
+    for path, delta in deltas.items():
+        module = model.get_submodule(path)
+        if isinstance(module, nn.Conv2d):
+            module.forward = lambda x, m=module, d=delta: F.conv2d(
+                x, m.weight + d, m.bias, m.stride, m.padding, m.dilation, m.groups)
+        else:
+            module.forward = lambda x, m=module, d=delta: F.linear(x, m.weight + d, m.bias)
+
+
+def export_factored_adapter(name, subdirectory, make_model, peft_type, targets, seed,
+                            input_names, output_names, **options):
+    """Like export_adapter, for a LoHa or LoKr adapter."""
+    model = make_model().eval()
+    directory = os.path.join(HERE, "models", name, subdirectory)
+    deltas = make_factored_adapter(model, peft_type, targets, os.path.join(directory, "adapter"),
+                                   seed, **options)
+    apply_weight_deltas(model, deltas)
+    run_at_both_shapes(model, name, directory, input_names, output_names)
+
+
 def make_ia3_adapter(model, targets, feedforward, directory, seed):
     """Random IA3 vectors (entries ~ 1 + N(0, 0.3²)) for the targeted linear
     layers, saved as PEFT saves them: [out, 1], or [1, in] for feed-forward
@@ -793,6 +881,12 @@ def export_adapter(name, subdirectory, make_model, config, seed, input_names, ou
     if merged_weights:
         save_merged_weights(adapters, os.path.join(directory, "merged"))
     apply_lora_unmerged(model, adapters)
+    run_at_both_shapes(model, name, directory, input_names, output_names)
+
+
+def run_at_both_shapes(model, name, directory, input_names, output_names):
+    """Runs the adapted model on models/NAME's inputs at both shapes, saving
+    the outputs in DIRECTORY/expected and DIRECTORY/batch5/expected."""
     with torch.no_grad():
         for inputs, expected in (("inputs", "expected"), ("batch5/inputs", "batch5/expected")):
             values = [torch.from_numpy(np.load(os.path.join(HERE, "models", name, inputs,
@@ -901,6 +995,16 @@ def main():
                    lora_config(target_modules=["conv1", "conv2"], r=4, lora_alpha=8, bias="all",
                                modules_to_save=["fc"]),
                    seed=13, input_names=["pixel_values"], output_names=["logits"])
+
+    # LoHa and LoKr on convolutions and linears.
+    for peft_type, seed in (("LOHA", 14), ("LOKR", 15)):
+        export_factored_adapter("cnn-tiny", peft_type.lower(), seeded(ConvNet, 5), peft_type,
+                                ["conv2", "conv3", "fc"], seed, ["pixel_values"], ["logits"])
+    export_factored_adapter("llama-tiny", "loha", seeded(LlamaForCausalLM, 2), "LOHA",
+                            ["q_proj", "v_proj", "down_proj"], 16, ["input_ids"], ["logits"])
+    export_factored_adapter("llama-tiny", "lokr", seeded(LlamaForCausalLM, 2), "LOKR",
+                            ["q_proj", "v_proj", "gate_proj"], 17, ["input_ids"], ["logits"],
+                            r=2, decompose_both=["gate_proj"])
 
     # LoRA on the token embedding (lora_embedding_A/B) beside attention
     # projections; DoRA on linears with and without biases.

@@ -28,6 +28,9 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     gather of A's columns and one GEMM; on a convolution, two convolutions);
     `peft.dora` the same branch, then each output channel rescaled by
     `magnitude / ‖W + s·B·A‖`, computed from the weights at run time;
+    LoHa's and LoKr's deltas are computed from their factors at run time
+    (GEMMs, a Hadamard or Kronecker product) and `peft.add_delta` applies
+    one as the layer's weight;
     `peft.ia3` an
     elementwise product along the last dimension; `peft.conv` becomes one
     `linalg.generic` over the zero-padded input, channels split into

@@ -370,6 +370,110 @@ struct LowerDora : OpRewritePattern<DoraOp> {
   }
 };
 
+/// Reads a row-major [rows, columns] matrix as `type` (its first dimension
+/// the rows): a kernel [O, C, kh, kw] from [O, C·kh·kw].
+Value reshapeMatrix(OpBuilder &builder, Location loc, Value matrix, RankedTensorType type) {
+  if (type.getRank() == 2)
+    return matrix;
+  ReassociationIndices rest = llvm::to_vector(llvm::seq<int64_t>(1, type.getRank()));
+  return tensor::ExpandShapeOp::create(builder, loc, type, matrix,
+                                       ArrayRef<ReassociationIndices>{{0}, rest});
+}
+
+struct LowerFactorProduct : OpRewritePattern<FactorProductOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(FactorProductOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    Value zeros = zerosFor(rewriter, loc, op.getLhs(), type.getDimSize(1), type.getElementType());
+    rewriter.replaceOp(op, matmul(rewriter, loc, op.getLhs(), op.getRhs(), false, zeros));
+    return success();
+  }
+};
+
+/// scale·lhs·rhs elementwise over `init`'s shape, each input read through its
+/// map.
+Value scaledProduct(OpBuilder &builder, Location loc, Value lhs, Value rhs,
+                    ArrayRef<AffineMap> maps, Value init, FloatAttr scale) {
+  int64_t rank = cast<RankedTensorType>(init.getType()).getRank();
+  return linalg::GenericOp::create(
+             builder, loc, init.getType(), ValueRange{lhs, rhs}, init, maps,
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
+               Value both = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+               linalg::YieldOp::create(
+                   nested, nestedLoc,
+                   arith::MulFOp::create(nested, nestedLoc, both, factor).getResult());
+             })
+      .getResult(0);
+}
+
+/// scale·p1⊙p2, then read as the weight's shape.
+struct LowerLohaDelta : OpRewritePattern<LohaDeltaOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LohaDeltaOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType matrixType = op.getP1().getType();
+    AffineMap identity = rewriter.getMultiDimIdentityMap(2);
+    Value init = tensor::EmptyOp::create(rewriter, loc, matrixType.getShape(),
+                                         matrixType.getElementType());
+    Value product = scaledProduct(rewriter, loc, op.getP1(), op.getP2(),
+                                  {identity, identity, identity}, init, op.getScaleAttr());
+    rewriter.replaceOp(op, reshapeMatrix(rewriter, loc, product, op.getType()));
+    return success();
+  }
+};
+
+/// scale·kron(w1, w2) as one generic over [a, c, b, e] (element
+/// w1[i, j]·w2[k, l]), collapsed to [a·c, b·e] and read as the weight's shape.
+struct LowerLokrDelta : OpRewritePattern<LokrDeltaOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LokrDeltaOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    RankedTensorType w1Type = op.getW1().getType();
+    Value w2 = asMatrix(rewriter, loc, op.getW2());
+    auto w2Type = cast<RankedTensorType>(w2.getType());
+    int64_t a = w1Type.getDimSize(0), b = w1Type.getDimSize(1);
+    int64_t c = w2Type.getDimSize(0), e = w2Type.getDimSize(1);
+    Type elementType = op.getType().getElementType();
+    AffineExpr i, k, j, l;
+    bindDims(context, i, k, j, l);
+    auto map = [&](ArrayRef<AffineExpr> results) { return AffineMap::get(4, 0, results, context); };
+    Value init = tensor::EmptyOp::create(rewriter, loc, {a, c, b, e}, elementType);
+    Value blocks = scaledProduct(rewriter, loc, op.getW1(), w2,
+                                 {map({i, j}), map({k, l}), map({i, k, j, l})}, init,
+                                 op.getScaleAttr());
+    Value matrix = tensor::CollapseShapeOp::create(
+        rewriter, loc, blocks, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
+    rewriter.replaceOp(op, reshapeMatrix(rewriter, loc, matrix, op.getType()));
+    return success();
+  }
+};
+
+/// base + the layer's op with the delta as its weight: x·Δᵀ accumulated into
+/// the base rows, or a convolution with Δ as its kernel added to the base.
+struct LowerAddDelta : OpRewritePattern<AddDeltaOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AddDeltaOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    if (!op.isConvolution()) {
+      Value rows = flattenBatch(rewriter, loc, op.getInput());
+      Value sum = matmul(rewriter, loc, rows, op.getDelta(), true,
+                         flattenBatch(rewriter, loc, op.getBase()));
+      rewriter.replaceOp(op, restoreBatch(rewriter, loc, sum, op.getBase(), op.getType()));
+      return success();
+    }
+    Value convolved = ConvOp::create(rewriter, loc, op.getType(), rewriter.getStringAttr(op.getAdapter()),
+                                     op.getInput(), op.getDelta(), Value(), op.getStridesAttr(),
+                                     op.getDilationsAttr(), op.getPadsAttr(), op.getGroupsAttr());
+    rewriter.replaceOp(op, addScaled(rewriter, loc, op.getBase(), convolved,
+                                     rewriter.getF32FloatAttr(1.0f)));
+    return success();
+  }
+};
+
 /// Splits dimension `dim` of `value` into [parts, size / parts].
 Value splitDim(OpBuilder &builder, Location loc, Value value, int64_t dim, int64_t parts) {
   auto type = cast<RankedTensorType>(value.getType());
@@ -553,7 +657,8 @@ struct ConvertPeftToLinalgPass
     : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLinear, LowerLora, LowerDora, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
+    patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerLohaDelta,
+                 LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -118,6 +118,14 @@ std::string checkLayerKind(AdaptableLayer layer, const LoraModule &module) {
       .Default([](Operation *) { return std::string("the layer cannot take LoRA"); });
 }
 
+/// The matrix a LoHa or LoKr factor (`hada_w1`, `lokr_w2`, ...) stands for:
+/// given whole (read as [rows, the rest]) or as the product of `_a` and `_b`.
+std::pair<int64_t, int64_t> factorMatrix(const FactoredModule &module, const std::string &name) {
+  if (const FactoredModule::Factor *whole = module.find(name))
+    return {whole->view.shape[0], whole->view.numElements() / whole->view.shape[0]};
+  return {module.find(name + "_a")->view.shape[0], module.find(name + "_b")->view.shape[1]};
+}
+
 /// The weight op behind a layer's weight ("weight") or bias ("bias").
 WeightOp layerParameter(AdaptableLayer layer, StringRef parameter) {
   Value value;
@@ -167,6 +175,8 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
         if (failed(attach(*adapter, module, layers)))
           return signalPassFailure();
       }
+      for (FactoredModule &module : adapter->factoredModules)
+        module.scale *= parsed->weight;
       if (!adapter->ia3Modules.empty() && parsed->weight != 1) {
         getOperation().emitError("adapter '")
             << spec << "': IA3 adapters scale activations and cannot be weighted";
@@ -174,6 +184,9 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       }
       for (const Ia3Module &module : adapter->ia3Modules)
         if (failed(attachIa3(*adapter, module, layers)))
+          return signalPassFailure();
+      for (const FactoredModule &module : adapter->factoredModules)
+        if (failed(attachFactored(*adapter, module, layers)))
           return signalPassFailure();
       for (const ReplacedParameter &parameter : adapter->replacedParameters)
         if (failed(replaceParameter(*adapter, parameter, layers)))
@@ -230,6 +243,78 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
                                  strides, pads);
     }
     base.replaceAllUsesExcept(adapterOp->getResult(0), adapterOp);
+    return success();
+  }
+
+  /// LoHa and LoKr: the weight delta built from the factors in PyTorch's
+  /// layout, added through the layer's op by a peft.add_delta.
+  LogicalResult attachFactored(const LoraAdapter &adapter, const FactoredModule &module,
+                               const LayerIndex &layers) {
+    const std::string &someTensor = module.factors.begin()->second.tensor;
+    FailureOr<AdaptableLayer> found = findLayer(layers, module.modulePath);
+    if (failed(found))
+      return getOperation().emitError()
+             << adapter.weightsFile << ": tensor '" << someTensor << "' targets module '"
+             << module.modulePath << "', which is not a layer of the model (or names several)";
+    AdaptableLayer layer = *found;
+    auto conv = dyn_cast<ConvOp>(layer.getOperation());
+    if (!conv && !isa<LinearOp>(layer.getOperation()))
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << someTensor
+                                << "' targets module '" << module.modulePath << "', a "
+                                << layer->getName() << " layer; " << adapter.config.peftType
+                                << " adapts linear and convolution layers";
+    SmallVector<int64_t> torchShape(layer.getWeight().getType().getShape());
+    if (!conv)
+      torchShape = {layer.getOutFeatures(), layer.getInFeatures()};
+
+    bool loha = adapter.config.peftType == "LOHA";
+    auto [rows1, columns1] = factorMatrix(module, loha ? "hada_w1" : "lokr_w1");
+    auto [rows2, columns2] = factorMatrix(module, loha ? "hada_w2" : "lokr_w2");
+    int64_t out = torchShape[0], in = layer.getWeight().getType().getNumElements() / out;
+    bool fits = loha ? rows1 == out && columns1 == in
+                     : rows1 * rows2 == out && columns1 * columns2 == in;
+    if (!fits)
+      return layer->emitError() << adapter.weightsFile << ": the " << adapter.config.peftType
+                                << " factors of module '" << module.modulePath << "' make a ["
+                                << (loha ? rows1 : rows1 * rows2) << ", "
+                                << (loha ? columns1 : columns1 * columns2)
+                                << "] delta, but its weight is " << formatShape(torchShape);
+
+    Value base = lastOutput(layer);
+    OpBuilder builder(base.getContext());
+    builder.setInsertionPointAfterValue(base);
+    Location loc = layer.getLoc();
+    auto factor = [&](StringRef name) -> Value {
+      const FactoredModule::Factor *found = module.find(name);
+      return found ? createFileWeight(builder, loc, adapter.weightsFile, found->tensor, found->view)
+                   : Value();
+    };
+    auto product = [&](StringRef lhs, StringRef rhs) -> Value {
+      Value a = factor(lhs), b = factor(rhs);
+      auto aType = cast<RankedTensorType>(a.getType()), bType = cast<RankedTensorType>(b.getType());
+      auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)},
+                                        aType.getElementType());
+      return FactorProductOp::create(builder, loc, type, a, b);
+    };
+    FloatAttr scale = builder.getF32FloatAttr(module.scale);
+    auto elementType = layer.getWeight().getType().getElementType();
+    auto deltaType = RankedTensorType::get(torchShape, elementType);
+    Value first, second;
+    if (loha) {
+      first = product("hada_w1_a", "hada_w1_b");
+      second = product("hada_w2_a", "hada_w2_b");
+    } else {
+      first = module.find("lokr_w1") ? factor("lokr_w1") : product("lokr_w1_a", "lokr_w1_b");
+      second = module.find("lokr_w2") ? factor("lokr_w2") : product("lokr_w2_a", "lokr_w2_b");
+    }
+    Value delta = loha ? LohaDeltaOp::create(builder, loc, deltaType, first, second, scale).getResult()
+                      : LokrDeltaOp::create(builder, loc, deltaType, first, second, scale).getResult();
+    auto addDelta = AddDeltaOp::create(
+        builder, loc, base.getType(), builder.getStringAttr(adapter.name), layer.getInput(), base,
+        delta, conv ? conv.getStridesAttr() : DenseI64ArrayAttr(),
+        conv ? conv.getDilationsAttr() : DenseI64ArrayAttr(),
+        conv ? conv.getPadsAttr() : DenseI64ArrayAttr(), conv ? conv.getGroupsAttr() : IntegerAttr());
+    base.replaceAllUsesExcept(addDelta.getResult(), addDelta);
     return success();
   }
 

@@ -21,7 +21,7 @@ using namespace peft;
 
 namespace {
 
-/// A layer and its adapters: LoRAs and DoRAs stacked on its output,
+/// A layer and its adapters: LoRAs, DoRAs and deltas stacked on its output,
 /// innermost first, and IA3 scales of its input and output.
 struct MergeJob {
   AdaptableLayer layer;
@@ -106,13 +106,60 @@ Value biasOf(AdaptableLayer layer) {
       .Default([](Operation *) { return Value(); });
 }
 
-/// Reads a weight operand's values, or says why it cannot.
+/// `lhs · rhs` for row-major [m, k] and [k, n] matrices.
+std::vector<float> multiply(ArrayRef<float> lhs, ArrayRef<float> rhs, int64_t m, int64_t k,
+                            int64_t n) {
+  std::vector<float> result(m * n, 0.0f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) {
+      float factor = lhs[i * k + p];
+      for (int64_t j = 0; j < n; ++j)
+        result[i * n + j] += factor * rhs[p * n + j];
+    }
+  return result;
+}
+
+/// scale·kron(w1, w2) for w1 [a, b] and w2 read as [c, e]: row-major
+/// [a·c, b·e].
+std::vector<float> kron(ArrayRef<float> w1, ArrayRef<float> w2, int64_t a, int64_t b, int64_t c,
+                        int64_t e, float scale) {
+  std::vector<float> result(a * b * c * e);
+  for (int64_t i = 0; i < a; ++i)
+    for (int64_t k = 0; k < c; ++k)
+      for (int64_t j = 0; j < b; ++j)
+        for (int64_t l = 0; l < e; ++l)
+          result[(i * c + k) * (b * e) + j * e + l] = scale * w1[i * b + j] * w2[k * e + l];
+  return result;
+}
+
+/// The values of a weight-space expression: a weight, or a LoHa or LoKr
+/// delta computed from weights. `role` names it in errors.
 llvm::Expected<std::vector<float>> readOperand(Value value, StringRef role) {
-  auto weight = value.getDefiningOp<WeightOp>();
-  if (!weight)
+  Operation *op = value.getDefiningOp();
+  if (auto weight = dyn_cast_or_null<WeightOp>(op))
+    return weight.readFloat32();
+  if (!isa_and_nonnull<FactorProductOp, LohaDeltaOp, LokrDeltaOp>(op))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    role + " is not a constant weight");
-  return weight.readFloat32();
+  auto lhs = readOperand(op->getOperand(0), role);
+  auto rhs = lhs ? readOperand(op->getOperand(1), role)
+                 : llvm::Expected<std::vector<float>>(lhs.takeError());
+  if (!rhs)
+    return rhs.takeError();
+  auto lhsType = cast<RankedTensorType>(op->getOperand(0).getType());
+  auto rhsType = cast<RankedTensorType>(op->getOperand(1).getType());
+  if (isa<FactorProductOp>(op))
+    return multiply(*lhs, *rhs, lhsType.getDimSize(0), lhsType.getDimSize(1),
+                    rhsType.getDimSize(1));
+  if (auto loha = dyn_cast<LohaDeltaOp>(op)) {
+    float scale = loha.getScale().convertToFloat();
+    for (size_t i = 0; i < lhs->size(); ++i)
+      (*lhs)[i] *= scale * (*rhs)[i];
+    return lhs;
+  }
+  int64_t c = rhsType.getDimSize(0);
+  return kron(*lhs, *rhs, lhsType.getDimSize(0), lhsType.getDimSize(1), c,
+              rhsType.getNumElements() / c, cast<LokrDeltaOp>(op).getScale().convertToFloat());
 }
 
 /// Copies an f32 base weight straight into the blob that will hold the merged
@@ -210,9 +257,25 @@ LogicalResult foldScales(MergeJob &job, float *weight) {
   return success();
 }
 
+/// Adds a LoHa or LoKr delta (in PyTorch's [out, in...] layout) to `weight`.
+LogicalResult addDeltaWeight(MergeJob &job, AddDeltaOp op, float *weight, int64_t in, int64_t out) {
+  auto delta = readOperand(op.getDelta(), "the delta");
+  if (!delta) {
+    job.error = llvm::toString(delta.takeError());
+    return failure();
+  }
+  bool inOut = job.layer.getWeightInOut();
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i)
+      weight[inOut ? i * out + o : o * in + i] += (*delta)[o * in + i];
+  return success();
+}
+
 /// Adds one LoRA's scale·B·A to `weight`; a DoRA then rescales every output's
 /// row to its magnitude: W' = (m / ‖W + s·B·A‖_row) ⊙ (W + s·B·A).
 LogicalResult addLowRank(MergeJob &job, Operation *op, float *weight, int64_t in, int64_t out) {
+  if (auto addDelta = dyn_cast<AddDeltaOp>(op))
+    return addDeltaWeight(job, addDelta, weight, in, out);
   auto lora = dyn_cast<LoraOp>(op);
   auto dora = dyn_cast<DoraOp>(op);
   auto a = readOperand(lora ? lora.getLoraA() : dora.getLoraA(), "lora_A");
@@ -298,7 +361,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
       Value output = layer->getResult(0);
       while (output.hasOneUse()) {
         Operation *user = *output.getUsers().begin();
-        if (!isa<LoraOp, DoraOp>(user) || user->getOperand(1) != output ||
+        if (!isa<LoraOp, DoraOp, AddDeltaOp>(user) || user->getOperand(1) != output ||
             user->getOperand(0) != layer.getInput())
           break;
         job.lowRank.push_back(user);
@@ -321,7 +384,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     for (MergeJob &job : jobs)
       rewrite(job, reported);
     getOperation().walk([&](Operation *op) {
-      if (isa<LoraOp, DoraOp>(op) && !reported.contains(op))
+      if (isa<LoraOp, DoraOp, AddDeltaOp>(op) && !reported.contains(op))
         op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
                                     << "' not merged: its base is not a layer on the same input";
     });
@@ -361,19 +424,25 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
                                          : job.lowRank.back()->getResult(0);
     if (output)
       output.replaceAllUsesWith(layer->getResult(0));
-    // The adapters' weights (and the old layer weight a DoRA read) go once
-    // nothing uses them.
-    llvm::SetVector<Operation *> factors;
-    factors.insert(oldWeight);
+    // The adapters' weights and the computations on them (and the old layer
+    // weight a DoRA read) go once nothing uses them.
+    llvm::SetVector<Operation *> unused;
+    unused.insert(oldWeight);
     for (Operation *op : llvm::reverse(job.adapterOps())) {
       for (Value operand : op->getOperands().drop_front(isa<Ia3Op>(op) ? 1 : 2))
         if (Operation *factor = operand.getDefiningOp())
-          factors.insert(factor);
+          unused.insert(factor);
       op->erase();
     }
-    for (Operation *factor : factors)
-      if (factor->use_empty())
-        factor->erase();
+    while (!unused.empty()) {
+      Operation *op = unused.pop_back_val();
+      if (!op->use_empty())
+        continue;
+      for (Value operand : op->getOperands())
+        if (Operation *factor = operand.getDefiningOp())
+          unused.insert(factor);
+      op->erase();
+    }
   }
 };
 

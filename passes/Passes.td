@@ -10,8 +10,11 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     adapter_model.safetensors), finds the layer whose module path the
     adapter names, and inserts a `peft.lora` on its output (LoRA on a
     `peft.linear`, a `peft.conv` with the layer's strides and pads, or a
-    `peft.embedding`), a `peft.dora` (DoRA, `use_dora`), or a `peft.ia3` on
-    its output or, for a feed-forward module, on its input (IA3). Whole
+    `peft.embedding`), a `peft.dora` (DoRA, `use_dora`), a `peft.add_delta`
+    of the weight delta built from LoHa's or LoKr's factors
+    (`peft.factor_product`, `peft.loha_delta`, `peft.lokr_delta`), or a
+    `peft.ia3` on its output or, for a feed-forward module, on its input
+    (IA3). Whole
     parameters the adapter saves (`modules_to_save`; biases with `bias` =
     "all" / "lora_only") replace the model's, keeping the model's names for
     them; a linear weight the model stores `[in, out]` gets PyTorch's
@@ -41,7 +44,8 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
     layer alone with `W' = W + Σ scale·B·A` (a linear layer, a convolution
     read as `[O, C·kernel]`, an embedding table given `(B·A)ᵀ`); a
     `peft.dora` in the chain then rescales each output's row,
-    `W' = (m / ‖W'‖_row) ⊙ W'`, leaving the bias; and folds IA3
+    `W' = (m / ‖W'‖_row) ⊙ W'`, leaving the bias; a `peft.add_delta` adds
+    its delta, evaluated from the LoHa or LoKr factors; and folds IA3
     scales (`W[o, :] *= l[o]`, `b *= l` after a layer; `W[:, i] *= l[i]` on
     its input), computed in
     fp32, one layer per thread; an f16 or bf16 base weight (under adapters of

@@ -49,9 +49,11 @@ constexpr llvm::StringLiteral kSourceModelAttr = "peft.source_model";
 #include "dialects/peft/PeftOps.h.inc"
 
 namespace peft {
-/// Whether `op` is an adapter (peft.lora, peft.dora, peft.ia3): it has no ONNX form and
+/// Whether `op` is an adapter (peft.lora, peft.dora, peft.add_delta, peft.ia3): it has no ONNX form and
 /// merging is what removes it.
-inline bool isAdapter(mlir::Operation *op) { return mlir::isa<LoraOp, DoraOp, Ia3Op>(op); }
+inline bool isAdapter(mlir::Operation *op) {
+  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op>(op);
+}
 /// The module path of the layer an adapter adapts: the layer at the start of
 /// the chain of adapters on its output, or the layer reading an IA3-scaled
 /// input; "" when there is none.

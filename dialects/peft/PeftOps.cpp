@@ -423,6 +423,69 @@ LogicalResult Ia3Op::verify() {
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// Weight deltas (LoHa, LoKr)
+//===----------------------------------------------------------------------===//
+
+LogicalResult FactorProductOp::verify() {
+  auto lhs = getLhs().getType().getShape(), rhs = getRhs().getType().getShape();
+  auto result = getType().getShape();
+  if (lhs.size() != 2 || rhs.size() != 2 || lhs[1] != rhs[0] || result.size() != 2 ||
+      result[0] != lhs[0] || result[1] != rhs[1])
+    return emitOpError("factors ") << describeShape(getLhs()) << " and " << describeShape(getRhs())
+                                   << " do not multiply to " << describeShape(getResult());
+  return success();
+}
+
+LogicalResult LohaDeltaOp::verify() {
+  RankedTensorType p1 = getP1().getType(), result = getType();
+  if (p1.getRank() != 2 || p1 != getP2().getType() || !result.hasStaticShape() ||
+      result.getRank() < 2 || result.getNumElements() != p1.getNumElements() ||
+      result.getDimSize(0) != p1.getDimSize(0))
+    return emitOpError("products ") << describeShape(getP1()) << " and " << describeShape(getP2())
+                                    << " must be equal matrices [out, in] that fill the result "
+                                    << describeShape(getResult());
+  return success();
+}
+
+LogicalResult LokrDeltaOp::verify() {
+  RankedTensorType w1 = getW1().getType(), w2 = getW2().getType(), result = getType();
+  if (w1.getRank() != 2 || w2.getRank() < 2 || !w1.hasStaticShape() || !w2.hasStaticShape() ||
+      !result.hasStaticShape() || result.getRank() < 2 ||
+      result.getNumElements() != w1.getNumElements() * w2.getNumElements() ||
+      result.getDimSize(0) != w1.getDimSize(0) * w2.getDimSize(0))
+    return emitOpError("kron(") << describeShape(getW1()) << ", " << describeShape(getW2())
+                                << ") does not fill the result " << describeShape(getResult());
+  return success();
+}
+
+LogicalResult AddDeltaOp::verify() {
+  auto delta = getDelta().getType().getShape();
+  auto input = getInput().getType().getShape(), base = getBase().getType().getShape();
+  auto error = [&]() { return emitOpError("adapter '") << getAdapter() << "': "; };
+  if (!isConvolution()) {
+    if (delta.size() != 2 || input.empty() || base.empty() || !sizesAgree(input.back(), delta[1]) ||
+        !sizesAgree(base.back(), delta[0]))
+      return error() << "delta " << describeShape(getDelta()) << " does not map the input "
+                     << describeShape(getInput()) << " to the base " << describeShape(getBase());
+    if (getStrides() || getDilations() || getPads() || getGroups())
+      return error() << "strides, dilations, pads and groups belong to convolution adapters";
+    return success();
+  }
+  int64_t spatial = delta.size() - 2;
+  if (!getStrides() || !getDilations() || !getPads() || !getGroups() ||
+      static_cast<int64_t>(getStrides()->size()) != spatial ||
+      static_cast<int64_t>(getDilations()->size()) != spatial ||
+      static_cast<int64_t>(getPads()->size()) != 2 * spatial)
+    return error() << "a convolution delta needs " << spatial << " strides and dilations, "
+                   << 2 * spatial << " pads and groups";
+  if (input.size() != delta.size() || base.size() != delta.size() ||
+      !sizesAgree(input[1], delta[1] * *getGroups()) || !sizesAgree(base[1], delta[0]))
+    return error() << "delta " << describeShape(getDelta()) << " does not map the input "
+                   << describeShape(getInput()) << " to the base " << describeShape(getBase());
+  return success();
+}
+
 /// Whether `value` is a weight known to hold only zeros.
 static bool isZeroWeight(Value value) {
   auto weight = value.getDefiningOp<WeightOp>();
@@ -444,7 +507,7 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
 //===----------------------------------------------------------------------===//
 
 llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
-  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp, DoraOp>(op) ? 1 : 0).getDefiningOp()) {
+  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp, DoraOp, AddDeltaOp>(op) ? 1 : 0).getDefiningOp()) {
     if (auto layer = dyn_cast<AdaptableLayer>(op))
       return layer.getModulePath();
     if (!isAdapter(op))

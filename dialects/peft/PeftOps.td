@@ -263,6 +263,106 @@ def Peft_DoraOp : Peft_Op<"dora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let hasVerifier = 1;
 }
 
+def Peft_FactorProductOp : Peft_Op<"factor_product", [Pure]> {
+  let summary = "Matrix product of two adapter factors, a weight-space computation";
+  let description = [{
+    `result = lhs · rhs` for `[m, k]` and `[k, n]` factors: how LoHa's
+    `hada_w1_a · hada_w1_b` and LoKr's factored `lokr_w1_a · lokr_w1_b` are
+    formed. It computes a weight, not an activation: merging evaluates it at
+    compile time; left unmerged it runs once per call on the adapter's
+    weights.
+
+    ```mlir
+    %p = peft.factor_product %w1a, %w1b : (tensor<32x4xf32>, tensor<4x64xf32>) -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$lhs, AnyRankedTensor:$rhs);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_LohaDeltaOp : Peft_Op<"loha_delta", [Pure]> {
+  let summary = "LoHa's weight delta: the Hadamard product of two low-rank products";
+  let description = [{
+    `result = scale · (p1 ⊙ p2)`, read row-major into the result's shape: the
+    delta of a layer's weight in PyTorch's layout (`[out, in]`, or
+    `[out, C, kernel...]` for a convolution), where `p1 = hada_w1_a ·
+    hada_w1_b` and `p2 = hada_w2_a · hada_w2_b` are `[out, in·kernel]`
+    products and `scale = alpha / r` (Hugging Face PEFT's LoHa).
+
+    ```mlir
+    %d = peft.loha_delta %p1, %p2 {scale = 2.0 : f32}
+           : (tensor<32x64xf32>, tensor<32x64xf32>) -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$p1, AnyRankedTensor:$p2, F32Attr:$scale);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $p1 `,` $p2 attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_LokrDeltaOp : Peft_Op<"lokr_delta", [Pure]> {
+  let summary = "LoKr's weight delta: the Kronecker product of two factors";
+  let description = [{
+    `result = scale · kron(w1, w2)`, read row-major into the result's shape
+    (the layer's weight in PyTorch's layout), for `w1` `[a, b]` and `w2`
+    `[c, d...]` read as the matrix `[c, d·...]`: element `[i·c + k, j·e + l]`
+    of the `[a·c, b·e]` product is `w1[i, j] · w2[k, l]`. A convolution's
+    `lokr_w2` `[c, d, kh, kw]` (or factored `[c, d·kh·kw]`) gives PEFT's
+    `kron(w1[..., None, None], w2)`. `scale = alpha / r` (Hugging Face PEFT's
+    LoKr); a factored `lokr_w1_a · lokr_w1_b` comes from
+    `peft.factor_product`.
+
+    ```mlir
+    %d = peft.lokr_delta %w1, %w2 {scale = 1.0 : f32}
+           : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<32x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$w1, AnyRankedTensor:$w2, F32Attr:$scale);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $w1 `,` $w2 attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_AddDeltaOp : Peft_Op<"add_delta", [Pure, AllTypesMatch<["base", "result"]>]> {
+  let summary = "An adapter given as a whole weight delta (LoHa, LoKr) on a layer's output";
+  let description = [{
+    `result = base + layer(input, delta)`: the adapted layer applied to its
+    input with the weight `delta` in PyTorch's layout and no bias — for a
+    linear layer `input · deltaᵀ`; for a convolution (`strides`,
+    `dilations`, `pads` and `groups` copied from it) the convolution with
+    `delta` as its kernel. This is how Hugging Face PEFT runs LoHa and LoKr
+    unmerged (`W + ΔW` in the layer's op). Merging adds `delta` to the layer's
+    weight.
+
+    ```mlir
+    %y = peft.add_delta "default" %x, %base, %d
+           : (tensor<?x64xf32>, tensor<?x32xf32>, tensor<32x64xf32>) -> tensor<?x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input,
+                       AnyRankedTensor:$base, AnyRankedTensor:$delta,
+                       OptionalAttr<DenseI64ArrayAttr>:$strides,
+                       OptionalAttr<DenseI64ArrayAttr>:$dilations,
+                       OptionalAttr<DenseI64ArrayAttr>:$pads,
+                       OptionalAttr<I64Attr>:$groups);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $base `,` $delta attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    bool isConvolution() { return getDelta().getType().getRank() > 2; }
+  }];
+  let hasVerifier = 1;
+}
+
 def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
   let summary = "IA3 adapter: a learned scale per channel of a layer's input or output";
   let description = [{

@@ -171,9 +171,9 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
   std::string peftType = json["peft_type"].is_string()
                              ? json["peft_type"].get<std::string>()
                              : std::string();
-  if (peftType != "LORA" && peftType != "IA3")
+  if (peftType != "LORA" && peftType != "IA3" && peftType != "LOHA" && peftType != "LOKR")
     return fail(path + ": peft_type '" + peftType +
-                "' is not supported (supported: LORA, IA3)");
+                "' is not supported (supported: LORA, IA3, LOHA, LOKR)");
   return llvm::Error::success();
 }
 
@@ -196,7 +196,8 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
   reader.readNamesOrRegex("feedforward_modules", config.feedforwardModules,
                           config.feedforwardRegex);
   reader.read("r", config.rank);
-  reader.read("lora_alpha", config.alpha);
+  reader.read(config.peftType == "LOHA" || config.peftType == "LOKR" ? "alpha" : "lora_alpha",
+              config.alpha);
   reader.read("use_rslora", config.useRslora);
   reader.read("use_dora", config.useDora);
   reader.read("bias", config.bias);
@@ -272,6 +273,107 @@ static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
   }
   if (adapter.ia3Modules.empty())
     return fail(file + ": holds no IA3 tensors");
+  return llvm::Error::success();
+}
+
+/// The factor names of LoHa and LoKr; any other key is an error.
+static bool isFactorName(llvm::StringRef peftType, llvm::StringRef name) {
+  if (peftType == "LOHA")
+    return llvm::is_contained({"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"}, name);
+  return llvm::is_contained({"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b"},
+                            name);
+}
+
+/// Checks that a factor is a float tensor of `rank` dimensions (or more,
+/// `orMore`), and returns its shape.
+static llvm::Error checkFactor(const FactoredModule::Factor *factor, size_t rank, bool orMore,
+                               const std::string &file) {
+  const std::vector<int64_t> &shape = factor->view.shape;
+  if (factor->view.isFloat() && (shape.size() == rank || (orMore && shape.size() > rank)))
+    return llvm::Error::success();
+  return fail(file + ": tensor '" + factor->tensor + "' is " + dtypeName(factor->view.dtype) + " " +
+              formatShape(shape) + "; expected a float tensor of rank " + llvm::Twine(rank) +
+              (orMore ? " or more" : ""));
+}
+
+/// LoHa: hada_w1_a [out, r]·hada_w1_b [r, n] and the same for w2.
+static llvm::Error checkLohaModule(const FactoredModule &module, int rank, const std::string &file) {
+  const char *names[] = {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"};
+  for (const char *name : names) {
+    const FactoredModule::Factor *factor = module.find(name);
+    if (!factor)
+      return fail(file + ": module '" + module.modulePath + "' has no " + name);
+    if (llvm::Error error = checkFactor(factor, 2, false, file))
+      return error;
+  }
+  auto shape = [&](const char *name) { return module.find(name)->view.shape; };
+  if (shape("hada_w1_a") != shape("hada_w2_a") || shape("hada_w1_b") != shape("hada_w2_b") ||
+      shape("hada_w1_a")[1] != rank || shape("hada_w1_b")[0] != rank)
+    return fail(file + ": module '" + module.modulePath + "': hada_w1_a " +
+                formatShape(shape("hada_w1_a")) + ", hada_w1_b " + formatShape(shape("hada_w1_b")) +
+                ", hada_w2_a " + formatShape(shape("hada_w2_a")) + " and hada_w2_b " +
+                formatShape(shape("hada_w2_b")) + " are not [out, r] and [r, in] pairs with r=" +
+                llvm::Twine(rank));
+  return llvm::Error::success();
+}
+
+/// LoKr: each of w1 and w2 given whole or as a factored pair of rank r.
+static llvm::Error checkLokrModule(const FactoredModule &module, int rank, const std::string &file) {
+  for (std::string side : {"lokr_w1", "lokr_w2"}) {
+    const FactoredModule::Factor *whole = module.find(side);
+    const FactoredModule::Factor *a = module.find(side + "_a"), *b = module.find(side + "_b");
+    if (bool(whole) == (a && b) || bool(a) != bool(b))
+      return fail(file + ": module '" + module.modulePath + "' needs either " + side + " or " +
+                  side + "_a and " + side + "_b");
+    if (whole) {
+      if (llvm::Error error = checkFactor(whole, 2, side == "lokr_w2", file))
+        return error;
+      continue;
+    }
+    for (const FactoredModule::Factor *factor : {a, b})
+      if (llvm::Error error = checkFactor(factor, 2, false, file))
+        return error;
+    if (a->view.shape[1] != rank || b->view.shape[0] != rank)
+      return fail(file + ": module '" + module.modulePath + "': " + side + "_a " +
+                  formatShape(a->view.shape) + " and " + side + "_b " +
+                  formatShape(b->view.shape) + " are not [m, r] and [r, n] with r=" +
+                  llvm::Twine(rank));
+  }
+  return llvm::Error::success();
+}
+
+/// LoHa's and LoKr's factors, grouped by module.
+static llvm::Error collectFactoredModules(LoraAdapter &adapter) {
+  const std::string &file = adapter.weightsFile;
+  const LoraConfig &config = adapter.config;
+  std::map<std::string, FactoredModule> byPath;
+  for (const auto &[key, view] : adapter.weights->tensors()) {
+    if (collectReplacedParameter(adapter, key, view))
+      continue;
+    llvm::StringRef rest(key);
+    auto [path, name] = rest.rsplit('.');
+    if (!path.consume_front(kKeyPrefix) || !isFactorName(config.peftType, name))
+      return fail(file + ": tensor '" + key + "' is not a " + config.peftType +
+                  " factor (base_model.model.<module>." +
+                  (config.peftType == "LOHA" ? "hada_w1_a, ...)" : "lokr_w1, ...)") +
+                  " nor a bias or a module to save that adapter_config.json names");
+    FactoredModule &module = byPath[path.str()];
+    module.modulePath = path.str();
+    module.factors[name.str()] = {key, view};
+  }
+  for (auto &[path, module] : byPath) {
+    if (!config.targets(path))
+      return fail(file + ": tensor '" + module.factors.begin()->second.tensor + "' adapts module '" +
+                  path + "', which adapter_config.json does not target");
+    int rank = config.rankFor(path);
+    if (llvm::Error error = config.peftType == "LOHA" ? checkLohaModule(module, rank, file)
+                                                      : checkLokrModule(module, rank, file))
+      return error;
+    module.scale = config.alphaFor(path) / rank;
+    adapter.factoredModules.push_back(std::move(module));
+  }
+  if (adapter.factoredModules.empty())
+    return fail(file + ": holds no " + config.peftType + " tensors");
   return llvm::Error::success();
 }
 
@@ -377,6 +479,8 @@ static llvm::Error checkLoraModule(LoraModule &module, const LoraConfig &config,
 static llvm::Error collectModules(LoraAdapter &adapter) {
   if (adapter.config.peftType == "IA3")
     return collectIa3Modules(adapter);
+  if (adapter.config.peftType == "LOHA" || adapter.config.peftType == "LOKR")
+    return collectFactoredModules(adapter);
   std::map<std::string, LoraModule> byPath;
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {

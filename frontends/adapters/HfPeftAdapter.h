@@ -3,7 +3,8 @@
 // Reads an adapter directory exactly as Hugging Face PEFT saves it:
 // adapter_config.json plus adapter_model.safetensors, whose tensors are named
 // `base_model.model.<module path>.lora_A.weight` and `...lora_B.weight`
-// (LoRA), or `base_model.model.<module path>.ia3_l` (IA3).
+// (LoRA), `base_model.model.<module path>.ia3_l` (IA3), or LoHa's and LoKr's
+// factors (`...hada_w1_a`, `...lokr_w1`).
 //
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_FRONTENDS_ADAPTERS_HFPEFTADAPTER_H
@@ -24,7 +25,7 @@ namespace peft {
 /// The parts of a LoraConfig (or IA3Config) that decide which modules are
 /// adapted and how.
 struct LoraConfig {
-  /// "LORA" or "IA3".
+  /// "LORA", "IA3", "LOHA" or "LOKR".
   std::string peftType = "LORA";
   /// IA3: the modules whose input is scaled (the others' output is).
   std::vector<std::string> feedforwardModules;
@@ -87,6 +88,24 @@ struct Ia3Module {
   bool feedforward = false;
 };
 
+/// One module adapted by LoHa or LoKr: its factors by PEFT's names
+/// (hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b; lokr_w1 or lokr_w1_a and
+/// lokr_w1_b, lokr_w2 or lokr_w2_a and lokr_w2_b).
+struct FactoredModule {
+  struct Factor {
+    std::string tensor; ///< The name inside the safetensors file.
+    TensorView view;
+  };
+  std::string modulePath;
+  std::map<std::string, Factor> factors;
+  double scale = 1.0; ///< alpha / r.
+
+  const Factor *find(llvm::StringRef name) const {
+    auto found = factors.find(name.str());
+    return found == factors.end() ? nullptr : &found->second;
+  }
+};
+
 /// A whole parameter of the base model that the adapter replaces: a module in
 /// `modules_to_save` (`base_model.model.classifier.weight`), or a bias saved
 /// with `bias` = "all" / "lora_only" (`...query.base_layer.bias`).
@@ -103,6 +122,7 @@ struct LoraAdapter {
   LoraConfig config;
   std::vector<LoraModule> modules; ///< Sorted by module path.
   std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
+  std::vector<FactoredModule> factoredModules; ///< For LOHA and LOKR.
   std::vector<ReplacedParameter> replacedParameters;
   std::unique_ptr<SafetensorsFile> weights;
 };

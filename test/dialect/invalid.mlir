@@ -227,3 +227,43 @@ func.func @dora_magnitude(%x: tensor<2x4xf32>, %base: tensor<2x3xf32>, %w: tenso
     : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<3x4xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<4xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
 }
+
+// -----
+
+func.func @factor_product(%a: tensor<4x2xf32>, %b: tensor<3x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'peft.factor_product' op factors [4, 2] and [3, 8] do not multiply to [4, 8]}}
+  %p = peft.factor_product %a, %b : (tensor<4x2xf32>, tensor<3x8xf32>) -> tensor<4x8xf32>
+  return %p : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @loha_delta(%p1: tensor<4x8xf32>, %p2: tensor<4x6xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{'peft.loha_delta' op products [4, 8] and [4, 6] must be equal matrices [out, in] that fill the result [4, 8]}}
+  %d = peft.loha_delta %p1, %p2 {scale = 1.0 : f32} : (tensor<4x8xf32>, tensor<4x6xf32>) -> tensor<4x8xf32>
+  return %d : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @lokr_delta(%w1: tensor<2x2xf32>, %w2: tensor<2x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'peft.lokr_delta' op kron([2, 2], [2, 4]) does not fill the result [8, 4]}}
+  %d = peft.lokr_delta %w1, %w2 {scale = 1.0 : f32} : (tensor<2x2xf32>, tensor<2x4xf32>) -> tensor<8x4xf32>
+  return %d : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @add_delta(%x: tensor<2x8xf32>, %base: tensor<2x4xf32>, %d: tensor<4x6xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'peft.add_delta' op adapter 'default': delta [4, 6] does not map the input [2, 8] to the base [2, 4]}}
+  %y = peft.add_delta "default" %x, %base, %d : (tensor<2x8xf32>, tensor<2x4xf32>, tensor<4x6xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @add_delta_conv(%x: tensor<1x4x6x6xf32>, %base: tensor<1x6x6x6xf32>, %d: tensor<6x4x3x3xf32>) -> tensor<1x6x6x6xf32> {
+  // expected-error @+1 {{'peft.add_delta' op adapter 'default': a convolution delta needs 2 strides and dilations, 4 pads and groups}}
+  %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>} : (tensor<1x4x6x6xf32>, tensor<1x6x6x6xf32>, tensor<6x4x3x3xf32>) -> tensor<1x6x6x6xf32>
+  return %y : tensor<1x6x6x6xf32>
+}

@@ -50,6 +50,25 @@ func.func @lora_forms(%x: tensor<?x3x8x8xf32>, %base: tensor<?x6x4x4xf32>, %ids:
   return %c, %e, %d : tensor<?x6x4x4xf32>, tensor<?x?x6xf32>, tensor<2x3xf32>
 }
 
+// LoHa's and LoKr's deltas, computed from weights, added through the layer.
+// CHECK-LABEL: func.func @weight_deltas
+func.func @weight_deltas(%x: tensor<2x8xf32>, %base: tensor<2x4xf32>) -> tensor<2x4xf32> {
+  %a = peft.weight "hada_w1_a" = dense<1.0> : tensor<4x2xf32>
+  %b = peft.weight "hada_w1_b" = dense<1.0> : tensor<2x8xf32>
+  // CHECK: %[[P:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<4x2xf32>, tensor<2x8xf32>) -> tensor<4x8xf32>
+  %p = peft.factor_product %a, %b : (tensor<4x2xf32>, tensor<2x8xf32>) -> tensor<4x8xf32>
+  // CHECK: %[[LOHA:.*]] = peft.loha_delta %[[P]], %[[P]] {scale = 2.000000e+00 : f32}
+  %loha = peft.loha_delta %p, %p {scale = 2.0 : f32} : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %w1 = peft.weight "lokr_w1" = dense<1.0> : tensor<2x2xf32>
+  %w2 = peft.weight "lokr_w2" = dense<1.0> : tensor<2x4xf32>
+  // CHECK: peft.lokr_delta %{{.*}}, %{{.*}} {scale = 1.000000e+00 : f32} : (tensor<2x2xf32>, tensor<2x4xf32>) -> tensor<4x8xf32>
+  %lokr = peft.lokr_delta %w1, %w2 {scale = 1.0 : f32} : (tensor<2x2xf32>, tensor<2x4xf32>) -> tensor<4x8xf32>
+  // CHECK: peft.add_delta "default" %{{.*}}, %{{.*}}, %[[LOHA]] : (tensor<2x8xf32>, tensor<2x4xf32>, tensor<4x8xf32>) -> tensor<2x4xf32>
+  %y = peft.add_delta "default" %x, %base, %loha : (tensor<2x8xf32>, tensor<2x4xf32>, tensor<4x8xf32>) -> tensor<2x4xf32>
+  %z = peft.add_delta "other" %x, %y, %lokr : (tensor<2x8xf32>, tensor<2x4xf32>, tensor<4x8xf32>) -> tensor<2x4xf32>
+  return %z : tensor<2x4xf32>
+}
+
 // CHECK-LABEL: func.func @conv_and_embedding
 func.func @conv_and_embedding(%x: tensor<?x4x9x9xf32>, %ids: tensor<?x?xi64>) -> (tensor<?x6x5x5xf32>, tensor<?x?x8xf32>) {
   %w = peft.weight "stem.weight" from "model.onnx" : tensor<6x2x3x3xf32>

@@ -183,3 +183,43 @@ func.func @dora(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %w: tensor<4x3xf32>
     : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<4x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xf32>, tensor<3xf32>) -> tensor<5x3xf32>
   return %y : tensor<5x3xf32>
 }
+
+// -----
+
+// LoKr on a convolution: kron(w1, w2) as one generic over [a, c, b, e]
+// (w2 read as [c, d·kh·kw]), collapsed to [a·c, b·e], read as the kernel;
+// then the layer's convolution with it, added to the base.
+// CHECK-DAG: #[[W1:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2)>
+// CHECK-DAG: #[[W2:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d3)>
+// CHECK-LABEL: func.func @lokr_conv
+// CHECK-SAME: (%{{.*}}: tensor<?x4x6x6xf32>, %{{.*}}: tensor<?x6x6x6xf32>, %[[W1ARG:.*]]: tensor<2x2xf32>, %[[W2ARG:.*]]: tensor<3x2x3x3xf32>)
+// CHECK: %[[W2M:.*]] = tensor.collapse_shape %[[W2ARG]] {{\[\[}}0], [1, 2, 3]] : tensor<3x2x3x3xf32> into tensor<3x18xf32>
+// CHECK: %[[BLOCKS:.*]] = linalg.generic {indexing_maps = [#[[W1]], #[[W2]], #{{.*}}], {{.*}} ins(%[[W1ARG]], %[[W2M]] : tensor<2x2xf32>, tensor<3x18xf32>) outs(%{{.*}} : tensor<2x3x2x18xf32>)
+// CHECK: %[[MATRIX:.*]] = tensor.collapse_shape %[[BLOCKS]] {{\[\[}}0, 1], [2, 3]] : tensor<2x3x2x18xf32> into tensor<6x36xf32>
+// CHECK: %[[KERNEL:.*]] = tensor.expand_shape %[[MATRIX]] {{\[\[}}0], [1, 2, 3]] output_shape [6, 4, 3, 3]
+// CHECK: tensor.expand_shape %[[KERNEL]]
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]
+func.func @lokr_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %w1: tensor<2x2xf32>, %w2: tensor<3x2x3x3xf32>) -> tensor<?x6x6x6xf32> {
+  %d = peft.lokr_delta %w1, %w2 {scale = 0.5 : f32} : (tensor<2x2xf32>, tensor<3x2x3x3xf32>) -> tensor<6x4x3x3xf32>
+  %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
+    : (tensor<?x4x6x6xf32>, tensor<?x6x6x6xf32>, tensor<6x4x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return %y : tensor<?x6x6x6xf32>
+}
+
+// -----
+
+// LoHa on a linear layer: the two factor products, their scaled Hadamard
+// product, then x·Δᵀ accumulated into the base.
+// CHECK-LABEL: func.func @loha_linear
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xf32>, %[[BASE:.*]]: tensor<5x3xf32>, %[[A1:.*]]: tensor<3x2xf32>, %[[B1:.*]]: tensor<2x4xf32>, %[[A2:.*]]: tensor<3x2xf32>, %[[B2:.*]]: tensor<2x4xf32>)
+// CHECK: %[[P1:.*]] = linalg.matmul {{.*}}ins(%[[A1]], %[[B1]] : tensor<3x2xf32>, tensor<2x4xf32>)
+// CHECK: %[[P2:.*]] = linalg.matmul {{.*}}ins(%[[A2]], %[[B2]] : tensor<3x2xf32>, tensor<2x4xf32>)
+// CHECK: %[[DELTA:.*]] = linalg.generic {{.*}} ins(%[[P1]], %[[P2]] : tensor<3x4xf32>, tensor<3x4xf32>)
+// CHECK: linalg.matmul {{.*}} ins(%[[X]], %[[DELTA]] : tensor<5x4xf32>, tensor<3x4xf32>) outs(%[[BASE]] : tensor<5x3xf32>)
+func.func @loha_linear(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a1: tensor<3x2xf32>, %b1: tensor<2x4xf32>, %a2: tensor<3x2xf32>, %b2: tensor<2x4xf32>) -> tensor<5x3xf32> {
+  %p1 = peft.factor_product %a1, %b1 : (tensor<3x2xf32>, tensor<2x4xf32>) -> tensor<3x4xf32>
+  %p2 = peft.factor_product %a2, %b2 : (tensor<3x2xf32>, tensor<2x4xf32>) -> tensor<3x4xf32>
+  %d = peft.loha_delta %p1, %p2 {scale = 2.0 : f32} : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = peft.add_delta "default" %x, %base, %d : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<3x4xf32>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}

@@ -185,3 +185,36 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
 // RUN:   --tensor base_model.model.head.bias:4:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/saved-shape" 2>&1 | FileCheck %s --check-prefix=SAVED-SHAPE
 // SAVED-SHAPE: error: {{.*}}saved-shape/adapter_model.safetensors: tensor 'base_model.model.head.bias' replaces 'head.bias' of module 'head' but is F32 [4] where the model has F32 [3]
+
+// LoHa: each module's weight delta from PEFT's hada factors, α/r = 8/2, in
+// PyTorch's [out, in] layout whatever the stored one.
+// RUN: %python %testtools/make_adapter.py %t/loha --config '{"peft_type": "LOHA", "r": 2, "alpha": 8, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.hada_w1_a:3x2:1 --tensor base_model.model.head.hada_w1_b:2x4:1 \
+// RUN:   --tensor base_model.model.head.hada_w2_a:3x2:1 --tensor base_model.model.head.hada_w2_b:2x4:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/loha" | FileCheck %s --check-prefix=LOHA
+// LOHA-LABEL: func.func @kinds
+// LOHA: %[[Y:.*]] = peft.linear "head" %[[X:[^,]*]],
+// LOHA: %[[P1:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<3x2xf32>, tensor<2x4xf32>) -> tensor<3x4xf32>
+// LOHA: %[[P2:.*]] = peft.factor_product
+// LOHA: %[[D:.*]] = peft.loha_delta %[[P1]], %[[P2]] {scale = 4.000000e+00 : f32} : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+// LOHA: peft.add_delta "default" %[[X]], %[[Y]], %[[D]]
+//
+// LoKr on a convolution: lokr_w1 whole, lokr_w2 factored, kernel dims kept;
+// the delta is applied with the layer's strides, dilations, pads and groups.
+// RUN: %python %testtools/make_adapter.py %t/lokr --config '{"peft_type": "LOKR", "r": 1, "alpha": 1, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_w2_a:4x1:1 --tensor base_model.model.stem.lokr_w2_b:1x27:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/lokr" | FileCheck %s --check-prefix=LOKR
+// LOKR: %[[W2:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<4x1xf32>, tensor<1x27xf32>) -> tensor<4x27xf32>
+// LOKR: %[[D:.*]] = peft.lokr_delta %{{.*}}, %[[W2]] {scale = 1.000000e+00 : f32} : (tensor<2x1xf32>, tensor<4x27xf32>) -> tensor<8x3x3x3xf32>
+// LOKR: peft.add_delta "default" %{{.*}}, %{{.*}}, %[[D]] {dilations = array<i64: 1, 1>, groups = 1 : i64, pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>}
+//
+// Factors that do not make the layer's weight, or a LoKr side given twice.
+// RUN: %python %testtools/make_adapter.py %t/lokr-size --config '{"peft_type": "LOKR", "r": 1, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.lokr_w1:2x2:1 --tensor base_model.model.head.lokr_w2:2x2:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/lokr-size" 2>&1 | FileCheck %s --check-prefix=LOKR-SIZE
+// LOKR-SIZE: error: {{.*}}lokr-size/adapter_model.safetensors: the LOKR factors of module 'head' make a [4, 4] delta, but its weight is [3, 4]
+// RUN: %python %testtools/make_adapter.py %t/lokr-twice --config '{"peft_type": "LOKR", "r": 1, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.lokr_w1:1x2:1 --tensor base_model.model.head.lokr_w1_a:1x1:1 --tensor base_model.model.head.lokr_w1_b:1x2:1 \
+// RUN:   --tensor base_model.model.head.lokr_w2:3x2:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/lokr-twice" 2>&1 | FileCheck %s --check-prefix=LOKR-TWICE
+// LOKR-TWICE: error: {{.*}}lokr-twice/adapter_model.safetensors: module 'head' needs either lokr_w1 or lokr_w1_a and lokr_w1_b

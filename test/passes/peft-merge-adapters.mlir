@@ -293,3 +293,41 @@ func.func @merge_dora_conv(%x: tensor<1x1x3x3xf32>) -> tensor<1x2x3x2xf32> {
     : (tensor<1x1x3x3xf32>, tensor<1x2x3x2xf32>, tensor<2x1x1x2xf32>, tensor<1x1x1x2xf32>, tensor<2x1x1x1xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x3x2xf32>
   return %z : tensor<1x2x3x2xf32>
 }
+
+// -----
+
+// LoHa: ΔW = 0.5·([[1], [2]]·[[1, 3]]) ⊙ ([[1], [1]]·[[2, 1]]) = [[1, 1.5], [2, 3]];
+// the delta's factors go with it.
+// CHECK-LABEL: func.func @merge_loha
+// CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[1.000000e+00, 1.500000e+00], [2.000000e+00, 3.000000e+00]]> : tensor<2x2xf32>
+// CHECK-NEXT: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %[[W]]
+// CHECK-NEXT: return %[[Y]]
+func.func @merge_loha(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %w1a = peft.weight "w1a" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %w1b = peft.weight "w1b" = dense<[[1.0, 3.0]]> : tensor<1x2xf32>
+  %w2a = peft.weight "w2a" = dense<[[1.0], [1.0]]> : tensor<2x1xf32>
+  %w2b = peft.weight "w2b" = dense<[[2.0, 1.0]]> : tensor<1x2xf32>
+  %p1 = peft.factor_product %w1a, %w1b : (tensor<2x1xf32>, tensor<1x2xf32>) -> tensor<2x2xf32>
+  %p2 = peft.factor_product %w2a, %w2b : (tensor<2x1xf32>, tensor<1x2xf32>) -> tensor<2x2xf32>
+  %d = peft.loha_delta %p1, %p2 {scale = 0.5 : f32} : (tensor<2x2xf32>, tensor<2x2xf32>) -> tensor<2x2xf32>
+  %z = peft.add_delta "default" %x, %y, %d : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// LoKr: ΔW = kron([[1], [2]], [[1, 2], [3, 4]]) = [[1, 2], [3, 4], [2, 4], [6, 8]]
+// ([out, in]), added transposed to a weight stored [in, out].
+// CHECK-LABEL: func.func @merge_lokr_in_out
+// CHECK: peft.weight "fc.weight" = dense<{{\[}}[1.000000e+00, 3.000000e+00, 2.000000e+00, 6.000000e+00], [2.000000e+00, 4.000000e+00, 4.000000e+00, 8.000000e+00]]> : tensor<2x4xf32>
+func.func @merge_lokr_in_out(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
+  %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x4xf32>
+  %y = peft.linear "fc" %x, %w {weight_in_out} : (tensor<3x2xf32>, tensor<2x4xf32>) -> tensor<3x4xf32>
+  %w1 = peft.weight "w1" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %w2 = peft.weight "w2" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %d = peft.lokr_delta %w1, %w2 {scale = 1.0 : f32} : (tensor<2x1xf32>, tensor<2x2xf32>) -> tensor<4x2xf32>
+  %z = peft.add_delta "default" %x, %y, %d : (tensor<3x2xf32>, tensor<3x4xf32>, tensor<4x2xf32>) -> tensor<3x4xf32>
+  return %z : tensor<3x4xf32>
+}

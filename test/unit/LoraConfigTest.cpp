@@ -71,7 +71,8 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
     auto adapter = readHfPeftAdapter(dir.file(""), "default");
     return adapter ? std::string() : llvm::toString(adapter.takeError());
   };
-  EXPECT_NE(error(R"({"peft_type": "LOHA"})").find("peft_type 'LOHA' is not supported (supported: LORA, IA3)"),
+  EXPECT_NE(error(R"({"peft_type": "VERA"})")
+                .find("peft_type 'VERA' is not supported (supported: LORA, IA3, LOHA, LOKR)"),
             std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "bias": "some"})").find("'bias' must be"),
             std::string::npos);

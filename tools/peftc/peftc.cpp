@@ -23,6 +23,7 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
@@ -86,6 +87,30 @@ static int64_t elements(mlir::Value value) {
   return value ? llvm::cast<mlir::ShapedType>(value.getType()).getNumElements() : 0;
 }
 
+/// The adapter weights a LoHa or LoKr delta is computed from, counted once.
+static int64_t factorParameters(mlir::Value delta) {
+  llvm::SetVector<mlir::Operation *> ops;
+  ops.insert(delta.getDefiningOp());
+  int64_t count = 0;
+  for (size_t i = 0; i < ops.size(); ++i) { // Grows as the walk goes.
+    if (auto weight = llvm::dyn_cast<peft::WeightOp>(ops[i]))
+      count += elements(weight.getResult());
+    for (mlir::Value operand : ops[i]->getOperands())
+      if (mlir::Operation *producer = operand.getDefiningOp())
+        ops.insert(producer);
+  }
+  return count;
+}
+
+/// The rank of a LoHa or LoKr delta's factored products; 0 when its factors
+/// are whole.
+static int64_t factorRank(mlir::Value delta) {
+  for (mlir::Value operand : delta.getDefiningOp()->getOperands())
+    if (auto product = operand.getDefiningOp<peft::FactorProductOp>())
+      return product.getLhs().getType().getDimSize(1);
+  return 0;
+}
+
 static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
   module.walk([&](peft::LoraOp lora) {
@@ -99,6 +124,11 @@ static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
                     dora.getRank(),
                     elements(dora.getLoraA()) + elements(dora.getLoraB()) +
                         elements(dora.getMagnitude())});
+  });
+  module.walk([&](peft::AddDeltaOp addDelta) {
+    uses.push_back({peft::adaptedModulePath(addDelta).str(), addDelta.getAdapter().str(),
+                    addDelta.getDelta().getDefiningOp<peft::LohaDeltaOp>() ? "LoHa" : "LoKr",
+                    factorRank(addDelta.getDelta()), factorParameters(addDelta.getDelta())});
   });
   module.walk([&](peft::Ia3Op ia3) {
     uses.push_back({peft::adaptedModulePath(ia3).str(), ia3.getAdapter().str(), "IA3", 0,
