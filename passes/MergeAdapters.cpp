@@ -336,6 +336,14 @@ void computeMerge(MergeJob &job) {
     job.merged = blobOf(wide, elementType);
 }
 
+/// Leaves an adapter op unmerged: a remark says why, and the reason stays on
+/// the op (kNotMergedAttr) for tools such as peftc's summary.
+void keepUnmerged(Operation *op, StringRef where, StringRef reason) {
+  op->setAttr(kNotMergedAttr, StringAttr::get(op->getContext(), reason));
+  op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
+                              << "' not merged" << where << ": " << reason;
+}
+
 /// Gives `layer` the merged bias; a layer without one gets one, named as
 /// PyTorch would name it.
 void replaceBias(AdaptableLayer layer, AsmResourceBlob blob, OpBuilder &builder) {
@@ -385,15 +393,9 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
       rewrite(job, reported);
     getOperation().walk([&](Operation *op) {
       if (isa<LoraOp, DoraOp, AddDeltaOp>(op) && !reported.contains(op))
-        op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
-                                    << "' not merged: its base is not a layer on the same input";
-    });
-    getOperation().walk([&](Ia3Op scale) {
-      if (reported.contains(scale))
-        return;
-      scale.emitRemark("adapter '")
-          << scale.getAdapter()
-          << "' not merged: it scales neither the output nor the sole input of a layer";
+        keepUnmerged(op, "", "its base is not a layer on the same input");
+      else if (isa<Ia3Op>(op) && !reported.contains(op))
+        keepUnmerged(op, "", "it scales neither the output nor the sole input of a layer");
     });
   }
 
@@ -402,9 +404,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     if (!job.error.empty()) {
       for (Operation *op : job.adapterOps()) {
         reported.insert(op);
-        op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
-                                    << "' not merged into '" << layer.getModulePath()
-                                    << "': " << job.error;
+        keepUnmerged(op, (" into '" + layer.getModulePath() + "'").str(), job.error);
       }
       return;
     }

@@ -52,7 +52,8 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
     any float type) is widened, merged and rounded back once to its type
     (nearest, ties to even). The merged weight is held as a `dense` value
     when small and as a `dense_resource` blob otherwise. An adapter that cannot
-    be merged stays, and the pass says why in a remark.
+    be merged stays, and the pass says why in a remark and in a
+    `peft.not_merged` attribute on the op (which `peftc --summary` prints).
   }];
   let dependentDialects = ["peft::PeftDialect"];
 }

@@ -43,6 +43,8 @@ constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
 constexpr llvm::StringLiteral kDTypeAttr = "peft.dtype";
 /// Names, on the module, the ONNX file the module was imported from.
 constexpr llvm::StringLiteral kSourceModelAttr = "peft.source_model";
+/// Why peft-merge-adapters left an adapter op unmerged, for tools to report.
+constexpr llvm::StringLiteral kNotMergedAttr = "peft.not_merged";
 } // namespace peft
 
 #define GET_OP_CLASSES

@@ -69,9 +69,10 @@ func.func @merge_large(%x: tensor<1x32xf32>) -> tensor<1x32xf32> {
 
 // -----
 
-// An adapter whose base is not a layer stays, and the pass says why.
+// An adapter whose base is not a layer stays, and the pass says why, in a
+// remark and on the op for tools to report.
 // CHECK-LABEL: func.func @not_mergeable
-// CHECK: peft.lora
+// CHECK: peft.lora {{.*}}peft.not_merged = "its base is not a layer on the same input"
 func.func @not_mergeable(%x: tensor<1x2xf32>, %base: tensor<1x2xf32>) -> tensor<1x2xf32> {
   %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
   %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>

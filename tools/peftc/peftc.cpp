@@ -31,6 +31,7 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
 
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -80,7 +81,8 @@ static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
 struct AdapterUse {
   std::string module, adapter, method;
   int64_t rank = 0, parameters = 0;
-  bool merged = true;
+  /// Why the merge left it ("" if it was not asked to merge).
+  std::string notMergedReason;
 };
 
 static int64_t elements(mlir::Value value) {
@@ -111,36 +113,49 @@ static int64_t factorRank(mlir::Value delta) {
   return 0;
 }
 
+/// Why peft-merge-adapters left `op` unmerged; "" when it did not run.
+static std::string notMergedReason(mlir::Operation *op) {
+  auto reason = op->getAttrOfType<mlir::StringAttr>(peft::kNotMergedAttr);
+  return reason ? reason.str() : std::string();
+}
+
 static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
   module.walk([&](peft::LoraOp lora) {
     uses.push_back({peft::adaptedModulePath(lora).str(), lora.getAdapter().str(), "LoRA",
                     lora.getRank(),
                     elements(lora.getLoraA()) + elements(lora.getLoraB()) +
-                        elements(lora.getLoraBias())});
+                        elements(lora.getLoraBias()),
+                    notMergedReason(lora)});
   });
   module.walk([&](peft::DoraOp dora) {
     uses.push_back({peft::adaptedModulePath(dora).str(), dora.getAdapter().str(), "DoRA",
                     dora.getRank(),
                     elements(dora.getLoraA()) + elements(dora.getLoraB()) +
-                        elements(dora.getMagnitude())});
+                        elements(dora.getMagnitude()),
+                    notMergedReason(dora)});
   });
   module.walk([&](peft::AddDeltaOp addDelta) {
     uses.push_back({peft::adaptedModulePath(addDelta).str(), addDelta.getAdapter().str(),
                     addDelta.getDelta().getDefiningOp<peft::LohaDeltaOp>() ? "LoHa" : "LoKr",
-                    factorRank(addDelta.getDelta()), factorParameters(addDelta.getDelta())});
+                    factorRank(addDelta.getDelta()), factorParameters(addDelta.getDelta()),
+                    notMergedReason(addDelta)});
   });
   module.walk([&](peft::Ia3Op ia3) {
     uses.push_back({peft::adaptedModulePath(ia3).str(), ia3.getAdapter().str(), "IA3", 0,
-                    elements(ia3.getScale())});
+                    elements(ia3.getScale()), notMergedReason(ia3)});
   });
   return uses;
 }
 
+/// Prints each attached adapter with what became of it; `module` holds the
+/// adapters left unmerged.
 static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module) {
-  std::set<std::tuple<std::string, std::string, std::string>> left;
+  std::map<std::tuple<std::string, std::string, std::string>, std::string> left;
   for (const AdapterUse &use : collectAdapters(module))
-    left.insert({use.module, use.adapter, use.method});
+    left[{use.module, use.adapter, use.method}] =
+        use.notMergedReason.empty() ? "unmerged (--mode " + mode + ")"
+                                    : "unmerged: " + use.notMergedReason;
   llvm::sort(attached, [](const AdapterUse &l, const AdapterUse &r) {
     return std::tie(l.module, l.adapter) < std::tie(r.module, r.adapter);
   });
@@ -148,15 +163,16 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
                                 "method", "rank", "parameters", "state");
   int64_t parameters = 0, merged = 0;
   std::set<std::string> modules;
-  for (AdapterUse &use : attached) {
+  for (const AdapterUse &use : attached) {
     modules.insert(use.module);
-    use.merged = !left.count({use.module, use.adapter, use.method});
+    auto unmerged = left.find({use.module, use.adapter, use.method});
     parameters += use.parameters;
-    merged += use.merged;
+    merged += unmerged == left.end();
     llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-6} {3,5} {4,11}  {5}\n", use.module,
                                   use.adapter, use.method,
                                   use.rank ? std::to_string(use.rank) : std::string("-"),
-                                  use.parameters, use.merged ? "merged" : "unmerged");
+                                  use.parameters,
+                                  unmerged == left.end() ? "merged" : unmerged->second);
   }
   llvm::outs() << llvm::formatv("{0} adapters on {1} modules, {2} adapter parameters; {3} merged, "
                                 "{4} unmerged\n",
