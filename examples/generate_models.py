@@ -996,6 +996,11 @@ def main():
                                modules_to_save=["fc"]),
                    seed=13, input_names=["pixel_values"], output_names=["logits"])
 
+    # A second LoRA adapter for combining with the first (cat, svd).
+    export_adapter("cnn-tiny", "second", seeded(ConvNet, 5),
+                   lora_config(target_modules=["conv2", "fc"], r=2, lora_alpha=4),
+                   seed=18, input_names=["pixel_values"], output_names=["logits"])
+
     # LoHa and LoKr on convolutions and linears.
     for peft_type, seed in (("LOHA", 14), ("LOKR", 15)):
         export_factored_adapter("cnn-tiny", peft_type.lower(), seeded(ConvNet, 5), peft_type,

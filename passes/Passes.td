@@ -58,4 +58,33 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
   let dependentDialects = ["peft::PeftDialect"];
 }
 
+def CombineAdapters : Pass<"peft-combine-adapters", "mlir::ModuleOp"> {
+  let summary = "Combine the LoRA adapters stacked on each layer into one";
+  let description = [{
+    Replaces each chain of two or more `peft.lora` ops on one layer by a
+    single `peft.lora` named `name` whose delta is their sum
+    `ΔW = Σᵢ sᵢ·Bᵢ·Aᵢ` (each scale already holds its adapter's weight from
+    `DIR:WEIGHT`):
+
+    - `cat` is exact: `A = [s₁·A₁; s₂·A₂; ...]` (rows stacked),
+      `B = [B₁, B₂, ...]` (columns side by side), scale 1, rank `Σᵢ rᵢ`;
+      LoRA biases add up.
+    - `svd` truncates `ΔW` to rank `rank` (at most `Σᵢ rᵢ`): with
+      `ΔW = U·Σ·Vᵀ`, `B = U_k·Σ_k` and `A = V_kᵀ`. It works on the thin
+      factors (QR of the stacked `B` and `Aᵀ`, then a Jacobi SVD of the small
+      `Σr × Σr` core), never forming `ΔW`, and reports in a remark per layer the
+      energy it discarded, `Σ_{j>k} σⱼ² / Σⱼ σⱼ²`.
+
+    Convolution and embedding LoRAs combine the same way on their matrix
+    views. Chains holding other adapters (DoRA, LoHa, LoKr, IA3) are left
+    alone with a remark.
+  }];
+  let options = [
+    Option<"method", "method", "std::string", "\"cat\"", "cat or svd">,
+    Option<"rank", "rank", "int64_t", "0", "The rank svd keeps">,
+    Option<"name", "name", "std::string", "\"combined\"", "The combined adapter's name">,
+  ];
+  let dependentDialects = ["peft::PeftDialect"];
+}
+
 #endif // PEFT_PASSES_TD

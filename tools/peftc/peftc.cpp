@@ -1,6 +1,7 @@
 //===- peftc.cpp - Compile an ONNX model and its adapters -------------------===//
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
+//         [--combine cat|svd [--combine-rank N]]
 //         [--target cpu] [--summary] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
 //
@@ -44,6 +45,12 @@ static cl::list<std::string> adapterSpecs("adapter",
 static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the weights; "
                                                   "fuse: keep them unmerged"),
                                  cl::init("merge"));
+static cl::opt<std::string> combine("combine",
+                                    cl::desc("Combine the LoRAs on each layer into one: cat "
+                                             "(exact, rank Σr) or svd (truncated to --combine-rank)"),
+                                    cl::value_desc("cat|svd"));
+static cl::opt<int64_t> combineRank("combine-rank", cl::desc("The rank --combine svd keeps"),
+                                    cl::init(0));
 static cl::opt<std::string> target("target", cl::desc("Code generation target"), cl::init("cpu"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("artifact: a compiled artifact directory; "
@@ -187,6 +194,12 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
     options.adapters.assign(adapterSpecs.begin(), adapterSpecs.end());
     attach.addPass(peft::createAttachAdapters(options));
   }
+  if (!combine.empty()) {
+    peft::CombineAdaptersOptions options;
+    options.method = combine;
+    options.rank = combineRank;
+    attach.addPass(peft::createCombineAdapters(options));
+  }
   if (mlir::failed(attach.run(module)))
     return mlir::failure();
   std::vector<AdapterUse> attached = collectAdapters(module);
@@ -234,6 +247,10 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
   if (mode != "merge" && mode != "fuse")
     return fail("--mode must be 'merge' or 'fuse', got '" + mode + "'");
+  if (!combine.empty() && combine != "cat" && combine != "svd")
+    return fail("--combine must be 'cat' or 'svd', got '" + combine + "'");
+  if (combine == "svd" && combineRank < 1)
+    return fail("--combine svd needs --combine-rank N (N >= 1)");
   if (target != "cpu")
     return fail("--target must be 'cpu', got '" + target + "'");
   if (emit != "artifact" && emit != "onnx")
