@@ -772,19 +772,24 @@ def export_factored_adapter(name, subdirectory, make_model, peft_type, targets, 
 
 def make_ia3_adapter(model, targets, feedforward, directory, seed):
     """Random IA3 vectors (entries ~ 1 + N(0, 0.3²)) for the targeted linear
-    layers, saved as PEFT saves them: [out, 1], or [1, in] for feed-forward
-    modules. Returns {module path: (vector, feedforward)}."""
+    and Conv2d layers, saved as PEFT saves them: [out, 1], or [1, in] for
+    feed-forward modules; [1, C, 1, 1] on convolutions. Returns
+    {module path: (vector, feedforward)}."""
     generator = torch.Generator().manual_seed(seed)
     adapters, tensors = {}, {}
     for path, module in model.named_modules():
-        if not isinstance(module, nn.Linear) or not any(
+        if not isinstance(module, (nn.Linear, nn.Conv2d)) or not any(
                 path == t or path.endswith("." + t) for t in targets):
             continue
         is_ff = any(path == t or path.endswith("." + t) for t in feedforward)
-        size = module.in_features if is_ff else module.out_features
+        conv = isinstance(module, nn.Conv2d)
+        if conv:
+            size = module.in_channels if is_ff else module.out_channels
+        else:
+            size = module.in_features if is_ff else module.out_features
         vector = 1 + 0.3 * torch.randn(size, generator=generator)
-        adapters[path] = (vector, is_ff)
-        shape = (1, size) if is_ff else (size, 1)
+        adapters[path] = (vector.view(1, -1, 1, 1) if conv else vector, is_ff)
+        shape = (1, size, 1, 1) if conv else (1, size) if is_ff else (size, 1)
         tensors[f"base_model.model.{path}.ia3_l"] = vector.reshape(shape).numpy()
     config = {"base_model_name_or_path": None, "fan_in_fan_out": False,
               "feedforward_modules": feedforward, "inference_mode": True,
@@ -995,6 +1000,16 @@ def main():
                    lora_config(target_modules=["conv1", "conv2"], r=4, lora_alpha=8, bias="all",
                                modules_to_save=["fc"]),
                    seed=13, input_names=["pixel_values"], output_names=["logits"])
+
+    # IA3 on convolutions (output scaling, and a feed-forward one scaling its
+    # input channels) and the head.
+    torch.manual_seed(5)
+    model = ConvNet().eval()
+    directory = os.path.join(HERE, "models", "cnn-tiny", "ia3")
+    adapters = make_ia3_adapter(model, ["conv2", "conv3", "fc"], ["conv3"],
+                                os.path.join(directory, "adapter"), seed=19)
+    apply_ia3(model, adapters)
+    run_at_both_shapes(model, "cnn-tiny", directory, ["pixel_values"], ["logits"])
 
     # A second LoRA adapter for combining with the first (cat, svd).
     export_adapter("cnn-tiny", "second", seeded(ConvNet, 5),

@@ -605,7 +605,8 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
   }
 };
 
-/// input[..., c] · scale[c], the scale flattened from PEFT's [n, 1] / [1, n].
+/// input[..., c, ...] · scale[c] along the channel dimension, the scale
+/// flattened from PEFT's [n, 1] / [1, n] / [1, C, 1...].
 struct LowerIa3 : OpRewritePattern<Ia3Op> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(Ia3Op op, PatternRewriter &rewriter) const override {
@@ -621,7 +622,7 @@ struct LowerIa3 : OpRewritePattern<Ia3Op> {
     RankedTensorType type = op.getType();
     int64_t rank = type.getRank();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
-    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, context));
+    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(op.getChannelDim(), context));
     Value init = tensor::EmptyOp::create(rewriter, loc,
                                          tensor::getMixedSizes(rewriter, loc, op.getInput()),
                                          type.getElementType());

@@ -390,29 +390,33 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       return getOperation().emitError()
              << adapter.weightsFile << ": tensor '" << module.tensor << "' targets module '"
              << module.modulePath << "', which is not a layer of the model (or names several)";
-    auto linear = dyn_cast<LinearOp>(layer->getOperation());
-    if (!linear)
+    auto conv = dyn_cast<ConvOp>(layer->getOperation());
+    if (!conv && !isa<LinearOp>(layer->getOperation()))
       return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensor
                                 << "' targets module '" << module.modulePath << "', a "
                                 << layer->getOperation()->getName()
-                                << " layer; IA3 on it is not supported yet";
-    int64_t channels = module.feedforward ? linear.getInFeatures() : linear.getOutFeatures();
-    if (module.scale.numElements() != channels)
-      return linear.emitError() << adapter.weightsFile << ": tensor '" << module.tensor << "' "
+                                << " layer; IA3 adapts linear and convolution layers";
+    int64_t channels = !module.feedforward ? layer->getOutFeatures()
+                       : conv ? conv.getWeight().getType().getDimSize(1) * conv.getGroups()
+                              : layer->getInFeatures();
+    bool convolutionShape = module.scale.shape.size() > 2;
+    if (module.scale.numElements() != channels || bool(conv) != convolutionShape)
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensor << "' "
                                 << formatShape(module.scale.shape) << " does not fit module '"
-                                << linear.getModulePath() << "' with " << channels
-                                << (module.feedforward ? " inputs" : " outputs");
-    OpBuilder builder(linear);
-    Location loc = linear.getLoc();
+                                << module.modulePath << "' with " << channels
+                                << (module.feedforward ? " inputs" : " outputs")
+                                << (conv ? " (a convolution takes [1, C, 1...])" : "");
+    OpBuilder builder(*layer);
+    Location loc = layer->getLoc();
     Value scale = createFileWeight(builder, loc, adapter.weightsFile, module.tensor, module.scale);
     StringAttr name = builder.getStringAttr(adapter.name);
     if (module.feedforward) {
-      Value input = linear.getInput();
+      Value input = layer->getInput();
       auto ia3 = Ia3Op::create(builder, loc, input.getType(), name, input, scale);
-      linear.getInputMutable().assign(ia3);
+      layer->getOperation()->setOperand(0, ia3); // Every layer's input comes first.
       return success();
     }
-    Value base = lastOutput(linear);
+    Value base = lastOutput(*layer);
     builder.setInsertionPointAfterValue(base);
     auto ia3 = Ia3Op::create(builder, loc, base.getType(), name, base, scale);
     base.replaceAllUsesExcept(ia3.getResult(), ia3);

@@ -252,6 +252,19 @@ LogicalResult foldScales(MergeJob &job, float *weight) {
       job.error = llvm::toString(values.takeError());
       return failure();
     }
+    if (!perOutput && values->size() != static_cast<size_t>(in)) {
+      // A convolution's input channels: each scale covers its kernel window.
+      auto conv = dyn_cast<ConvOp>(layer.getOperation());
+      if (!conv || conv.getGroups() != 1) {
+        job.error = "IA3 on the input of a grouped convolution does not merge";
+        return failure();
+      }
+      std::vector<float> perColumn;
+      int64_t window = in / values->size();
+      for (float value : *values)
+        perColumn.insert(perColumn.end(), window, value);
+      *values = std::move(perColumn);
+    }
     scaleWeight(weight, layer.getWeightInOut(), perOutput, *values, in, out);
   }
   return success();

@@ -408,17 +408,20 @@ LogicalResult DoraOp::verify() {
 LogicalResult Ia3Op::verify() {
   auto scaleShape = getScale().getType().getShape();
   auto inputShape = getInput().getType().getShape();
-  int64_t channels = inputShape.empty() ? ShapedType::kDynamic : inputShape.back();
+  int64_t channels = inputShape.empty() ? ShapedType::kDynamic : inputShape[getChannelDim()];
   int64_t count = 1, longDims = 0;
   for (int64_t size : scaleShape) {
     count *= size;
     longDims += size != 1;
   }
-  if (!getScale().getType().hasStaticShape() || longDims > 1 || inputShape.empty() ||
+  bool convolution = scaleShape.size() == inputShape.size() && inputShape.size() > 2;
+  bool placed = !convolution || count == 1 || scaleShape[1] == count;
+  if (!getScale().getType().hasStaticShape() || longDims > 1 || inputShape.empty() || !placed ||
       !sizesAgree(count, channels))
     return emitOpError("adapter '")
            << getAdapter() << "': scale " << describeShape(getScale())
-           << " must hold one value per channel (the last dimension) of input "
+           << " must hold one value per channel (the last dimension; dimension 1 for a [1, C, "
+              "1...] scale) of input "
            << describeShape(getInput());
   return success();
 }

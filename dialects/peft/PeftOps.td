@@ -371,11 +371,13 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
     `ia3_l` stored `[out, 1]`); attached before a layer's input it scales the
     input of that layer alone (feed-forward modules, `ia3_l` stored
     `[1, in]`). `scale` keeps PEFT's stored shape: its elements run along the
-    last dimension of `input`, every other size is 1.
+    last dimension of `input`, every other size is 1. On a convolution's
+    `[N, C, spatial...]` values the scale is `[1, C, 1...]`, of the input's
+    rank, and runs along the channels, dimension 1.
 
-    Merging folds it into the layer: after a layer, `W[o, :] *= l[o]` and
-    `b *= l`; before one, `W[:, i] *= l[i]`. Left unmerged it lowers to an
-    elementwise product.
+    Merging folds it into the layer: after a layer, `W[o, ...] *= l[o]` and
+    `b *= l`; before one, `W[:, i, ...] *= l[i]`. Left unmerged it lowers to
+    an elementwise product.
 
     ```mlir
     %k = peft.ia3 "default" %base, %l
@@ -386,6 +388,14 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $adapter $input `,` $scale attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The dimension of `input` the scale runs along: 1 for a convolution's
+    /// [1, C, 1...] scale, else the last.
+    int64_t getChannelDim() {
+      int64_t rank = getInput().getType().getRank();
+      return getScale().getType().getRank() == rank && rank > 2 ? 1 : rank - 1;
+    }
   }];
   let hasVerifier = 1;
 }

@@ -263,12 +263,16 @@ static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
     if (!adapter.config.targets(module.modulePath))
       return fail(file + ": tensor '" + key + "' adapts module '" + module.modulePath +
                   "', which adapter_config.json does not target");
+    // A convolution's is [1, C, 1...] either way.
+    bool convolution = view.shape.size() > 2 && view.shape[0] == 1 &&
+                       view.numElements() == view.shape[1];
     bool vector = view.shape.size() == 2 && view.shape[module.feedforward ? 0 : 1] == 1;
-    if (!view.isFloat() || !vector)
+    if (!view.isFloat() || !(vector || convolution))
       return fail(file + ": tensor '" + key + "' is " + dtypeName(view.dtype) + " " +
                   formatShape(view.shape) + "; IA3 vectors are float [" +
                   (module.feedforward ? "1, in] for feed-forward modules"
-                                      : "out, 1] for the others"));
+                                      : "out, 1] for the others") +
+                  " ([1, C, 1...] on convolutions)");
     adapter.ia3Modules.push_back(std::move(module));
   }
   if (adapter.ia3Modules.empty())

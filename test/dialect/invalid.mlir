@@ -161,7 +161,7 @@ func.func @embedding_result(%ids: tensor<4xi64>, %t: tensor<10x8xf32>) -> tensor
 // -----
 
 func.func @ia3_scale_size(%x: tensor<2x32xf32>, %l: tensor<1x16xf32>) -> tensor<2x32xf32> {
-  // expected-error @+1 {{'peft.ia3' op adapter 'default': scale [1, 16] must hold one value per channel (the last dimension) of input [2, 32]}}
+  // expected-error @+1 {{'peft.ia3' op adapter 'default': scale [1, 16] must hold one value per channel (the last dimension; dimension 1 for a [1, C, 1...] scale) of input [2, 32]}}
   %y = peft.ia3 "default" %x, %l : (tensor<2x32xf32>, tensor<1x16xf32>) -> tensor<2x32xf32>
   return %y : tensor<2x32xf32>
 }
@@ -266,4 +266,12 @@ func.func @add_delta_conv(%x: tensor<1x4x6x6xf32>, %base: tensor<1x6x6x6xf32>, %
   // expected-error @+1 {{'peft.add_delta' op adapter 'default': a convolution delta needs 2 strides and dilations, 4 pads and groups}}
   %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>} : (tensor<1x4x6x6xf32>, tensor<1x6x6x6xf32>, tensor<6x4x3x3xf32>) -> tensor<1x6x6x6xf32>
   return %y : tensor<1x6x6x6xf32>
+}
+
+// -----
+
+func.func @ia3_conv_channels(%x: tensor<1x6x4x4xf32>, %l: tensor<1x4x1x1xf32>) -> tensor<1x6x4x4xf32> {
+  // expected-error @+1 {{'peft.ia3' op adapter 'default': scale [1, 4, 1, 1] must hold one value per channel (the last dimension; dimension 1 for a [1, C, 1...] scale) of input [1, 6, 4, 4]}}
+  %y = peft.ia3 "default" %x, %l : (tensor<1x6x4x4xf32>, tensor<1x4x1x1xf32>) -> tensor<1x6x4x4xf32>
+  return %y : tensor<1x6x4x4xf32>
 }

@@ -223,3 +223,15 @@ func.func @loha_linear(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a1: tensor<
   %y = peft.add_delta "default" %x, %base, %d : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<3x4xf32>) -> tensor<5x3xf32>
   return %y : tensor<5x3xf32>
 }
+
+// -----
+
+// IA3 on a convolution's values scales along the channels, dimension 1.
+// CHECK-DAG: #[[CHANNEL:.*]] = affine_map<(d0, d1, d2, d3) -> (d1)>
+// CHECK-LABEL: func.func @ia3_channels
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %{{.*}} {{\[\[}}0, 1, 2, 3]] : tensor<1x6x1x1xf32> into tensor<6xf32>
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[CHANNEL]], #{{.*}}]{{.*}} ins(%{{.*}}, %[[FLAT]] : tensor<?x6x4x4xf32>, tensor<6xf32>)
+func.func @ia3_channels(%x: tensor<?x6x4x4xf32>, %l: tensor<1x6x1x1xf32>) -> tensor<?x6x4x4xf32> {
+  %y = peft.ia3 "default" %x, %l : (tensor<?x6x4x4xf32>, tensor<1x6x1x1xf32>) -> tensor<?x6x4x4xf32>
+  return %y : tensor<?x6x4x4xf32>
+}

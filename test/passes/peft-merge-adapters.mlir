@@ -332,3 +332,19 @@ func.func @merge_lokr_in_out(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
   %z = peft.add_delta "default" %x, %y, %d : (tensor<3x2xf32>, tensor<3x4xf32>, tensor<4x2xf32>) -> tensor<3x4xf32>
   return %z : tensor<3x4xf32>
 }
+
+// -----
+
+// IA3 on a convolution's input channels: each channel's scale covers its
+// kernel window, W[:, c, ...] *= l[c].
+// CHECK-LABEL: func.func @merge_ia3_conv_input
+// CHECK: peft.weight "conv.weight" = dense<{{\[\[\[\[}}2.000000e+00, 2.000000e+00]], {{\[\[}}3.000000e+00, 3.000000e+00]]]]> : tensor<1x2x1x2xf32>
+// CHECK-NOT: peft.ia3
+func.func @merge_ia3_conv_input(%x: tensor<1x2x3x3xf32>) -> tensor<1x1x3x2xf32> {
+  %l = peft.weight "l" = dense<[[[[2.0]], [[3.0]]]]> : tensor<1x2x1x1xf32>
+  %s = peft.ia3 "default" %x, %l : (tensor<1x2x3x3xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x3x3xf32>
+  %w = peft.weight "conv.weight" = dense<1.0> : tensor<1x2x1x2xf32>
+  %y = peft.conv "conv" %s, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x2x3x3xf32>, tensor<1x2x1x2xf32>) -> tensor<1x1x3x2xf32>
+  return %y : tensor<1x1x3x2xf32>
+}
