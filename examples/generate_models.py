@@ -899,6 +899,16 @@ def run_at_both_shapes(model, name, directory, input_names, output_names):
             run_and_save(model, values, output_names, os.path.join(directory, expected))
 
 
+def export_ia3_adapter(name, make_model, targets, feedforward, seed, input_names, output_names):
+    """Like export_adapter, for an IA3 adapter in models/NAME/ia3."""
+    model = make_model().eval()
+    directory = os.path.join(HERE, "models", name, "ia3")
+    adapters = make_ia3_adapter(model, targets, feedforward, os.path.join(directory, "adapter"),
+                                seed)
+    apply_ia3(model, adapters)
+    run_at_both_shapes(model, name, directory, input_names, output_names)
+
+
 def seeded(factory, seed):
     """A factory that makes the model with the weights seed `seed` gives."""
     def make():
@@ -959,17 +969,9 @@ def main():
 
     # The same LLaMA weights with an IA3 adapter as PEFT configures it for
     # LLaMA: keys, values and the MLP's down projection (feed-forward).
-    torch.manual_seed(2)
-    llama = LlamaForCausalLM().eval()
-    directory = os.path.join(HERE, "models", "llama-tiny", "ia3")
-    adapters = make_ia3_adapter(llama, ["k_proj", "v_proj", "down_proj"], ["down_proj"],
-                                os.path.join(directory, "adapter"), seed=6)
-    apply_ia3(llama, adapters)
-    with torch.no_grad():
-        for inputs, expected in (("inputs", "expected"), ("batch5/inputs", "batch5/expected")):
-            ids = torch.from_numpy(np.load(os.path.join(HERE, "models", "llama-tiny", inputs,
-                                                        "input_ids.npy")))
-            run_and_save(llama, [ids], ["logits"], os.path.join(directory, expected))
+    export_ia3_adapter("llama-tiny", seeded(LlamaForCausalLM, 2),
+                       ["k_proj", "v_proj", "down_proj"], ["down_proj"], 6, ["input_ids"],
+                       ["logits"])
 
     torch.manual_seed(3)
     vit = ViTForImageClassification()
@@ -1003,13 +1005,8 @@ def main():
 
     # IA3 on convolutions (output scaling, and a feed-forward one scaling its
     # input channels) and the head.
-    torch.manual_seed(5)
-    model = ConvNet().eval()
-    directory = os.path.join(HERE, "models", "cnn-tiny", "ia3")
-    adapters = make_ia3_adapter(model, ["conv2", "conv3", "fc"], ["conv3"],
-                                os.path.join(directory, "adapter"), seed=19)
-    apply_ia3(model, adapters)
-    run_at_both_shapes(model, "cnn-tiny", directory, ["pixel_values"], ["logits"])
+    export_ia3_adapter("cnn-tiny", seeded(ConvNet, 5), ["conv2", "conv3", "fc"], ["conv3"], 19,
+                       ["pixel_values"], ["logits"])
 
     # A second LoRA adapter for combining with the first (cat, svd).
     export_adapter("cnn-tiny", "second", seeded(ConvNet, 5),
