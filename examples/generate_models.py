@@ -926,12 +926,16 @@ def main():
     ids5 = torch.randint(0, 96, (5, 12), dtype=torch.long)
     mask5 = torch.ones(5, 12, dtype=torch.long)
     mask5[3:, 9:] = 0
+    bert_config = lora_config(target_modules=["query", "value", "intermediate.dense"],
+                              rank_pattern={"value": 2}, alpha_pattern={"intermediate.dense": 4})
     export("bert-tiny", bert, [input_ids, attention_mask], ["input_ids", "attention_mask"],
-           ["last_hidden_state", "pooler_output"],
-           lora_config(target_modules=["query", "value", "intermediate.dense"],
-                       rank_pattern={"value": 2}, alpha_pattern={"intermediate.dense": 4}),
-           seed=1, batch5=[ids5, mask5],
+           ["last_hidden_state", "pooler_output"], bert_config, seed=1, batch5=[ids5, mask5],
            sequence=["input_ids", "attention_mask", "last_hidden_state"])
+    # Another adapter with the same targets, ranks and scales, to swap in at
+    # run time.
+    export_adapter("bert-tiny", "swap", seeded(BertModel, 0), bert_config, seed=20,
+                   input_names=["input_ids", "attention_mask"],
+                   output_names=["last_hidden_state", "pooler_output"])
 
     torch.manual_seed(1)
     gpt2 = GPT2LMHeadModel()

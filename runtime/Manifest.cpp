@@ -28,6 +28,26 @@ static std::vector<ManifestTensor> tensorsFromJson(const Json &list) {
   return tensors;
 }
 
+static Json adaptersToJson(const std::vector<ManifestAdapter> &adapters) {
+  Json list = Json::array();
+  for (const ManifestAdapter &adapter : adapters)
+    list.push_back({{"name", adapter.name},
+                    {"method", adapter.method},
+                    {"module", adapter.module},
+                    {"scale", adapter.scale},
+                    {"weights", adapter.weights}});
+  return list;
+}
+
+static std::vector<ManifestAdapter> adaptersFromJson(const Json &list) {
+  std::vector<ManifestAdapter> adapters;
+  for (const Json &item : list)
+    adapters.push_back({item.at("name").get<std::string>(), item.at("method").get<std::string>(),
+                        item.at("module").get<std::string>(), item.at("scale").get<double>(),
+                        item.at("weights").get<std::vector<std::string>>()});
+  return adapters;
+}
+
 std::string Manifest::toJson() const {
   Json json = {{"format", "peft-mlir-artifact"},
                {"version", kVersion},
@@ -37,7 +57,8 @@ std::string Manifest::toJson() const {
                {"weights_file", weightsFile},
                {"inputs", tensorsToJson(inputs)},
                {"outputs", tensorsToJson(outputs)},
-               {"weights", tensorsToJson(weights)}};
+               {"weights", tensorsToJson(weights)},
+               {"adapters", adaptersToJson(adapters)}};
   return json.dump(2) + "\n";
 }
 
@@ -57,6 +78,7 @@ bool Manifest::fromJson(const std::string &text, std::string &error) {
     inputs = tensorsFromJson(json.at("inputs"));
     outputs = tensorsFromJson(json.at("outputs"));
     weights = tensorsFromJson(json.at("weights"));
+    adapters = adaptersFromJson(json.value("adapters", Json::array()));
     return true;
   } catch (const Json::exception &exception) {
     error = std::string("malformed manifest: ") + exception.what();

@@ -24,6 +24,16 @@ struct ManifestTensor {
   std::vector<std::string> dimNames;
 };
 
+/// An adapter left unmerged: its weights are inputs of the entry, so another
+/// adapter with the same targets, ranks and scales can take their place.
+struct ManifestAdapter {
+  std::string name;    ///< "default", or the NAME of --adapter DIR=NAME.
+  std::string method;  ///< LoRA, DoRA, IA3, LoHa, LoKr.
+  std::string module;  ///< The adapted module's path.
+  double scale = 1;    ///< Compiled into the code.
+  std::vector<std::string> weights; ///< Its tensors, by their names in the adapter file.
+};
+
 struct Manifest {
   static constexpr int kVersion = 1;
   std::string target = "cpu";
@@ -33,6 +43,7 @@ struct Manifest {
   std::vector<ManifestTensor> inputs, outputs;
   /// Weights in the order the entry takes them, after the inputs.
   std::vector<ManifestTensor> weights;
+  std::vector<ManifestAdapter> adapters;
 
   std::string toJson() const;
   /// Parses `text`; on failure returns false and sets `error`.

@@ -84,6 +84,8 @@ struct PeftModel {
   void *library = nullptr;
   void (*entry)(void **) = nullptr;
   std::unique_ptr<peft::SafetensorsFile> weights;
+  /// Files bound over the artifact's weights (peft_model_bind_weights).
+  std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
   std::vector<Slot> inputs, weightSlots;
   std::vector<Output> outputs;
 
@@ -94,6 +96,7 @@ struct PeftModel {
 
   int load(const std::string &directory);
   int bindWeights(const std::string &directory);
+  int bindFile(const std::string &path);
   int collectOutputs(const std::vector<int64_t> &results);
 };
 
@@ -160,6 +163,28 @@ int PeftModel::bindWeights(const std::string &directory) {
   return 0;
 }
 
+int PeftModel::bindFile(const std::string &path) {
+  auto file = peft::SafetensorsFile::open(path);
+  if (!file)
+    return failWith(llvm::toString(file.takeError()));
+  for (const auto &[name, view] : (*file)->tensors()) {
+    auto slot = std::find_if(weightSlots.begin(), weightSlots.end(),
+                             [&](const Slot &slot) { return slot.info.name == name; });
+    if (slot == weightSlots.end())
+      return failWith(path + ": tensor '" + name + "' is not a weight of this model");
+    if (view.shape != slot->info.shape || peft::dtypeName(view.dtype) != slot->info.dtype)
+      return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
+                      " " + peft::formatShape(view.shape) + ", the model's weight is " +
+                      slot->info.dtype + " " + peft::formatShape(slot->info.shape));
+  }
+  for (const auto &[name, view] : (*file)->tensors())
+    for (Slot &slot : weightSlots)
+      if (slot.info.name == name)
+        slot.descriptor.set(view.data, view.shape.data(), view.shape.size());
+  boundFiles.push_back(std::move(*file));
+  return 0;
+}
+
 /// Copies each returned memref out and frees the buffers the model allocated
 /// (never an input, a weight, or a constant global).
 int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
@@ -212,6 +237,8 @@ PeftModel *peft_model_load(const char *directory) {
 }
 
 void peft_model_free(PeftModel *model) { delete model; }
+
+int peft_model_bind_weights(PeftModel *model, const char *path) { return model->bindFile(path); }
 
 size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size(); }
 const char *peft_model_input_name(const PeftModel *model, size_t index) {

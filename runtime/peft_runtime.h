@@ -69,6 +69,12 @@ const char *peft_model_output_name(const PeftModel *model, size_t index);
 int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype,
                          int64_t rank, const int64_t *shape, const void *data);
 
+/* Binds the weights named by the tensors of the safetensors file at `path`
+ * (another adapter's, say) in place of the artifact's; the file stays mapped
+ * until the model is freed. Every tensor must be a weight of the model, of
+ * its dtype and shape; returns 0 on success. */
+int peft_model_bind_weights(PeftModel *model, const char *path);
+
 /* Runs the model on the bound inputs; returns 0 on success. */
 int peft_model_run(PeftModel *model);
 

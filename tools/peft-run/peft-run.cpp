@@ -1,22 +1,31 @@
 //===- peft-run.cpp - Run a compiled artifact on .npy inputs ----------------===//
 //
-//   peft-run OUTDIR --input NAME=FILE.npy ... --output-dir DIR [--bench N]
+//   peft-run OUTDIR [--adapter DIR[=NAME]]... --input NAME=FILE.npy ...
+//            --output-dir DIR [--bench N]
 //
 // Writes each output as DIR/NAME.npy; with --bench N, runs N more times and
-// prints latency statistics.
+// prints latency statistics. --adapter runs an artifact compiled with
+// --mode fuse with another Hugging Face PEFT adapter in place of the one
+// compiled in under NAME: same modules, methods, ranks and scales.
 //
 //===----------------------------------------------------------------------===//
+#include "frontends/adapters/HfPeftAdapter.h"
+#include "runtime/Manifest.h"
 #include "runtime/peft_runtime.h"
 #include "support/Npy.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
 #include <chrono>
 #include <numeric>
 
@@ -26,6 +35,9 @@ static cl::opt<std::string> artifactDir(cl::Positional, cl::desc("<artifact dir>
 static cl::list<std::string> inputSpecs("input", cl::desc("NAME=FILE.npy"), cl::value_desc("spec"));
 static cl::opt<std::string> outputDir("output-dir", cl::desc("Where to write NAME.npy outputs"),
                                       cl::value_desc("dir"));
+static cl::list<std::string> adapterSpecs("adapter",
+                                          cl::desc("Swap in this adapter: DIR[=NAME]"),
+                                          cl::value_desc("dir"));
 static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
 
 static int fail(const llvm::Twine &message) {
@@ -102,6 +114,70 @@ static int bench(PeftModel *model) {
   return 0;
 }
 
+/// Each module's tensors and scale in a Hugging Face PEFT adapter.
+static std::map<std::string, std::pair<std::set<std::string>, double>>
+modulesOf(const peft::LoraAdapter &adapter) {
+  std::map<std::string, std::pair<std::set<std::string>, double>> modules;
+  for (const peft::LoraModule &module : adapter.modules) {
+    auto &[tensors, scale] = modules[module.modulePath];
+    for (const std::string *name : {&module.tensorA, &module.tensorB, &module.tensorBias,
+                                    &module.tensorMagnitude})
+      if (!name->empty())
+        tensors.insert(*name);
+    scale = module.scale;
+  }
+  for (const peft::Ia3Module &module : adapter.ia3Modules)
+    modules[module.modulePath] = {{module.tensor}, 1.0};
+  for (const peft::FactoredModule &module : adapter.factoredModules) {
+    auto &[tensors, scale] = modules[module.modulePath];
+    for (const auto &[role, factor] : module.factors)
+      tensors.insert(factor.tensor);
+    scale = module.scale;
+  }
+  return modules;
+}
+
+/// Binds the adapter in `spec` (DIR[=NAME]) over the one compiled in under
+/// NAME, after checking that it has the same modules, tensors and scales.
+static int swapAdapter(PeftModel *model, const peft::Manifest &manifest, llvm::StringRef spec) {
+  auto [directory, nameText] = spec.split('=');
+  std::string name = nameText.empty() ? "default" : nameText.str();
+  auto adapter = peft::readHfPeftAdapter(directory, name);
+  if (!adapter)
+    return fail(llvm::toString(adapter.takeError()));
+  if (!adapter->replacedParameters.empty())
+    return fail(adapter->weightsFile + ": tensor '" + adapter->replacedParameters.front().tensor +
+                "' replaces a base parameter, which is compiled in; only adapter weights swap");
+  auto swapped = modulesOf(*adapter);
+  size_t compiled = 0;
+  for (const peft::ManifestAdapter &entry : manifest.adapters) {
+    if (entry.name != name)
+      continue;
+    ++compiled;
+    auto found = swapped.find(entry.module);
+    if (found == swapped.end())
+      return fail(adapter->weightsFile + ": has no tensors for module '" + entry.module +
+                  "', which the artifact's adapter '" + name + "' adapts");
+    auto &[tensors, scale] = found->second;
+    if (tensors != std::set<std::string>(entry.weights.begin(), entry.weights.end()))
+      return fail(adapter->weightsFile + ": module '" + entry.module + "' has other tensors than "
+                  "the artifact's " + entry.method + " adapter '" + name + "' (another method?)");
+    if (std::abs(scale - entry.scale) > 1e-6 * std::abs(entry.scale))
+      return fail(adapter->weightsFile + ": module '" + entry.module + "' has scale " +
+                  std::to_string(scale) + ", but " + std::to_string(entry.scale) +
+                  " is compiled in; recompile for other alphas or ranks");
+  }
+  if (compiled == 0)
+    return fail(artifactDir + ": no unmerged adapter '" + name +
+                "' to swap (compile with --mode fuse)");
+  if (swapped.size() != compiled)
+    return fail(adapter->weightsFile + ": adapts " + std::to_string(swapped.size()) +
+                " modules, the artifact's adapter '" + name + "' " + std::to_string(compiled));
+  if (peft_model_bind_weights(model, adapter->weightsFile.c_str()))
+    return fail(peft_last_error());
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir runner\n");
@@ -111,6 +187,18 @@ int main(int argc, char **argv) {
   if (!model)
     return fail(peft_last_error());
   std::unique_ptr<PeftModel, void (*)(PeftModel *)> owner(model, peft_model_free);
+  if (!adapterSpecs.empty()) {
+    llvm::SmallString<256> path(artifactDir);
+    llvm::sys::path::append(path, "manifest.json");
+    auto text = llvm::MemoryBuffer::getFile(path);
+    peft::Manifest manifest;
+    std::string error;
+    if (!text || !manifest.fromJson((*text)->getBuffer().str(), error))
+      return fail(path + ": cannot read the manifest " + error);
+    for (const std::string &spec : adapterSpecs)
+      if (swapAdapter(model, manifest, spec))
+        return 1;
+  }
 
   std::vector<peft::NpyArray> arrays; // Inputs are borrowed: keep them alive.
   arrays.reserve(inputSpecs.size());

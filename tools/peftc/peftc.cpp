@@ -187,7 +187,61 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
                                 attached.size() - merged);
 }
 
-static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool externalize) {
+/// The names of the adapter-file tensors `values` are, or are computed
+/// from; nothing when one of them is computed at compile time (a combined
+/// adapter), which a swap could not replace.
+static std::optional<std::vector<std::string>> adapterTensors(mlir::ValueRange values) {
+  llvm::SetVector<mlir::Operation *> ops;
+  for (mlir::Value value : values)
+    ops.insert(value.getDefiningOp());
+  std::vector<std::string> names;
+  for (size_t i = 0; i < ops.size(); ++i) { // Grows as the walk goes.
+    if (auto weight = llvm::dyn_cast<peft::WeightOp>(ops[i])) {
+      if (!weight.getFile())
+        return std::nullopt;
+      names.push_back(weight.getName().str());
+    }
+    for (mlir::Value operand : ops[i]->getOperands())
+      ops.insert(operand.getDefiningOp());
+  }
+  return names;
+}
+
+/// What a manifest says of an adapter op, if it can be swapped.
+static std::optional<peft::ManifestAdapter> describeAdapter(mlir::Operation *op) {
+  mlir::ValueRange factors = op->getOperands().drop_front(llvm::isa<peft::Ia3Op>(op) ? 1 : 2);
+  mlir::Operation *scaled = op;
+  std::string method = llvm::isa<peft::LoraOp>(op) ? "LoRA" : "IA3";
+  if (auto dora = llvm::dyn_cast<peft::DoraOp>(op)) { // Not the layer's own weight and bias.
+    factors = dora->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+    method = "DoRA";
+  } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
+    scaled = addDelta.getDelta().getDefiningOp();
+    method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
+  }
+  std::optional<std::vector<std::string>> weights = adapterTensors(factors);
+  if (!weights)
+    return std::nullopt;
+  auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale");
+  return peft::ManifestAdapter{op->getAttrOfType<mlir::StringAttr>("adapter").str(), method,
+                               peft::adaptedModulePath(op).str(),
+                               scale ? scale.getValueAsDouble() : 1.0, std::move(*weights)};
+}
+
+/// The adapters left unmerged whose weights come from adapter files: the
+/// ones `peft-run --adapter` can swap.
+static std::vector<peft::ManifestAdapter> swappableAdapters(mlir::ModuleOp module) {
+  std::vector<peft::ManifestAdapter> adapters;
+  module.walk([&](mlir::Operation *op) {
+    if (peft::isAdapter(op))
+      if (std::optional<peft::ManifestAdapter> adapter = describeAdapter(op))
+        adapters.push_back(std::move(*adapter));
+  });
+  return adapters;
+}
+
+static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool externalize,
+                                            std::vector<peft::ManifestAdapter> &unmerged) {
   mlir::PassManager attach(module.getContext());
   if (!adapterSpecs.empty()) {
     peft::AttachAdaptersOptions options;
@@ -211,6 +265,7 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
     return mlir::failure();
   if (summary)
     printSummary(std::move(attached), module);
+  unmerged = swappableAdapters(module);
   mlir::PassManager lower(module.getContext());
   if (externalize)
     lower.addPass(peft::createExternalizeWeights());
@@ -218,11 +273,13 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
 }
 
 /// Writes the whole artifact into `stagingDir`.
-static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingDir) {
+static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingDir,
+                                 std::vector<peft::ManifestAdapter> adapters) {
   auto entry = module.lookupSymbol<mlir::func::FuncOp>("forward");
   auto manifest = peft::describeEntry(entry);
   if (!manifest)
     return manifest.takeError();
+  manifest->adapters = std::move(adapters);
   manifest->library = "model.so";
   manifest->entry = "forward_packed";
   manifest->weightsFile = "weights.safetensors";
@@ -268,7 +325,8 @@ int main(int argc, char **argv) {
   auto module = peft::importOnnxModel(&context, modelPath);
   if (!module)
     return fail(llvm::toString(module.takeError()));
-  if (mlir::failed(runAdapterPasses(**module, /*externalize=*/emit == "artifact")))
+  std::vector<peft::ManifestAdapter> unmerged;
+  if (mlir::failed(runAdapterPasses(**module, /*externalize=*/emit == "artifact", unmerged)))
     return 1; // The passes reported why.
   if (emit == "onnx") {
     // Written to a temporary file, renamed on success: no partial output.
@@ -282,7 +340,7 @@ int main(int argc, char **argv) {
   auto staging = peft::createStagingDir(outputDir);
   if (!staging)
     return fail(llvm::toString(staging.takeError()));
-  llvm::Error error = writeArtifact(**module, *staging);
+  llvm::Error error = writeArtifact(**module, *staging, std::move(unmerged));
   if (!error)
     error = peft::publishStagingDir(*staging, outputDir);
   if (error) {
