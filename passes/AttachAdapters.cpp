@@ -194,14 +194,22 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
     }
   }
 
+  /// The layer an adapter's tensor targets, or an error naming both.
+  FailureOr<AdaptableLayer> findTarget(const LoraAdapter &adapter, StringRef tensor,
+                                       StringRef path, const LayerIndex &layers) {
+    FailureOr<AdaptableLayer> layer = findLayer(layers, path);
+    if (failed(layer))
+      getOperation().emitError() << adapter.weightsFile << ": tensor '" << tensor
+                                 << "' targets module '" << path
+                                 << "', which is not a layer of the model (or names several)";
+    return layer;
+  }
+
   LogicalResult attach(const LoraAdapter &adapter, const LoraModule &module,
                        const LayerIndex &layers) {
-    FailureOr<AdaptableLayer> found = findLayer(layers, module.modulePath);
+    FailureOr<AdaptableLayer> found = findTarget(adapter, module.tensorA, module.modulePath, layers);
     if (failed(found))
-      return getOperation().emitError()
-             << adapter.weightsFile << ": tensor '" << module.tensorA
-             << "' targets module '" << module.modulePath
-             << "', which is not a layer of the model (or names several)";
+      return failure();
     AdaptableLayer layer = *found;
     std::string unfit = checkLayerKind(layer, module);
     if (!unfit.empty())
@@ -251,11 +259,9 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
   LogicalResult attachFactored(const LoraAdapter &adapter, const FactoredModule &module,
                                const LayerIndex &layers) {
     const std::string &someTensor = module.factors.begin()->second.tensor;
-    FailureOr<AdaptableLayer> found = findLayer(layers, module.modulePath);
+    FailureOr<AdaptableLayer> found = findTarget(adapter, someTensor, module.modulePath, layers);
     if (failed(found))
-      return getOperation().emitError()
-             << adapter.weightsFile << ": tensor '" << someTensor << "' targets module '"
-             << module.modulePath << "', which is not a layer of the model (or names several)";
+      return failure();
     AdaptableLayer layer = *found;
     auto conv = dyn_cast<ConvOp>(layer.getOperation());
     if (!conv && !isa<LinearOp>(layer.getOperation()))
@@ -385,11 +391,9 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
   /// the layer's own input (other layers reading the same value keep it).
   LogicalResult attachIa3(const LoraAdapter &adapter, const Ia3Module &module,
                           const LayerIndex &layers) {
-    FailureOr<AdaptableLayer> layer = findLayer(layers, module.modulePath);
+    FailureOr<AdaptableLayer> layer = findTarget(adapter, module.tensor, module.modulePath, layers);
     if (failed(layer))
-      return getOperation().emitError()
-             << adapter.weightsFile << ": tensor '" << module.tensor << "' targets module '"
-             << module.modulePath << "', which is not a layer of the model (or names several)";
+      return failure();
     auto conv = dyn_cast<ConvOp>(layer->getOperation());
     if (!conv && !isa<LinearOp>(layer->getOperation()))
       return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensor
