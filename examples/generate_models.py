@@ -515,6 +515,15 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
+def save_adapter(directory, config, tensors):
+    """An adapter directory as PEFT saves it: adapter_config.json (keys
+    sorted) and adapter_model.safetensors."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+
+
 def targets(config, path):
     """PEFT's check_target_module_exists for a list of target modules."""
     names = config["target_modules"]
@@ -610,10 +619,7 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
         adapters[path] = weights
         tensors[names[0]], tensors[names[1]] = a.numpy(), b.numpy()
     tensors.update(replace_saved_parameters(model, config, adapters, generator))
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    save_adapter(directory, config, tensors)
     return adapters
 
 
@@ -740,11 +746,7 @@ def make_factored_adapter(model, peft_type, targets, directory, seed, r=4, alpha
               "task_type": None, "use_effective_conv2d": False}
     if peft_type == "LOKR":
         config.update({"decompose_both": bool(decompose_both), "decompose_factor": -1})
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    write_safetensors(os.path.join(directory, "adapter_model.safetensors"),
-                      {k: v.numpy() for k, v in tensors.items()})
+    save_adapter(directory, config, {k: v.numpy() for k, v in tensors.items()})
     return deltas
 
 
@@ -795,10 +797,7 @@ def make_ia3_adapter(model, targets, feedforward, directory, seed):
               "feedforward_modules": feedforward, "inference_mode": True,
               "init_ia3_weights": True, "modules_to_save": None, "peft_type": "IA3",
               "revision": None, "target_modules": targets, "task_type": None}
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "adapter_config.json"), "w") as f:
-        json.dump(config, f, indent=2, sort_keys=True)
-    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    save_adapter(directory, config, tensors)
     return adapters
 
 

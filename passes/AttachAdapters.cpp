@@ -74,16 +74,8 @@ Value createFileWeight(OpBuilder &builder, Location loc, const std::string &file
 /// The output of `layer` after the adapters already attached to it: new
 /// adapters go there, so that LoRA outputs add up.
 Value lastOutput(AdaptableLayer layer) {
-  Value base = layer->getResult(0);
-  while (base.hasOneUse()) {
-    Operation *user = *base.getUsers().begin();
-    bool onOutput = isa<LoraOp, DoraOp>(user) ? user->getOperand(1) == base
-                                              : isa<Ia3Op>(user) && user->getOperand(0) == base;
-    if (!onOutput)
-      break;
-    base = user->getResult(0);
-  }
-  return base;
+  SmallVector<Operation *> chain = outputAdapters(layer);
+  return chain.empty() ? layer->getResult(0) : chain.back()->getResult(0);
 }
 
 /// Why the module's tensors cannot go on this kind of layer; empty when they
@@ -128,13 +120,9 @@ std::pair<int64_t, int64_t> factorMatrix(const FactoredModule &module, const std
 
 /// The weight op behind a layer's weight ("weight") or bias ("bias").
 WeightOp layerParameter(AdaptableLayer layer, StringRef parameter) {
-  Value value;
-  if (parameter == "weight")
-    value = layer.getWeight();
-  else if (parameter == "bias")
-    value = TypeSwitch<Operation *, Value>(layer)
-                .Case<LinearOp, ConvOp>([](auto op) { return op.getBias(); })
-                .Default([](Operation *) { return Value(); });
+  Value value = parameter == "weight" ? layer.getWeight()
+                : parameter == "bias"   ? layer.getBias()
+                                        : Value();
   return value ? value.getDefiningOp<WeightOp>() : WeightOp();
 }
 
@@ -243,10 +231,10 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       adapterOp = LoraOp::create(builder, loc, base.getType(), name, layer.getInput(), base, a, b,
                                  fileWeight(module.tensorBias, module.bias), scale, strides, pads);
     } else {
-      Value bias = conv ? conv.getBias() : cast<LinearOp>(layer.getOperation()).getBias();
       adapterOp = DoraOp::create(builder, loc, base.getType(), name, layer.getInput(), base,
                                  layer.getWeight(), a, b,
-                                 fileWeight(module.tensorMagnitude, module.magnitude), bias, scale,
+                                 fileWeight(module.tensorMagnitude, module.magnitude),
+                                 layer.getBias(), scale,
                                  layer.getWeightInOut() ? builder.getUnitAttr() : UnitAttr(),
                                  strides, pads);
     }

@@ -227,18 +227,13 @@ Value createWeight(OpBuilder &builder, Location loc, const std::string &name,
 /// chain holds another kind of adapter (`mixed` is set then).
 SmallVector<LoraOp> loraChain(AdaptableLayer layer, bool &mixed) {
   SmallVector<LoraOp> chain;
-  Value output = layer->getResult(0);
-  while (output.hasOneUse()) {
-    Operation *user = *output.getUsers().begin();
-    if (isa<DoraOp, AddDeltaOp>(user) || (isa<Ia3Op>(user) && user->getOperand(0) == output)) {
+  for (Operation *adapter : outputAdapters(layer)) {
+    auto lora = dyn_cast<LoraOp>(adapter);
+    if (!lora) {
       mixed = true;
       return {};
     }
-    auto lora = dyn_cast<LoraOp>(user);
-    if (!lora || lora.getBase() != output)
-      break;
     chain.push_back(lora);
-    output = lora.getResult();
   }
   return chain;
 }

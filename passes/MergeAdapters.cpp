@@ -99,13 +99,6 @@ void addLowRankProduct(float *weight, bool inOut, ArrayRef<float> a,
     }
 }
 
-/// The layer's bias, if it has one (an embedding never does).
-Value biasOf(AdaptableLayer layer) {
-  return TypeSwitch<Operation *, Value>(layer)
-      .Case<LinearOp, ConvOp>([](auto op) { return op.getBias(); })
-      .Default([](Operation *) { return Value(); });
-}
-
 /// `lhs · rhs` for row-major [m, k] and [k, n] matrices.
 std::vector<float> multiply(ArrayRef<float> lhs, ArrayRef<float> rhs, int64_t m, int64_t k,
                             int64_t n) {
@@ -200,7 +193,7 @@ AsmResourceBlob blobOf(ArrayRef<float> values, Type elementType) {
 /// for a layer without one), then times an IA3 output scale; else nothing.
 LogicalResult mergeBias(MergeJob &job) {
   AdaptableLayer layer = job.layer;
-  Value layerBias = biasOf(layer);
+  Value layerBias = layer.getBias();
   auto loras = llvm::map_range(llvm::make_filter_range(job.lowRank, llvm::IsaPred<LoraOp>),
                                [](Operation *op) { return cast<LoraOp>(op); });
   bool loraBias = llvm::any_of(loras, [](LoraOp lora) { return bool(lora.getLoraBias()); });
@@ -360,7 +353,7 @@ void keepUnmerged(Operation *op, StringRef where, StringRef reason) {
 /// Gives `layer` the merged bias; a layer without one gets one, named as
 /// PyTorch would name it.
 void replaceBias(AdaptableLayer layer, AsmResourceBlob blob, OpBuilder &builder) {
-  Value oldBias = biasOf(layer);
+  Value oldBias = layer.getBias();
   auto oldWeight = oldBias ? oldBias.getDefiningOp<WeightOp>() : WeightOp();
   std::string name = oldWeight ? oldWeight.getName().str() : layer.getModulePath().str() + ".bias";
   Type elementType = cast<ShapedType>((oldBias ? oldBias : layer->getResult(0)).getType())
@@ -379,17 +372,13 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     std::vector<MergeJob> jobs;
     getOperation().walk([&](AdaptableLayer layer) {
       MergeJob job{layer, {}, {}, {}, {}, {}, {}};
-      Value output = layer->getResult(0);
-      while (output.hasOneUse()) {
-        Operation *user = *output.getUsers().begin();
-        if (!isa<LoraOp, DoraOp, AddDeltaOp>(user) || user->getOperand(1) != output ||
-            user->getOperand(0) != layer.getInput())
+      // The low-rank adapters on the layer's own input, then an IA3 scale.
+      for (Operation *adapter : outputAdapters(layer)) {
+        job.outputScale = dyn_cast<Ia3Op>(adapter);
+        if (job.outputScale || adapter->getOperand(0) != layer.getInput())
           break;
-        job.lowRank.push_back(user);
-        output = user->getResult(0);
+        job.lowRank.push_back(adapter);
       }
-      if (output.hasOneUse())
-        job.outputScale = dyn_cast<Ia3Op>(*output.getUsers().begin());
       auto input = layer.getInput().getDefiningOp<Ia3Op>();
       if (input && input->hasOneUse())
         job.inputScale = input;

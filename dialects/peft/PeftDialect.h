@@ -60,6 +60,14 @@ inline bool isAdapter(mlir::Operation *op) {
 /// the chain of adapters on its output, or the layer reading an IA3-scaled
 /// input; "" when there is none.
 llvm::StringRef adaptedModulePath(mlir::Operation *adapter);
+/// The adapters stacked on `layer`'s output, innermost first: each the sole
+/// user of the value before it (its base, or the input an IA3 scales).
+llvm::SmallVector<mlir::Operation *> outputAdapters(AdaptableLayer layer);
+/// The value an adapter op reads as its base: operand 1 of the low-rank
+/// adapters (operand 0 is the layer's input), operand 0 of IA3.
+inline mlir::Value adapterBase(mlir::Operation *adapter) {
+  return adapter->getOperand(mlir::isa<Ia3Op>(adapter) ? 0 : 1);
+}
 } // namespace peft
 
 #endif // PEFT_DIALECTS_PEFT_PEFTDIALECT_H

@@ -23,6 +23,7 @@ def Peft_AdaptableLayer : OpInterface<"AdaptableLayer"> {
                     "::mlir::TypedValue<::mlir::RankedTensorType>", "getWeight">,
     InterfaceMethod<"The operand holding the weight.", "::mlir::OpOperand &",
                     "getWeightMutable">,
+    InterfaceMethod<"The layer's bias; null when it has none.", "::mlir::Value", "getBias">,
     InterfaceMethod<"The weight's output size as a matrix.", "int64_t", "getOutFeatures">,
     InterfaceMethod<"The weight's input size as a matrix.", "int64_t", "getInFeatures">,
     InterfaceMethod<"Whether the weight is stored [in, out].", "bool", "getWeightInOut">,

@@ -510,7 +510,7 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
 //===----------------------------------------------------------------------===//
 
 llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
-  for (Operation *op = adapter; op; op = op->getOperand(isa<LoraOp, DoraOp, AddDeltaOp>(op) ? 1 : 0).getDefiningOp()) {
+  for (Operation *op = adapter; op; op = adapterBase(op).getDefiningOp()) {
     if (auto layer = dyn_cast<AdaptableLayer>(op))
       return layer.getModulePath();
     if (!isAdapter(op))
@@ -520,6 +520,19 @@ llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
     if (auto layer = dyn_cast<AdaptableLayer>(user); layer && layer.getInput() == adapter->getResult(0))
       return layer.getModulePath();
   return "";
+}
+
+SmallVector<Operation *> peft::outputAdapters(AdaptableLayer layer) {
+  SmallVector<Operation *> chain;
+  Value output = layer->getResult(0);
+  while (output.hasOneUse()) {
+    Operation *user = *output.getUsers().begin();
+    if (!isAdapter(user) || adapterBase(user) != output)
+      break;
+    chain.push_back(user);
+    output = user->getResult(0);
+  }
+  return chain;
 }
 
 #define GET_OP_CLASSES

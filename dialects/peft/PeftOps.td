@@ -153,6 +153,7 @@ def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
     int64_t getOutFeatures() { return getWeight().getType().getDimSize(1); }
     int64_t getInFeatures() { return getWeight().getType().getDimSize(0); }
     bool getWeightInOut() { return true; }
+    ::mlir::Value getBias() { return {}; }
   }];
   let hasVerifier = 1;
 }

@@ -92,32 +92,46 @@ struct AdapterUse {
   std::string notMergedReason;
 };
 
-static int64_t elements(mlir::Value value) {
-  return value ? llvm::cast<mlir::ShapedType>(value.getType()).getNumElements() : 0;
-}
+/// What an adapter op is made of: its method, its rank (0 where it has
+/// none), its scale, and the weights it reads or computes its delta from.
+struct AdapterParts {
+  std::string method;
+  int64_t rank = 0;
+  double scale = 1;
+  llvm::SmallVector<peft::WeightOp> weights;
+};
 
-/// The adapter weights a LoHa or LoKr delta is computed from, counted once.
-static int64_t factorParameters(mlir::Value delta) {
+static AdapterParts partsOf(mlir::Operation *op) {
+  AdapterParts parts{"IA3"};
+  // The adapter's own operands: not the input and base, nor DoRA's layer weight and bias.
+  mlir::ValueRange factors = op->getOperands().drop_front(llvm::isa<peft::Ia3Op>(op) ? 1 : 2);
+  mlir::Operation *scaled = op;
+  if (auto lora = llvm::dyn_cast<peft::LoraOp>(op)) {
+    parts.method = "LoRA";
+    parts.rank = lora.getRank();
+  } else if (auto dora = llvm::dyn_cast<peft::DoraOp>(op)) {
+    parts.method = "DoRA";
+    parts.rank = dora.getRank();
+    factors = op->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+  } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
+    scaled = addDelta.getDelta().getDefiningOp();
+    parts.method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
+    for (mlir::Value operand : scaled->getOperands()) // Factored products carry the rank.
+      if (auto product = operand.getDefiningOp<peft::FactorProductOp>())
+        parts.rank = product.getLhs().getType().getDimSize(1);
+  }
+  if (auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale"))
+    parts.scale = scale.getValueAsDouble();
   llvm::SetVector<mlir::Operation *> ops;
-  ops.insert(delta.getDefiningOp());
-  int64_t count = 0;
+  for (mlir::Value factor : factors)
+    ops.insert(factor.getDefiningOp());
   for (size_t i = 0; i < ops.size(); ++i) { // Grows as the walk goes.
     if (auto weight = llvm::dyn_cast<peft::WeightOp>(ops[i]))
-      count += elements(weight.getResult());
+      parts.weights.push_back(weight);
     for (mlir::Value operand : ops[i]->getOperands())
-      if (mlir::Operation *producer = operand.getDefiningOp())
-        ops.insert(producer);
+      ops.insert(operand.getDefiningOp());
   }
-  return count;
-}
-
-/// The rank of a LoHa or LoKr delta's factored products; 0 when its factors
-/// are whole.
-static int64_t factorRank(mlir::Value delta) {
-  for (mlir::Value operand : delta.getDefiningOp()->getOperands())
-    if (auto product = operand.getDefiningOp<peft::FactorProductOp>())
-      return product.getLhs().getType().getDimSize(1);
-  return 0;
+  return parts;
 }
 
 /// Why peft-merge-adapters left `op` unmerged; "" when it did not run.
@@ -128,29 +142,16 @@ static std::string notMergedReason(mlir::Operation *op) {
 
 static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
-  module.walk([&](peft::LoraOp lora) {
-    uses.push_back({peft::adaptedModulePath(lora).str(), lora.getAdapter().str(), "LoRA",
-                    lora.getRank(),
-                    elements(lora.getLoraA()) + elements(lora.getLoraB()) +
-                        elements(lora.getLoraBias()),
-                    notMergedReason(lora)});
-  });
-  module.walk([&](peft::DoraOp dora) {
-    uses.push_back({peft::adaptedModulePath(dora).str(), dora.getAdapter().str(), "DoRA",
-                    dora.getRank(),
-                    elements(dora.getLoraA()) + elements(dora.getLoraB()) +
-                        elements(dora.getMagnitude()),
-                    notMergedReason(dora)});
-  });
-  module.walk([&](peft::AddDeltaOp addDelta) {
-    uses.push_back({peft::adaptedModulePath(addDelta).str(), addDelta.getAdapter().str(),
-                    addDelta.getDelta().getDefiningOp<peft::LohaDeltaOp>() ? "LoHa" : "LoKr",
-                    factorRank(addDelta.getDelta()), factorParameters(addDelta.getDelta()),
-                    notMergedReason(addDelta)});
-  });
-  module.walk([&](peft::Ia3Op ia3) {
-    uses.push_back({peft::adaptedModulePath(ia3).str(), ia3.getAdapter().str(), "IA3", 0,
-                    elements(ia3.getScale()), notMergedReason(ia3)});
+  module.walk([&](mlir::Operation *op) {
+    if (!peft::isAdapter(op))
+      return;
+    AdapterParts parts = partsOf(op);
+    int64_t parameters = 0;
+    for (peft::WeightOp weight : parts.weights)
+      parameters += weight.getType().getNumElements();
+    uses.push_back({peft::adaptedModulePath(op).str(),
+                    op->getAttrOfType<mlir::StringAttr>("adapter").str(), parts.method, parts.rank,
+                    parameters, notMergedReason(op)});
   });
   return uses;
 }
@@ -187,45 +188,18 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
                                 attached.size() - merged);
 }
 
-/// The names of the adapter-file tensors `values` are, or are computed
-/// from; nothing when one of them is computed at compile time (a combined
-/// adapter), which a swap could not replace.
-static std::optional<std::vector<std::string>> adapterTensors(mlir::ValueRange values) {
-  llvm::SetVector<mlir::Operation *> ops;
-  for (mlir::Value value : values)
-    ops.insert(value.getDefiningOp());
-  std::vector<std::string> names;
-  for (size_t i = 0; i < ops.size(); ++i) { // Grows as the walk goes.
-    if (auto weight = llvm::dyn_cast<peft::WeightOp>(ops[i])) {
-      if (!weight.getFile())
-        return std::nullopt;
-      names.push_back(weight.getName().str());
-    }
-    for (mlir::Value operand : ops[i]->getOperands())
-      ops.insert(operand.getDefiningOp());
-  }
-  return names;
-}
-
-/// What a manifest says of an adapter op, if it can be swapped.
+/// What a manifest says of an adapter op, if it can be swapped: not when a
+/// weight is computed at compile time (a combined adapter).
 static std::optional<peft::ManifestAdapter> describeAdapter(mlir::Operation *op) {
-  mlir::ValueRange factors = op->getOperands().drop_front(llvm::isa<peft::Ia3Op>(op) ? 1 : 2);
-  mlir::Operation *scaled = op;
-  std::string method = llvm::isa<peft::LoraOp>(op) ? "LoRA" : "IA3";
-  if (auto dora = llvm::dyn_cast<peft::DoraOp>(op)) { // Not the layer's own weight and bias.
-    factors = dora->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
-    method = "DoRA";
-  } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
-    scaled = addDelta.getDelta().getDefiningOp();
-    method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
+  AdapterParts parts = partsOf(op);
+  std::vector<std::string> tensors;
+  for (peft::WeightOp weight : parts.weights) {
+    if (!weight.getFile())
+      return std::nullopt;
+    tensors.push_back(weight.getName().str());
   }
-  std::optional<std::vector<std::string>> weights = adapterTensors(factors);
-  if (!weights)
-    return std::nullopt;
-  auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale");
-  return peft::ManifestAdapter{op->getAttrOfType<mlir::StringAttr>("adapter").str(), method,
-                               peft::adaptedModulePath(op).str(),
-                               scale ? scale.getValueAsDouble() : 1.0, std::move(*weights)};
+  return peft::ManifestAdapter{op->getAttrOfType<mlir::StringAttr>("adapter").str(), parts.method,
+                               peft::adaptedModulePath(op).str(), parts.scale, std::move(tensors)};
 }
 
 /// The adapters left unmerged whose weights come from adapter files: the
