@@ -813,6 +813,95 @@ def apply_ia3(model, adapters):
             module.forward = lambda x, f=base_forward, l=vector: f(x) * l
 
 
+# --- peft-mlir's own adapter formats (docs/adapters.md) ---------------------------
+
+def matching_modules(model, target_modules, kinds):
+    """The (path, module) pairs of `kinds` that a target_modules list names."""
+    return [(path, module) for path, module in model.named_modules()
+            if isinstance(module, kinds) and any(path == t or path.endswith("." + t)
+                                                 for t in target_modules)]
+
+
+def make_ssf_adapter(model, target_modules, directory, seed):
+    """SSF after the targeted linears, convolutions and layer norms, saved in
+    our format (ssf_scale, ssf_shift [C]), and hooked onto the modules'
+    outputs: y = γ⊙x + β along the channels."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for path, module in matching_modules(model, target_modules,
+                                         (nn.Linear, nn.Conv2d, nn.LayerNorm)):
+        conv = isinstance(module, nn.Conv2d)
+        channels = (module.out_channels if conv else module.out_features
+                    if isinstance(module, nn.Linear) else module.normalized_shape[0])
+        scale = 1 + 0.3 * torch.randn(channels, generator=generator)
+        shift = 0.3 * torch.randn(channels, generator=generator)
+        tensors[f"base_model.model.{path}.ssf_scale"] = scale.numpy()
+        tensors[f"base_model.model.{path}.ssf_shift"] = shift.numpy()
+        shape = (1, -1, 1, 1) if conv else (-1,)
+        module.register_forward_hook(
+            lambda m, args, out, s=scale.view(shape), b=shift.view(shape): out * s + b)
+    save_adapter(directory, {"peft_type": "SSF", "target_modules": target_modules}, tensors)
+
+
+ACTIVATIONS = {"identity": lambda x: x, "relu": F.relu, "gelu": F.gelu, "silu": F.silu,
+               "tanh": torch.tanh}
+
+
+def make_residual_adapter(model, peft_type, target_modules, directory, seed, position,
+                          hidden=8, scaling=1.0, groups=1, non_linearity="identity"):
+    """A residual adapter x + s·(up(act(down·x + b1)) + b2) before or after
+    each targeted linear layer, saved in our format and hooked onto the
+    modules. A REPADAPTER runs RepAdapter's own nn.Conv1d pair on the
+    transposed tokens, its up-projection grouped."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for path, module in matching_modules(model, target_modules, nn.Linear):
+        d = module.in_features if position == "before" else module.out_features
+        down = nn.Conv1d(d, hidden, 1)
+        up = nn.Conv1d(hidden, d, 1, groups=groups)
+        for parameter in (down.weight, down.bias, up.weight, up.bias):
+            parameter.data = 0.3 * torch.randn(parameter.shape, generator=generator)
+        key = f"base_model.model.{path}."
+        if peft_type == "REPADAPTER":
+            names = {"adapter_conv_A": down, "adapter_conv_B": up}
+            keep = lambda w: w
+            branch = lambda x, a=down, b=up: b(a(x.transpose(1, 2))).transpose(1, 2)
+        else:
+            names = {"adapter_down": down, "adapter_up": up}
+            keep = lambda w: w[..., 0]  # nn.Linear weights
+            act = ACTIVATIONS[non_linearity]
+            branch = lambda x, a=down, b=up, f=act: F.linear(
+                f(F.linear(x, a.weight[..., 0], a.bias)), b.weight[..., 0], b.bias)
+        for name, conv in names.items():
+            tensors[key + name + ".weight"] = keep(conv.weight.data).numpy()
+            tensors[key + name + ".bias"] = conv.bias.data.numpy()
+        adapt = lambda x, f=branch: x + scaling * f(x)
+        if position == "before":
+            module.register_forward_pre_hook(lambda m, args, f=adapt: (f(args[0]),))
+        else:
+            module.register_forward_hook(lambda m, args, out, f=adapt: f(out))
+    config = {"peft_type": peft_type, "target_modules": target_modules, "position": position,
+              "scaling": scaling}
+    if peft_type == "REPADAPTER":
+        config["groups"] = groups
+    if peft_type == "BOTTLENECK":
+        config["non_linearity"] = non_linearity
+    save_adapter(directory, config, tensors)
+
+
+def export_own_adapters(name, subdirectory, make_model, makers, input_names, output_names):
+    """Adapters in our formats for an exported model: each maker saves one
+    under models/NAME/SUBDIRECTORY/<its name> and hooks it onto a fresh copy
+    of the model; torch's outputs with all of them go in .../expected and
+    .../batch5/expected."""
+    model = make_model().eval()
+    directory = os.path.join(HERE, "models", name, subdirectory)
+    with torch.no_grad():
+        for adapter, make in makers:
+            make(model, os.path.join(directory, adapter))
+    run_at_both_shapes(model, name, directory, input_names, output_names)
+
+
 def lora_config(**overrides):
     config = {"alpha_pattern": {}, "base_model_name_or_path": None, "bias": "none",
               "fan_in_fan_out": False, "inference_mode": True, "init_lora_weights": True,
@@ -981,6 +1070,30 @@ def main():
     export("vit-tiny", vit, [torch.randn(2, 3, 16, 16)], ["pixel_values"], ["logits"],
            lora_config(target_modules=["query", "value"], r=4, lora_alpha=8),
            seed=4, batch5=[torch.randn(5, 3, 16, 16)])
+
+    # Our own formats on the ViT: SSF after convolution, layer norms and
+    # linears; ZeroI2V linear adapters before and after linears; RepAdapter
+    # before qkv and fc1; Houlsby bottlenecks after the attention and MLP
+    # outputs.
+    make_vit = seeded(ViTForImageClassification, 3)
+    vit_io = dict(input_names=["pixel_values"], output_names=["logits"])
+    export_own_adapters("vit-tiny", "ssf", make_vit, [("adapter", lambda m, d: make_ssf_adapter(
+        m, ["projection", "layernorm_before", "vit.layernorm", "query", "output.dense"], d,
+        seed=21))], **vit_io)
+    export_own_adapters("vit-tiny", "zeroi2v", make_vit, [
+        ("before", lambda m, d: make_residual_adapter(
+            m, "LINEAR_ADAPTER", ["query", "intermediate.dense"], d, seed=22, position="before",
+            scaling=0.5)),
+        ("after", lambda m, d: make_residual_adapter(
+            m, "LINEAR_ADAPTER", ["attention.output.dense"], d, seed=23, position="after"))],
+        **vit_io)
+    export_own_adapters("vit-tiny", "repadapter", make_vit, [("adapter", lambda m, d:
+        make_residual_adapter(m, "REPADAPTER", ["key", "intermediate.dense"], d, seed=24,
+                              position="before", groups=2, scaling=0.7))], **vit_io)
+    export_own_adapters("vit-tiny", "bottleneck", make_vit, [("adapter", lambda m, d:
+        make_residual_adapter(m, "BOTTLENECK", ["attention.output.dense", "output.dense"], d,
+                              seed=25, position="after", non_linearity="gelu", scaling=2.0))],
+        **vit_io)
 
     torch.manual_seed(4)
     resnet = ResNet()

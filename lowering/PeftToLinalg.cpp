@@ -605,13 +605,49 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
   }
 };
 
+/// `value` widened or narrowed to the float type `type`.
+Value convertFloat(OpBuilder &builder, Location loc, Value value, Type type) {
+  if (value.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
+    return arith::ExtFOp::create(builder, loc, type, value);
+  if (value.getType() != type)
+    return arith::TruncFOp::create(builder, loc, type, value);
+  return value;
+}
+
+/// `body`(input[i], per[c]...) for every element of `input`, each `per`
+/// vector running along `channelDim` and converted to the input's type.
+Value mapChannels(OpBuilder &builder, Location loc, Value input, int64_t channelDim,
+                  ValueRange perChannel,
+                  function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  MLIRContext *context = builder.getContext();
+  auto type = cast<RankedTensorType>(input.getType());
+  int64_t rank = type.getRank();
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+  SmallVector<AffineMap> maps(1, identity);
+  maps.append(perChannel.size(), AffineMap::get(rank, 0, getAffineDimExpr(channelDim, context)));
+  maps.push_back(identity);
+  SmallVector<Value> inputs = {input};
+  llvm::append_range(inputs, perChannel);
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, input),
+                                       type.getElementType());
+  return linalg::GenericOp::create(
+             builder, loc, type, inputs, init, maps,
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               SmallVector<Value> values = {args[0]};
+               for (Value value : args.slice(1, perChannel.size()))
+                 values.push_back(convertFloat(nested, nestedLoc, value, args[0].getType()));
+               linalg::YieldOp::create(nested, nestedLoc, body(nested, nestedLoc, values));
+             })
+      .getResult(0);
+}
+
 /// input[..., c, ...] · scale[c] along the channel dimension, the scale
 /// flattened from PEFT's [n, 1] / [1, n] / [1, C, 1...].
 struct LowerIa3 : OpRewritePattern<Ia3Op> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(Ia3Op op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    MLIRContext *context = rewriter.getContext();
     Value scale = op.getScale();
     int64_t scaleRank = op.getScale().getType().getRank();
     if (scaleRank != 1) {
@@ -619,26 +655,198 @@ struct LowerIa3 : OpRewritePattern<Ia3Op> {
       scale = tensor::CollapseShapeOp::create(rewriter, loc, scale,
                                               ArrayRef<ReassociationIndices>{all});
     }
+    rewriter.replaceOp(op, mapChannels(rewriter, loc, op.getInput(), op.getChannelDim(), scale,
+                                       [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                                         return arith::MulFOp::create(nested, nestedLoc, args[0],
+                                                                      args[1]).getResult();
+                                       }));
+    return success();
+  }
+};
+
+/// input[..., c, ...] · scale[c] + shift[c] along `channel_dim`.
+struct LowerSsf : OpRewritePattern<SsfOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(SsfOp op, PatternRewriter &rewriter) const override {
+    rewriter.replaceOp(
+        op, mapChannels(rewriter, op.getLoc(), op.getInput(), op.getChannelDim(),
+                        {op.getScale(), op.getShift()},
+                        [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                          Value scaled = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+                          return arith::AddFOp::create(nested, nestedLoc, scaled, args[2]).getResult();
+                        }));
+    return success();
+  }
+};
+
+/// `activation`(x) for one element: relu, gelu (erf), silu or tanh.
+Value activate(OpBuilder &builder, Location loc, StringRef activation, Value x) {
+  Type type = x.getType();
+  auto constant = [&](double value) {
+    return arith::ConstantOp::create(builder, loc, builder.getFloatAttr(type, value)).getResult();
+  };
+  if (activation == "relu")
+    return arith::MaximumFOp::create(builder, loc, x, constant(0));
+  if (activation == "tanh")
+    return math::TanhOp::create(builder, loc, x);
+  if (activation == "silu") { // x / (1 + e^-x)
+    Value exp = math::ExpOp::create(builder, loc, arith::NegFOp::create(builder, loc, x));
+    return arith::DivFOp::create(builder, loc, x, arith::AddFOp::create(builder, loc, constant(1), exp));
+  }
+  // gelu: x·(1 + erf(x/√2))/2
+  Value erf = math::ErfOp::create(builder, loc,
+                                  arith::MulFOp::create(builder, loc, x, constant(M_SQRT1_2)));
+  Value half = arith::MulFOp::create(builder, loc, x, constant(0.5));
+  return arith::MulFOp::create(builder, loc, half, arith::AddFOp::create(builder, loc, constant(1), erf));
+}
+
+/// A grouped [d, h / g] up-projection as the dense, block-diagonal [d, h]
+/// matrix: output o of group o / (d/g) reads hidden units of the same group.
+Value blockDiagonal(OpBuilder &builder, Location loc, Value up, int64_t groups, int64_t hidden) {
+  auto type = cast<RankedTensorType>(up.getType());
+  int64_t outputs = type.getDimSize(0), perGroup = type.getDimSize(1);
+  auto denseType = RankedTensorType::get({outputs, hidden}, type.getElementType());
+  Value init = tensor::EmptyOp::create(builder, loc, denseType.getShape(), type.getElementType());
+  AffineMap identity = builder.getMultiDimIdentityMap(2);
+  return linalg::GenericOp::create(
+             builder, loc, denseType, ValueRange{}, init, ArrayRef<AffineMap>{identity},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange) {
+               auto index = [&](int64_t value) {
+                 return arith::ConstantIndexOp::create(nested, nestedLoc, value).getResult();
+               };
+               Value o = linalg::IndexOp::create(nested, nestedLoc, 0);
+               Value j = linalg::IndexOp::create(nested, nestedLoc, 1);
+               Value sameGroup = arith::CmpIOp::create(
+                   nested, nestedLoc, arith::CmpIPredicate::eq,
+                   arith::DivUIOp::create(nested, nestedLoc, o, index(outputs / groups)),
+                   arith::DivUIOp::create(nested, nestedLoc, j, index(perGroup)));
+               Value column = arith::RemUIOp::create(nested, nestedLoc, j, index(perGroup));
+               Value weight = tensor::ExtractOp::create(nested, nestedLoc, up, ValueRange{o, column});
+               Value zero = arith::ConstantOp::create(nested, nestedLoc,
+                                                      nested.getZeroAttr(type.getElementType()));
+               linalg::YieldOp::create(
+                   nested, nestedLoc,
+                   arith::SelectOp::create(nested, nestedLoc, sameGroup, weight, zero).getResult());
+             })
+      .getResult(0);
+}
+
+/// input + s·(up(act(down·input + b1)) + b2) over the rows of the input: two
+/// GEMMs, the activation, then the residual sum.
+struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(BottleneckOp op, PatternRewriter &rewriter) const override {
+    if (!allF32({op.getInput(), op.getDown(), op.getUp(), op.getDownBias(), op.getUpBias()}))
+      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
+    Location loc = op.getLoc();
+    Type elementType = op.getType().getElementType();
+    Value rows = flattenBatch(rewriter, loc, op.getInput());
+    int64_t hidden = op.getHiddenSize(), features = op.getUp().getType().getDimSize(0);
+    Value down = matmul(rewriter, loc, rows, asMatrix(rewriter, loc, op.getDown()),
+                        /*rhsTransposed=*/true,
+                        zerosFor(rewriter, loc, rows, hidden, elementType));
+    if (Value bias = op.getDownBias())
+      down = addBias(rewriter, loc, down, bias);
+    if (!op.isLinear()) {
+      AffineMap identity = rewriter.getMultiDimIdentityMap(2);
+      down = linalg::GenericOp::create(
+                 rewriter, loc, down.getType(), down,
+                 tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, down),
+                                         elementType).getResult(),
+                 ArrayRef<AffineMap>{identity, identity},
+                 SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+                 [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                   linalg::YieldOp::create(nested, nestedLoc,
+                                           activate(nested, nestedLoc, op.getActivation(), args[0]));
+                 })
+                 .getResult(0);
+    }
+    Value upWeight = asMatrix(rewriter, loc, op.getUp());
+    if (op.getGroups() != 1)
+      upWeight = blockDiagonal(rewriter, loc, upWeight, op.getGroups(), hidden);
+    Value up = matmul(rewriter, loc, down, upWeight, /*rhsTransposed=*/true,
+                      zerosFor(rewriter, loc, rows, features, elementType));
+    if (Value bias = op.getUpBias())
+      up = addBias(rewriter, loc, up, bias);
+    Value sum = addScaled(rewriter, loc, rows, up, op.getScaleAttr());
+    rewriter.replaceOp(op, restoreBatch(rewriter, loc, sum, op.getInput(), op.getType()));
+    return success();
+  }
+};
+
+/// (x − mean) / sqrt(var + ε) · γ + β over the dimensions from `axis` on, in
+/// three passes: the sum, the sum of squared deviations, then the map.
+struct LowerLayerNorm : OpRewritePattern<LayerNormOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(LayerNormOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
     RankedTensorType type = op.getType();
-    int64_t rank = type.getRank();
+    Type elementType = type.getElementType();
+    int64_t rank = type.getRank(), axis = op.getAxis();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
-    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(op.getChannelDim(), context));
-    Value init = tensor::EmptyOp::create(rewriter, loc,
-                                         tensor::getMixedSizes(rewriter, loc, op.getInput()),
-                                         type.getElementType());
+    AffineMap rows = AffineMap::get(rank, 0, identity.getResults().take_front(axis), context);
+    AffineMap normalized = AffineMap::get(rank, 0, identity.getResults().drop_front(axis), context);
+    SmallVector<utils::IteratorType> reduceOuter(rank, utils::IteratorType::reduction);
+    std::fill_n(reduceOuter.begin(), axis, utils::IteratorType::parallel);
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, op.getInput());
+    Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
+    Value rowInit = linalg::FillOp::create(
+                        rewriter, loc, zero,
+                        tensor::EmptyOp::create(rewriter, loc, ArrayRef(sizes).take_front(axis),
+                                                elementType).getResult())
+                        .getResult(0);
+    Value count = arith::ConstantOp::create(
+        rewriter, loc, rewriter.getFloatAttr(elementType, op.getNormalizedSize()));
+    auto mean = [&](OpBuilder &nested, Location nestedLoc, Value sum) {
+      return arith::DivFOp::create(nested, nestedLoc, sum, count).getResult();
+    };
+    Value sum = linalg::GenericOp::create(
+                    rewriter, loc, rowInit.getType(), op.getInput(), rowInit,
+                    ArrayRef<AffineMap>{identity, rows}, reduceOuter,
+                    [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                      linalg::YieldOp::create(
+                          nested, nestedLoc,
+                          arith::AddFOp::create(nested, nestedLoc, args[1], args[0]).getResult());
+                    })
+                    .getResult(0);
+    Value squares = linalg::GenericOp::create(
+                        rewriter, loc, rowInit.getType(), ValueRange{op.getInput(), sum}, rowInit,
+                        ArrayRef<AffineMap>{identity, rows, rows}, reduceOuter,
+                        [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                          Value centered = arith::SubFOp::create(nested, nestedLoc, args[0],
+                                                                 mean(nested, nestedLoc, args[1]));
+                          Value square = arith::MulFOp::create(nested, nestedLoc, centered, centered);
+                          linalg::YieldOp::create(
+                              nested, nestedLoc,
+                              arith::AddFOp::create(nested, nestedLoc, args[2], square).getResult());
+                        })
+                        .getResult(0);
+    SmallVector<Value> inputs = {op.getInput(), sum, squares, op.getWeight()};
+    SmallVector<AffineMap> maps = {identity, rows, rows, normalized};
+    if (Value bias = op.getBias()) {
+      inputs.push_back(bias);
+      maps.push_back(normalized);
+    }
+    maps.push_back(identity);
+    Value epsilon = arith::ConstantOp::create(rewriter, loc,
+                                              rewriter.getFloatAttr(elementType, op.getEpsilon()));
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes, elementType);
     rewriter.replaceOpWithNewOp<linalg::GenericOp>(
-        op, type, ValueRange{op.getInput(), scale}, init,
-        ArrayRef<AffineMap>{identity, channel, identity},
+        op, type, inputs, init, maps,
         SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
         [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-          Value factor = args[1];
-          Type type = args[0].getType();
-          if (factor.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
-            factor = arith::ExtFOp::create(nested, nestedLoc, type, factor);
-          else if (factor.getType() != type)
-            factor = arith::TruncFOp::create(nested, nestedLoc, type, factor);
-          linalg::YieldOp::create(
-              nested, nestedLoc, arith::MulFOp::create(nested, nestedLoc, args[0], factor).getResult());
+          Value centered = arith::SubFOp::create(nested, nestedLoc, args[0],
+                                                 mean(nested, nestedLoc, args[1]));
+          Value variance = mean(nested, nestedLoc, args[2]);
+          Value stddev = math::SqrtOp::create(
+              nested, nestedLoc, arith::AddFOp::create(nested, nestedLoc, variance, epsilon));
+          Value normalizedValue = arith::DivFOp::create(nested, nestedLoc, centered, stddev);
+          Value result = arith::MulFOp::create(nested, nestedLoc, normalizedValue, args[3]);
+          if (op.getBias())
+            result = arith::AddFOp::create(nested, nestedLoc, result, args[4]);
+          linalg::YieldOp::create(nested, nestedLoc, result);
         });
     return success();
   }
@@ -659,7 +867,8 @@ struct ConvertPeftToLinalgPass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerLohaDelta,
-                 LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerValueWeight>(&getContext());
+                 LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
+                 LowerBottleneck, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -39,16 +39,18 @@ FailureOr<AdapterSpec> parseAdapterSpec(StringRef spec) {
   return parsed;
 }
 
-/// The layers of the model by module path.
+/// The layers (or layer norms) of the model by module path.
 using LayerIndex = llvm::StringMap<AdaptableLayer>;
+using LayerNormIndex = llvm::StringMap<LayerNormOp>;
 
 /// Finds the layer a module path names: the exact path, else the one layer
 /// whose path and the adapter's differ only by a leading prefix (the model may
 /// have been exported from `model.bert` while PEFT wrapped `model`).
-FailureOr<AdaptableLayer> findLayer(const LayerIndex &layers, StringRef path) {
+template <typename Layer>
+FailureOr<Layer> findLayer(const llvm::StringMap<Layer> &layers, StringRef path) {
   if (auto found = layers.find(path); found != layers.end())
     return found->second;
-  AdaptableLayer match;
+  Layer match;
   for (const auto &[layerPath, layer] : layers) {
     StringRef longer = path.size() > layerPath.size() ? path : StringRef(layerPath);
     StringRef shorter = path.size() > layerPath.size() ? StringRef(layerPath) : path;
@@ -73,7 +75,7 @@ Value createFileWeight(OpBuilder &builder, Location loc, const std::string &file
 
 /// The output of `layer` after the adapters already attached to it: new
 /// adapters go there, so that LoRA outputs add up.
-Value lastOutput(AdaptableLayer layer) {
+Value lastOutput(Operation *layer) {
   SmallVector<Operation *> chain = outputAdapters(layer);
   return chain.empty() ? layer->getResult(0) : chain.back()->getResult(0);
 }
@@ -146,6 +148,7 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
     getOperation().walk([&](AdaptableLayer layer) {
       layers[layer.getModulePath()] = layer;
     });
+    getOperation().walk([&](LayerNormOp norm) { norms[norm.getModulePath()] = norm; });
     for (const std::string &spec : adapters) {
       FailureOr<AdapterSpec> parsed = parseAdapterSpec(spec);
       if (failed(parsed)) {
@@ -165,9 +168,12 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       }
       for (FactoredModule &module : adapter->factoredModules)
         module.scale *= parsed->weight;
-      if (!adapter->ia3Modules.empty() && parsed->weight != 1) {
+      bool mapsActivations = !adapter->ia3Modules.empty() || !adapter->ssfModules.empty() ||
+                             !adapter->residualModules.empty();
+      if (mapsActivations && parsed->weight != 1) {
         getOperation().emitError("adapter '")
-            << spec << "': IA3 adapters scale activations and cannot be weighted";
+            << spec << "': " << adapter->config.peftType
+            << " adapters map activations; only weight deltas can be weighted";
         return signalPassFailure();
       }
       for (const Ia3Module &module : adapter->ia3Modules)
@@ -176,11 +182,19 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
       for (const FactoredModule &module : adapter->factoredModules)
         if (failed(attachFactored(*adapter, module, layers)))
           return signalPassFailure();
+      for (const SsfModule &module : adapter->ssfModules)
+        if (failed(attachSsf(*adapter, module, layers)))
+          return signalPassFailure();
+      for (const ResidualAdapterModule &module : adapter->residualModules)
+        if (failed(attachResidual(*adapter, module, layers)))
+          return signalPassFailure();
       for (const ReplacedParameter &parameter : adapter->replacedParameters)
         if (failed(replaceParameter(*adapter, parameter, layers)))
           return signalPassFailure();
     }
   }
+
+  LayerNormIndex norms;
 
   /// The layer an adapter's tensor targets, or an error naming both.
   FailureOr<AdaptableLayer> findTarget(const LoraAdapter &adapter, StringRef tensor,
@@ -412,6 +426,91 @@ struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
     builder.setInsertionPointAfterValue(base);
     auto ia3 = Ia3Op::create(builder, loc, base.getType(), name, base, scale);
     base.replaceAllUsesExcept(ia3.getResult(), ia3);
+    return success();
+  }
+
+  /// SSF: a peft.ssf on the output of a linear layer, a convolution or a
+  /// layer norm (normalizing one dimension), along its channels.
+  LogicalResult attachSsf(const LoraAdapter &adapter, const SsfModule &module,
+                          const LayerIndex &layers) {
+    Operation *target = nullptr;
+    int64_t channels = 0;
+    if (FailureOr<LayerNormOp> norm = findLayer(norms, module.modulePath); succeeded(norm)) {
+      target = *norm;
+      channels = norm->getWeight().getType().getRank() == 1 ? norm->getNormalizedSize() : 0;
+    } else {
+      FailureOr<AdaptableLayer> layer = findTarget(adapter, module.tensorScale, module.modulePath, layers);
+      if (failed(layer))
+        return failure();
+      target = *layer;
+      if (isa<EmbeddingOp>(target))
+        return target->emitError() << adapter.weightsFile << ": tensor '" << module.tensorScale
+                                   << "' targets module '" << module.modulePath
+                                   << "', an embedding; SSF follows linear layers, convolutions "
+                                      "and layer norms";
+      channels = layer->getOutFeatures();
+    }
+    auto type = cast<RankedTensorType>(target->getResult(0).getType());
+    if (module.scale.shape[0] != channels)
+      return target->emitError() << adapter.weightsFile << ": tensor '" << module.tensorScale
+                                 << "' " << formatShape(module.scale.shape)
+                                 << " does not fit the output channels of module '"
+                                 << module.modulePath << "' " << formatShape(type.getShape());
+    Value base = lastOutput(target);
+    OpBuilder builder(base.getContext());
+    builder.setInsertionPointAfterValue(base);
+    Location loc = target->getLoc();
+    int64_t channelDim = isa<ConvOp>(target) ? 1 : type.getRank() - 1;
+    auto ssf = SsfOp::create(
+        builder, loc, base.getType(), builder.getStringAttr(adapter.name), base,
+        createFileWeight(builder, loc, adapter.weightsFile, module.tensorScale, module.scale),
+        createFileWeight(builder, loc, adapter.weightsFile, module.tensorShift, module.shift),
+        builder.getI64IntegerAttr(channelDim));
+    base.replaceAllUsesExcept(ssf.getResult(), ssf);
+    return success();
+  }
+
+  /// A residual adapter (linear, RepAdapter, bottleneck) as a peft.bottleneck
+  /// on a linear layer's output, or on its own input ("before").
+  LogicalResult attachResidual(const LoraAdapter &adapter, const ResidualAdapterModule &module,
+                               const LayerIndex &layers) {
+    FailureOr<AdaptableLayer> found = findTarget(adapter, module.tensorDown, module.modulePath, layers);
+    if (failed(found))
+      return failure();
+    auto layer = dyn_cast<LinearOp>(found->getOperation());
+    const LoraConfig &config = adapter.config;
+    bool before = config.position == "before";
+    if (!layer)
+      return (*found)->emitError() << adapter.weightsFile << ": tensor '" << module.tensorDown
+                                   << "' targets module '" << module.modulePath << "', a "
+                                   << (*found)->getName() << " layer; " << config.peftType
+                                   << " adapters stand on linear layers";
+    int64_t features = before ? layer.getInFeatures() : layer.getOutFeatures();
+    if (module.down.shape[1] != features)
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << module.tensorDown
+                                << "' " << formatShape(module.down.shape) << " does not fit the "
+                                << features << (before ? " inputs" : " outputs") << " of module '"
+                                << module.modulePath << "'";
+    Value value = before ? layer.getInput() : lastOutput(layer);
+    OpBuilder builder(layer);
+    if (!before)
+      builder.setInsertionPointAfterValue(value);
+    Location loc = layer.getLoc();
+    auto fileWeight = [&](const std::string &tensor, const TensorView &view) {
+      return tensor.empty() ? Value()
+                            : createFileWeight(builder, loc, adapter.weightsFile, tensor, view);
+    };
+    auto bottleneck = BottleneckOp::create(
+        builder, loc, value.getType(), builder.getStringAttr(adapter.name), value,
+        fileWeight(module.tensorDown, module.down), fileWeight(module.tensorUp, module.up),
+        fileWeight(module.tensorDownBias, module.downBias),
+        fileWeight(module.tensorUpBias, module.upBias), builder.getF32FloatAttr(config.scaling),
+        builder.getStringAttr(config.nonLinearity), builder.getI64IntegerAttr(config.groups),
+        before ? builder.getUnitAttr() : UnitAttr());
+    if (before)
+      layer.getInputMutable().assign(bottleneck); // This layer's input alone.
+    else
+      value.replaceAllUsesExcept(bottleneck.getResult(), bottleneck);
     return success();
   }
 };

@@ -22,24 +22,40 @@ using namespace peft;
 namespace {
 
 /// A layer and its adapters: LoRAs, DoRAs and deltas stacked on its output,
-/// innermost first, and IA3 scales of its input and output.
+/// innermost first, then the value maps (IA3, SSF, linear adapters) on its
+/// output, in order, and on its input, the closest first.
 struct MergeJob {
   AdaptableLayer layer;
-  SmallVector<Operation *> lowRank;
-  Ia3Op inputScale, outputScale;
+  SmallVector<Operation *> lowRank, outputMaps, inputMaps;
   /// Filled by the parallel phase.
   AsmResourceBlob merged;
   std::optional<AsmResourceBlob> mergedBias;
   std::string error;
 
-  /// Every adapter op the job folds, for remarks.
+  /// Every adapter op the job folds, each after the ops that use it... in
+  /// reverse: erasing them back to front never leaves a use behind.
   SmallVector<Operation *> adapterOps() {
     SmallVector<Operation *> ops(lowRank);
-    for (Ia3Op scale : {inputScale, outputScale})
-      if (scale)
-        ops.push_back(scale);
+    ops.append(inputMaps.rbegin(), inputMaps.rend());
+    ops.append(outputMaps.begin(), outputMaps.end());
     return ops;
   }
+};
+
+/// Whether `op` maps a layer's output (`onInput` false) or input in a way the
+/// merge folds into the layer: IA3, SSF (outputs), or a bottleneck without
+/// activation (a linear adapter) on the side it was attached to.
+bool isFoldableMap(Operation *op, bool onInput) {
+  if (auto bottleneck = dyn_cast<BottleneckOp>(op))
+    return bottleneck.isLinear() && bottleneck.getBeforeLayer() == onInput;
+  return isa<Ia3Op>(op) || (isa<SsfOp>(op) && !onInput);
+}
+
+/// What a value map does to the n channels it maps: x -> M·x + shift, M
+/// diagonal (IA3, SSF) or dense (linear adapters, [n, n] row-major); an
+/// empty shift is zero.
+struct ChannelMap {
+  std::vector<float> diagonal, dense, shift;
 };
 
 /// Multiplies the rows of an [out, in] (or, `inOut`, [in, out]) weight that
@@ -189,76 +205,198 @@ AsmResourceBlob blobOf(ArrayRef<float> values, Type elementType) {
   return blob;
 }
 
-/// The merged bias when an adapter changes it: b + Σ scale·lora_bias (b = 0
-/// for a layer without one), then times an IA3 output scale; else nothing.
-LogicalResult mergeBias(MergeJob &job) {
-  AdaptableLayer layer = job.layer;
-  Value layerBias = layer.getBias();
-  auto loras = llvm::map_range(llvm::make_filter_range(job.lowRank, llvm::IsaPred<LoraOp>),
-                               [](Operation *op) { return cast<LoraOp>(op); });
-  bool loraBias = llvm::any_of(loras, [](LoraOp lora) { return bool(lora.getLoraBias()); });
-  if (!loraBias && !(job.outputScale && layerBias))
+/// `up` [d, h / groups] as the dense block-diagonal [d, h] matrix.
+std::vector<float> expandGroups(ArrayRef<float> up, int64_t outputs, int64_t hidden,
+                                int64_t groups) {
+  int64_t perGroup = hidden / groups, outputsPerGroup = outputs / groups;
+  std::vector<float> dense(outputs * hidden, 0.0f);
+  for (int64_t o = 0; o < outputs; ++o)
+    for (int64_t j = 0; j < perGroup; ++j)
+      dense[o * hidden + (o / outputsPerGroup) * perGroup + j] = up[o * perGroup + j];
+  return dense;
+}
+
+/// A linear adapter as a channel map: M = I + s·up·down, shift
+/// s·(up·down_bias + up_bias).
+llvm::Expected<ChannelMap> linearAdapterMap(BottleneckOp op) {
+  auto down = readOperand(op.getDown(), "the down-projection");
+  auto up = down ? readOperand(op.getUp(), "the up-projection")
+                 : llvm::Expected<std::vector<float>>(down.takeError());
+  if (!up)
+    return up.takeError();
+  int64_t hidden = op.getHiddenSize(), features = op.getInput().getType().getShape().back();
+  float scale = op.getScale().convertToFloat();
+  std::vector<float> upDense = expandGroups(*up, features, hidden, op.getGroups());
+  ChannelMap map;
+  map.dense = multiply(upDense, *down, features, hidden, features);
+  for (int64_t i = 0; i < features * features; ++i)
+    map.dense[i] = scale * map.dense[i] + (i % (features + 1) == 0 ? 1.0f : 0.0f);
+  if (!op.getDownBias() && !op.getUpBias())
+    return map;
+  map.shift.assign(features, 0.0f);
+  if (Value bias = op.getDownBias()) {
+    auto values = readOperand(bias, "the down-projection bias");
+    if (!values)
+      return values.takeError();
+    map.shift = multiply(upDense, *values, features, hidden, 1);
+  }
+  if (Value bias = op.getUpBias()) {
+    auto values = readOperand(bias, "the up-projection bias");
+    if (!values)
+      return values.takeError();
+    for (int64_t o = 0; o < features; ++o)
+      map.shift[o] += (*values)[o];
+  }
+  for (float &value : map.shift)
+    value *= scale;
+  return map;
+}
+
+/// What a foldable value map op does to its channels.
+llvm::Expected<ChannelMap> channelMapOf(Operation *op) {
+  ChannelMap map;
+  if (auto bottleneck = dyn_cast<BottleneckOp>(op))
+    return linearAdapterMap(bottleneck);
+  auto scale = readOperand(op->getOperand(1), isa<Ia3Op>(op) ? "ia3_l" : "ssf_scale");
+  if (!scale)
+    return scale.takeError();
+  map.diagonal = std::move(*scale);
+  if (auto ssf = dyn_cast<SsfOp>(op)) {
+    auto shift = readOperand(ssf.getShift(), "ssf_shift");
+    if (!shift)
+      return shift.takeError();
+    map.shift = std::move(*shift);
+  }
+  return map;
+}
+
+/// The weight being merged, read as [out, in] whatever its stored layout, and
+/// the layer's bias (zeros when it has none).
+struct MergedLayer {
+  float *weight;
+  bool inOut;
+  int64_t in, out;
+  std::vector<float> bias;
+  bool biasChanged = false;
+
+  float &at(int64_t o, int64_t i) { return weight[inOut ? i * out + o : o * in + i]; }
+};
+
+/// Folds a map of the layer's output: W' = M·W, b' = M·b + shift.
+void foldOutputMap(MergedLayer &layer, const ChannelMap &map, bool hadBias) {
+  if (!map.dense.empty()) {
+    std::vector<float> column(layer.out);
+    for (int64_t i = 0; i < layer.in; ++i) {
+      for (int64_t o = 0; o < layer.out; ++o)
+        column[o] = layer.at(o, i);
+      for (int64_t o = 0; o < layer.out; ++o) {
+        float sum = 0;
+        for (int64_t k = 0; k < layer.out; ++k)
+          sum += map.dense[o * layer.out + k] * column[k];
+        layer.at(o, i) = sum;
+      }
+    }
+    layer.bias = multiply(map.dense, layer.bias, layer.out, layer.out, 1);
+  } else {
+    scaleWeight(layer.weight, layer.inOut, /*perOutput=*/true, map.diagonal, layer.in, layer.out);
+    for (int64_t o = 0; o < layer.out; ++o)
+      layer.bias[o] *= map.diagonal[o];
+  }
+  for (size_t o = 0; o < map.shift.size(); ++o)
+    layer.bias[o] += map.shift[o];
+  layer.biasChanged |= hadBias || !map.shift.empty();
+}
+
+/// Folds a map of the layer's input: W' = W·M, b' = W·shift + b. A
+/// convolution's per-channel scale covers each channel's kernel window.
+LogicalResult foldInputMap(MergedLayer &layer, ChannelMap map, AdaptableLayer op,
+                           std::string &error) {
+  if (!map.shift.empty()) {
+    for (int64_t o = 0; o < layer.out; ++o)
+      for (int64_t i = 0; i < layer.in; ++i)
+        layer.bias[o] += layer.at(o, i) * map.shift[i];
+    layer.biasChanged = true;
+  }
+  if (!map.dense.empty()) {
+    std::vector<float> row(layer.in);
+    for (int64_t o = 0; o < layer.out; ++o) {
+      for (int64_t i = 0; i < layer.in; ++i)
+        row[i] = layer.at(o, i);
+      for (int64_t i = 0; i < layer.in; ++i)
+        layer.at(o, i) = 0;
+      for (int64_t k = 0; k < layer.in; ++k)
+        for (int64_t i = 0; i < layer.in; ++i)
+          layer.at(o, i) += row[k] * map.dense[k * layer.in + i];
+    }
     return success();
-  std::vector<float> bias(layer.getOutFeatures(), 0.0f);
-  auto fail = [&](llvm::Error error) {
-    job.error = llvm::toString(std::move(error));
-    return failure();
-  };
-  if (layerBias) {
-    auto values = readOperand(layerBias, "the bias");
-    if (!values)
-      return fail(values.takeError());
-    bias = std::move(*values);
   }
-  for (LoraOp lora : loras) {
-    if (!lora.getLoraBias())
-      continue;
-    auto values = readOperand(lora.getLoraBias(), "lora_bias");
-    if (!values)
-      return fail(values.takeError());
-    for (size_t o = 0; o < bias.size(); ++o)
-      bias[o] += lora.getScale().convertToFloat() * (*values)[o];
+  if (map.diagonal.size() != static_cast<size_t>(layer.in)) {
+    auto conv = dyn_cast<ConvOp>(op.getOperation());
+    if (!conv || conv.getGroups() != 1) {
+      error = "IA3 on the input of a grouped convolution does not merge";
+      return failure();
+    }
+    std::vector<float> perColumn;
+    int64_t window = layer.in / map.diagonal.size();
+    for (float value : map.diagonal)
+      perColumn.insert(perColumn.end(), window, value);
+    map.diagonal = std::move(perColumn);
   }
-  if (job.outputScale) {
-    auto scales = readOperand(job.outputScale.getScale(), "ia3_l");
-    if (!scales)
-      return fail(scales.takeError());
-    for (size_t o = 0; o < bias.size(); ++o)
-      bias[o] *= (*scales)[o];
-  }
-  Type elementType = cast<ShapedType>((layerBias ? layerBias : layer->getResult(0)).getType())
-                         .getElementType();
-  job.mergedBias = blobOf(bias, elementType);
+  scaleWeight(layer.weight, layer.inOut, /*perOutput=*/false, map.diagonal, layer.in, layer.out);
   return success();
 }
 
-/// Folds the job's IA3 scales into its weight: W[:, i] *= l_in[i];
-/// W[o, :] *= l_out[o] (mergeBias scales the bias).
-LogicalResult foldScales(MergeJob &job, float *weight) {
-  AdaptableLayer layer = job.layer;
-  int64_t in = layer.getInFeatures(), out = layer.getOutFeatures();
-  for (auto [scale, perOutput] : {std::pair(job.inputScale, false), std::pair(job.outputScale, true)}) {
-    if (!scale)
+/// Adds the LoRA biases, b += Σ scale·lora_bias.
+LogicalResult addLoraBiases(MergeJob &job, MergedLayer &layer) {
+  for (Operation *op : job.lowRank) {
+    auto lora = dyn_cast<LoraOp>(op);
+    if (!lora || !lora.getLoraBias())
       continue;
-    auto values = readOperand(scale.getScale(), "ia3_l");
+    auto values = readOperand(lora.getLoraBias(), "lora_bias");
     if (!values) {
       job.error = llvm::toString(values.takeError());
       return failure();
     }
-    if (!perOutput && values->size() != static_cast<size_t>(in)) {
-      // A convolution's input channels: each scale covers its kernel window.
-      auto conv = dyn_cast<ConvOp>(layer.getOperation());
-      if (!conv || conv.getGroups() != 1) {
-        job.error = "IA3 on the input of a grouped convolution does not merge";
+    for (int64_t o = 0; o < layer.out; ++o)
+      layer.bias[o] += lora.getScale().convertToFloat() * (*values)[o];
+    layer.biasChanged = true;
+  }
+  return success();
+}
+
+/// Folds the job's value maps and LoRA biases into the weight and bias; the
+/// bias is kept in the job when it changed.
+LogicalResult foldMaps(MergeJob &job, float *weight) {
+  AdaptableLayer layer = job.layer;
+  MergedLayer merged{weight, layer.getWeightInOut(), layer.getInFeatures(), layer.getOutFeatures(),
+                     std::vector<float>(layer.getOutFeatures(), 0.0f)};
+  Value layerBias = layer.getBias();
+  if (layerBias) {
+    auto values = readOperand(layerBias, "the bias");
+    if (!values) {
+      job.error = llvm::toString(values.takeError());
+      return failure();
+    }
+    merged.bias = std::move(*values);
+  }
+  if (failed(addLoraBiases(job, merged)))
+    return failure();
+  for (auto [maps, output] : {std::pair(&job.inputMaps, false), std::pair(&job.outputMaps, true)})
+    for (Operation *op : *maps) {
+      auto map = channelMapOf(op);
+      if (!map) {
+        job.error = llvm::toString(map.takeError());
         return failure();
       }
-      std::vector<float> perColumn;
-      int64_t window = in / values->size();
-      for (float value : *values)
-        perColumn.insert(perColumn.end(), window, value);
-      *values = std::move(perColumn);
+      if (output)
+        foldOutputMap(merged, *map, bool(layerBias));
+      else if (failed(foldInputMap(merged, std::move(*map), layer, job.error)))
+        return failure();
     }
-    scaleWeight(weight, layer.getWeightInOut(), perOutput, *values, in, out);
+  if (merged.biasChanged) {
+    Type elementType = cast<ShapedType>((layerBias ? layerBias : layer->getResult(0)).getType())
+                           .getElementType();
+    job.mergedBias = blobOf(merged.bias, elementType);
   }
   return success();
 }
@@ -336,7 +474,7 @@ void computeMerge(MergeJob &job) {
   for (Operation *op : job.lowRank)
     if (failed(addLowRank(job, op, weight, in, out)))
       return;
-  if (failed(foldScales(job, weight)) || failed(mergeBias(job)))
+  if (failed(foldMaps(job, weight)))
     return;
   if (!elementType.isF32())
     job.merged = blobOf(wide, elementType);
@@ -367,22 +505,51 @@ void replaceBias(AdaptableLayer layer, AsmResourceBlob blob, OpBuilder &builder)
     oldWeight.erase();
 }
 
+/// The job of merging `layer`'s adapters; empty when it has none. A value
+/// map between two layers goes to the first (`claimed` holds the maps jobs
+/// took).
+MergeJob collectJob(AdaptableLayer layer, llvm::DenseSet<Operation *> &claimed) {
+  MergeJob job{layer, {}, {}, {}, {}, {}, {}};
+  // Low-rank adapters on the layer's own input, then value maps.
+  for (Operation *adapter : outputAdapters(layer)) {
+    if (isFoldableMap(adapter, /*onInput=*/false))
+      job.outputMaps.push_back(adapter);
+    else if (job.outputMaps.empty() && !mapsValue(adapter) &&
+             adapter->getOperand(0) == layer.getInput())
+      job.lowRank.push_back(adapter);
+    else
+      break;
+  }
+  for (Operation *input = layer.getInput().getDefiningOp();
+       input && isFoldableMap(input, /*onInput=*/true) && input->hasOneUse() &&
+       !claimed.contains(input);
+       input = input->getOperand(0).getDefiningOp())
+    job.inputMaps.push_back(input);
+  claimed.insert(job.outputMaps.begin(), job.outputMaps.end());
+  return job;
+}
+
+/// A layer norm's weight or bias as fp32 values (ones or zeros when absent).
+llvm::Expected<std::vector<float>> normParameter(Value value, int64_t size, float fallback) {
+  if (!value)
+    return std::vector<float>(size, fallback);
+  return readOperand(value, "the layer norm's parameter");
+}
+
+/// A new weight named `name` holding `values` as `like`'s type.
+WeightOp valueWeight(OpBuilder &builder, Location loc, RankedTensorType type, StringRef name,
+                     ArrayRef<float> values) {
+  return WeightOp::create(builder, loc, type, builder.getStringAttr(name), StringAttr(),
+                          makeWeightValue(type, blobOf(values, type.getElementType()), name));
+}
+
 struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
   void runOnOperation() override {
     std::vector<MergeJob> jobs;
+    llvm::DenseSet<Operation *> claimed;
     getOperation().walk([&](AdaptableLayer layer) {
-      MergeJob job{layer, {}, {}, {}, {}, {}, {}};
-      // The low-rank adapters on the layer's own input, then an IA3 scale.
-      for (Operation *adapter : outputAdapters(layer)) {
-        job.outputScale = dyn_cast<Ia3Op>(adapter);
-        if (job.outputScale || adapter->getOperand(0) != layer.getInput())
-          break;
-        job.lowRank.push_back(adapter);
-      }
-      auto input = layer.getInput().getDefiningOp<Ia3Op>();
-      if (input && input->hasOneUse())
-        job.inputScale = input;
-      if (!job.lowRank.empty() || job.inputScale || job.outputScale)
+      MergeJob job = collectJob(layer, claimed);
+      if (!job.adapterOps().empty())
         jobs.push_back(std::move(job));
     });
 
@@ -393,12 +560,78 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     llvm::SmallPtrSet<Operation *, 8> reported;
     for (MergeJob &job : jobs)
       rewrite(job, reported);
+    SmallVector<LayerNormOp> norms;
+    getOperation().walk([&](LayerNormOp norm) { norms.push_back(norm); });
+    for (LayerNormOp norm : norms)
+      mergeIntoLayerNorm(norm, reported);
     getOperation().walk([&](Operation *op) {
-      if (isa<LoraOp, DoraOp, AddDeltaOp>(op) && !reported.contains(op))
+      auto bottleneck = dyn_cast<BottleneckOp>(op);
+      if (!isAdapter(op) || reported.contains(op))
+        return;
+      if (bottleneck && !bottleneck.isLinear())
+        keepUnmerged(op, "", ("its activation (" + bottleneck.getActivation() +
+                              ") is not linear, so it runs unmerged")
+                                 .str());
+      else if (!mapsValue(op))
         keepUnmerged(op, "", "its base is not a layer on the same input");
-      else if (isa<Ia3Op>(op) && !reported.contains(op))
-        keepUnmerged(op, "", "it scales neither the output nor the sole input of a layer");
+      else
+        keepUnmerged(op, "", "it maps neither the output nor the sole input of a layer");
     });
+  }
+
+  /// SSF after a layer norm: γ' = s⊙γ, β' = s⊙β + shift (the vectors are
+  /// small, so this runs here).
+  void mergeIntoLayerNorm(LayerNormOp norm, llvm::SmallPtrSetImpl<Operation *> &reported) {
+    SmallVector<SsfOp> ssfs;
+    for (Operation *adapter : outputAdapters(norm)) {
+      auto ssf = dyn_cast<SsfOp>(adapter);
+      if (!ssf)
+        break;
+      ssfs.push_back(ssf);
+    }
+    if (ssfs.empty())
+      return;
+    int64_t size = norm.getNormalizedSize();
+    auto gamma = normParameter(norm.getWeight(), size, 1.0f);
+    auto beta = gamma ? normParameter(norm.getBias(), size, 0.0f)
+                      : llvm::Expected<std::vector<float>>(gamma.takeError());
+    for (SsfOp ssf : ssfs) {
+      auto map = beta ? channelMapOf(ssf) : llvm::Expected<ChannelMap>(beta.takeError());
+      if (!map) {
+        std::string reason = llvm::toString(map.takeError());
+        for (SsfOp op : ssfs) {
+          reported.insert(op);
+          keepUnmerged(op, (" into '" + norm.getModulePath() + "'").str(), reason);
+        }
+        return;
+      }
+      for (int64_t c = 0; c < size; ++c) {
+        (*gamma)[c] *= map->diagonal[c];
+        (*beta)[c] = (*beta)[c] * map->diagonal[c] + map->shift[c];
+      }
+    }
+    OpBuilder builder(norm);
+    auto type = norm.getWeight().getType();
+    // Named after the module, not after the old weights: an exporter may
+    // have shared one tensor among equal layer norms.
+    auto name = [&](StringRef parameter) { return (norm.getModulePath() + "." + parameter).str(); };
+    llvm::SetVector<Operation *> oldParameters;
+    for (Value old : {norm.getWeight(), norm.getBias()})
+      if (old && old.getDefiningOp())
+        oldParameters.insert(old.getDefiningOp());
+    norm.getWeightMutable().assign(
+        valueWeight(builder, norm.getLoc(), type, name("weight"), *gamma));
+    norm.getBiasMutable().assign(
+        valueWeight(builder, norm.getLoc(), type, name("bias"), *beta));
+    ssfs.back().getResult().replaceAllUsesWith(norm.getResult());
+    for (SsfOp ssf : llvm::reverse(ssfs)) {
+      oldParameters.insert(ssf.getScale().getDefiningOp());
+      oldParameters.insert(ssf.getShift().getDefiningOp());
+      ssf.erase();
+    }
+    for (Operation *old : oldParameters)
+      if (old && old->use_empty())
+        old->erase();
   }
 
   void rewrite(MergeJob &job, llvm::SmallPtrSetImpl<Operation *> &reported) {
@@ -419,11 +652,11 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     layer.getWeightMutable().set(merged);
     if (job.mergedBias)
       replaceBias(layer, std::move(*job.mergedBias), builder);
-    if (job.inputScale)
-      layer->setOperand(0, job.inputScale.getInput()); // Every layer's input comes first.
-    Value output = job.outputScale ? job.outputScale.getResult()
-                   : job.lowRank.empty() ? Value()
-                                         : job.lowRank.back()->getResult(0);
+    if (!job.inputMaps.empty()) // Every layer's input comes first.
+      layer->setOperand(0, job.inputMaps.back()->getOperand(0));
+    Value output = !job.outputMaps.empty() ? job.outputMaps.back()->getResult(0)
+                   : job.lowRank.empty()   ? Value()
+                                           : job.lowRank.back()->getResult(0);
     if (output)
       output.replaceAllUsesWith(layer->getResult(0));
     // The adapters' weights and the computations on them (and the old layer
@@ -431,7 +664,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     llvm::SetVector<Operation *> unused;
     unused.insert(oldWeight);
     for (Operation *op : llvm::reverse(job.adapterOps())) {
-      for (Value operand : op->getOperands().drop_front(isa<Ia3Op>(op) ? 1 : 2))
+      for (Value operand : op->getOperands().drop_front(mapsValue(op) ? 1 : 2))
         if (Operation *factor = operand.getDefiningOp())
           unused.insert(factor);
       op->erase();

@@ -14,7 +14,10 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     of the weight delta built from LoHa's or LoKr's factors
     (`peft.factor_product`, `peft.loha_delta`, `peft.lokr_delta`), or a
     `peft.ia3` on its output or, for a feed-forward module, on its input
-    (IA3). Whole
+    (IA3). peft-mlir's own formats (docs/adapters.md) attach a `peft.ssf`
+    after a linear layer, a convolution or a `peft.layer_norm` (SSF), and a
+    `peft.bottleneck` after a linear layer or on its input alone
+    (`LINEAR_ADAPTER`, `REPADAPTER`, `BOTTLENECK`). Whole
     parameters the adapter saves (`modules_to_save`; biases with `bias` =
     "all" / "lora_only") replace the model's, keeping the model's names for
     them; a linear weight the model stores `[in, out]` gets PyTorch's
@@ -47,7 +50,10 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
     `W' = (m / ‖W'‖_row) ⊙ W'`, leaving the bias; a `peft.add_delta` adds
     its delta, evaluated from the LoHa or LoKr factors; and folds IA3
     scales (`W[o, :] *= l[o]`, `b *= l` after a layer; `W[:, i] *= l[i]` on
-    its input), computed in
+    its input), SSF (`W' = diag(γ)·W`, `b' = γ⊙b + β`; into a layer norm's
+    `γ` and `β`) and linear adapters (with `A = I + s·up·down` and
+    `c = s·(up·b₁ + b₂)`: `W' = A·W`, `b' = A·b + c` after a layer,
+    `W' = W·A`, `b' = W·c + b` on its input), computed in
     fp32, one layer per thread; an f16 or bf16 base weight (under adapters of
     any float type) is widened, merged and rounded back once to its type
     (nearest, ties to even). The merged weight is held as a `dense` value

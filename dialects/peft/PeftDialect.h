@@ -51,22 +51,28 @@ constexpr llvm::StringLiteral kNotMergedAttr = "peft.not_merged";
 #include "dialects/peft/PeftOps.h.inc"
 
 namespace peft {
-/// Whether `op` is an adapter (peft.lora, peft.dora, peft.add_delta, peft.ia3): it has no ONNX form and
-/// merging is what removes it.
+/// Whether `op` is an adapter (peft.lora, peft.dora, peft.add_delta, peft.ia3,
+/// peft.ssf, peft.bottleneck): it has no ONNX form and merging is what removes
+/// it.
 inline bool isAdapter(mlir::Operation *op) {
-  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op>(op);
+  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op, SsfOp, BottleneckOp>(op);
 }
-/// The module path of the layer an adapter adapts: the layer at the start of
-/// the chain of adapters on its output, or the layer reading an IA3-scaled
-/// input; "" when there is none.
+/// Whether `op` is an adapter that maps a value (IA3, SSF, a bottleneck)
+/// rather than adding to a layer's output from the layer's input.
+inline bool mapsValue(mlir::Operation *op) {
+  return mlir::isa<Ia3Op, SsfOp, BottleneckOp>(op);
+}
+/// The module path of the layer an adapter adapts: the layer (or layer norm)
+/// at the start of the chain of adapters on its output, or the layer reading
+/// an adapted input; "" when there is none.
 llvm::StringRef adaptedModulePath(mlir::Operation *adapter);
-/// The adapters stacked on `layer`'s output, innermost first: each the sole
-/// user of the value before it (its base, or the input an IA3 scales).
-llvm::SmallVector<mlir::Operation *> outputAdapters(AdaptableLayer layer);
+/// The adapters stacked on `producer`'s result (a layer or a layer norm),
+/// innermost first: each the sole user of the value before it.
+llvm::SmallVector<mlir::Operation *> outputAdapters(mlir::Operation *producer);
 /// The value an adapter op reads as its base: operand 1 of the low-rank
-/// adapters (operand 0 is the layer's input), operand 0 of IA3.
+/// adapters (operand 0 is the layer's input), operand 0 of value maps.
 inline mlir::Value adapterBase(mlir::Operation *adapter) {
-  return adapter->getOperand(mlir::isa<Ia3Op>(adapter) ? 0 : 1);
+  return adapter->getOperand(mapsValue(adapter) ? 0 : 1);
 }
 } // namespace peft
 

@@ -369,6 +369,28 @@ static bool isVectorOf(Value bias, int64_t size) {
   return shape.size() == 1 && sizesAgree(shape[0], size);
 }
 
+LogicalResult LayerNormOp::verify() {
+  RankedTensorType inputType = getInput().getType();
+  int64_t axis = getAxis();
+  if (axis < 0 || axis >= inputType.getRank())
+    return emitOpError("'") << getModulePath() << "': axis " << axis << " is not a dimension of input "
+                            << describeShape(getInput());
+  ArrayRef<int64_t> normalized = inputType.getShape().drop_front(axis);
+  for (Value parameter : {getWeight(), getBias()}) {
+    if (!parameter)
+      continue;
+    auto shape = cast<ShapedType>(parameter.getType()).getShape();
+    bool fits = shape.size() == normalized.size() &&
+                llvm::all_of(llvm::zip(shape, normalized),
+                             [](auto sizes) { return sizesAgree(std::get<0>(sizes), std::get<1>(sizes)); });
+    if (!fits || !cast<ShapedType>(parameter.getType()).hasStaticShape())
+      return emitOpError("'") << getModulePath() << "': " << (parameter == getWeight() ? "weight " : "bias ")
+                              << describeShape(parameter) << " must have the shape of the normalized dimensions "
+                              << axis << ".. of input " << describeShape(getInput());
+  }
+  return success();
+}
+
 LogicalResult LoraOp::verify() {
   if (Value bias = getLoraBias(); bias && !isVectorOf(bias, getLoraB().getType().getDimSize(0)))
     return emitOpError("adapter '") << getAdapter() << "': lora_bias " << describeShape(bias)
@@ -423,6 +445,61 @@ LogicalResult Ia3Op::verify() {
            << " must hold one value per channel (the last dimension; dimension 1 for a [1, C, "
               "1...] scale) of input "
            << describeShape(getInput());
+  return success();
+}
+
+LogicalResult SsfOp::verify() {
+  RankedTensorType inputType = getInput().getType();
+  int64_t dim = getChannelDim();
+  if (dim < 0 || dim >= inputType.getRank())
+    return emitOpError("adapter '") << getAdapter() << "': channel_dim " << dim
+                                    << " is not a dimension of input " << describeShape(getInput());
+  for (Value parameter : {getScale(), getShift()}) {
+    auto type = cast<RankedTensorType>(parameter.getType());
+    if (type.getRank() != 1 || !type.hasStaticShape() ||
+        !sizesAgree(type.getDimSize(0), inputType.getDimSize(dim)))
+      return emitOpError("adapter '") << getAdapter() << "': " << (parameter == getScale() ? "scale " : "shift ")
+                                      << describeShape(parameter) << " must be [C] for the "
+                                      << inputType.getDimSize(dim) << " channels (dimension " << dim
+                                      << ") of input " << describeShape(getInput());
+  }
+  return success();
+}
+
+/// A projection's matrix shape: [rows, columns], or a Conv1d kernel
+/// [rows, columns, 1] read as one; empty for any other shape.
+static ArrayRef<int64_t> projectionShape(Value value) {
+  auto shape = cast<ShapedType>(value.getType()).getShape();
+  if (shape.size() == 3 && shape[2] == 1)
+    return shape.take_front(2);
+  return shape.size() == 2 ? shape : ArrayRef<int64_t>();
+}
+
+LogicalResult BottleneckOp::verify() {
+  RankedTensorType inputType = getInput().getType();
+  ArrayRef<int64_t> down = projectionShape(getDown()), up = projectionShape(getUp());
+  int64_t groups = getGroups();
+  int64_t features = inputType.getRank() ? inputType.getShape().back() : ShapedType::kDynamic;
+  auto error = [&]() { return emitOpError("adapter '") << getAdapter() << "': "; };
+  if (!llvm::is_contained({"identity", "relu", "gelu", "silu", "tanh"}, getActivation()))
+    return error() << "activation '" << getActivation()
+                   << "' is not one of identity, relu, gelu, silu, tanh";
+  if (down.size() != 2 || up.size() != 2 || !sizesAgree(down[1], features))
+    return error() << "down " << describeShape(getDown()) << " must be [h, d] and up "
+                   << describeShape(getUp()) << " [d, h / groups] (or Conv1d kernels [..., 1]) for input "
+                   << describeShape(getInput());
+  if (groups < 1 || down[0] % groups || up[0] % groups || up[1] * groups != down[0] ||
+      !sizesAgree(up[0], features))
+    return error() << "up " << describeShape(getUp()) << " must be [" << features << ", "
+                   << down[0] << " / " << groups << "] for down " << describeShape(getDown())
+                   << " and " << groups << " groups";
+  for (auto [bias, size] : {std::pair(getDownBias(), down[0]), std::pair(getUpBias(), up[0])}) {
+    if (!bias)
+      continue;
+    auto shape = cast<ShapedType>(bias.getType()).getShape();
+    if (shape.size() != 1 || shape[0] != size)
+      return error() << "bias " << describeShape(bias) << " must be [" << size << "]";
+  }
   return success();
 }
 
@@ -510,21 +587,27 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
 //===----------------------------------------------------------------------===//
 
 llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
-  for (Operation *op = adapter; op; op = adapterBase(op).getDefiningOp()) {
+  auto bottleneck = dyn_cast<BottleneckOp>(adapter);
+  bool onInput = bottleneck && bottleneck.getBeforeLayer();
+  // Up the chain to the layer whose output it adapts ...
+  for (Operation *op = onInput ? nullptr : adapter; op; op = adapterBase(op).getDefiningOp()) {
     if (auto layer = dyn_cast<AdaptableLayer>(op))
       return layer.getModulePath();
+    if (auto norm = dyn_cast<LayerNormOp>(op))
+      return norm.getModulePath();
     if (!isAdapter(op))
       break;
   }
-  for (Operation *user : adapter->getUsers()) // An IA3 on a feed-forward layer's input.
+  // ... else the layer whose input it is.
+  for (Operation *user : adapter->getUsers())
     if (auto layer = dyn_cast<AdaptableLayer>(user); layer && layer.getInput() == adapter->getResult(0))
       return layer.getModulePath();
   return "";
 }
 
-SmallVector<Operation *> peft::outputAdapters(AdaptableLayer layer) {
+SmallVector<Operation *> peft::outputAdapters(Operation *producer) {
   SmallVector<Operation *> chain;
-  Value output = layer->getResult(0);
+  Value output = producer->getResult(0);
   while (output.hasOneUse()) {
     Operation *user = *output.getUsers().begin();
     if (!isAdapter(user) || adapterBase(user) != output)

@@ -158,6 +158,43 @@ def Peft_EmbeddingOp : Peft_Op<"embedding", [Pure,
   let hasVerifier = 1;
 }
 
+def Peft_LayerNormOp : Peft_Op<"layer_norm", [Pure,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "Layer normalization of a source-model module (nn.LayerNorm)";
+  let description = [{
+    Normalizes `input` over its dimensions from `axis` to the last, then
+    applies the module's elementwise affine:
+
+    `result = (input − mean) / sqrt(var + epsilon) · weight + bias`
+
+    with the mean and the (biased) variance taken over those dimensions.
+    `weight` (γ) and the optional `bias` (β) have the normalized dimensions'
+    shape. This is ONNX `LayerNormalization`'s first output. Keeping it one op
+    with a `module_path` lets adapters name it: an SSF after it folds into
+    γ and β.
+
+    ```mlir
+    %y = peft.layer_norm "encoder.layer.0.layernorm_before" %x, %gamma, %beta
+           {axis = 2 : i64, epsilon = 1.0e-12 : f32}
+           : (tensor<?x17x32xf32>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x17x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$module_path, AnyRankedTensor:$input,
+                       AnyRankedTensor:$weight, Optional<AnyRankedTensor>:$bias,
+                       I64Attr:$axis, F32Attr:$epsilon);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $module_path $input `,` $weight (`,` $bias^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The number of values normalized together: the product of the sizes
+    /// from `axis` on.
+    int64_t getNormalizedSize() { return getWeight().getType().getNumElements(); }
+  }];
+  let hasVerifier = 1;
+}
+
 def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let summary = "Low-rank adapter added to a base layer's output";
   let description = [{
@@ -397,6 +434,85 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
       int64_t rank = getInput().getType().getRank();
       return getScale().getType().getRank() == rank && rank > 2 ? 1 : rank - 1;
     }
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_SsfOp : Peft_Op<"ssf", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "SSF adapter: a learned scale and shift per channel of a layer's output";
+  let description = [{
+    `result[..., c, ...] = input[..., c, ...] · scale[c] + shift[c]` along
+    dimension `channel_dim` of `input`: the last for a linear layer's or a
+    layer norm's output, 1 for a convolution's `[N, C, spatial...]`. `scale`
+    (γ) and `shift` (β) are `[C]`. This is SSF (Scaling & Shifting your
+    Features, Lian et al. 2022) as peft-mlir's own adapter format defines it
+    (docs/adapters.md).
+
+    Merging folds it into the layer it follows: `W[o, ...] *= γ[o]`,
+    `b' = γ⊙b + β` (a layer without a bias gets `β`); after a layer norm
+    `γ_ln' = γ⊙γ_ln`, `β_ln' = γ⊙β_ln + β`. Left unmerged it lowers to one
+    elementwise op.
+
+    ```mlir
+    %y = peft.ssf "default" %x, %scale, %shift {channel_dim = 2 : i64}
+           : (tensor<?x17x32xf32>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x17x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input, AnyRankedTensor:$scale,
+                       AnyRankedTensor:$shift, I64Attr:$channel_dim);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $scale `,` $shift attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_BottleneckOp : Peft_Op<"bottleneck", [Pure, AttrSizedOperandSegments,
+    AllTypesMatch<["input", "result"]>]> {
+  let summary = "A residual bottleneck adapter: down-projection, activation, up-projection";
+  let description = [{
+    `result = input + scale · (up(act(down(input) + down_bias)) + up_bias)`
+    along the last dimension of `input` (`[..., d]`), where `down` is
+    `[h, d]` and `up` `[d, h / groups]` (or Conv1d kernels with a trailing
+    1, `[h, d, 1]`, as RepAdapter stores them): with `groups` > 1 the up-projection
+    is grouped, hidden group `g` feeding outputs group `g` (a grouped 1×1
+    convolution). The biases are optional (0 when absent). It stands on a
+    linear layer's output, or, with `before_layer`, on the input of the one
+    layer that reads its result.
+
+    One op covers three adapter families of peft-mlir's own format
+    (docs/adapters.md):
+    - Houlsby / Pfeiffer bottleneck adapters: `activation` is `relu`,
+      `gelu` (exact, erf), `silu` or `tanh`. They cannot merge and lower to
+      two GEMMs, the activation and the residual sum.
+    - ZeroI2V linear adapters: `activation` `identity`. Merged into the
+      layer with `A = I + scale·up·down` and `c = scale·(up·down_bias +
+      up_bias)`: on the layer's input `W' = W·A`, `b' = W·c + b`; on its
+      output `W' = A·W`, `b' = A·b + c`.
+    - RepAdapter: `identity` with a grouped `up`, on the input of the
+      following layer (qkv, fc1); it merges as above with `up` expanded
+      block-diagonally.
+
+    ```mlir
+    %y = peft.bottleneck "default" %x, %down, %up down_bias %b1 up_bias %b2
+           {activation = "gelu", groups = 1 : i64, scale = 1.0 : f32}
+           : (tensor<?x17x32xf32>, tensor<8x32xf32>, tensor<32x8xf32>, tensor<8xf32>,
+              tensor<32xf32>) -> tensor<?x17x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input, AnyRankedTensor:$down,
+                       AnyRankedTensor:$up, Optional<AnyRankedTensor>:$down_bias,
+                       Optional<AnyRankedTensor>:$up_bias, F32Attr:$scale,
+                       StrAttr:$activation, I64Attr:$groups, UnitAttr:$before_layer);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input `,` $down `,` $up (`down_bias` $down_bias^)? (`up_bias` $up_bias^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    int64_t getHiddenSize() { return getDown().getType().getDimSize(0); }
+    /// Whether the adapter is affine (no activation), so that it merges.
+    bool isLinear() { return getActivation() == "identity"; }
   }];
   let hasVerifier = 1;
 }

@@ -171,9 +171,11 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
   std::string peftType = json["peft_type"].is_string()
                              ? json["peft_type"].get<std::string>()
                              : std::string();
-  if (peftType != "LORA" && peftType != "IA3" && peftType != "LOHA" && peftType != "LOKR")
+  if (peftType != "LORA" && peftType != "IA3" && peftType != "LOHA" && peftType != "LOKR" &&
+      !isOwnAdapterFormat(peftType))
     return fail(path + ": peft_type '" + peftType +
-                "' is not supported (supported: LORA, IA3, LOHA, LOKR)");
+                "' is not supported (supported: LORA, IA3, LOHA, LOKR, and peft-mlir's SSF, "
+                "LINEAR_ADAPTER, REPADAPTER, BOTTLENECK)");
   return llvm::Error::success();
 }
 
@@ -212,8 +214,20 @@ static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
   reader.readStrings("layers_pattern", config.layersPattern);
   reader.readPattern("rank_pattern", config.rankPattern);
   reader.readPattern("alpha_pattern", config.alphaPattern);
+  if (config.peftType == "REPADAPTER")
+    config.position = "before";
+  reader.read("position", config.position);
+  reader.read("scaling", config.scaling);
+  reader.read("groups", config.groups);
+  if (config.peftType == "BOTTLENECK")
+    config.nonLinearity = "relu";
+  reader.read("non_linearity", config.nonLinearity);
   if (!reader.error.empty())
     return fail(reader.error);
+  if (isOwnAdapterFormat(config.peftType)) {
+    if (llvm::Error error = checkOwnAdapterConfig(config, path))
+      return std::move(error);
+  }
   if (config.rank <= 0)
     return fail(path + ": 'r' must be positive");
   if (config.bias != "none" && config.bias != "all" && config.bias != "lora_only")
@@ -485,6 +499,8 @@ static llvm::Error collectModules(LoraAdapter &adapter) {
     return collectIa3Modules(adapter);
   if (adapter.config.peftType == "LOHA" || adapter.config.peftType == "LOKR")
     return collectFactoredModules(adapter);
+  if (isOwnAdapterFormat(adapter.config.peftType))
+    return collectOwnFormatModules(adapter);
   std::map<std::string, LoraModule> byPath;
   const std::string &file = adapter.weightsFile;
   for (const auto &[key, view] : adapter.weights->tensors()) {

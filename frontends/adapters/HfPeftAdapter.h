@@ -4,7 +4,9 @@
 // adapter_config.json plus adapter_model.safetensors, whose tensors are named
 // `base_model.model.<module path>.lora_A.weight` and `...lora_B.weight`
 // (LoRA), `base_model.model.<module path>.ia3_l` (IA3), or LoHa's and LoKr's
-// factors (`...hada_w1_a`, `...lokr_w1`).
+// factors (`...hada_w1_a`, `...lokr_w1`). The same layout holds peft-mlir's
+// own formats for the methods PEFT lacks (SSF, LINEAR_ADAPTER, REPADAPTER,
+// BOTTLENECK; docs/adapters.md), read by OwnAdapterFormats.cpp.
 //
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_FRONTENDS_ADAPTERS_HFPEFTADAPTER_H
@@ -25,8 +27,17 @@ namespace peft {
 /// The parts of a LoraConfig (or IA3Config) that decide which modules are
 /// adapted and how.
 struct LoraConfig {
-  /// "LORA", "IA3", "LOHA" or "LOKR".
+  /// "LORA", "IA3", "LOHA", "LOKR", or one of peft-mlir's own: "SSF",
+  /// "LINEAR_ADAPTER", "REPADAPTER", "BOTTLENECK".
   std::string peftType = "LORA";
+  /// Residual adapters (our formats): whether they stand on the input of
+  /// their module ("before") or on its output ("after"), the factor of
+  /// their branch, the groups of the up-projection, and the activation
+  /// between the projections.
+  std::string position = "after";
+  double scaling = 1.0;
+  int64_t groups = 1;
+  std::string nonLinearity = "identity";
   /// IA3: the modules whose input is scaled (the others' output is).
   std::vector<std::string> feedforwardModules;
   std::optional<std::string> feedforwardRegex;
@@ -116,6 +127,23 @@ struct ReplacedParameter {
   TensorView value;
 };
 
+/// One module adapted by SSF: its output y = scale⊙x + shift per channel
+/// (`<module>.ssf_scale`, `<module>.ssf_shift`, [C] each).
+struct SsfModule {
+  std::string modulePath;
+  std::string tensorScale, tensorShift;
+  TensorView scale, shift;
+};
+
+/// One residual adapter x + s·(up(act(down·x + down_bias)) + up_bias) on a
+/// module's input or output (LINEAR_ADAPTER, REPADAPTER, BOTTLENECK). The
+/// biases are optional (empty tensor names).
+struct ResidualAdapterModule {
+  std::string modulePath;
+  std::string tensorDown, tensorDownBias, tensorUp, tensorUpBias;
+  TensorView down, downBias, up, upBias;
+};
+
 struct LoraAdapter {
   std::string name;        ///< What the IR calls it ("default" unless given).
   std::string weightsFile; ///< Path of adapter_model.safetensors.
@@ -124,8 +152,18 @@ struct LoraAdapter {
   std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
   std::vector<FactoredModule> factoredModules; ///< For LOHA and LOKR.
   std::vector<ReplacedParameter> replacedParameters;
+  std::vector<SsfModule> ssfModules;                   ///< For SSF.
+  std::vector<ResidualAdapterModule> residualModules; ///< For the residual adapters.
   std::unique_ptr<SafetensorsFile> weights;
 };
+
+/// Whether `peftType` is one of peft-mlir's own formats.
+bool isOwnAdapterFormat(llvm::StringRef peftType);
+/// Checks the config keys of peft-mlir's own formats.
+llvm::Error checkOwnAdapterConfig(const LoraConfig &config, const std::string &path);
+/// Files the tensors of an adapter in one of peft-mlir's own formats under
+/// their modules, checking their shapes.
+llvm::Error collectOwnFormatModules(LoraAdapter &adapter);
 
 /// Reads and validates the adapter in `directory`. Errors name the file and the
 /// tensor or config key at fault.

@@ -32,6 +32,30 @@ static onnx::TensorProto *findTensor(onnx::GraphProto &graph, llvm::StringRef na
   return nullptr;
 }
 
+/// A tensor of its own for `name` when the graph computes it as an Identity
+/// of an initializer (how torch's exporter shares equal parameters): the
+/// Identity node gives way to a copy of the initializer under `name`. Sets
+/// `sourceName` to the initializer's name.
+static onnx::TensorProto *unshareIdentity(onnx::GraphProto &graph, llvm::StringRef name,
+                                          std::string &sourceName) {
+  auto *nodes = graph.mutable_node();
+  for (int i = 0; i < nodes->size(); ++i) {
+    const onnx::NodeProto &node = nodes->Get(i);
+    if (node.op_type() != "Identity" || node.output(0) != name)
+      continue;
+    sourceName = node.input(0);
+    onnx::TensorProto *shared = findTensor(graph, sourceName);
+    if (!shared)
+      return nullptr;
+    onnx::TensorProto copy = *shared;
+    copy.set_name(name.str());
+    nodes->DeleteSubrange(i, 1);
+    *graph.add_initializer() = std::move(copy);
+    return &graph.mutable_initializer()->at(graph.initializer_size() - 1);
+  }
+  return nullptr;
+}
+
 /// Stores `bytes` in `tensor` as raw little-endian data, in place of its
 /// typed fields or external file.
 static void setRawData(onnx::TensorProto &tensor, llvm::ArrayRef<uint8_t> bytes) {
@@ -64,6 +88,7 @@ static llvm::Error checkEverythingMerged(ModuleOp module) {
 static llvm::Error replaceWeights(ModuleOp module, llvm::StringRef sourcePath,
                                   const OnnxWeightSource &source, onnx::ModelProto &model) {
   llvm::Error error = llvm::Error::success();
+  llvm::StringMap<std::vector<uint8_t>> written; // Two values for one name is an error.
   module.walk([&](WeightOp weight) {
     if (error)
       return WalkResult::interrupt();
@@ -76,17 +101,27 @@ static llvm::Error replaceWeights(ModuleOp module, llvm::StringRef sourcePath,
       return WalkResult::advance();
     std::vector<uint8_t> storage;
     llvm::Expected<TensorView> merged = weight.read(storage);
+    std::string sourceName = weight.getName().str();
     onnx::TensorProto *target = findTensor(*model.mutable_graph(), weight.getName());
-    const TensorView *original = source.find(weight.getName());
+    bool unshared = !target; // A copy of a tensor whose value may have changed already.
+    if (unshared)
+      target = unshareIdentity(*model.mutable_graph(), weight.getName(), sourceName);
+    const TensorView *original = source.find(sourceName);
+    auto bytes = merged ? llvm::ArrayRef(merged->data, merged->byteSize) : llvm::ArrayRef<uint8_t>();
+    auto [previous, first] = written.try_emplace(weight.getName(), bytes.begin(), bytes.end());
     if (!merged) {
       error = merged.takeError();
+    } else if (!first && llvm::ArrayRef(previous->second) != bytes) {
+      error = exportError("weight '" + weight.getName() +
+                          "' has two different values: the source model shares one tensor "
+                          "between modules that the adapters change differently");
     } else if (!target || !original) {
       error = exportError("weight '" + weight.getName() + "' is not a tensor of the source model");
     } else if (original->dtype != merged->dtype || original->shape != merged->shape) {
       error = exportError("weight '" + weight.getName() + "' is " + formatShape(merged->shape) +
                           " " + dtypeName(merged->dtype) + " but the source model has " +
                           formatShape(original->shape) + " " + dtypeName(original->dtype));
-    } else if (std::memcmp(original->data, merged->data, merged->byteSize) != 0) {
+    } else if (unshared || std::memcmp(original->data, merged->data, merged->byteSize) != 0) {
       setRawData(*target, llvm::ArrayRef(merged->data, merged->byteSize));
     }
     return error ? WalkResult::interrupt() : WalkResult::advance();

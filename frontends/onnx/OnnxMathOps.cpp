@@ -485,47 +485,70 @@ LogicalResult GraphImporter::importSoftmax(const onnx::NodeProto &node) {
   return success();
 }
 
+/// LayerNormalization: the normalized output is a peft.layer_norm named after
+/// its module (from the scale's name), so that adapters can address it; the
+/// optional mean and 1/sqrt(variance + epsilon) outputs are computed beside
+/// it when asked for.
 LogicalResult GraphImporter::importLayerNorm(const onnx::NodeProto &node) {
-  FailureOr<Value> x = tensor(node, 0), scale = tensor(node, 1);
-  if (failed(x) || failed(scale))
+  FailureOr<Value> x = tensor(node, 0);
+  FailureOr<ImportedValue *> scaleEntry = entry(node, 1);
+  if (failed(x) || failed(scaleEntry))
     return failure();
+  Value scale = layerWeight(**scaleEntry), bias;
+  if (hasInput(node, 2)) {
+    FailureOr<ImportedValue *> biasEntry = entry(node, 2);
+    if (failed(biasEntry))
+      return failure();
+    bias = layerWeight(**biasEntry);
+  }
   auto type = cast<RankedTensorType>(x->getType());
   int64_t axis = intAttr(node, "axis", -1);
   axis = axis < 0 ? axis + type.getRank() : axis;
-  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(axis, type.getRank()));
+  if (axis < 0 || axis >= type.getRank())
+    return fail(node, "axis " + llvm::Twine(intAttr(node, "axis", -1)) + " is outside input " +
+                          formatShape(type.getShape()));
+  ArrayRef<int64_t> normalized = type.getShape().drop_front(axis);
+  for (Value parameter : {scale, bias}) {
+    auto parameterType = parameter ? cast<RankedTensorType>(parameter.getType()) : RankedTensorType();
+    if (parameter && (parameterType.getShape() != normalized || !parameterType.hasStaticShape()))
+      return fail(node, (parameter == scale ? "scale " : "bias ") +
+                            formatShape(parameterType.getShape()) +
+                            " must have the shape of the normalized dimensions of input " +
+                            formatShape(type.getShape()));
+  }
+  // The name the node reads, not the initializer behind it: torch's exporter
+  // turns equal parameters (fresh layer norms) into Identity nodes of one.
+  std::string modulePath = modulePathFor(node, node.input(1));
+  float epsilon = floatAttr(node, "epsilon", 1e-5f);
+  auto norm = LayerNormOp::create(builder, loc, type, builder.getStringAttr(modulePath), *x, scale,
+                                  bias, builder.getI64IntegerAttr(axis),
+                                  builder.getF32FloatAttr(epsilon));
+  b.recordSizes(norm.getResult(), b.dims(*x));
+  setTensor(node, 0, norm.getResult());
+  bool wantsMean = node.output_size() > 1 && !node.output(1).empty();
+  bool wantsInverse = node.output_size() > 2 && !node.output(2).empty();
+  if (!wantsMean && !wantsInverse)
+    return success();
+  // The statistics, with the normalized dimensions kept as size 1.
   Type elementType = type.getElementType();
-  auto sub = [](OpBuilder &nb, Location l, ValueRange args) -> Value {
-    return arith::SubFOp::create(nb, l, args[0], args[1]);
-  };
+  SmallVector<int64_t> axes = llvm::to_vector(llvm::seq<int64_t>(axis, type.getRank()));
   Value average = b.mean(*x, axes, true);
-  Value centered = b.elementwise(ValueRange{*x, average}, elementType, sub);
+  setTensor(node, 1, average);
+  if (!wantsInverse)
+    return success();
+  Value centered = b.elementwise(ValueRange{*x, average}, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
+    return arith::SubFOp::create(nb, l, args[0], args[1]);
+  });
   Value squares = b.elementwise(centered, elementType, [](OpBuilder &nb, Location l, ValueRange args) {
     return arith::MulFOp::create(nb, l, args[0], args[0]);
   });
   Value variance = b.mean(squares, axes, true);
-  Value epsilon = b.scalarConstant(elementType, floatAttr(node, "epsilon", 1e-5f));
-  SmallVector<Value> inputs = {centered, variance, *scale};
-  if (hasInput(node, 2)) {
-    FailureOr<Value> bias = tensor(node, 2);
-    if (failed(bias))
-      return failure();
-    inputs.push_back(*bias);
-  }
-  setTensor(node, 0, b.elementwise(inputs, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
-    Value stddev = math::SqrtOp::create(nb, l, arith::AddFOp::create(nb, l, args[1], epsilon));
-    Value normalized = arith::DivFOp::create(nb, l, args[0], stddev);
-    Value scaled = arith::MulFOp::create(nb, l, normalized, args[2]);
-    return args.size() > 3 ? Value(arith::AddFOp::create(nb, l, scaled, args[3])) : scaled;
+  Value epsilonValue = b.scalarConstant(elementType, epsilon);
+  setTensor(node, 2, b.elementwise(variance, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+    Value one = arith::ConstantOp::create(nb, l, nb.getFloatAttr(elementType, 1.0));
+    Value stddev = math::SqrtOp::create(nb, l, arith::AddFOp::create(nb, l, args[0], epsilonValue));
+    return arith::DivFOp::create(nb, l, one, stddev);
   }));
-  // The optional outputs: the mean and 1/sqrt(variance + epsilon), both with
-  // the normalized dimensions kept as size 1.
-  setTensor(node, 1, average);
-  if (node.output_size() > 2 && !node.output(2).empty())
-    setTensor(node, 2, b.elementwise(variance, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
-      Value one = arith::ConstantOp::create(nb, l, nb.getFloatAttr(elementType, 1.0));
-      Value stddev = math::SqrtOp::create(nb, l, arith::AddFOp::create(nb, l, args[0], epsilon));
-      return arith::DivFOp::create(nb, l, one, stddev);
-    }));
   return success();
 }
 

@@ -51,7 +51,13 @@ LogicalResult GraphImporter::importIdentity(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
   if (failed(input))
     return failure();
-  values[node.output(0)] = **input;
+  ImportedValue &output = values[node.output(0)] = **input;
+  if (output.constant && !output.weightName.empty()) {
+    // torch's exporter shares equal small parameters (fresh layer norms)
+    // through Identity nodes; each keeps the name its module reads.
+    output.weightName = node.output(0);
+    output.tensor = Value();
+  }
   if (node.op_type() == "Dropout" && node.output_size() > 1 && !node.output(1).empty()) {
     // At inference every element is kept: the mask is all true.
     Value x = materialize(values[node.output(0)]);

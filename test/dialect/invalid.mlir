@@ -275,3 +275,35 @@ func.func @ia3_conv_channels(%x: tensor<1x6x4x4xf32>, %l: tensor<1x4x1x1xf32>) -
   %y = peft.ia3 "default" %x, %l : (tensor<1x6x4x4xf32>, tensor<1x4x1x1xf32>) -> tensor<1x6x4x4xf32>
   return %y : tensor<1x6x4x4xf32>
 }
+
+// -----
+
+func.func @layer_norm_weight_shape(%x: tensor<2x8x4xf32>, %g: tensor<8x4xf32>) -> tensor<2x8x4xf32> {
+  // expected-error @+1 {{'peft.layer_norm' op 'ln': weight [8, 4] must have the shape of the normalized dimensions 2.. of input [2, 8, 4]}}
+  %y = peft.layer_norm "ln" %x, %g {axis = 2 : i64, epsilon = 1.0e-5 : f32} : (tensor<2x8x4xf32>, tensor<8x4xf32>) -> tensor<2x8x4xf32>
+  return %y : tensor<2x8x4xf32>
+}
+
+// -----
+
+func.func @ssf_channels(%x: tensor<2x6x4x4xf32>, %g: tensor<4xf32>) -> tensor<2x6x4x4xf32> {
+  // expected-error @+1 {{'peft.ssf' op adapter 'default': scale [4] must be [C] for the 6 channels (dimension 1) of input [2, 6, 4, 4]}}
+  %y = peft.ssf "default" %x, %g, %g {channel_dim = 1 : i64} : (tensor<2x6x4x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<2x6x4x4xf32>
+  return %y : tensor<2x6x4x4xf32>
+}
+
+// -----
+
+func.func @bottleneck_groups(%x: tensor<2x32xf32>, %d: tensor<8x32xf32>, %u: tensor<32x8xf32>) -> tensor<2x32xf32> {
+  // expected-error @+1 {{'peft.bottleneck' op adapter 'default': up [32, 8] must be [32, 8 / 2] for down [8, 32] and 2 groups}}
+  %y = peft.bottleneck "default" %x, %d, %u {activation = "relu", groups = 2 : i64, scale = 1.0 : f32} : (tensor<2x32xf32>, tensor<8x32xf32>, tensor<32x8xf32>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}
+
+// -----
+
+func.func @bottleneck_activation(%x: tensor<2x32xf32>, %d: tensor<8x32xf32>, %u: tensor<32x8xf32>) -> tensor<2x32xf32> {
+  // expected-error @+1 {{'peft.bottleneck' op adapter 'default': activation 'swish' is not one of identity, relu, gelu, silu, tanh}}
+  %y = peft.bottleneck "default" %x, %d, %u {activation = "swish", groups = 1 : i64, scale = 1.0 : f32} : (tensor<2x32xf32>, tensor<8x32xf32>, tensor<32x8xf32>) -> tensor<2x32xf32>
+  return %y : tensor<2x32xf32>
+}

@@ -88,3 +88,14 @@ func.func @ia3(%x: tensor<?x8x32xf32>) -> tensor<?x8x32xf32> {
   %y = peft.ia3 "default" %x, %l : (tensor<?x8x32xf32>, tensor<32x1xf32>) -> tensor<?x8x32xf32>
   return %y : tensor<?x8x32xf32>
 }
+
+// CHECK-LABEL: func.func @layer_norm_ssf_bottleneck
+func.func @layer_norm_ssf_bottleneck(%x: tensor<?x8x32xf32>, %g: tensor<32xf32>, %d: tensor<4x32xf32>, %u: tensor<32x2xf32>, %b: tensor<32xf32>) -> tensor<?x8x32xf32> {
+  // CHECK: peft.layer_norm "ln" %{{.*}}, %{{.*}} {axis = 2 : i64, epsilon = 9.99999974E-6 : f32} : (tensor<?x8x32xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  %n = peft.layer_norm "ln" %x, %g {axis = 2 : i64, epsilon = 1.0e-5 : f32} : (tensor<?x8x32xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  // CHECK: peft.ssf "default" %{{.*}}, %{{.*}}, %{{.*}} {channel_dim = 2 : i64} : (tensor<?x8x32xf32>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  %s = peft.ssf "default" %n, %g, %b {channel_dim = 2 : i64} : (tensor<?x8x32xf32>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  // CHECK: peft.bottleneck "default" %{{.*}}, %{{.*}}, %{{.*}} up_bias %{{.*}} {activation = "identity", groups = 2 : i64, scale = 1.000000e+00 : f32} : (tensor<?x8x32xf32>, tensor<4x32xf32>, tensor<32x2xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  %y = peft.bottleneck "default" %s, %d, %u up_bias %b {activation = "identity", groups = 2 : i64, scale = 1.0 : f32} : (tensor<?x8x32xf32>, tensor<4x32xf32>, tensor<32x2xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
+  return %y : tensor<?x8x32xf32>
+}

@@ -235,3 +235,72 @@ func.func @ia3_channels(%x: tensor<?x6x4x4xf32>, %l: tensor<1x6x1x1xf32>) -> ten
   %y = peft.ia3 "default" %x, %l : (tensor<?x6x4x4xf32>, tensor<1x6x1x1xf32>) -> tensor<?x6x4x4xf32>
   return %y : tensor<?x6x4x4xf32>
 }
+
+// -----
+
+// A layer norm: the row sums, the sums of squared deviations from the mean,
+// then (x − mean) / sqrt(var + ε) · γ + β with γ and β along the normalized
+// dimension.
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+// CHECK-DAG: #[[ROW:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[LAST:.*]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-LABEL: func.func @layer_norm
+// CHECK-DAG: %[[EPS:.*]] = arith.constant 1.000000e-03 : f32
+// CHECK-DAG: %[[COUNT:.*]] = arith.constant 4.000000e+00 : f32
+// CHECK: %[[SUM:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ROW]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK:   arith.addf
+// CHECK: %[[SQUARES:.*]] = linalg.generic {indexing_maps = [#[[ID]], #[[ROW]], #[[ROW]]], iterator_types = ["parallel", "parallel", "reduction"]} ins(%arg0, %[[SUM]]
+// CHECK:   %[[MEAN:.*]] = arith.divf %{{.*}}, %[[COUNT]]
+// CHECK:   %[[DEV:.*]] = arith.subf %{{.*}}, %[[MEAN]]
+// CHECK:   arith.mulf %[[DEV]], %[[DEV]]
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[ROW]], #[[ROW]], #[[LAST]], #[[LAST]], #[[ID]]], {{.*}} ins(%arg0, %[[SUM]], %[[SQUARES]], %arg1, %arg2
+// CHECK:   arith.addf %{{.*}}, %[[EPS]]
+// CHECK:   math.sqrt
+// CHECK:   arith.divf
+// CHECK:   arith.mulf
+// CHECK:   arith.addf
+func.func @layer_norm(%x: tensor<?x8x4xf32>, %g: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<?x8x4xf32> {
+  %y = peft.layer_norm "ln" %x, %g, %b {axis = 2 : i64, epsilon = 1.0e-3 : f32}
+         : (tensor<?x8x4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<?x8x4xf32>
+  return %y : tensor<?x8x4xf32>
+}
+
+// -----
+
+// SSF scales and shifts each channel of a convolution's output (dimension 1).
+// CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-DAG: #[[CHANNEL:.*]] = affine_map<(d0, d1, d2, d3) -> (d1)>
+// CHECK-LABEL: func.func @ssf
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[CHANNEL]], #[[CHANNEL]], #[[ID]]], {{.*}} ins(%arg0, %arg1, %arg2
+// CHECK:   %[[SCALED:.*]] = arith.mulf
+// CHECK:   arith.addf %[[SCALED]]
+func.func @ssf(%x: tensor<?x6x4x4xf32>, %g: tensor<6xf32>, %b: tensor<6xf32>) -> tensor<?x6x4x4xf32> {
+  %y = peft.ssf "default" %x, %g, %b {channel_dim = 1 : i64}
+         : (tensor<?x6x4x4xf32>, tensor<6xf32>, tensor<6xf32>) -> tensor<?x6x4x4xf32>
+  return %y : tensor<?x6x4x4xf32>
+}
+
+// -----
+
+// A bottleneck: the down GEMM and its bias, the activation (gelu through
+// erf), the grouped up-projection expanded block-diagonally, its GEMM, then
+// the input plus the scaled branch.
+// CHECK-LABEL: func.func @bottleneck
+// CHECK-DAG: %[[HALF:.*]] = arith.constant 5.000000e-01 : f32
+// CHECK: %[[ROWS:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2]] : tensor<?x8x32xf32> into tensor<?x32xf32>
+// CHECK: %[[DOWN:.*]] = linalg.matmul {{.*}} ins(%[[ROWS]], %arg1 : tensor<?x32xf32>, tensor<8x32xf32>)
+// CHECK: %[[BIASED:.*]] = linalg.generic {{.*}} ins(%[[DOWN]], %arg3 : tensor<?x8xf32>, tensor<8xf32>)
+// CHECK: %[[ACT:.*]] = linalg.generic {{.*}} ins(%[[BIASED]] : tensor<?x8xf32>)
+// CHECK:   math.erf
+// CHECK: %[[DENSE:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<32x8xf32>)
+// CHECK:   tensor.extract %arg2
+// CHECK:   arith.select
+// CHECK: %[[UP:.*]] = linalg.matmul {{.*}} ins(%[[ACT]], %[[DENSE]] : tensor<?x8xf32>, tensor<32x8xf32>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[ROWS]], %[[UP]] : tensor<?x32xf32>, tensor<?x32xf32>)
+// CHECK:   arith.mulf %{{.*}}, %[[HALF]]
+// CHECK: tensor.expand_shape %[[SUM]]
+func.func @bottleneck(%x: tensor<?x8x32xf32>, %d: tensor<8x32xf32>, %u: tensor<32x4xf32>, %b1: tensor<8xf32>) -> tensor<?x8x32xf32> {
+  %y = peft.bottleneck "default" %x, %d, %u down_bias %b1 {activation = "gelu", groups = 2 : i64, scale = 0.5 : f32}
+         : (tensor<?x8x32xf32>, tensor<8x32xf32>, tensor<32x4xf32>, tensor<8xf32>) -> tensor<?x8x32xf32>
+  return %y : tensor<?x8x32xf32>
+}

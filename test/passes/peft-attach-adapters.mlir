@@ -218,3 +218,46 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
 // RUN:   --tensor base_model.model.head.lokr_w2:3x2:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/lokr-twice" 2>&1 | FileCheck %s --check-prefix=LOKR-TWICE
 // LOKR-TWICE: error: {{.*}}lokr-twice/adapter_model.safetensors: module 'head' needs either lokr_w1 or lokr_w1_a and lokr_w1_b
+
+// Our own formats (docs/adapters.md): SSF after a layer norm and a linear
+// layer; a linear adapter on the input of that layer alone (the layer norm's
+// other reader keeps it); a bottleneck after it.
+// RUN: %python %testtools/make_adapter.py %t/ssf --config '{"peft_type": "SSF", "target_modules": ["prenorm", "mixer"]}' \
+// RUN:   --tensor base_model.model.prenorm.ssf_scale:4:2 --tensor base_model.model.prenorm.ssf_shift:4:1 \
+// RUN:   --tensor base_model.model.mixer.ssf_scale:3:2 --tensor base_model.model.mixer.ssf_shift:3:1
+// RUN: %python %testtools/make_adapter.py %t/linear --config '{"peft_type": "LINEAR_ADAPTER", "position": "before", "scaling": 0.5, "target_modules": ["mixer"]}' \
+// RUN:   --tensor base_model.model.mixer.adapter_down.weight:2x4:1 --tensor base_model.model.mixer.adapter_up.weight:4x2:1
+// RUN: %python %testtools/make_adapter.py %t/bottleneck --config '{"peft_type": "BOTTLENECK", "non_linearity": "gelu", "target_modules": ["mixer"]}' \
+// RUN:   --tensor base_model.model.mixer.adapter_down.weight:2x3:1 --tensor base_model.model.mixer.adapter_up.weight:3x2:1 \
+// RUN:   --tensor base_model.model.mixer.adapter_up.bias:3:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/ssf,%t/linear=zeroi2v,%t/bottleneck=houlsby" | FileCheck %s --check-prefix=OWN
+// OWN-LABEL: func.func @own_formats
+// OWN: %[[NORM:.*]] = peft.layer_norm "prenorm"
+// OWN: %[[NORM_SSF:.*]] = peft.ssf "default" %[[NORM]], %{{.*}}, %{{.*}} {channel_dim = 1 : i64}
+// OWN: %[[DOWN:.*]] = peft.weight "base_model.model.mixer.adapter_down.weight" from "{{.*}}linear/adapter_model.safetensors" : tensor<2x4xf32>
+// OWN: %[[LINEAR:.*]] = peft.bottleneck "zeroi2v" %[[NORM_SSF]], %[[DOWN]], %{{.*}} {activation = "identity", before_layer, groups = 1 : i64, scale = 5.000000e-01 : f32}
+// OWN: %[[PROJ:.*]] = peft.linear "mixer" %[[LINEAR]]
+// OWN: %[[PROJ_SSF:.*]] = peft.ssf "default" %[[PROJ]], %{{.*}}, %{{.*}} {channel_dim = 1 : i64}
+// OWN: %[[HOULSBY:.*]] = peft.bottleneck "houlsby" %[[PROJ_SSF]], %{{.*}}, %{{.*}} up_bias %{{.*}} {activation = "gelu", groups = 1 : i64, scale = 1.000000e+00 : f32}
+// OWN: return %[[HOULSBY]], %[[NORM_SSF]]
+func.func @own_formats(%x: tensor<?x4xf32>) -> (tensor<?x3xf32>, tensor<?x4xf32>) {
+  %g = peft.weight "prenorm.weight" = dense<1.0> : tensor<4xf32>
+  %n = peft.layer_norm "prenorm" %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f32} : (tensor<?x4xf32>, tensor<4xf32>) -> tensor<?x4xf32>
+  %w = peft.weight "mixer.weight" = dense<1.0> : tensor<3x4xf32>
+  %y = peft.linear "mixer" %n, %w : (tensor<?x4xf32>, tensor<3x4xf32>) -> tensor<?x3xf32>
+  return %y, %n : tensor<?x3xf32>, tensor<?x4xf32>
+}
+
+// RUN: %python %testtools/make_adapter.py %t/ssf-wide --config '{"peft_type": "SSF", "target_modules": ["mixer"]}' \
+// RUN:   --tensor base_model.model.mixer.ssf_scale:5:2 --tensor base_model.model.mixer.ssf_shift:5:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/ssf-wide" 2>&1 | FileCheck %s --check-prefix=SSF-WIDE
+// SSF-WIDE: error: {{.*}}ssf-wide/adapter_model.safetensors: tensor 'base_model.model.mixer.ssf_scale' [5] does not fit the output channels of module 'mixer' [?, 3]
+// RUN: %python %testtools/make_adapter.py %t/rep-on-conv --config '{"peft_type": "REPADAPTER", "groups": 1, "target_modules": ["patchify"]}' \
+// RUN:   --tensor base_model.model.patchify.adapter_conv_A.weight:2x3x1:1 --tensor base_model.model.patchify.adapter_conv_B.weight:3x2x1:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/rep-on-conv" 2>&1 | FileCheck %s --check-prefix=REP-CONV
+// REP-CONV: error: {{.*}}: tensor 'base_model.model.patchify.adapter_conv_A.weight' targets module 'patchify', a peft.conv layer; REPADAPTER adapters stand on linear layers
+func.func @patchify_conv(%x: tensor<?x3x4x4xf32>) -> tensor<?x3x4x4xf32> {
+  %w = peft.weight "patchify.weight" = dense<1.0> : tensor<3x3x1x1xf32>
+  %y = peft.conv "patchify" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64} : (tensor<?x3x4x4xf32>, tensor<3x3x1x1xf32>) -> tensor<?x3x4x4xf32>
+  return %y : tensor<?x3x4x4xf32>
+}

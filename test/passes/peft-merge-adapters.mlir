@@ -169,7 +169,7 @@ func.func @ia3_input(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
 // CHECK-LABEL: func.func @ia3_shared_input
 func.func @ia3_shared_input(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
   %l = peft.weight "l" = dense<2.0> : tensor<1x2xf32>
-  // expected-remark @+1 {{adapter 'default' not merged: it scales neither the output nor the sole input of a layer}}
+  // expected-remark @+1 {{adapter 'default' not merged: it maps neither the output nor the sole input of a layer}}
   %s = peft.ia3 "default" %x, %l : (tensor<3x2xf32>, tensor<1x2xf32>) -> tensor<3x2xf32>
   %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
   %y = peft.linear "fc" %s, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
@@ -347,4 +347,117 @@ func.func @merge_ia3_conv_input(%x: tensor<1x2x3x3xf32>) -> tensor<1x1x3x2xf32> 
   %y = peft.conv "conv" %s, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
     : (tensor<1x2x3x3xf32>, tensor<1x2x1x2xf32>) -> tensor<1x1x3x2xf32>
   return %y : tensor<1x1x3x2xf32>
+}
+
+// -----
+
+// SSF after a layer without a bias: W' = diag(γ)·W, and the layer gets the
+// bias β, named as PyTorch would name it.
+// CHECK-LABEL: func.func @ssf_after_linear
+// CHECK-DAG: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[2.000000e+00, 4.000000e+00], [9.000000e+00, 1.200000e+01]]> : tensor<2x2xf32>
+// CHECK-DAG: %[[B:.*]] = peft.weight "fc.bias" = dense<[5.000000e-01, -1.000000e+00]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %arg0, %[[W]], %[[B]]
+// CHECK-NOT: peft.ssf
+// CHECK: return %[[Y]]
+func.func @ssf_after_linear(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %g = peft.weight "fc.ssf_scale" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %b = peft.weight "fc.ssf_shift" = dense<[0.5, -1.0]> : tensor<2xf32>
+  %z = peft.ssf "default" %y, %g, %b {channel_dim = 1 : i64} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// SSF after a layer norm folds into its affine: γ' = γ⊙γ_ln, β' = γ⊙β_ln + β.
+// CHECK-LABEL: func.func @ssf_after_layer_norm
+// CHECK-DAG: %[[G:.*]] = peft.weight "ln.weight" = dense<[2.000000e+00, 6.000000e+00]> : tensor<2xf32>
+// CHECK-DAG: %[[B:.*]] = peft.weight "ln.bias" = dense<[1.000000e+00, 4.000000e+00]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = peft.layer_norm "ln" %arg0, %[[G]], %[[B]]
+// CHECK-NOT: peft.ssf
+// CHECK: return %[[Y]]
+func.func @ssf_after_layer_norm(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %lg = peft.weight "ln.weight" = dense<[1.0, 2.0]> : tensor<2xf32>
+  %lb = peft.weight "ln.bias" = dense<[0.0, 1.0]> : tensor<2xf32>
+  %y = peft.layer_norm "ln" %x, %lg, %lb {axis = 1 : i64, epsilon = 1.0e-5 : f32} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %g = peft.weight "ln.ssf_scale" = dense<[2.0, 3.0]> : tensor<2xf32>
+  %b = peft.weight "ln.ssf_shift" = dense<[1.0, 1.0]> : tensor<2xf32>
+  %z = peft.ssf "default" %y, %g, %b {channel_dim = 1 : i64} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// A linear adapter before a layer: with A = I + s·up·down = [[1.5, 0], [1, 1]]
+// and c = s·(up·b1 + b2) = [1, 2.5], W' = W·A and b' = W·c + b.
+// CHECK-LABEL: func.func @linear_adapter_before
+// CHECK-DAG: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[3.500000e+00, 2.000000e+00], [8.500000e+00, 4.000000e+00]]> : tensor<2x2xf32>
+// CHECK-DAG: %[[B:.*]] = peft.weight "fc.bias" = dense<[7.000000e+00, 1.400000e+01]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %arg0, %[[W]], %[[B]]
+// CHECK-NOT: peft.bottleneck
+// CHECK: return %[[Y]]
+func.func @linear_adapter_before(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %down = peft.weight "down" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
+  %up = peft.weight "up" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %b1 = peft.weight "b1" = dense<[2.0]> : tensor<1xf32>
+  %b2 = peft.weight "b2" = dense<[0.0, 1.0]> : tensor<2xf32>
+  %a = peft.bottleneck "default" %x, %down, %up down_bias %b1 up_bias %b2 {activation = "identity", before_layer, groups = 1 : i64, scale = 0.5 : f32} : (tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<[1.0, 1.0]> : tensor<2xf32>
+  %y = peft.linear "fc" %a, %w, %b : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// The same adapter after the layer: W' = A·W, b' = A·b + c.
+// CHECK-LABEL: func.func @linear_adapter_after
+// CHECK-DAG: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[1.500000e+00, 3.000000e+00], [4.000000e+00, 6.000000e+00]]> : tensor<2x2xf32>
+// CHECK-DAG: %[[B:.*]] = peft.weight "fc.bias" = dense<[2.500000e+00, 4.500000e+00]> : tensor<2xf32>
+// CHECK: %[[Y:.*]] = peft.linear "fc" %arg0, %[[W]], %[[B]]
+// CHECK-NOT: peft.bottleneck
+// CHECK: return %[[Y]]
+func.func @linear_adapter_after(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %b = peft.weight "fc.bias" = dense<[1.0, 1.0]> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %b : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %down = peft.weight "down" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
+  %up = peft.weight "up" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %b1 = peft.weight "b1" = dense<[2.0]> : tensor<1xf32>
+  %b2 = peft.weight "b2" = dense<[0.0, 1.0]> : tensor<2xf32>
+  %a = peft.bottleneck "default" %y, %down, %up down_bias %b1 up_bias %b2 {activation = "identity", groups = 1 : i64, scale = 0.5 : f32} : (tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %a : tensor<3x2xf32>
+}
+
+// -----
+
+// RepAdapter's grouped up-projection [d, h / groups] expands block-diagonally:
+// with h = 2, groups = 2 and up = [[1], [2]], hidden unit 0 feeds output 0
+// and unit 1 output 1, so A = I + diag(1, 2)·down = [[2, 0], [0, 3]] for
+// down = I.
+// CHECK-LABEL: func.func @grouped_linear_adapter
+// CHECK: peft.weight "fc.weight" = dense<{{\[}}[2.000000e+00, 6.000000e+00], [6.000000e+00, 1.200000e+01]]> : tensor<2x2xf32>
+func.func @grouped_linear_adapter(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %down = peft.weight "down" = dense<[[[1.0], [0.0]], [[0.0], [1.0]]]> : tensor<2x2x1xf32>
+  %up = peft.weight "up" = dense<[[[1.0]], [[2.0]]]> : tensor<2x1x1xf32>
+  %a = peft.bottleneck "default" %x, %down, %up {activation = "identity", before_layer, groups = 2 : i64, scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<2x2x1xf32>, tensor<2x1x1xf32>) -> tensor<3x2xf32>
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %y = peft.linear "fc" %a, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  return %y : tensor<3x2xf32>
+}
+
+// -----
+
+// A bottleneck with an activation cannot merge.
+// CHECK-LABEL: func.func @bottleneck_stays
+// CHECK: peft.bottleneck "default" {{.*}} {activation = "relu", {{.*}} peft.not_merged = "its activation (relu) is not linear, so it runs unmerged"
+func.func @bottleneck_stays(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %down = peft.weight "down" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
+  %up = peft.weight "up" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  // expected-remark @+1 {{adapter 'default' not merged: its activation (relu) is not linear, so it runs unmerged}}
+  %a = peft.bottleneck "default" %y, %down, %up {activation = "relu", groups = 1 : i64, scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  return %a : tensor<3x2xf32>
 }

@@ -72,7 +72,17 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
     return adapter ? std::string() : llvm::toString(adapter.takeError());
   };
   EXPECT_NE(error(R"({"peft_type": "VERA"})")
-                .find("peft_type 'VERA' is not supported (supported: LORA, IA3, LOHA, LOKR)"),
+                .find("peft_type 'VERA' is not supported (supported: LORA, IA3, LOHA, LOKR, and "
+                      "peft-mlir's SSF, LINEAR_ADAPTER, REPADAPTER, BOTTLENECK)"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "REPADAPTER", "position": "after"})")
+                .find("a REPADAPTER stands before its module"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "BOTTLENECK", "non_linearity": "swish"})")
+                .find("'non_linearity' \"swish\" is not relu, gelu, silu or tanh"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LINEAR_ADAPTER", "groups": 2})")
+                .find("'groups' must be 1 (LINEAR_ADAPTER)"),
             std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "bias": "some"})").find("'bias' must be"),
             std::string::npos);

@@ -104,7 +104,7 @@ struct AdapterParts {
 static AdapterParts partsOf(mlir::Operation *op) {
   AdapterParts parts{"IA3"};
   // The adapter's own operands: not the input and base, nor DoRA's layer weight and bias.
-  mlir::ValueRange factors = op->getOperands().drop_front(llvm::isa<peft::Ia3Op>(op) ? 1 : 2);
+  mlir::ValueRange factors = op->getOperands().drop_front(peft::mapsValue(op) ? 1 : 2);
   mlir::Operation *scaled = op;
   if (auto lora = llvm::dyn_cast<peft::LoraOp>(op)) {
     parts.method = "LoRA";
@@ -113,6 +113,12 @@ static AdapterParts partsOf(mlir::Operation *op) {
     parts.method = "DoRA";
     parts.rank = dora.getRank();
     factors = op->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+  } else if (llvm::isa<peft::SsfOp>(op)) {
+    parts.method = "SSF";
+  } else if (auto bottleneck = llvm::dyn_cast<peft::BottleneckOp>(op)) {
+    // ZeroI2V's linear adapters and RepAdapter have no activation.
+    parts.method = bottleneck.isLinear() ? "linear" : "bottleneck";
+    parts.rank = bottleneck.getHiddenSize();
   } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
     scaled = addDelta.getDelta().getDefiningOp();
     parts.method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
@@ -167,7 +173,7 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
   llvm::sort(attached, [](const AdapterUse &l, const AdapterUse &r) {
     return std::tie(l.module, l.adapter) < std::tie(r.module, r.adapter);
   });
-  llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-6} {3,5} {4,11}  {5}\n", "module", "adapter",
+  llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-10} {3,5} {4,11}  {5}\n", "module", "adapter",
                                 "method", "rank", "parameters", "state");
   int64_t parameters = 0, merged = 0;
   std::set<std::string> modules;
@@ -176,7 +182,7 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
     auto unmerged = left.find({use.module, use.adapter, use.method});
     parameters += use.parameters;
     merged += unmerged == left.end();
-    llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-6} {3,5} {4,11}  {5}\n", use.module,
+    llvm::outs() << llvm::formatv("{0,-48} {1,-10} {2,-10} {3,5} {4,11}  {5}\n", use.module,
                                   use.adapter, use.method,
                                   use.rank ? std::to_string(use.rank) : std::string("-"),
                                   use.parameters,
