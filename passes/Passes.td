@@ -93,4 +93,32 @@ def CombineAdapters : Pass<"peft-combine-adapters", "mlir::ModuleOp"> {
   let dependentDialects = ["peft::PeftDialect"];
 }
 
+def InsertAdapters : Pass<"peft-insert-adapters", "mlir::ModuleOp"> {
+  let summary = "Attach freshly initialized adapters, for training elsewhere";
+  let description = [{
+    Reads each config (an `adapter_config.json`: Hugging Face PEFT's `LORA` or
+    `IA3`, or our `SSF`), and attaches a fresh adapter to every layer it
+    targets, initialized as PEFT initializes one: LoRA's `A` from
+    `kaiming_uniform(a = √5)`, i.e. uniform in `±1/√fan_in` (`fan_in` the
+    layer's inputs, a convolution's `C·kh·kw`), and `B` zeros (on an
+    embedding, `A` zeros and `B` standard normal); IA3's vectors ones; SSF's
+    scale ones and shift zeros. The adapter computes the base model's
+    function until it is trained. Its tensors get the names PEFT saves them
+    under (`base_model.model.<module>.lora_A.weight`, ...), so that an ONNX
+    export (`peftc --insert ... --emit onnx`) carries them as named
+    initializers and `peft-translate --extract-adapters` writes them back as
+    an adapter directory. Random values come from a generator seeded with
+    `seed` and the module path, so a compile is reproducible.
+
+    Refused with the config file named: other methods, DoRA and `lora_bias`,
+    a config that targets no layer of the model.
+  }];
+  let options = [
+    ListOption<"configs", "configs", "std::string",
+               "Adapter configs to insert, each FILE[=NAME]">,
+    Option<"seed", "seed", "uint64_t", "0", "Seed of the random initialization">,
+  ];
+  let dependentDialects = ["peft::PeftDialect"];
+}
+
 #endif // PEFT_PASSES_TD

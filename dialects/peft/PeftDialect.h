@@ -43,6 +43,9 @@ constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
 constexpr llvm::StringLiteral kDTypeAttr = "peft.dtype";
 /// Names, on the module, the ONNX file the module was imported from.
 constexpr llvm::StringLiteral kSourceModelAttr = "peft.source_model";
+/// On the module: each attached adapter's config (adapter name -> the JSON
+/// text of its adapter_config.json), which an ONNX export carries along.
+constexpr llvm::StringLiteral kAdapterConfigsAttr = "peft.adapter_configs";
 /// Why peft-merge-adapters left an adapter op unmerged, for tools to report.
 constexpr llvm::StringLiteral kNotMergedAttr = "peft.not_merged";
 } // namespace peft

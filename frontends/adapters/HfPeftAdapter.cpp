@@ -179,7 +179,8 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
   return llvm::Error::success();
 }
 
-static llvm::Expected<LoraConfig> readConfig(const std::string &path) {
+llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
+  std::string path = file.str();
   auto text = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
   if (!text)
     return fail(path + ": cannot open: " + text.getError().message());
@@ -538,10 +539,11 @@ llvm::Expected<LoraAdapter> readHfPeftAdapter(llvm::StringRef directory,
   LoraAdapter adapter;
   adapter.name = name.str();
   adapter.weightsFile = weightsPath.str().str();
-  auto config = readConfig(configPath.str().str());
+  auto config = readAdapterConfig(configPath);
   if (!config)
     return config.takeError();
   adapter.config = std::move(*config);
+  adapter.configText = (*llvm::MemoryBuffer::getFile(configPath, /*IsText=*/true))->getBuffer().str();
 
   if (!llvm::sys::fs::exists(weightsPath)) {
     llvm::SmallString<256> picklePath(directory);

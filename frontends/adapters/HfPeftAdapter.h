@@ -146,8 +146,10 @@ struct ResidualAdapterModule {
 
 struct LoraAdapter {
   std::string name;        ///< What the IR calls it ("default" unless given).
-  std::string weightsFile; ///< Path of adapter_model.safetensors.
+  std::string weightsFile; ///< Path of adapter_model.safetensors; empty when
+                           ///< the tensors are held in memory (fresh ones).
   LoraConfig config;
+  std::string configText;  ///< adapter_config.json as written.
   std::vector<LoraModule> modules; ///< Sorted by module path.
   std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
   std::vector<FactoredModule> factoredModules; ///< For LOHA and LOKR.
@@ -156,6 +158,9 @@ struct LoraAdapter {
   std::vector<ResidualAdapterModule> residualModules; ///< For the residual adapters.
   std::unique_ptr<SafetensorsFile> weights;
 };
+
+/// Reads and checks adapter_config.json (or any file in its format).
+llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef path);
 
 /// Whether `peftType` is one of peft-mlir's own formats.
 bool isOwnAdapterFormat(llvm::StringRef peftType);

@@ -69,29 +69,30 @@ static void setRawData(onnx::TensorProto &tensor, llvm::ArrayRef<uint8_t> bytes)
   tensor.set_raw_data(bytes.data(), bytes.size());
 }
 
-/// Fails on the first adapter still in the IR: an ONNX model has no op for it.
-static llvm::Error checkEverythingMerged(ModuleOp module) {
-  std::string message;
+/// The weights adapter ops read as their own tensors.
+static llvm::DenseSet<Operation *> adapterTensors(ModuleOp module) {
+  llvm::DenseSet<Operation *> tensors;
   module.walk([&](Operation *op) {
-    if (!isAdapter(op))
-      return WalkResult::advance();
-    message = "adapter '" + op->getAttrOfType<StringAttr>("adapter").str() + "' on '" +
-              adaptedModulePath(op).str() +
-              "' is not merged; only merged models export to ONNX (peftc --mode merge)";
-    return WalkResult::interrupt();
+    if (isAdapter(op))
+      for (Value operand : op->getOperands().drop_front(mapsValue(op) ? 1 : 2))
+        if (auto weight = operand.getDefiningOp<WeightOp>())
+          tensors.insert(weight);
   });
-  return message.empty() ? llvm::Error::success() : exportError(message);
+  return tensors;
 }
 
 /// Copies the value of every weight that differs from the source model into
-/// `model`; weights read from other files (unmerged adapters) are an error.
+/// `model`; other weights read from other files are an error.
 static llvm::Error replaceWeights(ModuleOp module, llvm::StringRef sourcePath,
                                   const OnnxWeightSource &source, onnx::ModelProto &model) {
   llvm::Error error = llvm::Error::success();
+  llvm::DenseSet<Operation *> skipped = adapterTensors(module); // Written by exportAdapters.
   llvm::StringMap<std::vector<uint8_t>> written; // Two values for one name is an error.
   module.walk([&](WeightOp weight) {
     if (error)
       return WalkResult::interrupt();
+    if (skipped.contains(weight))
+      return WalkResult::advance();
     if (weight.getFile() && *weight.getFile() != sourcePath) {
       error = exportError("weight '" + weight.getName() + "' comes from '" + *weight.getFile() +
                           "', not from the source model");
@@ -143,17 +144,17 @@ static llvm::Error inlineExternalData(const OnnxWeightSource &source, onnx::Mode
   return llvm::Error::success();
 }
 
-llvm::Error exportMergedOnnx(ModuleOp module, llvm::raw_ostream &os) {
+llvm::Error exportOnnx(ModuleOp module, llvm::raw_ostream &os) {
   auto sourceAttr = module->getAttrOfType<StringAttr>(kSourceModelAttr);
   if (!sourceAttr)
     return exportError("the module has no '" + kSourceModelAttr +
                        "' attribute: only models imported from ONNX can be exported");
-  if (llvm::Error error = checkEverythingMerged(module))
-    return error;
   auto source = OnnxWeightSource::open(sourceAttr.getValue());
   if (!source)
     return source.takeError();
   onnx::ModelProto model = *(*source)->getModel();
+  if (llvm::Error error = exportAdapters(module, model))
+    return error;
   if (llvm::Error error = replaceWeights(module, sourceAttr.getValue(), **source, model))
     return error;
   if (llvm::Error error = inlineExternalData(**source, model))

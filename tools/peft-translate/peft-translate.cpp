@@ -2,10 +2,13 @@
 //
 //   peft-translate --import-onnx MODEL.onnx -o MODEL.mlir
 //   peft-translate --export-onnx MERGED.mlir -o MERGED.onnx
+//   peft-translate --extract-adapters TRAINED.onnx -o DIR
 //
 // Importing keeps the weights in MODEL.onnx: the IR references them by name,
 // so it stays small however large the model is. Exporting writes the model
-// the IR was imported from with the IR's (merged) weights.
+// the IR was imported from with the IR's (merged) weights, unmerged adapters
+// as standard ops. Extracting writes the adapters such an export carries
+// (trained since, perhaps) back as adapter directories, DIR/<name>/.
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/OnnxExporter.h"
@@ -28,6 +31,9 @@ namespace cl = llvm::cl;
 static cl::opt<bool> importOnnx("import-onnx", cl::desc("Import an ONNX model"));
 static cl::opt<bool> exportOnnx("export-onnx",
                                 cl::desc("Export merged IR as its source ONNX model"));
+static cl::opt<bool> extractAdapters(
+    "extract-adapters", cl::desc("Write the adapters an exported ONNX model carries as "
+                                 "adapter directories under -o"));
 static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<input>"), cl::Required);
 static cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
                                        cl::value_desc("file"), cl::init("-"));
@@ -62,7 +68,7 @@ static int runExport(mlir::MLIRContext &context) {
     return 1; // The parser reported why.
   // Written to a temporary file, renamed on success: no partial output.
   if (llvm::Error error = llvm::writeToOutput(outputPath, [&](llvm::raw_ostream &os) {
-        return peft::exportMergedOnnx(*module, os);
+        return peft::exportOnnx(*module, os);
       }))
     return fail(std::move(error));
   return 0;
@@ -72,8 +78,16 @@ int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::registerAsmPrinterCLOptions();
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir translation tool\n");
-  if (importOnnx == exportOnnx)
-    return fail(llvm::createStringError("choose one translation: --import-onnx or --export-onnx"));
+  if (importOnnx + exportOnnx + extractAdapters != 1)
+    return fail(llvm::createStringError(
+        "choose one translation: --import-onnx, --export-onnx or --extract-adapters"));
+  if (extractAdapters) {
+    if (outputPath == "-")
+      return fail(llvm::createStringError("--extract-adapters needs -o DIR"));
+    if (llvm::Error error = peft::extractAdapters(inputPath, outputPath))
+      return fail(std::move(error));
+    return 0;
+  }
   mlir::MLIRContext context;
   peft::registerOnnxWeightFormat();
   return importOnnx ? runImport(context) : runExport(context);

@@ -4,11 +4,14 @@
 //         [--combine cat|svd [--combine-rank N]]
 //         [--target cpu] [--summary] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
+//   peftc MODEL.onnx --insert adapter_config.json[=NAME]... [--seed N] --emit onnx -o TRAIN.onnx
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
 // unmerged with --mode fuse), and writes an artifact directory: manifest.json,
 // model.so and weights.safetensors. OUTDIR appears complete or not at all.
-// With --emit onnx it writes the merged model as a standard ONNX file instead.
+// With --emit onnx it writes the model as a standard ONNX file instead; the
+// adapters left unmerged (fresh ones from --insert, to train elsewhere) are
+// standard ops there, their tensors named initializers.
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/OnnxExporter.h"
@@ -42,6 +45,11 @@ static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model.onnx>"), 
 static cl::list<std::string> adapterSpecs("adapter",
                                           cl::desc("Hugging Face PEFT adapter: DIR[=NAME][:WEIGHT]"),
                                           cl::value_desc("dir"));
+static cl::list<std::string> insertSpecs(
+    "insert", cl::desc("Attach a fresh adapter to train, from a config: FILE[=NAME]"),
+    cl::value_desc("adapter_config.json"));
+static cl::opt<uint64_t> seed("seed", cl::desc("Seed of --insert's random initialization"),
+                              cl::init(0));
 static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the weights; "
                                                   "fuse: keep them unmerged"),
                                  cl::init("merge"));
@@ -54,7 +62,8 @@ static cl::opt<int64_t> combineRank("combine-rank", cl::desc("The rank --combine
 static cl::opt<std::string> target("target", cl::desc("Code generation target"), cl::init("cpu"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("artifact: a compiled artifact directory; "
-                                          "onnx: the merged model as an ONNX file"),
+                                          "onnx: the model as an ONNX file, unmerged "
+                                          "adapters as standard ops"),
                                  cl::init("artifact"));
 static cl::opt<bool> summary("summary",
                              cl::desc("Print each adapted module: adapter, method, rank, "
@@ -228,6 +237,12 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
     options.adapters.assign(adapterSpecs.begin(), adapterSpecs.end());
     attach.addPass(peft::createAttachAdapters(options));
   }
+  if (!insertSpecs.empty()) {
+    peft::InsertAdaptersOptions options;
+    options.configs.assign(insertSpecs.begin(), insertSpecs.end());
+    options.seed = seed;
+    attach.addPass(peft::createInsertAdapters(options));
+  }
   if (!combine.empty()) {
     peft::CombineAdaptersOptions options;
     options.method = combine;
@@ -240,7 +255,8 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
   mlir::PassManager pm(module.getContext());
   if (mode == "merge")
     pm.addPass(peft::createMergeAdapters());
-  pm.addPass(mlir::createCanonicalizerPass());
+  if (insertSpecs.empty()) // It would fold fresh LoRAs (B = 0) away.
+    pm.addPass(mlir::createCanonicalizerPass());
   if (mlir::failed(pm.run(module)))
     return mlir::failure();
   if (summary)
@@ -292,8 +308,10 @@ int main(int argc, char **argv) {
     return fail("--target must be 'cpu', got '" + target + "'");
   if (emit != "artifact" && emit != "onnx")
     return fail("--emit must be 'artifact' or 'onnx', got '" + emit + "'");
-  if (emit == "onnx" && mode != "merge")
-    return fail("--emit onnx writes merged models; it needs --mode merge");
+  if (!insertSpecs.empty() && mode.getNumOccurrences() && mode == "merge")
+    return fail("--insert adds fresh adapters to train; they stay unmerged (--mode fuse)");
+  if (!insertSpecs.empty())
+    mode = "fuse";
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -311,7 +329,7 @@ int main(int argc, char **argv) {
   if (emit == "onnx") {
     // Written to a temporary file, renamed on success: no partial output.
     if (llvm::Error error = llvm::writeToOutput(outputDir, [&](llvm::raw_ostream &os) {
-          return peft::exportMergedOnnx(**module, os);
+          return peft::exportOnnx(**module, os);
         }))
       return fail(llvm::toString(std::move(error)));
     return 0;
