@@ -889,6 +889,40 @@ def make_residual_adapter(model, peft_type, target_modules, directory, seed, pos
     save_adapter(directory, config, tensors)
 
 
+def shift_heads(x, frames, heads, fold):
+    """ZeroI2V's STDHA on a key or value projection's output [clips·frames,
+    tokens, heads·d]: heads [0, fold) take the previous frame's values, heads
+    [fold, 2·fold) the next frame's; edge frames keep their own."""
+    clips = x.shape[0] // frames
+    v = x.reshape(clips, frames, x.shape[1], heads, -1)
+    out = v.clone()
+    out[:, 1:, :, :fold] = v[:, :-1, :, :fold]
+    out[:, :-1, :, fold:2 * fold] = v[:, 1:, :, fold:2 * fold]
+    return out.reshape(x.shape)
+
+
+def export_stdha_adapter(name, make_model, target_modules, frames, heads, fold, seed,
+                         input_shape, input_names, output_names):
+    """An STDHA config (no tensors) in models/NAME/stdha/adapter, hooked onto
+    a fresh copy of the model, with clips of `frames` frames as inputs
+    (models/NAME/stdha/inputs) and torch's outputs (.../expected)."""
+    model = make_model().eval()
+    directory = os.path.join(HERE, "models", name, "stdha")
+    config = {"peft_type": "STDHA", "target_modules": target_modules, "num_frames": frames,
+              "num_heads": heads, "shift_heads": fold}
+    os.makedirs(os.path.join(directory, "adapter"), exist_ok=True)
+    with open(os.path.join(directory, "adapter", "adapter_config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    inputs = [torch.randn(*input_shape, generator=torch.Generator().manual_seed(seed))]
+    save_inputs(directory, input_names, inputs)
+    with torch.no_grad():
+        run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
+        for _, module in matching_modules(model, target_modules, nn.Linear):
+            module.register_forward_hook(
+                lambda m, args, out: shift_heads(out, frames, heads, fold))
+        run_and_save(model, inputs, output_names, os.path.join(directory, "expected"))
+
+
 def export_own_adapters(name, subdirectory, make_model, makers, input_names, output_names):
     """Adapters in our formats for an exported model: each maker saves one
     under models/NAME/SUBDIRECTORY/<its name> and hooks it onto a fresh copy
@@ -1094,6 +1128,10 @@ def main():
         make_residual_adapter(m, "BOTTLENECK", ["attention.output.dense", "output.dense"], d,
                               seed=25, position="after", non_linearity="gelu", scaling=2.0))],
         **vit_io)
+
+    # ZeroI2V's STDHA on the keys and values: two clips of four frames.
+    export_stdha_adapter("vit-tiny", make_vit, ["key", "value"], frames=4, heads=4, fold=1,
+                         seed=26, input_shape=(8, 3, 16, 16), **vit_io)
 
     torch.manual_seed(4)
     resnet = ResNet()

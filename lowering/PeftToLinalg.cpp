@@ -775,6 +775,52 @@ struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
   }
 };
 
+/// result[m, ..., c] = input[m', ..., c]: the row m = b·T + t of a clip's
+/// frame t reads frame t − 1 (heads [0, fold)) or t + 1 (heads
+/// [fold, 2·fold)) when that frame exists, else its own: a gather, no
+/// arithmetic on the values.
+struct LowerHeadShift : OpRewritePattern<HeadShiftOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(HeadShiftOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    int64_t rank = type.getRank(), frames = op.getFrames(), fold = op.getFold();
+    int64_t headSize = type.getShape().back() / op.getHeads();
+    Value input = op.getInput();
+    Value init = tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, input),
+                                         type.getElementType());
+    rewriter.replaceOpWithNewOp<linalg::GenericOp>(
+        op, type, ValueRange{}, init, ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(rank)},
+        SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+        [&](OpBuilder &b, Location l, ValueRange) {
+          auto index = [&](int64_t value) { return arith::ConstantIndexOp::create(b, l, value).getResult(); };
+          auto compare = [&](arith::CmpIPredicate predicate, Value lhs, Value rhs) {
+            return arith::CmpIOp::create(b, l, predicate, lhs, rhs).getResult();
+          };
+          SmallVector<Value> indices;
+          for (int64_t d = 0; d < rank; ++d)
+            indices.push_back(linalg::IndexOp::create(b, l, d));
+          Value row = indices[0];
+          Value head = arith::DivUIOp::create(b, l, indices.back(), index(headSize));
+          Value frame = arith::RemUIOp::create(b, l, row, index(frames));
+          Value fromPrevious = arith::AndIOp::create(
+              b, l, compare(arith::CmpIPredicate::ult, head, index(fold)),
+              compare(arith::CmpIPredicate::ugt, frame, index(0)));
+          Value fromNext = arith::AndIOp::create(
+              b, l,
+              arith::AndIOp::create(b, l, compare(arith::CmpIPredicate::uge, head, index(fold)),
+                                    compare(arith::CmpIPredicate::ult, head, index(2 * fold))),
+              compare(arith::CmpIPredicate::ult, frame, index(frames - 1)));
+          Value shifted = arith::SelectOp::create(
+              b, l, fromPrevious, arith::SubIOp::create(b, l, row, index(1)),
+              arith::SelectOp::create(b, l, fromNext, arith::AddIOp::create(b, l, row, index(1)), row));
+          indices[0] = shifted;
+          linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, input, indices).getResult());
+        });
+    return success();
+  }
+};
+
 /// (x − mean) / sqrt(var + ε) · γ + β over the dimensions from `axis` on, in
 /// three passes: the sum, the sum of squared deviations, then the map.
 struct LowerLayerNorm : OpRewritePattern<LayerNormOp> {
@@ -868,7 +914,7 @@ struct ConvertPeftToLinalgPass
     RewritePatternSet patterns(&getContext());
     patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerLohaDelta,
                  LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
-                 LowerBottleneck, LowerValueWeight>(&getContext());
+                 LowerBottleneck, LowerHeadShift, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

@@ -151,6 +151,8 @@ LogicalResult AdapterAttacher::attach(LoraAdapter &adapter, double weight) {
   for (const ReplacedParameter &parameter : adapter.replacedParameters)
     if (failed(replaceParameter(adapter, parameter)))
       return failure();
+  if (adapter.config.peftType == "STDHA" && failed(attachHeadShifts(adapter)))
+    return failure();
   NamedAttrList configs(module->getAttrOfType<DictionaryAttr>(kAdapterConfigsAttr));
   configs.set(adapter.name, StringAttr::get(module.getContext(), adapter.configText));
   module->setAttr(kAdapterConfigsAttr, configs.getDictionary(module.getContext()));
@@ -466,5 +468,33 @@ LogicalResult AdapterAttacher::attachResidual(const LoraAdapter &adapter, const 
     layer.getInputMutable().assign(bottleneck); // This layer's input alone.
   else
     value.replaceAllUsesExcept(bottleneck.getResult(), bottleneck);
+  return success();
+}
+
+/// STDHA: a peft.head_shift after each targeted key or value projection.
+LogicalResult AdapterAttacher::attachHeadShifts(const LoraAdapter &adapter) {
+  const LoraConfig &config = adapter.config;
+  std::map<std::string, AdaptableLayer> targeted; // In module-path order.
+  for (const auto &entry : layers)
+    if (config.targets(entry.getKey().str()))
+      targeted[entry.getKey().str()] = entry.getValue();
+  if (targeted.empty())
+    return module.emitError() << adapter.name << ": the STDHA config targets no layer of the model";
+  for (auto [path, layer] : targeted) {
+    if (!isa<LinearOp>(layer.getOperation()) || layer.getOutFeatures() % config.numHeads)
+      return layer->emitError() << adapter.name << ": STDHA targets module '" << path
+                                << "', which is not a key or value projection whose "
+                                << layer.getOutFeatures() << " outputs split into "
+                                << config.numHeads << " heads";
+    Value base = lastOutput(layer);
+    OpBuilder builder(base.getContext());
+    builder.setInsertionPointAfterValue(base);
+    auto shift = HeadShiftOp::create(builder, layer.getLoc(), base.getType(),
+                                     builder.getStringAttr(adapter.name), base,
+                                     builder.getI64IntegerAttr(config.numFrames),
+                                     builder.getI64IntegerAttr(config.numHeads),
+                                     builder.getI64IntegerAttr(config.shiftHeads));
+    base.replaceAllUsesExcept(shift.getResult(), shift);
+  }
   return success();
 }

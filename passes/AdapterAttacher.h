@@ -42,6 +42,7 @@ private:
   mlir::LogicalResult attachSsf(const LoraAdapter &adapter, const SsfModule &module);
   mlir::LogicalResult attachResidual(const LoraAdapter &adapter,
                                      const ResidualAdapterModule &module);
+  mlir::LogicalResult attachHeadShifts(const LoraAdapter &adapter);
 
   mlir::ModuleOp module;
   llvm::StringMap<AdaptableLayer> layers;

@@ -568,7 +568,10 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
       auto bottleneck = dyn_cast<BottleneckOp>(op);
       if (!isAdapter(op) || reported.contains(op))
         return;
-      if (bottleneck && !bottleneck.isLinear())
+      if (isa<HeadShiftOp>(op))
+        keepUnmerged(op, "", "a head shift moves values across frames; it has no weights to "
+                             "merge into");
+      else if (bottleneck && !bottleneck.isLinear())
         keepUnmerged(op, "", ("its activation (" + bottleneck.getActivation() +
                               ") is not linear, so it runs unmerged")
                                  .str());

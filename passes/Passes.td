@@ -17,7 +17,8 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     (IA3). peft-mlir's own formats (docs/adapters.md) attach a `peft.ssf`
     after a linear layer, a convolution or a `peft.layer_norm` (SSF), and a
     `peft.bottleneck` after a linear layer or on its input alone
-    (`LINEAR_ADAPTER`, `REPADAPTER`, `BOTTLENECK`). Whole
+    (`LINEAR_ADAPTER`, `REPADAPTER`, `BOTTLENECK`), and a `peft.head_shift`
+    after each key or value projection an `STDHA` config targets. Whole
     parameters the adapter saves (`modules_to_save`; biases with `bias` =
     "all" / "lora_only") replace the model's, keeping the model's names for
     them; a linear weight the model stores `[in, out]` gets PyTorch's

@@ -55,15 +55,16 @@ constexpr llvm::StringLiteral kNotMergedAttr = "peft.not_merged";
 
 namespace peft {
 /// Whether `op` is an adapter (peft.lora, peft.dora, peft.add_delta, peft.ia3,
-/// peft.ssf, peft.bottleneck): it has no ONNX form and merging is what removes
+/// peft.ssf, peft.bottleneck, peft.head_shift): it has no ONNX form and merging is what removes
 /// it.
 inline bool isAdapter(mlir::Operation *op) {
-  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op, SsfOp, BottleneckOp>(op);
+  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op, SsfOp, BottleneckOp, HeadShiftOp>(op);
 }
-/// Whether `op` is an adapter that maps a value (IA3, SSF, a bottleneck)
+/// Whether `op` is an adapter that maps a value (IA3, SSF, a bottleneck, a
+/// head shift)
 /// rather than adding to a layer's output from the layer's input.
 inline bool mapsValue(mlir::Operation *op) {
-  return mlir::isa<Ia3Op, SsfOp, BottleneckOp>(op);
+  return mlir::isa<Ia3Op, SsfOp, BottleneckOp, HeadShiftOp>(op);
 }
 /// The module path of the layer an adapter adapts: the layer (or layer norm)
 /// at the start of the chain of adapters on its output, or the layer reading

@@ -503,6 +503,22 @@ LogicalResult BottleneckOp::verify() {
   return success();
 }
 
+LogicalResult HeadShiftOp::verify() {
+  RankedTensorType type = getInput().getType();
+  int64_t channels = type.getRank() >= 2 ? type.getShape().back() : ShapedType::kDynamic;
+  int64_t heads = getHeads(), fold = getFold();
+  auto error = [&]() { return emitOpError("adapter '") << getAdapter() << "': "; };
+  if (getFrames() < 1 || heads < 1 || fold < 1 || 2 * fold > heads)
+    return error() << "needs frames >= 1 and 1 <= fold <= heads / 2, got frames " << getFrames()
+                   << ", heads " << heads << ", fold " << fold;
+  if (ShapedType::isDynamic(channels) || channels % heads)
+    return error() << "input " << describeShape(getInput())
+                   << " must be [frames·clips, ..., heads·d] with its channels static and "
+                      "divisible by the "
+                   << heads << " heads";
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Weight deltas (LoHa, LoKr)
 //===----------------------------------------------------------------------===//

@@ -517,4 +517,35 @@ def Peft_BottleneckOp : Peft_Op<"bottleneck", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
+def Peft_HeadShiftOp : Peft_Op<"head_shift", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "ZeroI2V's STDHA: a temporal shift of attention heads across frames";
+  let description = [{
+    The zero-parameter spatio-temporal head shift of ZeroI2V (STDHA) on the
+    keys or values of an attention, as peft-mlir's own format defines it
+    (docs/adapters.md). `input` is a key or value projection's output
+    `[B·frames, ..., heads·d]`: its first dimension runs over the frames of
+    each clip, its last over the heads' channels. Heads `[0, fold)` take
+    their values from the previous frame (`t − 1`), heads `[fold, 2·fold)`
+    from the next (`t + 1`); the first and last frames keep their own, and
+    the other heads are unchanged:
+
+    `result[b·T + t, ..., h·d + j] = input[b·T + t', ..., h·d + j]`
+
+    It has no weights and mixes frames, so nothing merges it; it lowers to an
+    index remapping of the input (a gather), no arithmetic.
+
+    ```mlir
+    %k2 = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64}
+            : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$adapter, AnyRankedTensor:$input, I64Attr:$frames,
+                       I64Attr:$heads, I64Attr:$fold);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapter $input attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // PEFT_OPS_TD

@@ -175,7 +175,7 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
       !isOwnAdapterFormat(peftType))
     return fail(path + ": peft_type '" + peftType +
                 "' is not supported (supported: LORA, IA3, LOHA, LOKR, and peft-mlir's SSF, "
-                "LINEAR_ADAPTER, REPADAPTER, BOTTLENECK)");
+                "LINEAR_ADAPTER, REPADAPTER, BOTTLENECK, STDHA)");
   return llvm::Error::success();
 }
 
@@ -223,6 +223,9 @@ llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
   if (config.peftType == "BOTTLENECK")
     config.nonLinearity = "relu";
   reader.read("non_linearity", config.nonLinearity);
+  reader.read("num_frames", config.numFrames);
+  reader.read("num_heads", config.numHeads);
+  reader.read("shift_heads", config.shiftHeads);
   if (!reader.error.empty())
     return fail(reader.error);
   if (isOwnAdapterFormat(config.peftType)) {
@@ -545,6 +548,8 @@ llvm::Expected<LoraAdapter> readHfPeftAdapter(llvm::StringRef directory,
   adapter.config = std::move(*config);
   adapter.configText = (*llvm::MemoryBuffer::getFile(configPath, /*IsText=*/true))->getBuffer().str();
 
+  if (adapter.config.peftType == "STDHA")
+    return adapter; // A head shift has no tensors.
   if (!llvm::sys::fs::exists(weightsPath)) {
     llvm::SmallString<256> picklePath(directory);
     llvm::sys::path::append(picklePath, "adapter_model.bin");

@@ -28,7 +28,7 @@ namespace peft {
 /// adapted and how.
 struct LoraConfig {
   /// "LORA", "IA3", "LOHA", "LOKR", or one of peft-mlir's own: "SSF",
-  /// "LINEAR_ADAPTER", "REPADAPTER", "BOTTLENECK".
+  /// "LINEAR_ADAPTER", "REPADAPTER", "BOTTLENECK", "STDHA" (no tensors).
   std::string peftType = "LORA";
   /// Residual adapters (our formats): whether they stand on the input of
   /// their module ("before") or on its output ("after"), the factor of
@@ -38,6 +38,9 @@ struct LoraConfig {
   double scaling = 1.0;
   int64_t groups = 1;
   std::string nonLinearity = "identity";
+  /// STDHA (our format): clip length, attention heads, and heads shifted
+  /// each way.
+  int64_t numFrames = 0, numHeads = 0, shiftHeads = 1;
   /// IA3: the modules whose input is scaled (the others' output is).
   std::vector<std::string> feedforwardModules;
   std::optional<std::string> feedforwardRegex;

@@ -9,6 +9,8 @@
 //   BOTTLENECK        (each with an optional .bias)
 //   REPADAPTER      adapter_conv_A.weight [h, d, 1], adapter_conv_B.weight
 //                   [d, h / groups, 1] (nn.Conv1d kernels), optional .bias
+//   STDHA           none: the config alone (num_frames, num_heads,
+//                   shift_heads)
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/adapters/HfPeftAdapter.h"
@@ -27,7 +29,8 @@ static llvm::Error fail(const llvm::Twine &message) {
 }
 
 bool isOwnAdapterFormat(llvm::StringRef peftType) {
-  return llvm::is_contained({"SSF", "LINEAR_ADAPTER", "REPADAPTER", "BOTTLENECK"}, peftType);
+  return llvm::is_contained({"SSF", "LINEAR_ADAPTER", "REPADAPTER", "BOTTLENECK", "STDHA"},
+                            peftType);
 }
 
 llvm::Error checkOwnAdapterConfig(const LoraConfig &config, const std::string &path) {
@@ -41,6 +44,10 @@ llvm::Error checkOwnAdapterConfig(const LoraConfig &config, const std::string &p
     return fail(path + ": SSF follows its module ('position' \"after\")");
   if (config.groups < 1 || (type != "REPADAPTER" && config.groups != 1))
     return fail(path + ": 'groups' must be 1 (" + type + ") or positive (REPADAPTER)");
+  if (type == "STDHA" && (config.numFrames < 1 || config.numHeads < 1 || config.shiftHeads < 1 ||
+                          2 * config.shiftHeads > config.numHeads))
+    return fail(path + ": STDHA needs 'num_frames' >= 1, 'num_heads' >= 1 and 1 <= "
+                       "'shift_heads' <= num_heads / 2");
   bool linear = type == "LINEAR_ADAPTER" || type == "REPADAPTER";
   if (linear && config.nonLinearity != "identity")
     return fail(path + ": a " + type + " has no 'non_linearity' (it is linear)");

@@ -307,3 +307,19 @@ func.func @bottleneck_activation(%x: tensor<2x32xf32>, %d: tensor<8x32xf32>, %u:
   %y = peft.bottleneck "default" %x, %d, %u {activation = "swish", groups = 1 : i64, scale = 1.0 : f32} : (tensor<2x32xf32>, tensor<8x32xf32>, tensor<32x8xf32>) -> tensor<2x32xf32>
   return %y : tensor<2x32xf32>
 }
+
+// -----
+
+func.func @head_shift_heads(%k: tensor<8x17x30xf32>) -> tensor<8x17x30xf32> {
+  // expected-error @+1 {{'peft.head_shift' op adapter 'default': input [8, 17, 30] must be [frames·clips, ..., heads·d] with its channels static and divisible by the 4 heads}}
+  %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<8x17x30xf32>) -> tensor<8x17x30xf32>
+  return %y : tensor<8x17x30xf32>
+}
+
+// -----
+
+func.func @head_shift_fold(%k: tensor<8x17x32xf32>) -> tensor<8x17x32xf32> {
+  // expected-error @+1 {{'peft.head_shift' op adapter 'default': needs frames >= 1 and 1 <= fold <= heads / 2, got frames 4, heads 4, fold 3}}
+  %y = peft.head_shift "default" %k {fold = 3 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<8x17x32xf32>) -> tensor<8x17x32xf32>
+  return %y : tensor<8x17x32xf32>
+}

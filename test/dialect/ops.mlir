@@ -99,3 +99,10 @@ func.func @layer_norm_ssf_bottleneck(%x: tensor<?x8x32xf32>, %g: tensor<32xf32>,
   %y = peft.bottleneck "default" %s, %d, %u up_bias %b {activation = "identity", groups = 2 : i64, scale = 1.0 : f32} : (tensor<?x8x32xf32>, tensor<4x32xf32>, tensor<32x2xf32>, tensor<32xf32>) -> tensor<?x8x32xf32>
   return %y : tensor<?x8x32xf32>
 }
+
+// CHECK-LABEL: func.func @head_shift
+func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
+  // CHECK: peft.head_shift "default" %{{.*}} {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
+  %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
+  return %y : tensor<?x17x32xf32>
+}

@@ -304,3 +304,23 @@ func.func @bottleneck(%x: tensor<?x8x32xf32>, %d: tensor<8x32xf32>, %u: tensor<3
          : (tensor<?x8x32xf32>, tensor<8x32xf32>, tensor<32x4xf32>, tensor<8xf32>) -> tensor<?x8x32xf32>
   return %y : tensor<?x8x32xf32>
 }
+
+// -----
+
+// STDHA is a gather: each element reads the same position of the previous
+// frame (heads [0, fold)), the next one (heads [fold, 2·fold)) or its own.
+// CHECK-LABEL: func.func @head_shift
+// CHECK-DAG: %[[FRAMES:.*]] = arith.constant 4 : index
+// CHECK-DAG: %[[HEAD_SIZE:.*]] = arith.constant 8 : index
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x17x32xf32>)
+// CHECK:   %[[ROW:.*]] = linalg.index 0 : index
+// CHECK:   %[[HEAD:.*]] = arith.divui %{{.*}}, %[[HEAD_SIZE]]
+// CHECK:   %[[FRAME:.*]] = arith.remui %[[ROW]], %[[FRAMES]]
+// CHECK-DAG:   %[[NEXT:.*]] = arith.addi %[[ROW]]
+// CHECK-DAG:   %[[PREVIOUS:.*]] = arith.subi %[[ROW]]
+// CHECK:   %[[SOURCE:.*]] = arith.select %{{.*}}, %[[PREVIOUS]], %{{.*}}
+// CHECK:   tensor.extract %arg0[%[[SOURCE]], %{{.*}}, %{{.*}}] : tensor<?x17x32xf32>
+func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
+  %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
+  return %y : tensor<?x17x32xf32>
+}

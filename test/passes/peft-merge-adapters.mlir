@@ -461,3 +461,16 @@ func.func @bottleneck_stays(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %a = peft.bottleneck "default" %y, %down, %up {activation = "relu", groups = 1 : i64, scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
   return %a : tensor<3x2xf32>
 }
+
+// -----
+
+// A head shift has no weights: it stays, and says why.
+// CHECK-LABEL: func.func @head_shift_stays
+// CHECK: peft.head_shift "default" {{.*}} peft.not_merged = "a head shift moves values across frames; it has no weights to merge into"
+func.func @head_shift_stays(%x: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  %w = peft.weight "key.weight" = dense<1.0> : tensor<4x4xf32>
+  %y = peft.linear "key" %x, %w : (tensor<8x4xf32>, tensor<4x4xf32>) -> tensor<8x4xf32>
+  // expected-remark @+1 {{adapter 'default' not merged: a head shift moves values across frames; it has no weights to merge into}}
+  %s = peft.head_shift "default" %y {fold = 1 : i64, frames = 4 : i64, heads = 2 : i64} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  return %s : tensor<8x4xf32>
+}

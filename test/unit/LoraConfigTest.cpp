@@ -73,7 +73,7 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
   };
   EXPECT_NE(error(R"({"peft_type": "VERA"})")
                 .find("peft_type 'VERA' is not supported (supported: LORA, IA3, LOHA, LOKR, and "
-                      "peft-mlir's SSF, LINEAR_ADAPTER, REPADAPTER, BOTTLENECK)"),
+                      "peft-mlir's SSF, LINEAR_ADAPTER, REPADAPTER, BOTTLENECK, STDHA)"),
             std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "REPADAPTER", "position": "after"})")
                 .find("a REPADAPTER stands before its module"),

@@ -122,6 +122,8 @@ static AdapterParts partsOf(mlir::Operation *op) {
     parts.method = "DoRA";
     parts.rank = dora.getRank();
     factors = op->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+  } else if (llvm::isa<peft::HeadShiftOp>(op)) {
+    parts.method = "STDHA";
   } else if (llvm::isa<peft::SsfOp>(op)) {
     parts.method = "SSF";
   } else if (auto bottleneck = llvm::dyn_cast<peft::BottleneckOp>(op)) {
