@@ -82,6 +82,20 @@ def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> 
                            "mlir::scf::SCFDialect"];
 }
 
+def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
+  let summary = "Replace erf and tanh by branch-free polynomial approximations";
+  let description = [{
+    Rewrites `math.erf` and `math.tanh` (GELU, tanh-GELU, the bottleneck
+    adapters' activations) into MLIR's polynomial approximations: plain
+    arithmetic and selects, accurate to a few ulp in fp32. libm's `erff` and
+    `tanhf`, which the ops would otherwise call, branch on their argument, so
+    a model's latency depended on its activations (a merged adapter changed
+    it), and the calls kept the loops around them scalar.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
 def ExpandShapeToReinterpretCast : Pass<"peft-expand-shape-to-reinterpret-cast",
                                         "mlir::ModuleOp"> {
   let summary = "Lower memref.expand_shape ops that split a dynamic size in two";

@@ -50,6 +50,7 @@ void buildCpuLoweringPipeline(OpPassManager &pm) {
   CpuTileAndVectorizeOptions tiles;
   tiles.microCols = llvm::sys::getHostCPUFeatures().lookup("avx512f") ? 32 : 16;
   pm.addPass(createCpuTileAndVectorize(tiles));
+  pm.addPass(createCpuApproximateMath());
   addUpstream(pm, kBufferize);
   pm.addPass(createExpandShapeToReinterpretCast());
   addUpstream(pm, kToLlvm);

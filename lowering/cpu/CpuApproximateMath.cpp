@@ -1,0 +1,30 @@
+//===- CpuApproximateMath.cpp - Branch-free erf and tanh --------------------===//
+#include "lowering/Passes.h"
+
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace peft {
+#define GEN_PASS_DEF_CPUAPPROXIMATEMATH
+#include "lowering/Passes.h.inc"
+} // namespace peft
+
+using namespace mlir;
+
+namespace {
+
+struct CpuApproximateMathPass : peft::impl::CpuApproximateMathBase<CpuApproximateMathPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
+      return name == math::ErfOp::getOperationName() || name == math::TanhOp::getOperationName();
+    });
+    // The approximations use math.fma, which the libm conversion would turn
+    // into calls: expand it into a multiply and an add.
+    math::populateExpansionPatterns(patterns, {"fma"});
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,24 @@
+// RUN: peft-opt %s --peft-cpu-approximate-math | FileCheck %s
+
+// erf and tanh become arithmetic: no libm call is left to branch on the data.
+// CHECK-LABEL: func.func @activations
+// CHECK-NOT: math.erf
+// CHECK-NOT: math.tanh
+// CHECK-NOT: math.fma
+// CHECK: arith.select
+// CHECK: return
+func.func @activations(%x: f32, %v: vector<8xf32>) -> (f32, vector<8xf32>) {
+  %e = math.erf %x : f32
+  %t = math.tanh %v : vector<8xf32>
+  return %e, %t : f32, vector<8xf32>
+}
+
+// exp and sqrt are left to LLVM's intrinsics.
+// CHECK-LABEL: func.func @others
+// CHECK: math.exp
+// CHECK: math.sqrt
+func.func @others(%x: f32) -> (f32, f32) {
+  %e = math.exp %x : f32
+  %s = math.sqrt %x : f32
+  return %e, %s : f32, f32
+}
