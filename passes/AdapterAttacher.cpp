@@ -154,7 +154,7 @@ LogicalResult AdapterAttacher::attach(LoraAdapter &adapter, double weight) {
   if (adapter.config.peftType == "STDHA" && failed(attachHeadShifts(adapter)))
     return failure();
   NamedAttrList configs(module->getAttrOfType<DictionaryAttr>(kAdapterConfigsAttr));
-  configs.set(adapter.name, StringAttr::get(module.getContext(), adapter.configText));
+  configs.set(adapter.name, StringAttr::get(module.getContext(), adapter.config.text));
   module->setAttr(kAdapterConfigsAttr, configs.getDictionary(module.getContext()));
   return success();
 }

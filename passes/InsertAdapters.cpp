@@ -3,7 +3,6 @@
 
 #include "passes/AdapterAttacher.h"
 
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/xxhash.h"
 
 #include <cmath>
@@ -131,7 +130,6 @@ struct InsertAdaptersPass : peft::impl::InsertAdaptersBase<InsertAdaptersPass> {
              << file << ": inserting DoRA or LoRA biases is not supported";
     fresh.adapter.name = name.str();
     fresh.adapter.config = std::move(*config);
-    fresh.adapter.configText = (*llvm::MemoryBuffer::getFile(file, /*IsText=*/true))->getBuffer().str();
     std::map<std::string, AdaptableLayer> layers; // In module-path order.
     for (const auto &entry : attacher.getLayers())
       if (fresh.adapter.config.targets(entry.getKey().str()))

@@ -194,6 +194,7 @@ llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
     return std::move(error);
 
   LoraConfig config;
+  config.text = (*text)->getBuffer().str();
   ConfigReader reader(json, path);
   config.peftType = json["peft_type"].get<std::string>();
   reader.readNamesOrRegex("feedforward_modules", config.feedforwardModules,
@@ -546,7 +547,6 @@ llvm::Expected<LoraAdapter> readHfPeftAdapter(llvm::StringRef directory,
   if (!config)
     return config.takeError();
   adapter.config = std::move(*config);
-  adapter.configText = (*llvm::MemoryBuffer::getFile(configPath, /*IsText=*/true))->getBuffer().str();
 
   if (adapter.config.peftType == "STDHA")
     return adapter; // A head shift has no tensors.

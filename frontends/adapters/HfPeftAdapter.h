@@ -38,6 +38,8 @@ struct LoraConfig {
   double scaling = 1.0;
   int64_t groups = 1;
   std::string nonLinearity = "identity";
+  /// The file as written, which an ONNX export carries along.
+  std::string text;
   /// STDHA (our format): clip length, attention heads, and heads shifted
   /// each way.
   int64_t numFrames = 0, numHeads = 0, shiftHeads = 1;
@@ -152,7 +154,6 @@ struct LoraAdapter {
   std::string weightsFile; ///< Path of adapter_model.safetensors; empty when
                            ///< the tensors are held in memory (fresh ones).
   LoraConfig config;
-  std::string configText;  ///< adapter_config.json as written.
   std::vector<LoraModule> modules; ///< Sorted by module path.
   std::vector<Ia3Module> ia3Modules; ///< For peft_type IA3, sorted by module path.
   std::vector<FactoredModule> factoredModules; ///< For LOHA and LOKR.
