@@ -495,14 +495,51 @@ class ConvNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class BFloat16Mlp(nn.Module):
+    """Linear layers in bfloat16 between an f32 input and output (the casts
+    are in the graph): a base model of BF16 weights."""
+
+    def __init__(self, features=16, hidden=32, labels=10):
+        super().__init__()
+        self.fc1 = nn.Linear(features, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.head = nn.Linear(hidden, labels)
+        self.to(torch.bfloat16)
+
+    def forward(self, features):
+        x = torch.relu(self.fc1(features.to(torch.bfloat16)))
+        return self.head(torch.relu(self.fc2(x))).float()
+
+
 # --- Hugging Face PEFT LoRA, written and applied as PEFT does it -------------
 
-def write_safetensors(path, tensors):
+TORCH_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16}
+
+
+def rounded(tensor, dtype):
+    """`tensor` rounded to the nearest F16 / BF16 value, kept as float32 (as
+    PEFT computes with an adapter saved in half precision)."""
+    return tensor.to(TORCH_DTYPES[dtype]).float() if dtype in TORCH_DTYPES else tensor
+
+
+def encode(array, dtype):
+    """float32 values as safetensors data of `dtype`: F32, F16 or BF16 (the
+    upper half of each float32, rounded to nearest even)."""
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if dtype == "F16":
+        return array.astype("<f2").tobytes()
+    if dtype == "BF16":
+        bits = array.view(np.uint32).astype(np.uint64)
+        return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes()
+    return array.tobytes()
+
+
+def write_safetensors(path, tensors, dtype="F32"):
     """The safetensors format: u64 header size, JSON header, raw data."""
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype=np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
+        data = encode(tensors[name], dtype)
+        header[name] = {"dtype": dtype, "shape": list(tensors[name].shape),
                         "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
         blobs.append(data)
@@ -515,13 +552,13 @@ def write_safetensors(path, tensors):
             f.write(blob)
 
 
-def save_adapter(directory, config, tensors):
+def save_adapter(directory, config, tensors, dtype="F32"):
     """An adapter directory as PEFT saves it: adapter_config.json (keys
-    sorted) and adapter_model.safetensors."""
+    sorted) and adapter_model.safetensors, its tensors of `dtype`."""
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
-    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors)
+    write_safetensors(os.path.join(directory, "adapter_model.safetensors"), tensors, dtype)
 
 
 def targets(config, path):
@@ -578,10 +615,11 @@ class LoraWeights:
         return weight.flatten(1).norm(dim=1)
 
 
-def make_adapter(model, config, directory, seed, magnitude=0.3):
+def make_adapter(model, config, directory, seed, magnitude=0.3, dtype="F32"):
     """Random LoRA weights (entries ~ N(0, magnitude²)) for every targeted
-    linear, Conv2d and Embedding layer, saved as PEFT saves them; with
-    use_dora, a magnitude vector too. Returns {module path: LoraWeights}."""
+    linear, Conv2d and Embedding layer, saved as PEFT saves them, as `dtype`
+    (and rounded to it); with use_dora, a magnitude vector too. Returns
+    {module path: LoraWeights}."""
     generator = torch.Generator().manual_seed(seed)
     adapters, tensors = {}, {}
     kinds = (nn.Linear, Conv1D, nn.Conv2d, nn.Embedding)
@@ -604,23 +642,31 @@ def make_adapter(model, config, directory, seed, magnitude=0.3):
                                else module.weight.shape[::-1])
             a_shape, b_shape = (rank, fan_in), (fan_out, rank)
             names = f"{key}.lora_A.weight", f"{key}.lora_B.weight"
-        a = torch.randn(*a_shape, generator=generator) * magnitude
-        b = torch.randn(*b_shape, generator=generator) * magnitude
+        a = rounded(torch.randn(*a_shape, generator=generator) * magnitude, dtype)
+        b = rounded(torch.randn(*b_shape, generator=generator) * magnitude, dtype)
         bias = torch.zeros(b_shape[0])
         if config.get("lora_bias"):  # lora_B has a bias: lora_B.bias
-            bias = torch.randn(b_shape[0], generator=generator) * magnitude
+            bias = rounded(torch.randn(b_shape[0], generator=generator) * magnitude, dtype)
             tensors[f"{key}.lora_B.bias"] = bias.numpy()
         weights = LoraWeights(module, a, b, bias, scale)
         if config.get("use_dora"):  # Trained away from its initial value, the norm.
-            weights.magnitude = weights.weight_norm().detach() * (
-                1 + 0.2 * torch.randn(b_shape[0], generator=generator))
+            weights.magnitude = rounded(weights.weight_norm().detach() * (
+                1 + 0.2 * torch.randn(b_shape[0], generator=generator)), dtype)
             shape = (1, b_shape[0], 1, 1) if isinstance(module, nn.Conv2d) else (b_shape[0],)
             tensors[f"{key}.lora_magnitude_vector"] = weights.magnitude.reshape(shape).numpy()
         adapters[path] = weights
         tensors[names[0]], tensors[names[1]] = a.numpy(), b.numpy()
-    tensors.update(replace_saved_parameters(model, config, adapters, generator))
-    save_adapter(directory, config, tensors)
+    tensors.update(replace_saved_parameters(model, config, adapters, generator, dtype))
+    save_adapter(directory, config, tensors, dtype)
     return adapters
+
+
+def merge_lora(adapters):
+    """PEFT's merge into each adapted module: W += s·ΔW, computed in f32 and
+    rounded once to the weight's type."""
+    for weights in adapters.values():
+        weight = weights.module.weight
+        weight.copy_((weight.float() + weights.scale * weights.delta()).to(weight.dtype))
 
 
 def save_merged_weights(adapters, directory):
@@ -636,10 +682,11 @@ def save_merged_weights(adapters, directory):
         np.save(os.path.join(directory, f"{path}.weight.npy"), merged.detach().numpy())
 
 
-def replace_saved_parameters(model, config, adapters, generator):
-    """What PEFT saves beside the LoRA weights, given new values in `model`:
-    the modules in `modules_to_save` whole, and with bias = "all" every other
-    bias (`<path>.base_layer.bias` under a LoRA layer). Returns their tensors."""
+def replace_saved_parameters(model, config, adapters, generator, dtype):
+    """What PEFT saves beside the LoRA weights, given new values (rounded to
+    `dtype`) in `model`: the modules in `modules_to_save` whole, and with bias
+    = "all" every other bias (`<path>.base_layer.bias` under a LoRA layer).
+    Returns their tensors."""
     tensors = {}
     saved = config.get("modules_to_save") or []
     with torch.no_grad():
@@ -648,7 +695,8 @@ def replace_saved_parameters(model, config, adapters, generator):
             for name, parameter in module.named_parameters(recurse=False):
                 if not whole and not (name == "bias" and config.get("bias") == "all"):
                     continue
-                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+                parameter.copy_(rounded(
+                    parameter + 0.3 * torch.randn(parameter.shape, generator=generator), dtype))
                 wrapped = ".base_layer" if path in adapters and not whole else ""
                 tensors[f"base_model.model.{path}{wrapped}.{name}"] = parameter.numpy().copy()
     return tensors
@@ -660,16 +708,23 @@ def bias_along_channels(module, bias):
 
 def apply_lora_unmerged(model, adapters):
     """PEFT's LoRA forward on each adapted layer: y = base(x) + scale·(B(A(x))
-    + bias_B) (bias_B is 0 without lora_bias); with DoRA, PEFT's
+    + bias_B) (bias_B is 0 without lora_bias), the branch in the adapter's
+    type (f32) and the sum rounded to the layer's; with DoRA, PEFT's
     DoraLinearLayer / DoraConv2dLayer forward."""
     for path, weights in adapters.items():
         module = model.get_submodule(path)
         base_forward = module.forward
         if weights.magnitude is None:
-            module.forward = (lambda x, f=base_forward, w=weights:
-                              f(x) + w.scale * (w.branch(x) + bias_along_channels(w.module, w.bias)))
+            module.forward = lambda x, f=base_forward, w=weights: lora_output(f, w, x)
         else:
             module.forward = lambda x, f=base_forward, w=weights: f(x) + dora_output(w, x)
+
+
+def lora_output(base_forward, weights, x):
+    base = base_forward(x)
+    inputs = x.to(weights.a.dtype) if x.is_floating_point() else x
+    bias = bias_along_channels(weights.module, weights.bias)
+    return (base + weights.scale * (weights.branch(inputs) + bias)).to(base.dtype)
 
 
 def dora_output(weights, x):
@@ -695,15 +750,15 @@ def split_factor(n):
 
 
 def make_factored_adapter(model, peft_type, targets, directory, seed, r=4, alpha=8.0,
-                          decompose_both=()):
+                          decompose_both=(), dtype="F32"):
     """Random LoHa or LoKr factors for the targeted linear and Conv2d layers,
-    saved as PEFT saves them (hada_w1_a [out, r], hada_w1_b [r, in·k], ...;
+    saved as PEFT saves them, as `dtype` (hada_w1_a [out, r], hada_w1_b [r, in·k], ...;
     lokr_w1 [a, b] or lokr_w1_a/_b for the modules in `decompose_both`, and
     lokr_w2 whole for convolutions, factored [c, r]·[r, d] for linears).
     Returns {module path: ΔW in the module's weight shape}."""
     generator = torch.Generator().manual_seed(seed)
     magnitude = 0.45 if peft_type == "LOHA" else 0.3  # LoHa multiplies four factors.
-    randn = lambda *shape: torch.randn(*shape, generator=generator) * magnitude
+    randn = lambda *shape: rounded(torch.randn(*shape, generator=generator) * magnitude, dtype)
     deltas, tensors = {}, {}
     scale = alpha / r
     for path, module in model.named_modules():
@@ -746,7 +801,7 @@ def make_factored_adapter(model, peft_type, targets, directory, seed, r=4, alpha
               "task_type": None, "use_effective_conv2d": False}
     if peft_type == "LOKR":
         config.update({"decompose_both": bool(decompose_both), "decompose_factor": -1})
-    save_adapter(directory, config, {k: v.numpy() for k, v in tensors.items()})
+    save_adapter(directory, config, {k: v.numpy() for k, v in tensors.items()}, dtype)
     return deltas
 
 
@@ -848,10 +903,10 @@ ACTIVATIONS = {"identity": lambda x: x, "relu": F.relu, "gelu": F.gelu, "silu": 
 
 
 def make_residual_adapter(model, peft_type, target_modules, directory, seed, position,
-                          hidden=8, scaling=1.0, groups=1, non_linearity="identity"):
+                          hidden=8, scaling=1.0, groups=1, non_linearity="identity", dtype="F32"):
     """A residual adapter x + s·(up(act(down·x + b1)) + b2) before or after
-    each targeted linear layer, saved in our format and hooked onto the
-    modules. A REPADAPTER runs RepAdapter's own nn.Conv1d pair on the
+    each targeted linear layer, saved in our format as `dtype` and hooked onto
+    the modules. A REPADAPTER runs RepAdapter's own nn.Conv1d pair on the
     transposed tokens, its up-projection grouped."""
     generator = torch.Generator().manual_seed(seed)
     tensors = {}
@@ -860,7 +915,8 @@ def make_residual_adapter(model, peft_type, target_modules, directory, seed, pos
         down = nn.Conv1d(d, hidden, 1)
         up = nn.Conv1d(hidden, d, 1, groups=groups)
         for parameter in (down.weight, down.bias, up.weight, up.bias):
-            parameter.data = 0.3 * torch.randn(parameter.shape, generator=generator)
+            parameter.data = rounded(0.3 * torch.randn(parameter.shape, generator=generator),
+                                     dtype)
         key = f"base_model.model.{path}."
         if peft_type == "REPADAPTER":
             names = {"adapter_conv_A": down, "adapter_conv_B": up}
@@ -886,7 +942,7 @@ def make_residual_adapter(model, peft_type, target_modules, directory, seed, pos
         config["groups"] = groups
     if peft_type == "BOTTLENECK":
         config["non_linearity"] = non_linearity
-    save_adapter(directory, config, tensors)
+    save_adapter(directory, config, tensors, dtype)
 
 
 def shift_heads(x, frames, heads, fold):
@@ -996,19 +1052,30 @@ def export(name, model, inputs, input_names, output_names, config, seed, batch5,
 
 
 def export_adapter(name, subdirectory, make_model, config, seed, input_names, output_names,
-                   merged_weights=False):
+                   merged_weights=False, dtype="F32"):
     """An extra adapter for an exported model: a fresh copy of the model (the
-    same weights), the adapter saved in models/NAME/SUBDIRECTORY/adapter, and
+    same weights), the adapter saved as `dtype` in models/NAME/SUBDIRECTORY/adapter, and
     torch's outputs with it at both input shapes in .../expected and
     .../batch5/expected; with `merged_weights`, PEFT's merged weights in
     .../merged."""
     model = make_model().eval()
     directory = os.path.join(HERE, "models", name, subdirectory)
-    adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed)
+    adapters = make_adapter(model, config, os.path.join(directory, "adapter"), seed, dtype=dtype)
     if merged_weights:
         save_merged_weights(adapters, os.path.join(directory, "merged"))
     apply_lora_unmerged(model, adapters)
     run_at_both_shapes(model, name, directory, input_names, output_names)
+
+
+def export_merged_outputs(name, make_model, config, seed, input_names, output_names):
+    """The outputs of PEFT's merged model at both input shapes, in
+    models/NAME/merged/expected and .../batch5/expected: the adapter of
+    models/NAME/adapter (made again from its seed) merged into a fresh copy."""
+    model = make_model().eval()
+    with torch.no_grad():
+        merge_lora(make_adapter(model, config, os.path.join(HERE, "models", name, "adapter"), seed))
+    run_at_both_shapes(model, name, os.path.join(HERE, "models", name, "merged"), input_names,
+                       output_names)
 
 
 def run_at_both_shapes(model, name, directory, input_names, output_names):
@@ -1192,6 +1259,36 @@ def main():
                                lora_alpha=8, use_dora=True),
                    seed=12, input_names=["input_ids", "attention_mask"],
                    output_names=["last_hidden_state", "pooler_output"])
+
+    # Adapters saved in half precision (F16, BF16) over the f32 models:
+    # LoRA with lora_bias, LoRA on an embedding, DoRA on convolutions, LoHa
+    # and a bottleneck. The references use the rounded values in f32.
+    export_adapter("bert-tiny", "half-lora", seeded(BertModel, 0),
+                   lora_config(target_modules=["query", "value", "dense"], lora_bias=True),
+                   seed=27, input_names=["input_ids", "attention_mask"],
+                   output_names=["last_hidden_state", "pooler_output"], dtype="F16")
+    export_adapter("llama-tiny", "half-embedding", seeded(LlamaForCausalLM, 2),
+                   lora_config(target_modules=["embed_tokens", "q_proj"], r=4, lora_alpha=8),
+                   seed=28, input_names=["input_ids"], output_names=["logits"], dtype="BF16")
+    export_adapter("cnn-tiny", "half-dora", seeded(ConvNet, 5),
+                   lora_config(target_modules=["conv2", "conv3", "fc"], r=4, lora_alpha=8,
+                               use_dora=True),
+                   seed=29, input_names=["pixel_values"], output_names=["logits"], dtype="BF16")
+    export_factored_adapter("cnn-tiny", "half-loha", seeded(ConvNet, 5), "LOHA",
+                            ["conv2", "conv3", "fc"], 30, ["pixel_values"], ["logits"],
+                            dtype="F16")
+    export_own_adapters("vit-tiny", "half-bottleneck", make_vit, [("adapter", lambda m, d:
+        make_residual_adapter(m, "BOTTLENECK", ["output.dense"], d, seed=31, position="after",
+                              non_linearity="silu", dtype="BF16"))], **vit_io)
+
+    # An F32 LoRA over BF16 weights, unmerged (the branch in f32, the sum
+    # rounded to bf16) and merged (W + s·ΔW rounded once to bf16).
+    mlp_config = lora_config(target_modules=["fc1", "fc2", "head"])
+    torch.manual_seed(6)
+    export("mlp-bf16", BFloat16Mlp(), [torch.randn(2, 16)], ["features"], ["logits"], mlp_config,
+           seed=32, batch5=[torch.randn(5, 16)])
+    export_merged_outputs("mlp-bf16", seeded(BFloat16Mlp, 6), mlp_config, 32, ["features"],
+                          ["logits"])
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     `tensor.extract`; a `peft.weight` that
     holds its value becomes an `arith.constant`. Weights that still name a
     file are an error: run `peft-externalize-weights` first.
+
+    Precision: f16 and bf16 layers accumulate their products in f32 and round
+    the result once. Unmerged adapters compute in f32 whatever the types of
+    their tensors and of the layer (PEFT's default, `autocast_adapter_dtype`):
+    F16/BF16 adapter tensors, the layer's input and its base result are
+    widened, and the adapted result is rounded once to the layer's type.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",

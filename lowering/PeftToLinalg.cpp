@@ -75,11 +75,57 @@ Value zerosFor(OpBuilder &builder, Location loc, Value rows, int64_t n, Type ele
   return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
 }
 
-/// tensor[i, c, ...] + scale·bias[c] (scale 1 when absent): the bias runs
-/// along dimension 1, the outputs of a GEMM over rows and the channels of a
-/// convolution. It is added after the GEMM, not used as its accumulator, so
-/// that it fuses with the elementwise ops that follow and the GEMM stays a
-/// named op for the back ends' schedules.
+/// `value` widened or narrowed to the float type `type`; between f16 and
+/// bf16 (one width, neither wider) through f32.
+Value convertFloat(OpBuilder &builder, Location loc, Value value, Type type) {
+  unsigned from = value.getType().getIntOrFloatBitWidth(), to = type.getIntOrFloatBitWidth();
+  if (value.getType() == type)
+    return value;
+  if (from < to)
+    return arith::ExtFOp::create(builder, loc, type, value);
+  if (from == to)
+    value = arith::ExtFOp::create(builder, loc, builder.getF32Type(), value);
+  return arith::TruncFOp::create(builder, loc, type, value);
+}
+
+/// A float tensor with its elements converted to `elementType`; an absent
+/// value, an integer tensor (indices) or one already of that type as it is.
+/// Unmerged adapters compute in f32 whatever the types of their weights and
+/// of the layer, as PEFT does by default (autocast_adapter_dtype): the
+/// adapter's tensors and the layer's result are widened, the sum rounded once.
+Value castElements(OpBuilder &builder, Location loc, Value tensor, Type elementType) {
+  if (!tensor)
+    return tensor;
+  auto type = cast<RankedTensorType>(tensor.getType());
+  if (!isa<FloatType>(type.getElementType()) || type.getElementType() == elementType)
+    return tensor;
+  AffineMap identity = builder.getMultiDimIdentityMap(type.getRank());
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, tensor),
+                                       elementType);
+  return linalg::GenericOp::create(
+             builder, loc, init.getType(), tensor, init, ArrayRef<AffineMap>{identity, identity},
+             SmallVector<utils::IteratorType>(type.getRank(), utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(nested, nestedLoc,
+                                       convertFloat(nested, nestedLoc, args[0], elementType));
+             })
+      .getResult(0);
+}
+
+/// The type a layer of `elementType` accumulates its products in: f32 for
+/// the half-precision floats (whose sums would lose most of their digits), else
+/// the type itself.
+Type accumulatorType(Type elementType) {
+  if (isa<FloatType>(elementType) && elementType.getIntOrFloatBitWidth() < 32)
+    return Float32Type::get(elementType.getContext());
+  return elementType;
+}
+
+/// tensor[i, c, ...] + scale·bias[c] (scale 1 when absent, the bias converted
+/// to the tensor's type): the bias runs along dimension 1, the outputs of a
+/// GEMM over rows and the channels of a convolution. It is added after the
+/// GEMM, not used as its accumulator, so that it fuses with the elementwise
+/// ops that follow and the GEMM stays a named op for the back ends' schedules.
 Value addBias(OpBuilder &builder, Location loc, Value tensor, Value bias,
               FloatAttr scale = {}) {
   MLIRContext *context = builder.getContext();
@@ -93,7 +139,7 @@ Value addBias(OpBuilder &builder, Location loc, Value tensor, Value bias,
              ArrayRef<AffineMap>{identity, channel, identity},
              SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               Value term = args[1];
+               Value term = convertFloat(nested, nestedLoc, args[1], args[0].getType());
                if (scale)
                  term = arith::MulFOp::create(nested, nestedLoc, term,
                                               arith::ConstantOp::create(nested, nestedLoc, scale));
@@ -125,13 +171,15 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
   LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     RankedTensorType resultType = op.getResult().getType();
+    Type accumulator = accumulatorType(resultType.getElementType());
     Value rows = flattenBatch(rewriter, loc, op.getInput());
-    Value zeros = zerosFor(rewriter, loc, rows, op.getOutFeatures(), resultType.getElementType());
+    Value zeros = zerosFor(rewriter, loc, rows, op.getOutFeatures(), accumulator);
     Value product = matmul(rewriter, loc, rows, op.getWeight(),
                            /*rhsTransposed=*/!op.getWeightInOut(), zeros);
     if (Value bias = op.getBias())
       product = addBias(rewriter, loc, product, bias);
-    rewriter.replaceOp(op, restoreBatch(rewriter, loc, product, op.getInput(), resultType));
+    Value result = restoreBatch(rewriter, loc, product, op.getInput(), resultType.clone(accumulator));
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
     return success();
   }
 };
@@ -166,13 +214,27 @@ Value asMatrix(OpBuilder &builder, Location loc, Value value) {
                                          ArrayRef<ReassociationIndices>{{0}, rest});
 }
 
-/// What peft.lora and peft.dora share: the low-rank branch and its form.
+/// What peft.lora and peft.dora share: the low-rank branch and its form, its
+/// input and factors in f32.
 struct LowRankBranch {
   Value input, a, b;
   FloatAttr scale;
   std::optional<ArrayRef<int64_t>> strides, pads;
 
-  /// `acc + scale·(input·Aᵀ)·Bᵀ`, `acc` shaped like the layer's output.
+  template <typename AdapterOp>
+  static LowRankBranch inF32(OpBuilder &builder, AdapterOp op) {
+    Location loc = op.getLoc();
+    Type f32 = builder.getF32Type();
+    return {castElements(builder, loc, op.getInput(), f32),
+            castElements(builder, loc, op.getLoraA(), f32),
+            castElements(builder, loc, op.getLoraB(), f32),
+            op.getScaleAttr(),
+            op.getStrides(),
+            op.getPads()};
+  }
+
+  /// `acc + scale·(input·Aᵀ)·Bᵀ`, `acc` an f32 tensor shaped like the layer's
+  /// output.
   Value addTo(OpBuilder &builder, Location loc, Value acc) const {
     if (strides)
       return addConvolutionTo(builder, loc, acc);
@@ -228,28 +290,19 @@ struct LowRankBranch {
   }
 };
 
-/// Unmerged adapters need f32 weights: the lowering does not widen them.
-bool allF32(ValueRange values) {
-  return llvm::all_of(values, [](Value value) {
-    return !value || cast<ShapedType>(value.getType()).getElementType().isF32();
-  });
-}
-
 /// base + s·((x·Aᵀ)·Bᵀ + lora_bias), with the scale applied to the thin [M, r]
-/// intermediate.
+/// intermediate; in f32, rounded once to the layer's type.
 struct LowerLora : OpRewritePattern<LoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LoraOp op, PatternRewriter &rewriter) const override {
-    if (!allF32({op.getLoraA(), op.getLoraB(), op.getLoraBias()}))
-      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
-    LowRankBranch branch{op.getInput(), op.getLoraA(), op.getLoraB(), op.getScaleAttr(),
-                         op.getStrides(), op.getPads()};
     Location loc = op.getLoc();
-    Value result = branch.addTo(rewriter, loc, op.getBase());
-    if (Value bias = op.getLoraBias())
+    Type f32 = rewriter.getF32Type();
+    LowRankBranch branch = LowRankBranch::inF32(rewriter, op);
+    Value result = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), f32));
+    if (Value bias = castElements(rewriter, loc, op.getLoraBias(), f32))
       result = op.isConvolution() ? addBias(rewriter, loc, result, bias, op.getScaleAttr())
                                   : addBiasToRows(rewriter, loc, result, bias, op.getScaleAttr());
-    rewriter.replaceOp(op, result);
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));
     return success();
   }
 
@@ -263,28 +316,31 @@ struct LowerLora : OpRewritePattern<LoraOp> {
 };
 
 /// DoRA left unmerged: n = m / ‖W + s·B·A‖_row from the weights at run time,
-/// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias.
+/// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias; in f32, rounded once to the
+/// layer's type.
 struct LowerDora : OpRewritePattern<DoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(DoraOp op, PatternRewriter &rewriter) const override {
-    if (!allF32({op.getWeight(), op.getLoraA(), op.getLoraB(), op.getMagnitude(), op.getBias()}))
-      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
     Location loc = op.getLoc();
-    LowRankBranch branch{op.getInput(), op.getLoraA(), op.getLoraB(), op.getScaleAttr(),
-                         op.getStrides(), op.getPads()};
-    Value adapted = branch.addTo(rewriter, loc, op.getBase());
+    Type f32 = rewriter.getF32Type();
+    LowRankBranch branch = LowRankBranch::inF32(rewriter, op);
+    Value adapted = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), f32));
     int64_t channelDim = op.isConvolution() ? 1 : op.getType().getRank() - 1;
-    rewriter.replaceOp(op, rescaleChannels(rewriter, loc, adapted, magnitudeOverNorm(rewriter, loc, op),
-                                           op.getBias(), channelDim));
+    Value factor = magnitudeOverNorm(rewriter, loc, op, branch);
+    Value bias = castElements(rewriter, loc, op.getBias(), f32);
+    Value rescaled = rescaleChannels(rewriter, loc, adapted, factor, bias, channelDim);
+    rewriter.replaceOp(op, castElements(rewriter, loc, rescaled, op.getType().getElementType()));
     return success();
   }
 
-  /// m[o] / sqrt(Σ_i (W[o, i] + s·(B·A)[o, i])²), W read as a matrix.
-  static Value magnitudeOverNorm(OpBuilder &builder, Location loc, DoraOp op) {
+  /// m[o] / sqrt(Σ_i (W[o, i] + s·(B·A)[o, i])²), W read as a matrix, the
+  /// factors the branch's.
+  static Value magnitudeOverNorm(OpBuilder &builder, Location loc, DoraOp op,
+                                 const LowRankBranch &branch) {
     MLIRContext *context = builder.getContext();
     Type f32 = builder.getF32Type();
-    Value a = asMatrix(builder, loc, op.getLoraA()), b = asMatrix(builder, loc, op.getLoraB());
-    Value weight = asMatrix(builder, loc, op.getWeight());
+    Value a = asMatrix(builder, loc, branch.a), b = asMatrix(builder, loc, branch.b);
+    Value weight = asMatrix(builder, loc, castElements(builder, loc, op.getWeight(), f32));
     int64_t out = cast<ShapedType>(b.getType()).getDimSize(0);
     int64_t in = cast<ShapedType>(a.getType()).getDimSize(1);
     Value delta = matmul(builder, loc, b, a, false, zerosFor(builder, loc, b, in, f32));
@@ -312,7 +368,7 @@ struct LowerDora : OpRewritePattern<DoraOp> {
                      arith::AddFOp::create(nested, nestedLoc, args[2], square).getResult());
                })
                .getResult(0);
-    Value magnitude = op.getMagnitude();
+    Value magnitude = castElements(builder, loc, op.getMagnitude(), f32);
     int64_t magnitudeRank = cast<ShapedType>(magnitude.getType()).getRank();
     if (magnitudeRank != 1)
       magnitude = tensor::CollapseShapeOp::create(
@@ -385,8 +441,11 @@ struct LowerFactorProduct : OpRewritePattern<FactorProductOp> {
   LogicalResult matchAndRewrite(FactorProductOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
-    Value zeros = zerosFor(rewriter, loc, op.getLhs(), type.getDimSize(1), type.getElementType());
-    rewriter.replaceOp(op, matmul(rewriter, loc, op.getLhs(), op.getRhs(), false, zeros));
+    Type elementType = type.getElementType();
+    Value lhs = castElements(rewriter, loc, op.getLhs(), elementType);
+    Value rhs = castElements(rewriter, loc, op.getRhs(), elementType);
+    Value zeros = zerosFor(rewriter, loc, lhs, type.getDimSize(1), elementType);
+    rewriter.replaceOp(op, matmul(rewriter, loc, lhs, rhs, false, zeros));
     return success();
   }
 };
@@ -414,12 +473,14 @@ struct LowerLohaDelta : OpRewritePattern<LohaDeltaOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LohaDeltaOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    RankedTensorType matrixType = op.getP1().getType();
+    Type elementType = op.getType().getElementType();
     AffineMap identity = rewriter.getMultiDimIdentityMap(2);
-    Value init = tensor::EmptyOp::create(rewriter, loc, matrixType.getShape(),
-                                         matrixType.getElementType());
-    Value product = scaledProduct(rewriter, loc, op.getP1(), op.getP2(),
-                                  {identity, identity, identity}, init, op.getScaleAttr());
+    Value init = tensor::EmptyOp::create(rewriter, loc, op.getP1().getType().getShape(),
+                                         elementType);
+    Value p1 = castElements(rewriter, loc, op.getP1(), elementType);
+    Value p2 = castElements(rewriter, loc, op.getP2(), elementType);
+    Value product = scaledProduct(rewriter, loc, p1, p2, {identity, identity, identity}, init,
+                                  op.getScaleAttr());
     rewriter.replaceOp(op, reshapeMatrix(rewriter, loc, product, op.getType()));
     return success();
   }
@@ -432,19 +493,18 @@ struct LowerLokrDelta : OpRewritePattern<LokrDeltaOp> {
   LogicalResult matchAndRewrite(LokrDeltaOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     MLIRContext *context = rewriter.getContext();
-    RankedTensorType w1Type = op.getW1().getType();
-    Value w2 = asMatrix(rewriter, loc, op.getW2());
-    auto w2Type = cast<RankedTensorType>(w2.getType());
+    Type elementType = op.getType().getElementType();
+    Value w1 = castElements(rewriter, loc, op.getW1(), elementType);
+    Value w2 = castElements(rewriter, loc, asMatrix(rewriter, loc, op.getW2()), elementType);
+    auto w1Type = cast<RankedTensorType>(w1.getType()), w2Type = cast<RankedTensorType>(w2.getType());
     int64_t a = w1Type.getDimSize(0), b = w1Type.getDimSize(1);
     int64_t c = w2Type.getDimSize(0), e = w2Type.getDimSize(1);
-    Type elementType = op.getType().getElementType();
     AffineExpr i, k, j, l;
     bindDims(context, i, k, j, l);
     auto map = [&](ArrayRef<AffineExpr> results) { return AffineMap::get(4, 0, results, context); };
     Value init = tensor::EmptyOp::create(rewriter, loc, {a, c, b, e}, elementType);
-    Value blocks = scaledProduct(rewriter, loc, op.getW1(), w2,
-                                 {map({i, j}), map({k, l}), map({i, k, j, l})}, init,
-                                 op.getScaleAttr());
+    Value blocks = scaledProduct(rewriter, loc, w1, w2, {map({i, j}), map({k, l}), map({i, k, j, l})},
+                                 init, op.getScaleAttr());
     Value matrix = tensor::CollapseShapeOp::create(
         rewriter, loc, blocks, ArrayRef<ReassociationIndices>{{0, 1}, {2, 3}});
     rewriter.replaceOp(op, reshapeMatrix(rewriter, loc, matrix, op.getType()));
@@ -453,23 +513,29 @@ struct LowerLokrDelta : OpRewritePattern<LokrDeltaOp> {
 };
 
 /// base + the layer's op with the delta as its weight: x·Δᵀ accumulated into
-/// the base rows, or a convolution with Δ as its kernel added to the base.
+/// the base rows, or a convolution with Δ as its kernel added to the base; in
+/// f32, rounded once to the layer's type.
 struct LowerAddDelta : OpRewritePattern<AddDeltaOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AddDeltaOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
+    Type f32 = rewriter.getF32Type();
+    Value input = castElements(rewriter, loc, op.getInput(), f32);
+    Value base = castElements(rewriter, loc, op.getBase(), f32);
+    Value delta = castElements(rewriter, loc, op.getDelta(), f32);
+    Value sum;
     if (!op.isConvolution()) {
-      Value rows = flattenBatch(rewriter, loc, op.getInput());
-      Value sum = matmul(rewriter, loc, rows, op.getDelta(), true,
-                         flattenBatch(rewriter, loc, op.getBase()));
-      rewriter.replaceOp(op, restoreBatch(rewriter, loc, sum, op.getBase(), op.getType()));
-      return success();
+      Value rows = matmul(rewriter, loc, flattenBatch(rewriter, loc, input), delta, true,
+                          flattenBatch(rewriter, loc, base));
+      sum = restoreBatch(rewriter, loc, rows, base, cast<RankedTensorType>(base.getType()));
+    } else {
+      Value convolved = ConvOp::create(rewriter, loc, base.getType(),
+                                       rewriter.getStringAttr(op.getAdapter()), input, delta,
+                                       Value(), op.getStridesAttr(), op.getDilationsAttr(),
+                                       op.getPadsAttr(), op.getGroupsAttr());
+      sum = addScaled(rewriter, loc, base, convolved, rewriter.getF32FloatAttr(1.0f));
     }
-    Value convolved = ConvOp::create(rewriter, loc, op.getType(), rewriter.getStringAttr(op.getAdapter()),
-                                     op.getInput(), op.getDelta(), Value(), op.getStridesAttr(),
-                                     op.getDilationsAttr(), op.getPadsAttr(), op.getGroupsAttr());
-    rewriter.replaceOp(op, addScaled(rewriter, loc, op.getBase(), convolved,
-                                     rewriter.getF32FloatAttr(1.0f)));
+    rewriter.replaceOp(op, castElements(rewriter, loc, sum, op.getType().getElementType()));
     return success();
   }
 };
@@ -507,7 +573,7 @@ struct LowerConv : OpRewritePattern<ConvOp> {
     MLIRContext *context = rewriter.getContext();
     int64_t rank = op.getSpatialRank(), groups = op.getGroups();
     RankedTensorType resultType = op.getResult().getType();
-    Type elementType = resultType.getElementType();
+    Type elementType = resultType.getElementType(), accumulator = accumulatorType(elementType);
     Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
 
     Value input = op.getInput();
@@ -539,9 +605,12 @@ struct LowerConv : OpRewritePattern<ConvOp> {
                                           rewriter.getIndexAttr(resultType.getDimSize(1) / groups)};
     for (int64_t d = 0; d < rank; ++d)
       outSizes.push_back(rewriter.getIndexAttr(resultType.getDimSize(2 + d)));
-    Value init = linalg::FillOp::create(rewriter, loc, zero,
-                                        Value(tensor::EmptyOp::create(rewriter, loc, outSizes, elementType)))
-                     .getResult(0);
+    Value init =
+        linalg::FillOp::create(
+            rewriter, loc,
+            arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(accumulator)).getResult(),
+            Value(tensor::EmptyOp::create(rewriter, loc, outSizes, accumulator)))
+            .getResult(0);
     SmallVector<utils::IteratorType> iterators(3 + rank, utils::IteratorType::parallel);
     iterators.append(1 + rank, utils::IteratorType::reduction);
     Value grouped =
@@ -552,7 +621,9 @@ struct LowerConv : OpRewritePattern<ConvOp> {
                                 AffineMap::get(loops, 0, out, context)},
             iterators,
             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-              Value product = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+              Value in = convertFloat(nested, nestedLoc, args[0], accumulator);
+              Value weight = convertFloat(nested, nestedLoc, args[1], accumulator);
+              Value product = arith::MulFOp::create(nested, nestedLoc, in, weight);
               linalg::YieldOp::create(
                   nested, nestedLoc,
                   arith::AddFOp::create(nested, nestedLoc, args[2], product).getResult());
@@ -564,7 +635,7 @@ struct LowerConv : OpRewritePattern<ConvOp> {
     Value result = tensor::CollapseShapeOp::create(rewriter, loc, grouped, merge);
     if (Value bias = op.getBias())
       result = addBias(rewriter, loc, result, bias);
-    rewriter.replaceOp(op, result);
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, elementType));
     return success();
   }
 };
@@ -605,17 +676,9 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
   }
 };
 
-/// `value` widened or narrowed to the float type `type`.
-Value convertFloat(OpBuilder &builder, Location loc, Value value, Type type) {
-  if (value.getType().getIntOrFloatBitWidth() < type.getIntOrFloatBitWidth())
-    return arith::ExtFOp::create(builder, loc, type, value);
-  if (value.getType() != type)
-    return arith::TruncFOp::create(builder, loc, type, value);
-  return value;
-}
-
 /// `body`(input[i], per[c]...) for every element of `input`, each `per`
-/// vector running along `channelDim` and converted to the input's type.
+/// vector running along `channelDim`; computed in f32 and rounded once to the
+/// input's type.
 Value mapChannels(OpBuilder &builder, Location loc, Value input, int64_t channelDim,
                   ValueRange perChannel,
                   function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
@@ -634,10 +697,12 @@ Value mapChannels(OpBuilder &builder, Location loc, Value input, int64_t channel
              builder, loc, type, inputs, init, maps,
              SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               SmallVector<Value> values = {args[0]};
-               for (Value value : args.slice(1, perChannel.size()))
-                 values.push_back(convertFloat(nested, nestedLoc, value, args[0].getType()));
-               linalg::YieldOp::create(nested, nestedLoc, body(nested, nestedLoc, values));
+               SmallVector<Value> values;
+               for (Value value : args.drop_back())
+                 values.push_back(convertFloat(nested, nestedLoc, value, nested.getF32Type()));
+               Value result = body(nested, nestedLoc, values);
+               linalg::YieldOp::create(nested, nestedLoc,
+                                       convertFloat(nested, nestedLoc, result, type.getElementType()));
              })
       .getResult(0);
 }
@@ -733,20 +798,20 @@ Value blockDiagonal(OpBuilder &builder, Location loc, Value up, int64_t groups, 
 }
 
 /// input + s·(up(act(down·input + b1)) + b2) over the rows of the input: two
-/// GEMMs, the activation, then the residual sum.
+/// GEMMs, the activation, then the residual sum; in f32, rounded once to the
+/// input's type.
 struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(BottleneckOp op, PatternRewriter &rewriter) const override {
-    if (!allF32({op.getInput(), op.getDown(), op.getUp(), op.getDownBias(), op.getUpBias()}))
-      return rewriter.notifyMatchFailure(op, "unmerged adapters must be f32");
     Location loc = op.getLoc();
-    Type elementType = op.getType().getElementType();
-    Value rows = flattenBatch(rewriter, loc, op.getInput());
+    Type elementType = rewriter.getF32Type();
+    auto wide = [&](Value value) { return castElements(rewriter, loc, value, elementType); };
+    Value rows = wide(flattenBatch(rewriter, loc, op.getInput()));
     int64_t hidden = op.getHiddenSize(), features = op.getUp().getType().getDimSize(0);
-    Value down = matmul(rewriter, loc, rows, asMatrix(rewriter, loc, op.getDown()),
-                        /*rhsTransposed=*/true,
+    Value downWeight = wide(asMatrix(rewriter, loc, op.getDown()));
+    Value down = matmul(rewriter, loc, rows, downWeight, /*rhsTransposed=*/true,
                         zerosFor(rewriter, loc, rows, hidden, elementType));
-    if (Value bias = op.getDownBias())
+    if (Value bias = wide(op.getDownBias()))
       down = addBias(rewriter, loc, down, bias);
     if (!op.isLinear()) {
       AffineMap identity = rewriter.getMultiDimIdentityMap(2);
@@ -762,15 +827,17 @@ struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
                  })
                  .getResult(0);
     }
-    Value upWeight = asMatrix(rewriter, loc, op.getUp());
+    Value upWeight = wide(asMatrix(rewriter, loc, op.getUp()));
     if (op.getGroups() != 1)
       upWeight = blockDiagonal(rewriter, loc, upWeight, op.getGroups(), hidden);
     Value up = matmul(rewriter, loc, down, upWeight, /*rhsTransposed=*/true,
                       zerosFor(rewriter, loc, rows, features, elementType));
-    if (Value bias = op.getUpBias())
+    if (Value bias = wide(op.getUpBias()))
       up = addBias(rewriter, loc, up, bias);
     Value sum = addScaled(rewriter, loc, rows, up, op.getScaleAttr());
-    rewriter.replaceOp(op, restoreBatch(rewriter, loc, sum, op.getInput(), op.getType()));
+    RankedTensorType type = op.getType();
+    Value adapted = restoreBatch(rewriter, loc, sum, op.getInput(), type.clone(elementType));
+    rewriter.replaceOp(op, castElements(rewriter, loc, adapted, type.getElementType()));
     return success();
   }
 };

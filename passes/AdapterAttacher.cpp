@@ -258,16 +258,17 @@ LogicalResult AdapterAttacher::attachFactored(const LoraAdapter &adapter, const 
     return found ? adapterWeight(builder, loc, adapter, found->tensor, found->view)
                  : Value();
   };
+  // The products and the delta are f32 whatever the factors' and the layer's
+  // types, as PEFT computes them by default (autocast_adapter_dtype).
+  Type f32 = builder.getF32Type();
   auto product = [&](StringRef lhs, StringRef rhs) -> Value {
     Value a = factor(lhs), b = factor(rhs);
     auto aType = cast<RankedTensorType>(a.getType()), bType = cast<RankedTensorType>(b.getType());
-    auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)},
-                                      aType.getElementType());
+    auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)}, f32);
     return FactorProductOp::create(builder, loc, type, a, b);
   };
   FloatAttr scale = builder.getF32FloatAttr(module.scale);
-  auto elementType = layer.getWeight().getType().getElementType();
-  auto deltaType = RankedTensorType::get(torchShape, elementType);
+  auto deltaType = RankedTensorType::get(torchShape, f32);
   Value first, second;
   if (loha) {
     first = product("hada_w1_a", "hada_w1_b");

@@ -324,3 +324,146 @@ func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
   %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
   return %y : tensor<?x17x32xf32>
 }
+
+// -----
+
+// Unmerged adapters compute in f32 whatever their tensors' types: F16
+// factors over an f32 layer are widened, and the sum needs no rounding.
+// CHECK-LABEL: func.func @lora_half_factors
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xf32>, %[[BASE:.*]]: tensor<5x3xf32>, %[[A:.*]]: tensor<2x4xf16>, %[[B:.*]]: tensor<3x2xf16>)
+// CHECK: %[[WIDE_A:.*]] = linalg.generic {{.*}} ins(%[[A]] : tensor<2x4xf16>) outs(%{{.*}} : tensor<2x4xf32>)
+// CHECK:   arith.extf %{{.*}} : f16 to f32
+// CHECK: %[[WIDE_B:.*]] = linalg.generic {{.*}} ins(%[[B]] : tensor<3x2xf16>) outs(%{{.*}} : tensor<3x2xf32>)
+// CHECK: linalg.matmul {{.*}} ins(%[[X]], %[[WIDE_A]] : tensor<5x4xf32>, tensor<2x4xf32>)
+// CHECK: %[[UP:.*]] = linalg.matmul {{.*}} ins(%{{.*}}, %[[WIDE_B]] : tensor<5x2xf32>, tensor<3x2xf32>) outs(%[[BASE]] : tensor<5x3xf32>)
+// CHECK-NOT: arith.truncf
+// CHECK: return %[[UP]]
+func.func @lora_half_factors(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a: tensor<2x4xf16>, %b: tensor<3x2xf16>) -> tensor<5x3xf32> {
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<2x4xf16>, tensor<3x2xf16>) -> tensor<5x3xf32>
+  return %y : tensor<5x3xf32>
+}
+
+// -----
+
+// An f16 layer with F32 factors and a BF16 lora_bias: its input and base
+// result are widened, the bias added in f32, and the sum rounded once to f16.
+// CHECK-LABEL: func.func @lora_half_layer
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xf16>, %[[BASE:.*]]: tensor<5x3xf16>, %[[A:.*]]: tensor<2x4xf32>, %[[B:.*]]: tensor<3x2xf32>, %[[BIAS:.*]]: tensor<3xbf16>)
+// CHECK: %[[WIDE_X:.*]] = linalg.generic {{.*}} ins(%[[X]] : tensor<5x4xf16>) outs(%{{.*}} : tensor<5x4xf32>)
+// CHECK: %[[WIDE_BASE:.*]] = linalg.generic {{.*}} ins(%[[BASE]] : tensor<5x3xf16>) outs(%{{.*}} : tensor<5x3xf32>)
+// CHECK: linalg.matmul {{.*}} ins(%[[WIDE_X]], %[[A]] : tensor<5x4xf32>, tensor<2x4xf32>)
+// CHECK: %[[UP:.*]] = linalg.matmul {{.*}} outs(%[[WIDE_BASE]] : tensor<5x3xf32>)
+// CHECK: %[[WIDE_BIAS:.*]] = linalg.generic {{.*}} ins(%[[BIAS]] : tensor<3xbf16>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK:   arith.extf %{{.*}} : bf16 to f32
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[UP]], %[[WIDE_BIAS]] : tensor<5x3xf32>, tensor<3xf32>)
+// CHECK: %[[NARROW:.*]] = linalg.generic {{.*}} ins(%[[SUM]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xf16>)
+// CHECK:   arith.truncf %{{.*}} : f32 to f16
+// CHECK: return %[[NARROW]]
+func.func @lora_half_layer(%x: tensor<5x4xf16>, %base: tensor<5x3xf16>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>, %bias: tensor<3xbf16>) -> tensor<5x3xf16> {
+  %y = peft.lora "default" %x, %base, %a, %b, %bias {scale = 2.0 : f32} : (tensor<5x4xf16>, tensor<5x3xf16>, tensor<2x4xf32>, tensor<3x2xf32>, tensor<3xbf16>) -> tensor<5x3xf16>
+  return %y : tensor<5x3xf16>
+}
+
+// -----
+
+// DoRA on a bf16 layer: the weight and the magnitude are widened too, the
+// norms and the rescaling run in f32, and the result is rounded to bf16.
+// CHECK-LABEL: func.func @dora_bfloat_layer
+// CHECK-SAME: (%{{.*}}: tensor<5x4xbf16>, %{{.*}}: tensor<5x3xbf16>, %[[W:.*]]: tensor<3x4xbf16>, %{{.*}}: tensor<2x4xbf16>, %{{.*}}: tensor<3x2xbf16>, %[[M:.*]]: tensor<3xbf16>)
+// CHECK: %[[WIDE_W:.*]] = linalg.generic {{.*}} ins(%[[W]] : tensor<3x4xbf16>) outs(%{{.*}} : tensor<3x4xf32>)
+// CHECK: %[[SUMS:.*]] = linalg.generic {{.*}} ins(%[[WIDE_W]], %{{.*}} : tensor<3x4xf32>, tensor<3x4xf32>)
+// CHECK: %[[WIDE_M:.*]] = linalg.generic {{.*}} ins(%[[M]] : tensor<3xbf16>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: %[[N:.*]] = linalg.generic {{.*}} ins(%[[WIDE_M]], %[[SUMS]] : tensor<3xf32>, tensor<3xf32>)
+// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %[[N]] : tensor<5x3xf32>, tensor<3xf32>)
+// CHECK: %[[NARROW:.*]] = linalg.generic {{.*}} ins(%[[SCALED]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xbf16>)
+// CHECK:   arith.truncf %{{.*}} : f32 to bf16
+// CHECK: return %[[NARROW]]
+func.func @dora_bfloat_layer(%x: tensor<5x4xbf16>, %base: tensor<5x3xbf16>, %w: tensor<3x4xbf16>, %a: tensor<2x4xbf16>, %b: tensor<3x2xbf16>, %m: tensor<3xbf16>) -> tensor<5x3xbf16> {
+  %y = peft.dora "default" %x, %base, %w, %a, %b, %m {scale = 2.0 : f32}
+    : (tensor<5x4xbf16>, tensor<5x3xbf16>, tensor<3x4xbf16>, tensor<2x4xbf16>, tensor<3x2xbf16>, tensor<3xbf16>) -> tensor<5x3xbf16>
+  return %y : tensor<5x3xbf16>
+}
+
+// -----
+
+// LoHa with F16 factors on an f16 layer: the products and the delta are f32
+// (as peft-attach-adapters types them), x·Δᵀ accumulates into the widened
+// base, and the sum is rounded once.
+// CHECK-LABEL: func.func @loha_half
+// CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<3x2xf32>, tensor<2x4xf32>)
+// CHECK: %[[DELTA:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<3x4xf32>, tensor<3x4xf32>) outs(%{{.*}} : tensor<3x4xf32>)
+// CHECK: %[[SUM:.*]] = linalg.matmul {{.*}} ins(%{{.*}}, %[[DELTA]] : tensor<5x4xf32>, tensor<3x4xf32>) outs(%{{.*}} : tensor<5x3xf32>)
+// CHECK: linalg.generic {{.*}} ins(%[[SUM]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xf16>)
+// CHECK:   arith.truncf
+func.func @loha_half(%x: tensor<5x4xf16>, %base: tensor<5x3xf16>, %a1: tensor<3x2xf16>, %b1: tensor<2x4xf16>, %a2: tensor<3x2xf16>, %b2: tensor<2x4xf16>) -> tensor<5x3xf16> {
+  %p1 = peft.factor_product %a1, %b1 : (tensor<3x2xf16>, tensor<2x4xf16>) -> tensor<3x4xf32>
+  %p2 = peft.factor_product %a2, %b2 : (tensor<3x2xf16>, tensor<2x4xf16>) -> tensor<3x4xf32>
+  %d = peft.loha_delta %p1, %p2 {scale = 2.0 : f32} : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
+  %y = peft.add_delta "default" %x, %base, %d : (tensor<5x4xf16>, tensor<5x3xf16>, tensor<3x4xf32>) -> tensor<5x3xf16>
+  return %y : tensor<5x3xf16>
+}
+
+// -----
+
+// A BF16 bottleneck on f32 activations: its weights and biases are widened.
+// CHECK-LABEL: func.func @bottleneck_bfloat_weights
+// CHECK: %[[DOWN:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<8x32xbf16>) outs(%{{.*}} : tensor<8x32xf32>)
+// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[DOWN]] : tensor<?x32xf32>, tensor<8x32xf32>)
+// CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<32x8xbf16>) outs(%{{.*}} : tensor<32x8xf32>)
+// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[UP]] : tensor<?x8xf32>, tensor<32x8xf32>)
+// CHECK-NOT: arith.truncf
+func.func @bottleneck_bfloat_weights(%x: tensor<?x8x32xf32>, %d: tensor<8x32xbf16>, %u: tensor<32x8xbf16>) -> tensor<?x8x32xf32> {
+  %y = peft.bottleneck "default" %x, %d, %u {activation = "relu", groups = 1 : i64, scale = 1.0 : f32}
+         : (tensor<?x8x32xf32>, tensor<8x32xbf16>, tensor<32x8xbf16>) -> tensor<?x8x32xf32>
+  return %y : tensor<?x8x32xf32>
+}
+
+// -----
+
+// IA3's F16 vector on bf16 activations: both widened to f32 (f16 and bf16
+// have one width, so neither converts to the other directly), the product
+// rounded to bf16.
+// CHECK-LABEL: func.func @ia3_mixed_halves
+// CHECK: linalg.generic
+// CHECK:   %[[X:.*]] = arith.extf %{{.*}} : bf16 to f32
+// CHECK:   %[[L:.*]] = arith.extf %{{.*}} : f16 to f32
+// CHECK:   %[[PRODUCT:.*]] = arith.mulf %[[X]], %[[L]] : f32
+// CHECK:   arith.truncf %[[PRODUCT]] : f32 to bf16
+func.func @ia3_mixed_halves(%x: tensor<?x6xbf16>, %l: tensor<6x1xf16>) -> tensor<?x6xbf16> {
+  %y = peft.ia3 "default" %x, %l : (tensor<?x6xbf16>, tensor<6x1xf16>) -> tensor<?x6xbf16>
+  return %y : tensor<?x6xbf16>
+}
+
+// -----
+
+// A bf16 linear layer accumulates in f32: the GEMM reads bf16 operands into
+// an f32 accumulator, the bias is added in f32, and the sum is rounded once.
+// CHECK-LABEL: func.func @bfloat_linear
+// CHECK-SAME: (%[[X:.*]]: tensor<5x4xbf16>, %[[W:.*]]: tensor<3x4xbf16>, %[[BIAS:.*]]: tensor<3xbf16>)
+// CHECK: %[[PRODUCT:.*]] = linalg.matmul {{.*}} ins(%[[X]], %[[W]] : tensor<5x4xbf16>, tensor<3x4xbf16>) outs(%{{.*}} : tensor<5x3xf32>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[PRODUCT]], %[[BIAS]] : tensor<5x3xf32>, tensor<3xbf16>) outs(%{{.*}} : tensor<5x3xf32>)
+// CHECK:   arith.extf %{{.*}} : bf16 to f32
+// CHECK: %[[ROUNDED:.*]] = linalg.generic {{.*}} ins(%[[SUM]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xbf16>)
+// CHECK:   arith.truncf %{{.*}} : f32 to bf16
+// CHECK: return %[[ROUNDED]]
+func.func @bfloat_linear(%x: tensor<5x4xbf16>, %w: tensor<3x4xbf16>, %b: tensor<3xbf16>) -> tensor<5x3xbf16> {
+  %y = peft.linear "fc" %x, %w, %b : (tensor<5x4xbf16>, tensor<3x4xbf16>, tensor<3xbf16>) -> tensor<5x3xbf16>
+  return %y : tensor<5x3xbf16>
+}
+
+// -----
+
+// An f16 convolution: the products are widened and summed in f32.
+// CHECK-LABEL: func.func @half_conv
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x1x6x4x4xf32>)
+// CHECK:   %[[IN:.*]] = arith.extf %{{.*}} : f16 to f32
+// CHECK:   %[[WEIGHT:.*]] = arith.extf %{{.*}} : f16 to f32
+// CHECK:   %[[PRODUCT:.*]] = arith.mulf %[[IN]], %[[WEIGHT]] : f32
+// CHECK:   arith.addf %{{.*}}, %[[PRODUCT]] : f32
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x6x4x4xf16>)
+// CHECK:   arith.truncf
+func.func @half_conv(%x: tensor<?x3x4x4xf16>, %w: tensor<6x3x1x1xf16>) -> tensor<?x6x4x4xf16> {
+  %y = peft.conv "conv" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+         : (tensor<?x3x4x4xf16>, tensor<6x3x1x1xf16>) -> tensor<?x6x4x4xf16>
+  return %y : tensor<?x6x4x4xf16>
+}

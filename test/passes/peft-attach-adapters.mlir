@@ -201,11 +201,12 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
 //
 // LoKr on a convolution: lokr_w1 whole, lokr_w2 factored, kernel dims kept;
 // the delta is applied with the layer's strides, dilations, pads and groups.
+// F16 factors keep their type; their products and the delta are f32.
 // RUN: %python %testtools/make_adapter.py %t/lokr --config '{"peft_type": "LOKR", "r": 1, "alpha": 1, "target_modules": ["stem"]}' \
-// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_w2_a:4x1:1 --tensor base_model.model.stem.lokr_w2_b:1x27:1
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1:F16 --tensor base_model.model.stem.lokr_w2_a:4x1:1:F16 --tensor base_model.model.stem.lokr_w2_b:1x27:1:F16
 // RUN: peft-opt %s --peft-attach-adapters="adapters=%t/lokr" | FileCheck %s --check-prefix=LOKR
-// LOKR: %[[W2:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<4x1xf32>, tensor<1x27xf32>) -> tensor<4x27xf32>
-// LOKR: %[[D:.*]] = peft.lokr_delta %{{.*}}, %[[W2]] {scale = 1.000000e+00 : f32} : (tensor<2x1xf32>, tensor<4x27xf32>) -> tensor<8x3x3x3xf32>
+// LOKR: %[[W2:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<4x1xf16>, tensor<1x27xf16>) -> tensor<4x27xf32>
+// LOKR: %[[D:.*]] = peft.lokr_delta %{{.*}}, %[[W2]] {scale = 1.000000e+00 : f32} : (tensor<2x1xf16>, tensor<4x27xf32>) -> tensor<8x3x3x3xf32>
 // LOKR: peft.add_delta "default" %{{.*}}, %{{.*}}, %[[D]] {dilations = array<i64: 1, 1>, groups = 1 : i64, pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>}
 //
 // Factors that do not make the layer's weight, or a LoKr side given twice.
