@@ -39,6 +39,10 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     holds its value becomes an `arith.constant`. Weights that still name a
     file are an error: run `peft-externalize-weights` first.
 
+    `peft.head_shift` becomes a gather; on a linear layer's output that
+    nothing else reads, the gather reads the layer's GEMM rows and adds its
+    bias, so the shift copies nothing.
+
     Precision: f16 and bf16 layers accumulate their products in f32 and round
     the result once. Unmerged adapters compute in f32 whatever the types of
     their tensors and of the layer (PEFT's default, `autocast_adapter_dtype`):

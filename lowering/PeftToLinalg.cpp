@@ -166,19 +166,33 @@ Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor, 
       .getResult(0);
 }
 
+/// x·Wᵀ over the layer's rows flattened, without the bias, in the type the
+/// layer accumulates in.
+Value linearProduct(OpBuilder &builder, Location loc, LinearOp op) {
+  Type accumulator = accumulatorType(op.getResult().getType().getElementType());
+  Value rows = flattenBatch(builder, loc, op.getInput());
+  Value zeros = zerosFor(builder, loc, rows, op.getOutFeatures(), accumulator);
+  return matmul(builder, loc, rows, op.getWeight(), /*rhsTransposed=*/!op.getWeightInOut(), zeros);
+}
+
+/// Whether `layer` is read by a head shift alone (STDHA on a key or value
+/// projection): LowerHeadShift lowers the two together.
+bool feedsHeadShiftAlone(LinearOp layer) {
+  return layer->hasOneUse() && isa<HeadShiftOp>(*layer->user_begin());
+}
+
 struct LowerLinear : OpRewritePattern<LinearOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LinearOp op, PatternRewriter &rewriter) const override {
+    if (feedsHeadShiftAlone(op))
+      return rewriter.notifyMatchFailure(op, "lowered with the head shift that reads it");
     Location loc = op.getLoc();
     RankedTensorType resultType = op.getResult().getType();
-    Type accumulator = accumulatorType(resultType.getElementType());
-    Value rows = flattenBatch(rewriter, loc, op.getInput());
-    Value zeros = zerosFor(rewriter, loc, rows, op.getOutFeatures(), accumulator);
-    Value product = matmul(rewriter, loc, rows, op.getWeight(),
-                           /*rhsTransposed=*/!op.getWeightInOut(), zeros);
+    Value product = linearProduct(rewriter, loc, op);
     if (Value bias = op.getBias())
       product = addBias(rewriter, loc, product, bias);
-    Value result = restoreBatch(rewriter, loc, product, op.getInput(), resultType.clone(accumulator));
+    Value result = restoreBatch(rewriter, loc, product, op.getInput(),
+                                resultType.clone(getElementTypeOrSelf(product)));
     rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
     return success();
   }
@@ -842,48 +856,83 @@ struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
   }
 };
 
-/// result[m, ..., c] = input[m', ..., c]: the row m = b·T + t of a clip's
-/// frame t reads frame t − 1 (heads [0, fold)) or t + 1 (heads
-/// [fold, 2·fold)) when that frame exists, else its own: a gather, no
-/// arithmetic on the values.
+/// The row a head shift reads for element `indices` of its result: the row
+/// m = b·T + t of a clip's frame t reads frame t − 1 (heads [0, fold)) or
+/// t + 1 (heads [fold, 2·fold)) when that frame exists, else its own.
+Value shiftedRow(OpBuilder &b, Location l, HeadShiftOp op, ValueRange indices) {
+  int64_t frames = op.getFrames(), fold = op.getFold();
+  int64_t headSize = op.getType().getShape().back() / op.getHeads();
+  auto index = [&](int64_t value) { return arith::ConstantIndexOp::create(b, l, value).getResult(); };
+  auto compare = [&](arith::CmpIPredicate predicate, Value lhs, Value rhs) {
+    return arith::CmpIOp::create(b, l, predicate, lhs, rhs).getResult();
+  };
+  Value row = indices.front();
+  Value head = arith::DivUIOp::create(b, l, indices.back(), index(headSize));
+  Value frame = arith::RemUIOp::create(b, l, row, index(frames));
+  Value hasPrevious = compare(arith::CmpIPredicate::ugt, frame, index(0));
+  Value hasNext = compare(arith::CmpIPredicate::ult, frame, index(frames - 1));
+  Value backwardHead = compare(arith::CmpIPredicate::ult, head, index(fold));
+  Value pastBackward = compare(arith::CmpIPredicate::uge, head, index(fold));
+  Value beforeRest = compare(arith::CmpIPredicate::ult, head, index(2 * fold));
+  Value forwardHead = arith::AndIOp::create(b, l, pastBackward, beforeRest);
+  Value fromPrevious = arith::AndIOp::create(b, l, backwardHead, hasPrevious);
+  Value fromNext = arith::AndIOp::create(b, l, forwardHead, hasNext);
+  Value next = arith::AddIOp::create(b, l, row, index(1));
+  Value previous = arith::SubIOp::create(b, l, row, index(1));
+  Value notPrevious = arith::SelectOp::create(b, l, fromNext, next, row);
+  return arith::SelectOp::create(b, l, fromPrevious, previous, notPrevious);
+}
+
+/// The head shift's result read from `source` shaped like it: result[m, ...,
+/// c] = source[m', ..., c] (+ bias[c]), m' the shifted row, in the result's
+/// type. A gather: no arithmetic on the values but the bias.
+Value gatherShiftedRows(OpBuilder &builder, Location loc, HeadShiftOp op, Value source, Value bias) {
+  RankedTensorType type = op.getType();
+  int64_t rank = type.getRank();
+  SmallVector<Value> inputs;
+  SmallVector<AffineMap> maps;
+  if (bias) {
+    inputs.push_back(bias);
+    maps.push_back(AffineMap::get(rank, 0, builder.getAffineDimExpr(rank - 1)));
+  }
+  maps.push_back(builder.getMultiDimIdentityMap(rank));
+  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, source),
+                                       type.getElementType());
+  return linalg::GenericOp::create(
+             builder, loc, type, inputs, init, maps,
+             SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
+             [&](OpBuilder &b, Location l, ValueRange args) {
+               SmallVector<Value> indices;
+               for (int64_t d = 0; d < rank; ++d)
+                 indices.push_back(linalg::IndexOp::create(b, l, d));
+               indices[0] = shiftedRow(b, l, op, indices);
+               Value element = tensor::ExtractOp::create(b, l, source, indices);
+               if (bias)
+                 element = arith::AddFOp::create(b, l, element,
+                                                 convertFloat(b, l, args[0], element.getType()));
+               linalg::YieldOp::create(b, l, convertFloat(b, l, element, type.getElementType()));
+             })
+      .getResult(0);
+}
+
+/// A head shift: one gather from its input. When that input is a linear
+/// layer read by the shift alone, the layer's GEMM, then one pass that reads
+/// its rows shifted and adds the bias: that pass takes the place of the
+/// layer's own bias pass, so the shift is index remapping that copies nothing.
 struct LowerHeadShift : OpRewritePattern<HeadShiftOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(HeadShiftOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    RankedTensorType type = op.getType();
-    int64_t rank = type.getRank(), frames = op.getFrames(), fold = op.getFold();
-    int64_t headSize = type.getShape().back() / op.getHeads();
-    Value input = op.getInput();
-    Value init = tensor::EmptyOp::create(rewriter, loc, tensor::getMixedSizes(rewriter, loc, input),
-                                         type.getElementType());
-    rewriter.replaceOpWithNewOp<linalg::GenericOp>(
-        op, type, ValueRange{}, init, ArrayRef<AffineMap>{rewriter.getMultiDimIdentityMap(rank)},
-        SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-        [&](OpBuilder &b, Location l, ValueRange) {
-          auto index = [&](int64_t value) { return arith::ConstantIndexOp::create(b, l, value).getResult(); };
-          auto compare = [&](arith::CmpIPredicate predicate, Value lhs, Value rhs) {
-            return arith::CmpIOp::create(b, l, predicate, lhs, rhs).getResult();
-          };
-          SmallVector<Value> indices;
-          for (int64_t d = 0; d < rank; ++d)
-            indices.push_back(linalg::IndexOp::create(b, l, d));
-          Value row = indices[0];
-          Value head = arith::DivUIOp::create(b, l, indices.back(), index(headSize));
-          Value frame = arith::RemUIOp::create(b, l, row, index(frames));
-          Value fromPrevious = arith::AndIOp::create(
-              b, l, compare(arith::CmpIPredicate::ult, head, index(fold)),
-              compare(arith::CmpIPredicate::ugt, frame, index(0)));
-          Value fromNext = arith::AndIOp::create(
-              b, l,
-              arith::AndIOp::create(b, l, compare(arith::CmpIPredicate::uge, head, index(fold)),
-                                    compare(arith::CmpIPredicate::ult, head, index(2 * fold))),
-              compare(arith::CmpIPredicate::ult, frame, index(frames - 1)));
-          Value shifted = arith::SelectOp::create(
-              b, l, fromPrevious, arith::SubIOp::create(b, l, row, index(1)),
-              arith::SelectOp::create(b, l, fromNext, arith::AddIOp::create(b, l, row, index(1)), row));
-          indices[0] = shifted;
-          linalg::YieldOp::create(b, l, tensor::ExtractOp::create(b, l, input, indices).getResult());
-        });
+    auto layer = op.getInput().getDefiningOp<LinearOp>();
+    if (!layer || !feedsHeadShiftAlone(layer)) {
+      rewriter.replaceOp(op, gatherShiftedRows(rewriter, loc, op, op.getInput(), Value()));
+      return success();
+    }
+    Value product = linearProduct(rewriter, loc, layer);
+    Value rows = restoreBatch(rewriter, loc, product, layer.getInput(),
+                              layer.getType().clone(getElementTypeOrSelf(product)));
+    rewriter.replaceOp(op, gatherShiftedRows(rewriter, loc, op, rows, layer.getBias()));
+    rewriter.eraseOp(layer);
     return success();
   }
 };

@@ -532,7 +532,9 @@ def Peft_HeadShiftOp : Peft_Op<"head_shift", [Pure, AllTypesMatch<["input", "res
     `result[b·T + t, ..., h·d + j] = input[b·T + t', ..., h·d + j]`
 
     It has no weights and mixes frames, so nothing merges it; it lowers to an
-    index remapping of the input (a gather), no arithmetic.
+    index remapping of the input (a gather), no arithmetic. On the output of a
+    linear layer that nothing else reads, the gather reads the layer's GEMM
+    rows and adds its bias, in place of the layer's bias pass: no copy.
 
     ```mlir
     %k2 = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64}

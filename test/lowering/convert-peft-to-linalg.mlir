@@ -327,6 +327,25 @@ func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
 
 // -----
 
+// A head shift that alone reads a linear layer (STDHA on a key projection)
+// takes the place of the layer's bias pass: the GEMM, then one generic that
+// reads the GEMM's rows shifted and adds the bias. Nothing is copied.
+// CHECK-LABEL: func.func @linear_head_shift
+// CHECK-SAME: (%[[X:.*]]: tensor<?x17x32xf32>, %[[W:.*]]: tensor<32x32xf32>, %[[BIAS:.*]]: tensor<32xf32>)
+// CHECK: %[[PRODUCT:.*]] = linalg.matmul
+// CHECK: %[[ROWS:.*]] = tensor.expand_shape %[[PRODUCT]]
+// CHECK: %[[SHIFTED:.*]] = linalg.generic {{.*}} ins(%[[BIAS]] : tensor<32xf32>) outs(%{{.*}} : tensor<?x17x32xf32>)
+// CHECK:   %[[ELEMENT:.*]] = tensor.extract %[[ROWS]][%{{.*}}, %{{.*}}, %{{.*}}] : tensor<?x17x32xf32>
+// CHECK:   arith.addf %[[ELEMENT]], %{{.*}} : f32
+// CHECK: return %[[SHIFTED]]
+func.func @linear_head_shift(%x: tensor<?x17x32xf32>, %w: tensor<32x32xf32>, %b: tensor<32xf32>) -> tensor<?x17x32xf32> {
+  %k = peft.linear "key" %x, %w, %b : (tensor<?x17x32xf32>, tensor<32x32xf32>, tensor<32xf32>) -> tensor<?x17x32xf32>
+  %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
+  return %y : tensor<?x17x32xf32>
+}
+
+// -----
+
 // Unmerged adapters compute in f32 whatever their tensors' types: F16
 // factors over an f32 layer are widened, and the sum needs no rounding.
 // CHECK-LABEL: func.func @lora_half_factors
