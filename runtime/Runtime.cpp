@@ -86,6 +86,8 @@ struct PeftModel {
   std::unique_ptr<peft::SafetensorsFile> weights;
   /// Files bound over the artifact's weights (peft_model_bind_weights).
   std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
+  /// Their F16/BF16 tensors widened for weights the artifact takes as F32.
+  std::vector<std::vector<float>> widenedTensors;
   std::vector<Slot> inputs, weightSlots;
   std::vector<Output> outputs;
 
@@ -163,6 +165,13 @@ int PeftModel::bindWeights(const std::string &directory) {
   return 0;
 }
 
+/// Whether `view` widens exactly to an F32 weight: an F16 or BF16 adapter
+/// swapped into an artifact compiled with F32 tensors.
+static bool widensToF32(const peft::TensorView &view, const Slot &slot) {
+  return slot.info.dtype == "F32" &&
+         (view.dtype == peft::DType::F16 || view.dtype == peft::DType::BF16);
+}
+
 int PeftModel::bindFile(const std::string &path) {
   auto file = peft::SafetensorsFile::open(path);
   if (!file)
@@ -172,15 +181,21 @@ int PeftModel::bindFile(const std::string &path) {
                              [&](const Slot &slot) { return slot.info.name == name; });
     if (slot == weightSlots.end())
       return failWith(path + ": tensor '" + name + "' is not a weight of this model");
-    if (view.shape != slot->info.shape || peft::dtypeName(view.dtype) != slot->info.dtype)
+    bool typeFits = peft::dtypeName(view.dtype) == slot->info.dtype || widensToF32(view, *slot);
+    if (view.shape != slot->info.shape || !typeFits)
       return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
                       " " + peft::formatShape(view.shape) + ", the model's weight is " +
                       slot->info.dtype + " " + peft::formatShape(slot->info.shape));
   }
   for (const auto &[name, view] : (*file)->tensors())
-    for (Slot &slot : weightSlots)
-      if (slot.info.name == name)
-        slot.descriptor.set(view.data, view.shape.data(), view.shape.size());
+    for (Slot &slot : weightSlots) {
+      if (slot.info.name != name)
+        continue;
+      const void *data = view.data;
+      if (widensToF32(view, slot))
+        data = widenedTensors.emplace_back(view.toFloat32()).data();
+      slot.descriptor.set(data, view.shape.data(), view.shape.size());
+    }
   boundFiles.push_back(std::move(*file));
   return 0;
 }

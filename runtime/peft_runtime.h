@@ -72,7 +72,8 @@ int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype,
 /* Binds the weights named by the tensors of the safetensors file at `path`
  * (another adapter's, say) in place of the artifact's; the file stays mapped
  * until the model is freed. Every tensor must be a weight of the model, of
- * its dtype and shape; returns 0 on success. */
+ * its dtype and shape (F16 and BF16 tensors for an F32 weight are widened,
+ * exactly, into a copy); returns 0 on success. */
 int peft_model_bind_weights(PeftModel *model, const char *path);
 
 /* Runs the model on the bound inputs; returns 0 on success. */
