@@ -948,20 +948,25 @@ def make_residual_adapter(model, peft_type, target_modules, directory, seed, pos
 def shift_heads(x, frames, heads, fold):
     """ZeroI2V's STDHA on a key or value projection's output [clips·frames,
     tokens, heads·d]: heads [0, fold) take the previous frame's values, heads
-    [fold, 2·fold) the next frame's; edge frames keep their own."""
-    clips = x.shape[0] // frames
-    v = x.reshape(clips, frames, x.shape[1], heads, -1)
+    [fold, 2·fold) the next frame's; edge frames keep their own. A trailing
+    clip cut short is a clip of fewer frames (docs/adapters.md)."""
+    return torch.cat([shift_clip(clip, heads, fold) for clip in x.split(frames)])
+
+
+def shift_clip(v, heads, fold):
+    v = v.reshape(v.shape[0], v.shape[1], heads, -1)
     out = v.clone()
-    out[:, 1:, :, :fold] = v[:, :-1, :, :fold]
-    out[:, :-1, :, fold:2 * fold] = v[:, 1:, :, fold:2 * fold]
-    return out.reshape(x.shape)
+    out[1:, :, :fold] = v[:-1, :, :fold]
+    out[:-1, :, fold:2 * fold] = v[1:, :, fold:2 * fold]
+    return out.reshape(v.shape[0], v.shape[1], -1)
 
 
 def export_stdha_adapter(name, make_model, target_modules, frames, heads, fold, seed,
                          input_shape, input_names, output_names):
     """An STDHA config (no tensors) in models/NAME/stdha/adapter, hooked onto
     a fresh copy of the model, with clips of `frames` frames as inputs
-    (models/NAME/stdha/inputs) and torch's outputs (.../expected)."""
+    (models/NAME/stdha/inputs) and torch's outputs (.../expected); and the
+    same inputs but the last half clip's frames (.../partial)."""
     model = make_model().eval()
     directory = os.path.join(HERE, "models", name, "stdha")
     config = {"peft_type": "STDHA", "target_modules": target_modules, "num_frames": frames,
@@ -977,6 +982,9 @@ def export_stdha_adapter(name, make_model, target_modules, frames, heads, fold, 
             module.register_forward_hook(
                 lambda m, args, out: shift_heads(out, frames, heads, fold))
         run_and_save(model, inputs, output_names, os.path.join(directory, "expected"))
+        partial = [inputs[0][:-(frames // 2)]]
+        save_inputs(os.path.join(directory, "partial"), input_names, partial)
+        run_and_save(model, partial, output_names, os.path.join(directory, "partial", "expected"))
 
 
 def export_own_adapters(name, subdirectory, make_model, makers, input_names, output_names):

@@ -858,8 +858,10 @@ struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
 
 /// The row a head shift reads for element `indices` of its result: the row
 /// m = b·T + t of a clip's frame t reads frame t − 1 (heads [0, fold)) or
-/// t + 1 (heads [fold, 2·fold)) when that frame exists, else its own.
-Value shiftedRow(OpBuilder &b, Location l, HeadShiftOp op, ValueRange indices) {
+/// t + 1 (heads [fold, 2·fold)) when that frame exists, else its own. A
+/// trailing clip cut short (`rows` not a multiple of T) has fewer frames: no
+/// row past the last is read.
+Value shiftedRow(OpBuilder &b, Location l, HeadShiftOp op, ValueRange indices, Value rows) {
   int64_t frames = op.getFrames(), fold = op.getFold();
   int64_t headSize = op.getType().getShape().back() / op.getHeads();
   auto index = [&](int64_t value) { return arith::ConstantIndexOp::create(b, l, value).getResult(); };
@@ -870,14 +872,16 @@ Value shiftedRow(OpBuilder &b, Location l, HeadShiftOp op, ValueRange indices) {
   Value head = arith::DivUIOp::create(b, l, indices.back(), index(headSize));
   Value frame = arith::RemUIOp::create(b, l, row, index(frames));
   Value hasPrevious = compare(arith::CmpIPredicate::ugt, frame, index(0));
-  Value hasNext = compare(arith::CmpIPredicate::ult, frame, index(frames - 1));
+  Value next = arith::AddIOp::create(b, l, row, index(1));
+  Value notLastFrame = compare(arith::CmpIPredicate::ult, frame, index(frames - 1));
+  Value nextExists = compare(arith::CmpIPredicate::ult, next, rows);
+  Value hasNext = arith::AndIOp::create(b, l, notLastFrame, nextExists);
   Value backwardHead = compare(arith::CmpIPredicate::ult, head, index(fold));
   Value pastBackward = compare(arith::CmpIPredicate::uge, head, index(fold));
   Value beforeRest = compare(arith::CmpIPredicate::ult, head, index(2 * fold));
   Value forwardHead = arith::AndIOp::create(b, l, pastBackward, beforeRest);
   Value fromPrevious = arith::AndIOp::create(b, l, backwardHead, hasPrevious);
   Value fromNext = arith::AndIOp::create(b, l, forwardHead, hasNext);
-  Value next = arith::AddIOp::create(b, l, row, index(1));
   Value previous = arith::SubIOp::create(b, l, row, index(1));
   Value notPrevious = arith::SelectOp::create(b, l, fromNext, next, row);
   return arith::SelectOp::create(b, l, fromPrevious, previous, notPrevious);
@@ -896,8 +900,9 @@ Value gatherShiftedRows(OpBuilder &builder, Location loc, HeadShiftOp op, Value 
     maps.push_back(AffineMap::get(rank, 0, builder.getAffineDimExpr(rank - 1)));
   }
   maps.push_back(builder.getMultiDimIdentityMap(rank));
-  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, source),
-                                       type.getElementType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(builder, loc, source);
+  Value rows = getValueOrCreateConstantIndexOp(builder, loc, sizes.front());
+  Value init = tensor::EmptyOp::create(builder, loc, sizes, type.getElementType());
   return linalg::GenericOp::create(
              builder, loc, type, inputs, init, maps,
              SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
@@ -905,7 +910,7 @@ Value gatherShiftedRows(OpBuilder &builder, Location loc, HeadShiftOp op, Value 
                SmallVector<Value> indices;
                for (int64_t d = 0; d < rank; ++d)
                  indices.push_back(linalg::IndexOp::create(b, l, d));
-               indices[0] = shiftedRow(b, l, op, indices);
+               indices[0] = shiftedRow(b, l, op, indices, rows);
                Value element = tensor::ExtractOp::create(b, l, source, indices);
                if (bias)
                  element = arith::AddFOp::create(b, l, element,

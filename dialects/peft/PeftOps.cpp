@@ -516,6 +516,9 @@ LogicalResult HeadShiftOp::verify() {
                    << " must be [frames·clips, ..., heads·d] with its channels static and "
                       "divisible by the "
                    << heads << " heads";
+  if (!type.isDynamicDim(0) && type.getDimSize(0) % getFrames())
+    return error() << "input " << describeShape(getInput()) << " has " << type.getDimSize(0)
+                   << " rows, not whole clips of " << getFrames() << " frames";
   return success();
 }
 

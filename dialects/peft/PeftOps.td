@@ -531,6 +531,10 @@ def Peft_HeadShiftOp : Peft_Op<"head_shift", [Pure, AllTypesMatch<["input", "res
 
     `result[b·T + t, ..., h·d + j] = input[b·T + t', ..., h·d + j]`
 
+    A static row count must be whole clips. A dynamic one that is not (a
+    trailing clip cut short) is read as a last clip of fewer frames: no row
+    past the last is read.
+
     It has no weights and mixes frames, so nothing merges it; it lowers to an
     index remapping of the input (a gather), no arithmetic. On the output of a
     linear layer that nothing else reads, the gather reads the layer's GEMM

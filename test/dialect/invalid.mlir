@@ -318,6 +318,14 @@ func.func @head_shift_heads(%k: tensor<8x17x30xf32>) -> tensor<8x17x30xf32> {
 
 // -----
 
+func.func @head_shift_partial_clip(%k: tensor<6x17x32xf32>) -> tensor<6x17x32xf32> {
+  // expected-error @+1 {{'peft.head_shift' op adapter 'default': input [6, 17, 32] has 6 rows, not whole clips of 4 frames}}
+  %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<6x17x32xf32>) -> tensor<6x17x32xf32>
+  return %y : tensor<6x17x32xf32>
+}
+
+// -----
+
 func.func @head_shift_fold(%k: tensor<8x17x32xf32>) -> tensor<8x17x32xf32> {
   // expected-error @+1 {{'peft.head_shift' op adapter 'default': needs frames >= 1 and 1 <= fold <= heads / 2, got frames 4, heads 4, fold 3}}
   %y = peft.head_shift "default" %k {fold = 3 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<8x17x32xf32>) -> tensor<8x17x32xf32>
