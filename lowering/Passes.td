@@ -44,10 +44,11 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     bias, so the shift copies nothing.
 
     Precision: f16 and bf16 layers accumulate their products in f32 and round
-    the result once. Unmerged adapters compute in f32 whatever the types of
-    their tensors and of the layer (PEFT's default, `autocast_adapter_dtype`):
-    F16/BF16 adapter tensors, the layer's input and its base result are
-    widened, and the adapted result is rounded once to the layer's type.
+    the result once. Unmerged adapters compute in f32 (on an f64 layer, f64)
+    whatever the types of their tensors (PEFT's default,
+    `autocast_adapter_dtype`): F16/BF16 adapter tensors, the layer's input
+    and its base result are widened, and the adapted result is rounded once
+    to the layer's type.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect",
                            "mlir::tensor::TensorDialect",

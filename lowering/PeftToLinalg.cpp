@@ -90,9 +90,9 @@ Value convertFloat(OpBuilder &builder, Location loc, Value value, Type type) {
 
 /// A float tensor with its elements converted to `elementType`; an absent
 /// value, an integer tensor (indices) or one already of that type as it is.
-/// Unmerged adapters compute in f32 whatever the types of their weights and
-/// of the layer, as PEFT does by default (autocast_adapter_dtype): the
-/// adapter's tensors and the layer's result are widened, the sum rounded once.
+/// Unmerged adapters compute in their layer's computeTypeOf whatever the
+/// types of their weights: the adapter's tensors and the layer's result are
+/// widened, the sum rounded once.
 Value castElements(OpBuilder &builder, Location loc, Value tensor, Type elementType) {
   if (!tensor)
     return tensor;
@@ -112,13 +112,11 @@ Value castElements(OpBuilder &builder, Location loc, Value tensor, Type elementT
       .getResult(0);
 }
 
-/// The type a layer of `elementType` accumulates its products in: f32 for
-/// the half-precision floats (whose sums would lose most of their digits), else
-/// the type itself.
-Type accumulatorType(Type elementType) {
-  if (isa<FloatType>(elementType) && elementType.getIntOrFloatBitWidth() < 32)
-    return Float32Type::get(elementType.getContext());
-  return elementType;
+/// An adapter's scale (an f32 attribute) as a constant of `type`, the type of
+/// what it multiplies.
+Value scaleConstant(OpBuilder &builder, Location loc, FloatAttr scale, Type type) {
+  return arith::ConstantOp::create(builder, loc,
+                                   builder.getFloatAttr(type, scale.getValueAsDouble()));
 }
 
 /// tensor[i, c, ...] + scale·bias[c] (scale 1 when absent, the bias converted
@@ -142,7 +140,7 @@ Value addBias(OpBuilder &builder, Location loc, Value tensor, Value bias,
                Value term = convertFloat(nested, nestedLoc, args[1], args[0].getType());
                if (scale)
                  term = arith::MulFOp::create(nested, nestedLoc, term,
-                                              arith::ConstantOp::create(nested, nestedLoc, scale));
+                                              scaleConstant(nested, nestedLoc, scale, term.getType()));
                linalg::YieldOp::create(
                    nested, nestedLoc,
                    arith::AddFOp::create(nested, nestedLoc, args[0], term).getResult());
@@ -152,7 +150,7 @@ Value addBias(OpBuilder &builder, Location loc, Value tensor, Value bias,
 
 /// `factor`·`matrix`, elementwise, into `init`.
 Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor, Value init) {
-  Value scale = arith::ConstantOp::create(builder, loc, factor);
+  Value scale = scaleConstant(builder, loc, factor, getElementTypeOrSelf(matrix));
   AffineMap identity = builder.getMultiDimIdentityMap(2);
   return linalg::GenericOp::create(
              builder, loc, matrix.getType(), matrix, init,
@@ -169,7 +167,7 @@ Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor, 
 /// x·Wᵀ over the layer's rows flattened, without the bias, in the type the
 /// layer accumulates in.
 Value linearProduct(OpBuilder &builder, Location loc, LinearOp op) {
-  Type accumulator = accumulatorType(op.getResult().getType().getElementType());
+  Type accumulator = computeTypeOf(op.getResult().getType().getElementType());
   Value rows = flattenBatch(builder, loc, op.getInput());
   Value zeros = zerosFor(builder, loc, rows, op.getOutFeatures(), accumulator);
   return matmul(builder, loc, rows, op.getWeight(), /*rhsTransposed=*/!op.getWeightInOut(), zeros);
@@ -209,7 +207,7 @@ Value addScaled(OpBuilder &builder, Location loc, Value acc, Value term, FloatAt
              ArrayRef<AffineMap>{identity, identity, identity},
              SmallVector<utils::IteratorType>(type.getRank(), utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
+               Value factor = scaleConstant(nested, nestedLoc, scale, args[1].getType());
                Value scaled = arith::MulFOp::create(nested, nestedLoc, args[1], factor);
                linalg::YieldOp::create(
                    nested, nestedLoc,
@@ -229,41 +227,43 @@ Value asMatrix(OpBuilder &builder, Location loc, Value value) {
 }
 
 /// What peft.lora and peft.dora share: the low-rank branch and its form, its
-/// input and factors in f32.
+/// input and factors converted to the type it computes in.
 struct LowRankBranch {
+  Type computeType;
   Value input, a, b;
   FloatAttr scale;
   std::optional<ArrayRef<int64_t>> strides, pads;
 
   template <typename AdapterOp>
-  static LowRankBranch inF32(OpBuilder &builder, AdapterOp op) {
+  static LowRankBranch of(OpBuilder &builder, AdapterOp op) {
     Location loc = op.getLoc();
-    Type f32 = builder.getF32Type();
-    return {castElements(builder, loc, op.getInput(), f32),
-            castElements(builder, loc, op.getLoraA(), f32),
-            castElements(builder, loc, op.getLoraB(), f32),
+    Type type = computeTypeOf(op.getType().getElementType());
+    return {type,
+            castElements(builder, loc, op.getInput(), type),
+            castElements(builder, loc, op.getLoraA(), type),
+            castElements(builder, loc, op.getLoraB(), type),
             op.getScaleAttr(),
             op.getStrides(),
             op.getPads()};
   }
 
-  /// `acc + scale·(input·Aᵀ)·Bᵀ`, `acc` an f32 tensor shaped like the layer's
-  /// output.
+  /// `acc + scale·(input·Aᵀ)·Bᵀ`, `acc` of the compute type, shaped like the
+  /// layer's output.
   Value addTo(OpBuilder &builder, Location loc, Value acc) const {
     if (strides)
       return addConvolutionTo(builder, loc, acc);
-    Type f32 = builder.getF32Type();
     Value down;
     if (isa<IntegerType>(cast<ShapedType>(input.getType()).getElementType())) {
       down = flattenBatch(builder, loc, gatherColumnsOfA(builder, loc));
     } else {
       Value rows = flattenBatch(builder, loc, input);
       int64_t rank = cast<ShapedType>(a.getType()).getDimSize(0);
-      down = matmul(builder, loc, rows, a, true, zerosFor(builder, loc, rows, rank, f32));
+      down = matmul(builder, loc, rows, a, true, zerosFor(builder, loc, rows, rank, computeType));
     }
     Value scaled = scaleBy(builder, loc, down, scale,
                            tensor::EmptyOp::create(builder, loc,
-                                                   tensor::getMixedSizes(builder, loc, down), f32));
+                                                   tensor::getMixedSizes(builder, loc, down),
+                                                   computeType));
     Value up = matmul(builder, loc, scaled, b, true, flattenBatch(builder, loc, acc));
     return restoreBatch(builder, loc, up, acc, cast<RankedTensorType>(acc.getType()));
   }
@@ -305,15 +305,15 @@ struct LowRankBranch {
 };
 
 /// base + s·((x·Aᵀ)·Bᵀ + lora_bias), with the scale applied to the thin [M, r]
-/// intermediate; in f32, rounded once to the layer's type.
+/// intermediate; in the compute type, rounded once to the layer's type.
 struct LowerLora : OpRewritePattern<LoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(LoraOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Type f32 = rewriter.getF32Type();
-    LowRankBranch branch = LowRankBranch::inF32(rewriter, op);
-    Value result = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), f32));
-    if (Value bias = castElements(rewriter, loc, op.getLoraBias(), f32))
+    LowRankBranch branch = LowRankBranch::of(rewriter, op);
+    Type type = branch.computeType;
+    Value result = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), type));
+    if (Value bias = castElements(rewriter, loc, op.getLoraBias(), type))
       result = op.isConvolution() ? addBias(rewriter, loc, result, bias, op.getScaleAttr())
                                   : addBiasToRows(rewriter, loc, result, bias, op.getScaleAttr());
     rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));
@@ -330,18 +330,18 @@ struct LowerLora : OpRewritePattern<LoraOp> {
 };
 
 /// DoRA left unmerged: n = m / ‖W + s·B·A‖_row from the weights at run time,
-/// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias; in f32, rounded once to the
-/// layer's type.
+/// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias; in the compute type, rounded
+/// once to the layer's type.
 struct LowerDora : OpRewritePattern<DoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(DoraOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Type f32 = rewriter.getF32Type();
-    LowRankBranch branch = LowRankBranch::inF32(rewriter, op);
-    Value adapted = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), f32));
+    LowRankBranch branch = LowRankBranch::of(rewriter, op);
+    Type type = branch.computeType;
+    Value adapted = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), type));
     int64_t channelDim = op.isConvolution() ? 1 : op.getType().getRank() - 1;
     Value factor = magnitudeOverNorm(rewriter, loc, op, branch);
-    Value bias = castElements(rewriter, loc, op.getBias(), f32);
+    Value bias = castElements(rewriter, loc, op.getBias(), type);
     Value rescaled = rescaleChannels(rewriter, loc, adapted, factor, bias, channelDim);
     rewriter.replaceOp(op, castElements(rewriter, loc, rescaled, op.getType().getElementType()));
     return success();
@@ -352,15 +352,15 @@ struct LowerDora : OpRewritePattern<DoraOp> {
   static Value magnitudeOverNorm(OpBuilder &builder, Location loc, DoraOp op,
                                  const LowRankBranch &branch) {
     MLIRContext *context = builder.getContext();
-    Type f32 = builder.getF32Type();
+    Type type = branch.computeType;
     Value a = asMatrix(builder, loc, branch.a), b = asMatrix(builder, loc, branch.b);
-    Value weight = asMatrix(builder, loc, castElements(builder, loc, op.getWeight(), f32));
+    Value weight = asMatrix(builder, loc, castElements(builder, loc, op.getWeight(), type));
     int64_t out = cast<ShapedType>(b.getType()).getDimSize(0);
     int64_t in = cast<ShapedType>(a.getType()).getDimSize(1);
-    Value delta = matmul(builder, loc, b, a, false, zerosFor(builder, loc, b, in, f32));
-    Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(f32));
+    Value delta = matmul(builder, loc, b, a, false, zerosFor(builder, loc, b, in, type));
+    Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(type));
     Value sums = linalg::FillOp::create(builder, loc, zero,
-                                        Value(tensor::EmptyOp::create(builder, loc, {out}, f32)))
+                                        Value(tensor::EmptyOp::create(builder, loc, {out}, type)))
                      .getResult(0);
     AffineExpr o, i;
     bindDims(context, o, i);
@@ -372,7 +372,7 @@ struct LowerDora : OpRewritePattern<DoraOp> {
                                    map({o})},
                {utils::IteratorType::parallel, utils::IteratorType::reduction},
                [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-                 Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
+                 Value factor = scaleConstant(nested, nestedLoc, scale, args[1].getType());
                  Value value = arith::AddFOp::create(
                      nested, nestedLoc, args[0],
                      arith::MulFOp::create(nested, nestedLoc, args[1], factor));
@@ -382,7 +382,7 @@ struct LowerDora : OpRewritePattern<DoraOp> {
                      arith::AddFOp::create(nested, nestedLoc, args[2], square).getResult());
                })
                .getResult(0);
-    Value magnitude = castElements(builder, loc, op.getMagnitude(), f32);
+    Value magnitude = castElements(builder, loc, op.getMagnitude(), type);
     int64_t magnitudeRank = cast<ShapedType>(magnitude.getType()).getRank();
     if (magnitudeRank != 1)
       magnitude = tensor::CollapseShapeOp::create(
@@ -391,7 +391,7 @@ struct LowerDora : OpRewritePattern<DoraOp> {
     AffineMap identity = builder.getMultiDimIdentityMap(1);
     return linalg::GenericOp::create(
                builder, loc, sums.getType(), ValueRange{magnitude, sums},
-               Value(tensor::EmptyOp::create(builder, loc, {out}, f32)),
+               Value(tensor::EmptyOp::create(builder, loc, {out}, type)),
                ArrayRef<AffineMap>{identity, identity, identity},
                {utils::IteratorType::parallel},
                [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
@@ -473,8 +473,8 @@ Value scaledProduct(OpBuilder &builder, Location loc, Value lhs, Value rhs,
              builder, loc, init.getType(), ValueRange{lhs, rhs}, init, maps,
              SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               Value factor = arith::ConstantOp::create(nested, nestedLoc, scale);
                Value both = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+               Value factor = scaleConstant(nested, nestedLoc, scale, both.getType());
                linalg::YieldOp::create(
                    nested, nestedLoc,
                    arith::MulFOp::create(nested, nestedLoc, both, factor).getResult());
@@ -528,15 +528,15 @@ struct LowerLokrDelta : OpRewritePattern<LokrDeltaOp> {
 
 /// base + the layer's op with the delta as its weight: x·Δᵀ accumulated into
 /// the base rows, or a convolution with Δ as its kernel added to the base; in
-/// f32, rounded once to the layer's type.
+/// the compute type, rounded once to the layer's type.
 struct LowerAddDelta : OpRewritePattern<AddDeltaOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AddDeltaOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Type f32 = rewriter.getF32Type();
-    Value input = castElements(rewriter, loc, op.getInput(), f32);
-    Value base = castElements(rewriter, loc, op.getBase(), f32);
-    Value delta = castElements(rewriter, loc, op.getDelta(), f32);
+    Type type = computeTypeOf(op.getType().getElementType());
+    Value input = castElements(rewriter, loc, op.getInput(), type);
+    Value base = castElements(rewriter, loc, op.getBase(), type);
+    Value delta = castElements(rewriter, loc, op.getDelta(), type);
     Value sum;
     if (!op.isConvolution()) {
       Value rows = matmul(rewriter, loc, flattenBatch(rewriter, loc, input), delta, true,
@@ -587,7 +587,7 @@ struct LowerConv : OpRewritePattern<ConvOp> {
     MLIRContext *context = rewriter.getContext();
     int64_t rank = op.getSpatialRank(), groups = op.getGroups();
     RankedTensorType resultType = op.getResult().getType();
-    Type elementType = resultType.getElementType(), accumulator = accumulatorType(elementType);
+    Type elementType = resultType.getElementType(), accumulator = computeTypeOf(elementType);
     Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
 
     Value input = op.getInput();
@@ -691,8 +691,8 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
 };
 
 /// `body`(input[i], per[c]...) for every element of `input`, each `per`
-/// vector running along `channelDim`; computed in f32 and rounded once to the
-/// input's type.
+/// vector running along `channelDim`; computed in the input's compute type
+/// and rounded once to its type.
 Value mapChannels(OpBuilder &builder, Location loc, Value input, int64_t channelDim,
                   ValueRange perChannel,
                   function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
@@ -711,9 +711,10 @@ Value mapChannels(OpBuilder &builder, Location loc, Value input, int64_t channel
              builder, loc, type, inputs, init, maps,
              SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
              [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               Type computeType = computeTypeOf(type.getElementType());
                SmallVector<Value> values;
                for (Value value : args.drop_back())
-                 values.push_back(convertFloat(nested, nestedLoc, value, nested.getF32Type()));
+                 values.push_back(convertFloat(nested, nestedLoc, value, computeType));
                Value result = body(nested, nestedLoc, values);
                linalg::YieldOp::create(nested, nestedLoc,
                                        convertFloat(nested, nestedLoc, result, type.getElementType()));
@@ -812,13 +813,13 @@ Value blockDiagonal(OpBuilder &builder, Location loc, Value up, int64_t groups, 
 }
 
 /// input + s·(up(act(down·input + b1)) + b2) over the rows of the input: two
-/// GEMMs, the activation, then the residual sum; in f32, rounded once to the
-/// input's type.
+/// GEMMs, the activation, then the residual sum; in the compute type, rounded
+/// once to the input's type.
 struct LowerBottleneck : OpRewritePattern<BottleneckOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(BottleneckOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    Type elementType = rewriter.getF32Type();
+    Type elementType = computeTypeOf(op.getType().getElementType());
     auto wide = [&](Value value) { return castElements(rewriter, loc, value, elementType); };
     Value rows = wide(flattenBatch(rewriter, loc, op.getInput()));
     int64_t hidden = op.getHiddenSize(), features = op.getUp().getType().getDimSize(0);

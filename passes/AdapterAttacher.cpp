@@ -258,17 +258,17 @@ LogicalResult AdapterAttacher::attachFactored(const LoraAdapter &adapter, const 
     return found ? adapterWeight(builder, loc, adapter, found->tensor, found->view)
                  : Value();
   };
-  // The products and the delta are f32 whatever the factors' and the layer's
-  // types, as PEFT computes them by default (autocast_adapter_dtype).
-  Type f32 = builder.getF32Type();
+  // The products and the delta are of the layer's compute type (f32 for a
+  // half-precision layer) whatever the factors' types.
+  Type computeType = computeTypeOf(layer.getWeight().getType().getElementType());
   auto product = [&](StringRef lhs, StringRef rhs) -> Value {
     Value a = factor(lhs), b = factor(rhs);
     auto aType = cast<RankedTensorType>(a.getType()), bType = cast<RankedTensorType>(b.getType());
-    auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)}, f32);
+    auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)}, computeType);
     return FactorProductOp::create(builder, loc, type, a, b);
   };
   FloatAttr scale = builder.getF32FloatAttr(module.scale);
-  auto deltaType = RankedTensorType::get(torchShape, f32);
+  auto deltaType = RankedTensorType::get(torchShape, computeType);
   Value first, second;
   if (loha) {
     first = product("hada_w1_a", "hada_w1_b");

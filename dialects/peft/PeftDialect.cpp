@@ -39,6 +39,12 @@ std::optional<DType> peft::dtypeOf(Type elementType) {
   return std::nullopt;
 }
 
+Type peft::computeTypeOf(Type elementType) {
+  if (isa<FloatType>(elementType) && elementType.getIntOrFloatBitWidth() < 32)
+    return Float32Type::get(elementType.getContext());
+  return elementType;
+}
+
 Type peft::elementTypeOf(DType dtype, MLIRContext *context) {
   Builder builder(context);
   switch (dtype) {

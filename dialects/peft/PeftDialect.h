@@ -18,6 +18,11 @@ namespace peft {
 std::optional<DType> dtypeOf(mlir::Type elementType);
 /// The MLIR element type of a safetensors element type, if it has one.
 mlir::Type elementTypeOf(DType dtype, mlir::MLIRContext *context);
+/// The type a layer of float type `elementType` accumulates in, and its
+/// unmerged adapters compute in: f32 for the half-precision floats (as torch
+/// accumulates them and PEFT's autocast_adapter_dtype widens adapters), else
+/// the type itself.
+mlir::Type computeTypeOf(mlir::Type elementType);
 
 /// The bytes of a weight of `type` kept in `file` or held in `value`: a view
 /// into the mapped file or the attribute, or into `storage` when they had to

@@ -486,3 +486,17 @@ func.func @half_conv(%x: tensor<?x3x4x4xf16>, %w: tensor<6x3x1x1xf16>) -> tensor
          : (tensor<?x3x4x4xf16>, tensor<6x3x1x1xf16>) -> tensor<?x6x4x4xf16>
   return %y : tensor<?x6x4x4xf16>
 }
+
+// -----
+
+// An f64 layer keeps f64: its F32 factors are widened to it, nothing is
+// rounded to f32.
+// CHECK-LABEL: func.func @lora_double_layer
+// CHECK: %[[WIDE_A:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<2x4xf32>) outs(%{{.*}} : tensor<2x4xf64>)
+// CHECK: linalg.matmul {{.*}} ins(%arg0, %[[WIDE_A]] : tensor<5x4xf64>, tensor<2x4xf64>)
+// CHECK: linalg.matmul {{.*}} outs(%arg1 : tensor<5x3xf64>)
+// CHECK-NOT: arith.truncf
+func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>) -> tensor<5x3xf64> {
+  %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<5x4xf64>, tensor<5x3xf64>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<5x3xf64>
+  return %y : tensor<5x3xf64>
+}
