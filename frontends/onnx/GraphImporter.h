@@ -7,6 +7,7 @@
 #ifndef PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H
 #define PEFT_FRONTENDS_ONNX_GRAPHIMPORTER_H
 
+#include "frontends/onnx/OnnxWeights.h"
 #include "frontends/onnx/TensorBuilder.h"
 #include "support/Tensor.h"
 
@@ -35,9 +36,9 @@ template <typename T> using FailureOr = mlir::FailureOr<T>;
 /// Initializers up to this many elements become inline constants; larger ones
 /// stay in the ONNX file behind a `peft.weight`.
 inline constexpr int64_t kMaxInlineElements = 64;
-
-/// The opsets this importer reads.
-inline constexpr int64_t kMinOpset = 13, kMaxOpset = 21;
+/// Integer vectors computed at run time up to this many elements can serve
+/// as Slice bounds (read element by element).
+inline constexpr int64_t kMaxRuntimeInts = 8;
 
 struct ImportedValue {
   Value tensor;
@@ -85,6 +86,11 @@ private:
   FailureOr<ImportedValue *> entry(const onnx::NodeProto &node, int index);
   FailureOr<Value> tensor(const onnx::NodeProto &node, int index);
   FailureOr<Ints> ints(const onnx::NodeProto &node, int index);
+  /// Like ints(), but a small integer vector computed at run time (a graph
+  /// input such as LLaMA's num_logits_to_keep) is read element by element
+  /// into dynamic values. Only for uses that stay in bounds whatever the
+  /// values are (Slice clamps its bounds).
+  FailureOr<Ints> runtimeInts(const onnx::NodeProto &node, int index);
   /// The constant integers of input `index` (axes, k, starts, ...) or, in
   /// older opsets, of `attribute`; nothing when the node gives neither.
   FailureOr<std::optional<SmallVector<int64_t>>>
@@ -121,6 +127,7 @@ private:
   LogicalResult importGather(const onnx::NodeProto &node);
   LogicalResult importEmbedding(const onnx::NodeProto &node);
   LogicalResult importGatherElements(const onnx::NodeProto &node);
+  LogicalResult importScatterND(const onnx::NodeProto &node);
   LogicalResult importUnsqueeze(const onnx::NodeProto &node);
   LogicalResult importSqueeze(const onnx::NodeProto &node);
   LogicalResult importConcat(const onnx::NodeProto &node);

@@ -15,6 +15,7 @@
 #include "dialects/peft/PeftDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringSet.h"
@@ -177,6 +178,32 @@ FailureOr<Ints> GraphImporter::ints(const onnx::NodeProto &node, int index) {
   return *(*e)->ints;
 }
 
+FailureOr<Ints> GraphImporter::runtimeInts(const onnx::NodeProto &node, int index) {
+  FailureOr<ImportedValue *> e = entry(node, index);
+  if (failed(e))
+    return failure();
+  if ((*e)->ints)
+    return *(*e)->ints;
+  RankedTensorType type = (*e)->type();
+  auto elementType = dyn_cast<IntegerType>(type.getElementType());
+  if (!elementType || elementType.getWidth() == 1 || type.getRank() > 1 ||
+      !type.hasStaticShape() || type.getNumElements() > kMaxRuntimeInts)
+    return ints(node, index); // Names what is missing.
+  Value vector = materialize(**e);
+  Ints elements;
+  for (int64_t i = 0; i < type.getNumElements(); ++i) {
+    SmallVector<Value> position;
+    if (type.getRank() == 1)
+      position.push_back(arith::ConstantIndexOp::create(builder, loc, i));
+    Value element = tensor::ExtractOp::create(builder, loc, vector, position);
+    Type indexType = builder.getIndexType();
+    elements.push_back((*e)->isUnsigned
+                           ? Value(arith::IndexCastUIOp::create(builder, loc, indexType, element))
+                           : Value(arith::IndexCastOp::create(builder, loc, indexType, element)));
+  }
+  return elements;
+}
+
 FailureOr<std::optional<SmallVector<int64_t>>>
 GraphImporter::constantList(const onnx::NodeProto &node, int index, llvm::StringRef attribute) {
   if (!hasInput(node, index)) {
@@ -237,33 +264,8 @@ FailureOr<DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto
   return denseFromView(*(*source)->find("value"), type);
 }
 
-/// The tensor a Constant node holds, whichever attribute carries it.
-static std::optional<onnx::TensorProto> constantValue(const onnx::NodeProto &node) {
-  onnx::TensorProto proto;
-  if (const auto *attr = findAttr(node, "value"); attr && attr->has_t())
-    return attr->t();
-  if (const auto *attr = findAttr(node, "value_float")) {
-    proto.set_data_type(onnx::TensorProto::FLOAT);
-    proto.add_float_data(attr->f());
-  } else if (const auto *attr = findAttr(node, "value_int")) {
-    proto.set_data_type(onnx::TensorProto::INT64);
-    proto.add_int64_data(attr->i());
-  } else if (const auto *attr = findAttr(node, "value_floats")) {
-    proto.set_data_type(onnx::TensorProto::FLOAT);
-    proto.add_dims(attr->floats_size());
-    *proto.mutable_float_data() = attr->floats();
-  } else if (const auto *attr = findAttr(node, "value_ints")) {
-    proto.set_data_type(onnx::TensorProto::INT64);
-    proto.add_dims(attr->ints_size());
-    *proto.mutable_int64_data() = attr->ints();
-  } else {
-    return std::nullopt;
-  }
-  return proto;
-}
-
 LogicalResult GraphImporter::importConstant(const onnx::NodeProto &node) {
-  std::optional<onnx::TensorProto> value = constantValue(node);
+  std::optional<onnx::TensorProto> value = constantNodeValue(node);
   if (!value)
     return fail(node, "only tensor, float and int values are supported (not sparse or string)");
   onnx::TensorProto proto = std::move(*value);
@@ -305,6 +307,7 @@ void GraphImporter::registerHandlers() {
   add({"Size"}, &GraphImporter::importSize);
   add({"Gather"}, &GraphImporter::importGather);
   add({"GatherElements"}, &GraphImporter::importGatherElements);
+  add({"ScatterND"}, &GraphImporter::importScatterND);
   add({"Unsqueeze"}, &GraphImporter::importUnsqueeze);
   add({"Squeeze"}, &GraphImporter::importSqueeze);
   add({"Concat"}, &GraphImporter::importConcat);
@@ -397,9 +400,9 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
   auto fail = [&](const llvm::Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
   };
-  for (const auto &import : model.opset_import())
-    if (import.domain().empty() || import.domain() == "ai.onnx")
-      opset = import.version();
+  opset = defaultOpset(model);
+  if (opset == 0)
+    return fail(path + ": imports no opset of the default ONNX domain (ai.onnx)");
   if (opset < kMinOpset || opset > kMaxOpset)
     return fail(path + ": opset " + llvm::Twine(opset) + " is not supported (supported: " +
                 llvm::Twine(kMinOpset) + " to " + llvm::Twine(kMaxOpset) + ")");
@@ -495,15 +498,22 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
 llvm::Expected<OwningOpRef<ModuleOp>> importOnnxModel(MLIRContext *context,
                                                       llvm::StringRef path) {
   context->loadDialect<PeftDialect, func::FuncDialect, tensor::TensorDialect,
-                       linalg::LinalgDialect, arith::ArithDialect, math::MathDialect>();
+                       linalg::LinalgDialect, arith::ArithDialect, math::MathDialect,
+                       scf::SCFDialect>();
   auto source = OnnxWeightSource::open(path);
   if (!source)
     return source.takeError();
   std::shared_ptr<onnx::ModelProto> model = (*source)->getModel();
+  int64_t upgradedFrom = (*source)->getUpgradedFrom();
   // The importer's weights then resolve to the model already in memory.
   context->getLoadedDialect<PeftDialect>()->getWeightStore().adopt(path, std::move(*source));
   GraphImporter importer(context, path.str(), *model);
-  return importer.run();
+  auto module = importer.run();
+  if (module && upgradedFrom)
+    emitRemark((**module).getLoc())
+        << path << ": upgraded from opset " << upgradedFrom << " to " << kMinOpset
+        << " with ONNX's version converter";
+  return module;
 }
 
 void registerOnnxWeightFormat() {

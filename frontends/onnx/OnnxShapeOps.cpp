@@ -4,6 +4,7 @@
 #include "dialects/peft/PeftDialect.h"
 #include "frontends/onnx/OnnxWeights.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 
@@ -447,7 +448,7 @@ static Value reverse(TensorBuilder &b, Value input, ArrayRef<int64_t> axes) {
 /// steps must be constants. Negative steps read backwards.
 LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
   FailureOr<ImportedValue *> input = entry(node, 0);
-  FailureOr<Ints> starts = ints(node, 1), ends = ints(node, 2);
+  FailureOr<Ints> starts = runtimeInts(node, 1), ends = runtimeInts(node, 2);
   if (failed(input) || failed(starts) || failed(ends))
     return failure();
   if (starts->size() != ends->size())
@@ -632,6 +633,123 @@ LogicalResult GraphImporter::importExpand(const onnx::NodeProto &node) {
   setTensor(node, 0, b.elementwise(*x, elementType,
                                    [](OpBuilder &, Location, ValueRange args) { return args[0]; },
                                    *shape));
+  return success();
+}
+
+/// How ScatterND's `reduction` combines an element already in the data
+/// (`old`) with an update; "none" replaces it.
+static Value scatterCombine(OpBuilder &b, Location loc, llvm::StringRef reduction, Value old,
+                            Value update, bool isUnsigned) {
+  bool isFloat = isa<FloatType>(old.getType());
+  if (reduction == "add")
+    return TensorBuilder::addScalars(b, loc, old, update);
+  if (reduction == "mul")
+    return TensorBuilder::mulScalars(b, loc, old, update);
+  if (reduction == "max")
+    return isFloat ? Value(arith::MaximumFOp::create(b, loc, old, update))
+           : isUnsigned ? Value(arith::MaxUIOp::create(b, loc, old, update))
+                        : Value(arith::MaxSIOp::create(b, loc, old, update));
+  return isFloat ? Value(arith::MinimumFOp::create(b, loc, old, update))
+         : isUnsigned ? Value(arith::MinUIOp::create(b, loc, old, update))
+                      : Value(arith::MinSIOp::create(b, loc, old, update));
+}
+
+/// ScatterND: data with slices replaced (or combined) by updates at the
+/// positions indices name. On flattened tensors, one loop over the index
+/// rows moves one contiguous slice of data.shape[k:] per row; rows are
+/// applied in order, so repeated indices accumulate as the reductions ask,
+/// and a row whose index is out of range is skipped rather than written.
+LogicalResult GraphImporter::importScatterND(const onnx::NodeProto &node) {
+  FailureOr<Value> data = tensor(node, 0), indices = tensor(node, 1), updates = tensor(node, 2);
+  if (failed(data) || failed(indices) || failed(updates))
+    return failure();
+  std::string reduction = stringAttr(node, "reduction", "none");
+  if (!llvm::is_contained({"none", "add", "mul", "max", "min"}, reduction))
+    return fail(node, "unknown reduction '" + reduction + "'");
+  auto dataType = cast<RankedTensorType>(data->getType());
+  auto indicesType = cast<RankedTensorType>(indices->getType());
+  auto updatesType = cast<RankedTensorType>(updates->getType());
+  int64_t rank = dataType.getRank(), indexRank = indicesType.getRank();
+  int64_t k = indexRank ? indicesType.getDimSize(indexRank - 1) : ShapedType::kDynamic;
+  if (!indicesType.getElementType().isInteger(64))
+    return fail(node, "indices must be int64");
+  if (k == ShapedType::kDynamic || k < 1 || k > rank)
+    return fail(node, "the last dimension of indices must be static, between 1 and the data's "
+                      "rank " + llvm::Twine(rank));
+  if (updatesType.getElementType() != dataType.getElementType())
+    return fail(node, "updates must have the data's element type");
+  // updates.shape == indices.shape[:-1] + data.shape[k:]
+  SmallVector<int64_t> expected(indicesType.getShape().drop_back());
+  llvm::append_range(expected, dataType.getShape().drop_front(k));
+  if (updatesType.getRank() != static_cast<int64_t>(expected.size()) ||
+      llvm::any_of(llvm::zip(updatesType.getShape(), expected), [](auto sizes) {
+        auto [actual, wanted] = sizes;
+        return actual != ShapedType::kDynamic && wanted != ShapedType::kDynamic &&
+               actual != wanted;
+      }))
+    return fail(node, "updates must have the shape indices.shape[:-1] + data.shape[" +
+                          llvm::Twine(k) + ":]");
+
+  Ints dataSizes = b.dims(*data);
+  Ints indexSizes = b.dims(*indices);
+  OpFoldResult rows = b.product(ArrayRef(indexSizes).drop_back());
+  OpFoldResult sliceSize = b.product(ArrayRef(dataSizes).drop_front(k));
+  Value flatData = b.reshape(*data, {b.product(dataSizes)});
+  Value flatUpdates = b.reshape(*updates, {b.mul(rows, sliceSize)});
+  Value indexRows = b.reshape(*indices, {rows, builder.getIndexAttr(k)});
+  Value zero = arith::ConstantIndexOp::create(builder, loc, 0);
+  Value one = arith::ConstantIndexOp::create(builder, loc, 1);
+  Value sliceLength = b.indexValue(sliceSize);
+  bool unsignedData = isUnsigned(node, 0);
+
+  auto loop = scf::ForOp::create(builder, loc, zero, b.indexValue(rows), one, flatData);
+  {
+    OpBuilder::InsertionGuard guard(builder);
+    builder.setInsertionPointToStart(loop.getBody());
+    Value row = loop.getInductionVar(), acc = loop.getRegionIterArgs()[0];
+    // The slice's first element: Σ index_j · stride_j (Horner over the k
+    // leading dimensions), times the slice's length.
+    Value offset = zero;
+    Value inBounds = arith::ConstantIntOp::create(builder, loc, 1, 1);
+    for (int64_t j = 0; j < k; ++j) {
+      Value size = b.indexValue(dataSizes[j]);
+      Value raw = tensor::ExtractOp::create(
+          builder, loc, indexRows, ValueRange{row, arith::ConstantIndexOp::create(builder, loc, j)});
+      Value index = wrappedIndex(builder, loc, raw, size);
+      Value aboveZero = arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::sge, index, zero);
+      Value belowSize = arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::slt, index, size);
+      inBounds = arith::AndIOp::create(builder, loc, inBounds,
+                                       arith::AndIOp::create(builder, loc, aboveZero, belowSize));
+      offset = arith::AddIOp::create(builder, loc, arith::MulIOp::create(builder, loc, offset, size),
+                                     index);
+    }
+    offset = arith::MulIOp::create(builder, loc, offset, sliceLength);
+    Value updateOffset = arith::MulIOp::create(builder, loc, row, sliceLength);
+    auto ifOp = scf::IfOp::create(builder, loc, TypeRange{acc.getType()}, inBounds,
+                                  /*withElseRegion=*/true);
+    builder.setInsertionPointToStart(ifOp.thenBlock());
+    Ints one1 = {builder.getIndexAttr(1)};
+    Value slice = b.extractSlice(flatUpdates, {updateOffset}, {sliceSize}, one1);
+    if (reduction != "none") {
+      Value old = b.extractSlice(acc, {offset}, {sliceSize}, one1);
+      slice = b.elementwise({old, slice}, dataType.getElementType(),
+                            [&](OpBuilder &nb, Location l, ValueRange args) {
+                              return scatterCombine(nb, l, reduction, args[0], args[1],
+                                                    unsignedData);
+                            });
+    }
+    Value written = tensor::InsertSliceOp::create(builder, loc, slice, acc,
+                                                  ArrayRef<OpFoldResult>{offset}, Ints{sliceSize},
+                                                  one1);
+    scf::YieldOp::create(builder, loc, written);
+    builder.setInsertionPointToStart(ifOp.elseBlock());
+    scf::YieldOp::create(builder, loc, acc);
+    builder.setInsertionPointAfter(ifOp);
+    scf::YieldOp::create(builder, loc, ifOp.getResult(0));
+  }
+  Value result = b.reshape(loop.getResult(0), dataSizes);
+  b.recordSizes(result, dataSizes);
+  setTensor(node, 0, result);
   return success();
 }
 

@@ -1,9 +1,13 @@
 //===- OnnxWeights.cpp - ONNX files and their initializers ------------------===//
 #include "frontends/onnx/OnnxWeights.h"
 
-#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+
+#include "onnx/defs/schema.h"
+#include "onnx/version_converter/convert.h"
 
 #include <cstring>
 
@@ -13,7 +17,8 @@ static llvm::Error onnxError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef path) {
+llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef path,
+                                                                 int64_t *upgradedFrom) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)
@@ -23,7 +28,70 @@ llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef 
     return onnxError(path + ": not a valid ONNX model (protobuf parse failed)");
   if (!model->has_graph())
     return onnxError(path + ": not a valid ONNX model (no graph)");
-  return model;
+  int64_t opset = defaultOpset(*model);
+  if (opset == 0 || opset >= kMinOpset)
+    return model;
+  // The converter assumes every op exists at the model's opset; name the
+  // first that does not rather than let it fail inside.
+  for (const onnx::NodeProto &node : model->graph().node()) {
+    bool standard = node.domain().empty() || node.domain() == "ai.onnx";
+    if (standard && !onnx::OpSchemaRegistry::Schema(node.op_type(), opset, ""))
+      return onnxError(path + ": opset " + llvm::Twine(opset) + " cannot be upgraded to " +
+                       llvm::Twine(kMinOpset) + ": node '" +
+                       (node.name().empty() && node.output_size() ? node.output(0) : node.name()) +
+                       "' (" +
+                       node.op_type() + ") is not an op of opset " + llvm::Twine(opset));
+  }
+  try {
+    auto upgraded = std::make_shared<onnx::ModelProto>(
+        onnx::version_conversion::ConvertVersion(*model, kMinOpset));
+    if (upgradedFrom)
+      *upgradedFrom = opset;
+    return upgraded;
+  } catch (const std::exception &failure) {
+    // The converter's messages may span lines; the first one names the op.
+    llvm::StringRef reason = llvm::StringRef(failure.what()).split('\n').first.trim();
+    return onnxError(path + ": opset " + llvm::Twine(opset) + " cannot be upgraded to " +
+                     llvm::Twine(kMinOpset) + " by ONNX's version converter: " + reason);
+  }
+}
+
+int64_t defaultOpset(const onnx::ModelProto &model) {
+  int64_t opset = 0;
+  for (const auto &import : model.opset_import())
+    if (import.domain().empty() || import.domain() == "ai.onnx")
+      opset = import.version();
+  return opset;
+}
+
+std::optional<onnx::TensorProto> constantNodeValue(const onnx::NodeProto &node) {
+  auto attribute = [&](llvm::StringRef name) -> const onnx::AttributeProto * {
+    for (const auto &attr : node.attribute())
+      if (attr.name() == name)
+        return &attr;
+    return nullptr;
+  };
+  onnx::TensorProto proto;
+  if (const auto *attr = attribute("value"); attr && attr->has_t())
+    return attr->t();
+  if (const auto *attr = attribute("value_float")) {
+    proto.set_data_type(onnx::TensorProto::FLOAT);
+    proto.add_float_data(attr->f());
+  } else if (const auto *attr = attribute("value_int")) {
+    proto.set_data_type(onnx::TensorProto::INT64);
+    proto.add_int64_data(attr->i());
+  } else if (const auto *attr = attribute("value_floats")) {
+    proto.set_data_type(onnx::TensorProto::FLOAT);
+    proto.add_dims(attr->floats_size());
+    *proto.mutable_float_data() = attr->floats();
+  } else if (const auto *attr = attribute("value_ints")) {
+    proto.set_data_type(onnx::TensorProto::INT64);
+    proto.add_dims(attr->ints_size());
+    *proto.mutable_int64_data() = attr->ints();
+  } else {
+    return std::nullopt;
+  }
+  return proto;
 }
 
 std::optional<DType> dtypeOfOnnx(int32_t elementType) {
@@ -90,10 +158,11 @@ static std::vector<uint8_t> typedFieldBytes(const onnx::TensorProto &tensor, DTy
   }
 }
 
-llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringRef modelPath) {
+llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorProto &tensor,
+                                  llvm::StringRef modelPath) {
   std::optional<DType> dtype = dtypeOfOnnx(tensor.data_type());
   if (!dtype)
-    return onnxError(modelPath + ": initializer '" + tensor.name() +
+    return onnxError(modelPath + ": initializer '" + name +
                      "' has an unsupported element type " + llvm::Twine(tensor.data_type()));
   TensorView view;
   view.dtype = *dtype;
@@ -114,11 +183,11 @@ llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringR
     llvm::SmallString<256> dataPath(llvm::sys::path::parent_path(modelPath));
     llvm::sys::path::append(dataPath, location);
     if (length >= 0 && static_cast<size_t>(length) != view.byteSize)
-      return onnxError(dataPath + ": initializer '" + tensor.name() + "' has length " +
+      return onnxError(dataPath + ": initializer '" + name + "' has length " +
                        llvm::Twine(length) + ", expected " + llvm::Twine(view.byteSize));
     auto slice = llvm::MemoryBuffer::getFileSlice(dataPath, view.byteSize, offset);
     if (!slice)
-      return onnxError(dataPath + ": cannot read initializer '" + tensor.name() +
+      return onnxError(dataPath + ": cannot read initializer '" + name +
                        "': " + slice.getError().message());
     view.data = reinterpret_cast<const uint8_t *>((*slice)->getBufferStart());
     available = (*slice)->getBufferSize();
@@ -132,10 +201,10 @@ llvm::Error OnnxWeightSource::add(const onnx::TensorProto &tensor, llvm::StringR
     available = converted.back().size();
   }
   if (available != view.byteSize)
-    return onnxError(modelPath + ": initializer '" + tensor.name() + "' holds " +
+    return onnxError(modelPath + ": initializer '" + name + "' holds " +
                      llvm::Twine(available) + " bytes, but its type needs " +
                      llvm::Twine(view.byteSize));
-  views.emplace(tensor.name(), std::move(view));
+  views.emplace(name, std::move(view));
   return llvm::Error::success();
 }
 
@@ -143,18 +212,42 @@ llvm::Expected<std::unique_ptr<OnnxWeightSource>>
 OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRef modelPath) {
   auto source = std::unique_ptr<OnnxWeightSource>(new OnnxWeightSource());
   source->model = std::move(model);
-  for (const onnx::TensorProto &tensor : source->model->graph().initializer())
-    if (llvm::Error error = source->add(tensor, modelPath))
+  const onnx::GraphProto &graph = source->model->graph();
+  for (const onnx::TensorProto &tensor : graph.initializer())
+    if (llvm::Error error = source->add(tensor.name(), tensor, modelPath))
       return std::move(error);
+  // A Constant node's value is a tensor of the model like an initializer:
+  // large ones (a causal-mask buffer) are read by name as weights are.
+  for (const onnx::NodeProto &node : graph.node()) {
+    if (node.op_type() != "Constant" || node.output_size() != 1 ||
+        !(node.domain().empty() || node.domain() == "ai.onnx"))
+      continue;
+    const onnx::TensorProto *value = nullptr;
+    for (const auto &attr : node.attribute())
+      if (attr.name() == "value" && attr.has_t())
+        value = &attr.t();
+    if (!value) {
+      std::optional<onnx::TensorProto> list = constantNodeValue(node);
+      if (!list)
+        continue; // Sparse and string values: the importer names the node.
+      value = &source->listConstants.emplace_back(std::move(*list));
+    }
+    if (llvm::Error error = source->add(node.output(0), *value, modelPath))
+      return std::move(error);
+  }
   return source;
 }
 
 llvm::Expected<std::unique_ptr<OnnxWeightSource>>
 OnnxWeightSource::open(llvm::StringRef path) {
-  auto model = loadOnnxModel(path);
+  int64_t upgradedFrom = 0;
+  auto model = loadOnnxModel(path, &upgradedFrom);
   if (!model)
     return model.takeError();
-  return create(std::move(*model), path);
+  auto source = create(std::move(*model), path);
+  if (source)
+    (*source)->upgradedFrom = upgradedFrom;
+  return source;
 }
 
 const TensorView *OnnxWeightSource::find(llvm::StringRef name) const {
