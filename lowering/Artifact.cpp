@@ -75,7 +75,8 @@ llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
     if (!name)
       continue;
     auto type = cast<RankedTensorType>(entry.getArgument(i).getType());
-    auto view = readWeightBytes(entry.getContext(), type, name.getValue(),
+    auto key = attrs.getAs<StringAttr>(kWeightKeyAttr);
+    auto view = readWeightBytes(entry.getContext(), type, (key ? key : name).getValue(),
                                 attrs.getAs<StringAttr>(kWeightFileAttr),
                                 attrs.getAs<ElementsAttr>(kWeightValueAttr), storages[i]);
     if (!view)

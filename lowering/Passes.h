@@ -28,6 +28,9 @@ namespace peft {
 
 /// Argument attributes that `peft-externalize-weights` sets.
 constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";
+/// The tensor's key in its file, where it differs from its name (an
+/// adapter's tensor, named after its adapter).
+constexpr llvm::StringLiteral kWeightKeyAttr = "peft.key";
 constexpr llvm::StringLiteral kWeightFileAttr = "peft.file";
 constexpr llvm::StringLiteral kWeightValueAttr = "peft.value";
 

@@ -10,8 +10,12 @@ def ExternalizeWeights : Pass<"peft-externalize-weights", "mlir::ModuleOp"> {
     does not embed weights: the runtime maps them from the artifact's
     safetensors file and passes them in. This pass replaces every
     `peft.weight` by a new trailing argument, which carries `peft.weight` (the
-    tensor's name) and either `peft.file` or `peft.value`, so the artifact
-    writer can gather the bytes. It also marks the function
+    tensor's name in the artifact) and either `peft.file` or `peft.value`, so
+    the artifact writer can gather the bytes. An adapter's own tensors are
+    named as PEFT names them in memory, after their adapter
+    (`...lora_A.NAME.weight`), with their key in the adapter file in
+    `peft.key`: PEFT's saved keys carry no adapter name, and two adapters on
+    the same modules must keep weights of their own. It also marks the function
     `llvm.emit_c_interface`, which the runtime's calling convention builds on.
   }];
   let dependentDialects = ["peft::PeftDialect", "mlir::func::FuncDialect"];

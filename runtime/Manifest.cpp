@@ -7,6 +7,14 @@ namespace peft {
 
 using Json = nlohmann::ordered_json;
 
+std::string adapterWeightName(const std::string &fileKey, const std::string &adapter) {
+  for (const std::string suffix : {".weight", ".bias"})
+    if (fileKey.size() > suffix.size() &&
+        fileKey.compare(fileKey.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return fileKey.substr(0, fileKey.size() - suffix.size()) + "." + adapter + suffix;
+  return fileKey + "." + adapter;
+}
+
 static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
   Json list = Json::array();
   for (const ManifestTensor &tensor : tensors) {

@@ -31,8 +31,17 @@ struct ManifestAdapter {
   std::string method;  ///< LoRA, DoRA, IA3, LoHa, LoKr.
   std::string module;  ///< The adapted module's path.
   double scale = 1;    ///< Compiled into the code.
-  std::vector<std::string> weights; ///< Its tensors, by their names in the adapter file.
+  /// Its tensors, by their names in the artifact: adapterWeightName(key in
+  /// adapter_model.safetensors, name).
+  std::vector<std::string> weights;
 };
+
+/// The name an adapter's tensor has in an artifact (and in exported ONNX):
+/// its key in adapter_model.safetensors with the adapter's name inserted the
+/// way PEFT names parameters in memory (`...lora_A.weight` ->
+/// `...lora_A.NAME.weight`, `...lora_embedding_A` -> `...lora_embedding_A.NAME`),
+/// so that adapters on the same modules keep weights of their own.
+std::string adapterWeightName(const std::string &fileKey, const std::string &adapter);
 
 struct Manifest {
   static constexpr int kVersion = 1;

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -98,7 +99,10 @@ struct PeftModel {
 
   int load(const std::string &directory);
   int bindWeights(const std::string &directory);
-  int bindFile(const std::string &path);
+  /// Binds the tensors of the file at `path`, each over the weight named
+  /// `weightName(its name)`.
+  int bindFile(const std::string &path,
+               const std::function<std::string(const std::string &)> &weightName);
   int collectOutputs(const std::vector<int64_t> &results);
 };
 
@@ -172,30 +176,33 @@ static bool widensToF32(const peft::TensorView &view, const Slot &slot) {
          (view.dtype == peft::DType::F16 || view.dtype == peft::DType::BF16);
 }
 
-int PeftModel::bindFile(const std::string &path) {
+int PeftModel::bindFile(const std::string &path,
+                        const std::function<std::string(const std::string &)> &weightName) {
   auto file = peft::SafetensorsFile::open(path);
   if (!file)
     return failWith(llvm::toString(file.takeError()));
+  std::map<std::string, Slot *> targets; // Tensor name -> the weight it binds over.
   for (const auto &[name, view] : (*file)->tensors()) {
+    std::string target = weightName(name);
     auto slot = std::find_if(weightSlots.begin(), weightSlots.end(),
-                             [&](const Slot &slot) { return slot.info.name == name; });
+                             [&](const Slot &slot) { return slot.info.name == target; });
     if (slot == weightSlots.end())
-      return failWith(path + ": tensor '" + name + "' is not a weight of this model");
+      return failWith(path + ": tensor '" + name + "' is not a weight of this model" +
+                      (target == name ? std::string() : " (as '" + target + "')"));
+    targets[name] = &*slot;
     bool typeFits = peft::dtypeName(view.dtype) == slot->info.dtype || widensToF32(view, *slot);
     if (view.shape != slot->info.shape || !typeFits)
       return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
                       " " + peft::formatShape(view.shape) + ", the model's weight is " +
                       slot->info.dtype + " " + peft::formatShape(slot->info.shape));
   }
-  for (const auto &[name, view] : (*file)->tensors())
-    for (Slot &slot : weightSlots) {
-      if (slot.info.name != name)
-        continue;
-      const void *data = view.data;
-      if (widensToF32(view, slot))
-        data = widenedTensors.emplace_back(view.toFloat32()).data();
-      slot.descriptor.set(data, view.shape.data(), view.shape.size());
-    }
+  for (const auto &[name, view] : (*file)->tensors()) {
+    Slot &slot = *targets[name];
+    const void *data = view.data;
+    if (widensToF32(view, slot))
+      data = widenedTensors.emplace_back(view.toFloat32()).data();
+    slot.descriptor.set(data, view.shape.data(), view.shape.size());
+  }
   boundFiles.push_back(std::move(*file));
   return 0;
 }
@@ -253,7 +260,16 @@ PeftModel *peft_model_load(const char *directory) {
 
 void peft_model_free(PeftModel *model) { delete model; }
 
-int peft_model_bind_weights(PeftModel *model, const char *path) { return model->bindFile(path); }
+int peft_model_bind_weights(PeftModel *model, const char *path) {
+  return model->bindFile(path, [](const std::string &name) { return name; });
+}
+
+int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const char *adapter) {
+  std::string name = adapter;
+  return model->bindFile(path, [&](const std::string &key) {
+    return peft::adapterWeightName(key, name);
+  });
+}
 
 size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size(); }
 const char *peft_model_input_name(const PeftModel *model, size_t index) {

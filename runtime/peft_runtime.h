@@ -76,6 +76,12 @@ int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype,
  * exactly, into a copy); returns 0 on success. */
 int peft_model_bind_weights(PeftModel *model, const char *path);
 
+/* The same for an adapter's file (adapter_model.safetensors): its tensors,
+ * keyed as Hugging Face PEFT saves them, bind over the weights of the
+ * artifact's unmerged adapter `adapter` (the NAME it was compiled under),
+ * which the artifact names as PEFT does in memory (`...lora_A.NAME.weight`). */
+int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const char *adapter);
+
 /* Runs the model on the bound inputs; returns 0 on success. */
 int peft_model_run(PeftModel *model);
 

@@ -78,6 +78,12 @@ llvm::StringRef adaptedModulePath(mlir::Operation *adapter);
 /// The adapters stacked on `producer`'s result (a layer or a layer norm),
 /// innermost first: each the sole user of the value before it.
 llvm::SmallVector<mlir::Operation *> outputAdapters(mlir::Operation *producer);
+/// The uses through which `adapter` reads its own tensors: its operands past
+/// the input and base (DoRA's: A, B and the magnitude, not the layer's
+/// weight and bias), followed back through the weight-space ops (factor
+/// products, LoHa and LoKr deltas) that compute a delta from them, ending
+/// at `peft.weight`s. A use per distinct weight-space op, in operand order.
+llvm::SmallVector<mlir::OpOperand *> adapterTensorUses(mlir::Operation *adapter);
 /// The value an adapter op reads as its base: operand 1 of the low-rank
 /// adapters (operand 0 is the layer's input), operand 0 of value maps.
 inline mlir::Value adapterBase(mlir::Operation *adapter) {

@@ -1,6 +1,8 @@
 //===- PeftOps.cpp - Verifiers and helpers of the peft ops ------------------===//
 #include "dialects/peft/PeftDialect.h"
 
+#include "llvm/ADT/SetVector.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -635,6 +637,28 @@ SmallVector<Operation *> peft::outputAdapters(Operation *producer) {
     output = user->getResult(0);
   }
   return chain;
+}
+
+SmallVector<OpOperand *> peft::adapterTensorUses(Operation *adapter) {
+  MutableArrayRef<OpOperand> own = adapter->getOpOperands().drop_front(mapsValue(adapter) ? 1 : 2);
+  if (auto dora = dyn_cast<DoraOp>(adapter))
+    own = adapter->getOpOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+  SmallVector<OpOperand *> uses;
+  llvm::SetVector<Operation *> visited;
+  SmallVector<OpOperand *> pending(llvm::make_pointer_range(llvm::reverse(own)));
+  while (!pending.empty()) {
+    OpOperand *use = pending.pop_back_val();
+    Operation *producer = use->get().getDefiningOp();
+    if (!producer)
+      continue;
+    if (isa<WeightOp>(producer)) {
+      uses.push_back(use);
+    } else if (visited.insert(producer)) {
+      for (OpOperand &operand : llvm::reverse(producer->getOpOperands()))
+        pending.push_back(&operand);
+    }
+  }
+  return uses;
 }
 
 #define GET_OP_CLASSES

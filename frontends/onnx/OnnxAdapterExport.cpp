@@ -13,6 +13,7 @@
 #include "frontends/onnx/OnnxWeights.h"
 
 #include "dialects/peft/PeftDialect.h"
+#include "runtime/Manifest.h"
 #include "support/Safetensors.h"
 
 #include "llvm/Support/FileSystem.h"
@@ -33,15 +34,6 @@ static llvm::Error adapterError(Operation *op, const llvm::Twine &message) {
                                  "adapter '" +
                                      op->getAttrOfType<StringAttr>("adapter").getValue() +
                                      "' on module '" + adaptedModulePath(op) + "': " + message);
-}
-
-/// `name.weight` -> `name.<adapter>.weight`; any other name gets `.<adapter>`
-/// appended: how PEFT names an adapter's parameters in memory.
-static std::string inMemoryName(llvm::StringRef fileName, llvm::StringRef adapter) {
-  for (llvm::StringRef suffix : {".weight", ".bias"})
-    if (fileName.ends_with(suffix))
-      return (fileName.drop_back(suffix.size()) + "." + adapter + suffix).str();
-  return (fileName + "." + adapter).str();
 }
 
 namespace {
@@ -126,7 +118,7 @@ std::string AdapterWriter::addTensor(Operation *adapter, Value weight, llvm::Err
     error = adapterError(adapter, llvm::toString(view.takeError()));
     return "";
   }
-  std::string name = inMemoryName(weightOp.getName(), adapterName);
+  std::string name = adapterWeightName(weightOp.getName().str(), adapterName.str());
   tensorsByAdapter[adapterName.str()][name] = weightOp.getName().str();
   if (llvm::any_of(graph.initializer(), [&](const onnx::TensorProto &t) { return t.name() == name; }))
     return name; // Read twice.

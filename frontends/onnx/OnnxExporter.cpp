@@ -74,9 +74,8 @@ static llvm::DenseSet<Operation *> adapterTensors(ModuleOp module) {
   llvm::DenseSet<Operation *> tensors;
   module.walk([&](Operation *op) {
     if (isAdapter(op))
-      for (Value operand : op->getOperands().drop_front(mapsValue(op) ? 1 : 2))
-        if (auto weight = operand.getDefiningOp<WeightOp>())
-          tensors.insert(weight);
+      for (OpOperand *use : adapterTensorUses(op))
+        tensors.insert(use->get().getDefiningOp());
   });
   return tensors;
 }

@@ -158,7 +158,10 @@ static int swapAdapter(PeftModel *model, const peft::Manifest &manifest, llvm::S
     if (found == swapped.end())
       return fail(adapter->weightsFile + ": has no tensors for module '" + entry.module +
                   "', which the artifact's adapter '" + name + "' adapts");
-    auto &[tensors, scale] = found->second;
+    auto &[keys, scale] = found->second;
+    std::set<std::string> tensors;
+    for (const std::string &key : keys)
+      tensors.insert(peft::adapterWeightName(key, name));
     if (tensors != std::set<std::string>(entry.weights.begin(), entry.weights.end()))
       return fail(adapter->weightsFile + ": module '" + entry.module + "' has other tensors than "
                   "the artifact's " + entry.method + " adapter '" + name + "' (another method?)");
@@ -173,7 +176,7 @@ static int swapAdapter(PeftModel *model, const peft::Manifest &manifest, llvm::S
   if (swapped.size() != compiled)
     return fail(adapter->weightsFile + ": adapts " + std::to_string(swapped.size()) +
                 " modules, the artifact's adapter '" + name + "' " + std::to_string(compiled));
-  if (peft_model_bind_weights(model, adapter->weightsFile.c_str()))
+  if (peft_model_bind_adapter_weights(model, adapter->weightsFile.c_str(), name.c_str()))
     return fail(peft_last_error());
   return 0;
 }

@@ -27,7 +27,6 @@
 #include "mlir/InitAllExtensions.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
-#include "llvm/ADT/SetVector.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/FileSystem.h"
@@ -112,8 +111,6 @@ struct AdapterParts {
 
 static AdapterParts partsOf(mlir::Operation *op) {
   AdapterParts parts{"IA3"};
-  // The adapter's own operands: not the input and base, nor DoRA's layer weight and bias.
-  mlir::ValueRange factors = op->getOperands().drop_front(peft::mapsValue(op) ? 1 : 2);
   mlir::Operation *scaled = op;
   if (auto lora = llvm::dyn_cast<peft::LoraOp>(op)) {
     parts.method = "LoRA";
@@ -121,7 +118,6 @@ static AdapterParts partsOf(mlir::Operation *op) {
   } else if (auto dora = llvm::dyn_cast<peft::DoraOp>(op)) {
     parts.method = "DoRA";
     parts.rank = dora.getRank();
-    factors = op->getOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
   } else if (llvm::isa<peft::HeadShiftOp>(op)) {
     parts.method = "STDHA";
   } else if (llvm::isa<peft::SsfOp>(op)) {
@@ -139,15 +135,8 @@ static AdapterParts partsOf(mlir::Operation *op) {
   }
   if (auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale"))
     parts.scale = scale.getValueAsDouble();
-  llvm::SetVector<mlir::Operation *> ops;
-  for (mlir::Value factor : factors)
-    ops.insert(factor.getDefiningOp());
-  for (size_t i = 0; i < ops.size(); ++i) { // Grows as the walk goes.
-    if (auto weight = llvm::dyn_cast<peft::WeightOp>(ops[i]))
-      parts.weights.push_back(weight);
-    for (mlir::Value operand : ops[i]->getOperands())
-      ops.insert(operand.getDefiningOp());
-  }
+  for (mlir::OpOperand *use : peft::adapterTensorUses(op))
+    parts.weights.push_back(use->get().getDefiningOp<peft::WeightOp>());
   return parts;
 }
 
@@ -209,14 +198,15 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
 /// weight is computed at compile time (a combined adapter).
 static std::optional<peft::ManifestAdapter> describeAdapter(mlir::Operation *op) {
   AdapterParts parts = partsOf(op);
+  std::string adapter = op->getAttrOfType<mlir::StringAttr>("adapter").str();
   std::vector<std::string> tensors;
   for (peft::WeightOp weight : parts.weights) {
     if (!weight.getFile())
       return std::nullopt;
-    tensors.push_back(weight.getName().str());
+    tensors.push_back(peft::adapterWeightName(weight.getName().str(), adapter));
   }
-  return peft::ManifestAdapter{op->getAttrOfType<mlir::StringAttr>("adapter").str(), parts.method,
-                               peft::adaptedModulePath(op).str(), parts.scale, std::move(tensors)};
+  return peft::ManifestAdapter{adapter, parts.method, peft::adaptedModulePath(op).str(),
+                               parts.scale, std::move(tensors)};
 }
 
 /// The adapters left unmerged whose weights come from adapter files: the
