@@ -92,14 +92,18 @@ llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
 }
 
 llvm::Expected<std::string> createStagingDir(StringRef outputDir) {
-  llvm::SmallString<256> parent(outputDir);
-  llvm::sys::path::remove_filename(parent);
-  if (parent.empty())
-    parent = ".";
+  // Beside the destination, so that publishing is a rename within one file
+  // system; absolute, since LLVM puts a relative prefix under $TMPDIR.
+  // remove_dots also drops a trailing separator ("out/" is "out").
+  llvm::SmallString<256> destination(outputDir);
+  llvm::sys::path::remove_dots(destination, /*remove_dot_dot=*/false);
+  if (std::error_code error = llvm::sys::fs::make_absolute(destination))
+    return artifactError(outputDir + ": cannot resolve: " + error.message());
+  llvm::SmallString<256> parent = llvm::sys::path::parent_path(destination);
   if (std::error_code error = llvm::sys::fs::create_directories(parent))
     return artifactError(parent + ": cannot create: " + error.message());
   llvm::SmallString<256> staging;
-  std::string prefix = (parent + "/" + llvm::sys::path::filename(outputDir) + ".tmp").str();
+  std::string prefix = (destination + ".tmp").str();
   if (std::error_code error = llvm::sys::fs::createUniqueDirectory(prefix, staging))
     return artifactError(outputDir + ": cannot create a staging directory: " + error.message());
   return staging.str().str();
