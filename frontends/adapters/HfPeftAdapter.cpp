@@ -249,8 +249,28 @@ llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
 
 static constexpr llvm::StringLiteral kKeyPrefix = "base_model.model.";
 
-/// Whether `key` is a whole base-model parameter the adapter replaces; if so
-/// it is recorded.
+/// Whether a module in `modules_to_save` holds the module at `path`: PEFT
+/// wraps every module whose name ends with an entry (a plain suffix, as
+/// _set_trainable matches), and saves every parameter under it.
+static bool savedWhole(const std::vector<std::string> &modulesToSave, llvm::StringRef path) {
+  // Each ancestor of the module (a prefix ending before a '.'), then itself.
+  for (size_t end = path.find('.');; end = path.find('.', end + 1)) {
+    llvm::StringRef ancestor = path.take_front(end);
+    for (const std::string &entry : modulesToSave)
+      if (ancestor.ends_with(entry))
+        return true;
+    if (end == llvm::StringRef::npos)
+      return false;
+  }
+}
+
+/// Whether `key` is a whole parameter of the base model that PEFT's loader
+/// puts into the model; if so it is recorded. These are the parameters of
+/// modules in `modules_to_save`, the biases `bias` = "all" / "lora_only"
+/// saves, and the layer under an adapter saved whole
+/// (`<module>.base_layer.weight`: the embedding layers PEFT saves with
+/// save_embedding_layers, by default when LoRA targets embed_tokens or
+/// lm_head).
 static bool collectReplacedParameter(LoraAdapter &adapter, llvm::StringRef key,
                                      const TensorView &view) {
   llvm::StringRef rest = key;
@@ -260,8 +280,9 @@ static bool collectReplacedParameter(LoraAdapter &adapter, llvm::StringRef key,
   bool wrapped = module.consume_back(".base_layer"); // The layer under a LoRA.
   const LoraConfig &config = adapter.config;
   bool savedBias = parameter == "bias" && config.bias != "none";
-  bool saved = !wrapped && matchesList(config.modulesToSave, module.str());
-  if (!savedBias && !saved)
+  bool savedLayer = wrapped && (parameter == "weight" || parameter == "bias");
+  bool saved = !wrapped && savedWhole(config.modulesToSave, module);
+  if (!savedBias && !savedLayer && !saved)
     return false;
   adapter.replacedParameters.push_back({module.str(), parameter.str(), key.str(), view});
   return true;

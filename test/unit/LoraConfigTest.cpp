@@ -1,5 +1,6 @@
 //===- LoraConfigTest.cpp - PEFT's module matching rules --------------------===//
 #include "frontends/adapters/HfPeftAdapter.h"
+#include "support/Safetensors.h"
 
 #include "TempDir.h"
 
@@ -94,6 +95,47 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
             std::string::npos);
   dir.write("adapter_model.bin", "pickle");
   EXPECT_NE(error(R"({"peft_type": "LORA"})").find("pickle"), std::string::npos);
+}
+
+/// Writes a LoRA adapter with `config` and a one-element F32 tensor per key.
+static llvm::Expected<LoraAdapter> readWithTensors(const TempDir &dir, const std::string &config,
+                                                   const std::vector<std::string> &keys) {
+  dir.write("adapter_config.json", config);
+  static const float one = 1;
+  std::map<std::string, TensorView> tensors;
+  for (const std::string &key : keys)
+    tensors[key] = TensorView{DType::F32, {1, 1}, reinterpret_cast<const uint8_t *>(&one), 4};
+  if (llvm::Error error = writeSafetensors(dir.file("adapter_model.safetensors"), tensors))
+    return std::move(error);
+  return readHfPeftAdapter(dir.file(""), "default");
+}
+
+TEST(HfPeftAdapter, ReadsWholeParametersAsPeftsLoaderDoes) {
+  TempDir dir;
+  // LoRA on an embedding saves the layer under it too (save_embedding_layers);
+  // modules_to_save naming a container saves every parameter under it.
+  auto adapter = readWithTensors(
+      dir, R"({"peft_type": "LORA", "r": 1, "target_modules": ["embed_tokens"],
+               "modules_to_save": ["pooler"]})",
+      {"base_model.model.model.embed_tokens.lora_embedding_A",
+       "base_model.model.model.embed_tokens.lora_embedding_B",
+       "base_model.model.model.embed_tokens.base_layer.weight",
+       "base_model.model.pooler.dense.weight", "base_model.model.pooler.dense.bias"});
+  ASSERT_TRUE(bool(adapter)) << llvm::toString(adapter.takeError());
+  std::vector<std::string> replaced;
+  for (const ReplacedParameter &parameter : adapter->replacedParameters)
+    replaced.push_back(parameter.modulePath + " " + parameter.parameter);
+  EXPECT_EQ(replaced, (std::vector<std::string>{"model.embed_tokens weight", "pooler.dense bias",
+                                                "pooler.dense weight"}));
+  // A module outside modules_to_save is no parameter PEFT would have saved.
+  auto other = readWithTensors(
+      dir, R"({"peft_type": "LORA", "r": 1, "target_modules": ["query"],
+               "modules_to_save": ["pooler"]})",
+      {"base_model.model.classifier.dense.weight"});
+  ASSERT_FALSE(bool(other));
+  EXPECT_NE(llvm::toString(other.takeError()).find("'base_model.model.classifier.dense.weight' is "
+                                                   "not a LoRA tensor"),
+            std::string::npos);
 }
 
 } // namespace
