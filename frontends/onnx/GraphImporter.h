@@ -198,6 +198,11 @@ inline bool isUnsignedDType(std::optional<DType> dtype) {
   return dtype == DType::U8 || dtype == DType::U16 || dtype == DType::U32 || dtype == DType::U64;
 }
 
+/// The scalar function of a binary elementwise ONNX op ("Add", "Max", ...);
+/// `isUnsigned` when its integer operands are.
+std::function<mlir::Value(mlir::OpBuilder &, mlir::Location, mlir::Value, mlir::Value)>
+binaryBody(llvm::StringRef op, bool isUnsigned);
+
 /// The contents of a (small) TensorProto as an attribute of `type`.
 FailureOr<mlir::DenseElementsAttr> denseFromTensorProto(const onnx::TensorProto &proto,
                                                         RankedTensorType type);

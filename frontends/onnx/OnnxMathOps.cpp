@@ -164,8 +164,9 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
   return nullptr;
 }
 
-/// The scalar function of a binary elementwise op; `isUnsigned` when its
-/// integer operands are.
+
+} // namespace
+
 std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op,
                                                                      bool isUnsigned) {
   if (isComparison(op))
@@ -201,8 +202,6 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
     return math::PowFOp::create(b, l, x, y); // Pow
   };
 }
-
-} // namespace
 
 LogicalResult GraphImporter::importElementwise(const onnx::NodeProto &node) {
   StringRef op = node.op_type();

@@ -636,24 +636,6 @@ LogicalResult GraphImporter::importExpand(const onnx::NodeProto &node) {
   return success();
 }
 
-/// How ScatterND's `reduction` combines an element already in the data
-/// (`old`) with an update; "none" replaces it.
-static Value scatterCombine(OpBuilder &b, Location loc, llvm::StringRef reduction, Value old,
-                            Value update, bool isUnsigned) {
-  bool isFloat = isa<FloatType>(old.getType());
-  if (reduction == "add")
-    return TensorBuilder::addScalars(b, loc, old, update);
-  if (reduction == "mul")
-    return TensorBuilder::mulScalars(b, loc, old, update);
-  if (reduction == "max")
-    return isFloat ? Value(arith::MaximumFOp::create(b, loc, old, update))
-           : isUnsigned ? Value(arith::MaxUIOp::create(b, loc, old, update))
-                        : Value(arith::MaxSIOp::create(b, loc, old, update));
-  return isFloat ? Value(arith::MinimumFOp::create(b, loc, old, update))
-         : isUnsigned ? Value(arith::MinUIOp::create(b, loc, old, update))
-                      : Value(arith::MinSIOp::create(b, loc, old, update));
-}
-
 /// ScatterND: data with slices replaced (or combined) by updates at the
 /// positions indices name. On flattened tensors, one loop over the index
 /// rows moves one contiguous slice of data.shape[k:] per row; rows are
@@ -663,8 +645,13 @@ LogicalResult GraphImporter::importScatterND(const onnx::NodeProto &node) {
   FailureOr<Value> data = tensor(node, 0), indices = tensor(node, 1), updates = tensor(node, 2);
   if (failed(data) || failed(indices) || failed(updates))
     return failure();
+  // How an update combines with the element it lands on: the binary op of
+  // the reduction's name, or none (it replaces it).
   std::string reduction = stringAttr(node, "reduction", "none");
-  if (!llvm::is_contained({"none", "add", "mul", "max", "min"}, reduction))
+  static const llvm::StringMap<llvm::StringRef> kReductionOps = {
+      {"add", "Add"}, {"mul", "Mul"}, {"max", "Max"}, {"min", "Min"}};
+  auto reductionOp = kReductionOps.find(reduction);
+  if (reduction != "none" && reductionOp == kReductionOps.end())
     return fail(node, "unknown reduction '" + reduction + "'");
   auto dataType = cast<RankedTensorType>(data->getType());
   auto indicesType = cast<RankedTensorType>(indices->getType());
@@ -700,7 +687,8 @@ LogicalResult GraphImporter::importScatterND(const onnx::NodeProto &node) {
   Value zero = arith::ConstantIndexOp::create(builder, loc, 0);
   Value one = arith::ConstantIndexOp::create(builder, loc, 1);
   Value sliceLength = b.indexValue(sliceSize);
-  bool unsignedData = isUnsigned(node, 0);
+  auto combine = reduction == "none" ? nullptr
+                                     : binaryBody(reductionOp->second, isUnsigned(node, 0));
 
   auto loop = scf::ForOp::create(builder, loc, zero, b.indexValue(rows), one, flatData);
   {
@@ -730,12 +718,11 @@ LogicalResult GraphImporter::importScatterND(const onnx::NodeProto &node) {
     builder.setInsertionPointToStart(ifOp.thenBlock());
     Ints one1 = {builder.getIndexAttr(1)};
     Value slice = b.extractSlice(flatUpdates, {updateOffset}, {sliceSize}, one1);
-    if (reduction != "none") {
+    if (combine) {
       Value old = b.extractSlice(acc, {offset}, {sliceSize}, one1);
       slice = b.elementwise({old, slice}, dataType.getElementType(),
                             [&](OpBuilder &nb, Location l, ValueRange args) {
-                              return scatterCombine(nb, l, reduction, args[0], args[1],
-                                                    unsignedData);
+                              return combine(nb, l, args[0], args[1]);
                             });
     }
     Value written = tensor::InsertSliceOp::create(builder, loc, slice, acc,
