@@ -464,6 +464,61 @@ struct LowerFactorProduct : OpRewritePattern<FactorProductOp> {
   }
 };
 
+/// The CP form's Σᵢ Σⱼ core[i, j, k...]·a[i, p]·b[j, q] as one generic over
+/// (p, q, k..., i, j), reducing i and j, into a [p, q, k...] tensor of
+/// zeros, collapsed to the [p, q·K] matrix. It runs once per call on weights
+/// only, so the r1·r2 work per element is small beside the layer's
+/// convolution.
+struct LowerCpProduct : OpRewritePattern<CpProductOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CpProductOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = rewriter.getContext();
+    Type elementType = op.getType().getElementType();
+    Value core = castElements(rewriter, loc, op.getCore(), elementType);
+    Value a = castElements(rewriter, loc, op.getA(), elementType);
+    Value b = castElements(rewriter, loc, op.getB(), elementType);
+    ArrayRef<int64_t> coreShape = op.getCore().getType().getShape();
+    int64_t kernelRank = coreShape.size() - 2, loops = 4 + kernelRank;
+    auto dim = [&](int64_t d) { return getAffineDimExpr(d, context); };
+    AffineExpr p = dim(0), q = dim(1), i = dim(loops - 2), j = dim(loops - 1);
+    SmallVector<AffineExpr> coreMap = {i, j}, outMap = {p, q};
+    SmallVector<int64_t> outShape = {op.getType().getDimSize(0),
+                                     op.getB().getType().getDimSize(1)};
+    for (int64_t d = 0; d < kernelRank; ++d) {
+      coreMap.push_back(dim(2 + d));
+      outMap.push_back(dim(2 + d));
+      outShape.push_back(coreShape[2 + d]);
+    }
+    auto map = [&](ArrayRef<AffineExpr> results) {
+      return AffineMap::get(loops, 0, results, context);
+    };
+    SmallVector<utils::IteratorType> iterators(loops - 2, utils::IteratorType::parallel);
+    iterators.append(2, utils::IteratorType::reduction);
+    Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
+    Value init = linalg::FillOp::create(
+                     rewriter, loc, zero,
+                     Value(tensor::EmptyOp::create(rewriter, loc, outShape, elementType)))
+                     .getResult(0);
+    Value kernel =
+        linalg::GenericOp::create(
+            rewriter, loc, init.getType(), ValueRange{core, a, b}, init,
+            ArrayRef<AffineMap>{map(coreMap), map({i, p}), map({j, q}), map(outMap)}, iterators,
+            [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+              Value coreA = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+              Value term = arith::MulFOp::create(nested, nestedLoc, coreA, args[2]);
+              linalg::YieldOp::create(
+                  nested, nestedLoc,
+                  arith::AddFOp::create(nested, nestedLoc, args[3], term).getResult());
+            })
+            .getResult(0);
+    ReassociationIndices columns = llvm::to_vector(llvm::seq<int64_t>(1, 2 + kernelRank));
+    rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
+        op, kernel, ArrayRef<ReassociationIndices>{{0}, columns});
+    return success();
+  }
+};
+
 /// scale·lhs·rhs elementwise over `init`'s shape, each input read through its
 /// map.
 Value scaledProduct(OpBuilder &builder, Location loc, Value lhs, Value rhs,
@@ -1034,8 +1089,8 @@ struct ConvertPeftToLinalgPass
     : peft::impl::ConvertPeftToLinalgBase<ConvertPeftToLinalgPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerLohaDelta,
-                 LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
+    patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerCpProduct,
+                 LowerLohaDelta, LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
                  LowerBottleneck, LowerHeadShift, LowerValueWeight>(&getContext());
     GreedyRewriteConfig config;
     config.enableFolding(false);

@@ -88,11 +88,17 @@ std::string checkLayerKind(AdaptableLayer layer, const LoraModule &module) {
 }
 
 /// The matrix a LoHa or LoKr factor (`hada_w1`, `lokr_w2`, ...) stands for:
-/// given whole (read as [rows, the rest]) or as the product of `_a` and `_b`.
+/// given whole (read as [rows, the rest]), as the product of `_a` and `_b`,
+/// or in the CP form ([out, in·kernel] from `_a` [r, out], `_b` [r, in] and
+/// the core's kernel).
 std::pair<int64_t, int64_t> factorMatrix(const FactoredModule &module, const std::string &name) {
   if (const FactoredModule::Factor *whole = module.find(name))
     return {whole->view.shape[0], whole->view.numElements() / whole->view.shape[0]};
-  return {module.find(name + "_a")->view.shape[0], module.find(name + "_b")->view.shape[1]};
+  const std::vector<int64_t> &a = module.find(name + "_a")->view.shape;
+  const std::vector<int64_t> &b = module.find(name + "_b")->view.shape;
+  if (const FactoredModule::Factor *core = module.core(name))
+    return {a[1], b[1] * core->view.numElements() / (core->view.shape[0] * core->view.shape[1])};
+  return {a[0], b[1]};
 }
 
 /// The weight op behind a layer's weight ("weight") or bias ("bias").
@@ -237,6 +243,17 @@ LogicalResult AdapterAttacher::attachFactored(const LoraAdapter &adapter, const 
     torchShape = {layer.getOutFeatures(), layer.getInFeatures()};
 
   bool loha = adapter.config.peftType == "LOHA";
+  // PEFT writes the CP form only for a convolution's kernel other than 1×1,
+  // and the core carries that kernel's shape.
+  if (const FactoredModule::Factor *core = module.core(loha ? "hada_w1" : "lokr_w2")) {
+    ArrayRef<int64_t> kernel = ArrayRef<int64_t>(core->view.shape).drop_front(2);
+    if (!conv || ArrayRef<int64_t>(torchShape).drop_front(2) != kernel)
+      return layer->emitError() << adapter.weightsFile << ": tensor '" << core->tensor
+                                << "' is a CP core for a " << formatShape(kernel)
+                                << " kernel (use_effective_conv2d), but module '"
+                                << module.modulePath << "' is a " << layer->getName()
+                                << " layer with weight " << formatShape(torchShape);
+  }
   auto [rows1, columns1] = factorMatrix(module, loha ? "hada_w1" : "lokr_w1");
   auto [rows2, columns2] = factorMatrix(module, loha ? "hada_w2" : "lokr_w2");
   int64_t out = torchShape[0], in = layer.getWeight().getType().getNumElements() / out;
@@ -253,29 +270,35 @@ LogicalResult AdapterAttacher::attachFactored(const LoraAdapter &adapter, const 
   OpBuilder builder(base.getContext());
   builder.setInsertionPointAfterValue(base);
   Location loc = layer.getLoc();
-  auto factor = [&](StringRef name) -> Value {
-    const FactoredModule::Factor *found = module.find(name);
-    return found ? adapterWeight(builder, loc, adapter, found->tensor, found->view)
-                 : Value();
+  auto weightOf = [&](const FactoredModule::Factor *found) -> Value {
+    return found ? adapterWeight(builder, loc, adapter, found->tensor, found->view) : Value();
   };
+  auto factor = [&](StringRef name) { return weightOf(module.find(name)); };
   // The products and the delta are of the layer's compute type (f32 for a
   // half-precision layer) whatever the factors' types.
   Type computeType = computeTypeOf(layer.getWeight().getType().getElementType());
-  auto product = [&](StringRef lhs, StringRef rhs) -> Value {
-    Value a = factor(lhs), b = factor(rhs);
-    auto aType = cast<RankedTensorType>(a.getType()), bType = cast<RankedTensorType>(b.getType());
-    auto type = RankedTensorType::get({aType.getDimSize(0), bType.getDimSize(1)}, computeType);
+  // A side given as `_a` and `_b`: their product, or in the CP form the
+  // core contracted with both, as the matrix [out, in·kernel].
+  auto product = [&](const std::string &side) -> Value {
+    auto [rows, columns] = factorMatrix(module, side);
+    auto type = RankedTensorType::get({rows, columns}, computeType);
+    // Separate statements fix the order in which the weights are created.
+    Value core = weightOf(module.core(side));
+    Value a = factor(side + "_a");
+    Value b = factor(side + "_b");
+    if (core)
+      return CpProductOp::create(builder, loc, type, core, a, b);
     return FactorProductOp::create(builder, loc, type, a, b);
   };
   FloatAttr scale = builder.getF32FloatAttr(module.scale);
   auto deltaType = RankedTensorType::get(torchShape, computeType);
   Value first, second;
   if (loha) {
-    first = product("hada_w1_a", "hada_w1_b");
-    second = product("hada_w2_a", "hada_w2_b");
+    first = product("hada_w1");
+    second = product("hada_w2");
   } else {
-    first = module.find("lokr_w1") ? factor("lokr_w1") : product("lokr_w1_a", "lokr_w1_b");
-    second = module.find("lokr_w2") ? factor("lokr_w2") : product("lokr_w2_a", "lokr_w2_b");
+    first = module.find("lokr_w1") ? factor("lokr_w1") : product("lokr_w1");
+    second = module.find("lokr_w2") ? factor("lokr_w2") : product("lokr_w2");
   }
   Value delta = loha ? LohaDeltaOp::create(builder, loc, deltaType, first, second, scale).getResult()
                     : LokrDeltaOp::create(builder, loc, deltaType, first, second, scale).getResult();

@@ -141,12 +141,56 @@ std::vector<float> kron(ArrayRef<float> w1, ArrayRef<float> w2, int64_t a, int64
   return result;
 }
 
+/// Σᵢ Σⱼ core[i, j, k]·a[i, p]·b[j, q] as the row-major [p, q·K] matrix, for
+/// a [r1, r2, K] core, a [r1, p] and b [r2, q]: b is contracted first,
+/// tmp[i, q, k] = Σⱼ b[j, q]·core[i, j, k], then result = aᵀ·tmp, so each
+/// inner loop runs over contiguous rows.
+std::vector<float> cpProduct(ArrayRef<float> core, ArrayRef<float> a, ArrayRef<float> b,
+                             int64_t r1, int64_t r2, int64_t p, int64_t q, int64_t kernel) {
+  std::vector<float> tmp(r1 * q * kernel, 0.0f);
+  for (int64_t i = 0; i < r1; ++i)
+    for (int64_t j = 0; j < r2; ++j) {
+      const float *row = &core[(i * r2 + j) * kernel];
+      for (int64_t c = 0; c < q; ++c) {
+        float factor = b[j * q + c];
+        float *target = &tmp[(i * q + c) * kernel];
+        for (int64_t k = 0; k < kernel; ++k)
+          target[k] += factor * row[k];
+      }
+    }
+  std::vector<float> result(p * q * kernel, 0.0f);
+  for (int64_t o = 0; o < p; ++o)
+    for (int64_t i = 0; i < r1; ++i) {
+      float factor = a[i * p + o];
+      const float *row = &tmp[i * q * kernel];
+      float *target = &result[o * q * kernel];
+      for (int64_t n = 0; n < q * kernel; ++n)
+        target[n] += factor * row[n];
+    }
+  return result;
+}
+
 /// The values of a weight-space expression: a weight, or a LoHa or LoKr
 /// delta computed from weights. `role` names it in errors.
 llvm::Expected<std::vector<float>> readOperand(Value value, StringRef role) {
   Operation *op = value.getDefiningOp();
   if (auto weight = dyn_cast_or_null<WeightOp>(op))
     return weight.readFloat32();
+  if (auto cp = dyn_cast_or_null<CpProductOp>(op)) {
+    auto core = readOperand(cp.getCore(), role);
+    if (!core)
+      return core.takeError();
+    auto a = readOperand(cp.getA(), role);
+    if (!a)
+      return a.takeError();
+    auto b = readOperand(cp.getB(), role);
+    if (!b)
+      return b.takeError();
+    RankedTensorType coreType = cp.getCore().getType();
+    return cpProduct(*core, *a, *b, coreType.getDimSize(0), coreType.getDimSize(1),
+                     cp.getA().getType().getDimSize(1), cp.getB().getType().getDimSize(1),
+                     cp.getKernelSize());
+  }
   if (!isa_and_nonnull<FactorProductOp, LohaDeltaOp, LokrDeltaOp>(op))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    role + " is not a constant weight");

@@ -12,7 +12,8 @@ def AttachAdapters : Pass<"peft-attach-adapters", "mlir::ModuleOp"> {
     `peft.linear`, a `peft.conv` with the layer's strides and pads, or a
     `peft.embedding`), a `peft.dora` (DoRA, `use_dora`), a `peft.add_delta`
     of the weight delta built from LoHa's or LoKr's factors
-    (`peft.factor_product`, `peft.loha_delta`, `peft.lokr_delta`), or a
+    (`peft.factor_product`, `peft.cp_product` for a convolution's factors in
+    the CP form, `peft.loha_delta`, `peft.lokr_delta`), or a
     `peft.ia3` on its output or, for a feed-forward module, on its input
     (IA3). peft-mlir's own formats (docs/adapters.md) attach a `peft.ssf`
     after a linear layer, a convolution or a `peft.layer_norm` (SSF), and a

@@ -538,6 +538,23 @@ LogicalResult FactorProductOp::verify() {
   return success();
 }
 
+LogicalResult CpProductOp::verify() {
+  RankedTensorType core = getCore().getType(), a = getA().getType(), b = getB().getType();
+  if (core.getRank() < 3 || a.getRank() != 2 || b.getRank() != 2 || !core.hasStaticShape() ||
+      !a.hasStaticShape() || !b.hasStaticShape() || a.getDimSize(0) != core.getDimSize(0) ||
+      b.getDimSize(0) != core.getDimSize(1))
+    return emitOpError("core ") << describeShape(getCore()) << " and factors "
+                                << describeShape(getA()) << " and " << describeShape(getB())
+                                << " are not [r1, r2, kernel...], [r1, p] and [r2, q]";
+  SmallVector<int64_t> expected = {a.getDimSize(1), b.getDimSize(1) * getKernelSize()};
+  if (getType().getShape() != ArrayRef<int64_t>(expected))
+    return emitOpError("core ") << describeShape(getCore()) << " and factors "
+                                << describeShape(getA()) << " and " << describeShape(getB())
+                                << " make " << formatShape(expected) << ", not "
+                                << describeShape(getResult());
+  return success();
+}
+
 LogicalResult LohaDeltaOp::verify() {
   RankedTensorType p1 = getP1().getType(), result = getType();
   if (p1.getRank() != 2 || p1 != getP2().getType() || !result.hasStaticShape() ||

@@ -322,6 +322,49 @@ def Peft_FactorProductOp : Peft_Op<"factor_product", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Peft_CpProductOp : Peft_Op<"cp_product", [Pure]> {
+  let summary = "A convolution's factor rebuilt from its CP form, a weight-space computation";
+  let description = [{
+    `result[p, q·K + k] = Σᵢ Σⱼ core[i, j, k] · a[i, p] · b[j, q]` for a
+    `[r1, r2, kernel...]` core (`k` running row-major over the kernel's `K`
+    elements), `a` `[r1, p]` and `b` `[r2, q]`: the `[p, q, kernel...]`
+    tensor read row-major as the matrix `[p, q·K]`, so that it feeds
+    `peft.loha_delta` and `peft.lokr_delta` as a `peft.factor_product` does.
+
+    This is how Hugging Face PEFT rebuilds a convolution's factors saved in
+    the CP form (`use_effective_conv2d`, kernels other than 1×1), with
+    PEFT's einsum `"i j k l, j r, i p -> p r k l"`: LoHa's `hada_t1` with
+    `hada_w1_a` `[r, out]` and `hada_w1_b` `[r, in]` (and `hada_t2` with the
+    `hada_w2` pair), LoKr's `lokr_t2` with `lokr_w2_a` and `lokr_w2_b`. Like
+    `peft.factor_product` it computes a weight: merging evaluates it at
+    compile time; left unmerged it runs once per call on the adapter's
+    weights.
+
+    ```mlir
+    %p = peft.cp_product %t1, %w1a, %w1b
+           : (tensor<4x4x3x3xf32>, tensor<4x32xf32>, tensor<4x16xf32>) -> tensor<32x144xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$core, AnyRankedTensor:$a, AnyRankedTensor:$b);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $core `,` $a `,` $b attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The rank of the decomposition: the core's first dimension.
+    int64_t getRank() { return getCore().getType().getDimSize(0); }
+    /// The number of elements of the kernel: the product of the core's
+    /// dimensions from 2 on.
+    int64_t getKernelSize() {
+      int64_t size = 1;
+      for (int64_t dim : getCore().getType().getShape().drop_front(2))
+        size *= dim;
+      return size;
+    }
+  }];
+  let hasVerifier = 1;
+}
+
 def Peft_LohaDeltaOp : Peft_Op<"loha_delta", [Pure]> {
   let summary = "LoHa's weight delta: the Hadamard product of two low-rank products";
   let description = [{
@@ -329,7 +372,8 @@ def Peft_LohaDeltaOp : Peft_Op<"loha_delta", [Pure]> {
     delta of a layer's weight in PyTorch's layout (`[out, in]`, or
     `[out, C, kernel...]` for a convolution), where `p1 = hada_w1_a ·
     hada_w1_b` and `p2 = hada_w2_a · hada_w2_b` are `[out, in·kernel]`
-    products and `scale = alpha / r` (Hugging Face PEFT's LoHa).
+    products (or, in the CP form for convolutions, `peft.cp_product`s) and
+    `scale = alpha / r` (Hugging Face PEFT's LoHa).
 
     ```mlir
     %d = peft.loha_delta %p1, %p2 {scale = 2.0 : f32}
@@ -354,7 +398,8 @@ def Peft_LokrDeltaOp : Peft_Op<"lokr_delta", [Pure]> {
     `lokr_w2` `[c, d, kh, kw]` (or factored `[c, d·kh·kw]`) gives PEFT's
     `kron(w1[..., None, None], w2)`. `scale = alpha / r` (Hugging Face PEFT's
     LoKr); a factored `lokr_w1_a · lokr_w1_b` comes from
-    `peft.factor_product`.
+    `peft.factor_product`, a `lokr_w2` in the CP form (`lokr_t2`) from
+    `peft.cp_product`.
 
     ```mlir
     %d = peft.lokr_delta %w1, %w2 {scale = 1.0 : f32}

@@ -204,6 +204,7 @@ llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
               config.alpha);
   reader.read("use_rslora", config.useRslora);
   reader.read("use_dora", config.useDora);
+  reader.read("use_effective_conv2d", config.useEffectiveConv2d);
   reader.read("bias", config.bias);
   reader.readStrings("modules_to_save", config.modulesToSave);
   reader.read("fan_in_fan_out", config.fanInFanOut);
@@ -320,12 +321,14 @@ static llvm::Error collectIa3Modules(LoraAdapter &adapter) {
   return llvm::Error::success();
 }
 
-/// The factor names of LoHa and LoKr; any other key is an error.
+/// The factor names of LoHa and LoKr (with the CP form's cores); any other
+/// key is an error.
 static bool isFactorName(llvm::StringRef peftType, llvm::StringRef name) {
   if (peftType == "LOHA")
-    return llvm::is_contained({"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"}, name);
-  return llvm::is_contained({"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b"},
-                            name);
+    return llvm::is_contained(
+        {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b", "hada_t1", "hada_t2"}, name);
+  return llvm::is_contained(
+      {"lokr_w1", "lokr_w1_a", "lokr_w1_b", "lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2"}, name);
 }
 
 /// Checks that a factor is a float tensor of `rank` dimensions (or more,
@@ -340,17 +343,69 @@ static llvm::Error checkFactor(const FactoredModule::Factor *factor, size_t rank
               (orMore ? " or more" : ""));
 }
 
-/// LoHa: hada_w1_a [out, r]·hada_w1_b [r, n] and the same for w2.
-static llvm::Error checkLohaModule(const FactoredModule &module, int rank, const std::string &file) {
-  const char *names[] = {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"};
+/// A side in the CP form (use_effective_conv2d, which PEFT applies to
+/// convolutions with kernels other than 1×1): the core [r, r, kernel...]
+/// with `<side>_a` [r, out] and `<side>_b` [r, in], which the caller has
+/// found present and of rank 2.
+static llvm::Error checkCpSide(const FactoredModule &module, const std::string &side, int rank,
+                               const LoraConfig &config, const std::string &file) {
+  const FactoredModule::Factor *core = module.core(side);
+  const std::vector<int64_t> &coreShape = core->view.shape;
+  if (!config.useEffectiveConv2d)
+    return fail(file + ": tensor '" + core->tensor +
+                "' is a CP core, which PEFT writes only with use_effective_conv2d, but "
+                "adapter_config.json does not set it");
+  if (llvm::Error error = checkFactor(core, 3, true, file))
+    return error;
+  const std::vector<int64_t> &a = module.find(side + "_a")->view.shape;
+  const std::vector<int64_t> &b = module.find(side + "_b")->view.shape;
+  llvm::StringRef coreName = llvm::StringRef(core->tensor).rsplit('.').second;
+  if (coreShape[0] != rank || coreShape[1] != rank || a[0] != rank || b[0] != rank)
+    return fail(file + ": module '" + module.modulePath + "': " + coreName + " " +
+                formatShape(coreShape) + ", " + side + "_a " + formatShape(a) + " and " + side +
+                "_b " + formatShape(b) +
+                " are not the CP form's [r, r, kernel...] core with [r, out] and [r, in] "
+                "factors, r=" + llvm::Twine(rank));
+  if (llvm::all_of(llvm::ArrayRef(coreShape).drop_front(2), [](int64_t size) { return size == 1; }))
+    return fail(file + ": tensor '" + core->tensor + "' is a CP core " + formatShape(coreShape) +
+                " for a 1×1 kernel, which PEFT never writes (use_effective_conv2d leaves 1×1 "
+                "convolutions in the plain form)");
+  return llvm::Error::success();
+}
+
+/// LoHa: hada_w1_a [out, r]·hada_w1_b [r, n] and the same for w2; in the CP
+/// form, hada_t1 [r, r, kernel...] with hada_w1_a [r, out] and hada_w1_b
+/// [r, in], and the same for w2.
+static llvm::Error checkLohaModule(const FactoredModule &module, int rank, const LoraConfig &config,
+                                   const std::string &file) {
+  bool cp = module.find("hada_t1") || module.find("hada_t2");
+  std::vector<const char *> names = {"hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"};
+  if (cp)
+    names.insert(names.end(), {"hada_t1", "hada_t2"});
   for (const char *name : names) {
     const FactoredModule::Factor *factor = module.find(name);
     if (!factor)
-      return fail(file + ": module '" + module.modulePath + "' has no " + name);
-    if (llvm::Error error = checkFactor(factor, 2, false, file))
-      return error;
+      return fail(file + ": module '" + module.modulePath + "' has no " + name +
+                  (cp ? " (its other factors are in the CP form)" : ""));
+    if (llvm::StringRef(name).starts_with("hada_w"))
+      if (llvm::Error error = checkFactor(factor, 2, false, file))
+        return error;
   }
   auto shape = [&](const char *name) { return module.find(name)->view.shape; };
+  if (cp) {
+    for (const char *side : {"hada_w1", "hada_w2"})
+      if (llvm::Error error = checkCpSide(module, side, rank, config, file))
+        return error;
+    // The Hadamard product needs both sides of one shape.
+    if (shape("hada_t1") != shape("hada_t2") || shape("hada_w1_a") != shape("hada_w2_a") ||
+        shape("hada_w1_b") != shape("hada_w2_b"))
+      return fail(file + ": module '" + module.modulePath + "': hada_t1 " +
+                  formatShape(shape("hada_t1")) + ", hada_w1_a " + formatShape(shape("hada_w1_a")) +
+                  " and hada_w1_b " + formatShape(shape("hada_w1_b")) + " do not match hada_t2 " +
+                  formatShape(shape("hada_t2")) + ", hada_w2_a " + formatShape(shape("hada_w2_a")) +
+                  " and hada_w2_b " + formatShape(shape("hada_w2_b")));
+    return llvm::Error::success();
+  }
   if (shape("hada_w1_a") != shape("hada_w2_a") || shape("hada_w1_b") != shape("hada_w2_b") ||
       shape("hada_w1_a")[1] != rank || shape("hada_w1_b")[0] != rank)
     return fail(file + ": module '" + module.modulePath + "': hada_w1_a " +
@@ -361,14 +416,22 @@ static llvm::Error checkLohaModule(const FactoredModule &module, int rank, const
   return llvm::Error::success();
 }
 
-/// LoKr: each of w1 and w2 given whole or as a factored pair of rank r.
-static llvm::Error checkLokrModule(const FactoredModule &module, int rank, const std::string &file) {
+/// LoKr: each of w1 and w2 given whole or as a factored pair of rank r; w2
+/// also in the CP form, lokr_t2 [r, r, kernel...] with lokr_w2_a [r, out]
+/// and lokr_w2_b [r, in].
+static llvm::Error checkLokrModule(const FactoredModule &module, int rank, const LoraConfig &config,
+                                   const std::string &file) {
   for (std::string side : {"lokr_w1", "lokr_w2"}) {
     const FactoredModule::Factor *whole = module.find(side);
     const FactoredModule::Factor *a = module.find(side + "_a"), *b = module.find(side + "_b");
     if (bool(whole) == (a && b) || bool(a) != bool(b))
       return fail(file + ": module '" + module.modulePath + "' needs either " + side + " or " +
                   side + "_a and " + side + "_b");
+    const FactoredModule::Factor *core = module.core(side);
+    if (core && whole)
+      return fail(file + ": module '" + module.modulePath + "': " +
+                  llvm::StringRef(core->tensor).rsplit('.').second + " (the CP form) goes with " +
+                  side + "_a and " + side + "_b, not " + side);
     if (whole) {
       if (llvm::Error error = checkFactor(whole, 2, side == "lokr_w2", file))
         return error;
@@ -377,6 +440,11 @@ static llvm::Error checkLokrModule(const FactoredModule &module, int rank, const
     for (const FactoredModule::Factor *factor : {a, b})
       if (llvm::Error error = checkFactor(factor, 2, false, file))
         return error;
+    if (core) {
+      if (llvm::Error error = checkCpSide(module, side, rank, config, file))
+        return error;
+      continue;
+    }
     if (a->view.shape[1] != rank || b->view.shape[0] != rank)
       return fail(file + ": module '" + module.modulePath + "': " + side + "_a " +
                   formatShape(a->view.shape) + " and " + side + "_b " +
@@ -410,8 +478,8 @@ static llvm::Error collectFactoredModules(LoraAdapter &adapter) {
       return fail(file + ": tensor '" + module.factors.begin()->second.tensor + "' adapts module '" +
                   path + "', which adapter_config.json does not target");
     int rank = config.rankFor(path);
-    if (llvm::Error error = config.peftType == "LOHA" ? checkLohaModule(module, rank, file)
-                                                      : checkLokrModule(module, rank, file))
+    if (llvm::Error error = config.peftType == "LOHA" ? checkLohaModule(module, rank, config, file)
+                                                      : checkLokrModule(module, rank, config, file))
       return error;
     module.scale = config.alphaFor(path) / rank;
     adapter.factoredModules.push_back(std::move(module));

@@ -50,6 +50,9 @@ struct LoraConfig {
   double alpha = 8;
   bool useRslora = false;
   bool useDora = false;
+  /// LoHa, LoKr: convolutions with kernels other than 1×1 have their factors
+  /// in the CP form (hada_t1, lokr_t2).
+  bool useEffectiveConv2d = false;
   /// "none", "all" or "lora_only": which base biases the file holds.
   std::string bias = "none";
   std::vector<std::string> modulesToSave;
@@ -106,7 +109,8 @@ struct Ia3Module {
 
 /// One module adapted by LoHa or LoKr: its factors by PEFT's names
 /// (hada_w1_a, hada_w1_b, hada_w2_a, hada_w2_b; lokr_w1 or lokr_w1_a and
-/// lokr_w1_b, lokr_w2 or lokr_w2_a and lokr_w2_b).
+/// lokr_w1_b, lokr_w2 or lokr_w2_a and lokr_w2_b), and on a convolution in
+/// the CP form (use_effective_conv2d) the cores hada_t1, hada_t2 or lokr_t2.
 struct FactoredModule {
   struct Factor {
     std::string tensor; ///< The name inside the safetensors file.
@@ -119,6 +123,17 @@ struct FactoredModule {
   const Factor *find(llvm::StringRef name) const {
     auto found = factors.find(name.str());
     return found == factors.end() ? nullptr : &found->second;
+  }
+  /// The CP core of a side (`hada_w1` -> `hada_t1`, `lokr_w2` -> `lokr_t2`),
+  /// [r, r, kernel...]: the side is then rebuilt from the core, `<side>_a`
+  /// [r, out] and `<side>_b` [r, in]. Null when the side is not in that form.
+  const Factor *core(llvm::StringRef side) const {
+    std::string name = side.str();
+    size_t at = name.rfind("_w");
+    if (at == std::string::npos)
+      return nullptr;
+    name[at + 1] = 't';
+    return find(name);
   }
 };
 

@@ -238,6 +238,30 @@ func.func @factor_product(%a: tensor<4x2xf32>, %b: tensor<3x8xf32>) -> tensor<4x
 
 // -----
 
+func.func @cp_product_ranks(%t: tensor<2x3x3x3xf32>, %a: tensor<2x8xf32>, %b: tensor<2x4xf32>) -> tensor<8x36xf32> {
+  // expected-error @+1 {{'peft.cp_product' op core [2, 3, 3, 3] and factors [2, 8] and [2, 4] are not [r1, r2, kernel...], [r1, p] and [r2, q]}}
+  %p = peft.cp_product %t, %a, %b : (tensor<2x3x3x3xf32>, tensor<2x8xf32>, tensor<2x4xf32>) -> tensor<8x36xf32>
+  return %p : tensor<8x36xf32>
+}
+
+// -----
+
+func.func @cp_product_no_kernel(%t: tensor<2x2xf32>, %a: tensor<2x8xf32>, %b: tensor<2x4xf32>) -> tensor<8x4xf32> {
+  // expected-error @+1 {{'peft.cp_product' op core [2, 2] and factors [2, 8] and [2, 4] are not [r1, r2, kernel...], [r1, p] and [r2, q]}}
+  %p = peft.cp_product %t, %a, %b : (tensor<2x2xf32>, tensor<2x8xf32>, tensor<2x4xf32>) -> tensor<8x4xf32>
+  return %p : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @cp_product_result(%t: tensor<2x2x3x3xf32>, %a: tensor<2x8xf32>, %b: tensor<2x4xf32>) -> tensor<4x72xf32> {
+  // expected-error @+1 {{'peft.cp_product' op core [2, 2, 3, 3] and factors [2, 8] and [2, 4] make [8, 36], not [4, 72]}}
+  %p = peft.cp_product %t, %a, %b : (tensor<2x2x3x3xf32>, tensor<2x8xf32>, tensor<2x4xf32>) -> tensor<4x72xf32>
+  return %p : tensor<4x72xf32>
+}
+
+// -----
+
 func.func @loha_delta(%p1: tensor<4x8xf32>, %p2: tensor<4x6xf32>) -> tensor<4x8xf32> {
   // expected-error @+1 {{'peft.loha_delta' op products [4, 8] and [4, 6] must be equal matrices [out, in] that fill the result [4, 8]}}
   %d = peft.loha_delta %p1, %p2 {scale = 1.0 : f32} : (tensor<4x8xf32>, tensor<4x6xf32>) -> tensor<4x8xf32>

@@ -69,6 +69,23 @@ func.func @weight_deltas(%x: tensor<2x8xf32>, %base: tensor<2x4xf32>) -> tensor<
   return %z : tensor<2x4xf32>
 }
 
+// The CP form of a convolution's factors (use_effective_conv2d): a core
+// [r, r, kh, kw] with factors [r, out] and [r, in] rebuilds the [out, in·k]
+// matrix that LoHa's Hadamard product reads.
+// CHECK-LABEL: func.func @cp_products
+func.func @cp_products(%x: tensor<1x3x4x4xf32>, %base: tensor<1x8x2x2xf32>) -> tensor<1x8x2x2xf32> {
+  %t = peft.weight "hada_t1" = dense<1.0> : tensor<2x2x3x3xf32>
+  %a = peft.weight "hada_w1_a" = dense<1.0> : tensor<2x8xf32>
+  %b = peft.weight "hada_w1_b" = dense<1.0> : tensor<2x3xf32>
+  // CHECK: %[[P:.*]] = peft.cp_product %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x2x3x3xf32>, tensor<2x8xf32>, tensor<2x3xf32>) -> tensor<8x27xf32>
+  %p = peft.cp_product %t, %a, %b : (tensor<2x2x3x3xf32>, tensor<2x8xf32>, tensor<2x3xf32>) -> tensor<8x27xf32>
+  // CHECK: peft.loha_delta %[[P]], %[[P]] {scale = 1.000000e+00 : f32} : (tensor<8x27xf32>, tensor<8x27xf32>) -> tensor<8x3x3x3xf32>
+  %d = peft.loha_delta %p, %p {scale = 1.0 : f32} : (tensor<8x27xf32>, tensor<8x27xf32>) -> tensor<8x3x3x3xf32>
+  %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x3x4x4xf32>, tensor<1x8x2x2xf32>, tensor<8x3x3x3xf32>) -> tensor<1x8x2x2xf32>
+  return %y : tensor<1x8x2x2xf32>
+}
+
 // CHECK-LABEL: func.func @conv_and_embedding
 func.func @conv_and_embedding(%x: tensor<?x4x9x9xf32>, %ids: tensor<?x?xi64>) -> (tensor<?x6x5x5xf32>, tensor<?x?x8xf32>) {
   %w = peft.weight "stem.weight" from "model.onnx" : tensor<6x2x3x3xf32>

@@ -208,6 +208,42 @@ func.func @lokr_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %w1: t
 
 // -----
 
+// LoHa in the CP form on a convolution: each side's core contracted with
+// its factors in one generic over (p, q, kh, kw, i, j), reducing i and j,
+// read as the [out, in·k] matrix; then the Hadamard product as usual. No
+// factor product, no cast of f32 factors.
+// CHECK-DAG: #[[CORE:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d4, d5, d2, d3)>
+// CHECK-DAG: #[[CP_A:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d4, d0)>
+// CHECK-DAG: #[[CP_B:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d5, d1)>
+// CHECK-DAG: #[[CP_OUT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
+// CHECK-LABEL: func.func @loha_cp_conv
+// CHECK-SAME: %[[T1:[^:]*]]: tensor<2x2x3x3xf32>, %[[A1:[^:]*]]: tensor<2x6xf32>, %[[B1:[^:]*]]: tensor<2x4xf32>,
+// CHECK-NOT: linalg.matmul
+// CHECK-NOT: arith.extf
+// CHECK: %[[ZEROS:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<6x4x3x3xf32>)
+// CHECK: %[[K1:.*]] = linalg.generic {indexing_maps = [#[[CORE]], #[[CP_A]], #[[CP_B]], #[[CP_OUT]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%[[T1]], %[[A1]], %[[B1]] : tensor<2x2x3x3xf32>, tensor<2x6xf32>, tensor<2x4xf32>) outs(%[[ZEROS]] : tensor<6x4x3x3xf32>)
+// CHECK-NEXT: ^bb0(%[[CORE_E:[^:]*]]: f32, %[[A_E:[^:]*]]: f32, %[[B_E:[^:]*]]: f32, %[[ACC:[^:]*]]: f32):
+// CHECK-NEXT: %[[CA:.*]] = arith.mulf %[[CORE_E]], %[[A_E]] : f32
+// CHECK-NEXT: %[[TERM:.*]] = arith.mulf %[[CA]], %[[B_E]] : f32
+// CHECK-NEXT: %[[SUM:.*]] = arith.addf %[[ACC]], %[[TERM]] : f32
+// CHECK-NEXT: linalg.yield %[[SUM]] : f32
+// CHECK: %[[P1:.*]] = tensor.collapse_shape %[[K1]] {{\[\[}}0], [1, 2, 3]] : tensor<6x4x3x3xf32> into tensor<6x36xf32>
+// CHECK: %[[K2:.*]] = linalg.generic {indexing_maps = [#[[CORE]], #[[CP_A]], #[[CP_B]], #[[CP_OUT]]]
+// CHECK: %[[P2:.*]] = tensor.collapse_shape %[[K2]]
+// CHECK: %[[DELTA:.*]] = linalg.generic {{.*}} ins(%[[P1]], %[[P2]] : tensor<6x36xf32>, tensor<6x36xf32>)
+// CHECK: tensor.expand_shape %[[DELTA]] {{\[\[}}0], [1, 2, 3]] output_shape [6, 4, 3, 3]
+func.func @loha_cp_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %t1: tensor<2x2x3x3xf32>, %a1: tensor<2x6xf32>, %b1: tensor<2x4xf32>,
+                        %t2: tensor<2x2x3x3xf32>, %a2: tensor<2x6xf32>, %b2: tensor<2x4xf32>) -> tensor<?x6x6x6xf32> {
+  %p1 = peft.cp_product %t1, %a1, %b1 : (tensor<2x2x3x3xf32>, tensor<2x6xf32>, tensor<2x4xf32>) -> tensor<6x36xf32>
+  %p2 = peft.cp_product %t2, %a2, %b2 : (tensor<2x2x3x3xf32>, tensor<2x6xf32>, tensor<2x4xf32>) -> tensor<6x36xf32>
+  %d = peft.loha_delta %p1, %p2 {scale = 0.5 : f32} : (tensor<6x36xf32>, tensor<6x36xf32>) -> tensor<6x4x3x3xf32>
+  %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}
+    : (tensor<?x4x6x6xf32>, tensor<?x6x6x6xf32>, tensor<6x4x3x3xf32>) -> tensor<?x6x6x6xf32>
+  return %y : tensor<?x6x6x6xf32>
+}
+
+// -----
+
 // LoHa on a linear layer: the two factor products, their scaled Hadamard
 // product, then x·Δᵀ accumulated into the base.
 // CHECK-LABEL: func.func @loha_linear
@@ -420,6 +456,23 @@ func.func @loha_half(%x: tensor<5x4xf16>, %base: tensor<5x3xf16>, %a1: tensor<3x
   %d = peft.loha_delta %p1, %p2 {scale = 2.0 : f32} : (tensor<3x4xf32>, tensor<3x4xf32>) -> tensor<3x4xf32>
   %y = peft.add_delta "default" %x, %base, %d : (tensor<5x4xf16>, tensor<5x3xf16>, tensor<3x4xf32>) -> tensor<5x3xf16>
   return %y : tensor<5x3xf16>
+}
+
+// -----
+
+// The CP form with F16 tensors: core and factors widened to the f32 the
+// product is typed in, the sum of products in f32, never rounded back.
+// CHECK-LABEL: func.func @cp_product_half
+// CHECK: %[[T:.*]] = linalg.generic {{.*}} ins(%arg0 : tensor<2x3x2x2xf16>) outs(%{{.*}} : tensor<2x3x2x2xf32>)
+// CHECK: %[[A:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<2x4xf16>) outs(%{{.*}} : tensor<2x4xf32>)
+// CHECK: %[[B:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<3x5xf16>) outs(%{{.*}} : tensor<3x5xf32>)
+// CHECK: %[[K:.*]] = linalg.generic {{.*}} ins(%[[T]], %[[A]], %[[B]] : tensor<2x3x2x2xf32>, tensor<2x4xf32>, tensor<3x5xf32>) outs(%{{.*}} : tensor<4x5x2x2xf32>)
+// CHECK-NOT: arith.truncf
+// CHECK: %[[P:.*]] = tensor.collapse_shape %[[K]] {{\[\[}}0], [1, 2, 3]] : tensor<4x5x2x2xf32> into tensor<4x20xf32>
+// CHECK-NEXT: return %[[P]]
+func.func @cp_product_half(%t: tensor<2x3x2x2xf16>, %a: tensor<2x4xf16>, %b: tensor<3x5xf16>) -> tensor<4x20xf32> {
+  %p = peft.cp_product %t, %a, %b : (tensor<2x3x2x2xf16>, tensor<2x4xf16>, tensor<3x5xf16>) -> tensor<4x20xf32>
+  return %p : tensor<4x20xf32>
 }
 
 // -----

@@ -219,6 +219,79 @@ func.func @kinds(%ids: tensor<2x5xi64>, %image: tensor<1x3x8x8xf32>, %x: tensor<
 // RUN:   --tensor base_model.model.head.lokr_w2:3x2:1
 // RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/lokr-twice" 2>&1 | FileCheck %s --check-prefix=LOKR-TWICE
 // LOKR-TWICE: error: {{.*}}lokr-twice/adapter_model.safetensors: module 'head' needs either lokr_w1 or lokr_w1_a and lokr_w1_b
+//
+// The CP form of a convolution's factors (use_effective_conv2d): a core
+// [r, r, kh, kw] with factors [r, out] and [r, in], contracted into the
+// [out, in·kh·kw] matrix that the Hadamard product reads.
+// RUN: %python %testtools/make_adapter.py %t/loha-cp --config '{"peft_type": "LOHA", "r": 2, "alpha": 4, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.hada_t1:2x2x3x3:1 --tensor base_model.model.stem.hada_w1_a:2x8:1 --tensor base_model.model.stem.hada_w1_b:2x3:1 \
+// RUN:   --tensor base_model.model.stem.hada_t2:2x2x3x3:1 --tensor base_model.model.stem.hada_w2_a:2x8:1 --tensor base_model.model.stem.hada_w2_b:2x3:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/loha-cp" | FileCheck %s --check-prefix=LOHA-CP
+// LOHA-CP-LABEL: func.func @kinds
+// LOHA-CP: %[[C:.*]] = peft.conv "stem" %[[IMAGE:[^,]*]],
+// LOHA-CP: %[[T1:.*]] = peft.weight "base_model.model.stem.hada_t1" from "{{.*}}loha-cp/adapter_model.safetensors" : tensor<2x2x3x3xf32>
+// LOHA-CP-NEXT: %[[A1:.*]] = peft.weight "base_model.model.stem.hada_w1_a" from {{.*}} : tensor<2x8xf32>
+// LOHA-CP-NEXT: %[[B1:.*]] = peft.weight "base_model.model.stem.hada_w1_b" from {{.*}} : tensor<2x3xf32>
+// LOHA-CP-NEXT: %[[P1:.*]] = peft.cp_product %[[T1]], %[[A1]], %[[B1]] : (tensor<2x2x3x3xf32>, tensor<2x8xf32>, tensor<2x3xf32>) -> tensor<8x27xf32>
+// LOHA-CP-NEXT: %[[T2:.*]] = peft.weight "base_model.model.stem.hada_t2"
+// LOHA-CP-NEXT: %[[A2:.*]] = peft.weight "base_model.model.stem.hada_w2_a"
+// LOHA-CP-NEXT: %[[B2:.*]] = peft.weight "base_model.model.stem.hada_w2_b"
+// LOHA-CP-NEXT: %[[P2:.*]] = peft.cp_product %[[T2]], %[[A2]], %[[B2]]
+// LOHA-CP-NEXT: %[[D:.*]] = peft.loha_delta %[[P1]], %[[P2]] {scale = 2.000000e+00 : f32} : (tensor<8x27xf32>, tensor<8x27xf32>) -> tensor<8x3x3x3xf32>
+// LOHA-CP-NEXT: peft.add_delta "default" %[[IMAGE]], %[[C]], %[[D]] {dilations = array<i64: 1, 1>, groups = 1 : i64, pads = array<i64: 1, 1, 1, 1>, strides = array<i64: 2, 2>}
+//
+// LoKr: lokr_w1 factored, lokr_w2 in the CP form.
+// RUN: %python %testtools/make_adapter.py %t/lokr-cp --config '{"peft_type": "LOKR", "r": 1, "alpha": 1, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1_a:2x1:1 --tensor base_model.model.stem.lokr_w1_b:1x1:1 \
+// RUN:   --tensor base_model.model.stem.lokr_t2:1x1x3x3:1 --tensor base_model.model.stem.lokr_w2_a:1x4:1 --tensor base_model.model.stem.lokr_w2_b:1x3:1
+// RUN: peft-opt %s --peft-attach-adapters="adapters=%t/lokr-cp" | FileCheck %s --check-prefix=LOKR-CP
+// LOKR-CP: %[[W1:.*]] = peft.factor_product %{{.*}}, %{{.*}} : (tensor<2x1xf32>, tensor<1x1xf32>) -> tensor<2x1xf32>
+// LOKR-CP: %[[W2:.*]] = peft.cp_product %{{.*}}, %{{.*}}, %{{.*}} : (tensor<1x1x3x3xf32>, tensor<1x4xf32>, tensor<1x3xf32>) -> tensor<4x27xf32>
+// LOKR-CP-NEXT: peft.lokr_delta %[[W1]], %[[W2]] {scale = 1.000000e+00 : f32} : (tensor<2x1xf32>, tensor<4x27xf32>) -> tensor<8x3x3x3xf32>
+//
+// CP factors name the tensor and module when they do not fit: on a linear
+// layer or a kernel of another shape, a 1×1 core (PEFT keeps 1×1
+// convolutions plain), a core without use_effective_conv2d, sides of
+// different shapes, a side missing, a core beside a whole lokr_w2.
+// RUN: %python %testtools/make_adapter.py %t/cp-linear --config '{"peft_type": "LOHA", "r": 2, "use_effective_conv2d": true, "target_modules": ["head"]}' \
+// RUN:   --tensor base_model.model.head.hada_t1:2x2x3x3:1 --tensor base_model.model.head.hada_w1_a:2x3:1 --tensor base_model.model.head.hada_w1_b:2x4:1 \
+// RUN:   --tensor base_model.model.head.hada_t2:2x2x3x3:1 --tensor base_model.model.head.hada_w2_a:2x3:1 --tensor base_model.model.head.hada_w2_b:2x4:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-linear" 2>&1 | FileCheck %s --check-prefix=CP-LINEAR
+// CP-LINEAR: error: {{.*}}cp-linear/adapter_model.safetensors: tensor 'base_model.model.head.hada_t1' is a CP core for a [3, 3] kernel (use_effective_conv2d), but module 'head' is a peft.linear layer with weight [3, 4]
+// RUN: %python %testtools/make_adapter.py %t/cp-kernel --config '{"peft_type": "LOKR", "r": 1, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_t2:1x1x1x9:1 \
+// RUN:   --tensor base_model.model.stem.lokr_w2_a:1x4:1 --tensor base_model.model.stem.lokr_w2_b:1x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-kernel" 2>&1 | FileCheck %s --check-prefix=CP-KERNEL
+// CP-KERNEL: error: {{.*}}cp-kernel/adapter_model.safetensors: tensor 'base_model.model.stem.lokr_t2' is a CP core for a [1, 9] kernel (use_effective_conv2d), but module 'stem' is a peft.conv layer with weight [8, 3, 3, 3]
+// RUN: %python %testtools/make_adapter.py %t/cp-1x1 --config '{"peft_type": "LOKR", "r": 1, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_t2:1x1x1x1:1 \
+// RUN:   --tensor base_model.model.stem.lokr_w2_a:1x4:1 --tensor base_model.model.stem.lokr_w2_b:1x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-1x1" 2>&1 | FileCheck %s --check-prefix=CP-1X1
+// CP-1X1: error: {{.*}}cp-1x1/adapter_model.safetensors: tensor 'base_model.model.stem.lokr_t2' is a CP core [1, 1, 1, 1] for a 1×1 kernel, which PEFT never writes (use_effective_conv2d leaves 1×1 convolutions in the plain form)
+// RUN: %python %testtools/make_adapter.py %t/cp-flag --config '{"peft_type": "LOKR", "r": 1, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_t2:1x1x3x3:1 \
+// RUN:   --tensor base_model.model.stem.lokr_w2_a:1x4:1 --tensor base_model.model.stem.lokr_w2_b:1x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-flag" 2>&1 | FileCheck %s --check-prefix=CP-FLAG
+// CP-FLAG: error: {{.*}}cp-flag/adapter_model.safetensors: tensor 'base_model.model.stem.lokr_t2' is a CP core, which PEFT writes only with use_effective_conv2d, but adapter_config.json does not set it
+// RUN: %python %testtools/make_adapter.py %t/cp-sides --config '{"peft_type": "LOHA", "r": 2, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.hada_t1:2x2x3x3:1 --tensor base_model.model.stem.hada_w1_a:2x8:1 --tensor base_model.model.stem.hada_w1_b:2x3:1 \
+// RUN:   --tensor base_model.model.stem.hada_t2:2x2x3x3:1 --tensor base_model.model.stem.hada_w2_a:2x4:1 --tensor base_model.model.stem.hada_w2_b:2x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-sides" 2>&1 | FileCheck %s --check-prefix=CP-SIDES
+// CP-SIDES: error: {{.*}}cp-sides/adapter_model.safetensors: module 'stem': hada_t1 [2, 2, 3, 3], hada_w1_a [2, 8] and hada_w1_b [2, 3] do not match hada_t2 [2, 2, 3, 3], hada_w2_a [2, 4] and hada_w2_b [2, 3]
+// RUN: %python %testtools/make_adapter.py %t/cp-rank --config '{"peft_type": "LOHA", "r": 2, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.hada_t1:2x2x3x3:1 --tensor base_model.model.stem.hada_w1_a:8x2:1 --tensor base_model.model.stem.hada_w1_b:2x3:1 \
+// RUN:   --tensor base_model.model.stem.hada_t2:2x2x3x3:1 --tensor base_model.model.stem.hada_w2_a:8x2:1 --tensor base_model.model.stem.hada_w2_b:2x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-rank" 2>&1 | FileCheck %s --check-prefix=CP-RANK
+// CP-RANK: error: {{.*}}cp-rank/adapter_model.safetensors: module 'stem': hada_t1 [2, 2, 3, 3], hada_w1_a [8, 2] and hada_w1_b [2, 3] are not the CP form's [r, r, kernel...] core with [r, out] and [r, in] factors, r=2
+// RUN: %python %testtools/make_adapter.py %t/cp-missing --config '{"peft_type": "LOHA", "r": 2, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.hada_t1:2x2x3x3:1 --tensor base_model.model.stem.hada_w1_a:2x8:1 --tensor base_model.model.stem.hada_w1_b:2x3:1 \
+// RUN:   --tensor base_model.model.stem.hada_w2_a:2x8:1 --tensor base_model.model.stem.hada_w2_b:2x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-missing" 2>&1 | FileCheck %s --check-prefix=CP-MISSING
+// CP-MISSING: error: {{.*}}cp-missing/adapter_model.safetensors: module 'stem' has no hada_t2 (its other factors are in the CP form)
+// RUN: %python %testtools/make_adapter.py %t/cp-whole --config '{"peft_type": "LOKR", "r": 1, "use_effective_conv2d": true, "target_modules": ["stem"]}' \
+// RUN:   --tensor base_model.model.stem.lokr_w1:2x1:1 --tensor base_model.model.stem.lokr_t2:1x1x3x3:1 --tensor base_model.model.stem.lokr_w2:4x3x3x3:1
+// RUN: not peft-opt %s --peft-attach-adapters="adapters=%t/cp-whole" 2>&1 | FileCheck %s --check-prefix=CP-WHOLE
+// CP-WHOLE: error: {{.*}}cp-whole/adapter_model.safetensors: module 'stem': lokr_t2 (the CP form) goes with lokr_w2_a and lokr_w2_b, not lokr_w2
 
 // Our own formats (docs/adapters.md): SSF after a layer norm and a linear
 // layer; a linear adapter on the input of that layer alone (the layer norm's

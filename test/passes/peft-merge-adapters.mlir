@@ -335,6 +335,32 @@ func.func @merge_lokr_in_out(%x: tensor<3x2xf32>) -> tensor<3x4xf32> {
 
 // -----
 
+// LoKr with lokr_w2 in the CP form on a [2, 1, 1, 2] kernel: w2[p, 0, 0, k] =
+// Σᵢ Σⱼ t2[i, j, 0, k]·w2a[i, p]·w2b[j, 0]. Σⱼ t2[i, j]·w2b[j] gives [1, 10]
+// (i = 0) and [2, 30] (i = 1); then p = 0: 1·[1, 10] + 0·[2, 30] = [1, 10],
+// p = 1: 2·[1, 10] + 1·[2, 30] = [4, 50]. ΔW = 0.5·kron([[2]], w2) = w2,
+// added to ones; the core and its factors go with it.
+// CHECK-LABEL: func.func @merge_lokr_cp
+// CHECK: %[[W:.*]] = peft.weight "conv.weight" = dense<{{\[\[\[\[}}2.000000e+00, 1.100000e+01]]], {{\[\[\[}}5.000000e+00, 5.100000e+01]]]]> : tensor<2x1x1x2xf32>
+// CHECK-NEXT: %[[Y:.*]] = peft.conv "conv" %{{.*}}, %[[W]]
+// CHECK-NEXT: return %[[Y]]
+func.func @merge_lokr_cp(%x: tensor<1x1x2x3xf32>) -> tensor<1x2x2x2xf32> {
+  %w = peft.weight "conv.weight" = dense<1.0> : tensor<2x1x1x2xf32>
+  %y = peft.conv "conv" %x, %w {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x1x2x3xf32>, tensor<2x1x1x2xf32>) -> tensor<1x2x2x2xf32>
+  %w1 = peft.weight "w1" = dense<[[2.0]]> : tensor<1x1xf32>
+  %t2 = peft.weight "t2" = dense<[[[[1.0, 0.0]], [[0.0, 1.0]]], [[[2.0, 0.0]], [[0.0, 3.0]]]]> : tensor<2x2x1x2xf32>
+  %w2a = peft.weight "w2a" = dense<[[1.0, 2.0], [0.0, 1.0]]> : tensor<2x2xf32>
+  %w2b = peft.weight "w2b" = dense<[[1.0], [10.0]]> : tensor<2x1xf32>
+  %w2 = peft.cp_product %t2, %w2a, %w2b : (tensor<2x2x1x2xf32>, tensor<2x2xf32>, tensor<2x1xf32>) -> tensor<2x2xf32>
+  %d = peft.lokr_delta %w1, %w2 {scale = 0.5 : f32} : (tensor<1x1xf32>, tensor<2x2xf32>) -> tensor<2x1x1x2xf32>
+  %z = peft.add_delta "default" %x, %y, %d {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, groups = 1 : i64}
+    : (tensor<1x1x2x3xf32>, tensor<1x2x2x2xf32>, tensor<2x1x1x2xf32>) -> tensor<1x2x2x2xf32>
+  return %z : tensor<1x2x2x2xf32>
+}
+
+// -----
+
 // IA3 on a convolution's input channels: each channel's scale covers its
 // kernel window, W[:, c, ...] *= l[c].
 // CHECK-LABEL: func.func @merge_ia3_conv_input

@@ -129,9 +129,12 @@ static AdapterParts partsOf(mlir::Operation *op) {
   } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
     scaled = addDelta.getDelta().getDefiningOp();
     parts.method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
-    for (mlir::Value operand : scaled->getOperands()) // Factored products carry the rank.
+    for (mlir::Value operand : scaled->getOperands()) { // Factored products carry the rank.
       if (auto product = operand.getDefiningOp<peft::FactorProductOp>())
         parts.rank = product.getLhs().getType().getDimSize(1);
+      else if (auto cp = operand.getDefiningOp<peft::CpProductOp>())
+        parts.rank = cp.getRank();
+    }
   }
   if (auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale"))
     parts.scale = scale.getValueAsDouble();
