@@ -229,9 +229,11 @@ OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRe
     if (!value) {
       std::optional<onnx::TensorProto> list = constantNodeValue(node);
       if (!list)
-        continue; // Sparse and string values: the importer names the node.
+        continue; // Sparse values: the importer names the node.
       value = &source->listConstants.emplace_back(std::move(*list));
     }
+    if (!dtypeOfOnnx(value->data_type()))
+      continue; // Strings and the like: the importer names the node if it reads one.
     if (llvm::Error error = source->add(node.output(0), *value, modelPath))
       return std::move(error);
   }
