@@ -33,9 +33,10 @@ class FeedForward(nn.Module):
         return self.output(self.intermediate(x))
 
 
-def save(directory, model, inputs, input_names, output_names, config):
-    """Exports the model and its adapter; returns torch's median latency (ms)."""
-    gm.export_onnx(directory, model, inputs, input_names, output_names)
+def save(directory, model, inputs, input_names, output_names, config, sequence=()):
+    """Exports the model (`sequence`: the tensors whose dimension 1 is the
+    dynamic sequence) and its adapter; returns torch's median latency (ms)."""
+    gm.export_onnx(directory, model, inputs, input_names, output_names, sequence)
     with torch.no_grad():
         gm.run_and_save(model, inputs, output_names, os.path.join(directory, "base"))
         milliseconds = time_torch(model, inputs, runs=3)
@@ -80,7 +81,8 @@ def main():
         params = sum(p.numel() for p in bert.parameters())
         milliseconds = save(os.path.join(args.out, "bert-base"), bert, [ids, mask],
                             ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"],
-                            gm.lora_config(target_modules=targets, r=16, lora_alpha=32))
+                            gm.lora_config(target_modules=targets, r=16, lora_alpha=32),
+                            sequence=("input_ids", "attention_mask", "last_hidden_state"))
         print(f"bert-base: {params / 1e6:.1f}M parameters")
         print(f"torch (1 thread) bert-base batch 1x128: median {milliseconds:.3f} ms")
 
