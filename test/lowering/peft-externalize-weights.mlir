@@ -27,3 +27,26 @@ func.func private @helper() -> tensor<2xf32> {
   %w = peft.weight "h" = dense<1.0> : tensor<2xf32>
   return %w : tensor<2xf32>
 }
+
+// An adapter's own tensors are named as PEFT names them in memory, after the
+// adapter, with their key in the file in peft.key: two adapters reading one
+// weight op (say after CSE) each get an argument of their own (the copy made
+// for the second stands before the original).
+// CHECK-LABEL: func.func @two_adapters
+// CHECK-SAME: %[[W:[^:]*]]: tensor<3x4xf32> {peft.file = "model.onnx", peft.weight = "fc.weight"}
+// CHECK-SAME: %[[A2:[^:]*]]: tensor<2x4xf32> {peft.file = "a.safetensors", peft.key = "base_model.model.fc.lora_A.weight", peft.weight = "base_model.model.fc.lora_A.second.weight"}
+// CHECK-SAME: %[[A1:[^:]*]]: tensor<2x4xf32> {peft.file = "a.safetensors", peft.key = "base_model.model.fc.lora_A.weight", peft.weight = "base_model.model.fc.lora_A.first.weight"}
+// CHECK-SAME: %[[B2:[^:]*]]: tensor<3x2xf32> {peft.file = "a.safetensors", peft.key = "base_model.model.fc.lora_B.weight", peft.weight = "base_model.model.fc.lora_B.second.weight"}
+// CHECK-SAME: %[[B1:[^:]*]]: tensor<3x2xf32> {peft.file = "a.safetensors", peft.key = "base_model.model.fc.lora_B.weight", peft.weight = "base_model.model.fc.lora_B.first.weight"}
+// CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %[[W]]
+// CHECK: %[[Z:.*]] = peft.lora "first" %{{.*}}, %[[Y]], %[[A1]], %[[B1]]
+// CHECK: peft.lora "second" %{{.*}}, %[[Z]], %[[A2]], %[[B2]]
+func.func @two_adapters(%x: tensor<2x4xf32> {peft.name = "x"}) -> tensor<2x3xf32> {
+  %w = peft.weight "fc.weight" from "model.onnx" : tensor<3x4xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<2x4xf32>, tensor<3x4xf32>) -> tensor<2x3xf32>
+  %a = peft.weight "base_model.model.fc.lora_A.weight" from "a.safetensors" : tensor<2x4xf32>
+  %b = peft.weight "base_model.model.fc.lora_B.weight" from "a.safetensors" : tensor<3x2xf32>
+  %z = peft.lora "first" %x, %y, %a, %b {scale = 2.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  %u = peft.lora "second" %x, %z, %a, %b {scale = 1.0 : f32} : (tensor<2x4xf32>, tensor<2x3xf32>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>
+  return %u : tensor<2x3xf32>
+}
