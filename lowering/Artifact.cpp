@@ -3,9 +3,12 @@
 
 #include "dialects/peft/PeftDialect.h"
 #include "lowering/Passes.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "support/Safetensors.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
 #include <map>
@@ -53,6 +56,8 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
     if (auto dimNames = attrs ? attrs.getAs<ArrayAttr>(kDimNamesAttr) : ArrayAttr())
       for (Attribute name : dimNames)
         tensor->dimNames.push_back(cast<StringAttr>(name).str());
+    if (auto bound = attrs ? attrs.getAs<IntegerAttr>(kIndexBoundAttr) : IntegerAttr())
+      tensor->indexBound = bound.getInt();
     (weightName ? manifest.weights : manifest.inputs).push_back(*tensor);
   }
   for (unsigned i = 0; i < entry.getNumResults(); ++i) {
@@ -64,6 +69,18 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
     manifest.outputs.push_back(*tensor);
   }
   return manifest;
+}
+
+void embedSignature(ModuleOp module, const Manifest &manifest) {
+  std::string value = manifest.signature();
+  value.push_back('\0');
+  MLIRContext *context = module.getContext();
+  context->getOrLoadDialect<LLVM::LLVMDialect>();
+  auto type = LLVM::LLVMArrayType::get(IntegerType::get(context, 8), value.size());
+  auto builder = OpBuilder::atBlockEnd(module.getBody());
+  LLVM::GlobalOp::create(builder, module.getLoc(), type, /*isConstant=*/true,
+                         LLVM::Linkage::External, manifest.entry + "_signature",
+                         builder.getStringAttr(value));
 }
 
 llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
@@ -91,7 +108,13 @@ llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
   return writeSafetensors(path, tensors);
 }
 
+static llvm::Error checkDestination(StringRef outputDir, bool &exists);
+
 llvm::Expected<std::string> createStagingDir(StringRef outputDir) {
+  // Refused before any work; publishing checks again.
+  bool exists;
+  if (llvm::Error error = checkDestination(outputDir, exists))
+    return std::move(error);
   // Beside the destination, so that publishing is a rename within one file
   // system; absolute, since LLVM puts a relative prefix under $TMPDIR.
   // remove_dots also drops a trailing separator ("out/" is "out").
@@ -109,15 +132,67 @@ llvm::Expected<std::string> createStagingDir(StringRef outputDir) {
   return staging.str().str();
 }
 
+/// Why `directory` must not be replaced by an artifact, or "" when it is one
+/// of ours: its manifest carries our format marker and it holds nothing but
+/// the files that manifest names, so replacing it loses nothing of the user's.
+static std::string notReplaceable(StringRef directory) {
+  llvm::SmallString<256> manifestPath(directory);
+  llvm::sys::path::append(manifestPath, "manifest.json");
+  auto text = llvm::MemoryBuffer::getFile(manifestPath);
+  Manifest manifest;
+  std::string error;
+  if (!text || !manifest.fromJson((*text)->getBuffer().str(), error))
+    return "exists and is not a peft-mlir artifact";
+  std::error_code walkError;
+  for (llvm::sys::fs::directory_iterator it(directory, walkError), end; it != end && !walkError;
+       it.increment(walkError)) {
+    StringRef name = llvm::sys::path::filename(it->path());
+    if (name != "manifest.json" && name != manifest.library && name != manifest.weightsFile)
+      return ("holds '" + name + "', which is not part of its artifact").str();
+  }
+  if (walkError)
+    return "cannot be listed: " + walkError.message();
+  return "";
+}
+
+/// Whether an artifact may be written at `outputDir`: nothing is there, or an
+/// artifact of ours (`exists` tells which).
+static llvm::Error checkDestination(StringRef outputDir, bool &exists) {
+  llvm::sys::fs::file_status status;
+  exists = !llvm::sys::fs::status(outputDir, status, /*follow=*/false);
+  if (!exists)
+    return llvm::Error::success();
+  if (status.type() == llvm::sys::fs::file_type::symlink_file)
+    return artifactError(outputDir + ": is a symbolic link; not writing through it");
+  if (status.type() != llvm::sys::fs::file_type::directory_file)
+    return artifactError(outputDir + ": exists and is not a directory; not replacing it");
+  std::string reason = notReplaceable(outputDir);
+  if (!reason.empty())
+    return artifactError(outputDir + ": " + reason + "; not replacing it");
+  return llvm::Error::success();
+}
+
 llvm::Error publishStagingDir(StringRef stagingDir, StringRef outputDir) {
-  if (llvm::sys::fs::exists(outputDir)) {
-    llvm::SmallString<256> manifest(outputDir);
-    llvm::sys::path::append(manifest, "manifest.json");
-    if (!llvm::sys::fs::exists(manifest))
-      return artifactError(outputDir + ": exists and is not a peft-mlir artifact; "
-                                       "not replacing it");
-    if (std::error_code error = llvm::sys::fs::remove_directories(outputDir))
+  bool exists;
+  if (llvm::Error error = checkDestination(outputDir, exists))
+    return error;
+  if (exists) {
+    // Moved aside first, so that a failing rename leaves the old artifact.
+    llvm::SmallString<256> aside;
+    if (std::error_code error =
+            llvm::sys::fs::createUniqueDirectory((outputDir + ".old").str(), aside))
       return artifactError(outputDir + ": cannot replace: " + error.message());
+    if (std::error_code error = llvm::sys::fs::rename(outputDir, aside)) {
+      llvm::sys::fs::remove(aside);
+      return artifactError(outputDir + ": cannot replace: " + error.message());
+    }
+    if (std::error_code error = llvm::sys::fs::rename(stagingDir, outputDir)) {
+      llvm::sys::fs::rename(aside, outputDir);
+      return artifactError(outputDir + ": cannot move the artifact into place: " +
+                           error.message());
+    }
+    llvm::sys::fs::remove_directories(aside);
+    return llvm::Error::success();
   }
   if (std::error_code error = llvm::sys::fs::rename(stagingDir, outputDir))
     return artifactError(outputDir + ": cannot move the artifact into place: " +

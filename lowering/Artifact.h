@@ -10,6 +10,7 @@
 #include "runtime/Manifest.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
 namespace peft {
@@ -18,11 +19,18 @@ namespace peft {
 /// through peft-externalize-weights.
 llvm::Expected<Manifest> describeEntry(mlir::func::FuncOp entry);
 
+/// Adds the exported constant `<entry>_signature` holding
+/// `manifest.signature()`, which the runtime compares with the manifest it
+/// reads: a back end compiles it into the library like any global.
+void embedSignature(mlir::ModuleOp module, const Manifest &manifest);
+
 /// Writes the bytes of every weight argument of `entry` to a safetensors file.
 llvm::Error writeEntryWeights(mlir::func::FuncOp entry, llvm::StringRef path);
 
 /// Creates a fresh, empty staging directory beside `outputDir`; `publish`
-/// moves it into place so that `outputDir` is never left half-written.
+/// moves it into place so that `outputDir` is never left half-written. Both
+/// refuse a destination that is a symlink, or anything but an artifact of
+/// ours (a manifest with the format marker, and only the files it names).
 llvm::Expected<std::string> createStagingDir(llvm::StringRef outputDir);
 llvm::Error publishStagingDir(llvm::StringRef stagingDir, llvm::StringRef outputDir);
 

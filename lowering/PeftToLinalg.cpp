@@ -736,6 +736,15 @@ struct LowerEmbedding : OpRewritePattern<EmbeddingOp> {
           index = arith::SelectOp::create(nested, nestedLoc, negative,
                                           arith::AddIOp::create(nested, nestedLoc, index, rows),
                                           index);
+          // Clamped into [0, rows): no id, however wrong, reads outside the
+          // table (the runtime refuses out-of-range ids in inputs).
+          Value last = arith::MaxSIOp::create(
+              nested, nestedLoc,
+              arith::SubIOp::create(nested, nestedLoc, rows,
+                                    arith::ConstantIndexOp::create(nested, nestedLoc, 1)),
+              zeroIndex);
+          index = arith::MinSIOp::create(
+              nested, nestedLoc, arith::MaxSIOp::create(nested, nestedLoc, index, zeroIndex), last);
           Value column = linalg::IndexOp::create(nested, nestedLoc, rank - 1);
           Value element =
               tensor::ExtractOp::create(nested, nestedLoc, table, ValueRange{index, column});

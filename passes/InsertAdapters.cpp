@@ -85,7 +85,8 @@ void addIa3(FreshAdapter &fresh, StringRef path, AdaptableLayer layer) {
   auto conv = dyn_cast<ConvOp>(layer.getOperation());
   std::vector<int64_t> shape;
   if (conv)
-    shape = {1, feedforward ? conv.getWeight().getType().getDimSize(1) * conv.getGroups()
+    shape = {1, feedforward ? conv.getWeight().getType().getDimSize(1) *
+                                  static_cast<int64_t>(conv.getGroups())
                             : layer.getOutFeatures(), 1, 1};
   else
     shape = feedforward ? std::vector<int64_t>{1, layer.getInFeatures()}

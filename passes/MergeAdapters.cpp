@@ -710,7 +710,9 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     // weight a DoRA read) go once nothing uses them.
     llvm::SetVector<Operation *> unused;
     unused.insert(oldWeight);
-    for (Operation *op : llvm::reverse(job.adapterOps())) {
+    // Named: reverse() keeps a reference, which must outlive the loop.
+    SmallVector<Operation *> adapterOps = job.adapterOps();
+    for (Operation *op : llvm::reverse(adapterOps)) {
       for (Value operand : op->getOperands().drop_front(mapsValue(op) ? 1 : 2))
         if (Operation *factor = operand.getDefiningOp())
           unused.insert(factor);

@@ -1,7 +1,11 @@
 //===- Manifest.cpp - What a compiled artifact holds ------------------------===//
 #include "runtime/Manifest.h"
 
+#include "support/Tensor.h"
+
 #include <nlohmann/json.hpp>
+
+#include <set>
 
 namespace peft {
 
@@ -21,19 +25,11 @@ static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
     Json item = {{"name", tensor.name}, {"dtype", tensor.dtype}, {"shape", tensor.shape}};
     if (!tensor.dimNames.empty())
       item["dim_names"] = tensor.dimNames;
+    if (tensor.indexBound)
+      item["index_bound"] = tensor.indexBound;
     list.push_back(std::move(item));
   }
   return list;
-}
-
-static std::vector<ManifestTensor> tensorsFromJson(const Json &list) {
-  std::vector<ManifestTensor> tensors;
-  for (const Json &item : list)
-    tensors.push_back({item.at("name").get<std::string>(),
-                       item.at("dtype").get<std::string>(),
-                       item.at("shape").get<std::vector<int64_t>>(),
-                       item.value("dim_names", std::vector<std::string>())});
-  return tensors;
 }
 
 static Json adaptersToJson(const std::vector<ManifestAdapter> &adapters) {
@@ -45,15 +41,6 @@ static Json adaptersToJson(const std::vector<ManifestAdapter> &adapters) {
                     {"scale", adapter.scale},
                     {"weights", adapter.weights}});
   return list;
-}
-
-static std::vector<ManifestAdapter> adaptersFromJson(const Json &list) {
-  std::vector<ManifestAdapter> adapters;
-  for (const Json &item : list)
-    adapters.push_back({item.at("name").get<std::string>(), item.at("method").get<std::string>(),
-                        item.at("module").get<std::string>(), item.at("scale").get<double>(),
-                        item.at("weights").get<std::vector<std::string>>()});
-  return adapters;
 }
 
 std::string Manifest::toJson() const {
@@ -70,28 +57,190 @@ std::string Manifest::toJson() const {
   return json.dump(2) + "\n";
 }
 
-bool Manifest::fromJson(const std::string &text, std::string &error) {
-  try {
-    Json json = Json::parse(text);
-    if (json.at("format") != "peft-mlir-artifact")
-      return error = "not a peft-mlir artifact manifest", false;
-    if (json.at("version") != kVersion)
-      return error = "manifest version " + json.at("version").dump() +
-                     " is not the supported version " + std::to_string(kVersion),
-             false;
-    target = json.at("target").get<std::string>();
-    library = json.at("library").get<std::string>();
-    entry = json.at("entry").get<std::string>();
-    weightsFile = json.at("weights_file").get<std::string>();
-    inputs = tensorsFromJson(json.at("inputs"));
-    outputs = tensorsFromJson(json.at("outputs"));
-    weights = tensorsFromJson(json.at("weights"));
-    adapters = adaptersFromJson(json.value("adapters", Json::array()));
-    return true;
-  } catch (const Json::exception &exception) {
-    error = std::string("malformed manifest: ") + exception.what();
-    return false;
+namespace {
+/// Reads the manifest's fields strictly: every value of the type and range the
+/// runtime relies on, or an error naming the field ("inputs[1].shape").
+class ManifestReader {
+public:
+  explicit ManifestReader(std::string &error) : error(error) {}
+
+  bool failed() const { return !error.empty(); }
+
+  void fail(const std::string &field, const std::string &what) {
+    if (error.empty())
+      error = "'" + field + "' " + what;
   }
+
+  const Json *at(const Json &object, const std::string &key, const std::string &field,
+                 bool optional = false) {
+    if (!object.is_object())
+      return fail(field, "is not an object"), nullptr;
+    auto found = object.find(key);
+    if (found == object.end()) {
+      if (!optional)
+        fail(field.empty() ? key : field + "." + key, "is missing");
+      return nullptr;
+    }
+    return &*found;
+  }
+
+  std::string string(const Json &object, const std::string &key, const std::string &field) {
+    const Json *value = at(object, key, field);
+    if (value && !value->is_string())
+      fail(join(field, key), "is not a string");
+    return value && value->is_string() ? value->get<std::string>() : std::string();
+  }
+
+  /// A file name inside the artifact directory: never a path out of it.
+  std::string fileName(const Json &object, const std::string &key) {
+    std::string name = string(object, key, "");
+    if (!failed() && (name.empty() || name == "." || name == ".." ||
+                      name.find_first_of("/\\") != std::string::npos ||
+                      name.find('\0') != std::string::npos))
+      fail(key, "is not a plain file name");
+    return name;
+  }
+
+  std::vector<ManifestTensor> tensors(const Json &json, const std::string &key,
+                                      bool staticShapes) {
+    std::vector<ManifestTensor> tensors;
+    const Json *list = at(json, key, "");
+    if (!list || failed())
+      return tensors;
+    if (!list->is_array())
+      return fail(key, "is not a list"), tensors;
+    std::set<std::string> names;
+    for (size_t i = 0; i < list->size() && !failed(); ++i) {
+      std::string field = key + "[" + std::to_string(i) + "]";
+      const Json &item = (*list)[i];
+      ManifestTensor tensor;
+      tensor.name = string(item, "name", field);
+      tensor.dtype = string(item, "dtype", field);
+      if (failed())
+        break;
+      if (tensor.name.empty() || !names.insert(tensor.name).second)
+        fail(field + ".name", "is empty or given twice");
+      if (!parseDType(tensor.dtype) || tensor.dtype == "C64" ||
+          llvm::StringRef(tensor.dtype).starts_with("F8"))
+        fail(field + ".dtype", "is not a dtype the runtime passes");
+      const Json *shape = at(item, "shape", field);
+      if (shape && (!shape->is_array() || shape->size() > Manifest::kMaxRank))
+        fail(field + ".shape", "is not a list of at most " + std::to_string(Manifest::kMaxRank) + " sizes");
+      for (size_t d = 0; shape && !failed() && d < shape->size(); ++d) {
+        const Json &size = (*shape)[d];
+        int64_t lowest = staticShapes ? 0 : -1;
+        if (!size.is_number_integer() || size.get<int64_t>() < lowest ||
+            (size.is_number_unsigned() && size.get<uint64_t>() > kMaxTensorBytes))
+          fail(field + ".shape", staticShapes ? "holds a size that is not a non-negative integer"
+                                              : "holds a size that is not an integer >= -1");
+        else
+          tensor.shape.push_back(size.get<int64_t>());
+      }
+      if (!failed() && staticShapes && tensor.dtype.size() &&
+          !checkedByteSize(tensor.shape, *parseDType(tensor.dtype)))
+        fail(field + ".shape", "is too large");
+      if (const Json *dims = at(item, "dim_names", field, /*optional=*/true)) {
+        bool valid = dims->is_array() && dims->size() == tensor.shape.size();
+        for (size_t d = 0; valid && d < dims->size(); ++d)
+          valid = (*dims)[d].is_string();
+        if (!valid)
+          fail(field + ".dim_names", "is not a list of names, one per dimension");
+        else
+          tensor.dimNames = dims->get<std::vector<std::string>>();
+      }
+      if (const Json *bound = at(item, "index_bound", field, /*optional=*/true)) {
+        if (!bound->is_number_integer() || bound->get<int64_t>() <= 0)
+          fail(field + ".index_bound", "is not a positive integer");
+        else
+          tensor.indexBound = bound->get<int64_t>();
+      }
+      tensors.push_back(std::move(tensor));
+    }
+    return tensors;
+  }
+
+  std::vector<ManifestAdapter> adapters(const Json &json) {
+    std::vector<ManifestAdapter> adapters;
+    const Json *list = at(json, "adapters", "", /*optional=*/true);
+    if (!list)
+      return adapters;
+    if (!list->is_array())
+      return fail("adapters", "is not a list"), adapters;
+    for (size_t i = 0; i < list->size() && !failed(); ++i) {
+      std::string field = "adapters[" + std::to_string(i) + "]";
+      const Json &item = (*list)[i];
+      ManifestAdapter adapter;
+      adapter.name = string(item, "name", field);
+      adapter.method = string(item, "method", field);
+      adapter.module = string(item, "module", field);
+      const Json *scale = at(item, "scale", field);
+      if (scale && !scale->is_number())
+        fail(field + ".scale", "is not a number");
+      else if (scale)
+        adapter.scale = scale->get<double>();
+      const Json *weights = at(item, "weights", field);
+      bool valid = weights && weights->is_array();
+      for (size_t w = 0; valid && w < weights->size(); ++w)
+        valid = (*weights)[w].is_string();
+      if (weights && !valid)
+        fail(field + ".weights", "is not a list of names");
+      if (failed())
+        break;
+      adapter.weights = weights->get<std::vector<std::string>>();
+      adapters.push_back(std::move(adapter));
+    }
+    return adapters;
+  }
+
+private:
+  static std::string join(const std::string &field, const std::string &key) {
+    return field.empty() ? key : field + "." + key;
+  }
+
+  std::string &error;
+};
+} // namespace
+
+bool Manifest::fromJson(const std::string &text, std::string &error) {
+  error.clear();
+  Json json = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded())
+    return error = "not JSON", false;
+  if (!json.is_object() || !json.contains("format") || json["format"] != "peft-mlir-artifact")
+    return error = "not a peft-mlir artifact manifest (no \"format\": \"peft-mlir-artifact\")",
+           false;
+  if (!json.contains("version") || json["version"] != kVersion)
+    return error = "manifest version " +
+                   (json.contains("version") ? json["version"].dump().substr(0, 20) : "(none)") +
+                   " is not the supported version " + std::to_string(kVersion),
+           false;
+  ManifestReader reader(error);
+  target = reader.string(json, "target", "");
+  library = reader.fileName(json, "library");
+  entry = reader.string(json, "entry", "");
+  if (!reader.failed() && (entry.empty() || entry.find_first_not_of(
+                                                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                "0123456789_") != std::string::npos))
+    reader.fail("entry", "is not a symbol name");
+  weightsFile = reader.fileName(json, "weights_file");
+  inputs = reader.tensors(json, "inputs", /*staticShapes=*/false);
+  outputs = reader.tensors(json, "outputs", /*staticShapes=*/false);
+  weights = reader.tensors(json, "weights", /*staticShapes=*/true);
+  adapters = reader.adapters(json);
+  return !reader.failed();
+}
+
+std::string Manifest::signature() const {
+  auto describe = [](const std::vector<ManifestTensor> &tensors) {
+    Json list = Json::array();
+    for (const ManifestTensor &tensor : tensors)
+      list.push_back({tensor.name, tensor.dtype, tensor.shape});
+    return list;
+  };
+  return Json{{"inputs", describe(inputs)},
+              {"outputs", describe(outputs)},
+              {"weights", describe(weights)}}
+      .dump();
 }
 
 } // namespace peft

@@ -22,6 +22,9 @@ struct ManifestTensor {
   /// The model's names for dynamic dimensions ("batch"), "" where unnamed;
   /// empty when no dimension is named. Inputs that share a name must agree.
   std::vector<std::string> dimNames;
+  /// An integer input that indexes rows directly (token ids): its values
+  /// must lie in [-indexBound, indexBound); 0 when unbounded.
+  int64_t indexBound = 0;
 };
 
 /// An adapter left unmerged: its weights are inputs of the entry, so another
@@ -45,6 +48,8 @@ std::string adapterWeightName(const std::string &fileKey, const std::string &ada
 
 struct Manifest {
   static constexpr int kVersion = 1;
+  /// The most dimensions a tensor of the signature may have.
+  static constexpr size_t kMaxRank = 16;
   std::string target = "cpu";
   std::string library;     ///< File name inside the artifact directory.
   std::string entry;       ///< Symbol of the packed entry, `void (void **)`.
@@ -55,8 +60,16 @@ struct Manifest {
   std::vector<ManifestAdapter> adapters;
 
   std::string toJson() const;
-  /// Parses `text`; on failure returns false and sets `error`.
+  /// Parses and checks `text` (our format marker, each field's type and
+  /// range, file names that stay inside the artifact); on failure returns
+  /// false and sets `error` to one line naming the field.
   bool fromJson(const std::string &text, std::string &error);
+
+  /// The entry's signature (names, dtypes and shapes of inputs, outputs and
+  /// weights, in order) as one string. The library exports it as
+  /// `<entry>_signature`, so that the runtime can refuse a manifest that no
+  /// longer describes the code.
+  std::string signature() const;
 };
 
 } // namespace peft

@@ -132,8 +132,19 @@ int PeftModel::load(const std::string &directory) {
   entry = reinterpret_cast<void (*)(void **)>(dlsym(library, manifest.entry.c_str()));
   if (!entry)
     return failWith(libraryPath + ": no entry symbol '" + manifest.entry + "'");
+  // The code trusts the shapes and the order of its arguments: a manifest
+  // edited or paired with another library would make it read past buffers.
+  std::string signatureSymbol = manifest.entry + "_signature";
+  auto *signature = static_cast<const char *>(dlsym(library, signatureSymbol.c_str()));
+  if (!signature)
+    return failWith(libraryPath + ": no '" + signatureSymbol +
+                    "' symbol; it was not compiled by this peftc");
+  if (manifest.signature() != signature)
+    return failWith(manifestPath + ": describes other inputs, outputs or weights than " +
+                    libraryPath + " was compiled for; recompile the artifact");
   for (const auto &info : manifest.inputs) {
-    Slot slot{info};
+    Slot slot;
+    slot.info = info;
     if (!dtypeFromName(info.dtype, slot.dtype))
       return failWith(manifestPath + ": input '" + info.name + "' has unknown dtype " + info.dtype);
     inputs.push_back(slot);
@@ -161,7 +172,8 @@ int PeftModel::bindWeights(const std::string &directory) {
       return failWith(path + ": weight '" + info.name + "' is " +
                       peft::dtypeName(view->dtype).str() + " " + peft::formatShape(view->shape) +
                       ", the manifest expects " + info.dtype + " " + peft::formatShape(info.shape));
-    Slot slot{info};
+    Slot slot;
+    slot.info = info;
     slot.descriptor.set(view->data, view->shape.data(), view->shape.size());
     slot.bound = true;
     weightSlots.push_back(std::move(slot));
@@ -249,6 +261,44 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
   return 0;
 }
 
+/// An id outside the rows it indexes is refused here, naming where it is:
+/// the compiled code clamps it (and reads the wrong row) rather than fault.
+static int checkIndices(const Slot &slot, const void *data, const int64_t *shape,
+                        int64_t rank) {
+  size_t count = 1;
+  for (int64_t d = 0; d < rank; ++d)
+    count *= static_cast<size_t>(shape[d]);
+  int64_t bound = slot.info.indexBound;
+  for (size_t i = 0; i < count; ++i) {
+    int64_t value;
+    bool unsignedTooLarge = false;
+    switch (slot.dtype) {
+    case PEFT_I64: value = static_cast<const int64_t *>(data)[i]; break;
+    case PEFT_I32: value = static_cast<const int32_t *>(data)[i]; break;
+    case PEFT_I16: value = static_cast<const int16_t *>(data)[i]; break;
+    case PEFT_I8: value = static_cast<const int8_t *>(data)[i]; break;
+    case PEFT_U8: value = static_cast<const uint8_t *>(data)[i]; break;
+    case PEFT_U16: value = static_cast<const uint16_t *>(data)[i]; break;
+    case PEFT_U32: value = static_cast<const uint32_t *>(data)[i]; break;
+    case PEFT_U64: {
+      uint64_t raw = static_cast<const uint64_t *>(data)[i];
+      unsignedTooLarge = raw > static_cast<uint64_t>(INT64_MAX);
+      value = static_cast<int64_t>(raw);
+      break;
+    }
+    default: return 0; // Not integers: nothing indexes with them.
+    }
+    if (unsignedTooLarge || value < -bound || value >= bound)
+      return failWith("input '" + slot.info.name + "' holds " +
+                      (unsignedTooLarge ? std::to_string(static_cast<const uint64_t *>(data)[i])
+                                        : std::to_string(value)) +
+                      " at flat position " + std::to_string(i) + "; it indexes " +
+                      std::to_string(bound) + " rows (valid: " + std::to_string(-bound) +
+                      " to " + std::to_string(bound - 1) + ")");
+  }
+  return 0;
+}
+
 extern "C" {
 
 PeftModel *peft_model_load(const char *directory) {
@@ -300,6 +350,8 @@ int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, in
         return failWith(std::string("input '") + name + "' has shape " +
                         peft::formatShape({shape, static_cast<size_t>(rank)}) + ", expected " +
                         peft::formatShape(expected));
+    if (slot.info.indexBound && checkIndices(slot, data, shape, rank))
+      return 1;
     slot.descriptor.set(data, shape, rank);
     slot.bound = true;
     return 0;

@@ -1,11 +1,11 @@
 //===- Npy.cpp - NumPy .npy files -------------------------------------------===//
 #include "support/Npy.h"
+#include "support/OutputFile.h"
 
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstring>
-#include <regex>
 
 namespace peft {
 
@@ -21,6 +21,110 @@ static llvm::Error npyError(llvm::StringRef path, const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + message);
 }
 
+/// NumPy's own limit (numpy.lib.format's max_header_size): a longer header
+/// is refused as unsafe to parse.
+static constexpr size_t kMaxHeaderSize = 10000;
+
+namespace {
+/// The header of a .npy file: a Python dict literal of exactly 'descr',
+/// 'fortran_order' and 'shape', as numpy.lib.format reads it
+/// (`{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`).
+class NpyHeaderParser {
+public:
+  explicit NpyHeaderParser(llvm::StringRef text) : rest(text) {}
+
+  /// Parses the whole header; on failure returns a message naming the field.
+  std::optional<std::string> parse(std::string &descr, bool &fortranOrder,
+                                   std::vector<int64_t> &shape) {
+    bool seenDescr = false, seenOrder = false, seenShape = false;
+    if (!consume('{'))
+      return std::string("header is not a dict");
+    while (!consume('}')) {
+      std::string key;
+      if (!quoted(key) || !consume(':'))
+        return std::string("header is not a dict of quoted keys");
+      if (key == "descr" && !seenDescr) {
+        if (!quoted(descr))
+          return std::string("'descr' is not a string");
+        seenDescr = true;
+      } else if (key == "fortran_order" && !seenOrder) {
+        skipSpace();
+        if (rest.consume_front("True"))
+          fortranOrder = true;
+        else if (rest.consume_front("False"))
+          fortranOrder = false;
+        else
+          return std::string("'fortran_order' is not True or False");
+        seenOrder = true;
+      } else if (key == "shape" && !seenShape) {
+        if (std::optional<std::string> error = tuple(shape))
+          return error;
+        seenShape = true;
+      } else {
+        return "unexpected key '" + llvm::StringRef(key).take_front(40).str() + "'";
+      }
+      if (!consume(',')) {
+        if (!consume('}'))
+          return std::string("header is not a dict");
+        break;
+      }
+    }
+    skipSpace();
+    if (!rest.empty())
+      return std::string("text after the header's dict");
+    if (!seenDescr || !seenOrder || !seenShape)
+      return std::string("header lacks 'descr', 'fortran_order' or 'shape'");
+    return std::nullopt;
+  }
+
+private:
+  void skipSpace() { rest = rest.ltrim(" \t\n\r"); }
+
+  bool consume(char c) {
+    skipSpace();
+    return rest.consume_front(llvm::StringRef(&c, 1));
+  }
+
+  bool quoted(std::string &out) {
+    skipSpace();
+    if (rest.empty() || (rest.front() != '\'' && rest.front() != '"'))
+      return false;
+    char quote = rest.front();
+    size_t end = rest.find(quote, 1);
+    if (end == llvm::StringRef::npos)
+      return false;
+    out = rest.substr(1, end - 1).str();
+    rest = rest.drop_front(end + 1);
+    return true;
+  }
+
+  /// `(2, 3)`, `(2,)` or `()`: non-negative integers, each within int64.
+  std::optional<std::string> tuple(std::vector<int64_t> &out) {
+    if (!consume('('))
+      return std::string("'shape' is not a tuple");
+    while (!consume(')')) {
+      skipSpace();
+      size_t digits = rest.find_first_not_of("0123456789");
+      llvm::StringRef number = rest.take_front(digits);
+      int64_t size;
+      // A sign is refused with the rest: NumPy has no negative dimensions.
+      if (number.empty() || number.getAsInteger(10, size))
+        return std::string("'shape' holds something other than non-negative integers");
+      out.push_back(size);
+      rest = rest.drop_front(number.size());
+      if (!consume(',')) {
+        if (!consume(')'))
+          return std::string("'shape' is not a tuple");
+        break;
+      }
+    }
+    return std::nullopt;
+  }
+
+  llvm::StringRef rest;
+};
+} // namespace
+
 llvm::Expected<NpyArray> readNpy(llvm::StringRef path) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
@@ -35,34 +139,33 @@ llvm::Expected<NpyArray> readNpy(llvm::StringRef path) {
     return npyError(path, "unsupported .npy version " + llvm::Twine(major));
   uint32_t headerSize = 0;
   std::memcpy(&headerSize, data.data() + 8, major == 1 ? 2 : 4);
+  if (headerSize > kMaxHeaderSize)
+    return npyError(path, "header of " + llvm::Twine(headerSize) + " bytes is longer than " +
+                              llvm::Twine(kMaxHeaderSize) + ", NumPy's limit");
   if (headerStart + headerSize > data.size())
     return npyError(path, "truncated header");
-  std::string header = data.substr(headerStart, headerSize).str();
 
-  std::smatch descr, order, shape;
-  if (!std::regex_search(header, descr, std::regex("'descr':\\s*'([^']*)'")) ||
-      !std::regex_search(header, order, std::regex("'fortran_order':\\s*(True|False)")) ||
-      !std::regex_search(header, shape, std::regex("'shape':\\s*\\(([^)]*)\\)")))
-    return npyError(path, "malformed header");
-  if (order[1] == "True")
-    return npyError(path, "Fortran-ordered arrays are not supported");
+  std::string descr;
+  bool fortranOrder = false;
   NpyArray array;
+  NpyHeaderParser parser(data.substr(headerStart, headerSize));
+  if (std::optional<std::string> error = parser.parse(descr, fortranOrder, array.shape))
+    return npyError(path, "malformed header: " + *error);
+  if (fortranOrder)
+    return npyError(path, "Fortran-ordered arrays are not supported");
   bool known = false;
   for (const auto &[name, dtype] : kDescriptors)
-    if (descr[1] == name)
+    if (descr == name)
       array.dtype = dtype, known = true;
   if (!known)
-    return npyError(path, "unsupported dtype '" + descr[1].str() + "'");
-  std::string dims = shape[1];
-  std::regex number("\\d+");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number);
-       it != std::sregex_iterator(); ++it)
-    array.shape.push_back(std::stoll(it->str()));
-  size_t byteSize = numElements(array.shape) * dtypeBits(array.dtype) / 8;
+    return npyError(path, "unsupported dtype '" + llvm::StringRef(descr).take_front(20) + "'");
+  std::optional<uint64_t> byteSize = checkedByteSize(array.shape, array.dtype);
+  if (!byteSize)
+    return npyError(path, "shape " + formatShape(array.shape) + " is too large");
   size_t dataStart = headerStart + headerSize;
-  if (data.size() - dataStart != byteSize)
+  if (data.size() - dataStart != *byteSize)
     return npyError(path, "holds " + llvm::Twine(data.size() - dataStart) + " data bytes, " +
-                              "its header needs " + llvm::Twine(byteSize));
+                              "its header needs " + llvm::Twine(*byteSize));
   array.bytes.assign(data.begin() + dataStart, data.end());
   return array;
 }
@@ -85,7 +188,7 @@ llvm::Error writeNpy(llvm::StringRef path, const TensorView &tensor) {
                        "', 'fortran_order': False, 'shape': (" + shape + "), }";
   header.append(63 - (10 + header.size()) % 64, ' ');
   header += '\n';
-  return llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+  return writeFileAtomically(path, [&](llvm::raw_ostream &os) {
     uint16_t headerSize = header.size();
     os.write(kMagic, 6);
     os << '\x01' << '\x00';

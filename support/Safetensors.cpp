@@ -1,5 +1,6 @@
 //===- Safetensors.cpp - Read and write safetensors files -------------------===//
 #include "support/Safetensors.h"
+#include "support/OutputFile.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -170,7 +171,7 @@ llvm::Error writeSafetensors(llvm::StringRef path,
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' '); // Keep the data 8-byte aligned.
-  return llvm::writeToOutput(path, [&](llvm::raw_ostream &os) -> llvm::Error {
+  return writeFileAtomically(path, [&](llvm::raw_ostream &os) -> llvm::Error {
     uint64_t headerSize = text.size();
     os.write(reinterpret_cast<const char *>(&headerSize), 8);
     os << text;

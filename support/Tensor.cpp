@@ -45,6 +45,23 @@ int64_t numElements(llvm::ArrayRef<int64_t> shape) {
   return count;
 }
 
+std::optional<uint64_t> checkedByteSize(llvm::ArrayRef<int64_t> shape, DType dtype) {
+  uint64_t bytes = dtypeBits(dtype) / 8;
+  for (int64_t size : shape) {
+    if (size < 0)
+      return std::nullopt;
+    if (size == 0)
+      return 0;
+  }
+  // Checked before each multiplication, so the product never wraps.
+  for (int64_t size : shape) {
+    if (bytes > kMaxTensorBytes / static_cast<uint64_t>(size))
+      return std::nullopt;
+    bytes *= static_cast<uint64_t>(size);
+  }
+  return bytes;
+}
+
 std::string formatShape(llvm::ArrayRef<int64_t> shape) {
   std::string text = "[";
   for (size_t i = 0; i < shape.size(); ++i)

@@ -21,6 +21,15 @@ llvm::StringRef dtypeName(DType dtype);
 unsigned dtypeBits(DType dtype);
 
 int64_t numElements(llvm::ArrayRef<int64_t> shape);
+
+/// The most bytes a tensor read from a file may have (256 TiB): far beyond any
+/// memory, and small enough that no later size computation overflows.
+constexpr uint64_t kMaxTensorBytes = uint64_t(1) << 48;
+
+/// The byte size of a `dtype` tensor of `shape`, or nullopt where a size is
+/// negative or the size exceeds kMaxTensorBytes: what a reader checks before it
+/// trusts a shape from a file.
+std::optional<uint64_t> checkedByteSize(llvm::ArrayRef<int64_t> shape, DType dtype);
 std::string formatShape(llvm::ArrayRef<int64_t> shape);
 
 /// A tensor's bytes in memory owned elsewhere (a file mapping, a buffer).

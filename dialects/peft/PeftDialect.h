@@ -43,6 +43,10 @@ constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
 /// Names an argument's dimensions after the model's symbolic sizes ("batch");
 /// "" for a dimension without a name.
 constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
+/// On an integer entry argument that indexes rows directly (a Gather's ids):
+/// how many rows the smallest table it indexes has. The runtime refuses ids
+/// outside [-bound, bound) before running.
+constexpr llvm::StringLiteral kIndexBoundAttr = "peft.index_bound";
 /// The element type of an argument or result whose integers are unsigned
 /// ("U8"): the IR's integer types are signless.
 constexpr llvm::StringLiteral kDTypeAttr = "peft.dtype";

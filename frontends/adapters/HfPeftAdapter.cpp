@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <limits>
 #include <regex>
 
 namespace peft {
@@ -22,8 +23,47 @@ static llvm::Error fail(const llvm::Twine &message) {
 // Module matching, as PEFT's check_target_module_exists does it
 //===----------------------------------------------------------------------===//
 
+/// The longest regex a config may hold: libstdc++ compiles patterns by
+/// recursive descent, so length bounds its stack use. PEFT's are far shorter.
+static constexpr size_t kMaxPatternLength = 1024;
+
+/// Compiles a regex of adapter_config.json (Python's syntax, which ECMAScript
+/// shares for what configs use). Polynomial mode matches breadth first: the
+/// default executor recurses once per character of the subject, and a long
+/// module name would overflow the stack. It refuses back-references.
+static llvm::Expected<std::regex> compileRegex(const std::string &pattern,
+                                               llvm::StringRef shown = "") {
+  if (shown.empty())
+    shown = pattern;
+  if (pattern.size() > kMaxPatternLength)
+    return fail("is a regex of " + llvm::Twine(shown.size()) + " characters (at most " +
+                llvm::Twine(kMaxPatternLength - 16) + ")");
+  try {
+    return std::regex(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
+  } catch (const std::regex_error &error) {
+    return fail("holds '" + shown.take_front(60) + "', not a regex this reader supports (" +
+                error.what() + ")");
+  }
+}
+
+/// Whether `pattern` (checked when the config was read) matches all of `text`.
 static bool fullMatch(const std::string &pattern, const std::string &text) {
-  return std::regex_match(text, std::regex(pattern));
+  auto regex = compileRegex(pattern);
+  if (!regex) {
+    llvm::consumeError(regex.takeError());
+    return false;
+  }
+  return std::regex_match(text, *regex);
+}
+
+/// `(.*\.)?(KEY)`: a key of rank_pattern or alpha_pattern, matched against
+/// a whole module path.
+static std::string patternKeyRegex(const std::string &key) { return "(.*\\.)?(" + key + ")"; }
+
+/// `.*\.(COMPONENT)`: what precedes a layer index in PEFT's
+/// `.*\.{layers_pattern}\.(\d+)\.`.
+static std::string layerPrefixRegex(const std::string &component) {
+  return ".*\\.(" + component + ")";
 }
 
 static bool matchesList(const std::vector<std::string> &names,
@@ -35,16 +75,31 @@ static bool matchesList(const std::vector<std::string> &names,
 }
 
 /// The layer index PEFT reads from a path: the number after the last
-/// `.<component>.` (any component, or one of `layers_pattern`).
+/// `.<component>.` (any component, or one of `layers_pattern`). Each
+/// all-digit component with a component after it is a candidate, the last
+/// first as the greedy `.*` finds it; its prefix must end with the pattern.
 static std::optional<int64_t> layerIndex(const std::vector<std::string> &patterns,
                                          const std::string &path) {
   std::vector<std::string> components =
       patterns.empty() ? std::vector<std::string>{"[^.]*"} : patterns;
   for (const std::string &component : components) {
-    std::smatch match;
-    if (std::regex_search(path, match,
-                          std::regex("^.*\\." + component + "\\.(\\d+)\\.")))
-      return std::stoll(match[1].str());
+    llvm::StringRef rest(path);
+    // rfind(c, from) looks before `from`: `end` walks the dots backwards.
+    for (size_t end = rest.rfind('.'); end != llvm::StringRef::npos;
+         end = rest.rfind('.', end)) {
+      size_t start = rest.rfind('.', end);
+      if (start == llvm::StringRef::npos)
+        break;
+      llvm::StringRef digits = rest.slice(start + 1, end);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != llvm::StringRef::npos ||
+          !fullMatch(layerPrefixRegex(component), rest.take_front(start).str()))
+        continue;
+      int64_t index;
+      // An index past int64 is no layer in layers_to_transform.
+      if (digits.getAsInteger(10, index))
+        return std::nullopt;
+      return index;
+    }
   }
   return std::nullopt;
 }
@@ -77,7 +132,7 @@ template <typename T>
 static T patternValue(const std::vector<std::pair<std::string, T>> &patterns,
                       const std::string &path, T fallback) {
   for (const auto &[key, value] : patterns)
-    if (std::regex_match(path, std::regex("(.*\\.)?(" + key + ")")))
+    if (fullMatch(patternKeyRegex(key), path))
       return value;
   return fallback;
 }
@@ -108,10 +163,43 @@ public:
   template <typename T> void read(const char *key, T &out) {
     if (!json.contains(key) || json[key].is_null())
       return;
+    if (std::optional<std::string> problem = checkNumbers<T>(json[key]))
+      return setError(key, "is " + json[key].dump().substr(0, 30) + ", which " + *problem);
     try {
       out = json[key].get<T>();
     } catch (const Json::exception &) {
       setError(key, "has the wrong type");
+    }
+  }
+
+  /// Why `value` cannot be a T without losing its meaning: nlohmann converts
+  /// 2.5 to 2 and wraps 2^32 + 2 to 2 when asked for an int.
+  template <typename T> static std::optional<std::string> checkNumbers(const Json &value) {
+    if constexpr (std::is_same_v<T, bool>) {
+      return std::nullopt;
+    } else if constexpr (std::is_integral_v<T>) {
+      if (!value.is_number_integer())
+        return std::string("must be an integer");
+      bool fits = value.is_number_unsigned()
+                      ? value.get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                      : value.get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                            value.get<int64_t>() <= int64_t(std::numeric_limits<T>::max());
+      if (!fits)
+        return "is out of range";
+      return std::nullopt;
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (!value.is_number())
+        return std::string("must be a number");
+      return std::nullopt;
+    } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+      if (!value.is_array())
+        return std::string("must be a list of integers");
+      for (const Json &item : value)
+        if (std::optional<std::string> problem = checkNumbers<int64_t>(item))
+          return "must be a list of integers";
+      return std::nullopt;
+    } else {
+      return std::nullopt;
     }
   }
 
@@ -148,8 +236,12 @@ public:
     if (!json[key].is_object())
       return setError(key, "must be an object");
     for (auto &[pattern, value] : json[key].items()) {
-      if (!value.is_number())
-        return setError(key, "maps '" + pattern + "' to a non-number");
+      std::optional<std::string> problem = checkNumbers<T>(value);
+      if (!problem && value.template get<T>() <= 0)
+        problem = "must be positive";
+      if (problem)
+        return setError(key, "maps '" + llvm::StringRef(pattern).take_front(60).str() +
+                                 "' to " + value.dump().substr(0, 30) + ", which " + *problem);
       out.emplace_back(pattern, value.template get<T>());
     }
   }
@@ -176,6 +268,31 @@ static llvm::Error checkSupported(const Json &json, const std::string &path) {
     return fail(path + ": peft_type '" + peftType +
                 "' is not supported (supported: LORA, IA3, LOHA, LOKR, and peft-mlir's SSF, "
                 "LINEAR_ADAPTER, REPADAPTER, BOTTLENECK, STDHA)");
+  return llvm::Error::success();
+}
+
+/// Compiles every regex of `config` once, so that a bad one is an error that
+/// names its key rather than an exception while matching.
+static llvm::Error checkRegexes(const LoraConfig &config, const std::string &path) {
+  struct Regex {
+    const char *key;
+    std::string regex, asWritten;
+  };
+  std::vector<Regex> regexes;
+  for (auto [key, regex] : {std::pair{"target_modules", &config.targetRegex},
+                            std::pair{"exclude_modules", &config.excludeRegex},
+                            std::pair{"feedforward_modules", &config.feedforwardRegex}})
+    if (*regex)
+      regexes.push_back({key, **regex, **regex});
+  for (const std::string &pattern : config.layersPattern)
+    regexes.push_back({"layers_pattern", layerPrefixRegex(pattern), pattern});
+  for (const auto &entry : config.rankPattern)
+    regexes.push_back({"rank_pattern", patternKeyRegex(entry.first), entry.first});
+  for (const auto &entry : config.alphaPattern)
+    regexes.push_back({"alpha_pattern", patternKeyRegex(entry.first), entry.first});
+  for (const Regex &regex : regexes)
+    if (auto compiled = compileRegex(regex.regex, regex.asWritten); !compiled)
+      return fail(path + ": '" + regex.key + "' " + llvm::toString(compiled.takeError()));
   return llvm::Error::success();
 }
 
@@ -236,6 +353,8 @@ llvm::Expected<LoraConfig> readAdapterConfig(llvm::StringRef file) {
   }
   if (config.rank <= 0)
     return fail(path + ": 'r' must be positive");
+  if (llvm::Error error = checkRegexes(config, path))
+    return std::move(error);
   if (config.bias != "none" && config.bias != "all" && config.bias != "lora_only")
     return fail(path + ": 'bias' must be \"none\", \"all\" or \"lora_only\"");
   if (config.targetRegex && *config.targetRegex == "all-linear")

@@ -79,6 +79,15 @@ private:
   using Handler = std::function<LogicalResult(const onnx::NodeProto &)>;
   void registerHandlers();
   LogicalResult importNode(const onnx::NodeProto &node);
+  /// `node` against ONNX's schema of its op: input and output counts,
+  /// required inputs and attributes, attribute kinds and element types
+  /// (OnnxNodeChecks.cpp).
+  LogicalResult checkNode(const onnx::NodeProto &node);
+  /// Graph inputs and outputs: unique names, sane shapes.
+  LogicalResult checkGraph();
+  /// Every static shape the import built fits kMaxTensorBytes: a shape
+  /// arithmetic on hostile sizes must not wrap around.
+  LogicalResult checkShapes(ModuleOp module);
   LogicalResult addInitializer(const onnx::TensorProto &tensor);
   FailureOr<RankedTensorType> inputType(const onnx::ValueInfoProto &info);
 
@@ -113,6 +122,9 @@ private:
                Type elementType);
 
   LogicalResult fail(const onnx::NodeProto &node, const llvm::Twine &message);
+  /// Records on a graph input used as `indices` into `size` rows the bound
+  /// the runtime checks its values against (kIndexBoundAttr).
+  void boundIndices(Value indices, mlir::OpFoldResult size);
 
   // Handlers, grouped by kind.
   LogicalResult importConstant(const onnx::NodeProto &node);

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/OnnxExporter.h"
 #include "frontends/onnx/OnnxWeights.h"
+#include "support/OutputFile.h"
 
 #include "dialects/peft/PeftDialect.h"
 #include "runtime/Manifest.h"
@@ -320,7 +321,8 @@ static llvm::Error writeAdapterDirectory(llvm::StringRef directory, llvm::String
   auto fail = [&](const llvm::Twine &what, std::error_code error) {
     return llvm::createStringError(error, directory + ": " + what + ": " + error.message());
   };
-  if (llvm::sys::fs::exists(directory))
+  llvm::sys::fs::file_status status;
+  if (!llvm::sys::fs::status(directory, status, /*follow=*/false))
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    directory + ": exists; not replacing it");
   llvm::SmallString<256> staging;
@@ -330,7 +332,7 @@ static llvm::Error writeAdapterDirectory(llvm::StringRef directory, llvm::String
   llvm::SmallString<256> configPath(staging), weightsPath(staging);
   llvm::sys::path::append(configPath, "adapter_config.json");
   llvm::sys::path::append(weightsPath, "adapter_model.safetensors");
-  llvm::Error error = llvm::writeToOutput(configPath, [&](llvm::raw_ostream &os) {
+  llvm::Error error = writeFileAtomically(configPath, [&](llvm::raw_ostream &os) {
     os << config;
     return llvm::Error::success();
   });
@@ -367,6 +369,11 @@ llvm::Error extractAdapters(llvm::StringRef modelPath, llvm::StringRef outputDir
   if (std::error_code created = llvm::sys::fs::create_directories(outputDir))
     return error(outputDir + ": cannot create: " + created.message());
   for (const auto &[name, entry] : adapters) {
+    // The name becomes a directory under outputDir: never a path out of it.
+    if (name.empty() || name == "." || name == ".." ||
+        name.find_first_of("/\\") != std::string::npos || name.find('\0') != std::string::npos)
+      return error("adapter name '" + llvm::StringRef(name).take_front(60) +
+                   "' (peft_mlir.adapter.* metadata) is not a plain directory name");
     auto tensorNames = nlohmann::json::parse(entry.second, nullptr, /*allow_exceptions=*/false);
     if (!tensorNames.is_object())
       return error("adapter '" + name + "': its tensor map is not a JSON object");

@@ -88,6 +88,19 @@ FailureOr<ImportedValue *> GraphImporter::entry(const onnx::NodeProto &node, int
   return &found->second;
 }
 
+void GraphImporter::boundIndices(Value indices, OpFoldResult size) {
+  auto argument = dyn_cast<BlockArgument>(indices);
+  std::optional<int64_t> rows = getConstantIntValue(size);
+  auto func = argument ? dyn_cast<func::FuncOp>(argument.getOwner()->getParentOp())
+                       : func::FuncOp();
+  if (!func || !rows)
+    return;
+  unsigned index = argument.getArgNumber();
+  auto known = func.getArgAttrOfType<IntegerAttr>(index, kIndexBoundAttr);
+  if (!known || known.getInt() > *rows)
+    func.setArgAttr(index, kIndexBoundAttr, builder.getI64IntegerAttr(*rows));
+}
+
 Value GraphImporter::materialize(ImportedValue &e) {
   if (e.tensor)
     return e.tensor;
@@ -390,7 +403,7 @@ LogicalResult GraphImporter::importNode(const onnx::NodeProto &node) {
     return fail(node, "unsupported op");
   loc = NameLoc::get(builder.getStringAttr(node.name().empty() ? node.op_type() : node.name()));
   b.setLoc(loc);
-  if (failed(handler->second(node)))
+  if (failed(checkNode(node)) || failed(handler->second(node)))
     return failure();
   propagateUnsigned(node);
   return success();
@@ -407,6 +420,8 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
     return fail(path + ": opset " + llvm::Twine(opset) + " is not supported (supported: " +
                 llvm::Twine(kMinOpset) + " to " + llvm::Twine(kMaxOpset) + ")");
   registerHandlers();
+  if (failed(checkGraph()))
+    return fail(error);
   const onnx::GraphProto &graph = model.graph();
   for (const auto &node : graph.node())
     for (const auto &input : node.input())
@@ -486,8 +501,26 @@ llvm::Expected<OwningOpRef<ModuleOp>> GraphImporter::run() {
     if (isUnsignedDType(dtype))
       func.setResultAttr(i, kDTypeAttr, builder.getStringAttr(dtypeName(*dtype)));
   }
-  if (failed(verify(*module)))
-    return fail(path + ": the imported IR does not verify (see the diagnostics above)");
+  if (failed(checkShapes(*module)))
+    return fail(error);
+  // A combination of op and types the handlers do not support shows here;
+  // its first diagnostic, with the node it came from, makes the one line.
+  std::string diagnostic;
+  LogicalResult verified = success();
+  {
+    ScopedDiagnosticHandler capture(context, [&](Diagnostic &diag) {
+      if (diagnostic.empty() && diag.getSeverity() == DiagnosticSeverity::Error) {
+        if (auto name = dyn_cast<NameLoc>(diag.getLocation()))
+          diagnostic = "node '" + name.getName().str() + "': ";
+        diagnostic += diag.str();
+      }
+      return success();
+    });
+    verified = verify(*module);
+  }
+  if (failed(verified))
+    return fail(path + ": " + diagnostic +
+                " (the importer does not support this op with these types)");
   return module;
 }
 

@@ -165,6 +165,32 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
 }
 
 
+/// x / y on integers as NumPy computes it, where the hardware would trap:
+/// x / 0 is 0, and INT_MIN / -1 wraps to INT_MIN. ONNX leaves both undefined;
+/// a model's input must not be able to kill the process running it.
+Value safeIntegerDivision(OpBuilder &b, Location l, Value x, Value y, bool isUnsigned) {
+  Type type = x.getType();
+  auto constant = [&](int64_t value) {
+    return arith::ConstantOp::create(b, l, type, b.getIntegerAttr(type, value)).getResult();
+  };
+  Value zero = constant(0), one = constant(1);
+  Value byZero = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, zero);
+  Value trap = byZero;
+  if (!isUnsigned) {
+    unsigned width = type.getIntOrFloatBitWidth();
+    Value minimum = arith::ConstantOp::create(
+        b, l, type, b.getIntegerAttr(type, llvm::APInt::getSignedMinValue(width)));
+    Value overflow = arith::AndIOp::create(
+        b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, x, minimum),
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, constant(-1)));
+    trap = arith::OrIOp::create(b, l, byZero, overflow);
+  }
+  Value divisor = arith::SelectOp::create(b, l, trap, one, y);
+  Value quotient = isUnsigned ? Value(arith::DivUIOp::create(b, l, x, divisor))
+                              : Value(arith::DivSIOp::create(b, l, x, divisor));
+  return arith::SelectOp::create(b, l, byZero, zero, quotient);
+}
+
 } // namespace
 
 std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op,
@@ -181,10 +207,10 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
       return TensorBuilder::mulScalars(b, l, x, y);
     if (op == "Sub")
       return isFloat ? Value(arith::SubFOp::create(b, l, x, y)) : Value(arith::SubIOp::create(b, l, x, y));
-    if (op == "Div" && isUnsigned)
-      return arith::DivUIOp::create(b, l, x, y);
+    if (op == "Div" && isFloat)
+      return arith::DivFOp::create(b, l, x, y);
     if (op == "Div")
-      return isFloat ? Value(arith::DivFOp::create(b, l, x, y)) : Value(arith::DivSIOp::create(b, l, x, y));
+      return safeIntegerDivision(b, l, x, y, isUnsigned);
     if (op == "Max" && isUnsigned)
       return arith::MaxUIOp::create(b, l, x, y);
     if (op == "Min" && isUnsigned)
@@ -458,6 +484,9 @@ LogicalResult GraphImporter::importSoftmax(const onnx::NodeProto &node) {
     return failure();
   auto type = cast<RankedTensorType>(x->getType());
   int64_t axis = intAttr(node, "axis", -1);
+  if (axis < -type.getRank() || axis >= type.getRank())
+    return fail(node, "axis " + llvm::Twine(axis) + " is out of range for rank " +
+                          llvm::Twine(type.getRank()));
   axis = axis < 0 ? axis + type.getRank() : axis;
   Type elementType = type.getElementType();
   auto lowest = builder.getFloatAttr(elementType, -std::numeric_limits<double>::infinity());

@@ -31,6 +31,17 @@ static Value wrappedIndex(OpBuilder &b, Location loc, Value integer, Value size)
                                  index);
 }
 
+/// wrappedIndex() clamped into [0, size): a gather never reads outside its
+/// table. ONNX leaves out-of-range indices undefined; the runtime refuses them
+/// in a model's inputs (ManifestTensor::indexBound), and this covers computed ones.
+static Value gatherIndex(OpBuilder &b, Location loc, Value integer, Value size) {
+  Value index = wrappedIndex(b, loc, integer, size);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value last = arith::MaxSIOp::create(
+      b, loc, arith::SubIOp::create(b, loc, size, arith::ConstantIndexOp::create(b, loc, 1)), zero);
+  return arith::MinSIOp::create(b, loc, arith::MaxSIOp::create(b, loc, index, zero), last);
+}
+
 static int64_t rankOf(Value value) {
   return cast<RankedTensorType>(value.getType()).getRank();
 }
@@ -102,13 +113,14 @@ LogicalResult GraphImporter::importGatherElements(const onnx::NodeProto &node) {
   Type elementType = cast<RankedTensorType>(data->getType()).getElementType();
   Value init = b.empty(b.dims(*indices), elementType);
   Value axisSize = b.indexValue(b.dim(*data, *axis));
+  boundIndices(*indices, b.dim(*data, *axis));
   AffineMap identity = builder.getMultiDimIdentityMap(rank);
   Value source = *data;
   setTensor(node, 0, linalg::GenericOp::create(
       builder, loc, init.getType(), *indices, init, ArrayRef<AffineMap>{identity, identity},
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        Value index = wrappedIndex(nb, l, args[0], axisSize);
+        Value index = gatherIndex(nb, l, args[0], axisSize);
         SmallVector<Value> coordinates;
         for (int64_t d = 0; d < rank; ++d)
           coordinates.push_back(d == *axis ? index : Value(linalg::IndexOp::create(nb, l, d)));
@@ -140,6 +152,7 @@ LogicalResult GraphImporter::importEmbedding(const onnx::NodeProto &node) {
   Ints sizes = b.dims(*ids);
   sizes.push_back(b.dim(weight, 1));
   b.recordSizes(embedding.getResult(), sizes);
+  boundIndices(*ids, b.dim(weight, 0));
   setTensor(node, 0, embedding.getResult());
   return success();
 }
@@ -190,11 +203,12 @@ LogicalResult GraphImporter::importGather(const onnx::NodeProto &node) {
   SmallVector<AffineMap> maps = {AffineMap::get(rank, 0, indexExprs, context),
                                  AffineMap::getMultiDimIdentityMap(rank, context)};
   Value axisSize = b.indexValue(b.dim(*data, *axis));
+  boundIndices(*indices, b.dim(*data, *axis));
   Value gathered = linalg::GenericOp::create(
       builder, loc, init.getType(), *indices, init, maps,
       SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location l, ValueRange args) {
-        Value index = wrappedIndex(nb, l, args[0], axisSize);
+        Value index = gatherIndex(nb, l, args[0], axisSize);
         SmallVector<Value> coordinates;
         for (int64_t d = 0; d < *axis; ++d)
           coordinates.push_back(linalg::IndexOp::create(nb, l, d));
@@ -333,8 +347,18 @@ LogicalResult GraphImporter::importReshape(const onnx::NodeProto &node) {
       sizes.push_back(size);
     }
   }
-  if (inferred >= 0)
+  SmallVector<int64_t> constantSizes;
+  for (OpFoldResult size : sizes)
+    if (std::optional<int64_t> constant = getConstantIntValue(size))
+      constantSizes.push_back(*constant);
+  if (!checkedByteSize(constantSizes, DType::F64))
+    return fail(node, "shape " + formatShape(constantSizes) + " is invalid or too large");
+  if (inferred >= 0) {
+    // ONNX leaves -1 undefined next to a 0 (allowzero) or an empty input.
+    if (llvm::any_of(sizes, [](OpFoldResult size) { return getConstantIntValue(size) == 0; }))
+      return fail(node, "shape infers a -1 dimension beside a 0");
     sizes[inferred] = b.quotient(inputSizes, sizes);
+  }
   auto total = constantInts(sizes), inputTotal = constantInts(inputSizes);
   if (total && inputTotal && numElements(*total) != numElements(*inputTotal))
     return fail(node, "cannot reshape " + llvm::Twine(numElements(*inputTotal)) +
@@ -366,8 +390,11 @@ LogicalResult GraphImporter::importTranspose(const onnx::NodeProto &node) {
   int64_t rank = rankOf(*x);
   SmallVector<int64_t> perm = intsAttr(node, "perm").value_or(
       llvm::to_vector(llvm::reverse(llvm::seq<int64_t>(0, rank))));
-  if (static_cast<int64_t>(perm.size()) != rank)
-    return fail(node, "perm does not match the input rank");
+  SmallVector<int64_t> sorted(perm);
+  llvm::sort(sorted);
+  if (sorted != llvm::to_vector(llvm::seq<int64_t>(0, rank)))
+    return fail(node, "perm is not a permutation of the input's " + llvm::Twine(rank) +
+                          " dimensions");
   Ints sizes;
   for (int64_t p : perm)
     sizes.push_back(b.dim(*x, p));
@@ -395,6 +422,8 @@ LogicalResult GraphImporter::importSplit(const onnx::NodeProto &node) {
       parts.push_back(builder.getIndexAttr(size));
   } else {
     int64_t count = intAttr(node, "num_outputs", node.output_size());
+    if (count <= 0)
+      return fail(node, "splits into " + llvm::Twine(count) + " outputs");
     auto total = getConstantIntValue(b.dim(*x, *axis));
     if (!total)
       return fail(node, "splitting a dynamic dimension needs explicit sizes");

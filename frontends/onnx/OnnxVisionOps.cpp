@@ -10,6 +10,7 @@
 #include "dialects/peft/PeftDialect.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "llvm/ADT/SmallSet.h"
 
 #include <cmath>
 
@@ -524,6 +525,8 @@ GraphImporter::constantFloats(const onnx::NodeProto &node, int index) {
     return failure();
   if (!(*e)->constant)
     return fail(node, "input '" + node.input(index) + "' must be a constant");
+  if (!isa<FloatType>((*e)->constant.getElementType()))
+    return fail(node, "input '" + node.input(index) + "' must hold floating-point values");
   SmallVector<double> values;
   for (APFloat value : (*e)->constant.getValues<APFloat>())
     values.push_back(value.convertToDouble());
@@ -540,8 +543,15 @@ LogicalResult GraphImporter::spreadOverAxes(const onnx::NodeProto &node, int64_t
                                             std::optional<SmallVector<int64_t>> &sizes) {
   SmallVector<int64_t> axes =
       intsAttr(node, "axes").value_or(llvm::to_vector(llvm::seq<int64_t>(0, rank)));
-  for (int64_t &axis : axes)
+  llvm::SmallSet<int64_t, 4> seen;
+  for (int64_t &axis : axes) {
+    if (axis < -rank || axis >= rank)
+      return fail(node, "axis " + llvm::Twine(axis) + " is out of range for rank " +
+                            llvm::Twine(rank));
     axis = axis < 0 ? axis + rank : axis;
+    if (!seen.insert(axis).second)
+      return fail(node, "axis " + llvm::Twine(axis) + " is given twice");
+  }
   size_t count = axes.size();
   if (bool(scales) == bool(sizes) || (scales ? scales->size() : sizes->size()) != count ||
       (roi && roi->size() != 2 * count))

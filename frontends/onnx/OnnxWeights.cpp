@@ -3,9 +3,12 @@
 
 #include "llvm/ADT/SmallString.h"
 #include "llvm/ADT/Twine.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include "onnx/checker.h"
 #include "onnx/defs/schema.h"
 #include "onnx/version_converter/convert.h"
 
@@ -41,6 +44,15 @@ llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef 
                        (node.name().empty() && node.output_size() ? node.output(0) : node.name()) +
                        "' (" +
                        node.op_type() + ") is not an op of opset " + llvm::Twine(opset));
+  }
+  // The converter trusts its input (an output without a type crashes it):
+  // ONNX's checker goes first.
+  try {
+    onnx::checker::check_model(*model);
+  } catch (const std::exception &failure) {
+    llvm::StringRef reason = llvm::StringRef(failure.what()).split('\n').first.trim();
+    return onnxError(path + ": opset " + llvm::Twine(opset) +
+                     " model fails ONNX's checker, so it cannot be upgraded: " + reason);
   }
   try {
     auto upgraded = std::make_shared<onnx::ModelProto>(
@@ -158,6 +170,85 @@ static std::vector<uint8_t> typedFieldBytes(const onnx::TensorProto &tensor, DTy
   }
 }
 
+/// The bytes of an initializer stored outside the model: `location` relative
+/// to the model's folder and inside it (ONNX's rule: no absolute path, no
+/// `..`, no symlink out), `offset` and `length` within the file.
+static llvm::Expected<std::unique_ptr<llvm::MemoryBuffer>>
+readExternalData(llvm::StringRef modelPath, const std::string &name,
+                 const onnx::TensorProto &tensor, uint64_t byteSize) {
+  auto fail = [&](const llvm::Twine &message) {
+    return onnxError(modelPath + ": initializer '" + name + "': external data " + message);
+  };
+  std::string location;
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+  for (const auto &entry : tensor.external_data()) {
+    uint64_t value;
+    bool isNumber = entry.key() == "offset" || entry.key() == "length";
+    if (isNumber && llvm::StringRef(entry.value()).getAsInteger(10, value))
+      return fail("'" + entry.key() + "' is not a non-negative integer: '" +
+                  llvm::StringRef(entry.value()).take_front(40) + "'");
+    if (entry.key() == "location")
+      location = entry.value();
+    else if (entry.key() == "offset")
+      offset = value;
+    else if (entry.key() == "length")
+      length = value;
+  }
+  if (location.empty())
+    return fail("has no 'location'");
+  llvm::StringRef shown = llvm::StringRef(location).take_front(200);
+  if (llvm::sys::path::is_absolute(location) || llvm::sys::path::has_root_name(location) ||
+      llvm::is_contained(llvm::make_range(llvm::sys::path::begin(location),
+                                          llvm::sys::path::end(location)),
+                         ".."))
+    return fail("location '" + shown + "' is not inside the model's folder");
+  if (length && *length != byteSize)
+    return fail("has length " + llvm::Twine(*length) + ", its type needs " +
+                llvm::Twine(byteSize));
+
+  llvm::SmallString<256> folder(llvm::sys::path::parent_path(modelPath));
+  if (folder.empty())
+    folder = ".";
+  llvm::SmallString<256> dataPath(folder);
+  llvm::sys::path::append(dataPath, location);
+  // Symlinks are resolved on both sides: a link inside that points out is out.
+  llvm::SmallString<256> realFolder, realData;
+  if (std::error_code error = llvm::sys::fs::real_path(dataPath, realData))
+    return fail("'" + dataPath + "': cannot open: " + error.message());
+  if (std::error_code error = llvm::sys::fs::real_path(folder, realFolder))
+    return fail("'" + folder + "': cannot resolve: " + error.message());
+  llvm::StringRef inside = realData.str();
+  bool within = inside.consume_front(realFolder) && !inside.empty() &&
+                (llvm::sys::path::is_separator(inside.front()) ||
+                 llvm::sys::path::is_separator(realFolder.back()));
+  if (!within)
+    return fail("location '" + shown + "' leads out of the model's folder (to '" +
+                realData.str().take_front(200) + "')");
+
+  auto file = llvm::sys::fs::openNativeFileForRead(realData);
+  if (!file)
+    return fail("'" + dataPath + "': cannot open: " + llvm::toString(file.takeError()));
+  llvm::sys::fs::file_status status;
+  std::error_code statError = llvm::sys::fs::status(*file, status);
+  auto closeFile = llvm::make_scope_exit([&] { llvm::sys::fs::closeFile(*file); });
+  if (statError)
+    return fail("'" + dataPath + "': cannot read: " + statError.message());
+  if (status.type() != llvm::sys::fs::file_type::regular_file)
+    return fail("'" + dataPath + "' is not a regular file");
+  // A mapping past the file's end reads zeros, or faults (SIGBUS).
+  if (offset > status.getSize() || byteSize > status.getSize() - offset)
+    return fail("'" + dataPath + "' holds " + llvm::Twine(status.getSize()) +
+                " bytes; the tensor needs " + llvm::Twine(byteSize) + " at offset " +
+                llvm::Twine(offset));
+  if (byteSize == 0)
+    return llvm::MemoryBuffer::getMemBuffer("", dataPath, /*RequiresNullTerminator=*/false);
+  auto slice = llvm::MemoryBuffer::getOpenFileSlice(*file, dataPath, byteSize, offset);
+  if (!slice)
+    return fail("'" + dataPath + "': cannot read: " + slice.getError().message());
+  return std::move(*slice);
+}
+
 llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorProto &tensor,
                                   llvm::StringRef modelPath) {
   std::optional<DType> dtype = dtypeOfOnnx(tensor.data_type());
@@ -167,31 +258,19 @@ llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorPro
   TensorView view;
   view.dtype = *dtype;
   view.shape.assign(tensor.dims().begin(), tensor.dims().end());
-  view.byteSize = view.numElements() * dtypeBits(*dtype) / 8;
+  std::optional<uint64_t> byteSize = checkedByteSize(view.shape, *dtype);
+  if (!byteSize)
+    return onnxError(modelPath + ": initializer '" + name + "' has an invalid shape " +
+                     formatShape(view.shape));
+  view.byteSize = *byteSize;
   size_t available; // Bytes the initializer actually holds.
   if (tensor.data_location() == onnx::TensorProto::EXTERNAL) {
-    std::string location;
-    int64_t offset = 0, length = -1;
-    for (const auto &entry : tensor.external_data()) {
-      if (entry.key() == "location")
-        location = entry.value();
-      else if (entry.key() == "offset")
-        offset = std::stoll(entry.value());
-      else if (entry.key() == "length")
-        length = std::stoll(entry.value());
-    }
-    llvm::SmallString<256> dataPath(llvm::sys::path::parent_path(modelPath));
-    llvm::sys::path::append(dataPath, location);
-    if (length >= 0 && static_cast<size_t>(length) != view.byteSize)
-      return onnxError(dataPath + ": initializer '" + name + "' has length " +
-                       llvm::Twine(length) + ", expected " + llvm::Twine(view.byteSize));
-    auto slice = llvm::MemoryBuffer::getFileSlice(dataPath, view.byteSize, offset);
-    if (!slice)
-      return onnxError(dataPath + ": cannot read initializer '" + name +
-                       "': " + slice.getError().message());
-    view.data = reinterpret_cast<const uint8_t *>((*slice)->getBufferStart());
-    available = (*slice)->getBufferSize();
-    externalData.push_back(std::move(*slice));
+    auto data = readExternalData(modelPath, name, tensor, view.byteSize);
+    if (!data)
+      return data.takeError();
+    view.data = reinterpret_cast<const uint8_t *>((*data)->getBufferStart());
+    available = (*data)->getBufferSize();
+    externalData.push_back(std::move(*data));
   } else if (tensor.has_raw_data()) {
     view.data = reinterpret_cast<const uint8_t *>(tensor.raw_data().data());
     available = tensor.raw_data().size();

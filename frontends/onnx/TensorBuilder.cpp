@@ -55,7 +55,9 @@ OpFoldResult TensorBuilder::dim(Value tensor, int64_t index) {
     return expand.getMixedOutputShape()[index];
   if (auto collapse = dyn_cast_or_null<tensor::CollapseShapeOp>(op)) {
     Ints group;
-    for (int64_t source : collapse.getReassociationIndices()[index])
+    // Named: the indices are returned by value.
+    SmallVector<ReassociationIndices> reassociation = collapse.getReassociationIndices();
+    for (int64_t source : reassociation[index])
       group.push_back(dim(collapse.getSrc(), source));
     return product(group);
   }
@@ -135,7 +137,8 @@ static OpFoldResult foldOrBuild(OpBuilder &builder, Location loc, OpFoldResult l
                                 OpFoldResult rhs, Fold fold) {
   std::optional<int64_t> l = getConstantIntValue(lhs), r = getConstantIntValue(rhs);
   if (l && r)
-    return builder.getIndexAttr(fold(*l, *r));
+    if (std::optional<int64_t> folded = fold(*l, *r))
+      return builder.getIndexAttr(*folded);
   return Op::create(builder, loc, getValueOrCreateConstantIndexOp(builder, loc, lhs),
                     getValueOrCreateConstantIndexOp(builder, loc, rhs))
       .getResult();
@@ -147,13 +150,22 @@ OpFoldResult TensorBuilder::add(OpFoldResult lhs, OpFoldResult rhs) {
   if (getConstantIntValue(rhs) == 0)
     return lhs;
   return foldOrBuild<arith::AddIOp>(builder, loc, lhs, rhs,
-                                    [](int64_t l, int64_t r) { return l + r; });
+                                    [](int64_t l, int64_t r) -> std::optional<int64_t> {
+                                      int64_t sum;
+                                      return llvm::AddOverflow(l, r, sum) ? std::nullopt
+                                                                          : std::optional(sum);
+                                    });
 }
 OpFoldResult TensorBuilder::sub(OpFoldResult lhs, OpFoldResult rhs) {
   if (getConstantIntValue(rhs) == 0)
     return lhs;
   return foldOrBuild<arith::SubIOp>(builder, loc, lhs, rhs,
-                                    [](int64_t l, int64_t r) { return l - r; });
+                                    [](int64_t l, int64_t r) -> std::optional<int64_t> {
+                                      int64_t difference;
+                                      return llvm::SubOverflow(l, r, difference)
+                                                 ? std::nullopt
+                                                 : std::optional(difference);
+                                    });
 }
 OpFoldResult TensorBuilder::mul(OpFoldResult lhs, OpFoldResult rhs) {
   if (getConstantIntValue(lhs) == 1)
@@ -161,11 +173,21 @@ OpFoldResult TensorBuilder::mul(OpFoldResult lhs, OpFoldResult rhs) {
   if (getConstantIntValue(rhs) == 1)
     return lhs;
   return foldOrBuild<arith::MulIOp>(builder, loc, lhs, rhs,
-                                    [](int64_t l, int64_t r) { return l * r; });
+                                    [](int64_t l, int64_t r) -> std::optional<int64_t> {
+                                      int64_t product;
+                                      return llvm::MulOverflow(l, r, product)
+                                                 ? std::nullopt
+                                                 : std::optional(product);
+                                    });
 }
 OpFoldResult TensorBuilder::div(OpFoldResult lhs, OpFoldResult rhs) {
   return foldOrBuild<arith::DivSIOp>(builder, loc, lhs, rhs,
-                                     [](int64_t l, int64_t r) { return l / r; });
+                                     [](int64_t l, int64_t r) -> std::optional<int64_t> {
+                                       // Left to run time, where it is defined.
+                                       if (r == 0 || (r == -1 && l == INT64_MIN))
+                                         return std::nullopt;
+                                       return l / r;
+                                     });
 }
 
 DenseElementsAttr floatElements(RankedTensorType type, ArrayRef<double> values) {

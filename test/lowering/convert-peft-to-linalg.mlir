@@ -1,4 +1,9 @@
 // RUN: peft-opt %s --convert-peft-to-linalg --split-input-file --verify-diagnostics | FileCheck %s
+// RUN: peft-opt %s --convert-peft-to-linalg --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=BODY
+
+// A CHECK-NOT only covers the text between its neighbouring matches, so what
+// a whole function must not contain is checked under the BODY prefix, with
+// nothing between the function's BODY-LABEL, the BODY-NOTs and its return.
 
 // CHECK-DAG: #[[LHS:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // CHECK-DAG: #[[RHS_T:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
@@ -33,7 +38,9 @@ func.func @linear(%x: tensor<?x8x4xf32>) -> tensor<?x8x3xf32> {
 // CHECK: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK: %[[ACC:.*]] = linalg.fill ins(%[[ZERO]] : f32) outs(%{{.*}} : tensor<2x3xf32>)
 // CHECK: linalg.matmul ins(%{{.*}}, %{{.*}} : tensor<2x4xf32>, tensor<4x3xf32>) outs(%[[ACC]] : tensor<2x3xf32>)
-// CHECK-NOT: tensor.expand_shape
+// BODY-LABEL: func.func @linear_in_out_without_bias
+// BODY-NOT: tensor.expand_shape
+// BODY: return
 func.func @linear_in_out_without_bias(%x: tensor<2x4xf32>, %w: tensor<4x3xf32>) -> tensor<2x3xf32> {
   %y = peft.linear "c_fc" %x, %w {weight_in_out} : (tensor<2x4xf32>, tensor<4x3xf32>) -> tensor<2x3xf32>
   return %y : tensor<2x3xf32>
@@ -218,8 +225,6 @@ func.func @lokr_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %w1: t
 // CHECK-DAG: #[[CP_OUT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3)>
 // CHECK-LABEL: func.func @loha_cp_conv
 // CHECK-SAME: %[[T1:[^:]*]]: tensor<2x2x3x3xf32>, %[[A1:[^:]*]]: tensor<2x6xf32>, %[[B1:[^:]*]]: tensor<2x4xf32>,
-// CHECK-NOT: linalg.matmul
-// CHECK-NOT: arith.extf
 // CHECK: %[[ZEROS:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<6x4x3x3xf32>)
 // CHECK: %[[K1:.*]] = linalg.generic {indexing_maps = [#[[CORE]], #[[CP_A]], #[[CP_B]], #[[CP_OUT]]], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction", "reduction"]} ins(%[[T1]], %[[A1]], %[[B1]] : tensor<2x2x3x3xf32>, tensor<2x6xf32>, tensor<2x4xf32>) outs(%[[ZEROS]] : tensor<6x4x3x3xf32>)
 // CHECK-NEXT: ^bb0(%[[CORE_E:[^:]*]]: f32, %[[A_E:[^:]*]]: f32, %[[B_E:[^:]*]]: f32, %[[ACC:[^:]*]]: f32):
@@ -232,6 +237,10 @@ func.func @lokr_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %w1: t
 // CHECK: %[[P2:.*]] = tensor.collapse_shape %[[K2]]
 // CHECK: %[[DELTA:.*]] = linalg.generic {{.*}} ins(%[[P1]], %[[P2]] : tensor<6x36xf32>, tensor<6x36xf32>)
 // CHECK: tensor.expand_shape %[[DELTA]] {{\[\[}}0], [1, 2, 3]] output_shape [6, 4, 3, 3]
+// BODY-LABEL: func.func @loha_cp_conv
+// BODY-NOT: linalg.matmul
+// BODY-NOT: arith.extf
+// BODY: return
 func.func @loha_cp_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %t1: tensor<2x2x3x3xf32>, %a1: tensor<2x6xf32>, %b1: tensor<2x4xf32>,
                         %t2: tensor<2x2x3x3xf32>, %a2: tensor<2x6xf32>, %b2: tensor<2x4xf32>) -> tensor<?x6x6x6xf32> {
   %p1 = peft.cp_product %t1, %a1, %b1 : (tensor<2x2x3x3xf32>, tensor<2x6xf32>, tensor<2x4xf32>) -> tensor<6x36xf32>
@@ -391,8 +400,10 @@ func.func @linear_head_shift(%x: tensor<?x17x32xf32>, %w: tensor<32x32xf32>, %b:
 // CHECK: %[[WIDE_B:.*]] = linalg.generic {{.*}} ins(%[[B]] : tensor<3x2xf16>) outs(%{{.*}} : tensor<3x2xf32>)
 // CHECK: linalg.matmul {{.*}} ins(%[[X]], %[[WIDE_A]] : tensor<5x4xf32>, tensor<2x4xf32>)
 // CHECK: %[[UP:.*]] = linalg.matmul {{.*}} ins(%{{.*}}, %[[WIDE_B]] : tensor<5x2xf32>, tensor<3x2xf32>) outs(%[[BASE]] : tensor<5x3xf32>)
-// CHECK-NOT: arith.truncf
 // CHECK: return %[[UP]]
+// BODY-LABEL: func.func @lora_half_factors
+// BODY-NOT: arith.truncf
+// BODY: return
 func.func @lora_half_factors(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %a: tensor<2x4xf16>, %b: tensor<3x2xf16>) -> tensor<5x3xf32> {
   %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<5x4xf32>, tensor<5x3xf32>, tensor<2x4xf16>, tensor<3x2xf16>) -> tensor<5x3xf32>
   return %y : tensor<5x3xf32>
@@ -467,9 +478,11 @@ func.func @loha_half(%x: tensor<5x4xf16>, %base: tensor<5x3xf16>, %a1: tensor<3x
 // CHECK: %[[A:.*]] = linalg.generic {{.*}} ins(%arg1 : tensor<2x4xf16>) outs(%{{.*}} : tensor<2x4xf32>)
 // CHECK: %[[B:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<3x5xf16>) outs(%{{.*}} : tensor<3x5xf32>)
 // CHECK: %[[K:.*]] = linalg.generic {{.*}} ins(%[[T]], %[[A]], %[[B]] : tensor<2x3x2x2xf32>, tensor<2x4xf32>, tensor<3x5xf32>) outs(%{{.*}} : tensor<4x5x2x2xf32>)
-// CHECK-NOT: arith.truncf
 // CHECK: %[[P:.*]] = tensor.collapse_shape %[[K]] {{\[\[}}0], [1, 2, 3]] : tensor<4x5x2x2xf32> into tensor<4x20xf32>
 // CHECK-NEXT: return %[[P]]
+// BODY-LABEL: func.func @cp_product_half
+// BODY-NOT: arith.truncf
+// BODY: return
 func.func @cp_product_half(%t: tensor<2x3x2x2xf16>, %a: tensor<2x4xf16>, %b: tensor<3x5xf16>) -> tensor<4x20xf32> {
   %p = peft.cp_product %t, %a, %b : (tensor<2x3x2x2xf16>, tensor<2x4xf16>, tensor<3x5xf16>) -> tensor<4x20xf32>
   return %p : tensor<4x20xf32>
@@ -483,7 +496,9 @@ func.func @cp_product_half(%t: tensor<2x3x2x2xf16>, %a: tensor<2x4xf16>, %b: ten
 // CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[DOWN]] : tensor<?x32xf32>, tensor<8x32xf32>)
 // CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<32x8xbf16>) outs(%{{.*}} : tensor<32x8xf32>)
 // CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[UP]] : tensor<?x8xf32>, tensor<32x8xf32>)
-// CHECK-NOT: arith.truncf
+// BODY-LABEL: func.func @bottleneck_bfloat_weights
+// BODY-NOT: arith.truncf
+// BODY: return
 func.func @bottleneck_bfloat_weights(%x: tensor<?x8x32xf32>, %d: tensor<8x32xbf16>, %u: tensor<32x8xbf16>) -> tensor<?x8x32xf32> {
   %y = peft.bottleneck "default" %x, %d, %u {activation = "relu", groups = 1 : i64, scale = 1.0 : f32}
          : (tensor<?x8x32xf32>, tensor<8x32xbf16>, tensor<32x8xbf16>) -> tensor<?x8x32xf32>
@@ -548,7 +563,9 @@ func.func @half_conv(%x: tensor<?x3x4x4xf16>, %w: tensor<6x3x1x1xf16>) -> tensor
 // CHECK: %[[WIDE_A:.*]] = linalg.generic {{.*}} ins(%arg2 : tensor<2x4xf32>) outs(%{{.*}} : tensor<2x4xf64>)
 // CHECK: linalg.matmul {{.*}} ins(%arg0, %[[WIDE_A]] : tensor<5x4xf64>, tensor<2x4xf64>)
 // CHECK: linalg.matmul {{.*}} outs(%arg1 : tensor<5x3xf64>)
-// CHECK-NOT: arith.truncf
+// BODY-LABEL: func.func @lora_double_layer
+// BODY-NOT: arith.truncf
+// BODY: return
 func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: tensor<2x4xf32>, %b: tensor<3x2xf32>) -> tensor<5x3xf64> {
   %y = peft.lora "default" %x, %base, %a, %b {scale = 2.0 : f32} : (tensor<5x4xf64>, tensor<5x3xf64>, tensor<2x4xf32>, tensor<3x2xf32>) -> tensor<5x3xf64>
   return %y : tensor<5x3xf64>

@@ -7,9 +7,13 @@
 // CHECK-SAME: %[[W:.*]]: tensor<3x4xf32> {peft.file = "model.onnx", peft.weight = "fc.weight"},
 // CHECK-SAME: %[[B:.*]]: tensor<3xf32> {peft.value = dense<5.000000e-01> : tensor<3xf32>, peft.weight = "fc.bias"})
 // CHECK-SAME: attributes {llvm.emit_c_interface}
+// No weight op is left anywhere in the body: a CHECK-NOT before, between and
+// after the layers (the last one up to the next CHECK-LABEL).
 // CHECK-NOT: peft.weight "
 // CHECK: peft.linear "fc" %[[X]], %[[W]], %[[B]]
+// CHECK-NOT: peft.weight "
 // CHECK: peft.linear "fc2" %[[X]], %[[W]], %[[B]]
+// CHECK-NOT: peft.weight "
 func.func @forward(%x: tensor<2x4xf32> {peft.name = "x"}) -> (tensor<2x3xf32>, tensor<2x3xf32>) {
   %w = peft.weight "fc.weight" from "model.onnx" : tensor<3x4xf32>
   %b = peft.weight "fc.bias" = dense<0.5> : tensor<3xf32>

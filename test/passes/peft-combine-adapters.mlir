@@ -1,5 +1,9 @@
-// RUN: peft-opt %s --split-input-file --peft-combine-adapters="method=cat" 2>/dev/null | FileCheck %s --check-prefix=CAT
-// RUN: peft-opt %s --split-input-file --peft-combine-adapters="method=svd rank=1" 2>/dev/null | FileCheck %s --check-prefix=SVD
+// The old adapters and their weights are nowhere in the output (a CHECK-NOT
+// after the combined adapter would miss the one before it).
+// RUN: peft-opt %s --split-input-file --peft-combine-adapters="method=cat" 2>/dev/null | FileCheck %s --check-prefix=CAT \
+// RUN:   --implicit-check-not='peft.lora "{{first|second}}"' --implicit-check-not='peft.weight "{{[ab][12]}}"'
+// RUN: peft-opt %s --split-input-file --peft-combine-adapters="method=svd rank=1" 2>/dev/null | FileCheck %s --check-prefix=SVD \
+// RUN:   --implicit-check-not='peft.lora "{{first|second}}"' --implicit-check-not='peft.weight "{{[ab][12]}}"'
 // RUN: peft-opt %s --split-input-file --peft-combine-adapters="method=svd rank=1" 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARKS
 
 // cat: A = [2·[1, 0]; 0.5·[0, 1]], B = [[1, 3], [2, 4]], scale 1; the old

@@ -1,4 +1,10 @@
 // RUN: peft-opt %s --peft-merge-adapters --split-input-file --verify-diagnostics | FileCheck %s
+// RUN: peft-opt %s --peft-merge-adapters --split-input-file --verify-diagnostics | FileCheck %s --check-prefix=BODY
+
+// A CHECK-NOT only covers the text between its neighbouring matches. Where a
+// leftover op would stand before the checked layer (an adapter on the layer's
+// input, an old weight), the BODY prefix checks the whole function, from its
+// BODY-LABEL to its return.
 
 // W' = W + scale·B·A = [[1, 2], [3, 4]] + 2·[[1, 1], [2, 2]]
 // CHECK-LABEL: func.func @merge_out_in
@@ -153,7 +159,9 @@ func.func @ia3_output(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
 // CHECK-LABEL: func.func @ia3_input
 // CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[2.000000e+00, 4.000000e+00], [9.000000e+00, 1.200000e+01]]> : tensor<2x2xf32>
 // CHECK: peft.linear "fc" %arg0, %[[W]], %{{.*}} {weight_in_out}
-// CHECK-NOT: peft.ia3
+// BODY-LABEL: func.func @ia3_input
+// BODY-NOT: peft.ia3
+// BODY: return
 func.func @ia3_input(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %l = peft.weight "l" = dense<[[2.0, 3.0]]> : tensor<1x2xf32>
   %s = peft.ia3 "default" %x, %l : (tensor<3x2xf32>, tensor<1x2xf32>) -> tensor<3x2xf32>
@@ -185,8 +193,10 @@ func.func @ia3_shared_input(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2
 // CHECK: peft.linear "fc" %arg0, %{{.*}}, %[[B1]]
 // CHECK: %[[B2:.*]] = peft.weight "proj.bias" = dense<[2.000000e+00, 4.000000e+00]> : tensor<2xf32>
 // CHECK: peft.linear "proj" %arg0, %{{.*}}, %[[B2]]
-// CHECK-NOT: peft.lora
-// CHECK-NOT: "bias_B"
+// BODY-LABEL: func.func @lora_bias
+// BODY-NOT: peft.lora
+// BODY-NOT: "bias_B"
+// BODY: return
 func.func @lora_bias(%x: tensor<3x2xf32>) -> (tensor<3x2xf32>, tensor<3x2xf32>) {
   %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
   %b = peft.weight "fc.bias" = dense<1.0> : tensor<2xf32>
@@ -248,8 +258,12 @@ func.func @merge_embedding(%ids: tensor<4xi64>) -> tensor<4x2xf32> {
 // CHECK: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[6.000000e+00, 8.000000e+00], [0.000000e+00, 3.000000e+00]]> : tensor<2x2xf32>
 // CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %[[W]], %[[B]]
 // CHECK-NOT: peft.dora
-// CHECK-NOT: peft.weight
 // CHECK: return %[[Y]]
+// Two weights in all: the bias and the new weight.
+// BODY-LABEL: func.func @merge_dora
+// BODY-COUNT-2: peft.weight
+// BODY-NOT: peft.weight
+// BODY: return
 func.func @merge_dora(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %w = peft.weight "fc.weight" = dense<[[3.0, 0.0], [0.0, 1.0]]> : tensor<2x2xf32>
   %bias = peft.weight "fc.bias" = dense<[0.5, -0.5]> : tensor<2xf32>
@@ -365,7 +379,9 @@ func.func @merge_lokr_cp(%x: tensor<1x1x2x3xf32>) -> tensor<1x2x2x2xf32> {
 // kernel window, W[:, c, ...] *= l[c].
 // CHECK-LABEL: func.func @merge_ia3_conv_input
 // CHECK: peft.weight "conv.weight" = dense<{{\[\[\[\[}}2.000000e+00, 2.000000e+00]], {{\[\[}}3.000000e+00, 3.000000e+00]]]]> : tensor<1x2x1x2xf32>
-// CHECK-NOT: peft.ia3
+// BODY-LABEL: func.func @merge_ia3_conv_input
+// BODY-NOT: peft.ia3
+// BODY: return
 func.func @merge_ia3_conv_input(%x: tensor<1x2x3x3xf32>) -> tensor<1x1x3x2xf32> {
   %l = peft.weight "l" = dense<[[[[2.0]], [[3.0]]]]> : tensor<1x2x1x1xf32>
   %s = peft.ia3 "default" %x, %l : (tensor<1x2x3x3xf32>, tensor<1x2x1x1xf32>) -> tensor<1x2x3x3xf32>
@@ -421,8 +437,10 @@ func.func @ssf_after_layer_norm(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
 // CHECK-DAG: %[[W:.*]] = peft.weight "fc.weight" = dense<{{\[}}[3.500000e+00, 2.000000e+00], [8.500000e+00, 4.000000e+00]]> : tensor<2x2xf32>
 // CHECK-DAG: %[[B:.*]] = peft.weight "fc.bias" = dense<[7.000000e+00, 1.400000e+01]> : tensor<2xf32>
 // CHECK: %[[Y:.*]] = peft.linear "fc" %arg0, %[[W]], %[[B]]
-// CHECK-NOT: peft.bottleneck
 // CHECK: return %[[Y]]
+// BODY-LABEL: func.func @linear_adapter_before
+// BODY-NOT: peft.bottleneck
+// BODY: return
 func.func @linear_adapter_before(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %down = peft.weight "down" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
   %up = peft.weight "up" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>

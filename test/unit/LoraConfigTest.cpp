@@ -87,7 +87,8 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
             std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "bias": "some"})").find("'bias' must be"),
             std::string::npos);
-  EXPECT_NE(error(R"({"peft_type": "LORA", "r": "eight"})").find("'r' has the wrong type"),
+  EXPECT_NE(error(R"({"peft_type": "LORA", "r": "eight"})")
+                .find("'r' is \"eight\", which must be an integer"),
             std::string::npos);
   EXPECT_NE(error(R"({"r": 8})").find("missing 'peft_type'"), std::string::npos);
   EXPECT_NE(error("{not json").find("not a JSON object"), std::string::npos);
@@ -95,6 +96,71 @@ TEST(HfPeftAdapter, RejectsWhatItCannotApplyExactly) {
             std::string::npos);
   dir.write("adapter_model.bin", "pickle");
   EXPECT_NE(error(R"({"peft_type": "LORA"})").find("pickle"), std::string::npos);
+}
+
+/// The error reading `config` as adapter_config.json gives, or "".
+static std::string configError(const TempDir &dir, const std::string &config) {
+  dir.write("adapter_config.json", config);
+  auto read = readAdapterConfig(dir.file("adapter_config.json"));
+  return read ? std::string() : llvm::toString(read.takeError());
+}
+
+TEST(HfPeftAdapter, NumbersKeepTheirMeaningOrAreRefused) {
+  TempDir dir;
+  auto error = [&](const std::string &config) { return configError(dir, config); };
+  // nlohmann would read 2^32 + 2 and 2.5 as 2, and 10^12 as INT_MIN.
+  EXPECT_NE(error(R"({"peft_type": "LORA", "r": 4294967298})")
+                .find("'r' is 4294967298, which is out of range"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "r": 2.5})").find("'r' is 2.5, which must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "rank_pattern": {"query": 1000000000000}})")
+                .find("'rank_pattern' maps 'query' to 1000000000000, which is out of range"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "rank_pattern": {"query": 0}})")
+                .find("which must be positive"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "layers_to_transform": [1.5]})")
+                .find("'layers_to_transform' is [1.5], which must be a list of integers"),
+            std::string::npos);
+  EXPECT_EQ(error(R"({"peft_type": "LORA", "r": 16, "rank_pattern": {"query": 4}})"), "");
+}
+
+TEST(HfPeftAdapter, RegexesAreCheckedWhenRead) {
+  TempDir dir;
+  auto error = [&](const std::string &config) { return configError(dir, config); };
+  for (const char *key : {"target_modules", "exclude_modules"})
+    EXPECT_NE(error(std::string(R"({"peft_type": "LORA", ")") + key + R"(": "(query"})")
+                  .find(std::string("'") + key + "' holds '(query', not a regex"),
+              std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "rank_pattern": {"[": 2}})")
+                .find("'rank_pattern' holds '[', not a regex"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "layers_pattern": "(h"})")
+                .find("'layers_pattern' holds '(h', not a regex"),
+            std::string::npos);
+  // Back-references need the backtracking matcher this reader never uses.
+  EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": "(a)\\1"})").find("not a regex"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": ")" + std::string(2000, 'a') + "\"}")
+                .find("is a regex of 2000 characters"),
+            std::string::npos);
+}
+
+TEST(LoraConfig, LongModuleNamesMatchWithoutRecursion) {
+  // libstdc++'s default matcher recurses per character: 200 KB overflowed.
+  LoraConfig config;
+  config.targetRegex = R"(.*\.(query|value))";
+  std::string path = std::string(200000, 'a') + ".query";
+  EXPECT_TRUE(config.targets(path));
+  config.targetRegex.reset();
+  config.targetModules = {"query"};
+  config.layersToTransform = std::vector<int64_t>{1};
+  EXPECT_TRUE(config.targets(std::string(200000, 'a') + ".layer.1.query"));
+  // An index past int64 is no layer, not an exception.
+  EXPECT_FALSE(config.targets("encoder.layer.99999999999999999999999.query"));
+  config.rankPattern = {{"query", 2}};
+  EXPECT_EQ(config.rankFor(std::string(200000, 'b') + ".query"), 2);
 }
 
 /// Writes a LoRA adapter with `config` and a one-element F32 tensor per key.

@@ -66,4 +66,58 @@ TEST(Npy, RejectsBadFiles) {
   EXPECT_NE(error(prefix + header + "abcdefgh").find("unsupported dtype"), std::string::npos);
 }
 
+/// A version 1 .npy file with `header` (padded as NumPy pads) and `data`.
+static std::string npyBytes(std::string header, const std::string &data) {
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes += static_cast<char>(header.size() & 0xff);
+  bytes += static_cast<char>(header.size() >> 8);
+  return bytes + header + data;
+}
+
+TEST(Npy, RefusesHeadersNumpyRefuses) {
+  TempDir dir;
+  auto error = [&](const std::string &header, const std::string &data = "") {
+    auto array = readNpy(dir.write("bad.npy", npyBytes(header, data)));
+    return array ? std::string() : llvm::toString(array.takeError());
+  };
+  // A sign was read as part of the number: (-2, 16) became (2, 16).
+  EXPECT_NE(error("{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 16), }")
+                .find("'shape' holds something other than non-negative integers"),
+            std::string::npos);
+  // 2^62 * 16 * 4 bytes wrapped to 0 and matched an empty file.
+  EXPECT_NE(error("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 16), }")
+                .find("shape [4611686018427387904, 16] is too large"),
+            std::string::npos);
+  EXPECT_NE(error("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }")
+                .find("non-negative integers"),
+            std::string::npos);
+  EXPECT_NE(error("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1, }")
+                .find("unexpected key 'extra'"),
+            std::string::npos);
+  EXPECT_NE(error("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }")
+                .find("unexpected key 'descr'"),
+            std::string::npos);
+  EXPECT_NE(error("{'descr': '<f4', 'shape': (2,), }").find("lacks"), std::string::npos);
+  EXPECT_NE(error("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } trailing")
+                .find("text after"),
+            std::string::npos);
+  // NumPy's max_header_size: a 40 KB header overflowed std::regex's stack.
+  std::string big = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
+                    std::string(40000, ' ') + "2,), }";
+  std::string bytes = std::string("\x93NUMPY\x02\x00", 8);
+  uint32_t size = big.size();
+  bytes.append(reinterpret_cast<const char *>(&size), 4);
+  auto array = readNpy(dir.write("big.npy", bytes + big + "12345678"));
+  ASSERT_FALSE(bool(array));
+  std::string message = llvm::toString(array.takeError());
+  EXPECT_NE(message.find("longer than 10000, NumPy's limit"), std::string::npos);
+  EXPECT_LT(message.size(), 300u);
+  // What NumPy writes with double quotes and no trailing comma still reads.
+  EXPECT_EQ(error(R"({"descr": "<f4", "fortran_order": False, "shape": (1, 2)})",
+                  std::string(8, '\0')),
+            "");
+}
+
 } // namespace

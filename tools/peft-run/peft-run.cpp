@@ -12,8 +12,10 @@
 #include "frontends/adapters/HfPeftAdapter.h"
 #include "runtime/Manifest.h"
 #include "runtime/peft_runtime.h"
+#include "support/Diagnostics.h"
 #include "support/Npy.h"
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -40,10 +42,7 @@ static cl::list<std::string> adapterSpecs("adapter",
                                           cl::value_desc("dir"));
 static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
 
-static int fail(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "peft-run") << message << "\n";
-  return 1;
-}
+static int fail(const llvm::Twine &message) { return peft::reportError("peft-run", message); }
 
 static constexpr std::pair<peft::DType, PeftDType> kDTypes[] = {
     {peft::DType::F32, PEFT_F32}, {peft::DType::F16, PEFT_F16}, {peft::DType::BF16, PEFT_BF16},
@@ -77,7 +76,23 @@ static PeftDType inputDType(const PeftModel *model, llvm::StringRef name,
   return runtimeDType(array.dtype);
 }
 
+/// The file an output is written to: its name with every character that
+/// could leave `--output-dir` or surprise a shell ('/', a leading '.') as '_'.
+static std::string outputFileName(llvm::StringRef name) {
+  std::string file;
+  for (char c : name)
+    file += llvm::isAlnum(c) || c == '_' || c == '-' || c == '.' ? c : '_';
+  if (file.empty() || file.front() == '.')
+    file.insert(file.begin(), '_');
+  return file + ".npy";
+}
+
 static int writeOutputs(PeftModel *model) {
+  std::set<std::string> files;
+  for (size_t i = 0; i < peft_model_num_outputs(model); ++i)
+    if (!files.insert(outputFileName(peft_model_output_name(model, i))).second)
+      return fail(artifactDir + ": two outputs would both be written to " + outputDir + "/" +
+                  outputFileName(peft_model_output_name(model, i)));
   if (std::error_code error = llvm::sys::fs::create_directories(outputDir))
     return fail(outputDir + ": cannot create: " + error.message());
   for (size_t i = 0; i < peft_model_num_outputs(model); ++i) {
@@ -88,7 +103,7 @@ static int writeOutputs(PeftModel *model) {
                           static_cast<const uint8_t *>(tensor->data), 0};
     view.byteSize = view.numElements() * peft_dtype_size(tensor->dtype);
     llvm::SmallString<256> path(outputDir);
-    llvm::sys::path::append(path, std::string(name) + ".npy");
+    llvm::sys::path::append(path, outputFileName(name));
     if (llvm::Error error = peft::writeNpy(path, view))
       return fail(llvm::toString(std::move(error)));
   }
@@ -205,10 +220,13 @@ int main(int argc, char **argv) {
 
   std::vector<peft::NpyArray> arrays; // Inputs are borrowed: keep them alive.
   arrays.reserve(inputSpecs.size());
+  std::set<llvm::StringRef> given;
   for (const std::string &spec : inputSpecs) {
     auto [name, path] = llvm::StringRef(spec).split('=');
     if (path.empty())
       return fail("--input wants NAME=FILE.npy, got '" + spec + "'");
+    if (!given.insert(name).second)
+      return fail("--input " + name + " is given twice");
     auto array = peft::readNpy(path);
     if (!array)
       return fail(llvm::toString(array.takeError()));

@@ -15,6 +15,8 @@
 #include "frontends/onnx/OnnxImporter.h"
 
 #include "dialects/peft/PeftDialect.h"
+#include "support/Diagnostics.h"
+#include "support/OutputFile.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -39,8 +41,7 @@ static cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdo
                                        cl::value_desc("file"), cl::init("-"));
 
 static int fail(llvm::Error error) {
-  llvm::WithColor::error(llvm::errs(), "peft-translate") << llvm::toString(std::move(error)) << "\n";
-  return 1;
+  return peft::reportError("peft-translate", llvm::toString(std::move(error)));
 }
 
 static int runImport(mlir::MLIRContext &context) {
@@ -48,7 +49,7 @@ static int runImport(mlir::MLIRContext &context) {
   if (!module)
     return fail(module.takeError());
   mlir::OpPrintingFlags flags;
-  if (llvm::Error error = llvm::writeToOutput(outputPath, [&](llvm::raw_ostream &os) {
+  if (llvm::Error error = peft::writeFileAtomically(outputPath, [&](llvm::raw_ostream &os) {
         (*module)->print(os, flags);
         return llvm::Error::success();
       }))
@@ -67,7 +68,7 @@ static int runExport(mlir::MLIRContext &context) {
   if (!module)
     return 1; // The parser reported why.
   // Written to a temporary file, renamed on success: no partial output.
-  if (llvm::Error error = llvm::writeToOutput(outputPath, [&](llvm::raw_ostream &os) {
+  if (llvm::Error error = peft::writeFileAtomically(outputPath, [&](llvm::raw_ostream &os) {
         return peft::exportOnnx(*module, os);
       }))
     return fail(std::move(error));

@@ -17,6 +17,8 @@
 #include "frontends/onnx/OnnxExporter.h"
 #include "frontends/onnx/OnnxImporter.h"
 #include "lowering/Artifact.h"
+#include "support/Diagnostics.h"
+#include "support/OutputFile.h"
 #include "lowering/Passes.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "passes/Passes.h"
@@ -70,10 +72,7 @@ static cl::opt<bool> summary("summary",
 static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (ONNX file with --emit onnx)"),
                                       cl::value_desc("path"), cl::Required);
 
-static int fail(const llvm::Twine &message) {
-  llvm::WithColor::error(llvm::errs(), "peftc") << message << "\n";
-  return 1;
-}
+static int fail(const llvm::Twine &message) { return peft::reportError("peftc", message); }
 
 /// Prints each diagnostic as one line: "peftc: error: message".
 static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
@@ -88,7 +87,7 @@ static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
   default:
     llvm::WithColor::remark(os, "peftc");
   }
-  os << diagnostic.str() << "\n";
+  os << peft::oneLineMessage(diagnostic.str()) << "\n";
   return mlir::success();
 }
 
@@ -280,11 +279,12 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
     return error;
   path = stagingDir;
   llvm::sys::path::append(path, manifest->library);
+  peft::embedSignature(module, *manifest);
   if (llvm::Error error = peft::compileCpuLibrary(module, path))
     return error;
   path = stagingDir;
   llvm::sys::path::append(path, "manifest.json");
-  return llvm::writeToOutput(path, [&](llvm::raw_ostream &os) {
+  return peft::writeFileAtomically(path, [&](llvm::raw_ostream &os) {
     os << manifest->toJson();
     return llvm::Error::success();
   });
@@ -323,7 +323,7 @@ int main(int argc, char **argv) {
     return 1; // The passes reported why.
   if (emit == "onnx") {
     // Written to a temporary file, renamed on success: no partial output.
-    if (llvm::Error error = llvm::writeToOutput(outputDir, [&](llvm::raw_ostream &os) {
+    if (llvm::Error error = peft::writeFileAtomically(outputDir, [&](llvm::raw_ostream &os) {
           return peft::exportOnnx(**module, os);
         }))
       return fail(llvm::toString(std::move(error)));
