@@ -66,6 +66,8 @@ static llvm::Error parseEntry(llvm::StringRef path, const std::string &name,
   for (const auto &size : shape) {
     if (!size.is_number_unsigned())
       return bad("shape holds a value that is not a non-negative integer");
+    if (size.get<uint64_t>() > kMaxTensorBytes)
+      return bad("shape holds the size " + llvm::Twine(size.get<uint64_t>()) + ", which is too large");
     view.shape.push_back(size.get<int64_t>());
   }
   const auto &range = entry["data_offsets"];
@@ -75,7 +77,10 @@ static llvm::Error parseEntry(llvm::StringRef path, const std::string &name,
   offsets = {range[0].get<uint64_t>(), range[1].get<uint64_t>()};
   if (offsets.second < offsets.first)
     return bad("data_offsets end before they begin");
-  uint64_t expected = numElements(view.shape) * dtypeBits(view.dtype) / 8;
+  std::optional<uint64_t> size = checkedByteSize(view.shape, view.dtype);
+  if (!size)
+    return bad("shape " + formatShape(view.shape) + " is too large");
+  uint64_t expected = *size;
   if (offsets.second - offsets.first != expected)
     return bad("holds " + llvm::Twine(offsets.second - offsets.first) +
                " bytes, but " + dtypeName(view.dtype) + " " +

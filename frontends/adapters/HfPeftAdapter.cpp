@@ -38,6 +38,15 @@ static llvm::Expected<std::regex> compileRegex(const std::string &pattern,
   if (pattern.size() > kMaxPatternLength)
     return fail("is a regex of " + llvm::Twine(shown.size()) + " characters (at most " +
                 llvm::Twine(kMaxPatternLength - 16) + ")");
+  // libstdc++ reads a repeat count or back-reference number into an int
+  // without checking it: a long run of digits overflows inside its parser.
+  for (size_t start = pattern.find_first_of("0123456789"); start != std::string::npos;) {
+    size_t end = pattern.find_first_not_of("0123456789", start);
+    if ((end == std::string::npos ? pattern.size() : end) - start > 9)
+      return fail("holds '" + shown.take_front(60) + "', a regex with a number of more than "
+                  "9 digits");
+    start = end == std::string::npos ? end : pattern.find_first_of("0123456789", end);
+  }
   try {
     return std::regex(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
   } catch (const std::regex_error &error) {

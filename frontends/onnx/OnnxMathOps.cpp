@@ -165,32 +165,6 @@ std::function<Value(OpBuilder &, Location, Value)> unaryBody(const onnx::NodePro
 }
 
 
-/// x / y on integers as NumPy computes it, where the hardware would trap:
-/// x / 0 is 0, and INT_MIN / -1 wraps to INT_MIN. ONNX leaves both undefined;
-/// a model's input must not be able to kill the process running it.
-Value safeIntegerDivision(OpBuilder &b, Location l, Value x, Value y, bool isUnsigned) {
-  Type type = x.getType();
-  auto constant = [&](int64_t value) {
-    return arith::ConstantOp::create(b, l, type, b.getIntegerAttr(type, value)).getResult();
-  };
-  Value zero = constant(0), one = constant(1);
-  Value byZero = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, zero);
-  Value trap = byZero;
-  if (!isUnsigned) {
-    unsigned width = type.getIntOrFloatBitWidth();
-    Value minimum = arith::ConstantOp::create(
-        b, l, type, b.getIntegerAttr(type, llvm::APInt::getSignedMinValue(width)));
-    Value overflow = arith::AndIOp::create(
-        b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, x, minimum),
-        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, constant(-1)));
-    trap = arith::OrIOp::create(b, l, byZero, overflow);
-  }
-  Value divisor = arith::SelectOp::create(b, l, trap, one, y);
-  Value quotient = isUnsigned ? Value(arith::DivUIOp::create(b, l, x, divisor))
-                              : Value(arith::DivSIOp::create(b, l, x, divisor));
-  return arith::SelectOp::create(b, l, byZero, zero, quotient);
-}
-
 } // namespace
 
 std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef op,
@@ -210,7 +184,7 @@ std::function<Value(OpBuilder &, Location, Value, Value)> binaryBody(StringRef o
     if (op == "Div" && isFloat)
       return arith::DivFOp::create(b, l, x, y);
     if (op == "Div")
-      return safeIntegerDivision(b, l, x, y, isUnsigned);
+      return TensorBuilder::divideIntegers(b, l, x, y, isUnsigned);
     if (op == "Max" && isUnsigned)
       return arith::MaxUIOp::create(b, l, x, y);
     if (op == "Min" && isUnsigned)
@@ -669,6 +643,9 @@ LogicalResult GraphImporter::importLinear(const onnx::NodeProto &node, Value inp
   Value weight = layerWeight(weightEntry);
   auto weightType = cast<RankedTensorType>(weight.getType());
   auto inputType = cast<RankedTensorType>(input.getType());
+  if (weightType.getRank() != 2)
+    return fail(node, "weight '" + weightEntry.weightName + "' " +
+                          formatShape(weightType.getShape()) + " is not a matrix");
   int64_t in = weightType.getDimSize(weightInOut ? 0 : 1);
   int64_t out = weightType.getDimSize(weightInOut ? 1 : 0);
   if (inputType.getRank() < 1 ||

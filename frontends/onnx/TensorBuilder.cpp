@@ -470,6 +470,15 @@ Value TensorBuilder::mean(Value x, ArrayRef<int64_t> axes, bool keepDims) {
   for (int64_t axis : axes)
     reduced.push_back(dim(x, axis));
   OpFoldResult count = product(reduced);
+  if (isa<IntegerType>(elementType)) { // ONNX's integer mean truncates, as a division.
+    Value wide = arith::IndexCastOp::create(builder, loc, builder.getI64Type(), indexValue(count));
+    Value countInteger =
+        elementType.isInteger(64) ? wide
+                                  : Value(arith::TruncIOp::create(builder, loc, elementType, wide));
+    return elementwise(sum, elementType, [&](OpBuilder &nb, Location l, ValueRange args) {
+      return divideIntegers(nb, l, args[0], countInteger, /*isUnsigned=*/false);
+    });
+  }
   Value countFloat;
   if (std::optional<int64_t> constant = getConstantIntValue(count)) {
     countFloat = scalarConstant(elementType, *constant);
@@ -610,6 +619,30 @@ Value TensorBuilder::batchMatmul(Value lhs, Value rhs) {
                                        addScalars(nested, nestedLoc, args[2], product));
              })
       .getResult(0);
+}
+
+Value TensorBuilder::divideIntegers(OpBuilder &b, Location l, Value x, Value y,
+                                    bool isUnsigned) {
+  Type type = x.getType();
+  auto constant = [&](int64_t value) {
+    return arith::ConstantOp::create(b, l, type, b.getIntegerAttr(type, value)).getResult();
+  };
+  Value zero = constant(0), one = constant(1);
+  Value byZero = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, zero);
+  Value trap = byZero;
+  if (!isUnsigned) {
+    unsigned width = type.getIntOrFloatBitWidth();
+    Value minimum = arith::ConstantOp::create(
+        b, l, type, b.getIntegerAttr(type, llvm::APInt::getSignedMinValue(width)));
+    Value overflow = arith::AndIOp::create(
+        b, l, arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, x, minimum),
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, y, constant(-1)));
+    trap = arith::OrIOp::create(b, l, byZero, overflow);
+  }
+  Value divisor = arith::SelectOp::create(b, l, trap, one, y);
+  Value quotient = isUnsigned ? Value(arith::DivUIOp::create(b, l, x, divisor))
+                              : Value(arith::DivSIOp::create(b, l, x, divisor));
+  return arith::SelectOp::create(b, l, byZero, zero, quotient);
 }
 
 Value TensorBuilder::addScalars(OpBuilder &b, Location loc, Value lhs, Value rhs) {

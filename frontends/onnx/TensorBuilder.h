@@ -98,6 +98,11 @@ public:
   /// Σ_k lhs[..., m, k]·rhs[..., k, n], batch dimensions broadcast.
   mlir::Value batchMatmul(mlir::Value lhs, mlir::Value rhs);
 
+  /// x / y on integers as NumPy computes it where the hardware would trap:
+  /// x / 0 is 0, and INT_MIN / -1 wraps to INT_MIN. ONNX leaves both
+  /// undefined; a model's input must not be able to kill the process.
+  static mlir::Value divideIntegers(mlir::OpBuilder &b, mlir::Location loc, mlir::Value x,
+                                    mlir::Value y, bool isUnsigned);
   /// Scalar arithmetic that picks the float or integer op from the type.
   static mlir::Value addScalars(mlir::OpBuilder &b, mlir::Location loc, mlir::Value lhs,
                                 mlir::Value rhs);

@@ -142,6 +142,13 @@ TEST(HfPeftAdapter, RegexesAreCheckedWhenRead) {
   // Back-references need the backtracking matcher this reader never uses.
   EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": "(a)\\1"})").find("not a regex"),
             std::string::npos);
+  // libstdc++'s parser overflows an int on such a number (found by fuzzing).
+  EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": "\\18467440737095516151"})")
+                .find("a regex with a number of more than 9 digits"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": "a{99999999999}"})")
+                .find("a regex with a number of more than 9 digits"),
+            std::string::npos);
   EXPECT_NE(error(R"({"peft_type": "LORA", "target_modules": ")" + std::string(2000, 'a') + "\"}")
                 .find("is a regex of 2000 characters"),
             std::string::npos);

@@ -113,6 +113,15 @@ TEST(Safetensors, RejectsInconsistentEntries) {
   EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", floats({1}))
                 .find("not a non-negative integer"),
             std::string::npos);
+  // [2^62, 4] F32 is 2^66 bytes: its size wrapped to 0 and matched [0, 0].
+  EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})",
+                  "")
+                .find("shape [4611686018427387904, 4] is too large"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,0]}})",
+                  "")
+                .find("is too large"),
+            std::string::npos);
 }
 
 TEST(Safetensors, WriteThenReadRoundTrips) {
