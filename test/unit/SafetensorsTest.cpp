@@ -116,7 +116,12 @@ TEST(Safetensors, RejectsInconsistentEntries) {
   // [2^62, 4] F32 is 2^66 bytes: its size wrapped to 0 and matched [0, 0].
   EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}})",
                   "")
-                .find("shape [4611686018427387904, 4] is too large"),
+                .find("shape holds the size 4611686018427387904, which is too large"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776],)"
+                  R"("data_offsets":[0,0]}})",
+                  "")
+                .find("shape [1099511627776, 1099511627776] is too large"),
             std::string::npos);
   EXPECT_NE(error(R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,0]}})",
                   "")
