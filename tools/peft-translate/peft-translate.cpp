@@ -17,6 +17,7 @@
 #include "dialects/peft/PeftDialect.h"
 #include "support/Diagnostics.h"
 #include "support/OutputFile.h"
+#include "tools/common/ToolDiagnostics.h"
 
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/MLIRContext.h"
@@ -63,7 +64,7 @@ static int runExport(mlir::MLIRContext &context) {
   registry.insert<peft::PeftDialect>();
   context.appendDialectRegistry(registry);
   llvm::SourceMgr sources;
-  mlir::SourceMgrDiagnosticHandler diagnostics(sources, &context);
+  auto diagnostics = peft::printDiagnosticsAsLines(context, "peft-translate");
   auto module = mlir::parseSourceFile<mlir::ModuleOp>(inputPath, sources, &context);
   if (!module)
     return 1; // The parser reported why.

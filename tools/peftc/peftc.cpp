@@ -19,6 +19,7 @@
 #include "lowering/Artifact.h"
 #include "support/Diagnostics.h"
 #include "support/OutputFile.h"
+#include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "passes/Passes.h"
@@ -73,23 +74,6 @@ static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (ONNX fi
                                       cl::value_desc("path"), cl::Required);
 
 static int fail(const llvm::Twine &message) { return peft::reportError("peftc", message); }
-
-/// Prints each diagnostic as one line: "peftc: error: message".
-static mlir::LogicalResult printDiagnostic(mlir::Diagnostic &diagnostic) {
-  llvm::raw_ostream &os = llvm::errs();
-  switch (diagnostic.getSeverity()) {
-  case mlir::DiagnosticSeverity::Error:
-    llvm::WithColor::error(os, "peftc");
-    break;
-  case mlir::DiagnosticSeverity::Warning:
-    llvm::WithColor::warning(os, "peftc");
-    break;
-  default:
-    llvm::WithColor::remark(os, "peftc");
-  }
-  os << peft::oneLineMessage(diagnostic.str()) << "\n";
-  return mlir::success();
-}
 
 /// One adapter on one layer, as --summary reports it.
 struct AdapterUse {
@@ -312,7 +296,7 @@ int main(int argc, char **argv) {
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
   mlir::MLIRContext context(registry);
-  mlir::ScopedDiagnosticHandler diagnostics(&context, printDiagnostic);
+  auto diagnostics = peft::printDiagnosticsAsLines(context, "peftc");
   peft::registerOnnxWeightFormat();
 
   auto module = peft::importOnnxModel(&context, modelPath);
