@@ -2,6 +2,7 @@
 #include "support/Tensor.h"
 
 #include <cstring>
+#include <limits>
 
 namespace peft {
 
@@ -39,9 +40,14 @@ unsigned dtypeBits(DType dtype) {
 }
 
 int64_t numElements(llvm::ArrayRef<int64_t> shape) {
+  // An empty tensor is empty, however large its other sizes: their product
+  // alone may overflow. Readers check shapes with checkedByteSize first.
+  if (llvm::is_contained(shape, 0))
+    return 0;
   int64_t count = 1;
   for (int64_t size : shape)
-    count *= size;
+    if (__builtin_mul_overflow(count, size, &count))
+      return std::numeric_limits<int64_t>::max();
   return count;
 }
 

@@ -498,7 +498,7 @@ LogicalResult GraphImporter::importSlice(const onnx::NodeProto &node) {
   SmallVector<int64_t> reversed;
   for (size_t i = 0; i < starts->size(); ++i) {
     std::optional<int64_t> axis = normalizeAxis(axes[i], rank);
-    if (!axis || steps[i] == 0)
+    if (!axis || steps[i] == 0 || steps[i] == std::numeric_limits<int64_t>::min())
       return fail(node, "axis " + llvm::Twine(axes[i]) + " or step " + llvm::Twine(steps[i]) +
                             " is invalid");
     auto [first, count] = b.sliceBounds((*starts)[i], (*ends)[i], steps[i], sizes[*axis]);
@@ -623,7 +623,7 @@ LogicalResult GraphImporter::importRange(const onnx::NodeProto &node) {
   if (failed(start) || failed(limit) || failed(delta))
     return failure();
   std::optional<int64_t> step = getConstantIntValue((*delta)[0]);
-  if (!step || *step == 0)
+  if (!step || *step == 0 || *step == std::numeric_limits<int64_t>::min())
     return fail(node, "delta must be a non-zero constant");
   // max(0, ceil((limit - start) / delta)) elements.
   OpFoldResult span = *step > 0 ? b.sub((*limit)[0], (*start)[0]) : b.sub((*start)[0], (*limit)[0]);

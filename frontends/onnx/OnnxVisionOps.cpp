@@ -47,6 +47,17 @@ GraphImporter::windowShape(const onnx::NodeProto &node, RankedTensorType inputTy
       static_cast<int64_t>(w.pads.size()) != 2 * rank)
     return fail(node, "strides and dilations need " + llvm::Twine(rank) + " values, pads " +
                           llvm::Twine(2 * rank));
+  // Within these bounds no window arithmetic below overflows.
+  constexpr int64_t kMaxWindow = int64_t(1) << 31;
+  for (int64_t d = 0; d < rank; ++d)
+    if (w.kernel[d] < 1 || w.kernel[d] > kMaxWindow || w.strides[d] < 1 ||
+        w.strides[d] > kMaxWindow || w.dilations[d] < 1 || w.dilations[d] > kMaxWindow ||
+        w.pads[d] < 0 || w.pads[d] > kMaxWindow || w.pads[rank + d] < 0 ||
+        w.pads[rank + d] > kMaxWindow)
+      return fail(node, "kernel " + formatShape(w.kernel) + ", strides " +
+                            formatShape(w.strides) + ", dilations " + formatShape(w.dilations) +
+                            " and pads " + formatShape(w.pads) +
+                            " must be positive (pads non-negative) and of a sane size");
   std::string autoPad = stringAttr(node, "auto_pad", "NOTSET");
   bool ceilMode = intAttr(node, "ceil_mode", 0);
   for (int64_t d = 0; d < rank; ++d) {
@@ -644,7 +655,12 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
       return fail(node, "dimension " + llvm::Twine(d) + " of input " +
                             formatShape(inputType.getShape()) +
                             " is resized, so it must be static");
-    int64_t out = *scales ? static_cast<int64_t>(scale * in) : (**sizes)[d];
+    // Converting a double out of int64's range is undefined: check first.
+    double scaled = scale * in;
+    if (*scales && !(scaled >= 1 && scaled <= static_cast<double>(kMaxTensorBytes)))
+      return fail(node, "dimension " + llvm::Twine(d) + " of size " + llvm::Twine(in) +
+                            " scaled by " + llvm::Twine(std::to_string(scale)) + " is out of range");
+    int64_t out = *scales ? static_cast<int64_t>(scaled) : (**sizes)[d];
     if (!*scales)
       scale = static_cast<double>(out) / in;
     if (out < 1 || scale <= 0)

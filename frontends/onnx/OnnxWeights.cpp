@@ -2,6 +2,7 @@
 #include "frontends/onnx/OnnxWeights.h"
 
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/ADT/Twine.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FileSystem.h"
@@ -45,8 +46,24 @@ llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef 
                        "' (" +
                        node.op_type() + ") is not an op of opset " + llvm::Twine(opset));
   }
-  // The converter trusts its input (an output without a type crashes it):
-  // ONNX's checker goes first.
+  // The converter trusts its input (an output without a type, or one no
+  // node produces, crashes it): ONNX's checker goes first, then names.
+  llvm::StringSet<> defined;
+  for (const auto &input : model->graph().input())
+    defined.insert(input.name());
+  for (const auto &initializer : model->graph().initializer())
+    defined.insert(initializer.name());
+  for (const onnx::NodeProto &node : model->graph().node()) {
+    for (const std::string &input : node.input())
+      if (!input.empty() && !defined.contains(input))
+        return onnxError(path + ": node '" + (node.name().empty() ? node.op_type() : node.name()) +
+                         "' reads '" + input + "', which nothing before it defines");
+    for (const std::string &output : node.output())
+      defined.insert(output);
+  }
+  for (const auto &output : model->graph().output())
+    if (!defined.contains(output.name()))
+      return onnxError(path + ": graph output '" + output.name() + "' is never produced");
   try {
     onnx::checker::check_model(*model);
   } catch (const std::exception &failure) {

@@ -242,7 +242,11 @@ OpFoldResult TensorBuilder::ceilDiv(OpFoldResult lhs, int64_t divisor) {
     return lhs;
   return foldOrBuild<arith::CeilDivSIOp>(
       builder, loc, lhs, builder.getIndexAttr(divisor),
-      [](int64_t l, int64_t r) { return l >= 0 ? (l + r - 1) / r : -(-l / r); });
+      [](int64_t l, int64_t r) -> std::optional<int64_t> {
+        // C's division truncates: up for a negative l, add one for a positive
+        // remainder. Never l + r - 1, which overflows near INT64_MAX.
+        return l / r + (l > 0 && l % r != 0);
+      });
 }
 
 OpFoldResult TensorBuilder::wrapNegative(OpFoldResult index, OpFoldResult size) {
