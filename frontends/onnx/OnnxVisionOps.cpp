@@ -573,11 +573,18 @@ LogicalResult GraphImporter::spreadOverAxes(const onnx::NodeProto &node, int64_t
     // One scale for all axes, the smaller (not_larger) or larger of the ratios.
     double scale = policy == "not_larger" ? std::numeric_limits<double>::infinity() : 0;
     for (auto [axis, size] : llvm::zip(axes, *sizes)) {
+      if (inputType.isDynamicDim(axis) || inputType.getDimSize(axis) == 0)
+        return fail(node, "keep_aspect_ratio_policy needs static, non-empty resized axes");
       double ratio = static_cast<double>(size) / inputType.getDimSize(axis);
       scale = policy == "not_larger" ? std::min(scale, ratio) : std::max(scale, ratio);
     }
-    for (auto [axis, size] : llvm::zip(axes, *sizes))
-      size = static_cast<int64_t>(std::round(scale * inputType.getDimSize(axis)));
+    for (auto [axis, size] : llvm::zip(axes, *sizes)) {
+      // Converting a double out of int64's range is undefined: check first.
+      double scaled = std::round(scale * inputType.getDimSize(axis));
+      if (!(scaled >= 0 && scaled <= static_cast<double>(kMaxTensorBytes)))
+        return fail(node, "sizes " + formatShape(*sizes) + " are out of range");
+      size = static_cast<int64_t>(scaled);
+    }
   }
   auto spread = [&](auto &given, auto fill) {
     if (!given || count == static_cast<size_t>(rank))
