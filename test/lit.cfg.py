@@ -20,8 +20,12 @@ config.substitutions.append(("%models", os.path.join(config.peft_src_root, "exam
 # Fixtures made by the real transformers and peft (examples/hf/).
 config.substitutions.append(("%hf_models", os.path.join(config.peft_src_root, "examples", "hf-models")))
 # The virtual environment of scripts/setup.sh: Debian's torch with transformers
-# and peft from PyPI (a test that needs it fails where it is missing).
-config.substitutions.append(("%hf_python", os.path.join(config.peft_obj_root, "hf-venv", "bin", "python")))
+# and peft from PyPI (a test that needs it fails where it is missing). It is
+# made in build/; other build directories (build-asan) use that one.
+hf_venv = os.path.join(config.peft_obj_root, "hf-venv")
+if not os.path.isdir(hf_venv):
+    hf_venv = os.path.join(config.peft_src_root, "build", "hf-venv")
+config.substitutions.append(("%hf_python", os.path.join(hf_venv, "bin", "python")))
 config.substitutions.append(("%peft_src", config.peft_src_root))
 config.substitutions.append(("%peft_obj", config.peft_obj_root))
 config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "test", "tools")))
@@ -32,3 +36,17 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = ["peft-opt", "peft-translate", "peftc", "peft-run", "peft-unit-tests"]
 llvm_config.add_tool_substitutions([ToolSubst(t, unresolved="fatal") for t in tools],
                                    [config.peft_tools_dir])
+
+# The libFuzzer targets, built only with PEFT_FUZZ=ON (scripts/sanitize.sh's
+# build-asan): test/fuzz runs them over the inputs that once crashed them,
+# fuzz/regressions/<target>/ (an empty directory where a target has none).
+fuzz_targets = ["onnx", "safetensors", "adapter-config", "npy", "manifest"]
+if all(os.path.exists(os.path.join(config.peft_tools_dir, "peft-fuzz-" + t)) for t in fuzz_targets):
+    config.available_features.add("fuzzers")
+    llvm_config.add_tool_substitutions(["peft-fuzz-" + t for t in fuzz_targets],
+                                       [config.peft_tools_dir])
+    empty = os.path.join(config.test_exec_root, "fuzz", "no-regressions")
+    os.makedirs(empty, exist_ok=True)
+    for t in fuzz_targets:
+        inputs = os.path.join(config.peft_src_root, "fuzz", "regressions", t)
+        config.substitutions.append(("%regressions_" + t, inputs if os.path.isdir(inputs) else empty))
