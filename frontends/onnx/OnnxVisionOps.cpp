@@ -670,8 +670,12 @@ LogicalResult GraphImporter::importResize(const onnx::NodeProto &node) {
     int64_t out = *scales ? static_cast<int64_t>(scaled) : (**sizes)[d];
     if (!*scales)
       scale = static_cast<double>(out) / in;
-    if (out < 1 || scale <= 0)
-      return fail(node, "dimension " + llvm::Twine(d) + " resizes to " + llvm::Twine(out));
+    // Each resized dimension gets a table of its size at compile time: a
+    // hostile size would take hours and gigabytes to build.
+    constexpr int64_t kMaxResizedSize = int64_t(1) << 20;
+    if (out < 1 || scale <= 0 || out > kMaxResizedSize)
+      return fail(node, "dimension " + llvm::Twine(d) + " resizes to " + llvm::Twine(out) +
+                            " (1 to " + llvm::Twine(kMaxResizedSize) + ")");
     resized.push_back(d);
     tables.push_back(resizeTable(m, in, out, scale, start, end));
     outShape.push_back(out);
