@@ -705,6 +705,11 @@ LogicalResult GraphImporter::importGemm(const onnx::NodeProto &node) {
   FailureOr<Value> input = tensor(node, 0);
   if (failed(weight) || failed(input))
     return failure();
+  // ONNX's Gemm multiplies matrices; the transposes below index dimension 1.
+  if (cast<RankedTensorType>(input->getType()).getRank() != 2 || (*weight)->type().getRank() != 2)
+    return fail(node, "A " + formatShape(cast<RankedTensorType>(input->getType()).getShape()) +
+                          " and B " + formatShape((*weight)->type().getShape()) +
+                          " must both be matrices");
   Value bias;
   if (hasInput(node, 2)) {
     FailureOr<ImportedValue *> c = entry(node, 2);
