@@ -11,6 +11,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 
+#include <cstring>
 #include <map>
 
 using namespace mlir;
@@ -42,6 +43,18 @@ static std::string nameOf(DictionaryAttr attrs, StringRef fallback) {
   return name ? name.str() : fallback.str();
 }
 
+/// The layout a `peft.panels` argument attribute describes.
+static std::optional<PanelLayout> panelLayoutOf(DictionaryAttr attr) {
+  auto of = attr.getAs<StringAttr>("of");
+  auto tile = attr.getAs<IntegerAttr>("tile");
+  auto transposed = attr.getAs<BoolAttr>("transposed");
+  auto shape = attr.getAs<DenseI64ArrayAttr>("shape");
+  if (!of || !tile || !transposed || !shape || shape.size() != 2 || tile.getInt() < 1)
+    return std::nullopt;
+  return PanelLayout{of.str(), tile.getInt(), transposed.getValue(),
+                     std::vector<int64_t>(shape.asArrayRef().begin(), shape.asArrayRef().end())};
+}
+
 llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
   Manifest manifest;
   for (unsigned i = 0; i < entry.getNumArguments(); ++i) {
@@ -58,6 +71,13 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
         tensor->dimNames.push_back(cast<StringAttr>(name).str());
     if (auto bound = attrs ? attrs.getAs<IntegerAttr>(kIndexBoundAttr) : IntegerAttr())
       tensor->indexBound = bound.getInt();
+    if (auto panels = attrs ? attrs.getAs<DictionaryAttr>(kWeightPanelsAttr) : DictionaryAttr()) {
+      std::optional<PanelLayout> layout = panelLayoutOf(panels);
+      if (!layout || tensor->dtype != "F32" || layout->packedShape() != tensor->shape)
+        return artifactError("weight '" + tensor->name + "' has a malformed " +
+                             kWeightPanelsAttr + " attribute");
+      tensor->panels = std::move(layout);
+    }
     (weightName ? manifest.weights : manifest.inputs).push_back(*tensor);
   }
   for (unsigned i = 0; i < entry.getNumResults(); ++i) {
@@ -93,11 +113,31 @@ llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
       continue;
     auto type = cast<RankedTensorType>(entry.getArgument(i).getType());
     auto key = attrs.getAs<StringAttr>(kWeightKeyAttr);
-    auto view = readWeightBytes(entry.getContext(), type, (key ? key : name).getValue(),
+    // A packed weight is read as stored, then packed.
+    auto panels = attrs.getAs<DictionaryAttr>(kWeightPanelsAttr);
+    std::optional<PanelLayout> layout = panels ? panelLayoutOf(panels) : std::nullopt;
+    if (panels && !layout)
+      return artifactError("weight '" + name.getValue() + "' has a malformed " +
+                           kWeightPanelsAttr + " attribute");
+    auto storedType = layout ? RankedTensorType::get(layout->sourceShape, type.getElementType())
+                             : type;
+    std::vector<uint8_t> stored;
+    auto view = readWeightBytes(entry.getContext(), storedType, (key ? key : name).getValue(),
                                 attrs.getAs<StringAttr>(kWeightFileAttr),
-                                attrs.getAs<ElementsAttr>(kWeightValueAttr), storages[i]);
+                                attrs.getAs<ElementsAttr>(kWeightValueAttr),
+                                layout ? stored : storages[i]);
     if (!view)
       return view.takeError();
+    if (layout) {
+      if (view->dtype != DType::F32)
+        return artifactError("weight '" + name.getValue() + "' is packed but not F32");
+      std::vector<float> source(view->numElements());
+      std::memcpy(source.data(), view->data, source.size() * sizeof(float));
+      std::vector<int64_t> shape = layout->packedShape();
+      storages[i].resize(numElements(shape) * sizeof(float));
+      packPanels(source.data(), *layout, reinterpret_cast<float *>(storages[i].data()));
+      *view = TensorView{DType::F32, shape, storages[i].data(), storages[i].size()};
+    }
     // Stored as the manifest describes it: unsigned weights are signless in
     // the IR, and the bits are the same.
     if (std::optional<DType> declared = dtypeOf(type.getElementType()))

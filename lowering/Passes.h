@@ -33,6 +33,11 @@ constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";
 constexpr llvm::StringLiteral kWeightKeyAttr = "peft.key";
 constexpr llvm::StringLiteral kWeightFileAttr = "peft.file";
 constexpr llvm::StringLiteral kWeightValueAttr = "peft.value";
+/// A weight stored packed for a back end's GEMM kernels:
+/// `{of = "NAME", tile = T, transposed = B, shape = array<i64: ...>}`, the
+/// fields of `PanelLayout` (runtime/Manifest.h), which the artifact writer
+/// packs the weight's bytes by.
+constexpr llvm::StringLiteral kWeightPanelsAttr = "peft.panels";
 
 /// Registers the passes above.
 inline void registerLoweringPasses() { registerPeftLoweringPasses(); }

@@ -73,44 +73,6 @@ def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }
 
-def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> {
-  let summary = "Tile GEMMs for the caches and registers, then vectorize them";
-  let description = [{
-    The CPU back end's GEMM schedule, applied with the transform dialect on
-    tensors, before bufferization. Each `linalg.matmul` is tiled in
-    `[64, 128, 128]` blocks (M, N, K) that fit the caches, then in
-    `[micro-rows, micro-cols]` register tiles. The row loop is peeled so that
-    full register tiles have static shapes; those are vectorized into
-    `vector.fma` outer products whose accumulators stay in registers across
-    the K block. Partial tiles (the last rows of a dynamic batch, a dimension
-    that the block sizes do not divide) stay scalar loops.
-
-    `micro-cols` is one or two vector registers: 16 floats suits AVX2, 32
-    AVX-512.
-  }];
-  let options = [
-    Option<"microRows", "micro-rows", "int64_t", "4", "Rows of a register tile">,
-    Option<"microCols", "micro-cols", "int64_t", "16", "Columns of a register tile">,
-  ];
-  let dependentDialects = ["mlir::transform::TransformDialect",
-                           "mlir::vector::VectorDialect",
-                           "mlir::scf::SCFDialect"];
-}
-
-def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
-  let summary = "Replace erf and tanh by branch-free polynomial approximations";
-  let description = [{
-    Rewrites `math.erf` and `math.tanh` (GELU, tanh-GELU, the bottleneck
-    adapters' activations) into MLIR's polynomial approximations: plain
-    arithmetic and selects, accurate to a few ulp in fp32. libm's `erff` and
-    `tanhf`, which the ops would otherwise call, branch on their argument, so
-    a model's latency depended on its activations (a merged adapter changed
-    it), and the calls kept the loops around them scalar.
-  }];
-  let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
-                           "mlir::vector::VectorDialect"];
-}
-
 def ExpandShapeToReinterpretCast : Pass<"peft-expand-shape-to-reinterpret-cast",
                                         "mlir::ModuleOp"> {
   let summary = "Lower memref.expand_shape ops that split a dynamic size in two";

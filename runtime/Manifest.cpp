@@ -19,6 +19,25 @@ std::string adapterWeightName(const std::string &fileKey, const std::string &ada
   return fileKey + "." + adapter;
 }
 
+std::vector<int64_t> PanelLayout::packedShape() const {
+  return {(n() + tile - 1) / tile, k(), tile};
+}
+
+void packPanels(const float *source, const PanelLayout &layout, float *packed) {
+  int64_t n = layout.n(), k = layout.k(), tile = layout.tile;
+  int64_t panels = (n + tile - 1) / tile;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t row = 0; row < k; ++row) {
+      float *out = packed + (p * k + row) * tile;
+      for (int64_t j = 0; j < tile; ++j) {
+        int64_t channel = p * tile + j;
+        out[j] = channel >= n ? 0.0f
+                 : layout.transposed ? source[channel * k + row]
+                                     : source[row * n + channel];
+      }
+    }
+}
+
 static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
   Json list = Json::array();
   for (const ManifestTensor &tensor : tensors) {
@@ -27,6 +46,11 @@ static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
       item["dim_names"] = tensor.dimNames;
     if (tensor.indexBound)
       item["index_bound"] = tensor.indexBound;
+    if (const auto &panels = tensor.panels)
+      item["panels"] = {{"of", panels->of},
+                        {"tile", panels->tile},
+                        {"transposed", panels->transposed},
+                        {"shape", panels->sourceShape}};
     list.push_back(std::move(item));
   }
   return list;
@@ -154,6 +178,8 @@ public:
         else
           tensor.indexBound = bound->get<int64_t>();
       }
+      if (const Json *panels = at(item, "panels", field, /*optional=*/true))
+        tensor.panels = panelLayout(*panels, tensor, field + ".panels");
       tensors.push_back(std::move(tensor));
     }
     return tensors;
@@ -190,6 +216,34 @@ public:
       adapters.push_back(std::move(adapter));
     }
     return adapters;
+  }
+
+  /// A packed weight's layout: a matrix whose packing has the weight's shape.
+  PanelLayout panelLayout(const Json &json, const ManifestTensor &tensor,
+                          const std::string &field) {
+    PanelLayout layout;
+    layout.of = string(json, "of", field);
+    const Json *tile = at(json, "tile", field);
+    const Json *transposed = at(json, "transposed", field);
+    const Json *shape = at(json, "shape", field);
+    if (failed())
+      return layout;
+    if (!tile->is_number_integer() || tile->get<int64_t>() < 1 || tile->get<int64_t>() > 1024)
+      return fail(field + ".tile", "is not an integer in [1, 1024]"), layout;
+    if (!transposed->is_boolean())
+      return fail(field + ".transposed", "is not a boolean"), layout;
+    bool valid = shape->is_array() && shape->size() == 2;
+    for (size_t d = 0; valid && d < 2; ++d)
+      valid = (*shape)[d].is_number_integer() && (*shape)[d].get<int64_t>() >= 1 &&
+              (*shape)[d].get<int64_t>() <= int64_t(1) << 32;
+    if (!valid)
+      return fail(field + ".shape", "is not two sizes in [1, 2^32]"), layout;
+    layout.tile = tile->get<int64_t>();
+    layout.transposed = transposed->get<bool>();
+    layout.sourceShape = shape->get<std::vector<int64_t>>();
+    if (layout.of.empty() || tensor.dtype != "F32" || tensor.shape != layout.packedShape())
+      fail(field, "does not describe this F32 weight's shape");
+    return layout;
   }
 
 private:

@@ -9,10 +9,32 @@
 #define PEFT_RUNTIME_MANIFEST_H
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace peft {
+
+/// A weight stored in the panel layout of a back end's GEMM micro-kernel: the
+/// matrix W (N output channels by K inputs) cut into ceil(N / tile) panels of
+/// `tile` channels, each K rows of `tile` contiguous floats,
+/// `packed[p][k][j] = W[p·tile + j][k]`, zero past N. Files hold W as it was
+/// trained; the compiler and the runtime pack it (packPanels).
+struct PanelLayout {
+  std::string of;      ///< The weight's name in the model or adapter files.
+  int64_t tile = 0;    ///< Output channels per panel.
+  bool transposed = true; ///< W is stored [N, K] (torch's Linear), else [K, N].
+  std::vector<int64_t> sourceShape; ///< As stored: [N, K], or [K, N].
+
+  int64_t n() const { return sourceShape[transposed ? 0 : 1]; }
+  int64_t k() const { return sourceShape[transposed ? 1 : 0]; }
+  /// [ceil(N / tile), K, tile].
+  std::vector<int64_t> packedShape() const;
+};
+
+/// Packs the row-major F32 matrix `source` (layout.sourceShape) into
+/// `packed` (layout.packedShape() elements).
+void packPanels(const float *source, const PanelLayout &layout, float *packed);
 
 /// A named tensor of the entry's signature; -1 marks a dynamic size.
 struct ManifestTensor {
@@ -25,6 +47,11 @@ struct ManifestTensor {
   /// An integer input that indexes rows directly (token ids): its values
   /// must lie in [-indexBound, indexBound); 0 when unbounded.
   int64_t indexBound = 0;
+  /// A weight stored packed; absent for weights stored as they were trained.
+  std::optional<PanelLayout> panels;
+
+  /// The name of the model's or adapter's tensor this weight is made from.
+  const std::string &sourceName() const { return panels ? panels->of : name; }
 };
 
 /// An adapter left unmerged: its weights are inputs of the entry, so another

@@ -9,6 +9,7 @@
 #include "runtime/peft_runtime.h"
 
 #include "runtime/Manifest.h"
+#include "runtime/ThreadPool.h"
 #include "support/Safetensors.h"
 
 #include <dlfcn.h>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -87,8 +89,9 @@ struct PeftModel {
   std::unique_ptr<peft::SafetensorsFile> weights;
   /// Files bound over the artifact's weights (peft_model_bind_weights).
   std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
-  /// Their F16/BF16 tensors widened for weights the artifact takes as F32.
-  std::vector<std::vector<float>> widenedTensors;
+  /// Their tensors copied: F16/BF16 widened for weights the artifact takes as
+  /// F32, and weights packed into a kernel's panels.
+  std::list<std::vector<float>> copiedTensors;
   std::vector<Slot> inputs, weightSlots;
   std::vector<Output> outputs;
 
@@ -132,6 +135,10 @@ int PeftModel::load(const std::string &directory) {
   entry = reinterpret_cast<void (*)(void **)>(dlsym(library, manifest.entry.c_str()));
   if (!entry)
     return failWith(libraryPath + ": no entry symbol '" + manifest.entry + "'");
+  // Parallel loops run on the runtime's pool (serial in a library without it).
+  if (void *setter = dlsym(library, "peft_model_set_parallel_for"))
+    reinterpret_cast<void (*)(void (*)(peft::ParallelTask, void *, int64_t))>(setter)(
+        &peft::parallelFor);
   // The code trusts the shapes and the order of its arguments: a manifest
   // edited or paired with another library would make it read past buffers.
   std::string signatureSymbol = manifest.entry + "_signature";
@@ -193,27 +200,39 @@ int PeftModel::bindFile(const std::string &path,
   auto file = peft::SafetensorsFile::open(path);
   if (!file)
     return failWith(llvm::toString(file.takeError()));
-  std::map<std::string, Slot *> targets; // Tensor name -> the weight it binds over.
+  // Tensor name -> the weights it binds over: the weight of that name, and
+  // any weight packed from it.
+  std::map<std::string, std::vector<Slot *>> targets;
   for (const auto &[name, view] : (*file)->tensors()) {
     std::string target = weightName(name);
-    auto slot = std::find_if(weightSlots.begin(), weightSlots.end(),
-                             [&](const Slot &slot) { return slot.info.name == target; });
-    if (slot == weightSlots.end())
+    for (Slot &slot : weightSlots) {
+      if (slot.info.sourceName() != target)
+        continue;
+      const std::vector<int64_t> &shape =
+          slot.info.panels ? slot.info.panels->sourceShape : slot.info.shape;
+      bool typeFits = peft::dtypeName(view.dtype) == slot.info.dtype || widensToF32(view, slot);
+      if (view.shape != shape || !typeFits)
+        return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
+                        " " + peft::formatShape(view.shape) + ", the model's weight is " +
+                        slot.info.dtype + " " + peft::formatShape(shape));
+      targets[name].push_back(&slot);
+    }
+    if (targets[name].empty())
       return failWith(path + ": tensor '" + name + "' is not a weight of this model" +
                       (target == name ? std::string() : " (as '" + target + "')"));
-    targets[name] = &*slot;
-    bool typeFits = peft::dtypeName(view.dtype) == slot->info.dtype || widensToF32(view, *slot);
-    if (view.shape != slot->info.shape || !typeFits)
-      return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
-                      " " + peft::formatShape(view.shape) + ", the model's weight is " +
-                      slot->info.dtype + " " + peft::formatShape(slot->info.shape));
   }
   for (const auto &[name, view] : (*file)->tensors()) {
-    Slot &slot = *targets[name];
-    const void *data = view.data;
-    if (widensToF32(view, slot))
-      data = widenedTensors.emplace_back(view.toFloat32()).data();
-    slot.descriptor.set(data, view.shape.data(), view.shape.size());
+    for (Slot *slot : targets[name]) {
+      const void *data = view.data;
+      if (const auto &panels = slot->info.panels) {
+        std::vector<float> packed(peft::numElements(slot->info.shape));
+        peft::packPanels(view.toFloat32().data(), *panels, packed.data());
+        data = copiedTensors.emplace_back(std::move(packed)).data();
+      } else if (widensToF32(view, *slot)) {
+        data = copiedTensors.emplace_back(view.toFloat32()).data();
+      }
+      slot->descriptor.set(data, slot->info.shape.data(), slot->info.shape.size());
+    }
   }
   boundFiles.push_back(std::move(*file));
   return 0;
@@ -429,5 +448,9 @@ size_t peft_dtype_size(PeftDType dtype) {
     return 1;
   }
 }
+
+int peft_set_num_threads(int threads) { return peft::setThreadCount(threads); }
+
+int peft_get_num_threads(void) { return peft::threadCount(); }
 
 } // extern "C"

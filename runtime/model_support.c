@@ -2,7 +2,9 @@
  *
  * Linked into every model.so by peftc, so that artifacts need no MLIR
  * library at run time. Implements what MLIR's lowering calls out to:
- * memrefCopy, for copies between memrefs with arbitrary strides.
+ * memrefCopy, for copies between memrefs with arbitrary strides; and what
+ * our code generation calls: peft_parallel_for, which runs a task on the
+ * runtime's thread pool once the runtime has installed it.
  *
 \*===----------------------------------------------------------------------===*/
 #include <stdint.h>
@@ -23,6 +25,21 @@ typedef struct {
 } MemRefDescriptor;
 
 #define PEFT_MAX_RANK 16
+
+typedef void (*PeftTask)(void *context, int64_t begin, int64_t end);
+typedef void (*PeftParallelFor)(PeftTask task, void *context, int64_t count);
+
+/* Set once by the runtime that loads this library; serial until then. */
+static PeftParallelFor parallelFor = 0;
+
+void peft_model_set_parallel_for(PeftParallelFor runner) { parallelFor = runner; }
+
+void peft_parallel_for(PeftTask task, void *context, int64_t count) {
+  if (parallelFor)
+    parallelFor(task, context, count);
+  else if (count > 0)
+    task(context, 0, count);
+}
 
 void memrefCopy(int64_t elementSize, UnrankedMemRef *source, UnrankedMemRef *target) {
   const MemRefDescriptor *src = source->descriptor;

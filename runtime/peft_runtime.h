@@ -88,6 +88,13 @@ int peft_model_run(PeftModel *model);
 /* Output `name` of the last run, or NULL. */
 const PeftTensor *peft_model_output(const PeftModel *model, const char *name);
 
+/* Threads that compiled models split their parallel loops over (one pool
+ * for the process). n <= 0 restores the default: PEFT_NUM_THREADS when it is
+ * a positive integer, else the CPUs this process may run on. Results are the
+ * same bit for bit for every count. Returns the count now used. */
+int peft_set_num_threads(int n);
+int peft_get_num_threads(void);
+
 /* The message of the last failure on this thread. */
 const char *peft_last_error(void);
 

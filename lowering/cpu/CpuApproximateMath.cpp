@@ -1,12 +1,12 @@
 //===- CpuApproximateMath.cpp - Branch-free erf and tanh --------------------===//
-#include "lowering/Passes.h"
+#include "lowering/cpu/Passes.h"
 
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace peft {
 #define GEN_PASS_DEF_CPUAPPROXIMATEMATH
-#include "lowering/Passes.h.inc"
+#include "lowering/cpu/Passes.h.inc"
 } // namespace peft
 
 using namespace mlir;

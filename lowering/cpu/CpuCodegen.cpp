@@ -100,10 +100,18 @@ static void dropSignatureAttrs(ModuleOp module) {
   });
 }
 
+llvm::Error lowerCpuTensors(ModuleOp module) {
+  PassManager pm(module.getContext());
+  buildCpuTensorPipeline(pm);
+  if (failed(pm.run(module)))
+    return codegenError("lowering to linalg failed (see the diagnostics above)");
+  return llvm::Error::success();
+}
+
 llvm::Error compileCpuLibrary(ModuleOp module, StringRef libraryPath) {
   dropSignatureAttrs(module);
   PassManager pm(module.getContext());
-  buildCpuLoweringPipeline(pm);
+  buildCpuCodegenPipeline(pm);
   if (failed(pm.run(module)))
     return codegenError("lowering to the LLVM dialect failed (see the diagnostics above)");
 

@@ -1,7 +1,7 @@
 //===- CpuPipeline.cpp - peft + linalg on tensors to LLVM for the host ------===//
 #include "lowering/cpu/CpuBackend.h"
 
-#include "lowering/Passes.h"
+#include "lowering/cpu/Passes.h"
 
 #include "mlir/InitAllPasses.h"
 #include "mlir/Transforms/Passes.h"
@@ -14,15 +14,18 @@ using namespace mlir;
 
 namespace peft {
 
-/// In order: peft -> linalg; tensor-level clean-up and fusion; the GEMM
+/// In order: peft -> linalg; tensor-level clean-up and fusion; weights packed
+/// for the GEMM kernels (the entry's signature is final from here); the GEMM
 /// schedule (tiling, vectorization); bufferization with ownership-based
-/// deallocation; conversion of every dialect to LLVM; the packed entry.
+/// deallocation; the GEMM kernels; conversion of every dialect to LLVM; the
+/// packed entry.
 static constexpr llvm::StringLiteral kTensorCleanup = "canonicalize,cse";
 static constexpr llvm::StringLiteral kBufferize =
     "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-deallocation-pipeline,convert-bufferization-to-memref,"
+    "buffer-deallocation-pipeline,convert-bufferization-to-memref";
+static constexpr llvm::StringLiteral kToLoops =
     "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
     "canonicalize";
 static constexpr llvm::StringLiteral kToLlvm =
@@ -38,26 +41,55 @@ static void addUpstream(OpPassManager &pm, llvm::StringRef pipeline) {
     llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");
 }
 
-void buildCpuLoweringPipeline(OpPassManager &pm) {
+static void registerUpstreamPasses() {
   // The upstream part is spelled as text; its passes must be registered.
   static std::once_flag registered;
   std::call_once(registered, [] { registerAllPasses(); });
+}
+
+static bool hostHasAvx512() { return llvm::sys::getHostCPUFeatures().lookup("avx512f"); }
+
+void buildCpuTensorPipeline(OpPassManager &pm) {
+  registerUpstreamPasses();
   pm.addPass(createConvertPeftToLinalg());
   addUpstream(pm, kTensorCleanup);
   pm.addPass(createFuseElementwise());
   pm.addPass(createCanonicalizerPass());
-  // Register tiles of one AVX-512 vector, or two AVX2 vectors, per row.
+  // GEMMs on weights read them in panels of three AVX-512 vectors, or two
+  // AVX2 vectors (bench/: the best of the shapes tried on Zen 4).
+  CpuPackWeightsOptions packing;
+  packing.tile = hostHasAvx512() ? 48 : 16;
+  pm.addPass(createCpuPackWeights(packing));
+}
+
+void buildCpuCodegenPipeline(OpPassManager &pm) {
+  registerUpstreamPasses();
+  bool avx512 = hostHasAvx512();
+  // Other GEMMs: register tiles of one AVX-512 vector, or two AVX2 vectors, per row.
   CpuTileAndVectorizeOptions tiles;
-  tiles.microCols = llvm::sys::getHostCPUFeatures().lookup("avx512f") ? 32 : 16;
+  tiles.microCols = avx512 ? 32 : 16;
   pm.addPass(createCpuTileAndVectorize(tiles));
   pm.addPass(createCpuApproximateMath());
   addUpstream(pm, kBufferize);
+  // Panel GEMMs: register tiles of 8 rows (24 of AVX-512's 32 registers)
+  // or 6 (12 of AVX2's 16).
+  CpuLowerPanelGemmsOptions kernels;
+  kernels.microRows = avx512 ? 8 : 6;
+  kernels.vectorWidth = avx512 ? 16 : 8;
+  pm.addPass(createCpuLowerPanelGemms(kernels));
+  addUpstream(pm, kToLoops);
   pm.addPass(createExpandShapeToReinterpretCast());
   addUpstream(pm, kToLlvm);
   pm.addPass(createEmitPackedEntry());
 }
 
+void buildCpuLoweringPipeline(OpPassManager &pm) {
+  buildCpuTensorPipeline(pm);
+  buildCpuCodegenPipeline(pm);
+}
+
 void registerCpuPipeline() {
+  registerPeftCpuPasses();
   PassPipelineRegistration<>(
       "peft-cpu-lowering",
       "Lower peft and linalg on tensors to the LLVM dialect for the host CPU",
@@ -65,3 +97,4 @@ void registerCpuPipeline() {
 }
 
 } // namespace peft
+

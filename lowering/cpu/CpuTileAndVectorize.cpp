@@ -1,5 +1,5 @@
 //===- CpuTileAndVectorize.cpp - The CPU back end's GEMM schedule -----------===//
-#include "lowering/Passes.h"
+#include "lowering/cpu/Passes.h"
 
 #include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
 #include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
@@ -13,7 +13,7 @@
 
 namespace peft {
 #define GEN_PASS_DEF_CPUTILEANDVECTORIZE
-#include "lowering/Passes.h.inc"
+#include "lowering/cpu/Passes.h.inc"
 } // namespace peft
 
 using namespace mlir;

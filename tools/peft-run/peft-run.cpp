@@ -1,7 +1,7 @@
 //===- peft-run.cpp - Run a compiled artifact on .npy inputs ----------------===//
 //
 //   peft-run OUTDIR [--adapter DIR[=NAME]]... --input NAME=FILE.npy ...
-//            --output-dir DIR [--bench N]
+//            --output-dir DIR [--bench N] [--threads N]
 //
 // Writes each output as DIR/NAME.npy; with --bench N, runs N more times and
 // prints latency statistics. --adapter runs an artifact compiled with
@@ -41,6 +41,15 @@ static cl::list<std::string> adapterSpecs("adapter",
                                           cl::desc("Swap in this adapter: DIR[=NAME]"),
                                           cl::value_desc("dir"));
 static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
+/// `--threads N`. libLLVM registers an option of that name too; it is renamed
+/// before ours is registered (see main).
+static cl::opt<int> &threadsOption() {
+  static cl::opt<int> threads(
+      "threads",
+      cl::desc("Threads to run on (default: PEFT_NUM_THREADS, else the CPUs this process may use)"),
+      cl::init(0));
+  return threads;
+}
 
 static int fail(const llvm::Twine &message) { return peft::reportError("peft-run", message); }
 
@@ -122,9 +131,10 @@ static int bench(PeftModel *model) {
   std::sort(milliseconds.begin(), milliseconds.end());
   double mean = std::accumulate(milliseconds.begin(), milliseconds.end(), 0.0) / milliseconds.size();
   auto at = [&](double q) { return milliseconds[std::min<size_t>(milliseconds.size() - 1, q * milliseconds.size())]; };
-  llvm::outs() << llvm::format("latency over %u runs: min %.3f ms, median %.3f ms, mean %.3f ms, "
+  llvm::outs() << llvm::format("latency over %u runs on %d threads: min %.3f ms, median %.3f ms, mean %.3f ms, "
                                "p90 %.3f ms, max %.3f ms\n",
-                               benchRuns.getValue(), milliseconds.front(), at(0.5), mean, at(0.9),
+                               benchRuns.getValue(), peft_get_num_threads(), milliseconds.front(),
+                               at(0.5), mean, at(0.9),
                                milliseconds.back());
   return 0;
 }
@@ -198,9 +208,17 @@ static int swapAdapter(PeftModel *model, const peft::Manifest &manifest, llvm::S
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  auto &registered = cl::getRegisteredOptions();
+  if (auto llvmThreads = registered.find("threads"); llvmThreads != registered.end())
+    llvmThreads->second->setArgStr("llvm-threads");
+  cl::opt<int> &threads = threadsOption();
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir runner\n");
   if (outputDir.empty() && benchRuns == 0)
     return fail("give --output-dir, --bench or both");
+  if (threads.getNumOccurrences() && threads < 1)
+    return fail("--threads wants a positive count, got " + std::to_string(threads));
+  if (threads.getNumOccurrences())
+    peft_set_num_threads(threads);
   PeftModel *model = peft_model_load(artifactDir.c_str());
   if (!model)
     return fail(peft_last_error());

@@ -249,6 +249,8 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool external
 /// Writes the whole artifact into `stagingDir`.
 static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingDir,
                                  std::vector<peft::ManifestAdapter> adapters) {
+  if (llvm::Error error = peft::lowerCpuTensors(module))
+    return error;
   auto entry = module.lookupSymbol<mlir::func::FuncOp>("forward");
   auto manifest = peft::describeEntry(entry);
   if (!manifest)

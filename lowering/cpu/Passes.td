@@ -1,0 +1,103 @@
+#ifndef PEFT_LOWERING_CPU_PASSES_TD
+#define PEFT_LOWERING_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+// The CPU back end's passes. The target-independent stage before them is in
+// lowering/Passes.td; buildCpuLoweringPipeline strings both together.
+
+def CpuPackWeights : Pass<"peft-cpu-pack-weights", "mlir::ModuleOp"> {
+  let summary = "Store GEMM weights in the micro-kernel's panel layout";
+  let description = [{
+    Each f32 `linalg.matmul` whose right-hand side is a weight argument of
+    the entry (`x·Wᵀ` or `x·W`, static K and N) becomes a panel GEMM: a
+    `linalg.generic` marked `peft.panel_gemm` that reads a new argument, the
+    weight packed into panels of `tile` output channels (`[ceil(N/tile), K,
+    tile]`, zero-padded; see `PanelLayout` in runtime/Manifest.h). The new
+    argument carries `peft.panels = {of, tile, transposed, shape}`, so the
+    artifact writer packs the weight's bytes at compile time and the runtime
+    packs any weight bound over it later. A weight with no other use is
+    replaced and keeps its name; one that other ops read (a tied embedding,
+    DoRA's norm) stays, and its packed copy is named `NAME@panels`.
+
+    `peft-cpu-lower-panel-gemms` turns the marked generics into calls to
+    the micro-kernels after bufferization.
+  }];
+  let options = [
+    Option<"tile", "tile", "int64_t", "48", "Output channels per panel">,
+  ];
+  let dependentDialects = ["mlir::linalg::LinalgDialect", "mlir::arith::ArithDialect"];
+}
+
+def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
+  let summary = "Lower panel GEMMs to register-blocked micro-kernels";
+  let description = [{
+    Runs on memrefs. Each `linalg.generic` marked `peft.panel_gemm` (from
+    `peft-cpu-pack-weights`) whose activations and output have unit inner
+    strides becomes a call to a kernel function generated once per weight
+    shape, `peft_panel_gemm_KxN_TILE(a, panels, out, first, last)`, shared
+    by every layer of that shape; others stay generics, lowered to loops.
+
+    The call goes through `peft_parallel_for` (runtime/model_support.c):
+    the runtime's threads each take a contiguous run of panels. In a run,
+    the kernel walks row blocks of `m-block` rows (their K block stays in
+    L2), K blocks of `k-block` (a panel's K block stays in L1), the panels,
+    and tiles of `micro-rows` rows: a micro-kernel that keeps `micro-rows` x
+    `tile` accumulators in vector registers, broadcasts one activation per
+    row and multiplies it into a row of the panel with `vector.fma`. The
+    last rows of a block run in tiles of 8, 4, 2 and 1; a last partial panel
+    loads and stores the output through masks. Each output element is summed
+    over K in the same order whatever the runs, so results do not depend on
+    the number of threads.
+  }];
+  let options = [
+    Option<"microRows", "micro-rows", "int64_t", "8", "Rows of a register tile">,
+    Option<"vectorWidth", "vector-width", "int64_t", "16",
+           "Floats per vector register (16: AVX-512, 8: AVX2)">,
+    Option<"kBlock", "k-block", "int64_t", "256", "Depth of a K block">,
+    Option<"mBlock", "m-block", "int64_t", "192", "Rows of a row block">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::scf::SCFDialect",
+                           "mlir::vector::VectorDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> {
+  let summary = "Tile GEMMs for the caches and registers, then vectorize them";
+  let description = [{
+    The CPU back end's GEMM schedule, applied with the transform dialect on
+    tensors, before bufferization. Each `linalg.matmul` is tiled in
+    `[64, 128, 128]` blocks (M, N, K) that fit the caches, then in
+    `[micro-rows, micro-cols]` register tiles. The row loop is peeled so that
+    full register tiles have static shapes; those are vectorized into
+    `vector.fma` outer products whose accumulators stay in registers across
+    the K block. Partial tiles (the last rows of a dynamic batch, a dimension
+    that the block sizes do not divide) stay scalar loops.
+
+    `micro-cols` is one or two vector registers: 16 floats suits AVX2, 32
+    AVX-512.
+  }];
+  let options = [
+    Option<"microRows", "micro-rows", "int64_t", "4", "Rows of a register tile">,
+    Option<"microCols", "micro-cols", "int64_t", "16", "Columns of a register tile">,
+  ];
+  let dependentDialects = ["mlir::transform::TransformDialect",
+                           "mlir::vector::VectorDialect",
+                           "mlir::scf::SCFDialect"];
+}
+
+def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
+  let summary = "Replace erf and tanh by branch-free polynomial approximations";
+  let description = [{
+    Rewrites `math.erf` and `math.tanh` (GELU, tanh-GELU, the bottleneck
+    adapters' activations) into MLIR's polynomial approximations: plain
+    arithmetic and selects, accurate to a few ulp in fp32. libm's `erff` and
+    `tanhf`, which the ops would otherwise call, branch on their argument, so
+    a model's latency depended on its activations (a merged adapter changed
+    it), and the calls kept the loops around them scalar.
+  }];
+  let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
+#endif // PEFT_LOWERING_CPU_PASSES_TD

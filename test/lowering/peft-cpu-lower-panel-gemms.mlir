@@ -1,0 +1,77 @@
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 k-block=16 m-block=32" | FileCheck %s
+
+// out[?, 36] += x[?, 24] · W, W in 3 panels of 16 channels (two vectors of 8).
+// The GEMM becomes a call of its task on the runtime's threads, with the
+// operands' descriptors in a context on the stack.
+// CHECK-LABEL: func.func @gemm
+// CHECK: %[[CONTEXT:.*]] = llvm.alloca
+// CHECK-COUNT-3: llvm.store
+// CHECK: %[[TASK:.*]] = constant @peft_panel_gemm_24x36_16_task
+// CHECK: %[[POINTER:.*]] = builtin.unrealized_conversion_cast %[[TASK]]
+// CHECK: %[[COUNT:.*]] = arith.index_cast %c3
+// CHECK: call @peft_parallel_for(%[[POINTER]], %[[CONTEXT]], %[[COUNT]])
+// CHECK-NOT: linalg.generic
+
+// Operands whose rows are not contiguous stay a generic (lowered to loops).
+// CHECK-LABEL: func.func @strided
+// CHECK: linalg.generic
+
+// The kernel: row blocks of 32, K blocks of 16 (24 is not a multiple: the
+// last one is shorter), then the full panels of the threads' range.
+// CHECK-LABEL: func.func private @peft_panel_gemm_24x36_16(
+// CHECK-SAME: memref<?x24xf32, strided<[?, 1], offset: ?>>, %[[W:[^:]*]]: memref<3x24x16xf32>, %{{[^:]*}}: memref<?x36xf32, strided<[?, 1], offset: ?>>, %[[BEGIN:[^:]*]]: index, %[[END:[^:]*]]: index)
+// CHECK: scf.for %{{.*}} step %c32
+// CHECK:   scf.for %{{.*}} = %{{.*}} to %c24 step %c16
+// CHECK:     %[[LAST:.*]] = arith.minui %[[END]], %c2
+// CHECK:     scf.for %[[P:.*]] = %[[BEGIN]] to %[[LAST]] step %c1
+// Register tiles of 4 rows: 8 accumulators loaded, a K loop of 2 panel loads,
+// 4 broadcasts and 8 FMAs, 8 stores.
+// CHECK:       scf.for %{{.*}} step %c4
+// CHECK-COUNT-8: vector.load {{.*}} : memref<?x36xf32, strided<[?, 1], offset: ?>>, vector<8xf32>
+// CHECK:         scf.for {{.*}} iter_args
+// CHECK-COUNT-2:   vector.load %[[W]]
+// CHECK:           vector.broadcast
+// CHECK-COUNT-8:   vector.fma {{.*}} : vector<8xf32>
+// CHECK-COUNT-8: vector.store
+// The rows left: 2, then 1.
+// CHECK:       scf.if
+// CHECK-COUNT-4: vector.fma
+// CHECK:       scf.if
+// CHECK-COUNT-2: vector.fma
+// The last panel, 4 channels of 16: one masked vector, one not computed.
+// CHECK:     %[[PARTIAL:.*]] = arith.cmpi ugt, %[[END]], %c2
+// CHECK:     scf.if %[[PARTIAL]]
+// CHECK:       vector.create_mask %c4{{.*}} : vector<8xi1>
+// CHECK:       vector.maskedload
+// CHECK:       vector.maskedstore
+// CHECK-LABEL: func.func private @peft_panel_gemm_24x36_16_task(
+// CHECK-SAME: %[[C:.*]]: !llvm.ptr, %[[B:.*]]: index, %[[E:.*]]: index)
+// CHECK-COUNT-3: llvm.load
+// CHECK: call @peft_panel_gemm_24x36_16({{.*}}, %[[B]], %[[E]])
+// CHECK: func.func private @peft_parallel_for(!llvm.ptr, !llvm.ptr, i64)
+#mk = affine_map<(m, n, k) -> (m, k)>
+#panel = affine_map<(m, n, k) -> (n floordiv 16, k, n mod 16)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @gemm(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %out: memref<?x36xf32>) {
+  linalg.generic {indexing_maps = [#mk, #panel, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x24xf32>, memref<3x24x16xf32>) outs(%out : memref<?x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %p, %c : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+func.func @strided(%x: memref<4x24xf32, strided<[48, 2]>>, %w: memref<3x24x16xf32>, %out: memref<4x36xf32>) {
+  linalg.generic {indexing_maps = [#mk, #panel, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<4x24xf32, strided<[48, 2]>>, memref<3x24x16xf32>) outs(%out : memref<4x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %s = arith.addf %p, %c : f32
+    linalg.yield %s : f32
+  }
+  return
+}

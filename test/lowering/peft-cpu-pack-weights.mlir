@@ -1,0 +1,49 @@
+// RUN: peft-opt %s --peft-cpu-pack-weights="tile=16" --split-input-file | FileCheck %s
+
+// x·Wᵀ on a weight argument: W [40, 24] becomes 3 panels of 16 channels
+// (the last one zero-padded), stored under W's own name, and the GEMM reads
+// element (n, k) at panel n floordiv 16, row k, column n mod 16.
+// CHECK-DAG: #[[PANEL:.*]] = affine_map<(d0, d1, d2) -> (d1 floordiv 16, d2, d1 mod 16)>
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME: %[[X:[^:]*]]: tensor<?x24xf32>, %{{[^:]*}}: tensor<?x40xf32>,
+// CHECK-SAME: %[[P:[^:]*]]: tensor<3x24x16xf32> {peft.file = "model.onnx", peft.key = "fc.weight", peft.panels = {of = "fc.weight", shape = array<i64: 40, 24>, tile = 16 : i64, transposed = true}, peft.weight = "fc.weight"}
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[PANEL]], #{{.*}}], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK-SAME: ins(%[[X]], %[[P]] : tensor<?x24xf32>, tensor<3x24x16xf32>)
+// CHECK-SAME: peft.panel_gemm = 16
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK-NOT: linalg.matmul
+#mk = affine_map<(m, n, k) -> (m, k)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @linear(%x: tensor<?x24xf32>, %w: tensor<40x24xf32> {peft.weight = "fc.weight", peft.file = "model.onnx"}, %acc: tensor<?x40xf32>) -> tensor<?x40xf32> {
+  %y = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%x, %w : tensor<?x24xf32>, tensor<40x24xf32>) outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  return %y : tensor<?x40xf32>
+}
+
+// -----
+
+// A weight stored [K, N] (weight_in_out) that another op also reads stays,
+// and its packed copy is named apart.
+// CHECK-LABEL: func.func @tied
+// CHECK-SAME: tensor<24x40xf32> {peft.value = {{.*}}, peft.weight = "emb"}
+// CHECK-SAME: tensor<3x24x16xf32> {peft.key = "emb", peft.panels = {of = "emb", shape = array<i64: 24, 40>, tile = 16 : i64, transposed = false}, peft.value = {{.*}}, peft.weight = "emb@panels_kn"}
+#mk = affine_map<(m, n, k) -> (m, k)>
+#kn = affine_map<(m, n, k) -> (k, n)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @tied(%x: tensor<2x24xf32>, %w: tensor<24x40xf32> {peft.weight = "emb", peft.value = dense<1.0> : tensor<24x40xf32>}, %acc: tensor<2x40xf32>) -> (tensor<2x40xf32>, tensor<24x40xf32>) {
+  %y = linalg.matmul indexing_maps = [#mk, #kn, #mn] ins(%x, %w : tensor<2x24xf32>, tensor<24x40xf32>) outs(%acc : tensor<2x40xf32>) -> tensor<2x40xf32>
+  return %y, %w : tensor<2x40xf32>, tensor<24x40xf32>
+}
+
+// -----
+
+// Left alone: activations times activations, and half-precision weights.
+// CHECK-LABEL: func.func @others
+// CHECK-COUNT-2: linalg.matmul
+// CHECK-NOT: peft.panels
+func.func @others(%x: tensor<2x24xf32>, %y: tensor<24x40xf32>, %h: tensor<2x24xf16>, %w: tensor<24x40xf16> {peft.weight = "half"}, %acc: tensor<2x40xf32>, %hacc: tensor<2x40xf16>) -> (tensor<2x40xf32>, tensor<2x40xf16>) {
+  %a = linalg.matmul ins(%x, %y : tensor<2x24xf32>, tensor<24x40xf32>) outs(%acc : tensor<2x40xf32>) -> tensor<2x40xf32>
+  %b = linalg.matmul ins(%h, %w : tensor<2x24xf16>, tensor<24x40xf16>) outs(%hacc : tensor<2x40xf16>) -> tensor<2x40xf16>
+  return %a, %b : tensor<2x40xf32>, tensor<2x40xf16>
+}

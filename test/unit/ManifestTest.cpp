@@ -1,0 +1,94 @@
+//===- ManifestTest.cpp - Packed weights in the manifest and the runtime ----===//
+#include "runtime/Manifest.h"
+#include "runtime/ThreadPool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <numeric>
+
+using namespace peft;
+
+namespace {
+
+TEST(PanelLayout, PacksBothOrientationsWithZeroPadding) {
+  // W [N = 5, K = 3]: W[n][k] = 10 n + k; panels of 2 channels.
+  std::vector<float> w(15);
+  for (int n = 0; n < 5; ++n)
+    for (int k = 0; k < 3; ++k)
+      w[n * 3 + k] = 10 * n + k;
+  PanelLayout layout{"w", 2, /*transposed=*/true, {5, 3}};
+  ASSERT_EQ(layout.packedShape(), (std::vector<int64_t>{3, 3, 2}));
+  std::vector<float> packed(18, -1);
+  packPanels(w.data(), layout, packed.data());
+  for (int p = 0; p < 3; ++p)
+    for (int k = 0; k < 3; ++k)
+      for (int j = 0; j < 2; ++j) {
+        int n = p * 2 + j;
+        EXPECT_EQ(packed[(p * 3 + k) * 2 + j], n < 5 ? 10 * n + k : 0) << p << k << j;
+      }
+  // The same matrix stored [K, N] packs the same.
+  std::vector<float> wt(15);
+  for (int n = 0; n < 5; ++n)
+    for (int k = 0; k < 3; ++k)
+      wt[k * 5 + n] = w[n * 3 + k];
+  std::vector<float> packedT(18, -1);
+  packPanels(wt.data(), PanelLayout{"w", 2, false, {3, 5}}, packedT.data());
+  EXPECT_EQ(packed, packedT);
+}
+
+Manifest packedManifest() {
+  Manifest manifest;
+  manifest.library = "model.so";
+  manifest.entry = "forward_packed";
+  manifest.weightsFile = "weights.safetensors";
+  ManifestTensor weight{"fc.weight", "F32", {3, 3, 2}};
+  weight.panels = PanelLayout{"fc.weight", 2, true, {5, 3}};
+  manifest.weights.push_back(weight);
+  return manifest;
+}
+
+TEST(PanelLayout, RoundTripsThroughTheManifest) {
+  Manifest manifest = packedManifest(), read;
+  std::string error;
+  ASSERT_TRUE(read.fromJson(manifest.toJson(), error)) << error;
+  ASSERT_TRUE(read.weights[0].panels.has_value());
+  EXPECT_EQ(read.weights[0].panels->sourceShape, (std::vector<int64_t>{5, 3}));
+  EXPECT_EQ(read.weights[0].panels->tile, 2);
+  EXPECT_TRUE(read.weights[0].panels->transposed);
+  EXPECT_EQ(read.weights[0].sourceName(), "fc.weight");
+}
+
+TEST(PanelLayout, RefusesALayoutThatDoesNotFitTheWeight) {
+  Manifest manifest = packedManifest(), read;
+  manifest.weights[0].panels->sourceShape = {7, 3}; // 4 panels, not 3.
+  std::string error;
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'weights[0].panels' does not describe this F32 weight's shape");
+  manifest = packedManifest();
+  manifest.weights[0].panels->tile = 0;
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'weights[0].panels.tile' is not an integer in [1, 1024]");
+}
+
+TEST(ThreadPool, RunsEveryIndexOnceForEveryThreadCount) {
+  for (int threads : {1, 2, 3, 7}) {
+    ASSERT_EQ(setThreadCount(threads), threads);
+    EXPECT_EQ(threadCount(), threads);
+    for (int64_t count : {1, 2, 5, 100}) {
+      std::vector<std::atomic<int>> hits(count);
+      parallelFor(
+          [](void *context, int64_t begin, int64_t end) {
+            auto &seen = *static_cast<std::vector<std::atomic<int>> *>(context);
+            for (int64_t i = begin; i < end; ++i)
+              ++seen[i];
+          },
+          &hits, count);
+      for (int64_t i = 0; i < count; ++i)
+        EXPECT_EQ(hits[i], 1) << threads << " threads, " << count << " tasks, index " << i;
+    }
+  }
+  setThreadCount(0);
+}
+
+} // namespace
