@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Generates the benchmark models (not committed: large, and made in seconds).
 
-    /usr/bin/python3 bench/generate_bench_models.py OUT_DIR [--bert-base]
+    /usr/bin/python3 bench/generate_bench_models.py OUT_DIR [--bert-base | --tiny]
 
 OUT_DIR/mlp/        a BERT-base feed-forward block (768 -> 3072 -> 768, GELU),
                     batch dynamic, with a LoRA adapter (r=16) on both linears
 OUT_DIR/bert-base/  (--bert-base) a 12-layer BERT-base encoder (110M
                     parameters) with LoRA r=16 on every linear layer
+--tiny: the same two at toy sizes, in seconds, for CI (OUT_DIR/mlp-tiny/:
+64 -> 128 -> 64 on 8 rows; OUT_DIR/bert-tiny/: 2 layers, hidden 32, 8
+tokens; LoRA r=4).
 Each has model.onnx, adapter/ (Hugging Face PEFT format), inputs/, and
 torch's outputs: base/ (no adapter) and expected/ (LoRA applied unmerged).
 """
@@ -63,9 +66,23 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--bert-base", action="store_true")
+    parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+    if args.tiny:
+        config = gm.lora_config(target_modules=["dense", "output"], r=4, lora_alpha=8)
+        save(os.path.join(args.out, "mlp-tiny"), FeedForward(64, 128), [torch.randn(8, 64)],
+             ["x"], ["y"], config)
+        targets = ["query", "key", "value", "dense"]
+        save(os.path.join(args.out, "bert-tiny"), gm.BertModel(),
+             [torch.randint(0, 96, (1, 8), dtype=torch.long), torch.ones(1, 8, dtype=torch.long)],
+             ["input_ids", "attention_mask"], ["last_hidden_state", "pooler_output"],
+             gm.lora_config(target_modules=targets, r=4, lora_alpha=8),
+             sequence=("input_ids", "attention_mask", "last_hidden_state"))
+        print("tiny models written")
+        return
 
     mlp = FeedForward()
     x = torch.randn(128, 768)

@@ -21,9 +21,15 @@ bool isElementwiseGeneric(Operation *op) {
 struct FuseElementwisePass : peft::impl::FuseElementwiseBase<FuseElementwisePass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
+    // A producer that other ops read too is not fused: each consumer would
+    // compute it again (a BERT embedding's gather and layer norm ended up in
+    // every op that reads the residual stream).
     linalg::populateElementwiseOpsFusionPatterns(patterns, [](OpOperand *operand) {
-      return isElementwiseGeneric(operand->get().getDefiningOp()) &&
-             isElementwiseGeneric(operand->getOwner());
+      Operation *producer = operand->get().getDefiningOp();
+      Operation *consumer = operand->getOwner();
+      return isElementwiseGeneric(producer) && isElementwiseGeneric(consumer) &&
+             llvm::all_of(producer->getUsers(),
+                          [&](Operation *user) { return user == consumer; });
     });
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();

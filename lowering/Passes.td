@@ -68,7 +68,9 @@ def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {
     as one loop nest. Unlike upstream `linalg-fuse-elementwise-ops`, it does
     not propagate reshapes into other ops: those would turn a
     `linalg.matmul` over flattened rows into a generic contraction that the
-    back ends' GEMM schedules no longer recognize.
+    back ends' GEMM schedules no longer recognize. A producer that other
+    ops read too is left apart, since fusing it would make every reader
+    compute it again.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }

@@ -164,13 +164,35 @@ Value scaleBy(OpBuilder &builder, Location loc, Value matrix, FloatAttr factor, 
       .getResult(0);
 }
 
-/// x·Wᵀ over the layer's rows flattened, without the bias, in the type the
-/// layer accumulates in.
-Value linearProduct(OpBuilder &builder, Location loc, LinearOp op) {
+/// The bias on every row of an [M, N] accumulator, M the rows of `rows`: a
+/// GEMM that starts from it adds the bias without a pass of its own.
+Value biasRows(OpBuilder &builder, Location loc, Value rows, Value bias, Type accumulator) {
+  MLIRContext *context = builder.getContext();
+  int64_t n = cast<ShapedType>(bias.getType()).getDimSize(0);
+  Value init = tensor::EmptyOp::create(
+      builder, loc, {tensor::getMixedSize(builder, loc, rows, 0), builder.getIndexAttr(n)},
+      accumulator);
+  return linalg::GenericOp::create(
+             builder, loc, init.getType(), bias, init,
+             ArrayRef<AffineMap>{AffineMap::get(2, 0, getAffineDimExpr(1, context)),
+                                 AffineMap::getMultiDimIdentityMap(2, context)},
+             SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(nested, nestedLoc,
+                                       convertFloat(nested, nestedLoc, args[0], accumulator));
+             })
+      .getResult(0);
+}
+
+/// x·Wᵀ (+ b when `withBias`) over the layer's rows flattened, in the type
+/// the layer accumulates in.
+Value linearProduct(OpBuilder &builder, Location loc, LinearOp op, bool withBias) {
   Type accumulator = computeTypeOf(op.getResult().getType().getElementType());
   Value rows = flattenBatch(builder, loc, op.getInput());
-  Value zeros = zerosFor(builder, loc, rows, op.getOutFeatures(), accumulator);
-  return matmul(builder, loc, rows, op.getWeight(), /*rhsTransposed=*/!op.getWeightInOut(), zeros);
+  Value init = withBias && op.getBias()
+                   ? biasRows(builder, loc, rows, op.getBias(), accumulator)
+                   : zerosFor(builder, loc, rows, op.getOutFeatures(), accumulator);
+  return matmul(builder, loc, rows, op.getWeight(), /*rhsTransposed=*/!op.getWeightInOut(), init);
 }
 
 /// Whether `layer` is read by a head shift alone (STDHA on a key or value
@@ -186,9 +208,7 @@ struct LowerLinear : OpRewritePattern<LinearOp> {
       return rewriter.notifyMatchFailure(op, "lowered with the head shift that reads it");
     Location loc = op.getLoc();
     RankedTensorType resultType = op.getResult().getType();
-    Value product = linearProduct(rewriter, loc, op);
-    if (Value bias = op.getBias())
-      product = addBias(rewriter, loc, product, bias);
+    Value product = linearProduct(rewriter, loc, op, /*withBias=*/true);
     Value result = restoreBatch(rewriter, loc, product, op.getInput(),
                                 resultType.clone(getElementTypeOrSelf(product)));
     rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
@@ -998,7 +1018,7 @@ struct LowerHeadShift : OpRewritePattern<HeadShiftOp> {
       rewriter.replaceOp(op, gatherShiftedRows(rewriter, loc, op, op.getInput(), Value()));
       return success();
     }
-    Value product = linearProduct(rewriter, loc, layer);
+    Value product = linearProduct(rewriter, loc, layer, /*withBias=*/false);
     Value rows = restoreBatch(rewriter, loc, product, layer.getInput(),
                               layer.getType().clone(getElementTypeOrSelf(product)));
     rewriter.replaceOp(op, gatherShiftedRows(rewriter, loc, op, rows, layer.getBias()));

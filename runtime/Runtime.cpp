@@ -95,9 +95,19 @@ struct PeftModel {
   std::vector<Slot> inputs, weightSlots;
   std::vector<Output> outputs;
 
+  /// Buffers the model allocated that outputs of the last run point into.
+  std::vector<void *> adoptedBuffers;
+
   ~PeftModel() {
+    freeAdoptedBuffers();
     if (library)
       dlclose(library);
+  }
+
+  void freeAdoptedBuffers() {
+    for (void *buffer : adoptedBuffers)
+      std::free(buffer);
+    adoptedBuffers.clear();
   }
 
   int load(const std::string &directory);
@@ -240,43 +250,72 @@ int PeftModel::bindFile(const std::string &path,
 
 /// Copies each returned memref out and frees the buffers the model allocated
 /// (never an input, a weight, or a constant global).
+/// Whether a descriptor's strides are row-major over its sizes.
+static bool isContiguous(const int64_t *sizes, const int64_t *strides, size_t rank) {
+  int64_t expected = 1;
+  for (size_t d = rank; d-- > 0;) {
+    if (sizes[d] != 1 && strides[d] != expected)
+      return false;
+    expected *= sizes[d];
+  }
+  return true;
+}
+
+/// Points each output at the buffer the model returned when it is a
+/// contiguous allocation of the model's own (freed at the next run), and
+/// copies it otherwise: a strided view, a weight, an input, a constant.
 int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
   std::set<int64_t> borrowed = {0xdeadbeef}; // MLIR's marker for global memrefs.
   for (const Slot &slot : inputs)
     borrowed.insert(slot.descriptor.words[0]);
   for (const Slot &slot : weightSlots)
     borrowed.insert(slot.descriptor.words[0]);
-  std::set<int64_t> freed;
+  std::set<int64_t> released; // Adopted or freed: the model's buffers, once each.
+  std::vector<int64_t> toFree;
   size_t cursor = 0;
   for (Output &output : outputs) {
     size_t rank = output.info.shape.size();
     const int64_t *words = &results[cursor];
     cursor += Descriptor::wordsFor(rank);
     output.shape.assign(words + 3, words + 3 + rank);
+    const int64_t *strides = words + 3 + rank;
     size_t count = 1;
     for (int64_t size : output.shape)
       count *= size;
     size_t elementSize = peft_dtype_size(output.dtype);
-    output.bytes.resize(count * elementSize);
     const auto *base = reinterpret_cast<const uint8_t *>(words[1]) + words[2] * elementSize;
-    // Walk the strides: the model may return a strided view.
-    std::vector<int64_t> index(rank, 0);
-    for (size_t element = 0; element < count; ++element) {
-      int64_t offset = 0;
-      for (size_t d = 0; d < rank; ++d)
-        offset += index[d] * words[3 + rank + d];
-      std::memcpy(&output.bytes[element * elementSize], base + offset * elementSize, elementSize);
-      for (size_t d = rank; d-- > 0;) {
-        if (++index[d] < output.shape[d])
-          break;
-        index[d] = 0;
+    bool owned = !borrowed.count(words[0]);
+    const void *data = nullptr;
+    if (owned && isContiguous(output.shape.data(), strides, rank) &&
+        released.insert(words[0]).second) {
+      adoptedBuffers.push_back(reinterpret_cast<void *>(words[0]));
+      output.bytes.clear();
+      data = base;
+    } else {
+      output.bytes.resize(count * elementSize);
+      // Walk the strides in runs of the innermost dimension.
+      size_t run = rank && strides[rank - 1] == 1 ? size_t(output.shape[rank - 1]) : 1;
+      std::vector<int64_t> index(rank, 0);
+      for (size_t element = 0; element < count; element += run) {
+        int64_t offset = 0;
+        for (size_t d = 0; d < rank; ++d)
+          offset += index[d] * strides[d];
+        std::memcpy(&output.bytes[element * elementSize], base + offset * elementSize,
+                    run * elementSize);
+        for (size_t d = run > 1 ? rank - 1 : rank; d-- > 0;) {
+          if (++index[d] < output.shape[d])
+            break;
+          index[d] = 0;
+        }
       }
+      data = output.bytes.data();
+      if (owned && released.insert(words[0]).second)
+        toFree.push_back(words[0]);
     }
-    output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(),
-                   output.bytes.data()};
-    if (!borrowed.count(words[0]) && freed.insert(words[0]).second)
-      std::free(reinterpret_cast<void *>(words[0]));
+    output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(), data};
   }
+  for (int64_t buffer : toFree)
+    std::free(reinterpret_cast<void *>(buffer));
   return 0;
 }
 
@@ -415,6 +454,7 @@ int peft_model_run(PeftModel *model) {
     return 1;
   for (Slot &slot : model->weightSlots)
     args.push_back(slot.descriptor.words.data());
+  model->freeAdoptedBuffers(); // The last run's outputs.
   model->entry(args.data());
   return model->collectOutputs(results);
 }

@@ -85,7 +85,8 @@ int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const ch
 /* Runs the model on the bound inputs; returns 0 on success. */
 int peft_model_run(PeftModel *model);
 
-/* Output `name` of the last run, or NULL. */
+/* Output `name` of the last run, or NULL; its data stays valid until the next
+ * run or peft_model_free. */
 const PeftTensor *peft_model_output(const PeftModel *model, const char *name);
 
 /* Threads that compiled models split their parallel loops over (one pool

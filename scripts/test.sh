@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up, builds, then runs every test (lit + FileCheck, GoogleTest unit
 # tests, end-to-end runs against torch references) and prints the totals;
-# then the sanitizer build's tests and a short run of each fuzzer
+# then the benchmark scripts on toy models, the sanitizer build's tests and a short run of each fuzzer
 # (scripts/sanitize.sh, scripts/fuzz.sh; docs/fuzzing.md). PEFT_SANITIZE=0
 # skips the latter two.
 set -euo pipefail
@@ -21,6 +21,13 @@ fi
 # The main suite's totals, before $log is reused.
 totals="${passed:-0} passed, ${failed:-0} failed"
 summary=()
+# The benchmark scripts once on toy models, so that they cannot rot (their
+# timings mean nothing here; docs/benchmarks.md has the real runs).
+start=$SECONDS
+bench_status=0
+bash bench/run_benchmarks.sh --tiny --no-setup > "$log" 2>&1 || bench_status=$?
+[ $bench_status -eq 0 ] || { cat "$log"; status=1; }
+summary+=("benchmark scripts (--tiny): $([ $bench_status -eq 0 ] && echo ran || echo FAILED) ($((SECONDS - start)) s)")
 if [ "${PEFT_SANITIZE:-1}" != 0 ]; then
   # ASan + UBSan build (build-asan): unit, bad-input and sample e2e tests,
   # and the fuzzers' regression inputs; it prints its own lit totals.

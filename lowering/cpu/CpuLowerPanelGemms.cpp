@@ -47,50 +47,55 @@ static MemRefType rowsType(MLIRContext *context, int64_t cols) {
   return MemRefType::get({ShapedType::kDynamic, cols}, Float32Type::get(context), layout);
 }
 
-/// Builds one kernel function's body.
+/// How a kernel reads the right-hand side B[K, N].
+enum class RhsLayout {
+  Panels, ///< Packed: [ceil(N / tile), K, tile], zero-padded (weights).
+  Rows,   ///< As it is: [K, N] with contiguous rows (activations).
+};
+
+/// Builds one kernel function's body. K and N may be dynamic.
 class KernelBuilder {
 public:
   KernelBuilder(OpBuilder &builder, Location loc, int64_t k, int64_t n, int64_t tile,
-                int64_t microRows, int64_t vectorWidth, int64_t kBlock, int64_t mBlock)
-      : b(builder), loc(loc), k(k), n(n), tile(tile), microRows(microRows),
-        vectorWidth(vectorWidth), kBlock(std::min(kBlock, k)), mBlock(mBlock),
+                RhsLayout layout, int64_t microRows, int64_t vectorWidth, int64_t kBlock,
+                int64_t mBlock)
+      : b(builder), loc(loc), k(k), n(n), tile(tile), layout(layout), microRows(microRows),
+        vectorWidth(vectorWidth),
+        kBlock(ShapedType::isDynamic(k) ? kBlock : std::min(kBlock, k)), mBlock(mBlock),
         vectorType(VectorType::get({vectorWidth}, b.getF32Type())) {}
 
-  /// out += a · panels[firstPanel:lastPanel], for the columns of those panels.
-  void build(Value lhs, Value panels, Value out, Value firstPanel, Value lastPanel) {
+  /// out += a · rhs, for the columns of panels [firstPanel, lastPanel).
+  void build(Value lhs, Value rhs, Value out, Value firstPanel, Value lastPanel) {
     a = lhs;
-    w = panels;
+    w = rhs;
     c = out;
     rows = memref::DimOp::create(b, loc, a, 0);
-    int64_t fullPanels = n / tile;
+    Value kSize = ShapedType::isDynamic(k) ? memref::DimOp::create(b, loc, a, 1).getResult()
+                                           : index(k);
     auto rowBlocks = scf::ForOp::create(b, loc, index(0), rows, index(mBlock));
     b.setInsertionPointToStart(rowBlocks.getBody());
     Value firstRow = rowBlocks.getInductionVar();
     Value blockEnd = arith::MinUIOp::create(
         b, loc, arith::AddIOp::create(b, loc, firstRow, index(mBlock)), rows);
-    auto kBlocks = scf::ForOp::create(b, loc, index(0), index(k), index(kBlock));
+    auto kBlocks = scf::ForOp::create(b, loc, index(0), kSize, index(kBlock));
     b.setInsertionPointToStart(kBlocks.getBody());
     Value k0 = kBlocks.getInductionVar();
-    Value kEnd = k % kBlock == 0
-                     ? arith::AddIOp::create(b, loc, k0, index(kBlock)).getResult()
-                     : arith::MinUIOp::create(
-                           b, loc, arith::AddIOp::create(b, loc, k0, index(kBlock)), index(k))
-                           .getResult();
+    Value kEnd = arith::AddIOp::create(b, loc, k0, index(kBlock));
+    if (ShapedType::isDynamic(k) || k % kBlock)
+      kEnd = arith::MinUIOp::create(b, loc, kEnd, kSize);
     RowBlock block{firstRow, blockEnd, k0, kEnd};
-    if (fullPanels > 0) {
-      Value end = arith::MinUIOp::create(b, loc, lastPanel, index(fullPanels));
-      auto loop = scf::ForOp::create(b, loc, firstPanel, end, index(1));
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(loop.getBody());
-      panel(block, loop.getInductionVar(), /*validColumns=*/tile);
-    }
-    if (n % tile) {
-      Value partialIncluded =
-          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, lastPanel, index(fullPanels));
-      auto branch = scf::IfOp::create(b, loc, partialIncluded, /*withElseRegion=*/false);
-      OpBuilder::InsertionGuard guard(b);
-      b.setInsertionPointToStart(&branch.getThenRegion().front());
-      panel(block, index(fullPanels), n % tile);
+    if (!ShapedType::isDynamic(n)) {
+      int64_t fullPanels = n / tile;
+      if (fullPanels > 0)
+        panels(block, firstPanel, arith::MinUIOp::create(b, loc, lastPanel, index(fullPanels)));
+      if (n % tile)
+        lastPanelIf(block, lastPanel, index(fullPanels), Columns{n % tile, {}});
+    } else {
+      Value nSize = memref::DimOp::create(b, loc, c, 1);
+      Value fullPanels = arith::DivUIOp::create(b, loc, nSize, index(tile));
+      panels(block, firstPanel, arith::MinUIOp::create(b, loc, lastPanel, fullPanels));
+      Value valid = arith::RemUIOp::create(b, loc, nSize, index(tile));
+      lastPanelIf(block, lastPanel, fullPanels, Columns{0, valid});
     }
     b.setInsertionPointAfter(rowBlocks);
   }
@@ -103,11 +108,39 @@ private:
     Value firstRow, endRow, k0, kEnd;
   };
 
-  /// The row block times the K block of panel `p`, whose first
-  /// `validColumns` channels exist.
-  void panel(const RowBlock &block, Value p, int64_t validColumns) {
+  /// The channels of a panel that exist: all of them (`count` = tile), a
+  /// static part, or `dynamicCount` when N is known at run time only.
+  struct Columns {
+    int64_t count = 0;
+    Value dynamicCount;
+  };
+
+  /// The full panels [first, last).
+  void panels(const RowBlock &block, Value first, Value last) {
+    auto loop = scf::ForOp::create(b, loc, first, last, index(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    panel(block, loop.getInductionVar(), Columns{tile, {}});
+  }
+
+  /// The partial panel `p`, if the run of panels ends after it.
+  void lastPanelIf(const RowBlock &block, Value lastPanel, Value p, Columns columns) {
+    Value included = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, lastPanel, p);
+    if (columns.dynamicCount)
+      included = arith::AndIOp::create(
+          b, loc, included,
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, columns.dynamicCount,
+                                index(0)));
+    auto branch = scf::IfOp::create(b, loc, included, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
+    panel(block, p, columns);
+  }
+
+  /// The row block times the K block of panel `p`.
+  void panel(const RowBlock &block, Value p, Columns columns) {
     Value firstColumn = arith::MulIOp::create(b, loc, p, index(tile));
-    Tile tileAt{p, firstColumn, block.k0, block.kEnd, validColumns};
+    Tile tileAt{p, firstColumn, block.k0, block.kEnd, columns};
     Value count = arith::SubIOp::create(b, loc, block.endRow, block.firstRow);
     Value fullRows = arith::AddIOp::create(
         b, loc, block.firstRow,
@@ -140,58 +173,75 @@ private:
 
   struct Tile {
     Value panel, firstColumn, k0, kEnd;
-    int64_t validColumns;
+    Columns columns;
   };
 
-  /// Columns of vector `j` that exist in a panel of `validColumns`.
-  int64_t columnsOf(int64_t j, int64_t validColumns) const {
-    return std::clamp<int64_t>(validColumns - j * vectorWidth, 0, vectorWidth);
-  }
-
-  /// out[firstRow + i, tile columns] += a[.., k0:kEnd] · panel, i < count.
-  void microKernel(const Tile &at, Value firstRow, int64_t count) {
+  /// The vectors of a panel's row that hold channels, and for each a mask
+  /// (null where every lane is a channel). A dynamic count masks them all:
+  /// vector.create_mask makes a count past the vector all-true and one
+  /// below 1 all-false.
+  void columnMasks(const Columns &columns, SmallVector<Value> &masks) {
+    auto maskType = VectorType::get({vectorWidth}, b.getI1Type());
+    if (columns.dynamicCount) {
+      for (int64_t j = 0; j < tile / vectorWidth; ++j)
+        masks.push_back(vector::CreateMaskOp::create(
+            b, loc, maskType,
+            ValueRange{arith::SubIOp::create(b, loc, columns.dynamicCount,
+                                             index(j * vectorWidth))}));
+      return;
+    }
     // A partial panel computes only the vectors that hold channels (LoRA's A
     // of rank 16 is one vector of a 48-channel panel).
-    int64_t vectors = llvm::divideCeil(at.validColumns, vectorWidth);
-    SmallVector<Value> rowIndex, columnIndex, masks;
+    for (int64_t j = 0; j < llvm::divideCeil(columns.count, vectorWidth); ++j) {
+      int64_t lanes = std::clamp<int64_t>(columns.count - j * vectorWidth, 0, vectorWidth);
+      masks.push_back(lanes == vectorWidth ? Value()
+                                           : vector::CreateMaskOp::create(
+                                                 b, loc, maskType, ValueRange{index(lanes)}));
+    }
+  }
+
+  /// out[firstRow + i, the panel's columns] += a[.., k0:kEnd] · rhs, i < count.
+  void microKernel(const Tile &at, Value firstRow, int64_t count) {
+    SmallVector<Value> masks;
+    columnMasks(at.columns, masks);
+    int64_t vectors = masks.size();
+    SmallVector<Value> rowIndex, columnIndex;
     for (int64_t i = 0; i < count; ++i)
       rowIndex.push_back(arith::AddIOp::create(b, loc, firstRow, index(i)));
-    for (int64_t j = 0; j < vectors; ++j) {
+    for (int64_t j = 0; j < vectors; ++j)
       columnIndex.push_back(arith::AddIOp::create(b, loc, at.firstColumn, index(j * vectorWidth)));
-      int64_t columns = columnsOf(j, at.validColumns);
-      masks.push_back(columns == vectorWidth
-                          ? Value()
-                          : vector::CreateMaskOp::create(
-                                b, loc, VectorType::get({vectorWidth}, b.getI1Type()),
-                                ValueRange{index(columns)}));
-    }
     Value zero = arith::ConstantOp::create(b, loc, DenseElementsAttr::get(
                                                        vectorType, b.getF32FloatAttr(0)));
+    auto load = [&](OpBuilder &builder, Location at, Value memref, ValueRange indices,
+                    Value mask) -> Value {
+      if (!mask)
+        return vector::LoadOp::create(builder, at, vectorType, memref, indices);
+      return vector::MaskedLoadOp::create(builder, at, vectorType, memref, indices, mask, zero);
+    };
     SmallVector<Value> accumulators;
     for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < vectors; ++j) {
-        SmallVector<Value, 2> at2 = {rowIndex[i], columnIndex[j]};
-        if (!masks[j])
-          accumulators.push_back(vector::LoadOp::create(b, loc, vectorType, c, at2));
-        else
-          accumulators.push_back(
-              vector::MaskedLoadOp::create(b, loc, vectorType, c, at2, masks[j], zero));
-      }
+      for (int64_t j = 0; j < vectors; ++j)
+        accumulators.push_back(load(b, loc, c, {rowIndex[i], columnIndex[j]}, masks[j]));
     auto kLoop = scf::ForOp::create(
         b, loc, at.k0, at.kEnd, index(1), accumulators,
         [&](OpBuilder &nested, Location nestedLoc, Value kk, ValueRange sums) {
-          SmallVector<Value> panelRow;
-          for (int64_t j = 0; j < vectors; ++j)
-            panelRow.push_back(vector::LoadOp::create(
-                nested, nestedLoc, vectorType, w,
-                ValueRange{at.panel, kk, arith::ConstantIndexOp::create(nested, nestedLoc,
-                                                                        j * vectorWidth)}));
+          SmallVector<Value> rhsRow;
+          for (int64_t j = 0; j < vectors; ++j) {
+            if (layout == RhsLayout::Panels) // Padded: no mask needed.
+              rhsRow.push_back(load(nested, nestedLoc, w,
+                                    {at.panel, kk,
+                                     arith::ConstantIndexOp::create(nested, nestedLoc,
+                                                                    j * vectorWidth)},
+                                    Value()));
+            else
+              rhsRow.push_back(load(nested, nestedLoc, w, {kk, columnIndex[j]}, masks[j]));
+          }
           SmallVector<Value> next;
           for (int64_t i = 0; i < count; ++i) {
             Value scalar = memref::LoadOp::create(nested, nestedLoc, a, ValueRange{rowIndex[i], kk});
             Value broadcast = vector::BroadcastOp::create(nested, nestedLoc, vectorType, scalar);
             for (int64_t j = 0; j < vectors; ++j)
-              next.push_back(vector::FMAOp::create(nested, nestedLoc, broadcast, panelRow[j],
+              next.push_back(vector::FMAOp::create(nested, nestedLoc, broadcast, rhsRow[j],
                                                    sums[i * vectors + j]));
           }
           scf::YieldOp::create(nested, nestedLoc, next);
@@ -199,20 +249,73 @@ private:
     for (int64_t i = 0; i < count; ++i)
       for (int64_t j = 0; j < vectors; ++j) {
         Value sum = kLoop.getResult(i * vectors + j);
-        SmallVector<Value, 2> at2 = {rowIndex[i], columnIndex[j]};
+        SmallVector<Value, 2> indices = {rowIndex[i], columnIndex[j]};
         if (!masks[j])
-          vector::StoreOp::create(b, loc, sum, c, at2);
+          vector::StoreOp::create(b, loc, sum, c, indices);
         else
-          vector::MaskedStoreOp::create(b, loc, c, at2, masks[j], sum);
+          vector::MaskedStoreOp::create(b, loc, c, indices, masks[j], sum);
       }
   }
 
   OpBuilder &b;
   Location loc;
-  int64_t k, n, tile, microRows, vectorWidth, kBlock, mBlock;
+  int64_t k, n, tile;
+  RhsLayout layout;
+  int64_t microRows, vectorWidth, kBlock, mBlock;
   VectorType vectorType;
   Value a, w, c, rows;
 };
+
+/// Whether `op` computes out[..., i, j] += lhs[..., i, k] · rhs[..., k, j] in
+/// f32 over `batch` leading dimensions shared by all three (attention's
+/// scores and context).
+static bool isBatchedGemm(linalg::GenericOp op, unsigned &batch) {
+  if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 || op.getNumLoops() < 4)
+    return false;
+  batch = op.getNumLoops() - 3;
+  MLIRContext *context = op.getContext();
+  SmallVector<AffineExpr> dims;
+  for (unsigned d = 0; d < op.getNumLoops(); ++d)
+    dims.push_back(getAffineDimExpr(d, context));
+  auto map = [&](AffineExpr x, AffineExpr y) {
+    SmallVector<AffineExpr> results(dims.begin(), dims.begin() + batch);
+    results.append({x, y});
+    return AffineMap::get(op.getNumLoops(), 0, results, context);
+  };
+  AffineExpr i = dims[batch], j = dims[batch + 1], k = dims[batch + 2];
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps[0] != map(i, k) || maps[1] != map(k, j) || maps[2] != map(i, j))
+    return false;
+  for (Value operand : op->getOperands())
+    if (!cast<ShapedType>(operand.getType()).getElementType().isF32())
+      return false;
+  // The body: out + lhs · rhs.
+  Block &body = op.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  if (!add || body.getOperations().size() != 3)
+    return false;
+  Value product = add.getLhs() == body.getArgument(2) ? add.getRhs() : add.getLhs();
+  auto mul = product.getDefiningOp<arith::MulFOp>();
+  return mul && (add.getLhs() == body.getArgument(2) || add.getRhs() == body.getArgument(2)) &&
+         ((mul.getLhs() == body.getArgument(0) && mul.getRhs() == body.getArgument(1)) ||
+          (mul.getLhs() == body.getArgument(1) && mul.getRhs() == body.getArgument(0)));
+}
+
+/// `type` with its layout any strides but a unit innermost one.
+static MemRefType withDynamicStrides(MemRefType type) {
+  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+  strides.back() = 1;
+  return MemRefType::get(type.getShape(), type.getElementType(),
+                         StridedLayoutAttr::get(type.getContext(), ShapedType::kDynamic, strides));
+}
+
+/// Whether the innermost dimension of `type` is contiguous.
+static bool hasUnitInnerStride(MemRefType type) {
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) && strides.back() == 1;
+}
 
 struct CpuLowerPanelGemmsPass
     : peft::impl::CpuLowerPanelGemmsBase<CpuLowerPanelGemmsPass> {
@@ -220,24 +323,30 @@ struct CpuLowerPanelGemmsPass
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    if (microRows < 1 || microRows > 16 || vectorWidth < 1 || kBlock < 1 || mBlock < 1) {
+    if (microRows < 1 || microRows > 16 || vectorWidth < 1 || kBlock < 1 || mBlock < 1 ||
+        rowTile < vectorWidth || rowTile % vectorWidth) {
       module.emitError("peft-cpu-lower-panel-gemms: micro-rows must be in [1, 16], "
-                       "vector-width, k-block and m-block positive");
+                       "vector-width, k-block and m-block positive, row-tile a multiple "
+                       "of vector-width");
       return signalPassFailure();
     }
     SmallVector<linalg::GenericOp> gemms;
     module.walk([&](linalg::GenericOp op) {
-      if (op->hasAttr(kPanelGemmAttr) && op.hasPureBufferSemantics())
+      if (op.hasPureBufferSemantics())
         gemms.push_back(op);
     });
-    for (linalg::GenericOp op : gemms)
-      if (failed(lower(module, op)))
-        return signalPassFailure();
+    for (linalg::GenericOp op : gemms) {
+      unsigned batch;
+      if (op->hasAttr(kPanelGemmAttr))
+        lowerPanelGemm(module, op);
+      else if (isBatchedGemm(op, batch))
+        lowerBatchedGemm(module, op, batch);
+    }
   }
 
   /// Replaces `op` by a call to its shape's kernel; one whose operands the
   /// kernel cannot address stays a generic (lowered to loops).
-  LogicalResult lower(ModuleOp module, linalg::GenericOp op) {
+  void lowerPanelGemm(ModuleOp module, linalg::GenericOp op) {
     Value lhs = op.getDpsInputs()[0], panels = op.getDpsInputs()[1], out = op.getDpsInits()[0];
     auto lhsType = cast<MemRefType>(lhs.getType());
     auto panelsType = cast<MemRefType>(panels.getType());
@@ -246,9 +355,9 @@ struct CpuLowerPanelGemmsPass
     if (!hasContiguousRows(lhsType) || !hasContiguousRows(outType) ||
         !panelsType.hasStaticShape() || !panelsType.getLayout().isIdentity() ||
         tile % vectorWidth != 0)
-      return success();
+      return;
     int64_t k = lhsType.getDimSize(1), n = outType.getDimSize(1);
-    func::FuncOp kernel = getOrCreateKernel(module, k, n, panelsType);
+    func::FuncOp kernel = getOrCreateKernel(module, k, n, tile, RhsLayout::Panels, panelsType);
     OpBuilder builder(op);
     Location loc = op.getLoc();
     SmallVector<Value> captures = {
@@ -258,26 +367,118 @@ struct CpuLowerPanelGemmsPass
     createParallelCall(builder, loc, kernel, captures,
                        arith::ConstantIndexOp::create(builder, loc, panelsType.getDimSize(0)));
     op.erase();
-    return success();
   }
 
-  func::FuncOp getOrCreateKernel(ModuleOp module, int64_t k, int64_t n, MemRefType panelsType) {
-    std::string name = "peft_panel_gemm_" + std::to_string(k) + "x" + std::to_string(n) + "_" +
-                       std::to_string(panelsType.getDimSize(2));
+  /// Replaces a batched GEMM by a call that runs the matrices of its batch on
+  /// the runtime's threads, each through the kernel that reads B as it is.
+  void lowerBatchedGemm(ModuleOp module, linalg::GenericOp op, unsigned batch) {
+    SmallVector<Value> operands = {op.getDpsInputs()[0], op.getDpsInputs()[1],
+                                   op.getDpsInits()[0]};
+    for (Value operand : operands)
+      if (!hasUnitInnerStride(cast<MemRefType>(operand.getType())))
+        return;
+    auto lhsType = cast<MemRefType>(operands[0].getType());
+    auto outType = cast<MemRefType>(operands[2].getType());
+    int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
+    MLIRContext *context = op.getContext();
+    func::FuncOp kernel = getOrCreateKernel(module, k, n, rowTile, RhsLayout::Rows,
+                                            rowsType(context, n));
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    SmallVector<Value> captures;
+    for (Value operand : operands)
+      captures.push_back(memref::CastOp::create(
+          builder, loc, withDynamicStrides(cast<MemRefType>(operand.getType())), operand));
+    func::FuncOp batchKernel = getOrCreateBatchKernel(module, kernel, captures, batch);
+    Value count = arith::ConstantIndexOp::create(builder, loc, 1);
+    for (unsigned d = 0; d < batch; ++d)
+      count = arith::MulIOp::create(builder, loc, count,
+                                    memref::DimOp::create(builder, loc, operands[2], d));
+    createParallelCall(builder, loc, batchKernel, captures, count);
+    op.erase();
+  }
+
+  /// KERNEL_batch(lhs, rhs, out, first, last): the kernel on matrices
+  /// [first, last) of the batch, every panel each.
+  func::FuncOp getOrCreateBatchKernel(ModuleOp module, func::FuncOp kernel, ValueRange operands,
+                                      unsigned batch) {
+    SmallVector<Type> types = llvm::to_vector(operands.getTypes());
+    std::string name = (kernel.getName() + "_batch").str();
+    for (Type type : types)
+      for (int64_t size : cast<MemRefType>(type).getShape().drop_back(2))
+        name += "_" + (ShapedType::isDynamic(size) ? std::string("d") : std::to_string(size));
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+    Location loc = builder.getUnknownLoc();
+    types.append({builder.getIndexType(), builder.getIndexType()});
+    auto function = func::FuncOp::create(builder, loc, name, builder.getFunctionType(types, {}));
+    function.setPrivate();
+    Block *body = function.addEntryBlock();
+    builder.setInsertionPointToStart(body);
+    Value lhs = body->getArgument(0), rhs = body->getArgument(1), out = body->getArgument(2);
+    auto loop = scf::ForOp::create(builder, loc, body->getArgument(3), body->getArgument(4),
+                                   arith::ConstantIndexOp::create(builder, loc, 1));
+    builder.setInsertionPointToStart(loop.getBody());
+    // The batch position, innermost dimension fastest.
+    SmallVector<Value> position(batch);
+    Value rest = loop.getInductionVar();
+    for (unsigned d = batch; d-- > 0;) {
+      Value size = memref::DimOp::create(builder, loc, out, d);
+      position[d] = arith::RemUIOp::create(builder, loc, rest, size);
+      rest = arith::DivUIOp::create(builder, loc, rest, size);
+    }
+    SmallVector<Value> matrices, batched = {lhs, rhs, out};
+    for (auto [operand, kernelType] :
+         llvm::zip(batched, kernel.getFunctionType().getInputs().take_front(3))) {
+      auto type = cast<MemRefType>(operand.getType());
+      SmallVector<OpFoldResult> offsets(position.begin(), position.end()), sizes, strides;
+      offsets.append({builder.getIndexAttr(0), builder.getIndexAttr(0)});
+      sizes.assign(batch, builder.getIndexAttr(1));
+      for (unsigned d = batch; d < batch + 2; ++d)
+        sizes.push_back(memref::getMixedSize(builder, loc, operand, d));
+      strides.assign(batch + 2, builder.getIndexAttr(1));
+      auto matrixType = memref::SubViewOp::inferRankReducedResultType(
+          {type.getDimSize(batch), type.getDimSize(batch + 1)}, type, offsets, sizes, strides);
+      Value matrix = memref::SubViewOp::create(builder, loc, cast<MemRefType>(matrixType), operand,
+                                               offsets, sizes, strides);
+      matrices.push_back(memref::CastOp::create(builder, loc, kernelType, matrix));
+    }
+    Value columns = memref::DimOp::create(builder, loc, out, batch + 1);
+    Value tile = arith::ConstantIndexOp::create(builder, loc, rowTile);
+    Value panels = arith::DivUIOp::create(
+        builder, loc,
+        arith::AddIOp::create(builder, loc, columns,
+                              arith::ConstantIndexOp::create(builder, loc, rowTile - 1)),
+        tile);
+    matrices.append({arith::ConstantIndexOp::create(builder, loc, 0), panels});
+    func::CallOp::create(builder, loc, kernel, matrices);
+    builder.setInsertionPointAfter(loop);
+    func::ReturnOp::create(builder, loc);
+    return function;
+  }
+
+  func::FuncOp getOrCreateKernel(ModuleOp module, int64_t k, int64_t n, int64_t tile,
+                                 RhsLayout layout, MemRefType rhsType) {
+    auto size = [](int64_t value) {
+      return ShapedType::isDynamic(value) ? std::string("d") : std::to_string(value);
+    };
+    std::string name = std::string(layout == RhsLayout::Panels ? "peft_panel_gemm_"
+                                                               : "peft_row_gemm_") +
+                       size(k) + "x" + size(n) + "_" + std::to_string(tile);
     if (auto existing = module.lookupSymbol<func::FuncOp>(name))
       return existing;
     MLIRContext *context = module.getContext();
     OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
     Location loc = builder.getUnknownLoc();
-    auto type = builder.getFunctionType({rowsType(context, k), panelsType, rowsType(context, n),
+    auto type = builder.getFunctionType({rowsType(context, k), rhsType, rowsType(context, n),
                                          builder.getIndexType(), builder.getIndexType()},
                                         {});
     auto kernel = func::FuncOp::create(builder, loc, name, type);
     kernel.setPrivate();
     Block *body = kernel.addEntryBlock();
     builder.setInsertionPointToStart(body);
-    KernelBuilder(builder, loc, k, n, panelsType.getDimSize(2), microRows, vectorWidth, kBlock,
-                  mBlock)
+    KernelBuilder(builder, loc, k, n, tile, layout, microRows, vectorWidth, kBlock, mBlock)
         .build(body->getArgument(0), body->getArgument(1), body->getArgument(2),
                body->getArgument(3), body->getArgument(4));
     func::ReturnOp::create(builder, loc);

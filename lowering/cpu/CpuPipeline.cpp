@@ -69,6 +69,9 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   CpuTileAndVectorizeOptions tiles;
   tiles.microCols = avx512 ? 32 : 16;
   pm.addPass(createCpuTileAndVectorize(tiles));
+  CpuVectorizeElementwiseOptions vectors;
+  vectors.vectorWidth = avx512 ? 16 : 8;
+  pm.addPass(createCpuVectorizeElementwise(vectors));
   pm.addPass(createCpuApproximateMath());
   addUpstream(pm, kBufferize);
   // Panel GEMMs: register tiles of 8 rows (24 of AVX-512's 32 registers)
@@ -76,6 +79,7 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   CpuLowerPanelGemmsOptions kernels;
   kernels.microRows = avx512 ? 8 : 6;
   kernels.vectorWidth = avx512 ? 16 : 8;
+  kernels.rowTile = avx512 ? 48 : 16;
   pm.addPass(createCpuLowerPanelGemms(kernels));
   addUpstream(pm, kToLoops);
   pm.addPass(createExpandShapeToReinterpretCast());

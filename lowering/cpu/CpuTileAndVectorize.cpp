@@ -1,6 +1,8 @@
 //===- CpuTileAndVectorize.cpp - The CPU back end's GEMM schedule -----------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/cpu/TransformSchedule.h"
+
 #include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
 #include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
 #include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
@@ -105,12 +107,7 @@ struct CpuTileAndVectorizePass
       return signalPassFailure();
     }
     std::string text = llvm::formatv(kSchedule, microRows.getValue(), microCols.getValue());
-    OwningOpRef<ModuleOp> schedule = parseSourceString<ModuleOp>(text, &getContext());
-    if (!schedule)
-      return signalPassFailure();
-    auto entry = schedule->lookupSymbol<transform::NamedSequenceOp>("__transform_main");
-    if (failed(transform::applyTransformNamedSequence(getOperation(), entry, *schedule,
-                                                      transform::TransformOptions())))
+    if (failed(peft::applyTransformSchedule(getOperation(), text)))
       signalPassFailure();
   }
 };

@@ -49,6 +49,13 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     loads and stores the output through masks. Each output element is summed
     over K in the same order whatever the runs, so results do not depend on
     the number of threads.
+
+    A batched GEMM of activations, a `linalg.generic` computing
+    `out[b..., i, j] += lhs[b..., i, k] · rhs[b..., k, j]` in f32 (attention's
+    scores and context), runs through the same micro-kernels with B read as
+    it is, in runs of `row-tile` columns (`peft_row_gemm_KxN_TILE`, K and N
+    static or not, the last run masked), one call per matrix of the batch,
+    the matrices split over the threads.
   }];
   let options = [
     Option<"microRows", "micro-rows", "int64_t", "8", "Rows of a register tile">,
@@ -56,6 +63,8 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
            "Floats per vector register (16: AVX-512, 8: AVX2)">,
     Option<"kBlock", "k-block", "int64_t", "256", "Depth of a K block">,
     Option<"mBlock", "m-block", "int64_t", "192", "Rows of a row block">,
+    Option<"rowTile", "row-tile", "int64_t", "48",
+           "Columns of a register tile in batched GEMMs, whose B is read as it is">,
   ];
   let dependentDialects = ["mlir::func::FuncDialect", "mlir::scf::SCFDialect",
                            "mlir::vector::VectorDialect", "mlir::memref::MemRefDialect",
@@ -80,6 +89,28 @@ def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> 
   let options = [
     Option<"microRows", "micro-rows", "int64_t", "4", "Rows of a register tile">,
     Option<"microCols", "micro-cols", "int64_t", "16", "Columns of a register tile">,
+  ];
+  let dependentDialects = ["mlir::transform::TransformDialect",
+                           "mlir::vector::VectorDialect",
+                           "mlir::scf::SCFDialect"];
+}
+
+def CpuVectorizeElementwise : Pass<"peft-cpu-vectorize-elementwise", "mlir::ModuleOp"> {
+  let summary = "Vectorize elementwise maps and row reductions";
+  let description = [{
+    Every `linalg.generic` on tensors whose operands are read along the
+    innermost loop contiguously or broadcast (bias adds, activations, the
+    residual adds, layer norm's and softmax's row reductions and maps), and
+    whose other loops are parallel, is tiled by 1 on every loop but the
+    innermost and by `vector-width` on it, and each tile vectorized with
+    masks: a row whose length is not a multiple of the width, or is known at
+    run time only (softmax over the sequence), needs no scalar remainder.
+    Row reductions become `vector.multi_reduction`s of `vector-width`
+    elements accumulated per tile. GEMMs, gathers and transposed reads are
+    left to the passes that handle them.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "16", "Elements per vector">,
   ];
   let dependentDialects = ["mlir::transform::TransformDialect",
                            "mlir::vector::VectorDialect",

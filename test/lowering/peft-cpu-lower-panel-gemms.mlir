@@ -75,3 +75,32 @@ func.func @strided(%x: memref<4x24xf32, strided<[48, 2]>>, %w: memref<3x24x16xf3
   }
   return
 }
+
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 row-tile=16" | FileCheck %s --check-prefix=BATCH
+// Attention's scores: [batch, heads, i, k] · [batch, heads, k, j], j known at
+// run time. The matrices of the batch go to the threads; each runs the
+// kernel that reads B's rows as they are, the last run of columns masked.
+// BATCH-LABEL: func.func @scores
+// BATCH: %[[HEADS:.*]] = arith.muli %{{.*}}, %{{.*}}
+// BATCH: call @peft_parallel_for(%{{.*}}, %{{.*}}, %{{.*}})
+// BATCH-LABEL: func.func private @peft_row_gemm_8xd_16(
+// BATCH-SAME: memref<?x8xf32, strided<[?, 1], offset: ?>>, %[[B:[^:]*]]: memref<?x?xf32, strided<[?, 1], offset: ?>>
+// BATCH: vector.load %[[B]]
+// BATCH: vector.maskedload %[[B]]
+// BATCH: vector.maskedstore
+// BATCH-LABEL: func.func private @peft_row_gemm_8xd_16_batch_d_4_d_4_d_4(
+// BATCH: memref.subview {{.*}} to memref<?x8xf32, strided<[?, 1], offset: ?>>
+// BATCH: call @peft_row_gemm_8xd_16(
+#lhs = affine_map<(b, h, i, j, k) -> (b, h, i, k)>
+#rhs = affine_map<(b, h, i, j, k) -> (b, h, k, j)>
+#out = affine_map<(b, h, i, j, k) -> (b, h, i, j)>
+func.func @scores(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<?x4x?x?xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]}
+      ins(%q, %k : memref<?x4x?x8xf32>, memref<?x4x8x?xf32>) outs(%s : memref<?x4x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %p = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}

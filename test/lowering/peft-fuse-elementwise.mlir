@@ -34,3 +34,35 @@ func.func @gemm_bias_relu(%x: tensor<?x4xf32>, %w: tensor<4x8xf32>, %b: tensor<8
   %out = tensor.expand_shape %act [[0, 1], [2]] output_shape [%n, 2, 8] : tensor<?x8xf32> into tensor<?x2x8xf32>
   return %out : tensor<?x2x8xf32>
 }
+
+// A producer that two ops read stays apart: fused, each reader would compute
+// it again.
+// CHECK-LABEL: func.func @shared_producer
+// CHECK: %[[E:.*]] = linalg.generic
+// CHECK:   math.exp
+// CHECK: linalg.generic {{.*}} ins(%[[E]]
+// CHECK-NOT: math.exp
+// CHECK: linalg.generic {{.*}} ins(%[[E]]
+// CHECK-NOT: math.exp
+func.func @shared_producer(%x: tensor<4x8xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %e = tensor.empty() : tensor<4x8xf32>
+  %exp = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<4x8xf32>) outs(%e : tensor<4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = math.exp %in : f32
+    linalg.yield %v : f32
+  } -> tensor<4x8xf32>
+  %double = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%exp : tensor<4x8xf32>) outs(%e : tensor<4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = arith.addf %in, %in : f32
+    linalg.yield %v : f32
+  } -> tensor<4x8xf32>
+  %square = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%exp : tensor<4x8xf32>) outs(%e : tensor<4x8xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = arith.mulf %in, %in : f32
+    linalg.yield %v : f32
+  } -> tensor<4x8xf32>
+  return %double, %square : tensor<4x8xf32>, tensor<4x8xf32>
+}
