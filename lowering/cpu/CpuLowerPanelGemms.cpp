@@ -19,8 +19,6 @@
 
 #include "lowering/cpu/ParallelCall.h"
 
-#include "mlir/Dialect/Utils/StaticValueUtils.h"
-#include "llvm/ADT/StringMap.h"
 
 namespace peft {
 #define GEN_PASS_DEF_CPULOWERPANELGEMMS
@@ -32,13 +30,17 @@ using namespace peft;
 
 namespace {
 
-/// Whether `type` is a static-width matrix whose rows are contiguous.
-static bool hasContiguousRows(MemRefType type) {
-  if (type.getRank() != 2 || ShapedType::isDynamic(type.getDimSize(1)))
-    return false;
+/// Whether the innermost dimension of `type` is contiguous.
+static bool hasUnitInnerStride(MemRefType type) {
   SmallVector<int64_t> strides;
   int64_t offset;
-  return succeeded(type.getStridesAndOffset(strides, offset)) && strides[1] == 1;
+  return succeeded(type.getStridesAndOffset(strides, offset)) && strides.back() == 1;
+}
+
+/// Whether `type` is a static-width matrix whose rows are contiguous.
+static bool hasContiguousRows(MemRefType type) {
+  return type.getRank() == 2 && !ShapedType::isDynamic(type.getDimSize(1)) &&
+         hasUnitInnerStride(type);
 }
 
 /// `memref<?xCOLSxf32, strided<[?, 1], offset: ?>>`: any rows of a matrix.
@@ -308,13 +310,6 @@ static MemRefType withDynamicStrides(MemRefType type) {
   strides.back() = 1;
   return MemRefType::get(type.getShape(), type.getElementType(),
                          StridedLayoutAttr::get(type.getContext(), ShapedType::kDynamic, strides));
-}
-
-/// Whether the innermost dimension of `type` is contiguous.
-static bool hasUnitInnerStride(MemRefType type) {
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  return succeeded(type.getStridesAndOffset(strides, offset)) && strides.back() == 1;
 }
 
 struct CpuLowerPanelGemmsPass
