@@ -297,6 +297,11 @@ LogicalResult GraphImporter::importConcat(const onnx::NodeProto &node) {
   std::optional<int64_t> axis = normalizeAxis(intAttr(node, "axis", 0), rank);
   if (!axis)
     return fail(node, "axis is out of range");
+  for (size_t i = 1; i < inputs.size(); ++i)
+    if (rankOf(inputs[i]) != rank)
+      return fail(node, "input " + std::to_string(i) + " has rank " +
+                            std::to_string(rankOf(inputs[i])) + ", input 0 has rank " +
+                            std::to_string(rank));
   Ints sizes = b.dims(inputs[0]);
   for (size_t i = 1; i < inputs.size(); ++i)
     sizes[*axis] = b.add(sizes[*axis], b.dim(inputs[i], *axis));
