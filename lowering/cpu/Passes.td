@@ -102,12 +102,13 @@ def CpuVectorizeElementwise : Pass<"peft-cpu-vectorize-elementwise", "mlir::Modu
     innermost loop contiguously or broadcast (bias adds, activations, the
     residual adds, layer norm's and softmax's row reductions and maps), and
     whose other loops are parallel, is tiled by 1 on every loop but the
-    innermost and by `vector-width` on it, and each tile vectorized with
-    masks: a row whose length is not a multiple of the width, or is known at
-    run time only (softmax over the sequence), needs no scalar remainder.
-    Row reductions become `vector.multi_reduction`s of `vector-width`
-    elements accumulated per tile. GEMMs, gathers and transposed reads are
-    left to the passes that handle them.
+    innermost and by `vector-width` on it; the innermost loop is peeled, so
+    every tile but a row's last is full and is vectorized. A row's last
+    partial tile is vectorized when its length is static and stays a scalar
+    loop when the row's length is known at run time only (softmax over the
+    sequence). Row reductions become `vector.reduction`s of `vector-width`
+    elements accumulated per tile. GEMMs, gathers, transposed reads and
+    booleans (bytes in memory, bits in a vector) are left alone.
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "16", "Elements per vector">,
