@@ -86,6 +86,8 @@ struct PeftModel {
   peft::Manifest manifest;
   void *library = nullptr;
   void (*entry)(void **) = nullptr;
+  /// Frees a buffer the model allocated (its allocator caches them).
+  void (*freeBuffer)(void *) = std::free;
   std::unique_ptr<peft::SafetensorsFile> weights;
   /// Files bound over the artifact's weights (peft_model_bind_weights).
   std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
@@ -106,7 +108,7 @@ struct PeftModel {
 
   void freeAdoptedBuffers() {
     for (void *buffer : adoptedBuffers)
-      std::free(buffer);
+      freeBuffer(buffer);
     adoptedBuffers.clear();
   }
 
@@ -145,6 +147,9 @@ int PeftModel::load(const std::string &directory) {
   entry = reinterpret_cast<void (*)(void **)>(dlsym(library, manifest.entry.c_str()));
   if (!entry)
     return failWith(libraryPath + ": no entry symbol '" + manifest.entry + "'");
+  // Artifacts since the caching allocator free through it; older ones malloc.
+  if (void *release = dlsym(library, "peft_model_free_buffer"))
+    freeBuffer = reinterpret_cast<void (*)(void *)>(release);
   // Parallel loops run on the runtime's pool (serial in a library without it).
   if (void *setter = dlsym(library, "peft_model_set_parallel_for"))
     reinterpret_cast<void (*)(void (*)(peft::ParallelTask, void *, int64_t))>(setter)(
@@ -315,7 +320,7 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(), data};
   }
   for (int64_t buffer : toFree)
-    std::free(reinterpret_cast<void *>(buffer));
+    freeBuffer(reinterpret_cast<void *>(buffer));
   return 0;
 }
 

@@ -4,6 +4,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -13,8 +15,33 @@
 namespace peft {
 namespace {
 
-/// Workers wait for a generation number to change, run their chunk of the
-/// current job and count down; the caller runs chunk 0 and waits for zero.
+/// Spins for about `budget` before the caller blocks. A forward pass hands
+/// the threads hundreds of short jobs, separated by a little serial work:
+/// a worker that went to sleep after each would take a futex wake-up (tens
+/// of microseconds, more when the scheduler is slow) to start the next.
+static inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+template <typename Ready>
+static bool spinUntil(Ready ready, std::chrono::microseconds budget) {
+  auto start = std::chrono::steady_clock::now();
+  for (unsigned spin = 1;; ++spin) {
+    if (ready())
+      return true;
+    relax();
+    if (spin % 256 == 0 && std::chrono::steady_clock::now() - start > budget)
+      return false;
+  }
+}
+
+/// Workers wait for a generation number to change (spinning a while, then
+/// sleeping), run their chunk of the current job and count down; the
+/// caller runs chunk 0 and waits for zero.
 class Pool {
 public:
   ~Pool() { resize(1); }
@@ -29,7 +56,7 @@ public:
     stopWorkers();
     // New workers start at the current job: it is done, not theirs to run.
     for (int i = 1; i < threads; ++i)
-      workers.emplace_back([this, i, start = generation] { work(i, start); });
+      workers.emplace_back([this, i, start = generation.load()] { work(i, start); });
   }
 
   void run(ParallelTask task, void *context, int64_t count) {
@@ -39,19 +66,23 @@ public:
       task(context, 0, count);
       return;
     }
+    job = {task, context, count, chunks};
+    pending.store(int(workers.size()), std::memory_order_relaxed);
     {
+      // Under the mutex, so that a worker about to sleep sees the change.
       std::lock_guard<std::mutex> state(mutex);
-      job = {task, context, count, chunks};
-      pending = int(workers.size());
-      ++generation;
+      generation.fetch_add(1, std::memory_order_release);
     }
     wake.notify_all();
     runChunk(0);
-    std::unique_lock<std::mutex> state(mutex);
-    done.wait(state, [this] { return pending == 0; });
+    auto finished = [this] { return pending.load(std::memory_order_acquire) == 0; };
+    while (!spinUntil(finished, kSpin))
+      std::this_thread::yield(); // More threads than cores: let the others run.
   }
 
 private:
+  static constexpr std::chrono::microseconds kSpin{2000};
+
   struct Job {
     ParallelTask task = nullptr;
     void *context = nullptr;
@@ -68,40 +99,42 @@ private:
 
   void work(int index, uint64_t seen) {
     for (;;) {
-      {
+      auto changed = [&] {
+        return stopping.load(std::memory_order_acquire) ||
+               generation.load(std::memory_order_acquire) != seen;
+      };
+      if (!spinUntil(changed, kSpin)) {
         std::unique_lock<std::mutex> state(mutex);
-        wake.wait(state, [&] { return stopping || generation != seen; });
-        if (stopping)
-          return;
-        seen = generation;
+        wake.wait(state, changed);
       }
+      if (stopping.load(std::memory_order_acquire))
+        return;
+      seen = generation.load(std::memory_order_acquire);
       runChunk(index);
-      std::lock_guard<std::mutex> state(mutex);
-      if (--pending == 0)
-        done.notify_one();
+      pending.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   void stopWorkers() {
     {
       std::lock_guard<std::mutex> state(mutex);
-      stopping = true;
+      stopping.store(true, std::memory_order_release);
     }
     wake.notify_all();
     for (std::thread &worker : workers)
       worker.join();
     workers.clear();
-    stopping = false;
+    stopping.store(false, std::memory_order_release);
   }
 
   std::mutex busy;  // Held by the caller of a job, or by resize.
-  std::mutex mutex; // Guards the fields below.
-  std::condition_variable wake, done;
+  std::mutex mutex; // Pairs with `wake` for sleeping workers.
+  std::condition_variable wake;
   std::vector<std::thread> workers;
-  Job job;
-  uint64_t generation = 0;
-  int pending = 0;
-  bool stopping = false;
+  Job job; // Written before `generation` changes, read after.
+  std::atomic<uint64_t> generation{0};
+  std::atomic<int> pending{0};
+  std::atomic<bool> stopping{false};
 };
 
 Pool &pool() {

@@ -2,12 +2,15 @@
  *
  * Linked into every model.so by peftc, so that artifacts need no MLIR
  * library at run time. Implements what MLIR's lowering calls out to:
- * memrefCopy, for copies between memrefs with arbitrary strides; and what
- * our code generation calls: peft_parallel_for, which runs a task on the
- * runtime's thread pool once the runtime has installed it.
+ * memrefCopy, for copies between memrefs with arbitrary strides, and the
+ * allocation functions (below); and what our code generation calls:
+ * peft_parallel_for, which runs a task on the runtime's thread pool once the
+ * runtime has installed it.
  *
 \*===----------------------------------------------------------------------===*/
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* MLIR's unranked memref: the rank and a pointer to a ranked descriptor
@@ -40,6 +43,105 @@ void peft_parallel_for(PeftTask task, void *context, int64_t count) {
   else if (count > 0)
     task(context, 0, count);
 }
+
+/* Buffers. A forward pass allocates the same sizes in every run; malloc hands
+ * large ones back to the kernel on free and the next run faults them in again
+ * page by page (a fifth of BERT-base's time). Freed buffers are kept instead,
+ * by size class, and reused; the cache is bounded, and emptied when the
+ * library is unloaded. Each block starts with a header of one cache line that
+ * records its class, so that free knows it. */
+#define PEFT_HEADER 64
+#define PEFT_CACHE_SLOTS 256
+#define PEFT_CACHE_BYTES ((size_t)1 << 30)
+
+typedef struct {
+  size_t size; /* The size class: bytes after the header; 0: not cached. */
+  char *base;  /* What aligned_alloc returned. */
+} BlockHeader;
+
+static pthread_mutex_t cacheLock = PTHREAD_MUTEX_INITIALIZER;
+static char *cachedBlocks[PEFT_CACHE_SLOTS]; /* Cached blocks (at their header), or 0. */
+static size_t cachedBytes = 0;
+
+/* Rounds up to a class of at most 1/8 more: 8 classes per power of two. */
+static size_t sizeClass(size_t size) {
+  if (size <= 256)
+    return (size + 63) & ~(size_t)63;
+  size_t step = ((size_t)1 << (63 - __builtin_clzll(size))) / 8;
+  return (size + step - 1) & ~(step - 1);
+}
+
+static void *allocateBlock(size_t size) {
+  size_t bytes = sizeClass(size);
+  pthread_mutex_lock(&cacheLock);
+  for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
+    char *block = cachedBlocks[i];
+    if (block && ((BlockHeader *)block)->size == bytes) {
+      cachedBlocks[i] = 0;
+      cachedBytes -= bytes;
+      pthread_mutex_unlock(&cacheLock);
+      return block + PEFT_HEADER;
+    }
+  }
+  pthread_mutex_unlock(&cacheLock);
+  char *block = aligned_alloc(PEFT_HEADER, PEFT_HEADER + bytes);
+  if (!block)
+    return 0;
+  *(BlockHeader *)block = (BlockHeader){bytes, block};
+  return block + PEFT_HEADER;
+}
+
+static void releaseBlock(void *pointer) {
+  if (!pointer)
+    return;
+  char *block = (char *)pointer - PEFT_HEADER;
+  size_t bytes = ((BlockHeader *)block)->size;
+  if (bytes == 0) {
+    free(((BlockHeader *)block)->base);
+    return;
+  }
+  pthread_mutex_lock(&cacheLock);
+  if (cachedBytes + bytes <= PEFT_CACHE_BYTES) {
+    for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
+      if (!cachedBlocks[i]) {
+        cachedBlocks[i] = block;
+        cachedBytes += bytes;
+        pthread_mutex_unlock(&cacheLock);
+        return;
+      }
+    }
+  }
+  pthread_mutex_unlock(&cacheLock);
+  free(block);
+}
+
+__attribute__((destructor)) static void emptyCache(void) {
+  for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
+    free(cachedBlocks[i]);
+    cachedBlocks[i] = 0;
+  }
+  cachedBytes = 0;
+}
+
+/* What memref.alloc and memref.dealloc lower to (finalize-memref-to-llvm's
+ * use-generic-functions); blocks are 64-byte aligned. */
+void *_mlir_memref_to_llvm_alloc(size_t size) { return allocateBlock(size); }
+
+void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
+  if (alignment <= PEFT_HEADER)
+    return allocateBlock(size);
+  /* Wider alignments (none of our lowering asks for one) are not cached. */
+  char *base = aligned_alloc(alignment, alignment + ((size + alignment - 1) & ~(alignment - 1)));
+  if (!base)
+    return 0;
+  *(BlockHeader *)(base + alignment - PEFT_HEADER) = (BlockHeader){0, base};
+  return base + alignment;
+}
+
+void _mlir_memref_to_llvm_free(void *pointer) { releaseBlock(pointer); }
+
+/* For the runtime: frees a buffer the model returned (an adopted output). */
+void peft_model_free_buffer(void *pointer) { releaseBlock(pointer); }
 
 void memrefCopy(int64_t elementSize, UnrankedMemRef *source, UnrankedMemRef *target) {
   const MemRefDescriptor *src = source->descriptor;

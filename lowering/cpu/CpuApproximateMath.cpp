@@ -1,4 +1,4 @@
-//===- CpuApproximateMath.cpp - Branch-free erf and tanh --------------------===//
+//===- CpuApproximateMath.cpp - Branch-free erf, tanh and exp -------------===//
 #include "lowering/cpu/Passes.h"
 
 #include "mlir/Dialect/Math/Transforms/Passes.h"
@@ -17,7 +17,8 @@ struct CpuApproximateMathPass : peft::impl::CpuApproximateMathBase<CpuApproximat
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateMathPolynomialApproximationPatterns(patterns, [](StringRef name) {
-      return name == math::ErfOp::getOperationName() || name == math::TanhOp::getOperationName();
+      return name == math::ErfOp::getOperationName() || name == math::TanhOp::getOperationName() ||
+             name == math::ExpOp::getOperationName();
     });
     // The approximations use math.fma, which the libm conversion would turn
     // into calls: expand it into a multiply and an add.

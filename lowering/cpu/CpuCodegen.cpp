@@ -74,6 +74,8 @@ static llvm::Expected<std::string> findModelSupportLibrary() {
   return path.str().str();
 }
 
+/// -Bsymbolic: the model's calls to its own helpers (the allocator) bind to
+/// them, never to a same-named symbol of the process that loads it.
 static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath) {
   auto linker = llvm::sys::findProgramByName("cc");
   if (!linker)
@@ -83,7 +85,7 @@ static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath
     return support.takeError();
   std::string message;
   int status = llvm::sys::ExecuteAndWait(
-      *linker, {*linker, "-shared", "-o", libraryPath, objectPath, *support, "-lm"},
+      *linker, {*linker, "-shared", "-Wl,-Bsymbolic", "-o", libraryPath, objectPath, *support, "-lm"},
       std::nullopt, {}, 0, 0, &message);
   if (status != 0)
     return codegenError("linking " + libraryPath + " failed" +

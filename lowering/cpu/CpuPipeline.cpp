@@ -30,7 +30,7 @@ static constexpr llvm::StringLiteral kToLoops =
     "canonicalize";
 static constexpr llvm::StringLiteral kToLlvm =
     "convert-math-to-funcs,arith-expand{include-bf16=true},expand-strided-metadata,lower-affine,"
-    "finalize-memref-to-llvm,"
+    "finalize-memref-to-llvm{use-generic-functions=true},"
     "convert-math-to-libm,convert-vector-to-llvm,convert-math-to-llvm,"
     "convert-arith-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,convert-index-to-llvm,convert-ub-to-llvm,reconcile-unrealized-casts";
@@ -65,6 +65,7 @@ void buildCpuTensorPipeline(OpPassManager &pm) {
 void buildCpuCodegenPipeline(OpPassManager &pm) {
   registerUpstreamPasses();
   bool avx512 = hostHasAvx512();
+  pm.addPass(createCpuDistributeLoops());
   // Other GEMMs: register tiles of one AVX-512 vector, or two AVX2 vectors, per row.
   CpuTileAndVectorizeOptions tiles;
   tiles.microCols = avx512 ? 32 : 16;
@@ -81,6 +82,7 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   kernels.vectorWidth = avx512 ? 16 : 8;
   kernels.rowTile = avx512 ? 48 : 16;
   pm.addPass(createCpuLowerPanelGemms(kernels));
+  pm.addPass(createCpuLowerForall());
   addUpstream(pm, kToLoops);
   pm.addPass(createExpandShapeToReinterpretCast());
   addUpstream(pm, kToLlvm);

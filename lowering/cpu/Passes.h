@@ -4,6 +4,8 @@
 
 #include "lowering/Passes.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+
 namespace peft {
 
 #define GEN_PASS_DECL

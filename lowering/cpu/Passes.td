@@ -118,15 +118,54 @@ def CpuVectorizeElementwise : Pass<"peft-cpu-vectorize-elementwise", "mlir::Modu
                            "mlir::scf::SCFDialect"];
 }
 
-def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
-  let summary = "Replace erf and tanh by branch-free polynomial approximations";
+def CpuDistributeLoops : Pass<"peft-cpu-distribute-loops", "mlir::ModuleOp"> {
+  let summary = "Split maps and reductions into rows for the runtime's threads";
   let description = [{
-    Rewrites `math.erf` and `math.tanh` (GELU, tanh-GELU, the bottleneck
-    adapters' activations) into MLIR's polynomial approximations: plain
-    arithmetic and selects, accurate to a few ulp in fp32. libm's `erff` and
-    `tanhf`, which the ops would otherwise call, branch on their argument, so
-    a model's latency depended on its activations (a merged adapter changed
-    it), and the calls kept the loops around them scalar.
+    On tensors. Every `linalg.generic` at the top of a function that is not
+    a GEMM (those have kernels that split their own work) is tiled by 1 on
+    its leading parallel loops, never the innermost, into an `scf.forall`:
+    rows of layer norms, softmaxes, activations, residual adds, transposes
+    and gathers. `peft-cpu-vectorize-elementwise` then vectorizes each row,
+    and `peft-cpu-lower-forall` hands the rows to the threads. An op with
+    fewer than `min-elements` iterations in all, or one row, stays serial:
+    waking the threads would cost more than it saves. Each row is computed
+    as it was, so results do not depend on the number of threads.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", "16384",
+           "Fewest iterations (all loops together) worth running in parallel">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
+                           "mlir::affine::AffineDialect", "mlir::arith::ArithDialect"];
+}
+
+def CpuLowerForall : Pass<"peft-cpu-lower-forall", "mlir::ModuleOp"> {
+  let summary = "Run scf.forall loops on the runtime's thread pool";
+  let description = [{
+    On memrefs, after bufferization. Each `scf.forall` becomes a function,
+    `F_parallel_N(captures..., begin, end)`, that runs iterations [begin,
+    end) of the loop (delinearized into its induction variables), and a
+    call of it through `peft_parallel_for` (runtime/model_support.c) over
+    all of them: each thread takes a contiguous range. The values the body
+    uses from above travel in the call's context; constants are cloned into
+    the function. A forall nested in another becomes serial loops.
+  }];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::scf::SCFDialect",
+                           "mlir::affine::AffineDialect", "mlir::arith::ArithDialect",
+                           "mlir::LLVM::LLVMDialect"];
+}
+
+def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
+  let summary = "Replace erf, tanh and exp by branch-free polynomial approximations";
+  let description = [{
+    Rewrites `math.erf`, `math.tanh` (GELU, tanh-GELU, the bottleneck
+    adapters' activations) and `math.exp` (softmax, SiLU, sigmoid) into
+    MLIR's polynomial approximations: plain arithmetic and selects, accurate
+    to a few ulp in fp32. libm's `erff` and `tanhf`, which the ops would
+    otherwise call, branch on their argument, so a model's latency depended
+    on its activations (a merged adapter changed it), and the calls kept the
+    loops around them scalar; LLVM has no vector `exp`, and splits one into
+    a call of `expf` per element.
   }];
   let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
                            "mlir::vector::VectorDialect"];

@@ -1,0 +1,73 @@
+// RUN: peft-opt %s --split-input-file --peft-cpu-distribute-loops | FileCheck %s
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#col3 = affine_map<(d0, d1, d2) -> (d2)>
+#row3 = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// A bias add over [1, 128, 768]: one forall iteration per row (the two
+// leading loops), each a generic over one row of 768.
+// CHECK-LABEL: func.func @bias_add
+// CHECK: scf.forall (%[[B:.*]], %[[R:.*]]) in (1, 128) shared_outs(%[[OUT:.*]] = %{{.*}})
+// CHECK:   %[[X:.*]] = tensor.extract_slice %{{.*}}[%[[B]], %[[R]], 0] [1, 1, 768] [1, 1, 1]
+// CHECK:   linalg.generic {{.*}} ins(%[[X]], %{{.*}} : tensor<1x1x768xf32>, tensor<768xf32>)
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice {{.*}} into %[[OUT]][%[[B]], %[[R]], 0] [1, 1, 768]
+func.func @bias_add(%x: tensor<1x128x768xf32>, %b: tensor<768xf32>) -> tensor<1x128x768xf32> {
+  %init = tensor.empty() : tensor<1x128x768xf32>
+  %y = linalg.generic {indexing_maps = [#id3, #col3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %b : tensor<1x128x768xf32>, tensor<768xf32>) outs(%init : tensor<1x128x768xf32>) {
+  ^bb0(%a: f32, %c: f32, %o: f32):
+    %s = arith.addf %a, %c : f32
+    linalg.yield %s : f32
+  } -> tensor<1x128x768xf32>
+  return %y : tensor<1x128x768xf32>
+}
+
+// -----
+
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#row3 = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// A row reduction (layer norm's sum): the rows, never the reduced loop.
+// CHECK-LABEL: func.func @row_sum
+// CHECK: scf.forall ({{.*}}) in (2, %{{.*}})
+// CHECK:   linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%{{.*}} : tensor<1x1x?xf32>)
+func.func @row_sum(%x: tensor<2x?x?xf32>, %init: tensor<2x?xf32>) -> tensor<2x?xf32> {
+  %y = linalg.generic {indexing_maps = [#id3, #row3], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x : tensor<2x?x?xf32>) outs(%init : tensor<2x?xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %s = arith.addf %a, %o : f32
+    linalg.yield %s : f32
+  } -> tensor<2x?xf32>
+  return %y : tensor<2x?xf32>
+}
+
+// -----
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+#mm_a = affine_map<(d0, d1, d2) -> (d0, d2)>
+#mm_b = affine_map<(d0, d1, d2) -> (d2, d1)>
+#mm_c = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// Serial: too little work (8 x 64 < min-elements), one row, and a GEMM
+// (its kernel splits its own work).
+// CHECK-LABEL: func.func @serial
+// CHECK-NOT: scf.forall
+// CHECK: return
+func.func @serial(%x: tensor<8x64xf32>, %row: tensor<1x100000xf32>, %a: tensor<128x256xf32>, %b: tensor<256x256xf32>, %c: tensor<128x256xf32>) -> (tensor<8x64xf32>, tensor<1x100000xf32>, tensor<128x256xf32>) {
+  %y = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%x : tensor<8x64xf32>) outs(%x : tensor<8x64xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %e = math.exp %v : f32
+    linalg.yield %e : f32
+  } -> tensor<8x64xf32>
+  %z = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%row : tensor<1x100000xf32>) outs(%row : tensor<1x100000xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    %e = math.exp %v : f32
+    linalg.yield %e : f32
+  } -> tensor<1x100000xf32>
+  %g = linalg.generic {indexing_maps = [#mm_a, #mm_b, #mm_c], iterator_types = ["parallel", "parallel", "reduction"]} ins(%a, %b : tensor<128x256xf32>, tensor<256x256xf32>) outs(%c : tensor<128x256xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %o, %m : f32
+    linalg.yield %s : f32
+  } -> tensor<128x256xf32>
+  return %y, %z, %g : tensor<8x64xf32>, tensor<1x100000xf32>, tensor<128x256xf32>
+}
