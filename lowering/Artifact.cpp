@@ -103,49 +103,81 @@ void embedSignature(ModuleOp module, const Manifest &manifest) {
                          builder.getStringAttr(value));
 }
 
+namespace {
+
+/// One weight argument of the entry, as the weights file stores it.
+struct EntryWeight {
+  unsigned argument;
+  StringAttr name, key, file;
+  ElementsAttr value;
+  RankedTensorType type;             ///< The argument's type.
+  std::optional<PanelLayout> layout; ///< Packed: read as stored, then packed.
+};
+
+} // namespace
+
 llvm::Error writeEntryWeights(func::FuncOp entry, StringRef path) {
-  std::map<std::string, TensorView> tensors;
-  std::vector<std::vector<uint8_t>> storages(entry.getNumArguments());
+  // The layout first, from the types alone; then each weight read (packed if
+  // it is) and written in turn, its file's pages let go after it: the peak
+  // memory is one weight, not all of them.
+  std::map<std::string, EntryWeight> weights;
+  std::map<std::string, TensorView> layout;
   for (unsigned i = 0; i < entry.getNumArguments(); ++i) {
     DictionaryAttr attrs = entry.getArgAttrDict(i);
     auto name = attrs ? attrs.getAs<StringAttr>(kWeightNameAttr) : StringAttr();
     if (!name)
       continue;
-    auto type = cast<RankedTensorType>(entry.getArgument(i).getType());
-    auto key = attrs.getAs<StringAttr>(kWeightKeyAttr);
-    // A packed weight is read as stored, then packed.
+    EntryWeight weight{i,
+                       name,
+                       attrs.getAs<StringAttr>(kWeightKeyAttr),
+                       attrs.getAs<StringAttr>(kWeightFileAttr),
+                       attrs.getAs<ElementsAttr>(kWeightValueAttr),
+                       cast<RankedTensorType>(entry.getArgument(i).getType()),
+                       std::nullopt};
     auto panels = attrs.getAs<DictionaryAttr>(kWeightPanelsAttr);
-    std::optional<PanelLayout> layout = panels ? panelLayoutOf(panels) : std::nullopt;
-    if (panels && !layout)
+    weight.layout = panels ? panelLayoutOf(panels) : std::nullopt;
+    if (panels && !weight.layout)
       return artifactError("weight '" + name.getValue() + "' has a malformed " +
                            kWeightPanelsAttr + " attribute");
-    auto storedType = layout ? RankedTensorType::get(layout->sourceShape, type.getElementType())
-                             : type;
-    std::vector<uint8_t> stored;
-    auto view = readWeightBytes(entry.getContext(), storedType, (key ? key : name).getValue(),
-                                attrs.getAs<StringAttr>(kWeightFileAttr),
-                                attrs.getAs<ElementsAttr>(kWeightValueAttr),
-                                layout ? stored : storages[i]);
-    if (!view)
-      return view.takeError();
-    if (layout) {
-      if (view->dtype != DType::F32)
-        return artifactError("weight '" + name.getValue() + "' is packed but not F32");
-      std::vector<float> source(view->numElements());
-      std::memcpy(source.data(), view->data, source.size() * sizeof(float));
-      std::vector<int64_t> shape = layout->packedShape();
-      storages[i].resize(numElements(shape) * sizeof(float));
-      packPanels(source.data(), *layout, reinterpret_cast<float *>(storages[i].data()));
-      *view = TensorView{DType::F32, shape, storages[i].data(), storages[i].size()};
-    }
+    std::optional<DType> dtype = dtypeOf(weight.type.getElementType());
+    if (!dtype)
+      return artifactError("weight '" + name.getValue() + "' has an unsupported element type");
+    if (weight.layout && *dtype != DType::F32)
+      return artifactError("weight '" + name.getValue() + "' is packed but not F32");
     // Stored as the manifest describes it: unsigned weights are signless in
     // the IR, and the bits are the same.
-    if (std::optional<DType> declared = dtypeOf(type.getElementType()))
-      view->dtype = *declared;
-    if (!tensors.emplace(name.str(), *view).second)
+    TensorView stored{*dtype, std::vector<int64_t>(weight.type.getShape()), nullptr, 0};
+    stored.byteSize = stored.numElements() * dtypeBits(*dtype) / 8;
+    if (!layout.emplace(name.str(), stored).second)
       return artifactError("two different weights are both named '" + name.getValue() + "'");
+    weights.emplace(name.str(), weight);
   }
-  return writeSafetensors(path, tensors);
+  MLIRContext *context = entry.getContext();
+  WeightStore &store = context->getOrLoadDialect<PeftDialect>()->getWeightStore();
+  return writeSafetensors(path, layout, [&](const std::string &name, llvm::raw_ostream &os) -> llvm::Error {
+    const EntryWeight &weight = weights.at(name);
+    auto storedType =
+        weight.layout ? RankedTensorType::get(weight.layout->sourceShape,
+                                              weight.type.getElementType())
+                      : weight.type;
+    std::vector<uint8_t> storage;
+    StringRef key = (weight.key ? weight.key : weight.name).getValue();
+    auto view = readWeightBytes(context, storedType, key, weight.file, weight.value, storage);
+    if (!view)
+      return view.takeError();
+    if (weight.layout) {
+      std::vector<float> packed(numElements(weight.layout->packedShape()));
+      std::vector<float> source(view->numElements());
+      std::memcpy(source.data(), view->data, source.size() * sizeof(float));
+      packPanels(source.data(), *weight.layout, packed.data());
+      os.write(reinterpret_cast<const char *>(packed.data()), packed.size() * sizeof(float));
+    } else {
+      os.write(reinterpret_cast<const char *>(view->data), view->byteSize);
+    }
+    if (weight.file)
+      store.release(weight.file.getValue(), key);
+    return llvm::Error::success();
+  });
 }
 
 static llvm::Error checkDestination(StringRef outputDir, bool &exists);

@@ -226,6 +226,10 @@ LogicalResult copyBaseWeight(MergeJob &job, WeightOp weight) {
   }
   job.merged = HeapAsmResourceBlob::allocate(view->byteSize, alignof(float));
   std::memcpy(job.merged.getMutableData().data(), view->data, view->byteSize);
+  // The merged weight replaces it: its file's pages can go.
+  if (StringAttr file = weight.getFileAttr())
+    weight->getContext()->getOrLoadDialect<PeftDialect>()->getWeightStore().release(
+        file.getValue(), weight.getName());
   return success();
 }
 

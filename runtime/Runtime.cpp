@@ -1,18 +1,18 @@
 //===- Runtime.cpp - Load an artifact and run its entry ---------------------===//
 //
-// Calling convention (see lowering/EmitPackedEntry.cpp): the library exports
-// `void ENTRY(void **args)`; args[0] points to the result descriptors, then one
-// pointer per input and per weight, each to an MLIR memref descriptor
-// {allocated, aligned, offset, sizes[rank], strides[rank]}.
+// The target-independent core: the manifest, inputs, weights and outputs.
+// The target's Executable (runtime/cpu for model.so) runs the entry, called as
+// lowering/EmitPackedEntry.cpp lays out: args[0] points to the result
+// descriptors, then one pointer per input and per weight, each to an MLIR
+// memref descriptor {allocated, aligned, offset, sizes[rank], strides[rank]}.
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/peft_runtime.h"
 
+#include "runtime/Executable.h"
 #include "runtime/Manifest.h"
 #include "runtime/ThreadPool.h"
 #include "support/Safetensors.h"
-
-#include <dlfcn.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -84,10 +84,7 @@ struct Output {
 
 struct PeftModel {
   peft::Manifest manifest;
-  void *library = nullptr;
-  void (*entry)(void **) = nullptr;
-  /// Frees a buffer the model allocated (its allocator caches them).
-  void (*freeBuffer)(void *) = std::free;
+  std::unique_ptr<peft::Executable> executable;
   std::unique_ptr<peft::SafetensorsFile> weights;
   /// Files bound over the artifact's weights (peft_model_bind_weights).
   std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
@@ -100,15 +97,11 @@ struct PeftModel {
   /// Buffers the model allocated that outputs of the last run point into.
   std::vector<void *> adoptedBuffers;
 
-  ~PeftModel() {
-    freeAdoptedBuffers();
-    if (library)
-      dlclose(library);
-  }
+  ~PeftModel() { freeAdoptedBuffers(); }
 
   void freeAdoptedBuffers() {
     for (void *buffer : adoptedBuffers)
-      freeBuffer(buffer);
+      executable->freeBuffer(buffer);
     adoptedBuffers.clear();
   }
 
@@ -137,33 +130,9 @@ int PeftModel::load(const std::string &directory) {
     return 1;
   if (!manifest.fromJson(text, error))
     return failWith(manifestPath + ": " + error);
-  if (manifest.target != "cpu")
-    return failWith(manifestPath + ": target '" + manifest.target +
-                    "' cannot run in this runtime (supported: cpu)");
-  std::string libraryPath = directory + "/" + manifest.library;
-  library = dlopen(libraryPath.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!library)
-    return failWith(libraryPath + ": cannot load: " + dlerror());
-  entry = reinterpret_cast<void (*)(void **)>(dlsym(library, manifest.entry.c_str()));
-  if (!entry)
-    return failWith(libraryPath + ": no entry symbol '" + manifest.entry + "'");
-  // Artifacts since the caching allocator free through it; older ones malloc.
-  if (void *release = dlsym(library, "peft_model_free_buffer"))
-    freeBuffer = reinterpret_cast<void (*)(void *)>(release);
-  // Parallel loops run on the runtime's pool (serial in a library without it).
-  if (void *setter = dlsym(library, "peft_model_set_parallel_for"))
-    reinterpret_cast<void (*)(void (*)(peft::ParallelTask, void *, int64_t))>(setter)(
-        &peft::parallelFor);
-  // The code trusts the shapes and the order of its arguments: a manifest
-  // edited or paired with another library would make it read past buffers.
-  std::string signatureSymbol = manifest.entry + "_signature";
-  auto *signature = static_cast<const char *>(dlsym(library, signatureSymbol.c_str()));
-  if (!signature)
-    return failWith(libraryPath + ": no '" + signatureSymbol +
-                    "' symbol; it was not compiled by this peftc");
-  if (manifest.signature() != signature)
-    return failWith(manifestPath + ": describes other inputs, outputs or weights than " +
-                    libraryPath + " was compiled for; recompile the artifact");
+  executable = peft::loadExecutable(manifest, directory, error);
+  if (!executable)
+    return failWith(error);
   for (const auto &info : manifest.inputs) {
     Slot slot;
     slot.info = info;
@@ -320,7 +289,7 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(), data};
   }
   for (int64_t buffer : toFree)
-    freeBuffer(reinterpret_cast<void *>(buffer));
+    executable->freeBuffer(reinterpret_cast<void *>(buffer));
   return 0;
 }
 
@@ -460,7 +429,7 @@ int peft_model_run(PeftModel *model) {
   for (Slot &slot : model->weightSlots)
     args.push_back(slot.descriptor.words.data());
   model->freeAdoptedBuffers(); // The last run's outputs.
-  model->entry(args.data());
+  model->executable->run(args.data());
   return model->collectOutputs(results);
 }
 

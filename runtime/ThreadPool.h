@@ -2,7 +2,7 @@
 //
 // Compiled models split their parallel loops (a GEMM's weight panels) into
 // tasks over [0, count) and hand them to `peft_parallel_for`, which every
-// model.so exports from runtime/model_support.c; the runtime points it at
+// model.so exports from runtime/cpu/model_support.c; the runtime points it at
 // this pool when it loads the model. Each index runs on exactly one thread and
 // the split never changes what an index computes, so results are the same
 // bit for bit whatever the number of threads.

@@ -164,11 +164,12 @@ const TensorView *SafetensorsFile::find(llvm::StringRef name) const {
   return found == tensorsByName.end() ? nullptr : &found->second;
 }
 
-llvm::Error writeSafetensors(llvm::StringRef path,
-                             const std::map<std::string, TensorView> &tensors) {
+llvm::Error writeSafetensors(
+    llvm::StringRef path, const std::map<std::string, TensorView> &layout,
+    llvm::function_ref<llvm::Error(const std::string &name, llvm::raw_ostream &os)> write) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
-  for (const auto &[name, view] : tensors) {
+  for (const auto &[name, view] : layout) {
     header[name] = {{"dtype", dtypeName(view.dtype).str()},
                     {"shape", view.shape},
                     {"data_offsets", {offset, offset + view.byteSize}}};
@@ -180,9 +181,25 @@ llvm::Error writeSafetensors(llvm::StringRef path,
     uint64_t headerSize = text.size();
     os.write(reinterpret_cast<const char *>(&headerSize), 8);
     os << text;
-    for (const auto &entry : tensors)
-      os.write(reinterpret_cast<const char *>(entry.second.data),
-               entry.second.byteSize);
+    for (const auto &[name, view] : layout) {
+      uint64_t before = os.tell();
+      if (llvm::Error error = write(name, os))
+        return error;
+      if (os.tell() - before != view.byteSize)
+        return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                       path + ": tensor '" + name + "' came out " +
+                                           llvm::Twine(os.tell() - before) + " bytes, not " +
+                                           llvm::Twine(view.byteSize));
+    }
+    return llvm::Error::success();
+  });
+}
+
+llvm::Error writeSafetensors(llvm::StringRef path,
+                             const std::map<std::string, TensorView> &tensors) {
+  return writeSafetensors(path, tensors, [&](const std::string &name, llvm::raw_ostream &os) -> llvm::Error {
+    const TensorView &view = tensors.at(name);
+    os.write(reinterpret_cast<const char *>(view.data), view.byteSize);
     return llvm::Error::success();
   });
 }

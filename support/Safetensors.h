@@ -9,6 +9,9 @@
 
 #include "support/Tensor.h"
 
+#include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/Support/raw_ostream.h"
+
 #include "llvm/Support/Error.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -40,6 +43,14 @@ private:
 /// appears complete or not at all.
 llvm::Error writeSafetensors(llvm::StringRef path,
                              const std::map<std::string, TensorView> &tensors);
+
+/// The same for tensors made one at a time, so that one is in memory at
+/// once: `layout` gives each one's dtype, shape and byteSize (not its data),
+/// and `write(name, os)` writes exactly byteSize bytes of it, called in name
+/// order.
+llvm::Error writeSafetensors(
+    llvm::StringRef path, const std::map<std::string, TensorView> &layout,
+    llvm::function_ref<llvm::Error(const std::string &name, llvm::raw_ostream &os)> write);
 
 } // namespace peft
 

@@ -3,6 +3,9 @@
 
 #include "support/Safetensors.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <vector>
 
 namespace peft {
@@ -56,6 +59,20 @@ llvm::Expected<WeightSource *> WeightStore::open(llvm::StringRef path) {
   }
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  path + ": no reader for this kind of weight file");
+}
+
+void dropMappedPages(const uint8_t *data, uint64_t size) {
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) & ~(page - 1);
+  if (end > begin)
+    madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
+}
+
+void WeightStore::release(llvm::StringRef file, llvm::StringRef name) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto found = sources.find(file); found != sources.end())
+    found->second->release(name);
 }
 
 llvm::Expected<TensorView> WeightStore::lookup(llvm::StringRef file,

@@ -24,7 +24,16 @@ class WeightSource {
 public:
   virtual ~WeightSource() = default;
   virtual const TensorView *find(llvm::StringRef name) const = 0;
+  /// Done with `name` for now: a source that maps its file lets the pages go
+  /// (they are read again if the tensor is). Views stay valid.
+  virtual void release(llvm::StringRef name) const {}
 };
+
+/// Lets the kernel drop the pages wholly inside [data, data + size) of a
+/// read-only file mapping from this process (they are read again from the
+/// page cache on the next access). Only for bytes of a mapped file: on
+/// anonymous memory it would zero them.
+void dropMappedPages(const uint8_t *data, uint64_t size);
 
 class WeightStore {
 public:
@@ -37,6 +46,8 @@ public:
   /// The tensor `name` in `file`; the view lives as long as the store.
   llvm::Expected<TensorView> lookup(llvm::StringRef file, llvm::StringRef name);
 
+  /// See WeightSource::release; nothing when `file` is not open.
+  void release(llvm::StringRef file, llvm::StringRef name);
   /// Registers an already-open source under `path`, so that it is not re-read.
   void adopt(llvm::StringRef path, std::unique_ptr<WeightSource> source);
 

@@ -130,10 +130,14 @@ static llvm::Error replaceWeights(ModuleOp module, llvm::StringRef sourcePath,
 }
 
 /// Brings initializers kept in external files into the model, so that it is
-/// one self-contained file wherever it is written.
+/// one self-contained file wherever it is written, and puts back the bytes
+/// that loading left in the mapped source file (unless a merged value took
+/// their place).
 static llvm::Error inlineExternalData(const OnnxWeightSource &source, onnx::ModelProto &model) {
   for (onnx::TensorProto &initializer : *model.mutable_graph()->mutable_initializer()) {
-    if (initializer.data_location() != onnx::TensorProto::EXTERNAL)
+    bool external = initializer.data_location() == onnx::TensorProto::EXTERNAL;
+    bool inFile = !initializer.has_raw_data() && source.keepsInFile(initializer.name());
+    if (!external && !inFile)
       continue;
     const TensorView *view = source.find(initializer.name());
     if (!view)

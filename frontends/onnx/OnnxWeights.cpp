@@ -21,20 +21,121 @@ static llvm::Error onnxError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-llvm::Expected<std::shared_ptr<onnx::ModelProto>> loadOnnxModel(llvm::StringRef path,
-                                                                 int64_t *upgradedFrom) {
+namespace {
+
+/// Copies a ModelProto's wire encoding, leaving out the raw_data of large
+/// graph initializers and noting where they are. Only the path to them
+/// (ModelProto.graph = 7, GraphProto.initializer = 5, TensorProto.raw_data
+/// = 9) is decoded; every other field is copied as it is.
+class InitializerStripper {
+public:
+  static constexpr uint64_t kMinBytes = 64 * 1024; // Shape constants stay.
+
+  std::vector<llvm::StringRef> rawData;
+
+  /// Copies the message in [p, end), at `depth` 0 (model), 1 (graph) or 2
+  /// (tensor), into `out`; false when the encoding is malformed (protobuf's
+  /// own parse then says so).
+  bool copy(const uint8_t *p, const uint8_t *end, int depth, std::string &out) {
+    while (p < end) {
+      const uint8_t *field = p;
+      uint64_t key, value;
+      if (!readVarint(p, end, key))
+        return false;
+      switch (key & 7) {
+      case 0:
+        if (!readVarint(p, end, value))
+          return false;
+        break;
+      case 1:
+      case 5: {
+        uint64_t width = (key & 7) == 1 ? 8 : 4;
+        if (uint64_t(end - p) < width)
+          return false;
+        p += width;
+        break;
+      }
+      case 2: {
+        if (!readVarint(p, end, value) || value > uint64_t(end - p))
+          return false;
+        const uint8_t *body = p;
+        p += value;
+        uint64_t number = key >> 3;
+        if ((depth == 0 && number == 7) || (depth == 1 && number == 5)) {
+          if (depth == 1)
+            rawData.emplace_back();
+          std::string inner;
+          if (!copy(body, p, depth + 1, inner))
+            return false;
+          writeVarint(key, out);
+          writeVarint(inner.size(), out);
+          out += inner;
+          continue;
+        }
+        if (depth == 2 && number == 9 && value >= kMinBytes) {
+          rawData.back() = llvm::StringRef(reinterpret_cast<const char *>(body), value);
+          continue;
+        }
+        break;
+      }
+      default: // Groups: not in ONNX.
+        return false;
+      }
+      out.append(reinterpret_cast<const char *>(field), p - field);
+    }
+    return true;
+  }
+
+private:
+  static bool readVarint(const uint8_t *&p, const uint8_t *end, uint64_t &value) {
+    value = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      uint8_t byte = *p++;
+      value |= uint64_t(byte & 0x7f) << shift;
+      if (!(byte & 0x80))
+        return true;
+    }
+    return false;
+  }
+  static void writeVarint(uint64_t value, std::string &out) {
+    do {
+      uint8_t byte = value & 0x7f;
+      value >>= 7;
+      out.push_back(char(value ? byte | 0x80 : byte));
+    } while (value);
+  }
+};
+
+} // namespace
+
+llvm::Expected<std::shared_ptr<onnx::ModelProto>>
+loadOnnxModel(llvm::StringRef path, int64_t *upgradedFrom, OnnxMappedBytes *mapped) {
   auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
                                             /*RequiresNullTerminator=*/false);
   if (!buffer)
     return onnxError(path + ": cannot open: " + buffer.getError().message());
+  std::shared_ptr<llvm::MemoryBuffer> file = std::move(*buffer);
+  auto start = reinterpret_cast<const uint8_t *>(file->getBufferStart());
   auto model = std::make_shared<onnx::ModelProto>();
-  if (!model->ParseFromArray((*buffer)->getBufferStart(), (*buffer)->getBufferSize()))
+  InitializerStripper stripper;
+  std::string stripped;
+  bool strip = mapped && stripper.copy(start, start + file->getBufferSize(), 0, stripped) &&
+               llvm::any_of(stripper.rawData, [](llvm::StringRef bytes) { return !bytes.empty(); });
+  bool parsed = strip ? model->ParseFromString(stripped)
+                      : model->ParseFromArray(start, file->getBufferSize());
+  if (!parsed)
     return onnxError(path + ": not a valid ONNX model (protobuf parse failed)");
   if (!model->has_graph())
     return onnxError(path + ": not a valid ONNX model (no graph)");
   int64_t opset = defaultOpset(*model);
-  if (opset == 0 || opset >= kMinOpset)
+  if (opset == 0 || opset >= kMinOpset) {
+    if (strip)
+      *mapped = {std::move(file), std::move(stripper.rawData)};
     return model;
+  }
+  // The converter rewrites initializers: it gets them whole.
+  if (strip && !model->ParseFromArray(start, file->getBufferSize()))
+    return onnxError(path + ": not a valid ONNX model (protobuf parse failed)");
   // The converter assumes every op exists at the model's opset; name the
   // first that does not rather than let it fail inside.
   for (const onnx::NodeProto &node : model->graph().node()) {
@@ -267,7 +368,7 @@ readExternalData(llvm::StringRef modelPath, const std::string &name,
 }
 
 llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorProto &tensor,
-                                  llvm::StringRef modelPath) {
+                                  llvm::StringRef modelPath, llvm::StringRef mappedBytes) {
   std::optional<DType> dtype = dtypeOfOnnx(tensor.data_type());
   if (!dtype)
     return onnxError(modelPath + ": initializer '" + name +
@@ -288,6 +389,10 @@ llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorPro
     view.data = reinterpret_cast<const uint8_t *>((*data)->getBufferStart());
     available = (*data)->getBufferSize();
     externalData.push_back(std::move(*data));
+  } else if (!mappedBytes.empty()) {
+    view.data = reinterpret_cast<const uint8_t *>(mappedBytes.data());
+    available = mappedBytes.size();
+    inFile.insert(name);
   } else if (tensor.has_raw_data()) {
     view.data = reinterpret_cast<const uint8_t *>(tensor.raw_data().data());
     available = tensor.raw_data().size();
@@ -305,13 +410,18 @@ llvm::Error OnnxWeightSource::add(const std::string &name, const onnx::TensorPro
 }
 
 llvm::Expected<std::unique_ptr<OnnxWeightSource>>
-OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRef modelPath) {
+OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRef modelPath,
+                         OnnxMappedBytes mapped) {
   auto source = std::unique_ptr<OnnxWeightSource>(new OnnxWeightSource());
   source->model = std::move(model);
+  source->mapped = std::move(mapped);
   const onnx::GraphProto &graph = source->model->graph();
-  for (const onnx::TensorProto &tensor : graph.initializer())
-    if (llvm::Error error = source->add(tensor.name(), tensor, modelPath))
+  for (auto [index, tensor] : llvm::enumerate(graph.initializer())) {
+    llvm::StringRef bytes =
+        index < source->mapped.rawData.size() ? source->mapped.rawData[index] : llvm::StringRef();
+    if (llvm::Error error = source->add(tensor.name(), tensor, modelPath, bytes))
       return std::move(error);
+  }
   // A Constant node's value is a tensor of the model like an initializer:
   // large ones (a causal-mask buffer) are read by name as weights are.
   for (const onnx::NodeProto &node : graph.node()) {
@@ -339,13 +449,21 @@ OnnxWeightSource::create(std::shared_ptr<onnx::ModelProto> model, llvm::StringRe
 llvm::Expected<std::unique_ptr<OnnxWeightSource>>
 OnnxWeightSource::open(llvm::StringRef path) {
   int64_t upgradedFrom = 0;
-  auto model = loadOnnxModel(path, &upgradedFrom);
+  OnnxMappedBytes mapped;
+  auto model = loadOnnxModel(path, &upgradedFrom, &mapped);
   if (!model)
     return model.takeError();
-  auto source = create(std::move(*model), path);
+  auto source = create(std::move(*model), path, std::move(mapped));
   if (source)
     (*source)->upgradedFrom = upgradedFrom;
   return source;
+}
+
+void OnnxWeightSource::release(llvm::StringRef name) const {
+  if (!inFile.contains(name))
+    return;
+  if (const TensorView *view = find(name))
+    dropMappedPages(view->data, view->byteSize);
 }
 
 const TensorView *OnnxWeightSource::find(llvm::StringRef name) const {

@@ -4,30 +4,27 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/Error.h"
 
 namespace peft {
 
-/// peft -> linalg on tensors, fused, with weights packed for the GEMM kernels:
-/// the entry's signature is final after it (what the artifact describes).
+/// Registers the CPU target ("cpu": native code for the host, model.so) and
+/// the CPU back end's passes.
+void registerCpuTarget();
+
+/// After the shared tensor pipeline: GEMM weights packed for the kernels.
 void buildCpuTensorPipeline(mlir::OpPassManager &pm);
 
-/// Linalg on tensors -> the LLVM dialect, for the host CPU.
+/// Linalg on tensors (after buildCpuTensorPipeline) -> the LLVM dialect, for
+/// the host CPU.
 void buildCpuCodegenPipeline(mlir::OpPassManager &pm);
 
-/// Both of the above: peft + linalg on tensors -> the LLVM dialect.
-void buildCpuLoweringPipeline(mlir::OpPassManager &pm);
-
-/// Runs buildCpuTensorPipeline on `module` (whose entries went through
-/// peft-externalize-weights), before the artifact is described.
-llvm::Error lowerCpuTensors(mlir::ModuleOp module);
-
-/// Registers `peft-cpu-lowering`, the pipeline above.
-void registerCpuPipeline();
-
-/// Lowers `module` (after lowerCpuTensors), optimizes it for the host CPU and links it into the shared library
-/// `libraryPath`. Errors say which step failed.
-llvm::Error compileCpuLibrary(mlir::ModuleOp module, llvm::StringRef libraryPath);
+/// Translates `module` (the LLVM dialect, after buildCpuCodegenPipeline) to
+/// LLVM IR, optimizes it for the host CPU and links it into the shared
+/// library `libraryPath`. Errors say which step failed.
+llvm::Error compileCpuLibrary(mlir::ModuleOp module, llvm::StringRef libraryPath,
+                              mlir::TimingScope &timing);
 
 } // namespace peft
 

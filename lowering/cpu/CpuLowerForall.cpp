@@ -12,7 +12,9 @@
 //
 // over [0, m·n): each thread runs a contiguous range of iterations. Values
 // the body uses from above are passed in the call's context; constants are
-// cloned into the function instead.
+// cloned into the function instead. Loops that make the same function (every
+// layer of a transformer has the same ones) share the first: LLVM compiles
+// each once.
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
@@ -35,6 +37,8 @@ namespace {
 
 struct CpuLowerForallPass : peft::impl::CpuLowerForallBase<CpuLowerForallPass> {
   void runOnOperation() override {
+    kernels.clear();
+    counters.clear();
     // A forall nested in another runs serially inside the outer one's task.
     SmallVector<scf::ForallOp> nested;
     getOperation().walk([&](scf::ForallOp loop) {
@@ -51,13 +55,31 @@ struct CpuLowerForallPass : peft::impl::CpuLowerForallBase<CpuLowerForallPass> {
     }
     SmallVector<scf::ForallOp> loops;
     getOperation().walk([&](scf::ForallOp loop) { loops.push_back(loop); });
-    llvm::StringMap<unsigned> counters;
     for (scf::ForallOp loop : loops)
-      if (failed(lower(loop, counters)))
+      if (failed(lower(loop)))
         return signalPassFailure();
   }
 
-  LogicalResult lower(scf::ForallOp loop, llvm::StringMap<unsigned> &counters) {
+  /// Functions made so far, by their text with the name left out.
+  llvm::StringMap<func::FuncOp> kernels;
+  llvm::StringMap<unsigned> counters;
+
+  /// `kernel`, or an identical one made before (then `kernel` is erased).
+  func::FuncOp deduplicate(func::FuncOp kernel) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    StringAttr name = kernel.getSymNameAttr();
+    kernel.setSymName("kernel");
+    kernel->print(os, OpPrintingFlags().printGenericOpForm().useLocalScope());
+    kernel.setSymNameAttr(name);
+    auto [known, inserted] = kernels.try_emplace(text, kernel);
+    if (inserted)
+      return kernel;
+    kernel.erase();
+    return known->second;
+  }
+
+  LogicalResult lower(scf::ForallOp loop) {
     if (loop.getNumResults() != 0 || !loop.getTerminator().getYieldingOps().empty())
       return loop.emitError("peft-cpu-lower-forall: the loop still has tensor results "
                             "(it runs after bufferization)");
@@ -101,7 +123,7 @@ struct CpuLowerForallPass : peft::impl::CpuLowerForallBase<CpuLowerForallPass> {
 
     // The task function.
     std::string name = (parent.getName() + "_parallel_" +
-                        llvm::Twine(counters[parent.getName()]++)).str();
+                        llvm::Twine(counters[parent.getName()])).str();
     SmallVector<Type> inputs(ValueRange(captures).getTypes());
     inputs.append({builder.getIndexType(), builder.getIndexType()});
     OpBuilder moduleBuilder(parent);
@@ -148,7 +170,10 @@ struct CpuLowerForallPass : peft::impl::CpuLowerForallBase<CpuLowerForallPass> {
     body.setInsertionPointToEnd(entry);
     func::ReturnOp::create(body, loc);
 
-    peft::createParallelCall(builder, loc, kernel, captures, total);
+    func::FuncOp shared = deduplicate(kernel);
+    if (shared == kernel)
+      ++counters[parent.getName()];
+    peft::createParallelCall(builder, loc, shared, captures, total);
     loop.erase();
     return success();
   }

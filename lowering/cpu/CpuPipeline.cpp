@@ -1,6 +1,7 @@
-//===- CpuPipeline.cpp - peft + linalg on tensors to LLVM for the host ------===//
+//===- CpuPipeline.cpp - The CPU target: linalg on tensors to model.so ------===//
 #include "lowering/cpu/CpuBackend.h"
 
+#include "lowering/Target.h"
 #include "lowering/cpu/Passes.h"
 
 #include "mlir/InitAllPasses.h"
@@ -14,12 +15,12 @@ using namespace mlir;
 
 namespace peft {
 
-/// In order: peft -> linalg; tensor-level clean-up and fusion; weights packed
-/// for the GEMM kernels (the entry's signature is final from here); the GEMM
-/// schedule (tiling, vectorization); bufferization with ownership-based
-/// deallocation; the GEMM kernels; conversion of every dialect to LLVM; the
-/// packed entry.
-static constexpr llvm::StringLiteral kTensorCleanup = "canonicalize,cse";
+/// After the shared tensor pipeline, in order: weights packed for the GEMM
+/// kernels (the entry's signature is final from here); rows of maps and
+/// reductions for the threads; the GEMM schedule (tiling, vectorization);
+/// maps and reductions vectorized; bufferization with ownership-based
+/// deallocation; the GEMM kernels; parallel loops on the threads; conversion
+/// of every dialect to LLVM; the packed entry.
 static constexpr llvm::StringLiteral kBufferize =
     "canonicalize,cse,"
     "one-shot-bufferize{bufferize-function-boundaries "
@@ -50,11 +51,6 @@ static void registerUpstreamPasses() {
 static bool hostHasAvx512() { return llvm::sys::getHostCPUFeatures().lookup("avx512f"); }
 
 void buildCpuTensorPipeline(OpPassManager &pm) {
-  registerUpstreamPasses();
-  pm.addPass(createConvertPeftToLinalg());
-  addUpstream(pm, kTensorCleanup);
-  pm.addPass(createFuseElementwise());
-  pm.addPass(createCanonicalizerPass());
   // GEMMs on weights read them in panels of three AVX-512 vectors, or two
   // AVX2 vectors (bench/: the best of the shapes tried on Zen 4).
   CpuPackWeightsOptions packing;
@@ -89,18 +85,26 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   pm.addPass(createEmitPackedEntry());
 }
 
-void buildCpuLoweringPipeline(OpPassManager &pm) {
-  buildCpuTensorPipeline(pm);
-  buildCpuCodegenPipeline(pm);
-}
+namespace {
 
-void registerCpuPipeline() {
+class CpuTarget final : public Target {
+public:
+  llvm::StringRef name() const override { return "cpu"; }
+  llvm::StringRef description() const override { return "host CPU"; }
+  void buildTensorPipeline(OpPassManager &pm) const override { buildCpuTensorPipeline(pm); }
+  void buildCodegenPipeline(OpPassManager &pm) const override { buildCpuCodegenPipeline(pm); }
+  llvm::StringRef libraryFile() const override { return "model.so"; }
+  llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
+                           TimingScope &timing) const override {
+    return compileCpuLibrary(module, path, timing);
+  }
+};
+
+} // namespace
+
+void registerCpuTarget() {
   registerPeftCpuPasses();
-  PassPipelineRegistration<>(
-      "peft-cpu-lowering",
-      "Lower peft and linalg on tensors to the LLVM dialect for the host CPU",
-      buildCpuLoweringPipeline);
+  registerTarget(std::make_unique<CpuTarget>());
 }
 
 } // namespace peft
-

@@ -8,7 +8,7 @@ namespace peft {
 
 /// Emits, at the builder's point, `kernel(captures..., begin, end)` for
 /// chunks [begin, end) of [0, count) run by the runtime's thread pool:
-/// `peft_parallel_for(task, context, count)` (runtime/model_support.c), where
+/// `peft_parallel_for(task, context, count)` (runtime/cpu/model_support.c), where
 /// the context holds the captures' LLVM values (memref descriptors, scalars)
 /// and `KERNEL_task(context, begin, end)`, made once per kernel, unpacks them
 /// and calls the kernel. `kernel`'s last two arguments are the index bounds.

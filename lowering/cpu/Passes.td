@@ -38,7 +38,7 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     shape, `peft_panel_gemm_KxN_TILE(a, panels, out, first, last)`, shared
     by every layer of that shape; others stay generics, lowered to loops.
 
-    The call goes through `peft_parallel_for` (runtime/model_support.c):
+    The call goes through `peft_parallel_for` (runtime/cpu/model_support.c):
     the runtime's threads each take a contiguous run of panels. In a run,
     the kernel walks row blocks of `m-block` rows (their K block stays in
     L2), K blocks of `k-block` (a panel's K block stays in L1), the panels,
@@ -145,7 +145,7 @@ def CpuLowerForall : Pass<"peft-cpu-lower-forall", "mlir::ModuleOp"> {
     On memrefs, after bufferization. Each `scf.forall` becomes a function,
     `F_parallel_N(captures..., begin, end)`, that runs iterations [begin,
     end) of the loop (delinearized into its induction variables), and a
-    call of it through `peft_parallel_for` (runtime/model_support.c) over
+    call of it through `peft_parallel_for` (runtime/cpu/model_support.c) over
     all of them: each thread takes a contiguous range. The values the body
     uses from above travel in the call's context; constants are cloned into
     the function. A forall nested in another becomes serial loops.

@@ -33,6 +33,28 @@ func.func @rows(%x: memref<2x?x16xf32>, %y: memref<2x?x16xf32>, %n: index) {
   return
 }
 
+// Two loops that make the same function (two layers) share one.
+// CHECK-LABEL: func.func @layers(
+// CHECK:   constant @layers_parallel_0_task
+// CHECK:   call @peft_parallel_for(
+// CHECK:   constant @layers_parallel_0_task
+// CHECK:   call @peft_parallel_for(
+// CHECK: func.func private @layers_parallel_0(
+// CHECK-NOT: func.func private @layers_parallel_1(
+func.func @layers(%x: memref<64x16xf32>, %y: memref<64x16xf32>) {
+  scf.forall (%i) in (64) {
+    %xs = memref.subview %x[%i, 0] [1, 16] [1, 1] : memref<64x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    %ys = memref.subview %y[%i, 0] [1, 16] [1, 1] : memref<64x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    memref.copy %xs, %ys : memref<16xf32, strided<[1], offset: ?>> to memref<16xf32, strided<[1], offset: ?>>
+  }
+  scf.forall (%i) in (64) {
+    %ys = memref.subview %y[%i, 0] [1, 16] [1, 1] : memref<64x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    %xs = memref.subview %x[%i, 0] [1, 16] [1, 1] : memref<64x16xf32> to memref<16xf32, strided<[1], offset: ?>>
+    memref.copy %ys, %xs : memref<16xf32, strided<[1], offset: ?>> to memref<16xf32, strided<[1], offset: ?>>
+  }
+  return
+}
+
 // A forall in a forall: the inner one runs serially in the outer's task.
 // CHECK-LABEL: func.func @nested(
 // CHECK:   call @peft_parallel_for
@@ -46,6 +68,7 @@ func.func @rows(%x: memref<2x?x16xf32>, %y: memref<2x?x16xf32>, %n: index) {
 // CHECK:   llvm.load
 // CHECK:   call @rows_parallel_0(
 // CHECK: func.func private @peft_parallel_for(!llvm.ptr, !llvm.ptr, i64)
+// CHECK: func.func private @layers_parallel_0_task(
 // CHECK: func.func private @nested_parallel_0_task(
 func.func @nested(%x: memref<8x8xf32>) {
   %c = arith.constant 1.0 : f32

@@ -2,6 +2,7 @@
 #include "dialects/peft/PeftDialect.h"
 #include "frontends/onnx/OnnxImporter.h"
 #include "lowering/Passes.h"
+#include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "passes/Passes.h"
 
@@ -14,7 +15,8 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   peft::registerPeftPasses();
   peft::registerLoweringPasses();
-  peft::registerCpuPipeline();
+  peft::registerCpuTarget();
+  peft::registerLoweringPipelines();
   peft::registerOnnxWeightFormat(); // peft.weight ... from "model.onnx"
 
   mlir::DialectRegistry registry;

@@ -2,16 +2,21 @@
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
 //         [--combine cat|svd [--combine-rank N]]
-//         [--target cpu] [--summary] -o OUTDIR
+//         [--target cpu] [--summary] [--mlir-timing] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
 //   peftc MODEL.onnx --insert adapter_config.json[=NAME]... [--seed N] --emit onnx -o TRAIN.onnx
+//   peftc MODEL.onnx [...] --emit mlir -o LOWERED.mlir
+//   peftc MODEL.onnx [...] --print-pipeline
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
 // unmerged with --mode fuse), and writes an artifact directory: manifest.json,
-// model.so and weights.safetensors. OUTDIR appears complete or not at all.
-// With --emit onnx it writes the model as a standard ONNX file instead; the
-// adapters left unmerged (fresh ones from --insert, to train elsewhere) are
-// standard ops there, their tensors named initializers.
+// the target's library (model.so) and weights.safetensors. OUTDIR appears
+// complete or not at all. With --emit onnx it writes the model as a standard
+// ONNX file instead; the adapters left unmerged (fresh ones from --insert, to
+// train elsewhere) are standard ops there, their tensors named initializers.
+// --emit mlir writes what the target's library is compiled from, and
+// --print-pipeline the passes that make it, as one pipeline: `peft-opt
+// --pass-pipeline=...` on the imported model replays exactly what peftc runs.
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/OnnxExporter.h"
@@ -21,6 +26,7 @@
 #include "support/OutputFile.h"
 #include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
+#include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "passes/Passes.h"
 
@@ -61,19 +67,29 @@ static cl::opt<std::string> combine("combine",
                                     cl::value_desc("cat|svd"));
 static cl::opt<int64_t> combineRank("combine-rank", cl::desc("The rank --combine svd keeps"),
                                     cl::init(0));
-static cl::opt<std::string> target("target", cl::desc("Code generation target"), cl::init("cpu"));
+static cl::opt<std::string> targetName("target", cl::desc("Code generation target"),
+                                       cl::init("cpu"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("artifact: a compiled artifact directory; "
                                           "onnx: the model as an ONNX file, unmerged "
-                                          "adapters as standard ops"),
+                                          "adapters as standard ops; mlir: the lowered "
+                                          "module the target's library is compiled from"),
                                  cl::init("artifact"));
+static cl::opt<bool> printPipeline("print-pipeline",
+                                   cl::desc("Print the passes peftc runs on the imported model, "
+                                            "as a pipeline for peft-opt --pass-pipeline, and exit"));
 static cl::opt<bool> summary("summary",
                              cl::desc("Print each adapted module: adapter, method, rank, "
                                       "parameters, merged or not"));
-static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (ONNX file with --emit onnx)"),
-                                      cl::value_desc("path"), cl::Required);
+static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (a file with --emit onnx "
+                                                   "or mlir)"),
+                                      cl::value_desc("path"));
 
 static int fail(const llvm::Twine &message) { return peft::reportError("peftc", message); }
+
+static llvm::Error makeError(const llvm::Twine &message) {
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
 
 /// One adapter on one layer, as --summary reports it.
 struct AdapterUse {
@@ -207,66 +223,116 @@ static std::vector<peft::ManifestAdapter> swappableAdapters(mlir::ModuleOp modul
   return adapters;
 }
 
-static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, bool externalize,
-                                            std::vector<peft::ManifestAdapter> &unmerged) {
-  mlir::PassManager attach(module.getContext());
+/// The adapters attached: from files, fresh ones, combined.
+static void buildAttachPipeline(mlir::OpPassManager &pm) {
   if (!adapterSpecs.empty()) {
     peft::AttachAdaptersOptions options;
     options.adapters.assign(adapterSpecs.begin(), adapterSpecs.end());
-    attach.addPass(peft::createAttachAdapters(options));
+    pm.addPass(peft::createAttachAdapters(options));
   }
   if (!insertSpecs.empty()) {
     peft::InsertAdaptersOptions options;
     options.configs.assign(insertSpecs.begin(), insertSpecs.end());
     options.seed = seed;
-    attach.addPass(peft::createInsertAdapters(options));
+    pm.addPass(peft::createInsertAdapters(options));
   }
   if (!combine.empty()) {
     peft::CombineAdaptersOptions options;
     options.method = combine;
     options.rank = combineRank;
-    attach.addPass(peft::createCombineAdapters(options));
+    pm.addPass(peft::createCombineAdapters(options));
   }
-  if (mlir::failed(attach.run(module)))
-    return mlir::failure();
-  std::vector<AdapterUse> attached = collectAdapters(module);
-  mlir::PassManager pm(module.getContext());
+}
+
+/// Then merged (unless --mode fuse) and cleaned up.
+static void buildMergePipeline(mlir::OpPassManager &pm) {
   if (mode == "merge")
     pm.addPass(peft::createMergeAdapters());
   if (insertSpecs.empty()) // It would fold fresh LoRAs (B = 0) away.
     pm.addPass(mlir::createCanonicalizerPass());
-  if (mlir::failed(pm.run(module)))
+}
+
+/// Compiling, the weights become the entry's arguments.
+static void buildExternalizePipeline(mlir::OpPassManager &pm) {
+  pm.addPass(peft::createExternalizeWeights());
+}
+
+/// Every pass peftc runs on the imported module, in order, as one pipeline.
+static void buildPeftcPipeline(mlir::OpPassManager &pm, const peft::Target &target) {
+  buildAttachPipeline(pm);
+  buildMergePipeline(pm);
+  if (emit != "onnx") {
+    buildExternalizePipeline(pm);
+    peft::buildLoweringPipeline(pm, target);
+  }
+}
+
+/// Runs `build`'s passes on `module`, timed under `name`.
+static mlir::LogicalResult runStage(mlir::ModuleOp module, mlir::TimingScope &timing,
+                                    llvm::StringRef name,
+                                    llvm::function_ref<void(mlir::OpPassManager &)> build) {
+  mlir::PassManager pm(module.getContext());
+  build(pm);
+  mlir::TimingScope scope = timing.nest(name);
+  pm.enableTiming(scope);
+  return pm.run(module);
+}
+
+static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, mlir::TimingScope &timing,
+                                            std::vector<peft::ManifestAdapter> &unmerged) {
+  if (mlir::failed(runStage(module, timing, "attach adapters", buildAttachPipeline)))
+    return mlir::failure();
+  std::vector<AdapterUse> attached = collectAdapters(module);
+  if (mlir::failed(runStage(module, timing, "merge adapters", buildMergePipeline)))
     return mlir::failure();
   if (summary)
     printSummary(std::move(attached), module);
   unmerged = swappableAdapters(module);
-  mlir::PassManager lower(module.getContext());
-  if (externalize)
-    lower.addPass(peft::createExternalizeWeights());
-  return lower.run(module);
+  if (emit == "onnx")
+    return mlir::success();
+  return runStage(module, timing, "externalize weights", buildExternalizePipeline);
+}
+
+/// Lowers `module` to what `target` compiles its library from.
+static mlir::LogicalResult lowerForTarget(mlir::ModuleOp module, const peft::Target &target,
+                                          mlir::TimingScope &timing) {
+  return runStage(module, timing, "lowering to tensors",
+                  [&](mlir::OpPassManager &pm) {
+                    peft::buildTensorPipeline(pm);
+                    target.buildTensorPipeline(pm);
+                  });
 }
 
 /// Writes the whole artifact into `stagingDir`.
 static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingDir,
-                                 std::vector<peft::ManifestAdapter> adapters) {
-  if (llvm::Error error = peft::lowerCpuTensors(module))
-    return error;
+                                 std::vector<peft::ManifestAdapter> adapters,
+                                 const peft::Target &target, mlir::TimingScope &timing) {
+  if (mlir::failed(lowerForTarget(module, target, timing)))
+    return makeError("lowering to linalg failed (see the diagnostics above)");
+  // The entry's signature is final: the manifest and the weights file.
   auto entry = module.lookupSymbol<mlir::func::FuncOp>("forward");
   auto manifest = peft::describeEntry(entry);
   if (!manifest)
     return manifest.takeError();
   manifest->adapters = std::move(adapters);
-  manifest->library = "model.so";
+  manifest->target = target.name().str();
+  manifest->library = target.libraryFile().str();
   manifest->entry = "forward_packed";
   manifest->weightsFile = "weights.safetensors";
   llvm::SmallString<256> path(stagingDir);
   llvm::sys::path::append(path, manifest->weightsFile);
+  mlir::TimingScope weights = timing.nest("weights file");
   if (llvm::Error error = peft::writeEntryWeights(entry, path))
     return error;
+  weights.stop();
+  peft::embedSignature(module, *manifest);
+  if (mlir::failed(runStage(module, timing, "code generation pipeline",
+                            [&](mlir::OpPassManager &pm) { target.buildCodegenPipeline(pm); })))
+    return makeError("lowering for target '" + target.name() +
+                           "' failed (see the diagnostics above)");
   path = stagingDir;
   llvm::sys::path::append(path, manifest->library);
-  peft::embedSignature(module, *manifest);
-  if (llvm::Error error = peft::compileCpuLibrary(module, path))
+  if (llvm::Error error = target.writeLibrary(module, path, timing))
     return error;
   path = stagingDir;
   llvm::sys::path::append(path, "manifest.json");
@@ -276,8 +342,27 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
   });
 }
 
+/// --emit mlir: the module the target's library would be compiled from.
+static llvm::Error writeLoweredModule(mlir::ModuleOp module, const peft::Target &target,
+                                      mlir::TimingScope &timing) {
+  if (mlir::failed(runStage(module, timing, "lowering",
+                            [&](mlir::OpPassManager &pm) {
+                              peft::buildTensorPipeline(pm);
+                              target.buildTensorPipeline(pm);
+                              target.buildCodegenPipeline(pm);
+                            })))
+    return makeError("lowering failed (see the diagnostics above)");
+  return peft::writeFileAtomically(outputDir, [&](llvm::raw_ostream &os) {
+    module->print(os);
+    os << "\n"; // As peft-opt ends its output.
+    return llvm::Error::success();
+  });
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  mlir::registerDefaultTimingManagerCLOptions();
+  peft::registerCpuTarget();
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
   if (mode != "merge" && mode != "fuse")
     return fail("--mode must be 'merge' or 'fuse', got '" + mode + "'");
@@ -285,14 +370,25 @@ int main(int argc, char **argv) {
     return fail("--combine must be 'cat' or 'svd', got '" + combine + "'");
   if (combine == "svd" && combineRank < 1)
     return fail("--combine svd needs --combine-rank N (N >= 1)");
-  if (target != "cpu")
-    return fail("--target must be 'cpu', got '" + target + "'");
-  if (emit != "artifact" && emit != "onnx")
-    return fail("--emit must be 'artifact' or 'onnx', got '" + emit + "'");
+  const peft::Target *target = peft::lookupTarget(targetName);
+  if (!target)
+    return fail("--target must be one of: " + llvm::join(peft::targetNames(), ", ") + "; got '" +
+                targetName + "'");
+  if (emit != "artifact" && emit != "onnx" && emit != "mlir")
+    return fail("--emit must be 'artifact', 'onnx' or 'mlir', got '" + emit + "'");
   if (!insertSpecs.empty() && mode.getNumOccurrences() && mode == "merge")
     return fail("--insert adds fresh adapters to train; they stay unmerged (--mode fuse)");
   if (!insertSpecs.empty())
     mode = "fuse";
+  if (printPipeline) {
+    mlir::OpPassManager pm("builtin.module");
+    buildPeftcPipeline(pm, *target);
+    pm.printAsTextualPipeline(llvm::outs());
+    llvm::outs() << "\n";
+    return 0;
+  }
+  if (outputDir.empty())
+    return fail("no output: give -o PATH");
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
@@ -300,18 +396,27 @@ int main(int argc, char **argv) {
   mlir::MLIRContext context(registry);
   auto diagnostics = peft::printDiagnosticsAsLines(context, "peftc");
   peft::registerOnnxWeightFormat();
+  mlir::DefaultTimingManager timingManager;
+  mlir::applyDefaultTimingManagerCLOptions(timingManager);
+  mlir::TimingScope timing = timingManager.getRootScope();
 
+  mlir::TimingScope importing = timing.nest("import");
   auto module = peft::importOnnxModel(&context, modelPath);
   if (!module)
     return fail(llvm::toString(module.takeError()));
+  importing.stop();
   std::vector<peft::ManifestAdapter> unmerged;
-  if (mlir::failed(runAdapterPasses(**module, /*externalize=*/emit == "artifact", unmerged)))
+  if (mlir::failed(runAdapterPasses(**module, timing, unmerged)))
     return 1; // The passes reported why.
-  if (emit == "onnx") {
+  if (emit == "onnx" || emit == "mlir") {
     // Written to a temporary file, renamed on success: no partial output.
-    if (llvm::Error error = peft::writeFileAtomically(outputDir, [&](llvm::raw_ostream &os) {
-          return peft::exportOnnx(**module, os);
-        }))
+    llvm::Error error = emit == "onnx"
+                            ? peft::writeFileAtomically(outputDir,
+                                                        [&](llvm::raw_ostream &os) {
+                                                          return peft::exportOnnx(**module, os);
+                                                        })
+                            : writeLoweredModule(**module, *target, timing);
+    if (error)
       return fail(llvm::toString(std::move(error)));
     return 0;
   }
@@ -319,7 +424,7 @@ int main(int argc, char **argv) {
   auto staging = peft::createStagingDir(outputDir);
   if (!staging)
     return fail(llvm::toString(staging.takeError()));
-  llvm::Error error = writeArtifact(**module, *staging, std::move(unmerged));
+  llvm::Error error = writeArtifact(**module, *staging, std::move(unmerged), *target, timing);
   if (!error)
     error = peft::publishStagingDir(*staging, outputDir);
   if (error) {

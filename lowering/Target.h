@@ -1,0 +1,70 @@
+//===- Target.h - Code generation targets behind one interface ---*- C++ -*-===//
+//
+// A target turns linalg on tensors into the code of an artifact: the CPU
+// back end (lowering/cpu) makes model.so; a GPU back end adds itself the same
+// way, with its own passes, pipelines and library writer. peftc picks one by
+// `--target NAME`; peft-opt registers `peft-NAME-lowering` for each, so it
+// replays exactly the pipeline peftc runs (`peftc --print-pipeline`).
+//
+//===----------------------------------------------------------------------===//
+#ifndef PEFT_LOWERING_TARGET_H
+#define PEFT_LOWERING_TARGET_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <vector>
+
+namespace peft {
+
+class Target {
+public:
+  virtual ~Target();
+
+  /// What `--target` and the manifest's "target" call it.
+  virtual llvm::StringRef name() const = 0;
+  virtual llvm::StringRef description() const = 0;
+
+  /// Tensor-level passes after the shared ones (buildTensorPipeline): the
+  /// layouts this target's kernels want. The entry's signature, which the
+  /// manifest describes, is final after them.
+  virtual void buildTensorPipeline(mlir::OpPassManager &pm) const = 0;
+
+  /// From there to what writeLibrary takes (for the CPU, the LLVM dialect).
+  virtual void buildCodegenPipeline(mlir::OpPassManager &pm) const = 0;
+
+  /// The library file of an artifact ("model.so"): what the manifest names.
+  virtual llvm::StringRef libraryFile() const = 0;
+
+  /// Compiles `module`, after the codegen pipeline, into the library at
+  /// `path`. Errors say which step failed.
+  virtual llvm::Error writeLibrary(mlir::ModuleOp module, llvm::StringRef path,
+                                   mlir::TimingScope &timing) const = 0;
+};
+
+/// Makes `target` available to lookupTarget and registerLoweringPipelines.
+void registerTarget(std::unique_ptr<Target> target);
+
+/// The target named `name`, or null.
+const Target *lookupTarget(llvm::StringRef name);
+
+/// The names of the registered targets, in registration order.
+std::vector<llvm::StringRef> targetNames();
+
+/// Shared by every target: peft -> linalg on tensors, cleaned up and fused.
+void buildTensorPipeline(mlir::OpPassManager &pm);
+
+/// The whole lowering for `target`: the shared tensor pipeline, then the
+/// target's tensor and codegen pipelines.
+void buildLoweringPipeline(mlir::OpPassManager &pm, const Target &target);
+
+/// Registers `peft-lower-to-linalg` (buildTensorPipeline) and, for every
+/// registered target, `peft-NAME-lowering` (buildLoweringPipeline).
+void registerLoweringPipelines();
+
+} // namespace peft
+
+#endif // PEFT_LOWERING_TARGET_H

@@ -1,0 +1,19 @@
+//===- Targets.cpp - The targets this runtime runs ---------------------------===//
+#include "runtime/Executable.h"
+
+#include "runtime/cpu/CpuExecutable.h"
+
+namespace peft {
+
+Executable::~Executable() = default;
+
+std::unique_ptr<Executable> loadExecutable(const Manifest &manifest, const std::string &directory,
+                                           std::string &error) {
+  if (manifest.target == "cpu")
+    return loadCpuExecutable(manifest, directory, error);
+  error = directory + "/manifest.json: target '" + manifest.target +
+          "' cannot run in this runtime (supported: cpu)";
+  return nullptr;
+}
+
+} // namespace peft
