@@ -49,7 +49,8 @@ static std::optional<PanelLayout> panelLayoutOf(DictionaryAttr attr) {
   auto tile = attr.getAs<IntegerAttr>("tile");
   auto transposed = attr.getAs<BoolAttr>("transposed");
   auto shape = attr.getAs<DenseI64ArrayAttr>("shape");
-  if (!of || !tile || !transposed || !shape || shape.size() != 2 || tile.getInt() < 1)
+  if (!of || !tile || !transposed || !shape || tile.getInt() < 1 || shape.size() < 2 ||
+      (shape.size() != 2 && !transposed.getValue()))
     return std::nullopt;
   return PanelLayout{of.str(), tile.getInt(), transposed.getValue(),
                      std::vector<int64_t>(shape.asArrayRef().begin(), shape.asArrayRef().end())};

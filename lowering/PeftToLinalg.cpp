@@ -652,9 +652,87 @@ Value splitDim(OpBuilder &builder, Location loc, Value value, int64_t dim, int64
       builder, loc, RankedTensorType::get(shape, type.getElementType()), value, groups, sizes);
 }
 
+/// An f32 convolution of one group as a GEMM, whose weight the back ends
+/// treat as any layer's (the CPU packs it into panels):
+///   cols[n, y..., c, k...] = in[n, c, y·stride + k·dilation...]   (im2col)
+///   out[n·y..., o] = bias[o] + cols[n·y..., c·k...] · w[o, c·k...]ᵀ
+/// then [n, y..., o] transposed to [n, o, y...]. `input` is padded.
+Value convolveAsGemm(PatternRewriter &rewriter, ConvOp op, Value input) {
+  Location loc = op.getLoc();
+  MLIRContext *context = rewriter.getContext();
+  int64_t rank = op.getSpatialRank();
+  RankedTensorType resultType = op.getResult().getType();
+  auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+  int64_t channels = weightType.getDimSize(1), outChannels = weightType.getDimSize(0);
+  Type f32 = rewriter.getF32Type();
+  auto dim = [&](int64_t d) { return getAffineDimExpr(d, context); };
+
+  // Loops n, y[rank], c, k[rank], all parallel: a copy.
+  int64_t loops = 2 + 2 * rank;
+  SmallVector<AffineExpr> in = {dim(0), dim(1 + rank)};
+  SmallVector<OpFoldResult> colsSizes = {tensor::getMixedSize(rewriter, loc, input, 0)};
+  for (int64_t d = 0; d < rank; ++d) {
+    in.push_back(dim(1 + d) * op.getStrides()[d] + dim(2 + rank + d) * op.getDilations()[d]);
+    colsSizes.push_back(rewriter.getIndexAttr(resultType.getDimSize(2 + d)));
+  }
+  colsSizes.push_back(rewriter.getIndexAttr(channels));
+  for (int64_t d = 0; d < rank; ++d)
+    colsSizes.push_back(rewriter.getIndexAttr(weightType.getDimSize(2 + d)));
+  Value colsInit = tensor::EmptyOp::create(rewriter, loc, colsSizes, f32);
+  Value cols =
+      linalg::GenericOp::create(
+          rewriter, loc, colsInit.getType(), input, colsInit,
+          ArrayRef<AffineMap>{AffineMap::get(loops, 0, in, context),
+                              AffineMap::getMultiDimIdentityMap(loops, context)},
+          SmallVector<utils::IteratorType>(loops, utils::IteratorType::parallel),
+          [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+            linalg::YieldOp::create(nested, nestedLoc, args[0]);
+          })
+          .getResult(0);
+  ReassociationIndices pixels = llvm::to_vector(llvm::seq<int64_t>(0, 1 + rank));
+  ReassociationIndices taps = llvm::to_vector(llvm::seq<int64_t>(1 + rank, loops));
+  Value rows = tensor::CollapseShapeOp::create(rewriter, loc, cols,
+                                               ArrayRef<ReassociationIndices>{pixels, taps});
+  Value kernel = tensor::CollapseShapeOp::create(
+      rewriter, loc, op.getWeight(),
+      ArrayRef<ReassociationIndices>{{0}, llvm::to_vector(llvm::seq<int64_t>(1, 2 + rank))});
+  Value init = op.getBias() ? biasRows(rewriter, loc, rows, op.getBias(), f32)
+                            : zerosFor(rewriter, loc, rows, outChannels, f32);
+  Value product = matmul(rewriter, loc, rows, kernel, /*rhsTransposed=*/true, init);
+
+  // [n·y..., o] -> [n, y..., o] -> [n, o, y...].
+  SmallVector<OpFoldResult> pixelSizes(colsSizes.begin(), colsSizes.begin() + 1 + rank);
+  pixelSizes.push_back(rewriter.getIndexAttr(outChannels));
+  SmallVector<int64_t> pixelShape = {resultType.getDimSize(0)};
+  for (int64_t d = 0; d < rank; ++d)
+    pixelShape.push_back(resultType.getDimSize(2 + d));
+  pixelShape.push_back(outChannels);
+  Value image = tensor::ExpandShapeOp::create(
+      rewriter, loc, RankedTensorType::get(pixelShape, f32), product,
+      ArrayRef<ReassociationIndices>{pixels, {1 + rank}}, pixelSizes);
+  SmallVector<OpFoldResult> outSizes = {colsSizes[0], rewriter.getIndexAttr(outChannels)};
+  SmallVector<AffineExpr> transposed = {dim(0)};
+  for (int64_t d = 0; d < rank; ++d) {
+    outSizes.push_back(colsSizes[1 + d]);
+    transposed.push_back(dim(2 + d));
+  }
+  transposed.push_back(dim(1));
+  Value outInit = tensor::EmptyOp::create(rewriter, loc, outSizes, f32);
+  return linalg::GenericOp::create(
+             rewriter, loc, outInit.getType(), image, outInit,
+             ArrayRef<AffineMap>{AffineMap::get(2 + rank, 0, transposed, context),
+                                 AffineMap::getMultiDimIdentityMap(2 + rank, context)},
+             SmallVector<utils::IteratorType>(2 + rank, utils::IteratorType::parallel),
+             [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+               linalg::YieldOp::create(nested, nestedLoc, args[0]);
+             })
+      .getResult(0);
+}
+
 /// A grouped N-d convolution as one linalg.generic over
 ///   out[n, g, o, y...] += in[n, g, c, y·stride + k·dilation...] · w[g, o, c, k...]
-/// on the zero-padded input, channels split into [groups, channels / groups].
+/// on the zero-padded input, channels split into [groups, channels / groups];
+/// f32 convolutions of one group are GEMMs (convolveAsGemm).
 struct LowerConv : OpRewritePattern<ConvOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ConvOp op, PatternRewriter &rewriter) const override {
@@ -673,6 +751,10 @@ struct LowerConv : OpRewritePattern<ConvOp> {
         high.push_back(rewriter.getIndexAttr(op.getPads()[rank + d]));
       }
       input = tensor::PadOp::create(rewriter, loc, Type(), input, low, high, zero);
+    }
+    if (groups == 1 && elementType.isF32()) {
+      rewriter.replaceOp(op, convolveAsGemm(rewriter, op, input));
+      return success();
     }
     input = splitDim(rewriter, loc, input, 1, groups);
     Value weight = splitDim(rewriter, loc, op.getWeight(), 0, groups);

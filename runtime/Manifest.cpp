@@ -232,12 +232,20 @@ public:
       return fail(field + ".tile", "is not an integer in [1, 1024]"), layout;
     if (!transposed->is_boolean())
       return fail(field + ".transposed", "is not a boolean"), layout;
-    bool valid = shape->is_array() && shape->size() == 2;
-    for (size_t d = 0; valid && d < 2; ++d)
+    // Two sizes; or, transposed, a convolution's [out, in, kernel...].
+    size_t rank = shape->is_array() ? shape->size() : 0;
+    bool valid = rank == 2 || (rank >= 2 && rank <= 6 && transposed->get<bool>());
+    int64_t product = 1;
+    for (size_t d = 0; valid && d < rank; ++d) {
       valid = (*shape)[d].is_number_integer() && (*shape)[d].get<int64_t>() >= 1 &&
               (*shape)[d].get<int64_t>() <= int64_t(1) << 32;
+      product = valid ? product * (*shape)[d].get<int64_t>() : product;
+      valid = valid && product <= int64_t(1) << 40;
+    }
     if (!valid)
-      return fail(field + ".shape", "is not two sizes in [1, 2^32]"), layout;
+      return fail(field + ".shape", "is not two sizes in [1, 2^32] (or, transposed, up to "
+                                    "six, 2^40 elements in all)"),
+             layout;
     layout.tile = tile->get<int64_t>();
     layout.transposed = transposed->get<bool>();
     layout.sourceShape = shape->get<std::vector<int64_t>>();

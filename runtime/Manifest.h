@@ -24,10 +24,19 @@ struct PanelLayout {
   std::string of;      ///< The weight's name in the model or adapter files.
   int64_t tile = 0;    ///< Output channels per panel.
   bool transposed = true; ///< W is stored [N, K] (torch's Linear), else [K, N].
-  std::vector<int64_t> sourceShape; ///< As stored: [N, K], or [K, N].
+  /// As stored: [N, K], or [K, N]; transposed, also [N, K1, K2, ...] (a
+  /// convolution's [out, in, kernel...]), read as [N, K1·K2·...].
+  std::vector<int64_t> sourceShape;
 
   int64_t n() const { return sourceShape[transposed ? 0 : 1]; }
-  int64_t k() const { return sourceShape[transposed ? 1 : 0]; }
+  int64_t k() const {
+    if (!transposed)
+      return sourceShape[0];
+    int64_t k = 1;
+    for (size_t d = 1; d < sourceShape.size(); ++d)
+      k *= sourceShape[d];
+    return k;
+  }
   /// [ceil(N / tile), K, tile].
   std::vector<int64_t> packedShape() const;
 };

@@ -1,6 +1,8 @@
 //===- CpuPackWeights.cpp - GEMM weights in the micro-kernel's layout -------===//
 #include "lowering/cpu/Passes.h"
 
+#include "runtime/Manifest.h"
+
 #include "llvm/ADT/MapVector.h"
 
 namespace peft {
@@ -20,16 +22,28 @@ struct WeightGemm {
   bool transposed;
 };
 
+/// The weight argument `value` is, directly or as a convolution's kernel
+/// [out, in, k...] collapsed to [out, in·k...].
+static BlockArgument weightArgument(Value value) {
+  if (auto collapse = value.getDefiningOp<tensor::CollapseShapeOp>()) {
+    auto groups = collapse.getReassociationIndices();
+    if (groups.size() == 2 && groups[0].size() == 1)
+      value = collapse.getSrc();
+  }
+  return dyn_cast<BlockArgument>(value);
+}
+
 /// The matmul as a GEMM on a weight argument of `entry`, if it is one: f32
 /// throughout, W static, the activations and the output not transposed.
 static std::optional<WeightGemm> matchWeightGemm(linalg::MatmulOp op, func::FuncOp entry) {
-  auto weight = dyn_cast<BlockArgument>(op.getInputs()[1]);
+  BlockArgument weight = weightArgument(op.getInputs()[1]);
   if (!weight || weight.getOwner() != &entry.front() ||
       !entry.getArgAttr(weight.getArgNumber(), kWeightNameAttr) ||
       entry.getArgAttr(weight.getArgNumber(), kWeightPanelsAttr))
     return std::nullopt;
   auto weightType = dyn_cast<RankedTensorType>(weight.getType());
-  if (!weightType || !weightType.hasStaticShape() || weightType.getRank() != 2)
+  bool collapsed = weight != op.getInputs()[1];
+  if (!weightType || !weightType.hasStaticShape() || (!collapsed && weightType.getRank() != 2))
     return std::nullopt;
   for (Value operand : op->getOperands())
     if (!cast<ShapedType>(operand.getType()).getElementType().isF32())
@@ -43,7 +57,7 @@ static std::optional<WeightGemm> matchWeightGemm(linalg::MatmulOp op, func::Func
     return std::nullopt;
   if (maps[1] == map({n, k}))
     return WeightGemm{op, weight, true};
-  if (maps[1] == map({k, n}))
+  if (maps[1] == map({k, n}) && !collapsed)
     return WeightGemm{op, weight, false};
   return std::nullopt;
 }
@@ -99,9 +113,8 @@ struct CpuPackWeightsPass : peft::impl::CpuPackWeightsBase<CpuPackWeightsPass> {
     Builder builder(context);
     auto weightType = cast<RankedTensorType>(gemm.weight.getType());
     ArrayRef<int64_t> shape = weightType.getShape();
-    int64_t n = shape[gemm.transposed ? 0 : 1], k = shape[gemm.transposed ? 1 : 0];
-    auto packedType = RankedTensorType::get({(n + tile - 1) / tile, k, tile},
-                                            weightType.getElementType());
+    PanelLayout layout{"", tile, gemm.transposed, std::vector<int64_t>(shape)};
+    auto packedType = RankedTensorType::get(layout.packedShape(), weightType.getElementType());
     NamedAttrList attrs(entry.getArgAttrDict(gemm.weight.getArgNumber()));
     auto name = cast<StringAttr>(attrs.get(kWeightNameAttr));
     // The bytes come from where the weight's come from (file key or value).
@@ -143,8 +156,11 @@ struct CpuPackWeightsPass : peft::impl::CpuPackWeightsBase<CpuPackWeightsPass> {
           linalg::YieldOp::create(b, loc, ValueRange{arith::AddFOp::create(b, loc, product, args[2])});
         });
     generic->setAttr(kPanelGemmAttr, builder.getI64IntegerAttr(tile));
+    Value rhs = gemm.op.getInputs()[1];
     gemm.op->replaceAllUsesWith(generic);
     gemm.op->erase();
+    if (rhs != gemm.weight && rhs.use_empty()) // The kernel's collapse.
+      rhs.getDefiningOp()->erase();
   }
 };
 

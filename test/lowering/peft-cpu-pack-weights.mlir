@@ -47,3 +47,23 @@ func.func @others(%x: tensor<2x24xf32>, %y: tensor<24x40xf32>, %h: tensor<2x24xf
   %b = linalg.matmul ins(%h, %w : tensor<2x24xf16>, tensor<24x40xf16>) outs(%hacc : tensor<2x40xf16>) -> tensor<2x40xf16>
   return %a, %b : tensor<2x40xf32>, tensor<2x40xf16>
 }
+
+// -----
+
+// A convolution's kernel [out, in, kh, kw], collapsed to [out, in·kh·kw] for
+// its GEMM: packed from the 4-d weight as that matrix (the manifest keeps the
+// stored shape), the collapse and the unpacked weight gone.
+// CHECK-LABEL: func.func @conv_kernel
+// CHECK-SAME: %[[COLS:[^:]*]]: tensor<?x27xf32>
+// CHECK-SAME: %[[P:[^:]*]]: tensor<1x27x16xf32> {peft.file = "model.onnx", peft.key = "conv.weight", peft.panels = {of = "conv.weight", shape = array<i64: 8, 3, 3, 3>, tile = 16 : i64, transposed = true}, peft.weight = "conv.weight"}
+// CHECK-NOT: tensor.collapse_shape
+// CHECK: linalg.generic {{.*}} ins(%[[COLS]], %[[P]] : tensor<?x27xf32>, tensor<1x27x16xf32>)
+// CHECK-SAME: peft.panel_gemm = 16
+#mk = affine_map<(m, n, k) -> (m, k)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @conv_kernel(%cols: tensor<?x27xf32>, %w: tensor<8x3x3x3xf32> {peft.weight = "conv.weight", peft.file = "model.onnx"}, %acc: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %k = tensor.collapse_shape %w [[0], [1, 2, 3]] : tensor<8x3x3x3xf32> into tensor<8x27xf32>
+  %y = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%cols, %k : tensor<?x27xf32>, tensor<8x27xf32>) outs(%acc : tensor<?x8xf32>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
