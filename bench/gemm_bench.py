@@ -45,10 +45,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 # BERT-base's three linear shapes at 128 tokens, decode-style GEMVs/GEMMs of
-# a 4096-wide layer, one big square GEMM, and LoRA r=16 on the 4096 layer.
+# a 4096-wide layer, one big square GEMM, and LoRA r=16 on the 4096 layer
+# at 32 and 256 rows, beside the layer alone.
 FULL_SHAPES = ["128x768x768", "128x768x3072", "128x3072x768",
                "1x4096x4096", "8x4096x4096", "32x4096x4096", "2048x2048x2048",
-               "32x4096x4096+lora16", "256x4096x4096+lora16"]
+               "32x4096x4096+lora16", "256x4096x4096", "256x4096x4096+lora16"]
 # CI: partial tiles (sizes not multiples of the register tiles), a GEMV, a
 # LoRA; seconds in all.
 TINY_SHAPES = ["16x64x48", "1x128x96", "70x200x176", "9x128x128+lora4"]

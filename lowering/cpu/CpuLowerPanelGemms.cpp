@@ -66,6 +66,15 @@ public:
         kBlock(ShapedType::isDynamic(k) ? kBlock : std::min(kBlock, k)), mBlock(mBlock),
         vectorType(VectorType::get({vectorWidth}, b.getF32Type())) {}
 
+  /// Also out += s · tailPanels over the `rank` columns of s (an unmerged
+  /// LoRA's S·Bᵀ, B packed in the same panels as the weight): in the last K
+  /// block, before the accumulators are stored.
+  void addLowRankTail(Value s, Value tailPanels, int64_t rank) {
+    lowRank = s;
+    lowRankPanels = tailPanels;
+    this->rank = rank;
+  }
+
   /// out += a · rhs, for the columns of panels [firstPanel, lastPanel).
   void build(Value lhs, Value rhs, Value out, Value firstPanel, Value lastPanel) {
     a = lhs;
@@ -74,6 +83,7 @@ public:
     rows = memref::DimOp::create(b, loc, a, 0);
     Value kSize = ShapedType::isDynamic(k) ? memref::DimOp::create(b, loc, a, 1).getResult()
                                            : index(k);
+    kTotal = kSize;
     auto rowBlocks = scf::ForOp::create(b, loc, index(0), rows, index(mBlock));
     b.setInsertionPointToStart(rowBlocks.getBody());
     Value firstRow = rowBlocks.getInductionVar();
@@ -248,9 +258,45 @@ private:
           }
           scf::YieldOp::create(nested, nestedLoc, next);
         });
+    ValueRange sums = kLoop.getResults();
+    if (lowRank) {
+      // After the last K block, the low-rank term into the same registers.
+      Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, at.kEnd, kTotal);
+      auto tail = scf::IfOp::create(b, loc, sums.getTypes(), last, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&tail.getThenRegion().front());
+        auto rankLoop = scf::ForOp::create(
+            b, loc, index(0), index(rank), index(1), sums,
+            [&](OpBuilder &nested, Location nestedLoc, Value j, ValueRange partial) {
+              SmallVector<Value> panelRow;
+              for (int64_t v = 0; v < vectors; ++v)
+                panelRow.push_back(vector::LoadOp::create(
+                    nested, nestedLoc, vectorType, lowRankPanels,
+                    ValueRange{at.panel, j,
+                               arith::ConstantIndexOp::create(nested, nestedLoc,
+                                                              v * vectorWidth)}));
+              SmallVector<Value> next;
+              for (int64_t i = 0; i < count; ++i) {
+                Value scalar =
+                    memref::LoadOp::create(nested, nestedLoc, lowRank, ValueRange{rowIndex[i], j});
+                Value broadcast =
+                    vector::BroadcastOp::create(nested, nestedLoc, vectorType, scalar);
+                for (int64_t v = 0; v < vectors; ++v)
+                  next.push_back(vector::FMAOp::create(nested, nestedLoc, broadcast, panelRow[v],
+                                                       partial[i * vectors + v]));
+              }
+              scf::YieldOp::create(nested, nestedLoc, next);
+            });
+        scf::YieldOp::create(b, loc, rankLoop.getResults());
+        b.setInsertionPointToStart(&tail.getElseRegion().front());
+        scf::YieldOp::create(b, loc, sums);
+      }
+      sums = tail.getResults();
+    }
     for (int64_t i = 0; i < count; ++i)
       for (int64_t j = 0; j < vectors; ++j) {
-        Value sum = kLoop.getResult(i * vectors + j);
+        Value sum = sums[i * vectors + j];
         SmallVector<Value, 2> indices = {rowIndex[i], columnIndex[j]};
         if (!masks[j])
           vector::StoreOp::create(b, loc, sum, c, indices);
@@ -265,7 +311,9 @@ private:
   RhsLayout layout;
   int64_t microRows, vectorWidth, kBlock, mBlock;
   VectorType vectorType;
-  Value a, w, c, rows;
+  Value a, w, c, rows, kTotal;
+  Value lowRank, lowRankPanels; ///< The optional low-rank tail.
+  int64_t rank = 0;
 };
 
 /// Whether `op` computes out[..., i, j] += lhs[..., i, k] · rhs[..., k, j] in
@@ -330,6 +378,16 @@ struct CpuLowerPanelGemmsPass
       if (op.hasPureBufferSemantics())
         gemms.push_back(op);
     });
+    // An unmerged LoRA's S·Bᵀ accumulating into its layer's GEMM: one kernel.
+    llvm::SmallPtrSet<Operation *, 16> fused;
+    for (linalg::GenericOp op : gemms)
+      if (op->hasAttr(kPanelGemmAttr) && !fused.contains(op))
+        if (linalg::GenericOp base = lowRankBase(op))
+          if (lowerFusedLowRank(module, base, op)) {
+            fused.insert(base);
+            fused.insert(op);
+          }
+    llvm::erase_if(gemms, [&](linalg::GenericOp op) { return fused.contains(op); });
     for (linalg::GenericOp op : gemms) {
       unsigned batch;
       if (op->hasAttr(kPanelGemmAttr))
@@ -337,6 +395,133 @@ struct CpuLowerPanelGemmsPass
       else if (isBatchedGemm(op, batch))
         lowerBatchedGemm(module, op, batch);
     }
+  }
+
+  /// `value` and the views of it (subviews, reshapes, casts), transitively.
+  static llvm::SmallPtrSet<Value, 8> aliasesOf(Value value) {
+    llvm::SmallPtrSet<Value, 8> aliases;
+    SmallVector<Value> work = {value};
+    while (!work.empty()) {
+      Value next = work.pop_back_val();
+      if (!aliases.insert(next).second)
+        continue;
+      for (Operation *user : next.getUsers())
+        if (auto view = dyn_cast<ViewLikeOpInterface>(user); view && view.getViewSource() == next)
+          work.push_back(view->getResult(0));
+    }
+    return aliases;
+  }
+
+  /// Whether `op` (or an op inside it) reads or writes a view of `out`, or
+  /// may write a view of `input`.
+  static bool interferes(Operation *op, const llvm::SmallPtrSet<Value, 8> &out,
+                         const llvm::SmallPtrSet<Value, 8> &input) {
+    WalkResult result = op->walk([&](Operation *nested) {
+      for (Value operand : nested->getOperands()) {
+        if (out.contains(operand))
+          return WalkResult::interrupt();
+        if (!input.contains(operand))
+          continue;
+        if (auto dps = dyn_cast<DestinationStyleOpInterface>(nested)) {
+          if (llvm::is_contained(dps.getDpsInits(), operand))
+            return WalkResult::interrupt();
+        } else if (!isPure(nested) && !isa<ViewLikeOpInterface, memref::LoadOp,
+                                            vector::LoadOp>(nested)) {
+          return WalkResult::interrupt(); // A copy, a store, a call: may write it.
+        }
+      }
+      return WalkResult::advance();
+    });
+    return result.wasInterrupted();
+  }
+
+  /// For a panel GEMM `tail` of a low rank (K at most `kMaxRank`), the panel
+  /// GEMM before it in its block that writes the same output in the same
+  /// panels, when the ops between them neither touch that output nor write
+  /// the base's activations (so the base can run at the tail): a layer and
+  /// its unmerged LoRA's B. Null when there is none.
+  static constexpr int64_t kMaxRank = 256;
+  static linalg::GenericOp lowRankBase(linalg::GenericOp tail) {
+    Value out = tail.getDpsInits()[0];
+    auto tailPanels = cast<MemRefType>(tail.getDpsInputs()[1].getType());
+    if (tailPanels.getRank() != 3 || tailPanels.getDimSize(1) > kMaxRank)
+      return {};
+    llvm::SmallPtrSet<Value, 8> outAliases = aliasesOf(out);
+    SmallVector<Operation *> between;
+    for (Operation *op = tail->getPrevNode(); op; op = op->getPrevNode()) {
+      auto base = dyn_cast<linalg::GenericOp>(op);
+      if (!base || !base->hasAttr(kPanelGemmAttr) || !base.hasPureBufferSemantics() ||
+          base.getDpsInits()[0] != out) {
+        between.push_back(op);
+        continue;
+      }
+      auto panels = cast<MemRefType>(base.getDpsInputs()[1].getType());
+      if (panels.getDimSize(0) != tailPanels.getDimSize(0) ||
+          panels.getDimSize(2) != tailPanels.getDimSize(2))
+        return {};
+      llvm::SmallPtrSet<Value, 8> lhsAliases = aliasesOf(base.getDpsInputs()[0]);
+      for (Operation *middle : between)
+        if (interferes(middle, outAliases, lhsAliases))
+          return {};
+      return base;
+    }
+    return {};
+  }
+
+  /// Replaces `base` and `tail` by one call of a kernel that adds the tail's
+  /// low-rank term in the base's registers (KernelBuilder::addLowRankTail);
+  /// false, changing nothing, when the kernel cannot address the operands.
+  bool lowerFusedLowRank(ModuleOp module, linalg::GenericOp base, linalg::GenericOp tail) {
+    Value lhs = base.getDpsInputs()[0], panels = base.getDpsInputs()[1];
+    Value low = tail.getDpsInputs()[0], tailPanels = tail.getDpsInputs()[1];
+    Value out = base.getDpsInits()[0];
+    auto lhsType = cast<MemRefType>(lhs.getType()), lowType = cast<MemRefType>(low.getType());
+    auto panelsType = cast<MemRefType>(panels.getType());
+    auto tailType = cast<MemRefType>(tailPanels.getType());
+    auto outType = cast<MemRefType>(out.getType());
+    int64_t tile = panelsType.getDimSize(2), rank = tailType.getDimSize(1);
+    if (!hasContiguousRows(lhsType) || !hasContiguousRows(lowType) ||
+        !hasContiguousRows(outType) || !panelsType.hasStaticShape() ||
+        !tailType.hasStaticShape() || !panelsType.getLayout().isIdentity() ||
+        !tailType.getLayout().isIdentity() || tile % vectorWidth != 0 ||
+        lowType.getDimSize(1) != rank)
+      return false;
+    int64_t k = lhsType.getDimSize(1), n = outType.getDimSize(1);
+    std::string name = "peft_panel_gemm_" + std::to_string(k) + "x" + std::to_string(n) + "_" +
+                       std::to_string(tile) + "_lowrank" + std::to_string(rank);
+    MLIRContext *context = module.getContext();
+    auto kernel = module.lookupSymbol<func::FuncOp>(name);
+    if (!kernel) {
+      OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+      Location loc = builder.getUnknownLoc();
+      auto type = builder.getFunctionType({rowsType(context, k), panelsType,
+                                           rowsType(context, rank), tailType,
+                                           rowsType(context, n), builder.getIndexType(),
+                                           builder.getIndexType()},
+                                          {});
+      kernel = func::FuncOp::create(builder, loc, name, type);
+      kernel.setPrivate();
+      Block *body = kernel.addEntryBlock();
+      builder.setInsertionPointToStart(body);
+      KernelBuilder kernelBuilder(builder, loc, k, n, tile, RhsLayout::Panels, microRows,
+                                  vectorWidth, kBlock, mBlock);
+      kernelBuilder.addLowRankTail(body->getArgument(2), body->getArgument(3), rank);
+      kernelBuilder.build(body->getArgument(0), body->getArgument(1), body->getArgument(4),
+                          body->getArgument(5), body->getArgument(6));
+      func::ReturnOp::create(builder, loc);
+    }
+    // At the tail: what it reads (S) is computed by then.
+    OpBuilder builder(tail);
+    Location loc = base.getLoc();
+    SmallVector<Value> captures = {
+        memref::CastOp::create(builder, loc, rowsType(context, k), lhs), panels,
+        memref::CastOp::create(builder, loc, rowsType(context, rank), low), tailPanels,
+        memref::CastOp::create(builder, loc, rowsType(context, n), out)};
+    createParallelCall(builder, loc, kernel, captures,
+                       arith::ConstantIndexOp::create(builder, loc, panelsType.getDimSize(0)));
+    tail.erase();
+    base.erase();
+    return true;
   }
 
   /// Replaces `op` by a call to its shape's kernel; one whose operands the

@@ -50,6 +50,14 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     over K in the same order whatever the runs, so results do not depend on
     the number of threads.
 
+    An unmerged LoRA is two panel GEMMs into its layer's output: the layer's
+    `x·Wᵀ` and then `s·Bᵀ` (s = scale·x·Aᵀ, rank r ≤ 256, B packed in the
+    layer's panels). When nothing between them touches that output or writes
+    x, the two are one call, at the second, of
+    `peft_panel_gemm_KxN_TILE_lowrankR`: in the last K block, after the
+    `x·Wᵀ` products, the micro-kernel goes on over the r columns of s and the
+    rows of B's panel, in the same registers, then stores them once.
+
     A batched GEMM of activations, a `linalg.generic` computing
     `out[b..., i, j] += lhs[b..., i, k] · rhs[b..., k, j]` in f32 (attention's
     scores and context), runs through the same micro-kernels with B read as

@@ -48,7 +48,6 @@
 // CHECK-SAME: %[[C:.*]]: !llvm.ptr, %[[B:.*]]: index, %[[E:.*]]: index)
 // CHECK-COUNT-3: llvm.load
 // CHECK: call @peft_panel_gemm_24x36_16({{.*}}, %[[B]], %[[E]])
-// CHECK: func.func private @peft_parallel_for(!llvm.ptr, !llvm.ptr, i64)
 #mk = affine_map<(m, n, k) -> (m, k)>
 #panel = affine_map<(m, n, k) -> (n floordiv 16, k, n mod 16)>
 #mn = affine_map<(m, n, k) -> (m, n)>
@@ -100,6 +99,82 @@ func.func @scores(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<?
   ^bb0(%a: f32, %b: f32, %c: f32):
     %p = arith.mulf %a, %b : f32
     %r = arith.addf %c, %p : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 k-block=16 m-block=32" | FileCheck %s --check-prefix=LOWRANK
+// An unmerged LoRA: the layer's GEMM, the shrink s = x·Aᵀ (r = 4), then
+// s·Bᵀ into the layer's output, B packed in the layer's panels. The layer's
+// GEMM and s·Bᵀ become one call, at the second, of a kernel that adds s·Bᵀ
+// in the registers of the last K block before storing them.
+// LOWRANK-LABEL: func.func @lora
+// LOWRANK: constant @peft_panel_gemm_24x4_16_task
+// LOWRANK: constant @peft_panel_gemm_24x36_16_lowrank4_task
+// LOWRANK-NOT: linalg.generic
+// With an op between them that reads the output, they stay two calls.
+// LOWRANK-LABEL: func.func @blocked
+// LOWRANK: constant @peft_panel_gemm_24x36_16_task
+// LOWRANK: memref.copy
+// LOWRANK: constant @peft_panel_gemm_4x36_16_task
+// LOWRANK-LABEL: func.func private @peft_panel_gemm_24x36_16_lowrank4(
+// LOWRANK-SAME: %{{[^:]*}}: memref<?x24xf32, strided<[?, 1], offset: ?>>, %[[W:[^:]*]]: memref<3x24x16xf32>, %[[S:[^:]*]]: memref<?x4xf32, strided<[?, 1], offset: ?>>, %[[B:[^:]*]]: memref<3x4x16xf32>
+// LOWRANK:   scf.for {{.*}} iter_args
+// LOWRANK:     vector.load %[[W]]
+// LOWRANK:   %[[LAST:.*]] = arith.cmpi eq
+// LOWRANK:   scf.if %[[LAST]] -> (vector<8xf32>
+// LOWRANK:     scf.for %{{.*}} = %c0{{.*}} to %c4{{.*}} step %c1{{.*}} iter_args
+// LOWRANK:       vector.load %[[B]]
+// LOWRANK:       memref.load %[[S]]
+// LOWRANK:       vector.fma
+// LOWRANK:   } else {
+// LOWRANK:   vector.store
+#panel4 = affine_map<(m, n, k) -> (n floordiv 16, k, n mod 16)>
+func.func @lora(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %a: memref<1x24x16xf32>, %b: memref<3x4x16xf32>, %s: memref<?x4xf32>, %out: memref<?x36xf32>) {
+  linalg.generic {indexing_maps = [#mk, #panel, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x24xf32>, memref<3x24x16xf32>) outs(%out : memref<?x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%p: f32, %q: f32, %c: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %m, %c : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#mk, #panel4, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %a : memref<?x24xf32>, memref<1x24x16xf32>) outs(%s : memref<?x4xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%p: f32, %q: f32, %c: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %m, %c : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#mk, #panel4, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%s, %b : memref<?x4xf32>, memref<3x4x16xf32>) outs(%out : memref<?x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%p: f32, %q: f32, %c: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %m, %c : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+func.func @blocked(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %b: memref<3x4x16xf32>, %s: memref<?x4xf32>, %out: memref<?x36xf32>, %copy: memref<?x36xf32>) {
+  linalg.generic {indexing_maps = [#mk, #panel, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x24xf32>, memref<3x24x16xf32>) outs(%out : memref<?x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%p: f32, %q: f32, %c: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %m, %c : f32
+    linalg.yield %r : f32
+  }
+  memref.copy %out, %copy : memref<?x36xf32> to memref<?x36xf32>
+  linalg.generic {indexing_maps = [#mk, #panel4, #mn], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%s, %b : memref<?x4xf32>, memref<3x4x16xf32>) outs(%out : memref<?x36xf32>)
+      attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%p: f32, %q: f32, %c: f32):
+    %m = arith.mulf %p, %q : f32
+    %r = arith.addf %m, %c : f32
     linalg.yield %r : f32
   }
   return
