@@ -63,11 +63,11 @@ static pthread_mutex_t cacheLock = PTHREAD_MUTEX_INITIALIZER;
 static char *cachedBlocks[PEFT_CACHE_SLOTS]; /* Cached blocks (at their header), or 0. */
 static size_t cachedBytes = 0;
 
-/* Rounds up to a class of at most 1/8 more: 8 classes per power of two. */
+/* Rounds up to a class of at most 1/8 more (8 classes per power of two),
+ * and to whole cache lines: aligned_alloc takes only sizes that are
+ * multiples of the alignment. */
 static size_t sizeClass(size_t size) {
-  if (size <= 256)
-    return (size + 63) & ~(size_t)63;
-  size_t step = ((size_t)1 << (63 - __builtin_clzll(size))) / 8;
+  size_t step = size <= 512 ? 64 : ((size_t)1 << (63 - __builtin_clzll(size))) / 8;
   return (size + step - 1) & ~(step - 1);
 }
 
