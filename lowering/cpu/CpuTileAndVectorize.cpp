@@ -56,14 +56,7 @@ module attributes {{transform.with_named_sequence} {{
     // (partial tiles) stay scalar.
     %tiles = transform.structured.match ops{{["linalg.matmul"]} in %funcs
       : (!transform.any_op) -> !transform.any_op
-    transform.foreach %tiles : !transform.any_op {{
-    ^bb0(%tile: !transform.any_op):
-      transform.sequence %tile : !transform.any_op failures(suppress) {{
-      ^bb0(%static_tile: !transform.any_op):
-        transform.structured.vectorize %static_tile : !transform.any_op
-      }
-    }
-    // Vectorized tiles read broadcast operands, multiply and reduce: fold the
+{2}    // Vectorized tiles read broadcast operands, multiply and reduce: fold the
     // broadcasts out of the reads and the whole into matmul contractions.
     transform.apply_patterns to %funcs {{
       transform.apply_patterns.vector.transfer_permutation_patterns
@@ -106,7 +99,8 @@ struct CpuTileAndVectorizePass
       getOperation().emitError("micro-rows and micro-cols must be positive");
       return signalPassFailure();
     }
-    std::string text = llvm::formatv(kSchedule, microRows.getValue(), microCols.getValue());
+    std::string text = llvm::formatv(kSchedule, microRows.getValue(), microCols.getValue(),
+                                     peft::vectorizeEachStatic("tiles"));
     if (failed(peft::applyTransformSchedule(getOperation(), text)))
       signalPassFailure();
   }

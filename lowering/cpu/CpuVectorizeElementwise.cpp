@@ -60,14 +60,7 @@ module attributes {{transform.with_named_sequence} {{
     // Full tiles have static shapes now: those vectorize; others fail, and stay.
     %tiles = transform.structured.match ops{{["linalg.generic"]} attributes{{{1}} in %root
       : (!transform.any_op) -> !transform.any_op
-    transform.foreach %tiles : !transform.any_op {{
-    ^bb0(%tile: !transform.any_op):
-      transform.sequence %tile : !transform.any_op failures(suppress) {{
-      ^bb0(%static_tile: !transform.any_op):
-        transform.structured.vectorize %static_tile : !transform.any_op
-      }
-    }
-    // Down to what the LLVM conversion takes, one group at a time (together
+{2}    // Down to what the LLVM conversion takes, one group at a time (together
     // some of them undo each other): leading unit dimensions dropped,
     // reductions of one vector.
     transform.apply_patterns to %funcs {{
@@ -163,7 +156,8 @@ struct CpuVectorizeElementwisePass
         loopTypes += ", !transform.any_op";
       sections += llvm::formatv(kSection, tag, sizes, loops, loopTypes, loops - 1).str();
     }
-    std::string text = llvm::formatv(kSchedule, sections, kTileTag);
+    std::string text =
+        llvm::formatv(kSchedule, sections, kTileTag, peft::vectorizeEachStatic("tiles"));
     if (failed(peft::applyTransformSchedule(getOperation(), text)))
       return signalPassFailure();
     getOperation().walk([&](Operation *op) {

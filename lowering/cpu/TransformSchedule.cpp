@@ -18,4 +18,15 @@ LogicalResult applyTransformSchedule(ModuleOp root, llvm::StringRef text) {
                                                 transform::TransformOptions());
 }
 
+std::string vectorizeEachStatic(llvm::StringRef handle) {
+  return ("    transform.foreach %" + handle + " : !transform.any_op {\n"
+          "    ^bb0(%tile: !transform.any_op):\n"
+          "      transform.sequence %tile : !transform.any_op failures(suppress) {\n"
+          "      ^bb0(%static_tile: !transform.any_op):\n"
+          "        transform.structured.vectorize %static_tile : !transform.any_op\n"
+          "      }\n"
+          "    }\n")
+      .str();
+}
+
 } // namespace peft

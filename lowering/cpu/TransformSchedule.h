@@ -10,6 +10,10 @@ namespace peft {
 /// `@__transform_main`, and applies it to `root`.
 mlir::LogicalResult applyTransformSchedule(mlir::ModuleOp root, llvm::StringRef text);
 
+/// Schedule text that vectorizes each op of the handle `%HANDLE` whose
+/// shapes are static; the others fail to, and stay as they are.
+std::string vectorizeEachStatic(llvm::StringRef handle);
+
 } // namespace peft
 
 #endif // PEFT_LOWERING_CPU_TRANSFORMSCHEDULE_H
