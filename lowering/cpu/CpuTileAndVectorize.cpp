@@ -3,13 +3,6 @@
 
 #include "lowering/cpu/TransformSchedule.h"
 
-#include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
-#include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
-#include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
-#include "mlir/Dialect/Transform/IR/TransformOps.h"
-#include "mlir/Dialect/Transform/Transforms/TransformInterpreterUtils.h"
-#include "mlir/Dialect/Vector/TransformOps/VectorTransformOps.h"
-#include "mlir/Parser/Parser.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -88,10 +81,7 @@ struct CpuTileAndVectorizePass
 
   void getDependentDialects(DialectRegistry &registry) const override {
     CpuTileAndVectorizeBase::getDependentDialects(registry);
-    linalg::registerTransformDialectExtension(registry);
-    scf::registerTransformDialectExtension(registry);
-    tensor::registerTransformDialectExtension(registry);
-    vector::registerTransformDialectExtension(registry);
+    peft::registerScheduleExtensions(registry);
   }
 
   void runOnOperation() override {

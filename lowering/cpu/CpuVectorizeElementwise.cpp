@@ -3,9 +3,6 @@
 
 #include "lowering/cpu/TransformSchedule.h"
 
-#include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
-#include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
-#include "mlir/Dialect/Vector/TransformOps/VectorTransformOps.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -123,9 +120,7 @@ struct CpuVectorizeElementwisePass
 
   void getDependentDialects(DialectRegistry &registry) const override {
     CpuVectorizeElementwiseBase::getDependentDialects(registry);
-    linalg::registerTransformDialectExtension(registry);
-    scf::registerTransformDialectExtension(registry);
-    vector::registerTransformDialectExtension(registry);
+    peft::registerScheduleExtensions(registry);
   }
 
   void runOnOperation() override {

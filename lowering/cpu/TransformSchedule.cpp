@@ -1,13 +1,24 @@
 //===- TransformSchedule.cpp - Apply a schedule written as text -------------===//
 #include "lowering/cpu/TransformSchedule.h"
 
+#include "mlir/Dialect/Linalg/TransformOps/DialectExtension.h"
+#include "mlir/Dialect/SCF/TransformOps/SCFTransformOps.h"
+#include "mlir/Dialect/Tensor/TransformOps/TensorTransformOps.h"
 #include "mlir/Dialect/Transform/IR/TransformOps.h"
+#include "mlir/Dialect/Vector/TransformOps/VectorTransformOps.h"
 #include "mlir/Dialect/Transform/Transforms/TransformInterpreterUtils.h"
 #include "mlir/Parser/Parser.h"
 
 using namespace mlir;
 
 namespace peft {
+
+void registerScheduleExtensions(DialectRegistry &registry) {
+  linalg::registerTransformDialectExtension(registry);
+  scf::registerTransformDialectExtension(registry);
+  tensor::registerTransformDialectExtension(registry);
+  vector::registerTransformDialectExtension(registry);
+}
 
 LogicalResult applyTransformSchedule(ModuleOp root, llvm::StringRef text) {
   OwningOpRef<ModuleOp> schedule = parseSourceString<ModuleOp>(text, root.getContext());

@@ -6,6 +6,10 @@
 
 namespace peft {
 
+/// Registers the transform-dialect extensions our schedules use (linalg,
+/// scf, tensor, vector): for a pass's getDependentDialects.
+void registerScheduleExtensions(mlir::DialectRegistry &registry);
+
 /// Parses `text`, a module holding the transform-dialect sequence
 /// `@__transform_main`, and applies it to `root`.
 mlir::LogicalResult applyTransformSchedule(mlir::ModuleOp root, llvm::StringRef text);
