@@ -61,7 +61,7 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
 }
 
 def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {
-  let summary = "Fuse chains of elementwise linalg ops, leaving GEMMs alone";
+  let summary = "Fuse chains of elementwise linalg ops (and their padding), leaving GEMMs alone";
   let description = [{
     Fuses an elementwise `linalg.generic` into the elementwise op that
     consumes it, so that chains such as bias add, GELU and residual add run
@@ -71,6 +71,12 @@ def FuseElementwise : Pass<"peft-fuse-elementwise", "mlir::ModuleOp"> {
     back ends' GEMM schedules no longer recognize. A producer that other
     ops read too is left apart, since fusing it would make every reader
     compute it again.
+
+    A constant `tensor.pad` that alone reads an op's result, the op's output
+    starting empty or filled with a constant (an activation before a
+    convolution, a pooling window), becomes a fill of the padded tensor with
+    the padding value and the op writing into its interior
+    (`tensor.insert_slice` of its result): bufferized, nothing is copied.
   }];
   let dependentDialects = ["mlir::linalg::LinalgDialect"];
 }

@@ -729,6 +729,207 @@ Value convolveAsGemm(PatternRewriter &rewriter, ConvOp op, Value input) {
       .getResult(0);
 }
 
+/// Whether `op` (f32, one group, static spatial and channel sizes) reads its
+/// input through windows (convolveAsWindowGemm): a strided spatial dimension
+/// must not be dilated as well, and the stride may split the kernel into at
+/// most kMaxPhases phases (a 2-d stride of 2). Beyond, each phase would be a
+/// GEMM over few taps and a copy of its own: a patch embedding (kernel 16,
+/// stride 16: 256 phases of one tap) is better served by im2col, whose
+/// columns are then the input reordered.
+constexpr int64_t kMaxPhases = 4;
+bool readsThroughWindow(ConvOp op) {
+  auto inputType = cast<RankedTensorType>(op.getInput().getType());
+  auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+  if (op.getGroups() != 1 || !inputType.getElementType().isF32() ||
+      !weightType.hasStaticShape() || !op.getResult().getType().getElementType().isF32())
+    return false;
+  for (int64_t d = 1; d < inputType.getRank(); ++d)
+    if (inputType.isDynamicDim(d))
+      return false;
+  int64_t phases = 1;
+  for (int64_t d = 0; d < op.getSpatialRank(); ++d) {
+    int64_t stride = op.getStrides()[d], taps = weightType.getDimSize(2 + d);
+    if (stride != 1 && op.getDilations()[d] != 1 && taps != 1)
+      return false;
+    phases *= std::min(stride, taps);
+  }
+  return phases <= kMaxPhases;
+}
+
+/// An f32 convolution of one group as GEMMs whose right-hand side is a
+/// window into the input, each channel flattened (no im2col copy):
+///   out[n, o, p] = bias[o] + Σ w[o, c, k...] · in[n, c, p + Σ_d k_d·step_d·S_d]
+/// S_d being the strides of the grid the input is laid out on. p runs over
+/// the output's rows at the grid's pitch; the positions past each output
+/// row are computed and dropped (a slice), and the grid has rows of zeros
+/// at its end for the last row's taps. A strided convolution is the sum of
+/// stride-1 ones over the phases of its stride (Σ over a with a_d < s_d):
+/// the padded input's elements a + s·j against the kernel's taps a + s·k,
+/// each phase laid out on the same grid so that all accumulate into one
+/// output. Every input element is read by one phase and every weight by
+/// one, so nothing is computed on padding but the grid's edges.
+Value convolveAsWindowGemm(PatternRewriter &rewriter, ConvOp op) {
+  Location loc = op.getLoc();
+  MLIRContext *context = rewriter.getContext();
+  int64_t rank = op.getSpatialRank();
+  RankedTensorType resultType = op.getResult().getType();
+  auto weightType = cast<RankedTensorType>(op.getWeight().getType());
+  auto inputType = cast<RankedTensorType>(op.getInput().getType());
+  int64_t channels = weightType.getDimSize(1), outChannels = weightType.getDimSize(0);
+  Type f32 = rewriter.getF32Type();
+  Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(f32));
+  auto index = [&](int64_t value) -> OpFoldResult { return rewriter.getIndexAttr(value); };
+  auto pad = [&](Value value, ArrayRef<int64_t> low, ArrayRef<int64_t> high) -> Value {
+    if (llvm::all_of(low, [](int64_t p) { return p == 0; }) &&
+        llvm::all_of(high, [](int64_t p) { return p == 0; }))
+      return value;
+    SmallVector<OpFoldResult> lows(2, index(0)), highs = lows;
+    for (int64_t d = 0; d < rank; ++d) {
+      lows.push_back(index(low[d]));
+      highs.push_back(index(high[d]));
+    }
+    return tensor::PadOp::create(rewriter, loc, Type(), value, lows, highs, zero).getResult();
+  };
+
+  // Per spatial dimension: the padded input, the output, the taps of the
+  // widest phase, the step between taps in grid positions, and the grid.
+  SmallVector<int64_t> padded(rank), outSizes(rank), phaseTaps(rank), steps(rank), grid(rank);
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t stride = op.getStrides()[d], taps = weightType.getDimSize(2 + d);
+    padded[d] = inputType.getDimSize(2 + d) + op.getPads()[d] + op.getPads()[rank + d];
+    outSizes[d] = resultType.getDimSize(2 + d);
+    phaseTaps[d] = llvm::divideCeil(taps, stride);
+    steps[d] = stride == 1 ? op.getDilations()[d] : 1;
+    grid[d] = outSizes[d] + (phaseTaps[d] - 1) * steps[d];
+  }
+  SmallVector<int64_t> pitch(rank, 1);
+  for (int64_t d = rank - 1; d > 0; --d)
+    pitch[d - 1] = pitch[d] * grid[d];
+  // The last output row's taps read up to `reach` past the grid's start.
+  int64_t positions = outSizes[0] * pitch[0], reach = positions;
+  for (int64_t d = 0; d < rank; ++d)
+    reach += (phaseTaps[d] - 1) * steps[d] * pitch[d];
+  int64_t extraRows = std::max<int64_t>(0, llvm::divideCeil(reach - grid[0] * pitch[0], pitch[0]));
+
+  SmallVector<int64_t> low(op.getPads().begin(), op.getPads().begin() + rank);
+  SmallVector<int64_t> high(op.getPads().begin() + rank, op.getPads().end());
+  bool strided = llvm::any_of(op.getStrides(), [](int64_t s) { return s != 1; });
+  if (!strided)
+    high[0] += extraRows; // The input is its only phase's grid.
+  Value input = pad(op.getInput(), low, high);
+  OpFoldResult batch = tensor::getMixedSize(rewriter, loc, input, 0);
+
+  // The accumulator: the bias on every position, or zeros.
+  int64_t loops = 4 + rank;
+  auto dim = [&](int64_t d) { return getAffineDimExpr(d, context); };
+  SmallVector<OpFoldResult> initSizes = {batch, index(outChannels), index(positions)};
+  Value product = tensor::EmptyOp::create(rewriter, loc, initSizes, f32);
+  if (Value bias = op.getBias())
+    product = linalg::GenericOp::create(
+                  rewriter, loc, product.getType(), bias, product,
+                  ArrayRef<AffineMap>{AffineMap::get(3, 0, dim(1)),
+                                      AffineMap::getMultiDimIdentityMap(3, context)},
+                  SmallVector<utils::IteratorType>(3, utils::IteratorType::parallel),
+                  [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+                    linalg::YieldOp::create(nested, nestedLoc,
+                                            convertFloat(nested, nestedLoc, args[0],
+                                                         nested.getF32Type()));
+                  })
+                  .getResult(0);
+  else
+    product = linalg::FillOp::create(rewriter, loc, zero, product).getResult(0);
+
+  // Each phase a: its grid, its taps of the kernel, one window GEMM.
+  SmallVector<int64_t> phase(rank, 0);
+  while (true) {
+    Value window = input, weight = op.getWeight();
+    SmallVector<int64_t> taps(rank);
+    for (int64_t d = 0; d < rank; ++d)
+      taps[d] = llvm::divideCeil(weightType.getDimSize(2 + d) - phase[d], op.getStrides()[d]);
+    if (strided) {
+      SmallVector<OpFoldResult> offsets(2, index(0)), sizes = {batch, index(channels)},
+                                                      strides(2, index(1));
+      SmallVector<int64_t> none(rank, 0), fill(rank, 0);
+      for (int64_t d = 0; d < rank; ++d) {
+        int64_t stride = op.getStrides()[d];
+        int64_t available = llvm::divideCeil(padded[d] - phase[d], stride);
+        int64_t size = std::min(grid[d], available);
+        offsets.push_back(index(phase[d]));
+        sizes.push_back(index(size));
+        strides.push_back(index(stride));
+        fill[d] = grid[d] - size + (d == 0 ? extraRows : 0);
+      }
+      window = pad(tensor::ExtractSliceOp::create(rewriter, loc, window, offsets, sizes, strides),
+                   none, fill);
+      SmallVector<OpFoldResult> kernelOffsets(2, index(0)), kernelSizes = {index(outChannels),
+                                                                           index(channels)},
+                                                            kernelStrides(2, index(1));
+      for (int64_t d = 0; d < rank; ++d) {
+        kernelOffsets.push_back(index(phase[d]));
+        kernelSizes.push_back(index(taps[d]));
+        kernelStrides.push_back(index(op.getStrides()[d]));
+      }
+      weight = tensor::ExtractSliceOp::create(rewriter, loc, weight, kernelOffsets, kernelSizes,
+                                              kernelStrides);
+    }
+    SmallVector<ReassociationIndices> flatten = {
+        {0}, {1}, llvm::to_vector(llvm::seq<int64_t>(2, 2 + rank))};
+    Value flat = tensor::CollapseShapeOp::create(rewriter, loc, window, flatten);
+    // Loops n, o, p (parallel), c, k[rank] (reduction).
+    AffineExpr position = dim(2);
+    SmallVector<AffineExpr> w = {dim(1), dim(3)};
+    for (int64_t d = 0; d < rank; ++d) {
+      position = position + dim(4 + d) * (steps[d] * pitch[d]);
+      w.push_back(dim(4 + d));
+    }
+    SmallVector<utils::IteratorType> iterators(3, utils::IteratorType::parallel);
+    iterators.append(1 + rank, utils::IteratorType::reduction);
+    product =
+        linalg::GenericOp::create(
+            rewriter, loc, product.getType(), ValueRange{flat, weight}, product,
+            ArrayRef<AffineMap>{AffineMap::get(loops, 0, {dim(0), dim(3), position}, context),
+                                AffineMap::get(loops, 0, w, context),
+                                AffineMap::get(loops, 0, {dim(0), dim(1), dim(2)}, context)},
+            iterators,
+            [](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+              Value term = arith::MulFOp::create(nested, nestedLoc, args[0], args[1]);
+              linalg::YieldOp::create(
+                  nested, nestedLoc,
+                  arith::AddFOp::create(nested, nestedLoc, args[2], term).getResult());
+            })
+            .getResult(0);
+    // The next phase, the last dimension fastest; phases beyond a kernel
+    // dimension's size have no taps.
+    int64_t d = rank - 1;
+    for (; d >= 0; --d) {
+      if (++phase[d] < std::min(op.getStrides()[d], weightType.getDimSize(2 + d)))
+        break;
+      phase[d] = 0;
+    }
+    if (d < 0)
+      break;
+  }
+
+  // [n, o, p] -> [n, o, rows, grid...] -> the output's columns of each row.
+  SmallVector<int64_t> gridShape = {resultType.getDimSize(0), outChannels, outSizes[0]};
+  SmallVector<OpFoldResult> gridSizes = {batch, index(outChannels), index(outSizes[0])};
+  for (int64_t d = 1; d < rank; ++d) {
+    gridShape.push_back(grid[d]);
+    gridSizes.push_back(index(grid[d]));
+  }
+  SmallVector<ReassociationIndices> unflatten = {
+      {0}, {1}, llvm::to_vector(llvm::seq<int64_t>(2, 2 + rank))};
+  Value image = tensor::ExpandShapeOp::create(
+      rewriter, loc, RankedTensorType::get(gridShape, f32), product, unflatten, gridSizes);
+  if (llvm::equal(ArrayRef<int64_t>(grid).drop_front(), ArrayRef<int64_t>(outSizes).drop_front()))
+    return image;
+  SmallVector<OpFoldResult> offsets(2 + rank, index(0)), strides(2 + rank, index(1)),
+      sizes(gridSizes.begin(), gridSizes.begin() + 3);
+  for (int64_t d = 1; d < rank; ++d)
+    sizes.push_back(index(outSizes[d]));
+  return tensor::ExtractSliceOp::create(rewriter, loc, image, offsets, sizes, strides);
+}
+
 /// A grouped N-d convolution as one linalg.generic over
 ///   out[n, g, o, y...] += in[n, g, c, y·stride + k·dilation...] · w[g, o, c, k...]
 /// on the zero-padded input, channels split into [groups, channels / groups];
@@ -743,6 +944,10 @@ struct LowerConv : OpRewritePattern<ConvOp> {
     Type elementType = resultType.getElementType(), accumulator = computeTypeOf(elementType);
     Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
 
+    if (readsThroughWindow(op)) {
+      rewriter.replaceOp(op, convolveAsWindowGemm(rewriter, op));
+      return success();
+    }
     Value input = op.getInput();
     if (llvm::any_of(op.getPads(), [](int64_t pad) { return pad != 0; })) {
       SmallVector<OpFoldResult> low(2, rewriter.getIndexAttr(0)), high = low;

@@ -1,6 +1,8 @@
 //===- CpuDistributeLoops.cpp - Rows of maps and reductions as scf.forall ---===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/cpu/WindowOps.h"
+
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/IR/PatternMatch.h"
@@ -50,9 +52,11 @@ struct CpuDistributeLoopsPass : peft::impl::CpuDistributeLoopsBase<CpuDistribute
   void runOnOperation() override {
     SmallVector<linalg::GenericOp> candidates;
     getOperation().walk([&](linalg::GenericOp op) {
-      // GEMMs have kernels of their own that split their work.
+      // GEMMs and pooling windows have kernels of their own that split their work.
       if (!isa<func::FuncOp>(op->getParentOp()) || !op.hasPureTensorSemantics() ||
-          op->hasAttr(peft::kPanelGemmAttr) || linalg::isaContractionOpInterface(op))
+          op->hasAttr(peft::kPanelGemmAttr) || linalg::isaContractionOpInterface(op) ||
+          peft::matchWindowGemm(op) || peft::matchWindowReduction(op) ||
+          peft::startsWindowGemm(op))
         return;
       unsigned loops = distributedLoops(op);
       if (loops > 0 && worthDistributing(op, loops, minElements))

@@ -17,7 +17,9 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
+#include "lowering/cpu/WindowOps.h"
 
 
 namespace peft {
@@ -29,13 +31,6 @@ using namespace mlir;
 using namespace peft;
 
 namespace {
-
-/// Whether the innermost dimension of `type` is contiguous.
-static bool hasUnitInnerStride(MemRefType type) {
-  SmallVector<int64_t> strides;
-  int64_t offset;
-  return succeeded(type.getStridesAndOffset(strides, offset)) && strides.back() == 1;
-}
 
 /// Whether `type` is a static-width matrix whose rows are contiguous.
 static bool hasContiguousRows(MemRefType type) {
@@ -222,14 +217,8 @@ private:
       rowIndex.push_back(arith::AddIOp::create(b, loc, firstRow, index(i)));
     for (int64_t j = 0; j < vectors; ++j)
       columnIndex.push_back(arith::AddIOp::create(b, loc, at.firstColumn, index(j * vectorWidth)));
-    Value zero = arith::ConstantOp::create(b, loc, DenseElementsAttr::get(
-                                                       vectorType, b.getF32FloatAttr(0)));
     auto load = [&](OpBuilder &builder, Location at, Value memref, ValueRange indices,
-                    Value mask) -> Value {
-      if (!mask)
-        return vector::LoadOp::create(builder, at, vectorType, memref, indices);
-      return vector::MaskedLoadOp::create(builder, at, vectorType, memref, indices, mask, zero);
-    };
+                    Value mask) { return loadVector(builder, at, vectorType, memref, indices, mask); };
     SmallVector<Value> accumulators;
     for (int64_t i = 0; i < count; ++i)
       for (int64_t j = 0; j < vectors; ++j)
@@ -295,14 +284,8 @@ private:
       sums = tail.getResults();
     }
     for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < vectors; ++j) {
-        Value sum = sums[i * vectors + j];
-        SmallVector<Value, 2> indices = {rowIndex[i], columnIndex[j]};
-        if (!masks[j])
-          vector::StoreOp::create(b, loc, sum, c, indices);
-        else
-          vector::MaskedStoreOp::create(b, loc, c, indices, masks[j], sum);
-      }
+      for (int64_t j = 0; j < vectors; ++j)
+        storeVector(b, loc, sums[i * vectors + j], c, {rowIndex[i], columnIndex[j]}, masks[j]);
   }
 
   OpBuilder &b;
@@ -336,28 +319,7 @@ static bool isBatchedGemm(linalg::GenericOp op, unsigned &batch) {
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   if (maps[0] != map(i, k) || maps[1] != map(k, j) || maps[2] != map(i, j))
     return false;
-  for (Value operand : op->getOperands())
-    if (!cast<ShapedType>(operand.getType()).getElementType().isF32())
-      return false;
-  // The body: out + lhs · rhs.
-  Block &body = op.getRegion().front();
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
-  if (!add || body.getOperations().size() != 3)
-    return false;
-  Value product = add.getLhs() == body.getArgument(2) ? add.getRhs() : add.getLhs();
-  auto mul = product.getDefiningOp<arith::MulFOp>();
-  return mul && (add.getLhs() == body.getArgument(2) || add.getRhs() == body.getArgument(2)) &&
-         ((mul.getLhs() == body.getArgument(0) && mul.getRhs() == body.getArgument(1)) ||
-          (mul.getLhs() == body.getArgument(1) && mul.getRhs() == body.getArgument(0)));
-}
-
-/// `type` with its layout any strides but a unit innermost one.
-static MemRefType withDynamicStrides(MemRefType type) {
-  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
-  strides.back() = 1;
-  return MemRefType::get(type.getShape(), type.getElementType(),
-                         StridedLayoutAttr::get(type.getContext(), ShapedType::kDynamic, strides));
+  return isF32MultiplyAccumulate(op);
 }
 
 struct CpuLowerPanelGemmsPass
@@ -395,21 +357,6 @@ struct CpuLowerPanelGemmsPass
       else if (isBatchedGemm(op, batch))
         lowerBatchedGemm(module, op, batch);
     }
-  }
-
-  /// `value` and the views of it (subviews, reshapes, casts), transitively.
-  static llvm::SmallPtrSet<Value, 8> aliasesOf(Value value) {
-    llvm::SmallPtrSet<Value, 8> aliases;
-    SmallVector<Value> work = {value};
-    while (!work.empty()) {
-      Value next = work.pop_back_val();
-      if (!aliases.insert(next).second)
-        continue;
-      for (Operation *user : next.getUsers())
-        if (auto view = dyn_cast<ViewLikeOpInterface>(user); view && view.getViewSource() == next)
-          work.push_back(view->getResult(0));
-    }
-    return aliases;
   }
 
   /// Whether `op` (or an op inside it) reads or writes a view of `out`, or
@@ -490,26 +437,18 @@ struct CpuLowerPanelGemmsPass
     std::string name = "peft_panel_gemm_" + std::to_string(k) + "x" + std::to_string(n) + "_" +
                        std::to_string(tile) + "_lowrank" + std::to_string(rank);
     MLIRContext *context = module.getContext();
-    auto kernel = module.lookupSymbol<func::FuncOp>(name);
-    if (!kernel) {
-      OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
-      Location loc = builder.getUnknownLoc();
-      auto type = builder.getFunctionType({rowsType(context, k), panelsType,
-                                           rowsType(context, rank), tailType,
-                                           rowsType(context, n), builder.getIndexType(),
-                                           builder.getIndexType()},
-                                          {});
-      kernel = func::FuncOp::create(builder, loc, name, type);
-      kernel.setPrivate();
-      Block *body = kernel.addEntryBlock();
-      builder.setInsertionPointToStart(body);
-      KernelBuilder kernelBuilder(builder, loc, k, n, tile, RhsLayout::Panels, microRows,
-                                  vectorWidth, kBlock, mBlock);
-      kernelBuilder.addLowRankTail(body->getArgument(2), body->getArgument(3), rank);
-      kernelBuilder.build(body->getArgument(0), body->getArgument(1), body->getArgument(4),
-                          body->getArgument(5), body->getArgument(6));
-      func::ReturnOp::create(builder, loc);
-    }
+    Type index = IndexType::get(context);
+    func::FuncOp kernel = getOrCreateKernelFunction(
+        module, name,
+        {rowsType(context, k), panelsType, rowsType(context, rank), tailType, rowsType(context, n),
+         index, index},
+        [&](OpBuilder &builder, Block *body) {
+          KernelBuilder kernelBuilder(builder, builder.getUnknownLoc(), k, n, tile,
+                                      RhsLayout::Panels, microRows, vectorWidth, kBlock, mBlock);
+          kernelBuilder.addLowRankTail(body->getArgument(2), body->getArgument(3), rank);
+          kernelBuilder.build(body->getArgument(0), body->getArgument(1), body->getArgument(4),
+                              body->getArgument(5), body->getArgument(6));
+        });
     // At the tail: what it reads (S) is computed by then.
     OpBuilder builder(tail);
     Location loc = base.getLoc();
@@ -646,23 +585,16 @@ struct CpuLowerPanelGemmsPass
     std::string name = std::string(layout == RhsLayout::Panels ? "peft_panel_gemm_"
                                                                : "peft_row_gemm_") +
                        size(k) + "x" + size(n) + "_" + std::to_string(tile);
-    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
-      return existing;
     MLIRContext *context = module.getContext();
-    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
-    Location loc = builder.getUnknownLoc();
-    auto type = builder.getFunctionType({rowsType(context, k), rhsType, rowsType(context, n),
-                                         builder.getIndexType(), builder.getIndexType()},
-                                        {});
-    auto kernel = func::FuncOp::create(builder, loc, name, type);
-    kernel.setPrivate();
-    Block *body = kernel.addEntryBlock();
-    builder.setInsertionPointToStart(body);
-    KernelBuilder(builder, loc, k, n, tile, layout, microRows, vectorWidth, kBlock, mBlock)
-        .build(body->getArgument(0), body->getArgument(1), body->getArgument(2),
-               body->getArgument(3), body->getArgument(4));
-    func::ReturnOp::create(builder, loc);
-    return kernel;
+    Type index = IndexType::get(context);
+    return getOrCreateKernelFunction(
+        module, name, {rowsType(context, k), rhsType, rowsType(context, n), index, index},
+        [&](OpBuilder &builder, Block *body) {
+          KernelBuilder(builder, builder.getUnknownLoc(), k, n, tile, layout, microRows,
+                        vectorWidth, kBlock, mBlock)
+              .build(body->getArgument(0), body->getArgument(1), body->getArgument(2),
+                     body->getArgument(3), body->getArgument(4));
+        });
   }
 };
 

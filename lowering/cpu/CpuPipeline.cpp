@@ -19,7 +19,8 @@ namespace peft {
 /// kernels (the entry's signature is final from here); rows of maps and
 /// reductions for the threads; the GEMM schedule (tiling, vectorization);
 /// maps and reductions vectorized; bufferization with ownership-based
-/// deallocation; the GEMM kernels; parallel loops on the threads; conversion
+/// deallocation; the GEMM, convolution and pooling kernels; bufferization's
+/// copies and fills in rows; parallel loops on the threads; conversion
 /// of every dialect to LLVM; the packed entry.
 static constexpr llvm::StringLiteral kBufferize =
     "canonicalize,cse,"
@@ -78,6 +79,16 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   kernels.vectorWidth = avx512 ? 16 : 8;
   kernels.rowTile = avx512 ? 48 : 16;
   pm.addPass(createCpuLowerPanelGemms(kernels));
+  // Convolutions read through a window: the same register tiles.
+  CpuLowerWindowGemmsOptions windows;
+  windows.microRows = kernels.microRows;
+  windows.vectorWidth = kernels.vectorWidth;
+  windows.tile = kernels.rowTile;
+  pm.addPass(createCpuLowerWindowGemms(windows));
+  CpuLowerWindowReductionsOptions pooling;
+  pooling.vectorWidth = kernels.vectorWidth;
+  pm.addPass(createCpuLowerWindowReductions(pooling));
+  pm.addPass(createCpuDistributeCopies());
   pm.addPass(createCpuLowerForall());
   addUpstream(pm, kToLoops);
   pm.addPass(createExpandShapeToReinterpretCast());

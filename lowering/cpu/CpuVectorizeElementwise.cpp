@@ -2,6 +2,7 @@
 #include "lowering/cpu/Passes.h"
 
 #include "lowering/cpu/TransformSchedule.h"
+#include "lowering/cpu/WindowOps.h"
 
 
 #include "llvm/Support/FormatVariadic.h"
@@ -131,8 +132,9 @@ struct CpuVectorizeElementwisePass
     // Tag what the schedule vectorizes, by loop count.
     std::map<unsigned, std::string> tags;
     getOperation().walk([&](linalg::GenericOp op) {
+      // A window GEMM's start is the kernel's to write.
       if (op->hasAttr(peft::kPanelGemmAttr) || !op.hasPureTensorSemantics() || op.getNumLoops() == 0 ||
-          !readsRowsInOrder(op))
+          !readsRowsInOrder(op) || peft::startsWindowGemm(op))
         return;
       std::string tag = (kTagPrefix + llvm::Twine(op.getNumLoops())).str();
       op->setAttr(tag, UnitAttr::get(&getContext()));

@@ -79,6 +79,68 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect"];
 }
 
+def CpuLowerWindowGemms : Pass<"peft-cpu-lower-window-gemms", "mlir::ModuleOp"> {
+  let summary = "Lower convolutions read through a window to micro-kernels";
+  let description = [{
+    Runs on memrefs. A stride-1 convolution reaches here as a window GEMM
+    (`convolveAsWindowGemm`): a `linalg.generic` over n, o, p, c, k... with
+    `out[n, o, p] += in[n, c, p + Σ_d k_d·step_d] · w[o, c, k...]` in f32,
+    the input's channels flattened at the padded pitch. Each becomes a call
+    of a kernel generated once per shape and tap offsets,
+    `peft_window_gemm_CxOxP_lL_taps_...(in, w, out, first, last)`.
+
+    The work is (image, panel of `tile` positions) units, split over the
+    runtime's threads (`peft_parallel_for`). Per unit the kernel walks
+    channel blocks of about `k-block` / taps channels (the window's rows stay
+    in L1), then tiles of `micro-rows` output channels: a micro-kernel keeps
+    `micro-rows` x `tile` accumulators in vector registers and, per channel
+    and tap, loads `tile` consecutive inputs at the tap's offset and
+    broadcasts one weight per output channel into them (`vector.fma`). The
+    last output channels run in tiles of 8, 4, 2 and 1; the last panel of an
+    image masks its loads and stores. No im2col copy is made and the output
+    is the NCHW image, so nothing is transposed back. Each output is summed
+    in the same order whatever the split, so results do not depend on the
+    number of threads. Generics whose input or output has a non-unit inner
+    stride, or whose weight is not contiguous, stay loops.
+  }];
+  let options = [
+    Option<"microRows", "micro-rows", "int64_t", "8", "Output channels of a register tile">,
+    Option<"vectorWidth", "vector-width", "int64_t", "16",
+           "Floats per vector register (16: AVX-512, 8: AVX2)">,
+    Option<"tile", "tile", "int64_t", "48", "Positions of a register tile">,
+    Option<"kBlock", "k-block", "int64_t", "256",
+           "Channels times taps of a channel block">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::scf::SCFDialect",
+                           "mlir::vector::VectorDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
+def CpuLowerWindowReductions : Pass<"peft-cpu-lower-window-reductions", "mlir::ModuleOp"> {
+  let summary = "Lower pooling windows to vector kernels";
+  let description = [{
+    Runs on memrefs. MaxPool and AveragePool reach here as window reductions
+    (WindowOps.h): a `linalg.generic` over n, c, y... (parallel) and k...
+    (reduction) with `out = out max in` or `out + in` for
+    `in[n, c, y_d·stride_d + k_d·dilation_d]`, f32, at most 64 taps. Each
+    becomes a call of a kernel generated once per shape,
+    `peft_max_pool_...` or `peft_sum_pool_...(in, out, first, last)`, over
+    the output's rows (all dimensions but the last spatial one), split over
+    the runtime's threads. Along a row the kernel reduces `vector-width`
+    outputs at a time over the taps, in the generic's order: a stride-1 tap
+    is one vector load, a stride-s tap loads s·`vector-width` consecutive
+    inputs and keeps every s-th (a shuffle). Outputs whose vector read would
+    leave the input row are reduced one at a time. Generics whose input or
+    output has a non-unit inner stride stay loops.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "16", "Outputs per vector">,
+  ];
+  let dependentDialects = ["mlir::func::FuncDialect", "mlir::scf::SCFDialect",
+                           "mlir::vector::VectorDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 def CpuTileAndVectorize : Pass<"peft-cpu-tile-and-vectorize", "mlir::ModuleOp"> {
   let summary = "Tile GEMMs for the caches and registers, then vectorize them";
   let description = [{
@@ -145,6 +207,27 @@ def CpuDistributeLoops : Pass<"peft-cpu-distribute-loops", "mlir::ModuleOp"> {
   ];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::tensor::TensorDialect",
                            "mlir::affine::AffineDialect", "mlir::arith::ArithDialect"];
+}
+
+def CpuDistributeCopies : Pass<"peft-cpu-distribute-copies", "mlir::ModuleOp"> {
+  let summary = "Split the copies and fills of bufferization into rows for the threads";
+  let description = [{
+    On memrefs, after bufferization. The copies and fills bufferization
+    makes (a pad's fill and interior, a strided slice made contiguous, a
+    buffer copied where two ops cannot share one) would run on one thread,
+    strided ones in memrefCopy's element-by-element loop. Each
+    `memref.copy`, `linalg.fill` and map without inputs (a fill) of rank 2
+    or more at the top of a function, with at least `min-elements` elements
+    or sizes known at run time only, becomes an `scf.forall` over all
+    dimensions but the last, each row a loop of loads and stores that LLVM
+    vectorizes; `peft-cpu-lower-forall` hands the rows to the threads.
+  }];
+  let options = [
+    Option<"minElements", "min-elements", "int64_t", "16384",
+           "Fewest elements worth writing in parallel">,
+  ];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
 }
 
 def CpuLowerForall : Pass<"peft-cpu-lower-forall", "mlir::ModuleOp"> {

@@ -152,18 +152,38 @@ func.func @embedding_lora(%ids: tensor<?x?xi64>, %base: tensor<?x?x6xf32>, %a: t
 
 // LoRA on a convolution: A as a strided, padded convolution to r channels,
 // B as a 1×1 convolution, base + s·that. Both are f32 convolutions of one
-// group, so GEMMs: the padded input's patches as rows (im2col), times the
-// kernel read as [out, in·kh·kw], then [n·y·x, out] back to [n, out, y, x].
+// group, so GEMMs whose right-hand side is a window into the input, each
+// channel flattened (no im2col). A's stride 2 makes it the sum over its four
+// phases: the padded input's elements (2j + a) against the kernel's taps
+// (2k + a), each phase laid out on one 5×5 grid (a row of zeros below for
+// the last row's taps), accumulating into one [n, r, 4·5] output; the
+// column past each row is dropped. B reads A's output as it is.
+// CHECK-DAG: #[[WINDOW:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d2 + d4 * 5 + d5)>
+// CHECK-DAG: #[[KERNEL:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d1, d3, d4, d5)>
+// CHECK-DAG: #[[POINT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d2 + d4 * 4 + d5)>
 // CHECK-LABEL: func.func @conv_lora
-// CHECK: tensor.pad
-// CHECK: %[[COLS:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x4x4x3x3x3xf32>)
-// CHECK: %[[ROWS:.*]] = tensor.collapse_shape %[[COLS]] {{\[\[}}0, 1, 2], [3, 4, 5]] : tensor<?x4x4x3x3x3xf32> into tensor<?x27xf32>
-// CHECK: %[[A2:.*]] = tensor.collapse_shape %{{.*}} {{\[\[}}0], [1, 2, 3]] : tensor<2x3x3x3xf32> into tensor<2x27xf32>
-// CHECK: %[[DOWN:.*]] = linalg.matmul {{.*}} ins(%[[ROWS]], %[[A2]] : tensor<?x27xf32>, tensor<2x27xf32>)
-// CHECK: tensor.expand_shape %[[DOWN]] {{\[\[}}0, 1, 2], [3]] {{.*}} : tensor<?x2xf32> into tensor<?x4x4x2xf32>
-// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<?x2x4x4xf32>)
-// CHECK: linalg.matmul {{.*}} tensor<6x2xf32>
-// CHECK: %[[UP:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<?x6x4x4xf32>)
+// CHECK-SAME: %[[X:[^:]*]]: tensor<?x3x8x8xf32>, %{{[^:]*}}: tensor<?x6x4x4xf32>, %[[A:[^:]*]]: tensor<2x3x3x3xf32>, %[[B:[^:]*]]: tensor<6x2x1x1xf32>
+// CHECK: %[[PADDED:.*]] = tensor.pad %[[X]] low[0, 0, 1, 1] high[0, 0, 1, 1]
+// CHECK: %[[ZEROS:.*]] = linalg.fill {{.*}} -> tensor<?x2x20xf32>
+// CHECK: %[[P00:.*]] = tensor.extract_slice %[[PADDED]][0, 0, 0, 0] [%{{.*}}, 3, 5, 5] [1, 1, 2, 2]
+// CHECK: %[[G00:.*]] = tensor.pad %[[P00]] low[0, 0, 0, 0] high[0, 0, 1, 0]
+// CHECK: %[[K00:.*]] = tensor.extract_slice %[[A]][0, 0, 0, 0] [2, 3, 2, 2] [1, 1, 2, 2]
+// CHECK: %[[F00:.*]] = tensor.collapse_shape %[[G00]] {{\[\[}}0], [1], [2, 3]] : tensor<?x3x6x5xf32> into tensor<?x3x30xf32>
+// CHECK: %[[S00:.*]] = linalg.generic {indexing_maps = [#[[WINDOW]], #[[KERNEL]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%[[F00]], %[[K00]] : tensor<?x3x30xf32>, tensor<2x3x2x2xf32>) outs(%[[ZEROS]] : tensor<?x2x20xf32>)
+// CHECK:   arith.mulf
+// CHECK:   arith.addf
+// CHECK: tensor.extract_slice %[[PADDED]][0, 0, 0, 1] [%{{.*}}, 3, 5, 5] [1, 1, 2, 2]
+// CHECK: tensor.extract_slice %[[A]][0, 0, 0, 1] [2, 3, 2, 1] [1, 1, 2, 2]
+// CHECK: %[[S01:.*]] = linalg.generic {{.*}} outs(%[[S00]] : tensor<?x2x20xf32>)
+// CHECK: tensor.extract_slice %[[A]][0, 0, 1, 0] [2, 3, 1, 2] [1, 1, 2, 2]
+// CHECK: %[[S10:.*]] = linalg.generic {{.*}} outs(%[[S01]] : tensor<?x2x20xf32>)
+// CHECK: tensor.extract_slice %[[A]][0, 0, 1, 1] [2, 3, 1, 1] [1, 1, 2, 2]
+// CHECK: %[[S11:.*]] = linalg.generic {{.*}} outs(%[[S10]] : tensor<?x2x20xf32>)
+// CHECK: %[[GRID:.*]] = tensor.expand_shape %[[S11]] {{\[\[}}0], [1], [2, 3]] output_shape [%{{.*}}, 2, 4, 5]
+// CHECK: %[[DOWN:.*]] = tensor.extract_slice %[[GRID]][0, 0, 0, 0] [%{{.*}}, 2, 4, 4] [1, 1, 1, 1]
+// CHECK: %[[DOWNF:.*]] = tensor.collapse_shape %[[DOWN]] {{\[\[}}0], [1], [2, 3]] : tensor<?x2x4x4xf32> into tensor<?x2x16xf32>
+// CHECK: %[[UPF:.*]] = linalg.generic {indexing_maps = [#[[POINT]], #[[KERNEL]], #{{.*}}], {{.*}} ins(%[[DOWNF]], %[[B]] : tensor<?x2x16xf32>, tensor<6x2x1x1xf32>)
+// CHECK: %[[UP:.*]] = tensor.expand_shape %[[UPF]] {{\[\[}}0], [1], [2, 3]] output_shape [%{{.*}}, 6, 4, 4]
 // CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[UP]] : tensor<?x6x4x4xf32>, tensor<?x6x4x4xf32>)
 // CHECK:   arith.mulf %{{.*}}, %{{.*}} : f32
 // CHECK:   arith.addf
@@ -200,8 +220,8 @@ func.func @dora(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %w: tensor<4x3xf32>
 
 // LoKr on a convolution: kron(w1, w2) as one generic over [a, c, b, e]
 // (w2 read as [c, d·kh·kw]), collapsed to [a·c, b·e], read as the kernel;
-// then the layer's convolution with it (a GEMM with that matrix), added to
-// the base.
+// then the layer's convolution with it (a window GEMM with that kernel),
+// added to the base.
 // CHECK-DAG: #[[W1:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d2)>
 // CHECK-DAG: #[[W2:.*]] = affine_map<(d0, d1, d2, d3) -> (d1, d3)>
 // CHECK-LABEL: func.func @lokr_conv
@@ -210,8 +230,7 @@ func.func @dora(%x: tensor<5x4xf32>, %base: tensor<5x3xf32>, %w: tensor<4x3xf32>
 // CHECK: %[[BLOCKS:.*]] = linalg.generic {indexing_maps = [#[[W1]], #[[W2]], #{{.*}}], {{.*}} ins(%[[W1ARG]], %[[W2M]] : tensor<2x2xf32>, tensor<3x18xf32>) outs(%{{.*}} : tensor<2x3x2x18xf32>)
 // CHECK: %[[MATRIX:.*]] = tensor.collapse_shape %[[BLOCKS]] {{\[\[}}0, 1], [2, 3]] : tensor<2x3x2x18xf32> into tensor<6x36xf32>
 // CHECK: %[[KERNEL:.*]] = tensor.expand_shape %[[MATRIX]] {{\[\[}}0], [1, 2, 3]] output_shape [6, 4, 3, 3]
-// CHECK: %[[KMAT:.*]] = tensor.collapse_shape %[[KERNEL]] {{\[\[}}0], [1, 2, 3]]
-// CHECK: linalg.matmul {{.*}} ins(%{{.*}}, %[[KMAT]] : tensor<?x36xf32>, tensor<6x36xf32>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[KERNEL]] : tensor<?x4x72xf32>, tensor<6x4x3x3xf32>)
 func.func @lokr_conv(%x: tensor<?x4x6x6xf32>, %base: tensor<?x6x6x6xf32>, %w1: tensor<2x2xf32>, %w2: tensor<3x2x3x3xf32>) -> tensor<?x6x6x6xf32> {
   %d = peft.lokr_delta %w1, %w2 {scale = 0.5 : f32} : (tensor<2x2xf32>, tensor<3x2x3x3xf32>) -> tensor<6x4x3x3xf32>
   %y = peft.add_delta "default" %x, %base, %d {strides = array<i64: 1, 1>, dilations = array<i64: 1, 1>, pads = array<i64: 1, 1, 1, 1>, groups = 1 : i64}

@@ -71,3 +71,33 @@ func.func @serial(%x: tensor<8x64xf32>, %row: tensor<1x100000xf32>, %a: tensor<1
   } -> tensor<128x256xf32>
   return %y, %z, %g : tensor<8x64xf32>, tensor<1x100000xf32>, tensor<128x256xf32>
 }
+
+// -----
+
+#in = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d3, d2 + d4 * 18 + d5)>
+#w = affine_map<(d0, d1, d2, d3, d4, d5) -> (d1, d3, d4, d5)>
+#out = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2)>
+#bias = affine_map<(d0, d1, d2) -> (d1)>
+#id = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+
+// A convolution read through a window has a kernel that splits its work,
+// and starts its output itself from the bias broadcast that feeds it: both
+// stay as they are.
+// CHECK-LABEL: func.func @window_gemm
+// CHECK-NOT: scf.forall
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<64xf32>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x64x342xf32>, tensor<64x64x3x3xf32>)
+func.func @window_gemm(%x: tensor<1x64x342xf32>, %w: tensor<64x64x3x3xf32>, %b: tensor<64xf32>) -> tensor<1x64x288xf32> {
+  %empty = tensor.empty() : tensor<1x64x288xf32>
+  %start = linalg.generic {indexing_maps = [#bias, #id], iterator_types = ["parallel", "parallel", "parallel"]} ins(%b : tensor<64xf32>) outs(%empty : tensor<1x64x288xf32>) {
+  ^bb0(%v: f32, %o: f32):
+    linalg.yield %v : f32
+  } -> tensor<1x64x288xf32>
+  %y = linalg.generic {indexing_maps = [#in, #w, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%x, %w : tensor<1x64x342xf32>, tensor<64x64x3x3xf32>) outs(%start : tensor<1x64x288xf32>) {
+  ^bb0(%a: f32, %c: f32, %o: f32):
+    %p = arith.mulf %a, %c : f32
+    %s = arith.addf %o, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<1x64x288xf32>
+  return %y : tensor<1x64x288xf32>
+}
