@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/cpu/Epilogue.h"
 #include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
 #include "lowering/cpu/WindowOps.h"
@@ -68,6 +69,17 @@ public:
     lowRank = s;
     lowRankPanels = tailPanels;
     this->rank = rank;
+  }
+
+  /// Also `epilogue` on the final sums, written to `target` ([M, N] rows)
+  /// instead of out; `operands` are the kernel's values of its rows and
+  /// columns inputs, in order.
+  void addEpilogue(linalg::GenericOp op, ArrayRef<EpilogueInput> kinds, Value target,
+                   ValueRange operands) {
+    epilogue = op;
+    epilogueKinds.assign(kinds.begin(), kinds.end());
+    epilogueTarget = target;
+    epilogueOperands.assign(operands.begin(), operands.end());
   }
 
   /// out += a · rhs, for the columns of panels [firstPanel, lastPanel).
@@ -283,9 +295,40 @@ private:
       }
       sums = tail.getResults();
     }
+    auto storeSums = [&] {
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t j = 0; j < vectors; ++j)
+          storeVector(b, loc, sums[i * vectors + j], c, {rowIndex[i], columnIndex[j]}, masks[j]);
+    };
+    if (!epilogue) {
+      storeSums();
+      return;
+    }
+    // After the last K block the epilogue's result goes to its target; the
+    // sums of other blocks to out, for the next.
+    Value last = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, at.kEnd, kTotal);
+    auto branch = scf::IfOp::create(b, loc, last, /*withElseRegion=*/true);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&branch.getElseRegion().front());
+    storeSums();
+    b.setInsertionPointToStart(&branch.getThenRegion().front());
     for (int64_t i = 0; i < count; ++i)
-      for (int64_t j = 0; j < vectors; ++j)
-        storeVector(b, loc, sums[i * vectors + j], c, {rowIndex[i], columnIndex[j]}, masks[j]);
+      for (int64_t j = 0; j < vectors; ++j) {
+        SmallVector<Value> inputs;
+        auto operand = epilogueOperands.begin();
+        for (EpilogueInput kind : epilogueKinds) {
+          if (kind == EpilogueInput::Accumulator)
+            inputs.push_back(sums[i * vectors + j]);
+          else if (kind == EpilogueInput::Rows)
+            inputs.push_back(loadVector(b, loc, vectorType, *operand++,
+                                        {rowIndex[i], columnIndex[j]}, masks[j]));
+          else
+            inputs.push_back(
+                loadVector(b, loc, vectorType, *operand++, {columnIndex[j]}, masks[j]));
+        }
+        Value result = emitEpilogue(b, loc, epilogue, inputs, vectorWidth);
+        storeVector(b, loc, result, epilogueTarget, {rowIndex[i], columnIndex[j]}, masks[j]);
+      }
   }
 
   OpBuilder &b;
@@ -297,6 +340,10 @@ private:
   Value a, w, c, rows, kTotal;
   Value lowRank, lowRankPanels; ///< The optional low-rank tail.
   int64_t rank = 0;
+  linalg::GenericOp epilogue; ///< The optional epilogue.
+  SmallVector<EpilogueInput> epilogueKinds;
+  Value epilogueTarget;
+  SmallVector<Value> epilogueOperands;
 };
 
 /// Whether `op` computes out[..., i, j] += lhs[..., i, k] · rhs[..., k, j] in
@@ -341,19 +388,18 @@ struct CpuLowerPanelGemmsPass
         gemms.push_back(op);
     });
     // An unmerged LoRA's S·Bᵀ accumulating into its layer's GEMM: one kernel.
-    llvm::SmallPtrSet<Operation *, 16> fused;
+    // (Ops a kernel takes in, epilogues too, go into `erased`.)
+    erased.clear();
     for (linalg::GenericOp op : gemms)
-      if (op->hasAttr(kPanelGemmAttr) && !fused.contains(op))
+      if (!erased.contains(op) && op->hasAttr(kPanelGemmAttr))
         if (linalg::GenericOp base = lowRankBase(op))
-          if (lowerFusedLowRank(module, base, op)) {
-            fused.insert(base);
-            fused.insert(op);
-          }
-    llvm::erase_if(gemms, [&](linalg::GenericOp op) { return fused.contains(op); });
+          lowerPanelKernel(module, base, op);
     for (linalg::GenericOp op : gemms) {
+      if (erased.contains(op))
+        continue;
       unsigned batch;
       if (op->hasAttr(kPanelGemmAttr))
-        lowerPanelGemm(module, op);
+        lowerPanelKernel(module, op, {});
       else if (isBatchedGemm(op, batch))
         lowerBatchedGemm(module, op, batch);
     }
@@ -415,77 +461,197 @@ struct CpuLowerPanelGemmsPass
     return {};
   }
 
-  /// Replaces `base` and `tail` by one call of a kernel that adds the tail's
-  /// low-rank term in the base's registers (KernelBuilder::addLowRankTail);
-  /// false, changing nothing, when the kernel cannot address the operands.
-  bool lowerFusedLowRank(ModuleOp module, linalg::GenericOp base, linalg::GenericOp tail) {
-    Value lhs = base.getDpsInputs()[0], panels = base.getDpsInputs()[1];
-    Value low = tail.getDpsInputs()[0], tailPanels = tail.getDpsInputs()[1];
-    Value out = base.getDpsInits()[0];
-    auto lhsType = cast<MemRefType>(lhs.getType()), lowType = cast<MemRefType>(low.getType());
-    auto panelsType = cast<MemRefType>(panels.getType());
-    auto tailType = cast<MemRefType>(tailPanels.getType());
-    auto outType = cast<MemRefType>(out.getType());
-    int64_t tile = panelsType.getDimSize(2), rank = tailType.getDimSize(1);
-    if (!hasContiguousRows(lhsType) || !hasContiguousRows(lowType) ||
-        !hasContiguousRows(outType) || !panelsType.hasStaticShape() ||
-        !tailType.hasStaticShape() || !panelsType.getLayout().isIdentity() ||
-        !tailType.getLayout().isIdentity() || tile % vectorWidth != 0 ||
-        lowType.getDimSize(1) != rank)
+  /// The map that alone reads what the GEMM ending at `last` wrote to `out`,
+  /// when it can run as the kernel's epilogue at its own place: nothing
+  /// between touches `out` or writes the GEMM's `inputs`, and nothing after
+  /// reads `out`.
+  struct FoundEpilogue {
+    linalg::GenericOp op;
+    SmallVector<EpilogueInput> kinds;
+  };
+  static std::optional<FoundEpilogue> findEpilogue(Operation *gemm, Operation *last, Value out,
+                                                   ValueRange inputs) {
+    llvm::SmallPtrSet<Value, 8> outAliases = aliasesOf(out), inputAliases;
+    for (Value input : inputs)
+      inputAliases.insert_range(aliasesOf(input));
+    auto touchesOut = [&](Operation *op) {
+      return op
+          ->walk([&](Operation *nested) {
+            return llvm::any_of(nested->getOperands(),
+                                [&](Value v) { return outAliases.contains(v); })
+                       ? WalkResult::interrupt()
+                       : WalkResult::advance();
+          })
+          .wasInterrupted();
+    };
+    linalg::GenericOp consumer;
+    for (Operation *op = last->getNextNode(); op && !consumer; op = op->getNextNode()) {
+      if (isa<ViewLikeOpInterface>(op) && !touchesOut(op))
+        continue;
+      if (!touchesOut(op)) {
+        if (interferes(op, outAliases, inputAliases))
+          return std::nullopt;
+        continue;
+      }
+      if (isa<ViewLikeOpInterface>(op))
+        continue; // A view of out: the consumer reads through it.
+      consumer = dyn_cast<linalg::GenericOp>(op);
+      if (!consumer || !consumer.hasPureBufferSemantics())
+        return std::nullopt;
+    }
+    if (!consumer)
+      return std::nullopt;
+    std::optional<SmallVector<EpilogueInput>> kinds =
+        epilogueInputs(consumer, [&](Value v) { return outAliases.contains(v); });
+    if (!kinds || outAliases.contains(consumer.getDpsInits()[0]))
+      return std::nullopt;
+    // Nothing reads out after the GEMM but the epilogue: its result is all
+    // that is left of out (what writes out before, its start, stays).
+    for (Value alias : outAliases)
+      for (Operation *user : alias.getUsers()) {
+        Operation *ancestor = gemm->getBlock()->findAncestorOpInBlock(*user);
+        if (user != gemm && user != last && user != consumer.getOperation() &&
+            !isa<ViewLikeOpInterface, memref::DeallocOp, memref::DimOp>(user) &&
+            !(ancestor && ancestor->isBeforeInBlock(gemm)))
+          return std::nullopt;
+      }
+    return FoundEpilogue{consumer, *kinds};
+  }
+
+  /// `value` ([..., N], unit inner stride) as rows `[?, N]`, or null.
+  static Value asRows(OpBuilder &builder, Location loc, Value value, int64_t n) {
+    auto type = cast<MemRefType>(value.getType());
+    if (type.getShape().back() != n || !hasUnitInnerStride(type))
+      return {};
+    if (type.getRank() > 2) {
+      SmallVector<ReassociationIndices> rows = {
+          llvm::to_vector(llvm::seq<int64_t>(0, type.getRank() - 1)), {type.getRank() - 1}};
+      if (!memref::CollapseShapeOp::isGuaranteedCollapsible(type, rows))
+        return {};
+      value = memref::CollapseShapeOp::create(builder, loc, value, rows);
+    } else if (type.getRank() != 2) {
+      return {};
+    }
+    return memref::CastOp::create(builder, loc, rowsType(builder.getContext(), n), value);
+  }
+
+  /// The kernel operands of `found`'s target and rows and columns inputs, at
+  /// the builder's point; false (values made are left for the folder) when
+  /// one cannot be read as rows or columns.
+  static bool epilogueCaptures(OpBuilder &builder, Location loc, FoundEpilogue found,
+                               int64_t n, SmallVectorImpl<Value> &captures) {
+    Value target = asRows(builder, loc, found.op.getDpsInits()[0], n);
+    if (!target)
       return false;
-    int64_t k = lhsType.getDimSize(1), n = outType.getDimSize(1);
-    std::string name = "peft_panel_gemm_" + std::to_string(k) + "x" + std::to_string(n) + "_" +
-                       std::to_string(tile) + "_lowrank" + std::to_string(rank);
-    MLIRContext *context = module.getContext();
-    Type index = IndexType::get(context);
-    func::FuncOp kernel = getOrCreateKernelFunction(
-        module, name,
-        {rowsType(context, k), panelsType, rowsType(context, rank), tailType, rowsType(context, n),
-         index, index},
-        [&](OpBuilder &builder, Block *body) {
-          KernelBuilder kernelBuilder(builder, builder.getUnknownLoc(), k, n, tile,
-                                      RhsLayout::Panels, microRows, vectorWidth, kBlock, mBlock);
-          kernelBuilder.addLowRankTail(body->getArgument(2), body->getArgument(3), rank);
-          kernelBuilder.build(body->getArgument(0), body->getArgument(1), body->getArgument(4),
-                              body->getArgument(5), body->getArgument(6));
-        });
-    // At the tail: what it reads (S) is computed by then.
-    OpBuilder builder(tail);
-    Location loc = base.getLoc();
-    SmallVector<Value> captures = {
-        memref::CastOp::create(builder, loc, rowsType(context, k), lhs), panels,
-        memref::CastOp::create(builder, loc, rowsType(context, rank), low), tailPanels,
-        memref::CastOp::create(builder, loc, rowsType(context, n), out)};
-    createParallelCall(builder, loc, kernel, captures,
-                       arith::ConstantIndexOp::create(builder, loc, panelsType.getDimSize(0)));
-    tail.erase();
-    base.erase();
+    captures.push_back(target);
+    for (auto [kind, input] : llvm::zip(found.kinds, found.op.getDpsInputs())) {
+      if (kind == EpilogueInput::Accumulator)
+        continue;
+      Value value = kind == EpilogueInput::Rows ? asRows(builder, loc, input, n) : Value();
+      if (kind == EpilogueInput::Columns) {
+        auto type = cast<MemRefType>(input.getType());
+        if (type.getRank() != 1 || type.getDimSize(0) != n || !hasUnitInnerStride(type))
+          return false;
+        value = memref::CastOp::create(builder, loc,
+                                       MemRefType::get({n}, builder.getF32Type(),
+                                                       StridedLayoutAttr::get(
+                                                           builder.getContext(),
+                                                           ShapedType::kDynamic, {1})),
+                                       input);
+      }
+      if (!value)
+        return false;
+      captures.push_back(value);
+    }
     return true;
   }
 
-  /// Replaces `op` by a call to its shape's kernel; one whose operands the
-  /// kernel cannot address stays a generic (lowered to loops).
-  void lowerPanelGemm(ModuleOp module, linalg::GenericOp op) {
-    Value lhs = op.getDpsInputs()[0], panels = op.getDpsInputs()[1], out = op.getDpsInits()[0];
-    auto lhsType = cast<MemRefType>(lhs.getType());
+  /// Replaces the panel GEMM `base` by one call of a kernel, with `tail` (if
+  /// set: an unmerged LoRA's s·Bᵀ into the same output, added in the base's
+  /// registers, KernelBuilder::addLowRankTail) and the map that reads their
+  /// result as the epilogue when there is one; false, changing nothing, when
+  /// the kernel cannot address the operands (the GEMMs stay generics,
+  /// lowered to loops).
+  bool lowerPanelKernel(ModuleOp module, linalg::GenericOp base, linalg::GenericOp tail) {
+    MLIRContext *context = module.getContext();
+    Value lhs = base.getDpsInputs()[0], panels = base.getDpsInputs()[1];
+    Value out = base.getDpsInits()[0];
     auto panelsType = cast<MemRefType>(panels.getType());
-    auto outType = cast<MemRefType>(out.getType());
     int64_t tile = panelsType.getDimSize(2);
-    if (!hasContiguousRows(lhsType) || !hasContiguousRows(outType) ||
-        !panelsType.hasStaticShape() || !panelsType.getLayout().isIdentity() ||
-        tile % vectorWidth != 0)
-      return;
-    int64_t k = lhsType.getDimSize(1), n = outType.getDimSize(1);
-    func::FuncOp kernel = getOrCreateKernel(module, k, n, tile, RhsLayout::Panels, panelsType);
-    OpBuilder builder(op);
-    Location loc = op.getLoc();
-    SmallVector<Value> captures = {
-        memref::CastOp::create(builder, loc, rowsType(op.getContext(), k), lhs), panels,
-        memref::CastOp::create(builder, loc, rowsType(op.getContext(), n), out)};
+    if (!hasContiguousRows(cast<MemRefType>(lhs.getType())) ||
+        !hasContiguousRows(cast<MemRefType>(out.getType())) || !panelsType.hasStaticShape() ||
+        !panelsType.getLayout().isIdentity() || tile % vectorWidth != 0)
+      return false;
+    int64_t k = cast<MemRefType>(lhs.getType()).getDimSize(1);
+    int64_t n = cast<MemRefType>(out.getType()).getDimSize(1);
+    std::string name = "peft_panel_gemm_" + std::to_string(k) + "x" + std::to_string(n) + "_" +
+                       std::to_string(tile);
+    Value low, tailPanels;
+    int64_t rank = 0;
+    if (tail) {
+      low = tail.getDpsInputs()[0];
+      tailPanels = tail.getDpsInputs()[1];
+      auto lowType = cast<MemRefType>(low.getType());
+      auto tailType = cast<MemRefType>(tailPanels.getType());
+      rank = tailType.getDimSize(1);
+      if (!hasContiguousRows(lowType) || !tailType.hasStaticShape() ||
+          !tailType.getLayout().isIdentity() || lowType.getDimSize(1) != rank)
+        return false;
+      name += "_lowrank" + std::to_string(rank);
+    }
+    Operation *last = tail ? tail.getOperation() : base.getOperation();
+    SmallVector<Value> gemmInputs = {lhs};
+    if (tail)
+      gemmInputs.push_back(low);
+    std::optional<FoundEpilogue> epilogue = findEpilogue(base, last, out, gemmInputs);
+    SmallVector<Value> extra;
+    if (epilogue) {
+      OpBuilder atEpilogue(epilogue->op);
+      if (!epilogueCaptures(atEpilogue, base.getLoc(), *epilogue, n, extra))
+        epilogue.reset();
+      else
+        name += "_epilogue_" + epilogueKey(epilogue->op, epilogue->kinds);
+    }
+    // At the last op: what the tail and the epilogue read (S, the epilogue's
+    // inputs) is computed by then.
+    OpBuilder builder(epilogue ? epilogue->op.getOperation() : last);
+    Location loc = base.getLoc();
+    SmallVector<Value> captures = {memref::CastOp::create(builder, loc, rowsType(context, k), lhs),
+                                   panels};
+    if (tail)
+      captures.append({memref::CastOp::create(builder, loc, rowsType(context, rank), low),
+                       tailPanels});
+    captures.push_back(memref::CastOp::create(builder, loc, rowsType(context, n), out));
+    captures.append(extra);
+    SmallVector<Type> types = llvm::to_vector(ValueRange(captures).getTypes());
+    types.append(2, builder.getIndexType());
+    func::FuncOp kernel =
+        getOrCreateKernelFunction(module, name, types, [&](OpBuilder &b, Block *body) {
+          KernelBuilder kernelBuilder(b, b.getUnknownLoc(), k, n, tile, RhsLayout::Panels,
+                                      microRows, vectorWidth, kBlock, mBlock);
+          unsigned next = 2;
+          if (tail) {
+            kernelBuilder.addLowRankTail(body->getArgument(2), body->getArgument(3), rank);
+            next = 4;
+          }
+          Value c = body->getArgument(next++);
+          if (epilogue)
+            kernelBuilder.addEpilogue(epilogue->op, epilogue->kinds, body->getArgument(next),
+                                      body->getArguments().slice(next + 1, extra.size() - 1));
+          kernelBuilder.build(body->getArgument(0), body->getArgument(1), c,
+                              body->getArgument(captures.size()),
+                              body->getArgument(captures.size() + 1));
+        });
     // Threads take contiguous runs of panels.
     createParallelCall(builder, loc, kernel, captures,
                        arith::ConstantIndexOp::create(builder, loc, panelsType.getDimSize(0)));
-    op.erase();
+    for (Operation *done : {epilogue ? epilogue->op.getOperation() : nullptr,
+                            tail ? tail.getOperation() : nullptr, base.getOperation()})
+      if (done) {
+        erased.insert(done);
+        done->erase();
+      }
+    return true;
   }
 
   /// Replaces a batched GEMM by a call that runs the matrices of its batch on
@@ -500,8 +666,7 @@ struct CpuLowerPanelGemmsPass
     auto outType = cast<MemRefType>(operands[2].getType());
     int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
     MLIRContext *context = op.getContext();
-    func::FuncOp kernel = getOrCreateKernel(module, k, n, rowTile, RhsLayout::Rows,
-                                            rowsType(context, n));
+    func::FuncOp kernel = getOrCreateRowKernel(module, k, n);
     OpBuilder builder(op);
     Location loc = op.getLoc();
     SmallVector<Value> captures;
@@ -577,21 +742,24 @@ struct CpuLowerPanelGemmsPass
     return function;
   }
 
-  func::FuncOp getOrCreateKernel(ModuleOp module, int64_t k, int64_t n, int64_t tile,
-                                 RhsLayout layout, MemRefType rhsType) {
+  /// The ops lowered into kernels so far (whose pointers may be stale).
+  llvm::DenseSet<Operation *> erased;
+
+  /// The kernel that reads B's rows as they are (batched GEMMs), K and N
+  /// static or not.
+  func::FuncOp getOrCreateRowKernel(ModuleOp module, int64_t k, int64_t n) {
     auto size = [](int64_t value) {
       return ShapedType::isDynamic(value) ? std::string("d") : std::to_string(value);
     };
-    std::string name = std::string(layout == RhsLayout::Panels ? "peft_panel_gemm_"
-                                                               : "peft_row_gemm_") +
-                       size(k) + "x" + size(n) + "_" + std::to_string(tile);
+    std::string name = "peft_row_gemm_" + size(k) + "x" + size(n) + "_" + std::to_string(rowTile);
     MLIRContext *context = module.getContext();
     Type index = IndexType::get(context);
     return getOrCreateKernelFunction(
-        module, name, {rowsType(context, k), rhsType, rowsType(context, n), index, index},
+        module, name,
+        {rowsType(context, k), rowsType(context, n), rowsType(context, n), index, index},
         [&](OpBuilder &builder, Block *body) {
-          KernelBuilder(builder, builder.getUnknownLoc(), k, n, tile, layout, microRows,
-                        vectorWidth, kBlock, mBlock)
+          KernelBuilder(builder, builder.getUnknownLoc(), k, n, rowTile, RhsLayout::Rows,
+                        microRows, vectorWidth, kBlock, mBlock)
               .build(body->getArgument(0), body->getArgument(1), body->getArgument(2),
                      body->getArgument(3), body->getArgument(4));
         });

@@ -70,7 +70,6 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   CpuVectorizeElementwiseOptions vectors;
   vectors.vectorWidth = avx512 ? 16 : 8;
   pm.addPass(createCpuVectorizeElementwise(vectors));
-  pm.addPass(createCpuApproximateMath());
   addUpstream(pm, kBufferize);
   // Panel GEMMs: register tiles of 8 rows (24 of AVX-512's 32 registers)
   // or 6 (12 of AVX2's 16).
@@ -88,6 +87,8 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   CpuLowerWindowReductionsOptions pooling;
   pooling.vectorWidth = kernels.vectorWidth;
   pm.addPass(createCpuLowerWindowReductions(pooling));
+  // After the kernels: their epilogues may compute erf, tanh or exp.
+  pm.addPass(createCpuApproximateMath());
   pm.addPass(createCpuDistributeCopies());
   pm.addPass(createCpuLowerForall());
   addUpstream(pm, kToLoops);

@@ -58,6 +58,19 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     `x·Wᵀ` products, the micro-kernel goes on over the r columns of s and the
     rows of B's panel, in the same registers, then stores them once.
 
+    The map that alone reads a panel GEMM's result (a bias or residual add,
+    GELU, DoRA's rescale `n·(t − bias) + bias`, a LoRA's bias, a LoRA's
+    scale on `x·Aᵀ`) runs as the kernel's epilogue: an f32 map of
+    elementwise arith and math ops whose inputs are the result (possibly
+    split into a batch of rows), tensors of its shape (rows) and vectors
+    along its last dimension (columns). After the last K block the
+    micro-kernel computes the map's body on its accumulators, reading the
+    other inputs at the same rows and columns, and stores the map's result
+    instead of the sums; the call moves to the map's place, which must see
+    nothing between touch the result or write the GEMM's inputs, and
+    nothing after read the result. Kernels are named after what their
+    epilogue computes (`_epilogue_HASH`), so layers share them.
+
     A batched GEMM of activations, a `linalg.generic` computing
     `out[b..., i, j] += lhs[b..., i, k] · rhs[b..., k, j]` in f32 (attention's
     scores and context), runs through the same micro-kernels with B read as
@@ -192,7 +205,8 @@ def CpuDistributeLoops : Pass<"peft-cpu-distribute-loops", "mlir::ModuleOp"> {
   let summary = "Split maps and reductions into rows for the runtime's threads";
   let description = [{
     On tensors. Every `linalg.generic` at the top of a function that is not
-    a GEMM (those have kernels that split their own work) is tiled by 1 on
+    a GEMM, a GEMM's epilogue or start, or a pooling window (those have
+    kernels that split their own work) is tiled by 1 on
     its leading parallel loops, never the innermost, into an `scf.forall`:
     rows of layer norms, softmaxes, activations, residual adds, transposes
     and gathers. `peft-cpu-vectorize-elementwise` then vectorizes each row,
@@ -256,7 +270,8 @@ def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
     otherwise call, branch on their argument, so a model's latency depended
     on its activations (a merged adapter changed it), and the calls kept the
     loops around them scalar; LLVM has no vector `exp`, and splits one into
-    a call of `expf` per element.
+    a call of `expf` per element. It runs after the kernels are generated,
+    so that the GEMM epilogues' GELU is approximated too.
   }];
   let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
                            "mlir::vector::VectorDialect"];
