@@ -20,7 +20,6 @@
 #include "lowering/cpu/Epilogue.h"
 #include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
-#include "lowering/cpu/WindowOps.h"
 
 
 namespace peft {

@@ -18,9 +18,9 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
-#include "lowering/cpu/WindowOps.h"
 #include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
+#include "lowering/cpu/WindowOps.h"
 
 namespace peft {
 #define GEN_PASS_DEF_CPULOWERWINDOWGEMMS

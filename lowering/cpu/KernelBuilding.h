@@ -7,11 +7,16 @@
 #define PEFT_LOWERING_CPU_KERNELBUILDING_H
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "llvm/ADT/SmallPtrSet.h"
 
 namespace peft {
+
+/// Whether `op`'s body is out + a · b over its three f32 operands (what a
+/// GEMM kernel computes).
+bool isF32MultiplyAccumulate(mlir::linalg::GenericOp op);
 
 /// Whether the innermost dimension of `type` is contiguous.
 bool hasUnitInnerStride(mlir::MemRefType type);

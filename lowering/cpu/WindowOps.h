@@ -8,9 +8,6 @@
 
 namespace peft {
 
-/// Whether `op`'s body is out + a · b over its three f32 operands.
-bool isF32MultiplyAccumulate(mlir::linalg::GenericOp op);
-
 /// A convolution read through a window (convolveAsWindowGemm in
 /// PeftToLinalg.cpp): loops n, o, p (parallel), c, k... (reduction),
 ///   out[n, o, p] += in[n, c, p + Σ_d k_d·step_d] · w[o, c, k...]
