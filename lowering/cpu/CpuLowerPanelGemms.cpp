@@ -473,27 +473,16 @@ struct CpuLowerPanelGemmsPass
     llvm::SmallPtrSet<Value, 8> outAliases = aliasesOf(out), inputAliases;
     for (Value input : inputs)
       inputAliases.insert_range(aliasesOf(input));
-    auto touchesOut = [&](Operation *op) {
-      return op
-          ->walk([&](Operation *nested) {
-            return llvm::any_of(nested->getOperands(),
-                                [&](Value v) { return outAliases.contains(v); })
-                       ? WalkResult::interrupt()
-                       : WalkResult::advance();
-          })
-          .wasInterrupted();
-    };
     linalg::GenericOp consumer;
     for (Operation *op = last->getNextNode(); op && !consumer; op = op->getNextNode()) {
-      if (isa<ViewLikeOpInterface>(op) && !touchesOut(op))
+      // Views (of out too: the consumer reads through them) read nothing.
+      if (isa<ViewLikeOpInterface>(op))
         continue;
-      if (!touchesOut(op)) {
+      if (!usesAnyOf(op, outAliases)) {
         if (interferes(op, outAliases, inputAliases))
           return std::nullopt;
         continue;
       }
-      if (isa<ViewLikeOpInterface>(op))
-        continue; // A view of out: the consumer reads through it.
       consumer = dyn_cast<linalg::GenericOp>(op);
       if (!consumer || !consumer.hasPureBufferSemantics())
         return std::nullopt;

@@ -272,15 +272,7 @@ struct CpuLowerWindowGemmsPass
           dps && dps.getNumDpsInits() == 1 && dps.getDpsInits()[0] == out &&
           llvm::none_of(dps.getDpsInputs(), [&](Value v) { return aliases.contains(v); }))
         return previous;
-      bool touches = previous
-                         ->walk([&](Operation *nested) {
-                           return llvm::any_of(nested->getOperands(),
-                                               [&](Value v) { return aliases.contains(v); })
-                                      ? WalkResult::interrupt()
-                                      : WalkResult::advance();
-                         })
-                         .wasInterrupted();
-      if (touches)
+      if (usesAnyOf(previous, aliases))
         return nullptr;
     }
     return nullptr;

@@ -56,6 +56,16 @@ llvm::SmallPtrSet<Value, 8> aliasesOf(Value value) {
   return aliases;
 }
 
+bool usesAnyOf(Operation *op, const llvm::SmallPtrSetImpl<Value> &values) {
+  return op
+      ->walk([&](Operation *nested) {
+        return llvm::any_of(nested->getOperands(), [&](Value v) { return values.contains(v); })
+                   ? WalkResult::interrupt()
+                   : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 Value loadVector(OpBuilder &builder, Location loc, VectorType type, Value memref,
                  ValueRange indices, Value mask) {
   if (!mask)

@@ -29,6 +29,9 @@ mlir::MemRefType withDynamicStrides(mlir::MemRefType type);
 /// reads or writes the same memory.
 llvm::SmallPtrSet<mlir::Value, 8> aliasesOf(mlir::Value value);
 
+/// Whether `op` or an op nested in it has an operand among `values`.
+bool usesAnyOf(mlir::Operation *op, const llvm::SmallPtrSetImpl<mlir::Value> &values);
+
 /// A vector load, masked (zeros in the lanes off) when `mask` is set.
 mlir::Value loadVector(mlir::OpBuilder &builder, mlir::Location loc, mlir::VectorType type,
                        mlir::Value memref, mlir::ValueRange indices, mlir::Value mask);
