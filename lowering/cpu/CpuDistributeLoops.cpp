@@ -2,6 +2,7 @@
 #include "lowering/cpu/Passes.h"
 
 #include "lowering/cpu/Epilogue.h"
+#include "lowering/cpu/GemmStart.h"
 #include "lowering/cpu/WindowOps.h"
 
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
@@ -53,12 +54,13 @@ struct CpuDistributeLoopsPass : peft::impl::CpuDistributeLoopsBase<CpuDistribute
   void runOnOperation() override {
     SmallVector<linalg::GenericOp> candidates;
     getOperation().walk([&](linalg::GenericOp op) {
-      // GEMMs (with the maps they run as epilogues) and pooling windows have
-      // kernels of their own that split their work.
+      // GEMMs (with the ops that start them and the maps they run as
+      // epilogues) and pooling windows have kernels of their own that split
+      // their work.
       if (!isa<func::FuncOp>(op->getParentOp()) || !op.hasPureTensorSemantics() ||
           op->hasAttr(peft::kPanelGemmAttr) || linalg::isaContractionOpInterface(op) ||
           peft::matchWindowGemm(op) || peft::matchWindowReduction(op) ||
-          peft::startsWindowGemm(op) || peft::isPanelGemmEpilogue(op))
+          peft::startsGemmKernel(op) || peft::isPanelGemmEpilogue(op))
         return;
       unsigned loops = distributedLoops(op);
       if (loops > 0 && worthDistributing(op, loops, minElements))

@@ -4,13 +4,14 @@
 // panels of `tile` output channels (PanelLayout), is generated here as scf +
 // vector IR, once per (K, N, tile), over a run of panels [first, last):
 //
-//   for m0 in rows step mBlock:            // a[m0:, k0:] stays in L2
-//     for k0 in 0..K step kBlock:          // a panel's K block stays in L1
-//       for p in first..last:
+//   for m0 in rows step mBlock:            // a[m0:, :] stays in L2
+//     for p in first..last:                // out[m0:, the panel] stays in L1
+//       for k0 in 0..K step kBlock:        // a panel's K block stays in L2
 //         for r in m0.. step microRows:
-//           micro-kernel: microRows × tile accumulators in vector registers;
-//           per k, tile / vectorWidth loads of the panel and one broadcast
-//           per row, each multiplied into its accumulators (FMA)
+//           micro-kernel: microRows × tile accumulators in vector registers,
+//           loaded from out (or, in the first block, zeros or a bias:
+//           GemmStart.h); per k, tile / vectorWidth loads of the panel and
+//           one broadcast per row, each multiplied into its accumulators
 //         the last rows: micro-kernels of 8, 4, 2 and 1 rows
 //
 // The call site hands [0, panels) to the runtime's threads (ParallelCall.h).
@@ -18,6 +19,7 @@
 #include "lowering/cpu/Passes.h"
 
 #include "lowering/cpu/Epilogue.h"
+#include "lowering/cpu/GemmStart.h"
 #include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
 
@@ -42,6 +44,12 @@ static bool hasContiguousRows(MemRefType type) {
 static MemRefType rowsType(MLIRContext *context, int64_t cols) {
   auto layout = StridedLayoutAttr::get(context, ShapedType::kDynamic, {ShapedType::kDynamic, 1});
   return MemRefType::get({ShapedType::kDynamic, cols}, Float32Type::get(context), layout);
+}
+
+/// `memref<COLSxf32, strided<[1], offset: ?>>`: a vector along the columns.
+static MemRefType columnsType(MLIRContext *context, int64_t cols) {
+  return MemRefType::get({cols}, Float32Type::get(context),
+                         StridedLayoutAttr::get(context, ShapedType::kDynamic, {1}));
 }
 
 /// How a kernel reads the right-hand side B[K, N].
@@ -70,6 +78,13 @@ public:
     this->rank = rank;
   }
 
+  /// Sums start from zeros or `bias` ([N]) in the first K block instead of
+  /// out's values (GemmStart).
+  void startFrom(GemmStart::Kind kind, Value bias) {
+    start = kind;
+    startBias = bias;
+  }
+
   /// Also `epilogue` on the final sums, written to `target` ([M, N] rows)
   /// instead of out; `operands` are the kernel's values of its rows and
   /// columns inputs, in order.
@@ -95,13 +110,7 @@ public:
     Value firstRow = rowBlocks.getInductionVar();
     Value blockEnd = arith::MinUIOp::create(
         b, loc, arith::AddIOp::create(b, loc, firstRow, index(mBlock)), rows);
-    auto kBlocks = scf::ForOp::create(b, loc, index(0), kSize, index(kBlock));
-    b.setInsertionPointToStart(kBlocks.getBody());
-    Value k0 = kBlocks.getInductionVar();
-    Value kEnd = arith::AddIOp::create(b, loc, k0, index(kBlock));
-    if (ShapedType::isDynamic(k) || k % kBlock)
-      kEnd = arith::MinUIOp::create(b, loc, kEnd, kSize);
-    RowBlock block{firstRow, blockEnd, k0, kEnd};
+    RowBlock block{firstRow, blockEnd};
     if (!ShapedType::isDynamic(n)) {
       int64_t fullPanels = n / tile;
       if (fullPanels > 0)
@@ -121,9 +130,9 @@ public:
 private:
   Value index(int64_t value) { return arith::ConstantIndexOp::create(b, loc, value); }
 
-  /// Rows [firstRow, endRow) over the K block [k0, kEnd).
+  /// Rows [firstRow, endRow).
   struct RowBlock {
-    Value firstRow, endRow, k0, kEnd;
+    Value firstRow, endRow;
   };
 
   /// The channels of a panel that exist: all of them (`count` = tile), a
@@ -155,10 +164,18 @@ private:
     panel(block, p, columns);
   }
 
-  /// The row block times the K block of panel `p`.
+  /// The row block times panel `p`, a K block at a time: the panel's sums
+  /// stay in L1 from one block to the next.
   void panel(const RowBlock &block, Value p, Columns columns) {
     Value firstColumn = arith::MulIOp::create(b, loc, p, index(tile));
-    Tile tileAt{p, firstColumn, block.k0, block.kEnd, columns};
+    auto kBlocks = scf::ForOp::create(b, loc, index(0), kTotal, index(kBlock));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(kBlocks.getBody());
+    Value k0 = kBlocks.getInductionVar();
+    Value kEnd = arith::AddIOp::create(b, loc, k0, index(kBlock));
+    if (ShapedType::isDynamic(k) || k % kBlock)
+      kEnd = arith::MinUIOp::create(b, loc, kEnd, kTotal);
+    Tile tileAt{p, firstColumn, k0, kEnd, columns};
     Value count = arith::SubIOp::create(b, loc, block.endRow, block.firstRow);
     Value fullRows = arith::AddIOp::create(
         b, loc, block.firstRow,
@@ -230,10 +247,39 @@ private:
       columnIndex.push_back(arith::AddIOp::create(b, loc, at.firstColumn, index(j * vectorWidth)));
     auto load = [&](OpBuilder &builder, Location at, Value memref, ValueRange indices,
                     Value mask) { return loadVector(builder, at, vectorType, memref, indices, mask); };
+    auto loadAccumulators = [&] {
+      SmallVector<Value> loaded;
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t j = 0; j < vectors; ++j)
+          loaded.push_back(load(b, loc, c, {rowIndex[i], columnIndex[j]}, masks[j]));
+      return loaded;
+    };
     SmallVector<Value> accumulators;
-    for (int64_t i = 0; i < count; ++i)
+    if (start == GemmStart::Loaded) {
+      accumulators = loadAccumulators();
+    } else {
+      // The first K block starts from the bias or zeros, the others from
+      // what the one before stored.
+      Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, at.k0, index(0));
+      auto branch = scf::IfOp::create(b, loc, SmallVector<Type>(count * vectors, vectorType),
+                                      first, /*withElseRegion=*/true);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&branch.getThenRegion().front());
+      SmallVector<Value> row;
       for (int64_t j = 0; j < vectors; ++j)
-        accumulators.push_back(load(b, loc, c, {rowIndex[i], columnIndex[j]}, masks[j]));
+        row.push_back(start == GemmStart::Bias
+                          ? load(b, loc, startBias, {columnIndex[j]}, masks[j])
+                          : arith::ConstantOp::create(
+                                b, loc, vectorType,
+                                DenseElementsAttr::get(vectorType, b.getF32FloatAttr(0))));
+      SmallVector<Value> initial;
+      for (int64_t i = 0; i < count; ++i)
+        initial.append(row);
+      scf::YieldOp::create(b, loc, initial);
+      b.setInsertionPointToStart(&branch.getElseRegion().front());
+      scf::YieldOp::create(b, loc, loadAccumulators());
+      accumulators.assign(branch.getResults().begin(), branch.getResults().end());
+    }
     auto kLoop = scf::ForOp::create(
         b, loc, at.k0, at.kEnd, index(1), accumulators,
         [&](OpBuilder &nested, Location nestedLoc, Value kk, ValueRange sums) {
@@ -337,6 +383,8 @@ private:
   int64_t microRows, vectorWidth, kBlock, mBlock;
   VectorType vectorType;
   Value a, w, c, rows, kTotal;
+  GemmStart::Kind start = GemmStart::Loaded;
+  Value startBias;
   Value lowRank, lowRankPanels; ///< The optional low-rank tail.
   int64_t rank = 0;
   linalg::GenericOp epilogue; ///< The optional epilogue.
@@ -540,12 +588,7 @@ struct CpuLowerPanelGemmsPass
         auto type = cast<MemRefType>(input.getType());
         if (type.getRank() != 1 || type.getDimSize(0) != n || !hasUnitInnerStride(type))
           return false;
-        value = memref::CastOp::create(builder, loc,
-                                       MemRefType::get({n}, builder.getF32Type(),
-                                                       StridedLayoutAttr::get(
-                                                           builder.getContext(),
-                                                           ShapedType::kDynamic, {1})),
-                                       input);
+        value = memref::CastOp::create(builder, loc, columnsType(builder.getContext(), n), input);
       }
       if (!value)
         return false;
@@ -587,6 +630,17 @@ struct CpuLowerPanelGemmsPass
         return false;
       name += "_lowrank" + std::to_string(rank);
     }
+    // The op that starts out, if the kernel can do its work: a bias is read
+    // as columns.
+    Operation *starter = startOf(base, out);
+    GemmStart start = matchGemmStart(starter, 2, 1);
+    if (start.kind == GemmStart::Bias) {
+      auto biasType = dyn_cast<MemRefType>(start.bias.getType());
+      if (!biasType || biasType.getRank() != 1 || biasType.getDimSize(0) != n ||
+          !hasUnitInnerStride(biasType))
+        start = {};
+    }
+    name += startSuffix(start.kind);
     Operation *last = tail ? tail.getOperation() : base.getOperation();
     SmallVector<Value> gemmInputs = {lhs};
     if (tail)
@@ -610,6 +664,8 @@ struct CpuLowerPanelGemmsPass
       captures.append({memref::CastOp::create(builder, loc, rowsType(context, rank), low),
                        tailPanels});
     captures.push_back(memref::CastOp::create(builder, loc, rowsType(context, n), out));
+    if (start.kind == GemmStart::Bias)
+      captures.push_back(memref::CastOp::create(builder, loc, columnsType(context, n), start.bias));
     captures.append(extra);
     SmallVector<Type> types = llvm::to_vector(ValueRange(captures).getTypes());
     types.append(2, builder.getIndexType());
@@ -623,6 +679,9 @@ struct CpuLowerPanelGemmsPass
             next = 4;
           }
           Value c = body->getArgument(next++);
+          kernelBuilder.startFrom(start.kind, start.kind == GemmStart::Bias
+                                                  ? body->getArgument(next++)
+                                                  : Value());
           if (epilogue)
             kernelBuilder.addEpilogue(epilogue->op, epilogue->kinds, body->getArgument(next),
                                       body->getArguments().slice(next + 1, extra.size() - 1));
@@ -634,7 +693,8 @@ struct CpuLowerPanelGemmsPass
     createParallelCall(builder, loc, kernel, captures,
                        arith::ConstantIndexOp::create(builder, loc, panelsType.getDimSize(0)));
     for (Operation *done : {epilogue ? epilogue->op.getOperation() : nullptr,
-                            tail ? tail.getOperation() : nullptr, base.getOperation()})
+                            tail ? tail.getOperation() : nullptr, base.getOperation(),
+                            start.kind != GemmStart::Loaded ? starter : nullptr})
       if (done) {
         erased.insert(done);
         done->erase();

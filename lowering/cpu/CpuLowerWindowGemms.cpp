@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/cpu/GemmStart.h"
 #include "lowering/cpu/KernelBuilding.h"
 #include "lowering/cpu/ParallelCall.h"
 #include "lowering/cpu/WindowOps.h"
@@ -37,7 +38,7 @@ namespace {
 class WindowKernelBuilder {
 public:
   WindowKernelBuilder(OpBuilder &builder, Location loc, const WindowGemm &shape,
-                      WindowGemmStart::Kind start, int64_t tile, int64_t microRows,
+                      GemmStart::Kind start, int64_t tile, int64_t microRows,
                       int64_t vectorWidth, int64_t channelBlock)
       : b(builder), loc(loc), shape(shape), start(start), tile(tile), microRows(microRows),
         vectorWidth(vectorWidth), channelBlock(std::min(channelBlock, shape.channels)),
@@ -131,7 +132,7 @@ private:
       return loaded;
     };
     SmallVector<Value> accumulators;
-    if (start == WindowGemmStart::Loaded) {
+    if (start == GemmStart::Loaded) {
       accumulators = loadAccumulators(b);
     } else {
       SmallVector<Type> types(rows * vectors, vectorType);
@@ -142,7 +143,7 @@ private:
       SmallVector<Value> initial;
       for (int64_t i = 0; i < rows; ++i) {
         Value row = zero;
-        if (start == WindowGemmStart::Bias)
+        if (start == GemmStart::Bias)
           row = vector::BroadcastOp::create(
               b, loc, vectorType, memref::LoadOp::create(b, loc, bias, ValueRange{rowIndex[i]}));
         initial.append(vectors, row);
@@ -189,7 +190,7 @@ private:
   OpBuilder &b;
   Location loc;
   const WindowGemm &shape;
-  WindowGemmStart::Kind start;
+  GemmStart::Kind start;
   int64_t tile, microRows, vectorWidth, channelBlock;
   VectorType vectorType;
   Value in, w, out, bias;
@@ -229,7 +230,7 @@ struct CpuLowerWindowGemmsPass
     int64_t taps = gemm.offsets.size();
     // The op that starts the output, if the kernel can do its work.
     Operation *starter = startOf(op, out);
-    WindowGemmStart start = matchWindowGemmStart(starter);
+    GemmStart start = matchGemmStart(starter, 3, 1);
     OpBuilder builder(op);
     Location loc = op.getLoc();
     // The weight is read one element at a time: any strides (a phase's taps).
@@ -241,7 +242,7 @@ struct CpuLowerWindowGemmsPass
         memref::CastOp::create(builder, loc, withDynamicStrides(inType), in),
         memref::CastOp::create(builder, loc, weightView, weight),
         memref::CastOp::create(builder, loc, withDynamicStrides(outType), out)};
-    if (start.kind == WindowGemmStart::Bias) {
+    if (start.kind == GemmStart::Bias) {
       auto biasType = dyn_cast<MemRefType>(start.bias.getType());
       if (!biasType || biasType.getRank() != 1)
         start = {};
@@ -253,7 +254,7 @@ struct CpuLowerWindowGemmsPass
                                                    {ShapedType::kDynamic})),
             start.bias));
     }
-    if (start.kind != WindowGemmStart::Loaded)
+    if (start.kind != GemmStart::Loaded)
       starter->erase();
     func::FuncOp kernel = getOrCreateKernel(module, gemm, start.kind, captures, taps);
     int64_t panels = llvm::divideCeil(gemm.positions, tile.getValue());
@@ -263,33 +264,17 @@ struct CpuLowerWindowGemmsPass
     op.erase();
   }
 
-  /// The op just before `op` in its block that writes `out`, when nothing
-  /// between them touches it; null otherwise.
-  static Operation *startOf(linalg::GenericOp op, Value out) {
-    llvm::SmallPtrSet<Value, 8> aliases = aliasesOf(out);
-    for (Operation *previous = op->getPrevNode(); previous; previous = previous->getPrevNode()) {
-      if (auto dps = dyn_cast<DestinationStyleOpInterface>(previous);
-          dps && dps.getNumDpsInits() == 1 && dps.getDpsInits()[0] == out &&
-          llvm::none_of(dps.getDpsInputs(), [&](Value v) { return aliases.contains(v); }))
-        return previous;
-      if (usesAnyOf(previous, aliases))
-        return nullptr;
-    }
-    return nullptr;
-  }
-
   func::FuncOp getOrCreateKernel(ModuleOp module, const WindowGemm &gemm,
-                                 WindowGemmStart::Kind start, ValueRange operands, int64_t taps) {
+                                 GemmStart::Kind start, ValueRange operands, int64_t taps) {
     std::string name = "peft_window_gemm_" + std::to_string(gemm.channels) + "x" +
                        std::to_string(gemm.outChannels) + "x" + std::to_string(gemm.positions) +
                        "_l" + std::to_string(gemm.length) + "_taps";
     for (int64_t offset : gemm.offsets)
       name += "_" + std::to_string(offset);
-    if (start != WindowGemmStart::Loaded)
-      name += start == WindowGemmStart::Bias ? "_from_bias" : "_from_zero";
+    name += startSuffix(start);
     SmallVector<Type> types = llvm::to_vector(operands.getTypes());
     types.append(2, IndexType::get(module.getContext()));
-    bool withBias = start == WindowGemmStart::Bias;
+    bool withBias = start == GemmStart::Bias;
     return getOrCreateKernelFunction(module, name, types, [&](OpBuilder &builder, Block *body) {
       WindowKernelBuilder(builder, builder.getUnknownLoc(), gemm, start, tile, microRows,
                           vectorWidth, std::max<int64_t>(1, kBlock / taps))

@@ -2,8 +2,8 @@
 #include "lowering/cpu/Passes.h"
 
 #include "lowering/cpu/Epilogue.h"
+#include "lowering/cpu/GemmStart.h"
 #include "lowering/cpu/TransformSchedule.h"
-#include "lowering/cpu/WindowOps.h"
 
 
 #include "llvm/Support/FormatVariadic.h"
@@ -133,9 +133,9 @@ struct CpuVectorizeElementwisePass
     // Tag what the schedule vectorizes, by loop count.
     std::map<unsigned, std::string> tags;
     getOperation().walk([&](linalg::GenericOp op) {
-      // A window GEMM's start and a panel GEMM's epilogue are the kernels' to write.
+      // A GEMM's start and a panel GEMM's epilogue are the kernels' to write.
       if (op->hasAttr(peft::kPanelGemmAttr) || !op.hasPureTensorSemantics() || op.getNumLoops() == 0 ||
-          !readsRowsInOrder(op) || peft::startsWindowGemm(op) || peft::isPanelGemmEpilogue(op))
+          !readsRowsInOrder(op) || peft::startsGemmKernel(op) || peft::isPanelGemmEpilogue(op))
         return;
       std::string tag = (kTagPrefix + llvm::Twine(op.getNumLoops())).str();
       op->setAttr(tag, UnitAttr::get(&getContext()));

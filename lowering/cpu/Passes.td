@@ -40,8 +40,9 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
 
     The call goes through `peft_parallel_for` (runtime/cpu/model_support.c):
     the runtime's threads each take a contiguous run of panels. In a run,
-    the kernel walks row blocks of `m-block` rows (their K block stays in
-    L2), K blocks of `k-block` (a panel's K block stays in L1), the panels,
+    the kernel walks row blocks of `m-block` rows (their activations stay
+    in L2), the panels (a panel's output rows stay in L1 from one K block
+    to the next), K blocks of `k-block` (a panel's K block stays in L2),
     and tiles of `micro-rows` rows: a micro-kernel that keeps `micro-rows` x
     `tile` accumulators in vector registers, broadcasts one activation per
     row and multiplies it into a row of the panel with `vector.fma`. The
@@ -49,6 +50,12 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     loads and stores the output through masks. Each output element is summed
     over K in the same order whatever the runs, so results do not depend on
     the number of threads.
+
+    The op just before that starts the output, a zero `linalg.fill` or a
+    generic broadcasting an f32 bias `[N]` along the rows (a linear layer's
+    bias), is the kernel's: the first K block starts its registers from
+    zeros or the bias's vectors instead of loading the output
+    (`_from_zero`, `_from_bias`), and the op is gone.
 
     An unmerged LoRA is two panel GEMMs into its layer's output: the layer's
     `x·Wᵀ` and then `s·Bᵀ` (s = scale·x·Aᵀ, rank r ≤ 256, B packed in the
@@ -82,7 +89,9 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     Option<"microRows", "micro-rows", "int64_t", "8", "Rows of a register tile">,
     Option<"vectorWidth", "vector-width", "int64_t", "16",
            "Floats per vector register (16: AVX-512, 8: AVX2)">,
-    Option<"kBlock", "k-block", "int64_t", "256", "Depth of a K block">,
+    Option<"kBlock", "k-block", "int64_t", "768",
+           "Depth of a K block (768: a 48-wide panel's block, 147 KB, stays in L2; "
+           "a transformer's K of 768 in one block)">,
     Option<"mBlock", "m-block", "int64_t", "192", "Rows of a row block">,
     Option<"rowTile", "row-tile", "int64_t", "48",
            "Columns of a register tile in batched GEMMs, whose B is read as it is">,
@@ -272,9 +281,13 @@ def CpuApproximateMath : Pass<"peft-cpu-approximate-math", "mlir::ModuleOp"> {
     loops around them scalar; LLVM has no vector `exp`, and splits one into
     a call of `expf` per element. It runs after the kernels are generated,
     so that the GEMM epilogues' GELU is approximated too.
+
+    `math.floor`, `math.ceil`, `math.trunc` and `math.roundeven` (exp's
+    approximation rounds with floor) become LLVM's rounding intrinsics, one
+    instruction each: the libm conversion would call `floorf` per element.
   }];
   let dependentDialects = ["mlir::arith::ArithDialect", "mlir::math::MathDialect",
-                           "mlir::vector::VectorDialect"];
+                           "mlir::vector::VectorDialect", "mlir::LLVM::LLVMDialect"];
 }
 
 #endif // PEFT_LOWERING_CPU_PASSES_TD

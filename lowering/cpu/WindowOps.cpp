@@ -76,39 +76,6 @@ std::optional<WindowGemm> matchWindowGemm(linalg::GenericOp op) {
   return gemm;
 }
 
-WindowGemmStart matchWindowGemmStart(Operation *op) {
-  if (auto fill = dyn_cast_or_null<linalg::FillOp>(op)) {
-    if (auto constant = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>())
-      if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
-        if (value.getValue().isPosZero() && value.getType().isF32())
-          return {WindowGemmStart::Zeros, {}};
-    return {};
-  }
-  auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
-  if (!generic || generic.getNumDpsInputs() != 1 || generic.getNumDpsInits() != 1 ||
-      generic.getNumLoops() != 3)
-    return {};
-  MLIRContext *context = op->getContext();
-  Block &body = generic.getRegion().front();
-  Value bias = generic.getDpsInputs()[0];
-  if (generic.getIndexingMapsArray()[0] != AffineMap::get(3, 0, getAffineDimExpr(1, context)) ||
-      !generic.getIndexingMapsArray()[1].isIdentity() || body.getOperations().size() != 1 ||
-      body.getTerminator()->getOperand(0) != body.getArgument(0) ||
-      !getElementTypeOrSelf(bias.getType()).isF32() ||
-      !getElementTypeOrSelf(generic.getDpsInits()[0].getType()).isF32())
-    return {};
-  return {WindowGemmStart::Bias, bias};
-}
-
-bool startsWindowGemm(Operation *op) {
-  if (matchWindowGemmStart(op).kind == WindowGemmStart::Loaded || op->getNumResults() != 1 ||
-      !op->getResult(0).hasOneUse())
-    return false;
-  OpOperand &use = *op->getResult(0).getUses().begin();
-  auto gemm = dyn_cast<linalg::GenericOp>(use.getOwner());
-  return gemm && gemm.isDpsInit(&use) && matchWindowGemm(gemm);
-}
-
 std::optional<WindowReduction> matchWindowReduction(linalg::GenericOp op) {
   unsigned loops = op.getNumLoops();
   if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 || loops < 4 || loops % 2)

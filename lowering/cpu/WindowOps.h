@@ -1,6 +1,6 @@
 //===- WindowOps.h - Window ops the CPU kernels take -------------*- C++ -*-===//
-#ifndef PEFT_LOWERING_CPU_GEMMMATCHERS_H
-#define PEFT_LOWERING_CPU_GEMMMATCHERS_H
+#ifndef PEFT_LOWERING_CPU_WINDOWOPS_H
+#define PEFT_LOWERING_CPU_WINDOWOPS_H
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 
@@ -24,20 +24,6 @@ struct WindowGemm {
 };
 std::optional<WindowGemm> matchWindowGemm(mlir::linalg::GenericOp op);
 
-/// How a window GEMM's output starts: as it is in memory, zeros (a
-/// linalg.fill of 0 writes it), or the bias of each output channel (a
-/// generic broadcasting a vector along dimension 1 writes it).
-struct WindowGemmStart {
-  enum Kind { Loaded, Zeros, Bias } kind = Loaded;
-  mlir::Value bias; ///< For Bias: the [O] vector.
-};
-/// What `op` writes if it is a zero fill or a channel broadcast of f32 that
-/// could start a window GEMM (on tensors or memrefs); Loaded otherwise.
-WindowGemmStart matchWindowGemmStart(mlir::Operation *op);
-/// Whether `op` starts a window GEMM that takes it over (its result is that
-/// GEMM's output operand and read by nothing else): left for the kernel.
-bool startsWindowGemm(mlir::Operation *op);
-
 /// A pooling window's reduction (the ONNX importer's MaxPool and
 /// AveragePool): loops n, c, y... (parallel), k... (reduction),
 ///   out[n, c, y...] = out max in, or out + in, for
@@ -54,4 +40,4 @@ std::optional<WindowReduction> matchWindowReduction(mlir::linalg::GenericOp op);
 
 } // namespace peft
 
-#endif // PEFT_LOWERING_CPU_GEMMMATCHERS_H
+#endif // PEFT_LOWERING_CPU_WINDOWOPS_H

@@ -16,14 +16,15 @@
 // CHECK-LABEL: func.func @strided
 // CHECK: linalg.generic
 
-// The kernel: row blocks of 32, K blocks of 16 (24 is not a multiple: the
-// last one is shorter), then the full panels of the threads' range.
+// The kernel: row blocks of 32, the full panels of the threads' range, then
+// K blocks of 16 (24 is not a multiple: the last one is shorter).
 // CHECK-LABEL: func.func private @peft_panel_gemm_24x36_16(
 // CHECK-SAME: memref<?x24xf32, strided<[?, 1], offset: ?>>, %[[W:[^:]*]]: memref<3x24x16xf32>, %{{[^:]*}}: memref<?x36xf32, strided<[?, 1], offset: ?>>, %[[BEGIN:[^:]*]]: index, %[[END:[^:]*]]: index)
 // CHECK: scf.for %{{.*}} step %c32
-// CHECK:   scf.for %{{.*}} = %{{.*}} to %c24 step %c16
-// CHECK:     %[[LAST:.*]] = arith.minui %[[END]], %c2
-// CHECK:     scf.for %[[P:.*]] = %[[BEGIN]] to %[[LAST]] step %c1
+// CHECK:   %[[LAST:.*]] = arith.minui %[[END]], %c2
+// CHECK:   scf.for %[[P:.*]] = %[[BEGIN]] to %[[LAST]] step %c1
+// CHECK:     scf.for %{{.*}} = %{{.*}} to %c24 step %c16
+// CHECK:       arith.minui %{{.*}}, %c24
 // Register tiles of 4 rows: 8 accumulators loaded, a K loop of 2 panel loads,
 // 4 broadcasts and 8 FMAs, 8 stores.
 // CHECK:       scf.for %{{.*}} step %c4
@@ -39,8 +40,8 @@
 // CHECK:       scf.if
 // CHECK-COUNT-2: vector.fma
 // The last panel, 4 channels of 16: one masked vector, one not computed.
-// CHECK:     %[[PARTIAL:.*]] = arith.cmpi ugt, %[[END]], %c2
-// CHECK:     scf.if %[[PARTIAL]]
+// CHECK:   %[[PARTIAL:.*]] = arith.cmpi ugt, %[[END]], %c2
+// CHECK:   scf.if %[[PARTIAL]]
 // CHECK:       vector.create_mask %c4{{.*}} : vector<8xi1>
 // CHECK:       vector.maskedload
 // CHECK:       vector.maskedstore

@@ -1,0 +1,78 @@
+//===- GemmStart.cpp - Where a GEMM kernel's sums start -------------------===//
+#include "lowering/cpu/GemmStart.h"
+
+#include "lowering/cpu/KernelBuilding.h"
+#include "lowering/cpu/Passes.h"
+#include "lowering/cpu/WindowOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+
+using namespace mlir;
+
+namespace peft {
+
+GemmStart matchGemmStart(Operation *op, unsigned loops, unsigned channelDim) {
+  if (auto fill = dyn_cast_or_null<linalg::FillOp>(op)) {
+    if (auto constant = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>())
+      if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
+        if (value.getValue().isPosZero() && value.getType().isF32())
+          return {GemmStart::Zeros, {}};
+    return {};
+  }
+  auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
+  if (!generic || generic.getNumDpsInputs() != 1 || generic.getNumDpsInits() != 1 ||
+      generic.getNumLoops() != loops)
+    return {};
+  MLIRContext *context = op->getContext();
+  Block &body = generic.getRegion().front();
+  Value bias = generic.getDpsInputs()[0];
+  if (generic.getIndexingMapsArray()[0] !=
+          AffineMap::get(loops, 0, getAffineDimExpr(channelDim, context)) ||
+      !generic.getIndexingMapsArray()[1].isIdentity() || body.getOperations().size() != 1 ||
+      body.getTerminator()->getOperand(0) != body.getArgument(0) ||
+      !getElementTypeOrSelf(bias.getType()).isF32() ||
+      !getElementTypeOrSelf(generic.getDpsInits()[0].getType()).isF32())
+    return {};
+  return {GemmStart::Bias, bias};
+}
+
+Operation *startOf(Operation *gemm, Value out) {
+  llvm::SmallPtrSet<Value, 8> aliases = aliasesOf(out);
+  for (Operation *previous = gemm->getPrevNode(); previous; previous = previous->getPrevNode()) {
+    if (auto dps = dyn_cast<DestinationStyleOpInterface>(previous);
+        dps && dps.getNumDpsInits() == 1 && dps.getDpsInits()[0] == out &&
+        llvm::none_of(dps.getDpsInputs(), [&](Value v) { return aliases.contains(v); }))
+      return previous;
+    if (usesAnyOf(previous, aliases))
+      return nullptr;
+  }
+  return nullptr;
+}
+
+bool startsGemmKernel(Operation *op) {
+  if (op->getNumResults() != 1 || !op->getResult(0).hasOneUse())
+    return false;
+  OpOperand &use = *op->getResult(0).getUses().begin();
+  auto gemm = dyn_cast<linalg::GenericOp>(use.getOwner());
+  if (!gemm || !gemm.isDpsInit(&use))
+    return false;
+  // Panel GEMMs: out[M, N], a bias per column. Window GEMMs: out[N, O, P],
+  // a bias per output channel.
+  if (gemm->hasAttr(kPanelGemmAttr))
+    return matchGemmStart(op, 2, 1).kind != GemmStart::Loaded;
+  return matchWindowGemm(gemm) && matchGemmStart(op, 3, 1).kind != GemmStart::Loaded;
+}
+
+std::string startSuffix(GemmStart::Kind kind) {
+  switch (kind) {
+  case GemmStart::Loaded:
+    return "";
+  case GemmStart::Zeros:
+    return "_from_zero";
+  case GemmStart::Bias:
+    return "_from_bias";
+  }
+  llvm_unreachable("unknown GEMM start");
+}
+
+} // namespace peft
