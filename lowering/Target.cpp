@@ -3,7 +3,11 @@
 
 #include "lowering/Passes.h"
 
+#include "mlir/InitAllPasses.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "llvm/Support/ErrorHandling.h"
+
+#include <mutex>
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
@@ -11,6 +15,15 @@ using namespace mlir;
 namespace peft {
 
 Target::~Target() = default;
+
+void Target::registerDialects(DialectRegistry &) const {}
+
+llvm::Error Target::configure(const TargetOptions &options) {
+  if (!options.gpuArch.empty())
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "--gpu-arch applies to GPU targets, not '" + name() + "'");
+  return llvm::Error::success();
+}
 
 static std::vector<std::unique_ptr<Target>> &registry() {
   static std::vector<std::unique_ptr<Target>> targets;
@@ -22,11 +35,16 @@ void registerTarget(std::unique_ptr<Target> target) {
     registry().push_back(std::move(target));
 }
 
-const Target *lookupTarget(llvm::StringRef name) {
+Target *lookupTarget(llvm::StringRef name) {
   for (const std::unique_ptr<Target> &target : registry())
     if (target->name() == name)
       return target.get();
   return nullptr;
+}
+
+void registerTargetDialects(DialectRegistry &dialects) {
+  for (const std::unique_ptr<Target> &target : registry())
+    target->registerDialects(dialects);
 }
 
 std::vector<llvm::StringRef> targetNames() {
@@ -42,6 +60,19 @@ void buildTensorPipeline(OpPassManager &pm) {
   pm.addPass(createCSEPass());
   pm.addPass(createFuseElementwise());
   pm.addPass(createCanonicalizerPass());
+}
+
+void buildBufferizationPipeline(OpPassManager &pm) {
+  static constexpr llvm::StringLiteral kBufferize =
+      "canonicalize,cse,"
+      "one-shot-bufferize{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-deallocation-pipeline,convert-bufferization-to-memref";
+  // The pipeline is spelled as text: its passes must be registered.
+  static std::once_flag registered;
+  std::call_once(registered, [] { registerAllPasses(); });
+  if (failed(parsePassPipeline(kBufferize, pm, llvm::errs())))
+    llvm::report_fatal_error("peft-mlir: the built-in bufferization pipeline does not parse");
 }
 
 void buildLoweringPipeline(OpPassManager &pm, const Target &target) {

@@ -20,6 +20,11 @@
 
 namespace peft {
 
+/// What the command line asks of a target's code.
+struct TargetOptions {
+  std::string gpuArch; ///< `--gpu-arch`: "sm_80", "sm_90"; empty: the default.
+};
+
 class Target {
 public:
   virtual ~Target();
@@ -27,6 +32,14 @@ public:
   /// What `--target` and the manifest's "target" call it.
   virtual llvm::StringRef name() const = 0;
   virtual llvm::StringRef description() const = 0;
+
+  /// Takes `options` before the pipelines are built; an error says which
+  /// option this target cannot take (the default: any GPU architecture).
+  virtual llvm::Error configure(const TargetOptions &options);
+
+  /// Adds what this target's passes need of a context's registry (a GPU
+  /// target: the translations its kernels go through to PTX).
+  virtual void registerDialects(mlir::DialectRegistry &registry) const;
 
   /// Tensor-level passes after the shared ones (buildTensorPipeline): the
   /// layouts this target's kernels want. The entry's signature, which the
@@ -49,13 +62,22 @@ public:
 void registerTarget(std::unique_ptr<Target> target);
 
 /// The target named `name`, or null.
-const Target *lookupTarget(llvm::StringRef name);
+Target *lookupTarget(llvm::StringRef name);
+
+/// Every registered target's registerDialects: for the registry of a
+/// context that may run any target's pipeline.
+void registerTargetDialects(mlir::DialectRegistry &registry);
 
 /// The names of the registered targets, in registration order.
 std::vector<llvm::StringRef> targetNames();
 
 /// Shared by every target: peft -> linalg on tensors, cleaned up and fused.
 void buildTensorPipeline(mlir::OpPassManager &pm);
+
+/// One-shot bufferization (function boundaries included, identity layouts)
+/// with ownership-based deallocation: linalg on tensors to linalg on memrefs,
+/// as every target does it.
+void buildBufferizationPipeline(mlir::OpPassManager &pm);
 
 /// The whole lowering for `target`: the shared tensor pipeline, then the
 /// target's tensor and codegen pipelines.

@@ -429,7 +429,9 @@ int peft_model_run(PeftModel *model) {
   for (Slot &slot : model->weightSlots)
     args.push_back(slot.descriptor.words.data());
   model->freeAdoptedBuffers(); // The last run's outputs.
-  model->executable->run(args.data());
+  std::string error;
+  if (!model->executable->run(args.data(), error))
+    return failWith(error);
   return model->collectOutputs(results);
 }
 

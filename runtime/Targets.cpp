@@ -2,6 +2,7 @@
 #include "runtime/Executable.h"
 
 #include "runtime/cpu/CpuExecutable.h"
+#include "runtime/cuda/CudaExecutable.h"
 
 namespace peft {
 
@@ -11,8 +12,10 @@ std::unique_ptr<Executable> loadExecutable(const Manifest &manifest, const std::
                                            std::string &error) {
   if (manifest.target == "cpu")
     return loadCpuExecutable(manifest, directory, error);
+  if (manifest.target == "cuda")
+    return loadCudaExecutable(manifest, directory, error);
   error = directory + "/manifest.json: target '" + manifest.target +
-          "' cannot run in this runtime (supported: cpu)";
+          "' cannot run in this runtime (supported: cpu, cuda)";
   return nullptr;
 }
 

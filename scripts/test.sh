@@ -14,12 +14,14 @@ status=0
 /usr/lib/llvm-22/bin/lit -sv build/test 2>&1 | tee "$log" || status=$?
 passed=$(sed -n 's/^ *Passed *: *\([0-9]*\).*/\1/p' "$log")
 failed=$(sed -n 's/^ *Failed *: *\([0-9]*\).*/\1/p' "$log")
+# Unsupported: tests whose hardware is missing (a GPU), skipped, never passed.
+skipped=$(sed -n 's/^ *Unsupported *: *\([0-9]*\).*/\1/p' "$log")
 if [ "$status" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then
   status=1
 fi
 
 # The main suite's totals, before $log is reused.
-totals="${passed:-0} passed, ${failed:-0} failed"
+totals="${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
 summary=()
 # The benchmark scripts once on toy models, so that they cannot rot (their
 # timings mean nothing here; docs/benchmarks.md has the real runs).

@@ -1,5 +1,6 @@
 # lit configuration of the peft-mlir test suite.
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -36,6 +37,28 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tools = ["peft-opt", "peft-translate", "peftc", "peft-run", "peft-unit-tests"]
 llvm_config.add_tool_substitutions([ToolSubst(t, unresolved="fatal") for t in tools],
                                    [config.peft_tools_dir])
+
+# The CUDA toolkit's PTX assembler validates what --target cuda makes.
+ptxas = shutil.which("ptxas") or "/usr/local/cuda/bin/ptxas"
+if os.access(ptxas, os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+
+# A GPU to run CUDA artifacts on: the driver loads and finds a device. Tests
+# that need one are unsupported (skipped: no GPU) without.
+def has_cuda_gpu():
+    try:
+        import ctypes
+        driver = ctypes.CDLL("libcuda.so.1")
+        count = ctypes.c_int(0)
+        return driver.cuInit(0) == 0 and driver.cuDeviceGetCount(ctypes.byref(count)) == 0 \
+            and count.value > 0
+    except OSError:
+        return False
+if has_cuda_gpu():
+    config.available_features.add("cuda-gpu")
+else:
+    lit_config.note("skipped: no GPU (the tests that run CUDA artifacts are unsupported)")
 
 # The libFuzzer targets, built only with PEFT_FUZZ=ON (scripts/sanitize.sh's
 # build-asan): test/fuzz runs them over the inputs that once crashed them,

@@ -20,12 +20,6 @@ void buildCpuTensorPipeline(mlir::OpPassManager &pm);
 /// the host CPU.
 void buildCpuCodegenPipeline(mlir::OpPassManager &pm);
 
-/// Translates `module` (the LLVM dialect, after buildCpuCodegenPipeline) to
-/// LLVM IR, optimizes it for the host CPU and links it into the shared
-/// library `libraryPath`. Errors say which step failed.
-llvm::Error compileCpuLibrary(mlir::ModuleOp module, llvm::StringRef libraryPath,
-                              mlir::TimingScope &timing);
-
 } // namespace peft
 
 #endif // PEFT_LOWERING_CPU_CPUBACKEND_H

@@ -1,6 +1,7 @@
 //===- CpuPipeline.cpp - The CPU target: linalg on tensors to model.so ------===//
 #include "lowering/cpu/CpuBackend.h"
 
+#include "lowering/HostLibrary.h"
 #include "lowering/Target.h"
 #include "lowering/cpu/Passes.h"
 
@@ -22,11 +23,6 @@ namespace peft {
 /// deallocation; the GEMM, convolution and pooling kernels; bufferization's
 /// copies and fills in rows; parallel loops on the threads; conversion
 /// of every dialect to LLVM; the packed entry.
-static constexpr llvm::StringLiteral kBufferize =
-    "canonicalize,cse,"
-    "one-shot-bufferize{bufferize-function-boundaries "
-    "function-boundary-type-conversion=identity-layout-map},"
-    "buffer-deallocation-pipeline,convert-bufferization-to-memref";
 static constexpr llvm::StringLiteral kToLoops =
     "convert-linalg-to-loops,convert-vector-to-scf{full-unroll=true},lower-affine,convert-scf-to-cf,"
     "canonicalize";
@@ -70,7 +66,7 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   CpuVectorizeElementwiseOptions vectors;
   vectors.vectorWidth = avx512 ? 16 : 8;
   pm.addPass(createCpuVectorizeElementwise(vectors));
-  addUpstream(pm, kBufferize);
+  buildBufferizationPipeline(pm);
   // Panel GEMMs: register tiles of 8 rows (24 of AVX-512's 32 registers)
   // or 6 (12 of AVX2's 16).
   CpuLowerPanelGemmsOptions kernels;
@@ -108,7 +104,7 @@ public:
   llvm::StringRef libraryFile() const override { return "model.so"; }
   llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
                            TimingScope &timing) const override {
-    return compileCpuLibrary(module, path, timing);
+    return compileHostLibrary(module, path, {"libpeft_model_support.a"}, timing);
   }
 };
 

@@ -4,6 +4,7 @@
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
+#include "lowering/cuda/CudaBackend.h"
 #include "passes/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -16,12 +17,14 @@ int main(int argc, char **argv) {
   peft::registerPeftPasses();
   peft::registerLoweringPasses();
   peft::registerCpuTarget();
+  peft::registerCudaTarget();
   peft::registerLoweringPipelines();
   peft::registerOnnxWeightFormat(); // peft.weight ... from "model.onnx"
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  peft::registerTargetDialects(registry);
   registry.insert<peft::PeftDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "peft-mlir optimizer driver\n", registry));

@@ -2,7 +2,7 @@
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
 //         [--combine cat|svd [--combine-rank N]]
-//         [--target cpu] [--summary] [--mlir-timing] -o OUTDIR
+//         [--target cpu|cuda [--gpu-arch sm_80|sm_90]] [--summary] [--mlir-timing] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
 //   peftc MODEL.onnx --insert adapter_config.json[=NAME]... [--seed N] --emit onnx -o TRAIN.onnx
 //   peftc MODEL.onnx [...] --emit mlir -o LOWERED.mlir
@@ -28,6 +28,7 @@
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
+#include "lowering/cuda/CudaBackend.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Diagnostics.h"
@@ -69,6 +70,9 @@ static cl::opt<int64_t> combineRank("combine-rank", cl::desc("The rank --combine
                                     cl::init(0));
 static cl::opt<std::string> targetName("target", cl::desc("Code generation target"),
                                        cl::init("cpu"));
+static cl::opt<std::string> gpuArch("gpu-arch",
+                                    cl::desc("GPU architecture of a GPU target (default sm_80)"),
+                                    cl::value_desc("sm_80|sm_90"));
 static cl::opt<std::string> emit("emit",
                                  cl::desc("artifact: a compiled artifact directory; "
                                           "onnx: the model as an ONNX file, unmerged "
@@ -363,6 +367,7 @@ int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::registerDefaultTimingManagerCLOptions();
   peft::registerCpuTarget();
+  peft::registerCudaTarget();
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
   if (mode != "merge" && mode != "fuse")
     return fail("--mode must be 'merge' or 'fuse', got '" + mode + "'");
@@ -370,10 +375,12 @@ int main(int argc, char **argv) {
     return fail("--combine must be 'cat' or 'svd', got '" + combine + "'");
   if (combine == "svd" && combineRank < 1)
     return fail("--combine svd needs --combine-rank N (N >= 1)");
-  const peft::Target *target = peft::lookupTarget(targetName);
+  peft::Target *target = peft::lookupTarget(targetName);
   if (!target)
     return fail("--target must be one of: " + llvm::join(peft::targetNames(), ", ") + "; got '" +
                 targetName + "'");
+  if (llvm::Error error = target->configure({gpuArch}))
+    return fail(llvm::toString(std::move(error)));
   if (emit != "artifact" && emit != "onnx" && emit != "mlir")
     return fail("--emit must be 'artifact', 'onnx' or 'mlir', got '" + emit + "'");
   if (!insertSpecs.empty() && mode.getNumOccurrences() && mode == "merge")
@@ -393,6 +400,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  peft::registerTargetDialects(registry);
   mlir::MLIRContext context(registry);
   auto diagnostics = peft::printDiagnosticsAsLines(context, "peftc");
   peft::registerOnnxWeightFormat();

@@ -1,10 +1,11 @@
-//===- CpuCodegen.cpp - LLVM dialect to a shared library for the host -------===//
-#include "lowering/cpu/CpuBackend.h"
+//===- HostLibrary.cpp - LLVM dialect to a shared library for the host ------===//
+#include "lowering/HostLibrary.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
@@ -84,13 +85,14 @@ static llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine
   return llvm::Error::success();
 }
 
-/// The helpers compiled code calls (runtime/cpu/model_support.c), installed in
-/// ../lib beside the directory of the running tool.
-static llvm::Expected<std::string> findModelSupportLibrary() {
+/// `library` (libNAME.a, helpers compiled code calls: runtime/cpu/
+/// model_support.c, ...), installed in ../lib beside the directory of the
+/// running tool.
+static llvm::Expected<std::string> findSupportLibrary(StringRef library) {
   static int anchor;
   std::string tool = llvm::sys::fs::getMainExecutable(nullptr, &anchor);
   llvm::SmallString<256> path(llvm::sys::path::parent_path(llvm::sys::path::parent_path(tool)));
-  llvm::sys::path::append(path, "lib", "libpeft_model_support.a");
+  llvm::sys::path::append(path, "lib", library);
   if (!llvm::sys::fs::exists(path))
     return codegenError(path + ": missing (it is built with the tools)");
   return path.str().str();
@@ -98,17 +100,24 @@ static llvm::Expected<std::string> findModelSupportLibrary() {
 
 /// -Bsymbolic: the model's calls to its own helpers (the allocator) bind to
 /// them, never to a same-named symbol of the process that loads it.
-static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath) {
+static llvm::Error linkSharedLibrary(StringRef objectPath, StringRef libraryPath,
+                                     ArrayRef<std::string> supportLibraries) {
   auto linker = llvm::sys::findProgramByName("cc");
   if (!linker)
     return codegenError("no C compiler driver 'cc' on PATH to link the library");
-  auto support = findModelSupportLibrary();
-  if (!support)
-    return support.takeError();
+  std::vector<std::string> arguments = {*linker, "-shared", "-Wl,-Bsymbolic", "-o",
+                                        libraryPath.str(), objectPath.str()};
+  for (const std::string &library : supportLibraries) {
+    auto support = findSupportLibrary(library);
+    if (!support)
+      return support.takeError();
+    arguments.push_back(*support);
+  }
+  arguments.push_back("-lm");
+  std::vector<StringRef> argumentRefs(arguments.begin(), arguments.end());
   std::string message;
-  int status = llvm::sys::ExecuteAndWait(
-      *linker, {*linker, "-shared", "-Wl,-Bsymbolic", "-o", libraryPath, objectPath, *support, "-lm"},
-      std::nullopt, {}, 0, 0, &message);
+  int status =
+      llvm::sys::ExecuteAndWait(*linker, argumentRefs, std::nullopt, {}, 0, 0, &message);
   if (status != 0)
     return codegenError("linking " + libraryPath + " failed" +
                         (message.empty() ? "" : ": " + message));
@@ -124,12 +133,14 @@ static void dropSignatureAttrs(ModuleOp module) {
   });
 }
 
-llvm::Error compileCpuLibrary(ModuleOp module, StringRef libraryPath, TimingScope &timing) {
+llvm::Error compileHostLibrary(ModuleOp module, StringRef libraryPath,
+                               ArrayRef<std::string> supportLibraries, TimingScope &timing) {
   dropSignatureAttrs(module);
   TimingScope translation = timing.nest("translation to LLVM IR");
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerGPUDialectTranslation(registry); // A GPU target's kernels and launches.
   module.getContext()->appendDialectRegistry(registry);
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule = translateModuleToLLVMIR(module, llvmContext);
@@ -152,7 +163,7 @@ llvm::Error compileCpuLibrary(ModuleOp module, StringRef libraryPath, TimingScop
     return error;
   codegen.stop();
   TimingScope link = timing.nest("link");
-  llvm::Error linked = linkSharedLibrary(objectPath, libraryPath);
+  llvm::Error linked = linkSharedLibrary(objectPath, libraryPath, supportLibraries);
   llvm::sys::fs::remove(objectPath);
   return linked;
 }

@@ -1,0 +1,28 @@
+//===- HostLibrary.h - LLVM dialect to a shared library for the host -*- C++ -*-===//
+//
+// Every target's artifact has host code: for the CPU all of it, for a GPU
+// the entry that allocates buffers and launches kernels. It is compiled for
+// the CPU that runs peftc and linked into the artifact's model.so.
+//===----------------------------------------------------------------------===//
+#ifndef PEFT_LOWERING_HOSTLIBRARY_H
+#define PEFT_LOWERING_HOSTLIBRARY_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/Timing.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace peft {
+
+/// Translates `module` (the LLVM dialect; GPU binaries and launches too) to
+/// LLVM IR, optimizes it for the host CPU and links it, with the static
+/// `supportLibraries` (file names in the tools' ../lib), into the shared
+/// library `libraryPath`. Errors say which step failed.
+llvm::Error compileHostLibrary(mlir::ModuleOp module, llvm::StringRef libraryPath,
+                               llvm::ArrayRef<std::string> supportLibraries,
+                               mlir::TimingScope &timing);
+
+} // namespace peft
+
+#endif // PEFT_LOWERING_HOSTLIBRARY_H

@@ -1,0 +1,19 @@
+//===- CudaBackend.h - PTX for NVIDIA GPUs ----------------------*- C++ -*-===//
+#ifndef PEFT_LOWERING_CUDA_CUDABACKEND_H
+#define PEFT_LOWERING_CUDA_CUDABACKEND_H
+
+#include "mlir/Pass/PassManager.h"
+
+namespace peft {
+
+/// Registers the CUDA target ("cuda": PTX kernels and the host library that
+/// launches them) and the CUDA back end's passes.
+void registerCudaTarget();
+
+/// Linalg on tensors (after the shared tensor pipeline) -> the LLVM dialect:
+/// the host's code, and the kernels as PTX for `gpuArch` in gpu.binary ops.
+void buildCudaCodegenPipeline(mlir::OpPassManager &pm, llvm::StringRef gpuArch);
+
+} // namespace peft
+
+#endif // PEFT_LOWERING_CUDA_CUDABACKEND_H

@@ -1,0 +1,55 @@
+//===- CudaGatherKernels.cpp - Every kernel in one gpu.module ---------------===//
+#include "lowering/cuda/Passes.h"
+
+#include "mlir/IR/SymbolTable.h"
+
+namespace peft {
+#define GEN_PASS_DEF_CUDAGATHERKERNELS
+#include "lowering/cuda/Passes.h.inc"
+} // namespace peft
+
+using namespace mlir;
+
+namespace {
+
+struct CudaGatherKernelsPass : peft::impl::CudaGatherKernelsBase<CudaGatherKernelsPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<gpu::GPUModuleOp> outlined = llvm::to_vector(module.getOps<gpu::GPUModuleOp>());
+    if (outlined.empty())
+      return;
+    OpBuilder builder(outlined.front());
+    auto kernels = gpu::GPUModuleOp::create(builder, module.getLoc(), "kernels");
+    SymbolTable symbols(module);
+    symbols.insert(kernels); // Unique: `kernels`, or `kernels_N` beside a function of that name.
+    SymbolTable kernelSymbols(kernels);
+    // Where each (module, kernel) went.
+    llvm::DenseMap<std::pair<StringAttr, StringAttr>, StringAttr> moved;
+    for (gpu::GPUModuleOp source : outlined) {
+      for (Operation &op : llvm::make_early_inc_range(source.getBody()->getOperations())) {
+        auto function = dyn_cast<gpu::GPUFuncOp>(op);
+        if (!function)
+          continue;
+        StringAttr from = function.getNameAttr();
+        function->moveBefore(kernels.getBody(), kernels.getBody()->end());
+        function.setName(source.getName());
+        kernelSymbols.insert(function); // Renames on a clash.
+        moved[{source.getNameAttr(), from}] = function.getNameAttr();
+      }
+      if (!source.getBody()->without_terminator().empty()) {
+        source.emitError("peft-cuda-gather-kernels: a kernel module holds more than kernels");
+        return signalPassFailure();
+      }
+      source.erase();
+    }
+    module.walk([&](gpu::LaunchFuncOp launch) {
+      auto it = moved.find({launch.getKernelModuleName(), launch.getKernelName()});
+      if (it == moved.end())
+        return;
+      launch.setKernelAttr(SymbolRefAttr::get(kernels.getNameAttr(),
+                                              {FlatSymbolRefAttr::get(it->second)}));
+    });
+  }
+};
+
+} // namespace

@@ -1,0 +1,129 @@
+//===- CudaPipeline.cpp - The CUDA target: linalg on tensors to PTX ---------===//
+#include "lowering/cuda/CudaBackend.h"
+
+#include "lowering/HostLibrary.h"
+#include "lowering/Passes.h"
+#include "lowering/Target.h"
+#include "lowering/cuda/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/GPU/Pipelines/Passes.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Regex.h"
+
+using namespace mlir;
+
+namespace peft {
+
+/// PTX 8.0: what sm_80 and sm_90 (and sm_90a) need, and what CUDA 12 and
+/// later drivers load.
+static constexpr llvm::StringLiteral kPtxFeatures = "+ptx80";
+
+void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
+  buildBufferizationPipeline(pm);
+  // Every map, reduction and GEMM as loops: parallel over the parallel
+  // dimensions, serial over the reductions; each nest one kernel.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCudaLaunchKernels());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createCudaGatherKernels());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCudaLowerMath());
+  // Launches, allocations and copies as one chain of asynchronous ops (the
+  // form the GPU runtime calls take), waited for at the end.
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  pm.addPass(createExpandShapeToReinterpretCast());
+  // Kernels to NVVM and PTX (LLVM's NVPTX back end), the host to the LLVM
+  // dialect with its launches.
+  gpu::GPUToNVVMPipelineOptions nvvm;
+  nvvm.cubinChip = gpuArch.str();
+  nvvm.cubinFeatures = kPtxFeatures.str();
+  nvvm.cubinFormat = "isa";
+  nvvm.optLevel = 3;
+  gpu::buildLowerToNVVMPassPipeline(pm, nvvm);
+  pm.addPass(createEmitPackedEntry());
+}
+
+/// The PTX of each gpu.binary in `module`, as NAME.ptx in `directory`.
+static llvm::Error writePtxFiles(ModuleOp module, llvm::StringRef directory) {
+  for (auto binary : module.getOps<gpu::BinaryOp>()) {
+    for (Attribute attribute : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attribute);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                       "gpu.binary @" + binary.getName() + " holds no PTX");
+      llvm::SmallString<256> path(directory);
+      llvm::sys::path::append(path, (binary.getName() + ".ptx").str());
+      std::error_code error;
+      llvm::raw_fd_ostream os(path, error);
+      if (error)
+        return llvm::createStringError(error, path + ": " + error.message());
+      os << object.getObject().getValue();
+    }
+  }
+  return llvm::Error::success();
+}
+
+namespace {
+
+/// `--target cuda [--gpu-arch sm_80|sm_90]`: kernels in PTX, a host library
+/// (model.so) that launches them through the runtime's CUDA driver calls.
+class CudaTarget final : public Target {
+public:
+  llvm::StringRef name() const override { return "cuda"; }
+  llvm::StringRef description() const override { return "NVIDIA GPUs (PTX through NVPTX)"; }
+
+  llvm::Error configure(const TargetOptions &options) override {
+    if (options.gpuArch.empty())
+      return llvm::Error::success();
+    if (!llvm::Regex("^sm_[0-9]+a?$").match(options.gpuArch))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "--gpu-arch must name an NVIDIA architecture such as "
+                                     "sm_80 or sm_90, got '" +
+                                         options.gpuArch + "'");
+    gpuArch = options.gpuArch;
+    return llvm::Error::success();
+  }
+
+  void registerDialects(DialectRegistry &registry) const override {
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    registerGPUDialectTranslation(registry);
+    gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
+    registerNVVMDialectTranslation(registry);
+    NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  }
+  void buildTensorPipeline(OpPassManager &) const override {}
+  void buildCodegenPipeline(OpPassManager &pm) const override {
+    buildCudaCodegenPipeline(pm, gpuArch);
+  }
+  llvm::StringRef libraryFile() const override { return "model.so"; }
+  llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
+                           TimingScope &timing) const override {
+    if (llvm::Error error = writePtxFiles(module, llvm::sys::path::parent_path(path)))
+      return error;
+    return compileHostLibrary(module, path,
+                              {"libpeft_cuda_model_support.a", "libpeft_model_support.a"}, timing);
+  }
+
+private:
+  std::string gpuArch = "sm_80";
+};
+
+} // namespace
+
+void registerCudaTarget() {
+  registerPeftCudaPasses();
+  registerTarget(std::make_unique<CudaTarget>());
+}
+
+} // namespace peft

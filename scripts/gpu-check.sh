@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The GPU check, in two halves (docs/benchmarks.md records its runs):
+#
+#   bash scripts/gpu-check.sh            here: builds, compiles every end-to-end
+#                                        model for CUDA and for the CPU, runs the
+#                                        CPU artifacts for the reference outputs,
+#                                        and packs build/gpu-check/ (< 64 MiB)
+#   bash build/gpu-check/run.sh          on the GPU machine, in one command (the
+#                                        device tool, carrying build/gpu-check):
+#                                        the GPU end-to-end tests against the CPU
+#                                        outputs, then the GPU benchmark
+#
+# The GPU machine has a driver, python3 with numpy and torch, and no LLVM:
+# the bundle holds peft-run and libpeft_runtime.so (which link no LLVM), the
+# artifacts, and the scripts. GPU_ARCH (default sm_90, the H100/H200's) is the
+# architecture the kernels are compiled for.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=${GPU_ARCH:-sm_90}
+[ -x build/bin/peftc ] || bash scripts/setup.sh
+ninja -C build > /dev/null
+bundle=build/gpu-check
+rm -rf "$bundle"
+mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/cases" "$bundle/bench"
+cp build/bin/peft-run "$bundle/bin/"
+cp build/lib/libpeft_runtime.so "$bundle/lib/"
+cp test/tools/gpu_check.py bench/gpu_bench.py "$bundle/"
+
+# End-to-end cases: each model with its adapter merged and unmerged.
+for model in bert-tiny gpt2-tiny llama-tiny vit-tiny cnn-tiny resnet-tiny; do
+  for mode in merge fuse; do
+    case_dir="$bundle/cases/$model-$mode"
+    work=$(mktemp -d)
+    mkdir -p "$case_dir"
+    cp -r "examples/models/$model/inputs" "$case_dir/inputs"
+    build/bin/peftc "examples/models/$model/model.onnx" --adapter "examples/models/$model/adapter" \
+      --mode "$mode" -o "$work/cpu"
+    build/bin/peftc "examples/models/$model/model.onnx" --adapter "examples/models/$model/adapter" \
+      --mode "$mode" --target cuda --gpu-arch "$arch" -o "$case_dir/artifact"
+    inputs=()
+    for input in "$case_dir"/inputs/*.npy; do
+      inputs+=(--input "$(basename "$input" .npy)=$input")
+    done
+    build/bin/peft-run "$work/cpu" "${inputs[@]}" --output-dir "$case_dir/expected" > /dev/null
+    rm -rf "$work"
+  done
+done
+
+# Benchmark layers: their weights and inputs are written on the GPU machine.
+/usr/bin/python3 - "$bundle/bench" "$arch" <<'PYTHON'
+import os, subprocess, sys
+sys.path.insert(0, "bench")
+import gemm_bench
+bench, arch = sys.argv[1], sys.argv[2]
+for name in ["32x4096x4096", "32x4096x4096+lora16", "4096x4096x4096", "4096x4096x4096+lora16"]:
+    source = os.path.join("build", "gpu-check-models", name)
+    if not os.path.exists(os.path.join(source, "model.onnx")):
+        gemm_bench.write_model(source, name)
+    case = os.path.join(bench, name)
+    extra = ["--adapter", os.path.join(source, "adapter"), "--mode", "fuse"] if "+" in name else []
+    subprocess.run(["build/bin/peftc", os.path.join(source, "model.onnx"), *extra, "--target", "cuda",
+                    "--gpu-arch", arch, "-o", os.path.join(case, "artifact")], check=True)
+    os.remove(os.path.join(case, "artifact", "weights.safetensors"))
+PYTHON
+
+cat > "$bundle/run.sh" <<'RUN'
+#!/usr/bin/env bash
+# On the GPU machine: the end-to-end check, then the benchmark; both also
+# written to $OUT when the device tool gives one.
+cd "$(dirname "$0")"
+export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+out=${OUT:-.}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
+status=0
+python3 gpu_check.py cases --peft-run bin/peft-run | tee "$out/gpu-check.txt" || status=$?
+python3 gpu_bench.py bench --peft-run bin/peft-run | tee "$out/gpu-bench.txt" || true
+exit $status
+RUN
+chmod +x "$bundle/run.sh"
+size=$(du -sm "$bundle" | cut -f1)
+if [ "$size" -ge 64 ]; then
+  echo "gpu-check: $bundle is $size MiB; at most 64 MiB travel to the GPU machine" >&2
+  exit 1
+fi
+echo "gpu-check: $bundle ready ($size MiB, kernels for $arch)."
+echo "On the GPU machine (device tool, carry [\"$bundle\"]): bash $bundle/run.sh"
