@@ -10,12 +10,13 @@ Executable::~Executable() = default;
 
 std::unique_ptr<Executable> loadExecutable(const Manifest &manifest, const std::string &directory,
                                            std::string &error) {
-  if (manifest.target == "cpu")
+  // cuda-emulated: the CUDA lowering's kernels as host code (tests).
+  if (manifest.target == "cpu" || manifest.target == "cuda-emulated")
     return loadCpuExecutable(manifest, directory, error);
   if (manifest.target == "cuda")
     return loadCudaExecutable(manifest, directory, error);
   error = directory + "/manifest.json: target '" + manifest.target +
-          "' cannot run in this runtime (supported: cpu, cuda)";
+          "' cannot run in this runtime (supported: cpu, cuda, cuda-emulated)";
   return nullptr;
 }
 

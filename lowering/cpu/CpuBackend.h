@@ -20,6 +20,10 @@ void buildCpuTensorPipeline(mlir::OpPassManager &pm);
 /// the host CPU.
 void buildCpuCodegenPipeline(mlir::OpPassManager &pm);
 
+/// The CPU pipeline's tail: memrefs and loops (what is left of linalg,
+/// vector, scf, math) to the LLVM dialect for the host, with the packed entry.
+void buildCpuLoopsToLlvmPipeline(mlir::OpPassManager &pm);
+
 } // namespace peft
 
 #endif // PEFT_LOWERING_CPU_CPUBACKEND_H

@@ -87,6 +87,11 @@ void buildCpuCodegenPipeline(OpPassManager &pm) {
   pm.addPass(createCpuApproximateMath());
   pm.addPass(createCpuDistributeCopies());
   pm.addPass(createCpuLowerForall());
+  buildCpuLoopsToLlvmPipeline(pm);
+}
+
+void buildCpuLoopsToLlvmPipeline(OpPassManager &pm) {
+  registerUpstreamPasses();
   addUpstream(pm, kToLoops);
   pm.addPass(createExpandShapeToReinterpretCast());
   addUpstream(pm, kToLlvm);

@@ -7,12 +7,17 @@
 namespace peft {
 
 /// Registers the CUDA target ("cuda": PTX kernels and the host library that
-/// launches them) and the CUDA back end's passes.
+/// launches them), its emulation on the host ("cuda-emulated") and the CUDA
+/// back end's passes.
 void registerCudaTarget();
 
 /// Linalg on tensors (after the shared tensor pipeline) -> the LLVM dialect:
 /// the host's code, and the kernels as PTX for `gpuArch` in gpu.binary ops.
 void buildCudaCodegenPipeline(mlir::OpPassManager &pm, llvm::StringRef gpuArch);
+
+/// The same lowering with the kernels run serially on the host, to the LLVM
+/// dialect of a CPU library (--target cuda-emulated: tests without a GPU).
+void buildCudaEmulationPipeline(mlir::OpPassManager &pm);
 
 } // namespace peft
 

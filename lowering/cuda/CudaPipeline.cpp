@@ -4,6 +4,7 @@
 #include "lowering/HostLibrary.h"
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
+#include "lowering/cpu/CpuBackend.h"
 #include "lowering/cuda/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
@@ -28,13 +29,25 @@ namespace peft {
 /// later drivers load.
 static constexpr llvm::StringLiteral kPtxFeatures = "+ptx80";
 
-void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
+/// Bufferized, as loops, the kernels launched: what the GPU and the
+/// emulation share.
+static void buildLaunchPipeline(OpPassManager &pm) {
   buildBufferizationPipeline(pm);
   // Every map, reduction and GEMM as loops: parallel over the parallel
   // dimensions, serial over the reductions; each nest one kernel.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCudaLaunchKernels());
+}
+
+void buildCudaEmulationPipeline(OpPassManager &pm) {
+  buildLaunchPipeline(pm);
+  pm.addPass(createCudaEmulateLaunches());
+  buildCpuLoopsToLlvmPipeline(pm);
+}
+
+void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
+  buildLaunchPipeline(pm);
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createCudaGatherKernels());
   pm.addNestedPass<gpu::GPUModuleOp>(createCudaLowerMath());
@@ -119,11 +132,30 @@ private:
   std::string gpuArch = "sm_80";
 };
 
+/// `--target cuda-emulated`: the CUDA lowering with its kernels run serially
+/// on the host (peft-cuda-emulate-launches), as a CPU library: the GPU
+/// lowering's tests where there is no GPU.
+class CudaEmulatedTarget final : public Target {
+public:
+  llvm::StringRef name() const override { return "cuda-emulated"; }
+  llvm::StringRef description() const override {
+    return "the CUDA lowering, its kernels run serially on the host (tests)";
+  }
+  void buildTensorPipeline(OpPassManager &) const override {}
+  void buildCodegenPipeline(OpPassManager &pm) const override { buildCudaEmulationPipeline(pm); }
+  llvm::StringRef libraryFile() const override { return "model.so"; }
+  llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
+                           TimingScope &timing) const override {
+    return compileHostLibrary(module, path, {"libpeft_model_support.a"}, timing);
+  }
+};
+
 } // namespace
 
 void registerCudaTarget() {
   registerPeftCudaPasses();
   registerTarget(std::make_unique<CudaTarget>());
+  registerTarget(std::make_unique<CudaEmulatedTarget>());
 }
 
 } // namespace peft

@@ -70,4 +70,20 @@ def CudaLowerMath : Pass<"peft-cuda-lower-math", "mlir::gpu::GPUModuleOp"> {
                            "mlir::LLVM::LLVMDialect"];
 }
 
+def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
+  let summary = "Run the kernels on the host, serially (--target cuda-emulated)";
+  let description = [{
+    For testing the CUDA lowering where there is no GPU: after
+    `peft-cuda-launch-kernels`, each `gpu.launch` becomes loops over its
+    blocks and threads (x, y, z) around its body, and `gpu.alloc`,
+    `gpu.dealloc` and `gpu.memcpy` their memref counterparts. The kernels
+    this back end makes use no barriers and no shared memory, so running the
+    threads one after another computes what the GPU computes; the CPU
+    pipeline's tail then makes model.so. `--target cuda-emulated` runs every
+    end-to-end model this way against its references.
+  }];
+  let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
+                           "mlir::arith::ArithDialect"];
+}
+
 #endif // PEFT_LOWERING_CUDA_PASSES_TD
