@@ -165,14 +165,29 @@ public:
     if (ok())
       library.entry(deviceArgs.data());
     check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (the kernels)");
+    if (!ok()) {
+      // What the model allocated and the inputs' copies go; no output is made.
+      std::set<CUdeviceptr> live = allocations;
+      for (CUdeviceptr buffer : live)
+        release(buffer);
+      for (CUdeviceptr buffer : temporaries)
+        release(buffer);
+      driver.cuStreamSynchronize(stream);
+      error = "on the GPU: " + failure;
+      return false;
+    }
     // The outputs: each copied into a host buffer of its own.
     auto *results = static_cast<int64_t *>(args[0]);
     std::set<CUdeviceptr> returned;
+    std::vector<void *> hosts;
     for (const ManifestTensor &output : manifest.outputs) {
       size_t rank = output.shape.size();
       uint64_t elementSize = elementBytes(output.dtype);
       uint64_t bytes = spanOf(results, rank) * elementSize;
       auto *host = static_cast<uint8_t *>(std::malloc(bytes ? bytes : 1));
+      hosts.push_back(host);
+      if (!host && failure.empty())
+        failure = "out of host memory for output '" + output.name + "'";
       CUdeviceptr start = CUdeviceptr(results[1]) + CUdeviceptr(results[2]) * elementSize;
       if (ok() && bytes)
         check(driver.cuMemcpyDtoHAsync(host, start, bytes, stream), "cuMemcpyDtoHAsync");
@@ -188,6 +203,8 @@ public:
       release(buffer);
     check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (the outputs)");
     if (!ok()) {
+      for (void *host : hosts)
+        std::free(host);
       error = "on the GPU: " + failure;
       return false;
     }
