@@ -15,6 +15,10 @@
 
 namespace peft {
 
+/// The helpers every model.so links (runtime/cpu/model_support.c: memrefCopy,
+/// the buffer cache, peft_parallel_for).
+inline constexpr const char *kModelSupportLibrary = "libpeft_model_support.a";
+
 /// Translates `module` (the LLVM dialect; GPU binaries and launches too) to
 /// LLVM IR, optimizes it for the host CPU and links it, with the static
 /// `supportLibraries` (file names in the tools' ../lib), into the shared

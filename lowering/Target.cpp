@@ -62,15 +62,18 @@ void buildTensorPipeline(OpPassManager &pm) {
   pm.addPass(createCanonicalizerPass());
 }
 
+void registerUpstreamPasses() {
+  static std::once_flag registered;
+  std::call_once(registered, [] { registerAllPasses(); });
+}
+
 void buildBufferizationPipeline(OpPassManager &pm) {
   static constexpr llvm::StringLiteral kBufferize =
       "canonicalize,cse,"
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-deallocation-pipeline,convert-bufferization-to-memref";
-  // The pipeline is spelled as text: its passes must be registered.
-  static std::once_flag registered;
-  std::call_once(registered, [] { registerAllPasses(); });
+  registerUpstreamPasses();
   if (failed(parsePassPipeline(kBufferize, pm, llvm::errs())))
     llvm::report_fatal_error("peft-mlir: the built-in bufferization pipeline does not parse");
 }

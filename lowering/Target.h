@@ -74,6 +74,10 @@ std::vector<llvm::StringRef> targetNames();
 /// Shared by every target: peft -> linalg on tensors, cleaned up and fused.
 void buildTensorPipeline(mlir::OpPassManager &pm);
 
+/// Registers MLIR's passes once per process: pipelines spelled as text
+/// (bufferization, the CPU's conversions) parse against them.
+void registerUpstreamPasses();
+
 /// One-shot bufferization (function boundaries included, identity layouts)
 /// with ownership-based deallocation: linalg on tensors to linalg on memrefs,
 /// as every target does it.

@@ -5,12 +5,9 @@
 #include "lowering/Target.h"
 #include "lowering/cpu/Passes.h"
 
-#include "mlir/InitAllPasses.h"
 #include "mlir/Transforms/Passes.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/TargetParser/Host.h"
-
-#include <mutex>
 
 using namespace mlir;
 
@@ -37,12 +34,6 @@ static constexpr llvm::StringLiteral kToLlvm =
 static void addUpstream(OpPassManager &pm, llvm::StringRef pipeline) {
   if (failed(parsePassPipeline(pipeline, pm, llvm::errs())))
     llvm::report_fatal_error("peft-mlir: the built-in CPU pipeline does not parse");
-}
-
-static void registerUpstreamPasses() {
-  // The upstream part is spelled as text; its passes must be registered.
-  static std::once_flag registered;
-  std::call_once(registered, [] { registerAllPasses(); });
 }
 
 static bool hostHasAvx512() { return llvm::sys::getHostCPUFeatures().lookup("avx512f"); }
@@ -109,7 +100,7 @@ public:
   llvm::StringRef libraryFile() const override { return "model.so"; }
   llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
                            TimingScope &timing) const override {
-    return compileHostLibrary(module, path, {"libpeft_model_support.a"}, timing);
+    return compileHostLibrary(module, path, {kModelSupportLibrary}, timing);
   }
 };
 

@@ -6,6 +6,7 @@
 #include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "lowering/cuda/Passes.h"
+#include "support/OutputFile.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/GPU/Pipelines/Passes.h"
@@ -76,11 +77,11 @@ static llvm::Error writePtxFiles(ModuleOp module, llvm::StringRef directory) {
                                        "gpu.binary @" + binary.getName() + " holds no PTX");
       llvm::SmallString<256> path(directory);
       llvm::sys::path::append(path, (binary.getName() + ".ptx").str());
-      std::error_code error;
-      llvm::raw_fd_ostream os(path, error);
-      if (error)
-        return llvm::createStringError(error, path + ": " + error.message());
-      os << object.getObject().getValue();
+      if (llvm::Error error = writeFileAtomically(path, [&](llvm::raw_ostream &os) {
+            os << object.getObject().getValue();
+            return llvm::Error::success();
+          }))
+        return error;
     }
   }
   return llvm::Error::success();
@@ -124,8 +125,8 @@ public:
                            TimingScope &timing) const override {
     if (llvm::Error error = writePtxFiles(module, llvm::sys::path::parent_path(path)))
       return error;
-    return compileHostLibrary(module, path,
-                              {"libpeft_cuda_model_support.a", "libpeft_model_support.a"}, timing);
+    return compileHostLibrary(module, path, {"libpeft_cuda_model_support.a", kModelSupportLibrary},
+                              timing);
   }
 
 private:
@@ -146,7 +147,7 @@ public:
   llvm::StringRef libraryFile() const override { return "model.so"; }
   llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
                            TimingScope &timing) const override {
-    return compileHostLibrary(module, path, {"libpeft_model_support.a"}, timing);
+    return compileHostLibrary(module, path, {kModelSupportLibrary}, timing);
   }
 };
 

@@ -8,7 +8,6 @@
 #p = affine_map<(d0, d1, d2) -> (d1 floordiv 16, d2, d1 mod 16)>
 #o = affine_map<(d0, d1, d2) -> (d0, d1)>
 #column = affine_map<(d0, d1) -> (d1)>
-#row = affine_map<(d0, d1) -> (d0)>
 #id2 = affine_map<(d0, d1) -> (d0, d1)>
 
 // A linear layer's bias: the broadcast is gone, the bias is the kernel's.

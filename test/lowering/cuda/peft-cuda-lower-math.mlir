@@ -6,6 +6,7 @@
 // One PTX instruction each, f32 and f64; copysign's operands swapped (PTX's
 // copysign takes the sign from its first operand).
 // CHECK-LABEL: gpu.func @instructions
+// CHECK-SAME: (%[[X:[^:]*]]: f32, %{{[^:]*}}: f64, %[[Y:[^:]*]]: f32,
 // CHECK: llvm.inline_asm "sqrt.rn.f32 $0, $1;", "=f,f" %{{.*}} : (f32) -> f32
 // CHECK: llvm.inline_asm "sqrt.rn.f64 $0, $1;", "=d,d" %{{.*}} : (f64) -> f64
 // CHECK: llvm.inline_asm "abs.f32 $0, $1;"
@@ -14,7 +15,7 @@
 // CHECK: llvm.inline_asm "cvt.rpi.f32.f32 $0, $1;"
 // CHECK: llvm.inline_asm "cvt.rzi.f32.f32 $0, $1;"
 // CHECK: llvm.inline_asm "cvt.rni.f32.f32 $0, $1;"
-// CHECK: llvm.inline_asm "copysign.f32 $0, $1, $2;", "=f,f,f" %[[Y:.*]], %[[X:.*]] : (f32, f32) -> f32
+// CHECK: llvm.inline_asm "copysign.f32 $0, $1, $2;", "=f,f,f" %[[Y]], %[[X]] : (f32, f32) -> f32
 // Transcendentals: MLIR's polynomials (floor among their steps).
 // CHECK: arith.select
 // CHECK: gpu.return
