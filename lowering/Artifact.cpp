@@ -220,7 +220,8 @@ static std::string notReplaceable(StringRef directory) {
   for (llvm::sys::fs::directory_iterator it(directory, walkError), end; it != end && !walkError;
        it.increment(walkError)) {
     StringRef name = llvm::sys::path::filename(it->path());
-    if (name != "manifest.json" && name != manifest.library && name != manifest.weightsFile)
+    if (name != "manifest.json" && name != manifest.library && name != manifest.weightsFile &&
+        !llvm::is_contained(manifest.sources, name))
       return ("holds '" + name + "', which is not part of its artifact").str();
   }
   if (walkError)

@@ -52,6 +52,10 @@ public:
   /// The library file of an artifact ("model.so"): what the manifest names.
   virtual llvm::StringRef libraryFile() const = 0;
 
+  /// Files writeLibrary writes beside the library for people and tools to
+  /// read (the manifest's "sources").
+  virtual std::vector<std::string> sourceFiles() const { return {}; }
+
   /// Compiles `module`, after the codegen pipeline, into the library at
   /// `path`. Errors say which step failed.
   virtual llvm::Error writeLibrary(mlir::ModuleOp module, llvm::StringRef path,

@@ -78,6 +78,8 @@ std::string Manifest::toJson() const {
                {"outputs", tensorsToJson(outputs)},
                {"weights", tensorsToJson(weights)},
                {"adapters", adaptersToJson(adapters)}};
+  if (!sources.empty())
+    json["sources"] = sources;
   return json.dump(2) + "\n";
 }
 
@@ -118,11 +120,32 @@ public:
   /// A file name inside the artifact directory: never a path out of it.
   std::string fileName(const Json &object, const std::string &key) {
     std::string name = string(object, key, "");
-    if (!failed() && (name.empty() || name == "." || name == ".." ||
-                      name.find_first_of("/\\") != std::string::npos ||
-                      name.find('\0') != std::string::npos))
+    if (!failed() && !isPlainFileName(name))
       fail(key, "is not a plain file name");
     return name;
+  }
+
+  /// An optional list of file names inside the artifact directory.
+  std::vector<std::string> fileNames(const Json &object, const std::string &key) {
+    std::vector<std::string> names;
+    const Json *list = at(object, key, "", /*optional=*/true);
+    if (!list || failed())
+      return names;
+    if (!list->is_array())
+      return fail(key, "is not an array"), names;
+    for (size_t i = 0; i < list->size(); ++i) {
+      const Json &name = (*list)[i];
+      std::string field = key + "[" + std::to_string(i) + "]";
+      if (!name.is_string() || !isPlainFileName(name.get<std::string>()))
+        return fail(field, "is not a plain file name"), names;
+      names.push_back(name.get<std::string>());
+    }
+    return names;
+  }
+
+  static bool isPlainFileName(const std::string &name) {
+    return !name.empty() && name != "." && name != ".." &&
+           name.find_first_of("/\\") == std::string::npos && name.find('\0') == std::string::npos;
   }
 
   std::vector<ManifestTensor> tensors(const Json &json, const std::string &key,
@@ -285,6 +308,7 @@ bool Manifest::fromJson(const std::string &text, std::string &error) {
                                                 "0123456789_") != std::string::npos))
     reader.fail("entry", "is not a symbol name");
   weightsFile = reader.fileName(json, "weights_file");
+  sources = reader.fileNames(json, "sources");
   inputs = reader.tensors(json, "inputs", /*staticShapes=*/false);
   outputs = reader.tensors(json, "outputs", /*staticShapes=*/false);
   weights = reader.tensors(json, "weights", /*staticShapes=*/true);

@@ -90,6 +90,9 @@ struct Manifest {
   std::string library;     ///< File name inside the artifact directory.
   std::string entry;       ///< Symbol of the packed entry, `void (void **)`.
   std::string weightsFile; ///< File name inside the artifact directory.
+  /// Files for people and tools to read that the library was compiled from
+  /// and embeds (a GPU target's kernels.ptx); the runtime needs none of them.
+  std::vector<std::string> sources;
   std::vector<ManifestTensor> inputs, outputs;
   /// Weights in the order the entry takes them, after the inputs.
   std::vector<ManifestTensor> weights;

@@ -452,29 +452,6 @@ struct CpuLowerPanelGemmsPass
     }
   }
 
-  /// Whether `op` (or an op inside it) reads or writes a view of `out`, or
-  /// may write a view of `input`.
-  static bool interferes(Operation *op, const llvm::SmallPtrSet<Value, 8> &out,
-                         const llvm::SmallPtrSet<Value, 8> &input) {
-    WalkResult result = op->walk([&](Operation *nested) {
-      for (Value operand : nested->getOperands()) {
-        if (out.contains(operand))
-          return WalkResult::interrupt();
-        if (!input.contains(operand))
-          continue;
-        if (auto dps = dyn_cast<DestinationStyleOpInterface>(nested)) {
-          if (llvm::is_contained(dps.getDpsInits(), operand))
-            return WalkResult::interrupt();
-        } else if (!isPure(nested) && !isa<ViewLikeOpInterface, memref::LoadOp,
-                                            vector::LoadOp>(nested)) {
-          return WalkResult::interrupt(); // A copy, a store, a call: may write it.
-        }
-      }
-      return WalkResult::advance();
-    });
-    return result.wasInterrupted();
-  }
-
   /// For a panel GEMM `tail` of a low rank (K at most `kMaxRank`), the panel
   /// GEMM before it in its block that writes the same output in the same
   /// panels, when the ops between them neither touch that output nor write

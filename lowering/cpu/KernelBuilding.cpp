@@ -42,30 +42,6 @@ MemRefType withDynamicStrides(MemRefType type) {
                          StridedLayoutAttr::get(type.getContext(), ShapedType::kDynamic, strides));
 }
 
-llvm::SmallPtrSet<Value, 8> aliasesOf(Value value) {
-  llvm::SmallPtrSet<Value, 8> aliases;
-  SmallVector<Value> work = {value};
-  while (!work.empty()) {
-    Value next = work.pop_back_val();
-    if (!aliases.insert(next).second)
-      continue;
-    for (Operation *user : next.getUsers())
-      if (auto view = dyn_cast<ViewLikeOpInterface>(user); view && view.getViewSource() == next)
-        work.push_back(view->getResult(0));
-  }
-  return aliases;
-}
-
-bool usesAnyOf(Operation *op, const llvm::SmallPtrSetImpl<Value> &values) {
-  return op
-      ->walk([&](Operation *nested) {
-        return llvm::any_of(nested->getOperands(), [&](Value v) { return values.contains(v); })
-                   ? WalkResult::interrupt()
-                   : WalkResult::advance();
-      })
-      .wasInterrupted();
-}
-
 Value loadVector(OpBuilder &builder, Location loc, VectorType type, Value memref,
                  ValueRange indices, Value mask) {
   if (!mask)

@@ -6,6 +6,8 @@
 #ifndef PEFT_LOWERING_CPU_KERNELBUILDING_H
 #define PEFT_LOWERING_CPU_KERNELBUILDING_H
 
+#include "lowering/BufferUses.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -24,13 +26,6 @@ bool hasUnitInnerStride(mlir::MemRefType type);
 /// `type` with any offset and strides but a unit innermost one: a kernel's
 /// operand type that takes any view with contiguous rows.
 mlir::MemRefType withDynamicStrides(mlir::MemRefType type);
-
-/// `value` and the views of it (subviews, reshapes, casts), transitively: what
-/// reads or writes the same memory.
-llvm::SmallPtrSet<mlir::Value, 8> aliasesOf(mlir::Value value);
-
-/// Whether `op` or an op nested in it has an operand among `values`.
-bool usesAnyOf(mlir::Operation *op, const llvm::SmallPtrSetImpl<mlir::Value> &values);
 
 /// A vector load, masked (zeros in the lanes off) when `mask` is set.
 mlir::Value loadVector(mlir::OpBuilder &builder, mlir::Location loc, mlir::VectorType type,

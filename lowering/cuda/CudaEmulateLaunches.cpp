@@ -1,9 +1,18 @@
 //===- CudaEmulateLaunches.cpp - Kernels as loops on the host ---------------===//
+//
+// A block's threads run one after another, so a barrier splits the kernel
+// into phases, each a loop over the threads (Passes.td). Between phases a
+// thread keeps nothing but memory: a value a later phase uses is recomputed
+// there from its operands, which works for the index arithmetic kernels
+// share between phases and is refused for anything read from memory.
+//===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Transforms/RegionUtils.h"
 
 namespace peft {
 #define GEN_PASS_DEF_CUDAEMULATELAUNCHES
@@ -14,6 +23,192 @@ using namespace mlir;
 
 namespace {
 
+static bool containsBarrier(Operation *op) {
+  return op->walk([](gpu::BarrierOp) { return WalkResult::interrupt(); }).wasInterrupted();
+}
+
+/// Emulates one launch: the blocks as loops, in each the phases between
+/// barriers as loops over the threads.
+class LaunchEmulator {
+public:
+  explicit LaunchEmulator(gpu::LaunchOp launch) : launch(launch), b(launch) {}
+
+  LogicalResult emulate() {
+    Location loc = launch.getLoc();
+    zero = arith::ConstantIndexOp::create(b, loc, 0);
+    one = arith::ConstantIndexOp::create(b, loc, 1);
+    grid = launch.getGridSizeOperandValues();
+    block = launch.getBlockSizeOperandValues();
+    gpu::KernelDim3 gridArgs = launch.getGridSize(), blockArgs = launch.getBlockSize();
+    IRMapping uniform;
+    for (auto [arg, value] : llvm::zip(SmallVector<Value>{gridArgs.x, gridArgs.y, gridArgs.z,
+                                                         blockArgs.x, blockArgs.y, blockArgs.z},
+                                       SmallVector<Value>{grid.x, grid.y, grid.z, block.x,
+                                                          block.y, block.z}))
+      uniform.map(arg, value);
+    if (failed(hostAttributions(uniform)))
+      return failure();
+    gpu::KernelDim3 blockIds = launch.getBlockIds();
+    for (auto [id, size] : SmallVector<std::pair<Value, Value>>{
+             {blockIds.z, grid.z}, {blockIds.y, grid.y}, {blockIds.x, grid.x}}) {
+      auto loop = scf::ForOp::create(b, loc, zero, size, one);
+      uniform.map(id, loop.getInductionVar());
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+    }
+    Block &body = launch.getBody().front();
+    if (failed(emitPhases(body.begin(), std::prev(body.end()), uniform)))
+      return failure();
+    b.setInsertionPointAfter(launch);
+    for (Value buffer : hostBuffers)
+      memref::DeallocOp::create(b, loc, buffer);
+    launch.erase();
+    return success();
+  }
+
+private:
+  /// Workgroup memory as one host buffer (blocks run one after another);
+  /// private memory as one buffer with a row per thread, its loads and stores
+  /// indexed by the thread first.
+  LogicalResult hostAttributions(IRMapping &uniform) {
+    Location loc = launch.getLoc();
+    for (BlockArgument attribution : launch.getWorkgroupAttributions()) {
+      auto type = cast<MemRefType>(attribution.getType());
+      auto buffer = memref::AllocOp::create(
+          b, loc, MemRefType::get(type.getShape(), type.getElementType()));
+      hostBuffers.push_back(buffer);
+      uniform.map(attribution, buffer.getResult());
+    }
+    if (launch.getPrivateAttributions().empty())
+      return success();
+    Value threads = arith::MulIOp::create(
+        b, loc, arith::MulIOp::create(b, loc, block.x, block.y), block.z);
+    // The linear thread id, at the kernel's start; phases recompute it.
+    OpBuilder atStart(&launch.getBody().front(), launch.getBody().front().begin());
+    gpu::KernelDim3 ids = launch.getThreadIds(), sizes = launch.getBlockSize();
+    Value thread = arith::AddIOp::create(
+        atStart, loc, ids.x,
+        arith::MulIOp::create(atStart, loc, sizes.x,
+                              arith::AddIOp::create(atStart, loc, ids.y,
+                                                    arith::MulIOp::create(atStart, loc,
+                                                                          sizes.y, ids.z))));
+    for (BlockArgument attribution : launch.getPrivateAttributions()) {
+      auto type = cast<MemRefType>(attribution.getType());
+      SmallVector<int64_t> shape = {ShapedType::kDynamic};
+      llvm::append_range(shape, type.getShape());
+      auto buffer = memref::AllocOp::create(
+          b, loc, MemRefType::get(shape, type.getElementType()), ValueRange{threads});
+      hostBuffers.push_back(buffer);
+      for (OpOperand &use : llvm::make_early_inc_range(attribution.getUses())) {
+        Operation *user = use.getOwner();
+        OpBuilder at(user);
+        if (auto load = dyn_cast<memref::LoadOp>(user)) {
+          SmallVector<Value> indices = {thread};
+          llvm::append_range(indices, load.getIndices());
+          load.replaceAllUsesWith(
+              memref::LoadOp::create(at, load.getLoc(), buffer, indices).getResult());
+          load.erase();
+        } else if (auto store = dyn_cast<memref::StoreOp>(user);
+                   store && use.getOperandNumber() == 1) {
+          SmallVector<Value> indices = {thread};
+          llvm::append_range(indices, store.getIndices());
+          memref::StoreOp::create(at, store.getLoc(), store.getValue(), buffer, indices);
+          store.erase();
+        } else {
+          return user->emitError("peft-cuda-emulate-launches: private memory is only "
+                                 "loaded from and stored to");
+        }
+      }
+    }
+    return success();
+  }
+
+  /// Emits the ops [begin, end) of the kernel: runs without barriers as loops
+  /// over the threads; an scf.for holding barriers as a loop around its own
+  /// phases, its bounds the same for every thread.
+  LogicalResult emitPhases(Block::iterator begin, Block::iterator end, IRMapping uniform) {
+    SmallVector<Operation *> phase;
+    for (Operation &op : llvm::make_range(begin, end)) {
+      if (!containsBarrier(&op)) {
+        phase.push_back(&op);
+        continue;
+      }
+      if (failed(emitPhase(phase, uniform)))
+        return failure();
+      phase.clear();
+      if (isa<gpu::BarrierOp>(op))
+        continue;
+      auto loop = dyn_cast<scf::ForOp>(op);
+      if (!loop || !loop.getInitArgs().empty())
+        return op.emitError("peft-cuda-emulate-launches: a barrier must be in the kernel's "
+                            "body or in loops without results");
+      SmallVector<Value> bounds;
+      for (Value bound : {loop.getLowerBound(), loop.getUpperBound(), loop.getStep()}) {
+        FailureOr<Value> value = materialize(bound, uniform, &op);
+        if (failed(value))
+          return failure();
+        bounds.push_back(*value);
+      }
+      auto emulated = scf::ForOp::create(b, loop.getLoc(), bounds[0], bounds[1], bounds[2]);
+      IRMapping inner = uniform;
+      inner.map(loop.getInductionVar(), emulated.getInductionVar());
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(emulated.getBody()->getTerminator());
+      Block *loopBody = loop.getBody();
+      if (failed(emitPhases(loopBody->begin(), std::prev(loopBody->end()), inner)))
+        return failure();
+    }
+    return emitPhase(phase, uniform);
+  }
+
+  /// `ops` for each thread (z, y, x), the values of earlier phases they use
+  /// recomputed.
+  LogicalResult emitPhase(ArrayRef<Operation *> ops, const IRMapping &uniform) {
+    if (ops.empty())
+      return success();
+    OpBuilder::InsertionGuard guard(b);
+    IRMapping mapping = uniform;
+    gpu::KernelDim3 ids = launch.getThreadIds();
+    for (auto [id, size] :
+         SmallVector<std::pair<Value, Value>>{{ids.z, block.z}, {ids.y, block.y}, {ids.x, block.x}}) {
+      auto loop = scf::ForOp::create(b, launch.getLoc(), zero, size, one);
+      mapping.map(id, loop.getInductionVar());
+      b.setInsertionPoint(loop.getBody()->getTerminator());
+    }
+    for (Operation *op : ops) {
+      SetVector<Value> used(op->getOperands().begin(), op->getOperands().end());
+      getUsedValuesDefinedAbove(op->getRegions(), used);
+      for (Value value : used)
+        if (failed(materialize(value, mapping, op)))
+          return failure();
+      b.clone(*op, mapping);
+    }
+    return success();
+  }
+
+  /// `value` where the builder is: as mapped, from outside the kernel, or
+  /// recomputed from its operands if memory has no part in it.
+  FailureOr<Value> materialize(Value value, IRMapping &mapping, Operation *user) {
+    if (mapping.contains(value) || !launch.getBody().isAncestor(value.getParentRegion()))
+      return mapping.lookupOrDefault(value);
+    Operation *def = value.getDefiningOp();
+    if (!def || def->getNumRegions() != 0 || !isMemoryEffectFree(def))
+      return user->emitError("peft-cuda-emulate-launches: a value ")
+             << (def ? "read from memory" : "of a single thread")
+             << " is used across a barrier";
+    for (Value operand : def->getOperands())
+      if (failed(materialize(operand, mapping, user)))
+        return failure();
+    b.clone(*def, mapping);
+    return mapping.lookup(value);
+  }
+
+  gpu::LaunchOp launch;
+  OpBuilder b;
+  Value zero, one;
+  gpu::KernelDim3 grid, block;
+  SmallVector<Value> hostBuffers;
+};
+
 struct CudaEmulateLaunchesPass
     : peft::impl::CudaEmulateLaunchesBase<CudaEmulateLaunchesPass> {
   void runOnOperation() override {
@@ -21,13 +216,13 @@ struct CudaEmulateLaunchesPass
     getOperation().walk([&](gpu::LaunchOp launch) { launches.push_back(launch); });
     for (gpu::LaunchOp launch : launches) {
       if (launch.getAsyncToken() || launch.hasClusterSize() ||
-          launch.getDynamicSharedMemorySize() || launch.getNumWorkgroupAttributions() ||
-          launch.getNumPrivateAttributions()) {
-        launch.emitError("peft-cuda-emulate-launches: only plain synchronous launches run "
-                         "on the host");
+          launch.getDynamicSharedMemorySize()) {
+        launch.emitError("peft-cuda-emulate-launches: only synchronous launches without "
+                         "clusters or dynamic shared memory run on the host");
         return signalPassFailure();
       }
-      emulate(launch);
+      if (failed(LaunchEmulator(launch).emulate()))
+        return signalPassFailure();
     }
     getOperation().walk([&](Operation *op) {
       OpBuilder b(op);
@@ -44,36 +239,6 @@ struct CudaEmulateLaunchesPass
         copy.erase();
       }
     });
-  }
-
-  /// for bz, by, bx, tz, ty, tx: the body, its ids and sizes mapped.
-  static void emulate(gpu::LaunchOp launch) {
-    OpBuilder b(launch);
-    Location loc = launch.getLoc();
-    Value zero = arith::ConstantIndexOp::create(b, loc, 0);
-    Value one = arith::ConstantIndexOp::create(b, loc, 1);
-    gpu::KernelDim3 grid = launch.getGridSizeOperandValues();
-    gpu::KernelDim3 block = launch.getBlockSizeOperandValues();
-    IRMapping mapping;
-    gpu::KernelDim3 gridArgs = launch.getGridSize(), blockArgs = launch.getBlockSize();
-    for (auto [arg, value] : llvm::zip(SmallVector<Value>{gridArgs.x, gridArgs.y, gridArgs.z,
-                                                         blockArgs.x, blockArgs.y, blockArgs.z},
-                                       SmallVector<Value>{grid.x, grid.y, grid.z, block.x,
-                                                          block.y, block.z}))
-      mapping.map(arg, value);
-    gpu::KernelDim3 blockIds = launch.getBlockIds(), threadIds = launch.getThreadIds();
-    SmallVector<std::pair<Value, Value>> loops = {
-        {blockIds.z, grid.z},     {blockIds.y, grid.y},   {blockIds.x, grid.x},
-        {threadIds.z, block.z}, {threadIds.y, block.y}, {threadIds.x, block.x}};
-    for (auto [id, size] : loops) {
-      auto loop = scf::ForOp::create(b, loc, zero, size, one);
-      mapping.map(id, loop.getInductionVar());
-      b.setInsertionPoint(loop.getBody()->getTerminator());
-    }
-    Block &body = launch.getBody().front();
-    for (Operation &op : body.without_terminator())
-      b.clone(op, mapping);
-    launch.erase();
   }
 };
 

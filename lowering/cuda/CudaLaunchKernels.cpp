@@ -24,7 +24,9 @@ namespace {
 /// Whether `op`, or an op nested in it, reads or writes memory (allocating,
 /// freeing, views and sizes do not).
 static bool touchesMemory(Operation *op) {
-  WalkResult result = op->walk([](Operation *nested) {
+  WalkResult result = op->walk<WalkOrder::PreOrder>([](Operation *nested) {
+    if (isa<gpu::LaunchOp>(nested)) // Already a kernel (peft-cuda-launch-gemms).
+      return WalkResult::skip();
     if (isa<memref::AllocOp, memref::AllocaOp, memref::DeallocOp, memref::DimOp,
             memref::ExtractStridedMetadataOp, ViewLikeOpInterface>(nested))
       return WalkResult::advance();

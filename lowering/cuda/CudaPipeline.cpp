@@ -30,11 +30,16 @@ namespace peft {
 /// later drivers load.
 static constexpr llvm::StringLiteral kPtxFeatures = "+ptx80";
 
+/// The artifact's copy of the PTX that model.so embeds.
+static constexpr llvm::StringLiteral kKernelsFile = "kernels.ptx";
+
 /// Bufferized, as loops, the kernels launched: what the GPU and the
 /// emulation share.
 static void buildLaunchPipeline(OpPassManager &pm) {
   buildBufferizationPipeline(pm);
-  // Every map, reduction and GEMM as loops: parallel over the parallel
+  pm.addPass(createCudaLaunchGemms());
+  pm.addPass(createCudaLaunchReductions());
+  // Every other map, reduction and GEMM as loops: parallel over the parallel
   // dimensions, serial over the reductions; each nest one kernel.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addPass(createCanonicalizerPass());
@@ -49,6 +54,9 @@ void buildCudaEmulationPipeline(OpPassManager &pm) {
 
 void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
   buildLaunchPipeline(pm);
+  // Constants and index arithmetic into the kernels (canonicalization hoisted
+  // them to the function), so that they are not kernel arguments.
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createCudaGatherKernels());
   pm.addNestedPass<gpu::GPUModuleOp>(createCudaLowerMath());
@@ -67,24 +75,30 @@ void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
   pm.addPass(createEmitPackedEntry());
 }
 
-/// The PTX of each gpu.binary in `module`, as NAME.ptx in `directory`.
-static llvm::Error writePtxFiles(ModuleOp module, llvm::StringRef directory) {
-  for (auto binary : module.getOps<gpu::BinaryOp>()) {
-    for (Attribute attribute : binary.getObjects()) {
-      auto object = dyn_cast<gpu::ObjectAttr>(attribute);
-      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
-        return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                       "gpu.binary @" + binary.getName() + " holds no PTX");
-      llvm::SmallString<256> path(directory);
-      llvm::sys::path::append(path, (binary.getName() + ".ptx").str());
-      if (llvm::Error error = writeFileAtomically(path, [&](llvm::raw_ostream &os) {
-            os << object.getObject().getValue();
-            return llvm::Error::success();
-          }))
-        return error;
-    }
+/// The kernels' PTX (one gpu.binary, peft-cuda-gather-kernels) as
+/// `kernels.ptx` in `directory`; a comment where the model launches none.
+static llvm::Error writePtxFile(ModuleOp module, llvm::StringRef directory) {
+  auto binaries = llvm::to_vector(module.getOps<gpu::BinaryOp>());
+  if (binaries.size() > 1)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "the kernels are in more than one gpu.binary");
+  llvm::StringRef ptx = "// This model launches no kernels.\n";
+  if (!binaries.empty()) {
+    gpu::BinaryOp binary = binaries.front();
+    auto object = binary.getObjects().size() == 1
+                      ? dyn_cast<gpu::ObjectAttr>(binary.getObjects()[0])
+                      : gpu::ObjectAttr();
+    if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "gpu.binary @" + binary.getName() + " holds no PTX");
+    ptx = object.getObject().getValue();
   }
-  return llvm::Error::success();
+  llvm::SmallString<256> path(directory);
+  llvm::sys::path::append(path, kKernelsFile);
+  return writeFileAtomically(path, [&](llvm::raw_ostream &os) {
+    os << ptx;
+    return llvm::Error::success();
+  });
 }
 
 namespace {
@@ -121,9 +135,10 @@ public:
     buildCudaCodegenPipeline(pm, gpuArch);
   }
   llvm::StringRef libraryFile() const override { return "model.so"; }
+  std::vector<std::string> sourceFiles() const override { return {kKernelsFile.str()}; }
   llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
                            TimingScope &timing) const override {
-    if (llvm::Error error = writePtxFiles(module, llvm::sys::path::parent_path(path)))
+    if (llvm::Error error = writePtxFile(module, llvm::sys::path::parent_path(path)))
       return error;
     return compileHostLibrary(module, path, {"libpeft_cuda_model_support.a", kModelSupportLibrary},
                               timing);

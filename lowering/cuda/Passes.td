@@ -7,6 +7,70 @@ include "mlir/Pass/PassBase.td"
 // lowering/Passes.td; buildCudaCodegenPipeline strings them together with
 // upstream's GPU lowering.
 
+def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
+  let summary = "Run each contraction into f32 as a tiled kernel staged in shared memory";
+  let description = [{
+    Runs on memrefs, before linalg becomes loops. Each linalg op that is a
+    contraction into f32 (A and B f32, f16 or bf16, widened to f32 as they
+    are staged) with one M, one N and one K dimension and any batch
+    dimensions (`linalg.matmul` in either B layout, the LoRA shrink and
+    expand, attention's batched products as `linalg.generic`), every operand
+    indexed by a projection of the loops, becomes a `gpu.launch` computing
+    `C += A · B`:
+
+    - a block of 256 threads per 64 x 64 tile of C (x: N, y: M, z: the
+      batch dimensions linearized);
+    - per K step of 16, A's 64 x 16 and B's 16 x 64 staged in shared memory
+      (workgroup attributions, k-major, rows padded by one element against
+      bank conflicts) between two `gpu.barrier`s, neighbouring threads
+      loading neighbouring elements along each operand's fastest dimension
+      and zeros outside the operands;
+    - each thread accumulating a 4 x 4 block of C, rows and columns 16 apart,
+      in a private attribution indexed by constants (registers, once LLVM
+      has promoted it), with `math.fma`; then C is read, added to and
+      written back where the block lies inside C.
+
+    Contractions that add to the same C the same way are one kernel, placed
+    at the last of them, when nothing between touches C or writes what an
+    earlier one reads (views and sizes touch nothing): a layer and its
+    unmerged LoRA's expansion, `x·W` then `(x·A)·B` into the same output,
+    run the layer's K steps and then the rank's into the same accumulators,
+    the fused LoRA GEMM (the shrink, before it, is a kernel of its own).
+
+    Other linalg ops are left to `convert-linalg-to-parallel-loops` and
+    `peft-cuda-launch-kernels`.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
+                           "mlir::arith::ArithDialect", "mlir::math::MathDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
+def CudaLaunchReductions : Pass<"peft-cuda-launch-reductions", "mlir::ModuleOp"> {
+  let summary = "Run each reduction over one dimension as block reductions";
+  let description = [{
+    Runs on memrefs, after `peft-cuda-launch-gemms`, before linalg becomes
+    loops. A `linalg.generic` with one reduction loop whose body folds each
+    element into the output with one associative, commutative operation that
+    has a neutral element (`out = combine(out, h(inputs))`: add, multiply,
+    maximum, minimum, bitwise; softmax's maximum and sum, layer norm's mean
+    and variance, RMSNorm's sum of squares) becomes a `gpu.launch` of one
+    block per output element:
+
+    - the block's threads (a power of two from 32 to 256, no more than a row
+      of static length needs) fold the elements `t, t + threads, ...` of the
+      row into partials starting from the neutral element, neighbouring
+      threads reading neighbouring elements;
+    - the partials meet in shared memory (a workgroup attribution) and are
+      combined in log2(threads) halving steps, a `gpu.barrier` after each;
+    - thread 0 combines the row's total into the output element.
+
+    The order of the fold changes, as a GPU's reductions do: floating-point
+    sums may differ from the serial loop's in their last bits.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
+                           "mlir::arith::ArithDialect", "mlir::memref::MemRefDialect"];
+}
+
 def CudaLaunchKernels : Pass<"peft-cuda-launch-kernels", "mlir::ModuleOp"> {
   let summary = "Run every loop nest that touches memory as a GPU kernel";
   let description = [{
@@ -73,14 +137,21 @@ def CudaLowerMath : Pass<"peft-cuda-lower-math", "mlir::gpu::GPUModuleOp"> {
 def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
   let summary = "Run the kernels on the host, serially (--target cuda-emulated)";
   let description = [{
-    For testing the CUDA lowering where there is no GPU: after
-    `peft-cuda-launch-kernels`, each `gpu.launch` becomes loops over its
-    blocks and threads (x, y, z) around its body, and `gpu.alloc`,
-    `gpu.dealloc` and `gpu.memcpy` their memref counterparts. The kernels
-    this back end makes use no barriers and no shared memory, so running the
-    threads one after another computes what the GPU computes; the CPU
-    pipeline's tail then makes model.so. `--target cuda-emulated` runs every
-    end-to-end model this way against its references.
+    For testing the CUDA lowering where there is no GPU: each `gpu.launch`
+    becomes loops over its blocks (z, y, x) and, inside, over its threads
+    around its body, and `gpu.alloc`, `gpu.dealloc` and `gpu.memcpy` their
+    memref counterparts. The CPU pipeline's tail then makes model.so;
+    `--target cuda-emulated` runs every end-to-end model this way against its
+    references.
+
+    Threads run one after another, so a `gpu.barrier` splits the body into
+    phases, each its own loop over the threads: the body's ops between
+    barriers, and an `scf.for` holding barriers as a loop (bounds the same
+    for every thread) around its own phases. A value a phase uses from an
+    earlier one is recomputed from its operands; one read from memory, or a
+    thread's own loop index, cannot cross a barrier (an error). Workgroup
+    memory becomes one host buffer per launch; private memory one with a row
+    per thread, its loads and stores indexed by the linear thread id first.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];

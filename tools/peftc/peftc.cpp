@@ -321,6 +321,7 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
   manifest->adapters = std::move(adapters);
   manifest->target = target.name().str();
   manifest->library = target.libraryFile().str();
+  manifest->sources = target.sourceFiles();
   manifest->entry = "forward_packed";
   manifest->weightsFile = "weights.safetensors";
   llvm::SmallString<256> path(stagingDir);

@@ -1,4 +1,4 @@
-// RUN: peft-opt %s --peft-cuda-emulate-launches | FileCheck %s --implicit-check-not=gpu.
+// RUN: peft-opt %s --split-input-file --peft-cuda-emulate-launches | FileCheck %s --implicit-check-not=gpu.
 //
 // peft-cuda-emulate-launches: a launch as loops over its blocks and threads
 // (z, y, x; blocks outside), the ids and sizes it reads mapped; device
@@ -32,5 +32,76 @@ func.func @kernel(%host: memref<4xf32>, %blocks: index) {
     gpu.terminator
   }
   gpu.dealloc %buffer : memref<4xf32>
+  return
+}
+
+// -----
+
+// Barriers split a block's threads into phases, each a loop over the
+// threads: before the loop, in the loop before and after its barrier, after
+// it. Index arithmetic a later phase uses is recomputed there; workgroup
+// memory is one host buffer; private memory a buffer with a row per thread.
+// CHECK-LABEL: func.func @phases
+// CHECK-SAME: (%[[OUT:[^:]*]]: memref<8xf32>, %[[STEPS:[^:]*]]: index)
+// CHECK: %[[SHARED:.*]] = memref.alloc() : memref<4xf32>
+// CHECK: arith.muli
+// CHECK: %[[THREADS:.*]] = arith.muli
+// CHECK: %[[PRIVATE:.*]] = memref.alloc(%[[THREADS]]) : memref<?x1xf32>
+// CHECK: scf.for %[[BX:[^ ]*]] = %c0 to %c2
+//   Phase 1: each thread zeroes its accumulator.
+// CHECK:   scf.for %[[T1:[^ ]*]] = %c0 to %c4
+// CHECK:     memref.store %{{.*}}, %[[PRIVATE]][%{{.*}}, %c0{{.*}}]
+// CHECK:   }
+//   The loop holding barriers, once per block.
+// CHECK:   scf.for %[[STEP:[^ ]*]] = %c0{{.*}} to %[[STEPS]]
+//     Phase 2: each thread writes its slot of shared memory.
+// CHECK:     scf.for %[[T2:[^ ]*]] = %c0 to %c4
+// CHECK:       memref.store %{{.*}}, %[[SHARED]][%[[T2]]]
+// CHECK:     }
+//     Phase 3: each thread reads its neighbour's slot, the neighbour's
+//     index recomputed from the thread.
+// CHECK:     scf.for %[[T3:[^ ]*]] = %c0 to %c4
+// CHECK:       %[[NEXT:.*]] = arith.addi %[[T3]], %c1
+// CHECK:       %[[WRAPPED:.*]] = arith.remui %[[NEXT]], %c4
+// CHECK:       memref.load %[[SHARED]][%[[WRAPPED]]]
+// CHECK:       memref.store %{{.*}}, %[[PRIVATE]]
+// CHECK:     }
+// CHECK:   }
+//   Phase 4: each thread's result out.
+// CHECK:   scf.for %[[T4:[^ ]*]] = %c0 to %c4
+// CHECK:     memref.load %[[PRIVATE]]
+// CHECK:     memref.store %{{.*}}, %[[OUT]]
+// CHECK: memref.dealloc %[[SHARED]]
+// CHECK: memref.dealloc %[[PRIVATE]]
+func.func @phases(%out: memref<8xf32>, %steps: index) {
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1)
+             workgroup(%shared : memref<4xf32, #gpu.address_space<workgroup>>)
+             private(%acc : memref<1xf32, #gpu.address_space<private>>) {
+    %c0 = arith.constant 0 : index
+    %zero = arith.constant 0.0 : f32
+    %next = arith.addi %tx, %c1 : index
+    %neighbour = arith.remui %next, %sx : index
+    memref.store %zero, %acc[%c0] : memref<1xf32, #gpu.address_space<private>>
+    scf.for %step = %c0 to %steps step %c1 {
+      %value = arith.index_cast %tx : index to i32
+      %f = arith.sitofp %value : i32 to f32
+      memref.store %f, %shared[%tx] : memref<4xf32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      %theirs = memref.load %shared[%neighbour] : memref<4xf32, #gpu.address_space<workgroup>>
+      %sum = memref.load %acc[%c0] : memref<1xf32, #gpu.address_space<private>>
+      %new = arith.addf %sum, %theirs : f32
+      memref.store %new, %acc[%c0] : memref<1xf32, #gpu.address_space<private>>
+      gpu.barrier
+    }
+    %base = arith.muli %bx, %sx : index
+    %id = arith.addi %base, %tx : index
+    %result = memref.load %acc[%c0] : memref<1xf32, #gpu.address_space<private>>
+    memref.store %result, %out[%id] : memref<8xf32>
+    gpu.terminator
+  }
   return
 }

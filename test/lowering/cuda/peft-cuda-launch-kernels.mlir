@@ -99,3 +99,26 @@ func.func @global(%out: memref<4xf32>) {
   }
   return
 }
+
+// -----
+
+// A launch already there (peft-cuda-launch-gemms' kernels), even under a
+// condition, is a kernel: not wrapped into another one.
+// CHECK-LABEL: func.func @launched
+// CHECK-NOT: gpu.launch
+// CHECK: scf.if
+// CHECK-NEXT: gpu.launch
+// CHECK-NOT: gpu.launch
+func.func @launched(%out: memref<4xf32>, %any: i1) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  scf.if %any {
+    gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+               threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+      %one = arith.constant 1.0 : f32
+      memref.store %one, %out[%tx] : memref<4xf32>
+      gpu.terminator
+    }
+  }
+  return
+}

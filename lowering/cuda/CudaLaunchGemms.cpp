@@ -1,0 +1,344 @@
+//===- CudaLaunchGemms.cpp - Contractions as tiled shared-memory kernels ---===//
+//
+// Each contraction into f32 with one M, one N and one K dimension (GEMMs, the LoRA
+// shrink and expand, attention's batched products) becomes one launch of a
+// tiled kernel; the loop-per-element kernels of peft-cuda-launch-kernels
+// would read each operand element M or N times from global memory.
+//
+// Block (bx, by, bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz.
+// Thread t of 256: rows t/16 + 16i, columns t%16 + 16j (i, j < 4), so that a
+// warp's loads from shared memory hit distinct banks and its stores to C are
+// contiguous. For each K step of 16 the block stages A's 64 x 16 and B's
+// 16 x 64 in shared memory (k-major, rows padded by one against bank
+// conflicts), each thread loading 4 elements of each, neighbouring threads
+// neighbouring addresses along the operand's fastest dimension; elements
+// outside the operands are zeros, so the compute needs no guards.
+//===----------------------------------------------------------------------===//
+#include "lowering/cuda/Passes.h"
+
+#include "lowering/BufferUses.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
+
+namespace peft {
+#define GEN_PASS_DEF_CUDALAUNCHGEMMS
+#include "lowering/cuda/Passes.h.inc"
+} // namespace peft
+
+using namespace mlir;
+using peft::aliasesOf;
+using peft::interferes;
+
+namespace {
+
+constexpr int64_t kTile = 64;         ///< Rows and columns of C per block.
+constexpr int64_t kDepth = 16;        ///< K per shared-memory step.
+constexpr int64_t kThreadsPerSide = 16;
+constexpr int64_t kThreads = kThreadsPerSide * kThreadsPerSide;
+constexpr int64_t kPerThread = kTile / kThreadsPerSide; ///< Rows (and columns) per thread.
+constexpr int64_t kPadded = kTile + 1;                  ///< A staged row, padded.
+
+/// A contraction the kernel computes: C[batch, m, n] += A[.., m, k] · B[.., k, n]
+/// accumulated in f32 (A and B f32, f16 or bf16), every operand indexed by a
+/// projection of its loops.
+struct Contraction {
+  linalg::LinalgOp op;
+  SmallVector<unsigned, 2> batch;
+  unsigned m, n, k;
+
+  Value c() { return op.getDpsInitOperand(0)->get(); }
+  AffineMap cMap() { return op.getMatchingIndexingMap(op.getDpsInitOperand(0)); }
+  /// What each dimension of C is: m, n, or a batch dimension (by position).
+  SmallVector<int> cRoles() {
+    SmallVector<int> roles;
+    AffineMap map = cMap();
+    for (unsigned r = 0; r < map.getNumResults(); ++r) {
+      unsigned d = map.getDimPosition(r);
+      roles.push_back(d == m ? -1 : d == n ? -2 : 0);
+    }
+    return roles;
+  }
+};
+
+static std::optional<Contraction> matchContraction(linalg::LinalgOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1)
+    return std::nullopt;
+  // f32 accumulation; the operands f32 or half types, widened when staged.
+  if (!getElementTypeOrSelf(op.getDpsInitOperand(0)->get().getType()).isF32())
+    return std::nullopt;
+  for (OpOperand *input : op.getDpsInputOperands())
+    if (!isa<Float32Type, Float16Type, BFloat16Type>(getElementTypeOrSelf(input->get().getType())))
+      return std::nullopt;
+  if (!linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  FailureOr<linalg::ContractionDimensions> dims = linalg::inferContractionDims(op);
+  if (failed(dims) || dims->m.size() != 1 || dims->n.size() != 1 || dims->k.size() != 1 ||
+      dims->batch.size() + 3 != op.getNumLoops())
+    return std::nullopt;
+  for (AffineMap map : op.getIndexingMapsArray())
+    if (!map.isProjectedPermutation())
+      return std::nullopt;
+  return Contraction{op, llvm::to_vector(dims->batch), dims->m.front(), dims->n.front(),
+                     dims->k.front()};
+}
+
+/// The buffer `value` is a view of (itself if none).
+static Value rootOf(Value value) {
+  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+    value = view.getViewSource();
+  return value;
+}
+
+/// The contractions after `first` in its block that add to the same C, the
+/// same way, where the kernel can run at the last of them: nothing between
+/// touches C or writes what an earlier one reads. A layer and its unmerged
+/// LoRA's expansion (x·W, then (x·A)·B into the same output) are one kernel,
+/// the low-rank product a few more K steps of the layer's tiles.
+static SmallVector<Contraction> productsInto(Contraction first,
+                                             llvm::DenseSet<Operation *> &grouped) {
+  SmallVector<Contraction> products = {first};
+  llvm::SmallPtrSet<Value, 8> touched = aliasesOf(rootOf(first.c())), read;
+  auto readAll = [&](Contraction &product) {
+    for (Value input : product.op.getDpsInputs())
+      read.insert_range(aliasesOf(rootOf(input)));
+  };
+  readAll(first);
+  SmallVector<int> roles = first.cRoles();
+  for (Operation *op = first.op->getNextNode(); op; op = op->getNextNode()) {
+    if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+      std::optional<Contraction> next = matchContraction(linalgOp);
+      if (next && next->c() == first.c() && next->cRoles() == roles) {
+        products.push_back(*next);
+        grouped.insert(op);
+        readAll(*next);
+        continue;
+      }
+    }
+    if (interferes(op, touched, read))
+      break;
+  }
+  return products;
+}
+
+/// Builds the launch of the products into one C at the last of them, in
+/// place of them all.
+class GemmKernelBuilder {
+public:
+  explicit GemmKernelBuilder(SmallVector<Contraction> group)
+      : products(std::move(group)),
+        b(products.back().op.getLoc(), products.back().op.getOperation()) {}
+
+  void build() {
+    for (Contraction &product : products) {
+      SmallVector<Value> &loopSizes = sizes.emplace_back();
+      for (Range range : product.op.createLoopRanges(b, b.getLoc()))
+        loopSizes.push_back(getValueOrCreateConstantIndexOp(b, b.getLoc(), range.size));
+    }
+    // The grid from the first product; the others add to the same C.
+    Contraction &first = products.front();
+    Value tile = constant(kTile);
+    Value batches = constant(1);
+    for (unsigned d : first.batch)
+      batches = arith::MulIOp::create(b, batches, sizes[0][d]);
+    Value columnBlocks = arith::CeilDivUIOp::create(b, sizes[0][first.n], tile);
+    Value rowBlocks = arith::CeilDivUIOp::create(b, sizes[0][first.m], tile);
+    // CUDA refuses an empty grid; C is unchanged when there is nothing to add.
+    Value blocks = arith::MulIOp::create(
+        b, arith::MulIOp::create(b, columnBlocks, rowBlocks), batches);
+    Value any = arith::CmpIOp::create(b, arith::CmpIPredicate::ugt, blocks, constant(0));
+    auto nonEmpty = scf::IfOp::create(b, any, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&nonEmpty.getThenRegion().front());
+
+    MLIRContext *context = b.getContext();
+    auto workgroup = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
+    auto priv = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Private);
+    auto staged = MemRefType::get({kDepth, kPadded}, b.getF32Type(), nullptr, workgroup);
+    auto accumulators =
+        MemRefType::get({kPerThread * kPerThread}, b.getF32Type(), nullptr, priv);
+    Value one = constant(1);
+    auto launch = gpu::LaunchOp::create(b, columnBlocks, rowBlocks, batches, constant(kThreads),
+                                        one, one, /*dynamicSharedMemorySize=*/nullptr,
+                                        /*asyncTokenType=*/nullptr, ValueRange{},
+                                        TypeRange{staged, staged}, TypeRange{accumulators});
+    b.setInsertionPointToStart(&launch.getBody().front());
+    gpu::TerminatorOp terminator = gpu::TerminatorOp::create(b);
+    b.setInsertionPoint(terminator);
+    buildBody(launch);
+    for (Contraction &product : products)
+      product.op->erase();
+  }
+
+private:
+  Value constant(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+
+  void buildBody(gpu::LaunchOp launch) {
+    Value thread = launch.getThreadIds().x;
+    gpu::KernelDim3 blockIds = launch.getBlockIds();
+    Value tile = constant(kTile);
+    Value rowBase = arith::MulIOp::create(b, blockIds.y, tile);
+    Value columnBase = arith::MulIOp::create(b, blockIds.x, tile);
+    // The batch indices of the block, by C's dimension, the last fastest;
+    // each product's batch loops take them through its map of C.
+    Contraction &first = products.front();
+    AffineMap firstC = first.cMap();
+    SmallVector<Value> batchOfC(firstC.getNumResults());
+    Value rest = blockIds.z;
+    for (int64_t r = firstC.getNumResults() - 1; r >= 0; --r) {
+      unsigned d = firstC.getDimPosition(r);
+      if (d == first.m || d == first.n)
+        continue;
+      batchOfC[r] = arith::RemUIOp::create(b, rest, sizes[0][d]);
+      rest = arith::DivUIOp::create(b, rest, sizes[0][d]);
+    }
+    indexOf.resize(products.size());
+    for (auto [p, product] : llvm::enumerate(products)) {
+      AffineMap map = product.cMap();
+      for (unsigned r = 0; r < map.getNumResults(); ++r)
+        if (batchOfC[r])
+          indexOf[p][map.getDimPosition(r)] = batchOfC[r];
+    }
+    Value side = constant(kThreadsPerSide);
+    Value threadRow = arith::DivUIOp::create(b, thread, side);
+    Value threadColumn = arith::RemUIOp::create(b, thread, side);
+    Value stagedA = launch.getWorkgroupAttributions()[0];
+    Value stagedB = launch.getWorkgroupAttributions()[1];
+    Value acc = launch.getPrivateAttributions()[0];
+
+    Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
+    for (int64_t i = 0; i < kPerThread * kPerThread; ++i)
+      memref::StoreOp::create(b, zero, acc, constant(i));
+
+    Value depth = constant(kDepth);
+    for (auto [p, product] : llvm::enumerate(products)) {
+      linalg::LinalgOp op = product.op;
+      OpOperand *a = op.getDpsInputOperand(0), *bOperand = op.getDpsInputOperand(1);
+      auto steps = scf::ForOp::create(b, constant(0), sizes[p][product.k], depth);
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(steps.getBody()->getTerminator());
+      Value k0 = steps.getInductionVar();
+      stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rowBase, k0, thread, stagedA);
+      stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columnBase, k0,
+            thread, stagedB);
+      gpu::BarrierOp::create(b);
+      auto inner = scf::ForOp::create(b, constant(0), depth, constant(1));
+      {
+        OpBuilder::InsertionGuard innerGuard(b);
+        b.setInsertionPoint(inner.getBody()->getTerminator());
+        Value kk = inner.getInductionVar();
+        SmallVector<Value> as, bs;
+        for (int64_t i = 0; i < kPerThread; ++i) {
+          Value offset = constant(i * kThreadsPerSide);
+          as.push_back(memref::LoadOp::create(
+              b, stagedA, ValueRange{kk, arith::AddIOp::create(b, threadRow, offset)}));
+          bs.push_back(memref::LoadOp::create(
+              b, stagedB, ValueRange{kk, arith::AddIOp::create(b, threadColumn, offset)}));
+        }
+        for (int64_t i = 0; i < kPerThread; ++i)
+          for (int64_t j = 0; j < kPerThread; ++j) {
+            Value slot = constant(i * kPerThread + j);
+            Value sum = memref::LoadOp::create(b, acc, slot);
+            sum = math::FmaOp::create(b, as[i], bs[j], sum);
+            memref::StoreOp::create(b, sum, acc, slot);
+          }
+      }
+      // The next step overwrites the staged tiles.
+      gpu::BarrierOp::create(b);
+    }
+
+    // C += the accumulators, inside C.
+    Value c = first.c();
+    for (int64_t i = 0; i < kPerThread; ++i)
+      for (int64_t j = 0; j < kPerThread; ++j) {
+        Value offsetRow = constant(i * kThreadsPerSide);
+        Value offsetColumn = constant(j * kThreadsPerSide);
+        Value row = arith::AddIOp::create(b, rowBase, arith::AddIOp::create(b, threadRow, offsetRow));
+        Value column = arith::AddIOp::create(
+            b, columnBase, arith::AddIOp::create(b, threadColumn, offsetColumn));
+        indexOf[0][first.m] = row;
+        indexOf[0][first.n] = column;
+        Value inside = arith::AndIOp::create(
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, sizes[0][first.m]),
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, column, sizes[0][first.n]));
+        auto guard = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
+        OpBuilder::InsertionGuard insideGuard(b);
+        b.setInsertionPointToStart(&guard.getThenRegion().front());
+        SmallVector<Value> indices = indicesOf(0, first.cMap());
+        Value sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices),
+                                          memref::LoadOp::create(b, acc, constant(i * kPerThread + j)));
+        memref::StoreOp::create(b, sum, c, indices);
+      }
+  }
+
+  /// Stages product `p`'s `operand` for K step `k0` into `staged` [k][outer]:
+  /// its `outer` dimension (M of A, N of B) from `base`, zeros outside it.
+  void stage(size_t p, Value operand, AffineMap map, unsigned outer, Value base, Value k0,
+             Value thread, Value staged) {
+    unsigned kDim = products[p].k;
+    // Neighbouring threads along the operand's fastest dimension.
+    bool kFastest = map.getDimPosition(map.getNumResults() - 1) == kDim;
+    Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
+    for (int64_t r = 0; r < kTile * kDepth / kThreads; ++r) {
+      Value element = arith::AddIOp::create(b, thread, constant(r * kThreads));
+      Value fast = constant(kFastest ? kDepth : kTile);
+      Value inner = arith::RemUIOp::create(b, element, fast);
+      Value across = arith::DivUIOp::create(b, element, fast);
+      Value kk = kFastest ? inner : across, o = kFastest ? across : inner;
+      indexOf[p][kDim] = arith::AddIOp::create(b, k0, kk);
+      indexOf[p][outer] = arith::AddIOp::create(b, base, o);
+      Value inside = arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, indexOf[p][kDim], sizes[p][kDim]),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, indexOf[p][outer], sizes[p][outer]));
+      auto load = scf::IfOp::create(b, TypeRange{b.getF32Type()}, inside, /*withElse=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&load.getThenRegion().front());
+        Value value = memref::LoadOp::create(b, operand, indicesOf(p, map));
+        if (!value.getType().isF32())
+          value = arith::ExtFOp::create(b, b.getF32Type(), value);
+        scf::YieldOp::create(b, ValueRange{value});
+        b.setInsertionPointToStart(&load.getElseRegion().front());
+        scf::YieldOp::create(b, ValueRange{zero});
+      }
+      memref::StoreOp::create(b, load.getResult(0), staged, ValueRange{kk, o});
+    }
+  }
+
+  /// The indices of product `p`'s operand indexed by `map`, from its loop
+  /// indices set.
+  SmallVector<Value> indicesOf(size_t p, AffineMap map) {
+    SmallVector<Value> indices;
+    for (unsigned r = 0; r < map.getNumResults(); ++r)
+      indices.push_back(indexOf[p].lookup(map.getDimPosition(r)));
+    return indices;
+  }
+
+  SmallVector<Contraction> products;
+  ImplicitLocOpBuilder b;
+  SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
+  /// Each product's loop indices where the kernel is.
+  SmallVector<llvm::DenseMap<unsigned, Value>> indexOf;
+};
+
+struct CudaLaunchGemmsPass : peft::impl::CudaLaunchGemmsBase<CudaLaunchGemmsPass> {
+  void runOnOperation() override {
+    SmallVector<SmallVector<Contraction>> kernels;
+    llvm::DenseSet<Operation *> grouped;
+    getOperation().walk([&](linalg::LinalgOp op) {
+      if (grouped.contains(op))
+        return;
+      if (std::optional<Contraction> first = matchContraction(op))
+        kernels.push_back(productsInto(*first, grouped));
+    });
+    for (SmallVector<Contraction> &products : kernels)
+      GemmKernelBuilder(std::move(products)).build();
+  }
+};
+
+} // namespace

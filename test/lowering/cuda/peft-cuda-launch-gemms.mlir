@@ -1,0 +1,231 @@
+// RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms --canonicalize --cse | FileCheck %s
+//
+// peft-cuda-launch-gemms: an f32 contraction becomes one launch of the tiled
+// kernel: blocks over 64 x 64 tiles of C (x: N, y: M, z: the batch), 256
+// threads, A and B staged k-major in shared memory between barriers, a 4 x 4
+// block of C per thread accumulated with fma in private memory, then added
+// to C where it lies inside C.
+
+// A linear layer, B stored [N, K] (torch's Linear), M dynamic.
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME: (%[[A:[^:]*]]: memref<?x32xf32>, %[[B:[^:]*]]: memref<96x32xf32>, %[[C:[^:]*]]: memref<?x96xf32>)
+// CHECK-DAG: %[[M:.*]] = memref.dim %[[A]], %c0
+// CHECK-DAG: %[[ROWS:.*]] = arith.ceildivui %[[M]], %c64
+// CHECK: scf.if
+// CHECK: gpu.launch blocks(%[[BX:[^,]*]], %[[BY:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c2, %{{[^ ]*}} = %[[ROWS]], %{{[^ ]*}} = %c1)
+// CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c256, %{{[^ ]*}} = %c1, %{{[^ ]*}} = %c1)
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<16x65xf32, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<16x65xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<16xf32, #gpu.address_space<private>>)
+// CHECK-DAG: %[[ROW0:.*]] = arith.muli %[[BY]], %c64
+// CHECK-DAG: %[[COL0:.*]] = arith.muli %[[BX]], %c64
+// CHECK-DAG: %[[TROW:.*]] = arith.divui %[[T]], %c16
+// CHECK-DAG: %[[TCOL:.*]] = arith.remui %[[T]], %c16
+// CHECK: memref.store %cst, %[[ACC]][%c15]
+// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
+//   A is k-fastest: thread t stages k = t % 16 of row t / 16 first (then
+//   rows 16, 32, 48 further), zeros outside A.
+// CHECK:   %[[K:.*]] = arith.addi %[[K0]], %[[TCOL]]
+// CHECK:   %[[ROW:.*]] = arith.addi %[[ROW0]], %[[TROW]]
+// CHECK:   %[[IN_M:.*]] = arith.cmpi ult, %[[ROW]], %[[M]]
+// CHECK:   %[[IN_K:.*]] = arith.cmpi ult, %[[K]], %c32
+// CHECK:   %[[IN:.*]] = arith.andi %[[IN_K]], %[[IN_M]]
+// CHECK:   %[[VALUE:.*]] = scf.if %[[IN]] -> (f32) {
+// CHECK:     memref.load %[[A]][%[[ROW]], %[[K]]]
+// CHECK:   } else {
+// CHECK:     scf.yield %cst
+// CHECK:   memref.store %[[VALUE]], %[[SA]][%[[TCOL]], %[[TROW]]]
+// CHECK-COUNT-3: memref.store %{{.*}}, %[[SA]]
+//   B [N, K] is k-fastest too: B[n, k] staged at [k, n].
+// CHECK:   %[[N:.*]] = arith.addi %[[COL0]], %[[TROW]]
+// CHECK:   arith.cmpi ult, %[[N]], %c96
+// CHECK:   memref.load %[[B]][%[[N]], %[[K]]]
+// CHECK:   memref.store %{{.*}}, %[[SB]][%[[TCOL]], %[[TROW]]]
+// CHECK-COUNT-3: memref.store %{{.*}}, %[[SB]]
+// CHECK:   gpu.barrier
+// CHECK:   scf.for %[[STEP:.*]] = %c0 to %c16 step %c1 {
+// CHECK:     %[[A0:.*]] = memref.load %[[SA]][%[[STEP]], %[[TROW]]]
+// CHECK:     %[[B0:.*]] = memref.load %[[SB]][%[[STEP]], %[[TCOL]]]
+// CHECK:     %[[S0:.*]] = memref.load %[[ACC]][%c0]
+// CHECK:     %[[F0:.*]] = math.fma %[[A0]], %[[B0]], %[[S0]] : f32
+// CHECK:     memref.store %[[F0]], %[[ACC]][%c0]
+// CHECK-COUNT-15: math.fma
+// CHECK:   }
+// CHECK:   gpu.barrier
+// CHECK: }
+//   C += the accumulators, rows and columns 16 apart, inside C only.
+// CHECK: %[[CROW:.*]] = arith.addi %[[ROW0]], %[[TROW]]
+// CHECK: %[[CCOL:.*]] = arith.addi %[[COL0]], %[[TCOL]]
+// CHECK: scf.if
+// CHECK-DAG: %[[OLD:.*]] = memref.load %[[C]][%[[CROW]], %[[CCOL]]]
+// CHECK-DAG: %[[SUM:.*]] = memref.load %[[ACC]][%c0]
+// CHECK:   %[[NEW:.*]] = arith.addf %[[OLD]], %[[SUM]]
+// CHECK:   memref.store %[[NEW]], %[[C]][%[[CROW]], %[[CCOL]]]
+// CHECK-COUNT-15: memref.store %{{.*}}, %[[C]]
+// CHECK-NOT: linalg.matmul
+func.func @linear(%a: memref<?x32xf32>, %b: memref<96x32xf32>, %c: memref<?x96xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%a, %b : memref<?x32xf32>, memref<96x32xf32>) outs(%c : memref<?x96xf32>)
+  return
+}
+
+// -----
+
+// B stored [K, N]: n is its fastest dimension, so neighbouring threads take
+// neighbouring n (e % 64) and k = e / 64.
+// CHECK-LABEL: func.func @matmul
+// CHECK-SAME: %[[B:[^:]*]]: memref<32x96xf32>
+// CHECK: gpu.launch blocks(%{{[^)]*}}) in (%{{[^ ]*}} = %c2,
+// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
+// CHECK-DAG: %[[NN:.*]] = arith.remui %{{.*}}, %c64
+// CHECK-DAG: %[[KK:.*]] = arith.divui %{{.*}}, %c64
+// CHECK-DAG: %[[K:.*]] = arith.addi %[[K0]], %[[KK]]
+// CHECK:     memref.load %[[B]][%[[K]], %{{.*}}]
+// CHECK:     memref.store %{{.*}}, %{{.*}}[%[[KK]], %[[NN]]]
+func.func @matmul(%a: memref<?x32xf32>, %b: memref<32x96xf32>, %c: memref<?x96xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x32xf32>, memref<32x96xf32>) outs(%c : memref<?x96xf32>)
+  return
+}
+
+// -----
+
+// Attention's scores: batch dimensions (b, h) linearized into blocks' z, the
+// last fastest; each operand indexed through its own map.
+// CHECK-LABEL: func.func @batched
+// CHECK-SAME: (%[[Q:[^:]*]]: memref<?x4x?x8xf32>, %[[K:[^:]*]]: memref<?x4x8x?xf32>, %[[S:[^:]*]]: memref<?x4x?x?xf32>)
+// CHECK: %[[B:.*]] = memref.dim %[[Q]], %c0
+// CHECK: %[[BATCH:.*]] = arith.muli %[[B]], %c4
+// CHECK: gpu.launch blocks(%{{[^,]*}}, %{{[^,]*}}, %[[BZ:[^)]*]]) in (%{{[^ ]*}} = %{{[^,]*}}, %{{[^ ]*}} = %{{[^,]*}}, %{{[^ ]*}} = %[[BATCH]])
+// CHECK-DAG: %[[H:.*]] = arith.remui %[[BZ]], %c4
+// CHECK-DAG: %[[REST:.*]] = arith.divui %[[BZ]], %c4
+// CHECK-DAG: %[[BI:.*]] = arith.remui %[[REST]], %[[B]]
+// CHECK: memref.load %[[Q]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
+// CHECK: memref.load %[[K]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
+// CHECK: gpu.barrier
+// CHECK: memref.store %{{.*}}, %[[S]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
+func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<?x4x?x?xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(b, h, i, j, d) -> (b, h, i, d)>, affine_map<(b, h, i, j, d) -> (b, h, d, j)>, affine_map<(b, h, i, j, d) -> (b, h, i, j)>], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : memref<?x4x?x8xf32>, memref<?x4x8x?xf32>) outs(%s : memref<?x4x?x?xf32>) {
+  ^bb0(%a: f32, %b: f32, %c: f32):
+    %m = arith.mulf %a, %b : f32
+    %r = arith.addf %c, %m : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// bf16 operands accumulated into f32 (the bf16 models' layers): widened as
+// they are staged.
+// CHECK-LABEL: func.func @bf16
+// CHECK: gpu.launch
+// CHECK: %[[LOADED:.*]] = memref.load %{{.*}} : memref<?x32xbf16>
+// CHECK: %[[WIDE:.*]] = arith.extf %[[LOADED]] : bf16 to f32
+// CHECK: scf.yield %[[WIDE]] : f32
+// CHECK: gpu.barrier
+// CHECK-NOT: linalg.matmul
+func.func @bf16(%a: memref<?x32xbf16>, %b: memref<48x32xbf16>, %c: memref<?x48xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%a, %b : memref<?x32xbf16>, memref<48x32xbf16>) outs(%c : memref<?x48xf32>)
+  return
+}
+
+// -----
+
+// Left to the loop kernels: an accumulator of a half type, two reduction
+// dimensions, and a body that is not a multiply-accumulate.
+// CHECK-LABEL: func.func @others
+// CHECK-NOT: gpu.launch
+// CHECK: linalg.matmul
+// CHECK: linalg.generic
+// CHECK: linalg.generic
+func.func @others(%a: memref<8x16xbf16>, %b: memref<16x8xbf16>, %c: memref<8x8xbf16>,
+                  %x: memref<8x4x4xf32>, %w: memref<8x4x4xf32>, %y: memref<8x8xf32>) {
+  linalg.matmul ins(%a, %b : memref<8x16xbf16>, memref<16x8xbf16>) outs(%c : memref<8x8xbf16>)
+  linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x4xf32>, memref<8x4x4xf32>) outs(%y : memref<8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x4xf32>, memref<8x4x4xf32>) outs(%y : memref<8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.maximumf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// An unmerged LoRA: the layer's GEMM and the expansion of its low-rank
+// product add to the same output, so they are one kernel at the expansion,
+// after the shrink and its scaling (which neither touch the output nor write
+// the layer's input): the layer's K steps, then the rank's, into the same
+// accumulators. A view of the output between them reads nothing.
+// CHECK-LABEL: func.func @lora
+// CHECK-SAME: (%[[X:[^:]*]]: memref<?x32xf32>, %[[W:[^:]*]]: memref<96x32xf32>, %[[A:[^:]*]]: memref<16x32xf32>, %[[B:[^:]*]]: memref<96x16xf32>, %[[Y:[^:]*]]: memref<?x96xf32>, %[[T:[^:]*]]: memref<?x16xf32>)
+// CHECK: gpu.launch
+// CHECK: memref.load %[[A]]
+// CHECK: memref.store %{{.*}}, %[[T]]
+// CHECK: linalg.generic
+// CHECK: memref.expand_shape %[[Y]]
+// CHECK: gpu.launch
+// CHECK: scf.for %{{.*}} = %c0 to %c32 step %c16 {
+// CHECK:   memref.load %[[X]]
+// CHECK:   memref.load %[[W]]
+// CHECK:   gpu.barrier
+// CHECK:   math.fma
+// CHECK:   gpu.barrier
+// CHECK: }
+// CHECK-NOT: scf.for
+// CHECK:   memref.load %[[T]]
+// CHECK:   memref.load %[[B]]
+// CHECK:   gpu.barrier
+// CHECK:   math.fma
+// CHECK:   gpu.barrier
+// CHECK: memref.store %{{.*}}, %[[Y]]
+// CHECK-NOT: gpu.launch
+func.func @lora(%x: memref<?x32xf32>, %w: memref<96x32xf32>, %a: memref<16x32xf32>,
+                %b: memref<96x16xf32>, %y: memref<?x96xf32>, %t: memref<?x16xf32>) -> memref<?x2x48xf32> {
+  %c0 = arith.constant 0 : index
+  %scale = arith.constant 2.0 : f32
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<?x32xf32>, memref<96x32xf32>) outs(%y : memref<?x96xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %a : memref<?x32xf32>, memref<16x32xf32>) outs(%t : memref<?x16xf32>)
+  linalg.generic {indexing_maps = [affine_map<(m, n) -> (m, n)>], iterator_types = ["parallel", "parallel"]} outs(%t : memref<?x16xf32>) {
+  ^bb0(%v: f32):
+    %s = arith.mulf %v, %scale : f32
+    linalg.yield %s : f32
+  }
+  %m = memref.dim %y, %c0 : memref<?x96xf32>
+  %view = memref.expand_shape %y [[0], [1, 2]] output_shape [%m, 2, 48] : memref<?x96xf32> into memref<?x2x48xf32>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%t, %b : memref<?x16xf32>, memref<96x16xf32>) outs(%y : memref<?x96xf32>)
+  return %view : memref<?x2x48xf32>
+}
+
+// -----
+
+// Not when the output is read between (here: copied out), or when an input
+// of the first is written between: two kernels, each in its place.
+// CHECK-LABEL: func.func @apart
+// CHECK-SAME: (%[[X:[^:]*]]: memref<8x32xf32>, %[[W:[^:]*]]: memref<96x32xf32>, %[[Y:[^:]*]]: memref<8x96xf32>, %[[COPY:[^:]*]]: memref<8x96xf32>
+// CHECK: gpu.launch
+// CHECK: memref.copy %[[Y]], %[[COPY]]
+// CHECK: gpu.launch
+// CHECK: linalg.fill ins(%{{.*}}) outs(%[[X]]
+// CHECK: gpu.launch
+func.func @apart(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %y: memref<8x96xf32>, %copy: memref<8x96xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  memref.copy %y, %copy : memref<8x96xf32> to memref<8x96xf32>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  linalg.fill ins(%zero : f32) outs(%x : memref<8x32xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  return
+}
