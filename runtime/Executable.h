@@ -13,22 +13,47 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace peft {
+
+/// The memory a target's code runs on.
+enum class Memory {
+  Host,           ///< cpu.
+  Device,         ///< cuda: the GPU's, apart from the host's.
+  EmulatedDevice, ///< cuda-emulated: a device whose memory is the host's.
+};
+
+/// Where a run finds its inputs and leaves its outputs.
+struct RunPlacement {
+  std::vector<bool> inputsOnDevice; ///< By input; none when empty.
+  /// Each output left on the device in a dense buffer of its own (freed by
+  /// freeBuffer(buffer, true)), rather than copied to the host.
+  bool outputsOnDevice = false;
+};
 
 class Executable {
 public:
   virtual ~Executable();
 
+  /// The memory the code runs on.
+  virtual Memory memory() const { return Memory::Host; }
+
   /// Runs the entry. `args` as lowering/EmitPackedEntry.cpp lays them out:
   /// args[0] points to the result descriptors, then one memref descriptor
-  /// per input and per weight, all in host memory; the results' buffers are
-  /// in host memory after it too. False with `error` set when the run failed
-  /// (a GPU's error).
-  virtual bool run(void **args, std::string &error) = 0;
+  /// per input and per weight, all in host memory, their buffers in host
+  /// memory or, as `placement` says for inputs, the device's; the results'
+  /// buffers are in host memory after it, or the device's as `placement`
+  /// says. False with `error` set when the run failed (a GPU's error).
+  virtual bool run(void **args, const RunPlacement &placement, std::string &error) = 0;
 
-  /// Frees a buffer that a run returned (an output the core adopted).
-  virtual void freeBuffer(void *buffer) = 0;
+  /// Frees a buffer that a run returned (an output the core adopted), in
+  /// device memory when `onDevice`.
+  virtual void freeBuffer(void *buffer, bool onDevice) = 0;
+
+  /// Copies `bytes` at `device` (device memory) to `host`; false with `error`
+  /// set when the device refuses.
+  virtual bool copyToHost(void *host, const void *device, size_t bytes, std::string &error) = 0;
 };
 
 /// The executable of the artifact in `directory` that `manifest` describes,

@@ -70,6 +70,7 @@ struct Slot {
   PeftDType dtype = PEFT_F32;
   Descriptor descriptor;
   bool bound = false;
+  bool onDevice = false; ///< Bound to device memory (peft_model_set_input_device).
 };
 
 struct Output {
@@ -94,16 +95,20 @@ struct PeftModel {
   std::vector<Slot> inputs, weightSlots;
   std::vector<Output> outputs;
 
-  /// Buffers the model allocated that outputs of the last run point into.
-  std::vector<void *> adoptedBuffers;
+  /// Buffers the model allocated that outputs of the last run point into,
+  /// and whether each is in device memory.
+  std::vector<std::pair<void *, bool>> adoptedBuffers;
+  /// Outputs left in device memory (peft_model_set_output_location).
+  bool outputsOnDevice = false;
 
   ~PeftModel() { freeAdoptedBuffers(); }
 
   void freeAdoptedBuffers() {
-    for (void *buffer : adoptedBuffers)
-      executable->freeBuffer(buffer);
+    for (auto [buffer, onDevice] : adoptedBuffers)
+      executable->freeBuffer(buffer, onDevice);
     adoptedBuffers.clear();
   }
+  bool hasDevice() const { return executable->memory() != peft::Memory::Host; }
 
   int load(const std::string &directory);
   int bindWeights(const std::string &directory);
@@ -239,6 +244,21 @@ static bool isContiguous(const int64_t *sizes, const int64_t *strides, size_t ra
 /// contiguous allocation of the model's own (freed at the next run), and
 /// copies it otherwise: a strided view, a weight, an input, a constant.
 int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
+  if (outputsOnDevice && executable->memory() == peft::Memory::Device) {
+    // Each in a dense device buffer of its own (RunPlacement).
+    size_t cursor = 0;
+    for (Output &output : outputs) {
+      size_t rank = output.info.shape.size();
+      const int64_t *words = &results[cursor];
+      cursor += Descriptor::wordsFor(rank);
+      output.shape.assign(words + 3, words + 3 + rank);
+      output.bytes.clear();
+      adoptedBuffers.push_back({reinterpret_cast<void *>(words[0]), true});
+      output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(),
+                     reinterpret_cast<const void *>(words[1])};
+    }
+    return 0;
+  }
   std::set<int64_t> borrowed = {0xdeadbeef}; // MLIR's marker for global memrefs.
   for (const Slot &slot : inputs)
     borrowed.insert(slot.descriptor.words[0]);
@@ -262,7 +282,7 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     const void *data = nullptr;
     if (owned && isContiguous(output.shape.data(), strides, rank) &&
         released.insert(words[0]).second) {
-      adoptedBuffers.push_back(reinterpret_cast<void *>(words[0]));
+      adoptedBuffers.push_back({reinterpret_cast<void *>(words[0]), false});
       output.bytes.clear();
       data = base;
     } else {
@@ -289,7 +309,7 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(), data};
   }
   for (int64_t buffer : toFree)
-    executable->freeBuffer(reinterpret_cast<void *>(buffer));
+    executable->freeBuffer(reinterpret_cast<void *>(buffer), false);
   return 0;
 }
 
@@ -365,8 +385,9 @@ const char *peft_model_output_name(const PeftModel *model, size_t index) {
   return index < model->outputs.size() ? model->outputs[index].info.name.c_str() : nullptr;
 }
 
-int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
-                         const int64_t *shape, const void *data) {
+/// Binds input `name` to `data`, in device memory when `onDevice`.
+static int setInput(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
+                    const int64_t *shape, const void *data, bool onDevice) {
   for (Slot &slot : model->inputs) {
     if (slot.info.name != name)
       continue;
@@ -382,13 +403,57 @@ int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, in
         return failWith(std::string("input '") + name + "' has shape " +
                         peft::formatShape({shape, static_cast<size_t>(rank)}) + ", expected " +
                         peft::formatShape(expected));
-    if (slot.info.indexBound && checkIndices(slot, data, shape, rank))
-      return 1;
+    if (slot.info.indexBound) {
+      // Ids on a device are checked from a copy (they are few).
+      std::vector<uint8_t> copy;
+      const void *ids = data;
+      if (onDevice && model->executable->memory() == peft::Memory::Device) {
+        size_t count = 1;
+        for (int64_t d = 0; d < rank; ++d)
+          count *= static_cast<size_t>(shape[d]);
+        copy.resize(count * peft_dtype_size(dtype));
+        std::string error;
+        if (!model->executable->copyToHost(copy.data(), data, copy.size(), error))
+          return failWith("input '" + slot.info.name + "': " + error);
+        ids = copy.data();
+      }
+      if (checkIndices(slot, ids, shape, rank))
+        return 1;
+    }
     slot.descriptor.set(data, shape, rank);
     slot.bound = true;
+    slot.onDevice = onDevice;
     return 0;
   }
   return failWith(std::string("the model has no input '") + name + "'");
+}
+
+int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
+                         const int64_t *shape, const void *data) {
+  return setInput(model, name, dtype, rank, shape, data, /*onDevice=*/false);
+}
+
+int peft_model_set_input_device(PeftModel *model, const char *name, PeftDType dtype,
+                                int64_t rank, const int64_t *shape, const void *data) {
+  if (!model->hasDevice())
+    return failWith(std::string("input '") + name + "': the model runs on the host (target '" +
+                    model->manifest.target + "'); bind host memory with peft_model_set_input");
+  return setInput(model, name, dtype, rank, shape, data, /*onDevice=*/true);
+}
+
+PeftLocation peft_model_location(const PeftModel *model) {
+  return model->hasDevice() ? PEFT_DEVICE : PEFT_HOST;
+}
+
+int peft_model_set_output_location(PeftModel *model, PeftLocation location) {
+  if (location != PEFT_HOST && location != PEFT_DEVICE)
+    return failWith("output location must be PEFT_HOST or PEFT_DEVICE, got " +
+                    std::to_string(static_cast<int>(location)));
+  if (location == PEFT_DEVICE && !model->hasDevice())
+    return failWith("the model runs on the host (target '" + model->manifest.target +
+                    "'); its outputs cannot be left on a device");
+  model->outputsOnDevice = location == PEFT_DEVICE;
+  return 0;
 }
 
 /// Inputs whose dimensions share a name ("batch") must have the same size
@@ -429,8 +494,12 @@ int peft_model_run(PeftModel *model) {
   for (Slot &slot : model->weightSlots)
     args.push_back(slot.descriptor.words.data());
   model->freeAdoptedBuffers(); // The last run's outputs.
+  peft::RunPlacement placement;
+  for (const Slot &slot : model->inputs)
+    placement.inputsOnDevice.push_back(slot.onDevice);
+  placement.outputsOnDevice = model->outputsOnDevice;
   std::string error;
-  if (!model->executable->run(args.data(), error))
+  if (!model->executable->run(args.data(), placement, error))
     return failWith(error);
   return model->collectOutputs(results);
 }

@@ -10,7 +10,6 @@ Executable::~Executable() = default;
 
 std::unique_ptr<Executable> loadExecutable(const Manifest &manifest, const std::string &directory,
                                            std::string &error) {
-  // cuda-emulated: the CUDA lowering's kernels as host code (tests).
   if (manifest.target == "cpu" || manifest.target == "cuda-emulated")
     return loadCpuExecutable(manifest, directory, error);
   if (manifest.target == "cuda")

@@ -13,7 +13,9 @@
  *   peft_model_free(model);
  *
  * Inputs are borrowed until the next run; outputs belong to the model and stay
- * valid until the next run or peft_model_free. A model is not thread-safe: use
+ * valid until the next run or peft_model_free. On a GPU (target cuda), inputs
+ * and outputs may stay in device memory: peft_model_set_input_device and
+ * peft_model_set_output_location. A model is not thread-safe: use
  * one per thread. Functions that fail return NULL or non-zero and leave a
  * one-line message in peft_last_error() (per thread).
  *
@@ -51,6 +53,14 @@ typedef struct PeftTensor {
   const void *data;     /* row-major, densely packed */
 } PeftTensor;
 
+/* Where tensors live: the host's memory, or the device a model runs on (the
+ * GPU of target cuda, in the current CUDA context; target cuda-emulated,
+ * which tests the CUDA lowering on the host, has host memory as its device's). */
+typedef enum PeftLocation {
+  PEFT_HOST = 0,
+  PEFT_DEVICE = 1,
+} PeftLocation;
+
 typedef struct PeftModel PeftModel;
 
 /* Loads the artifact in `directory`; NULL on failure. */
@@ -68,6 +78,22 @@ const char *peft_model_output_name(const PeftModel *model, size_t index);
  * dtype, the rank and every static size; returns 0 on success. */
 int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype,
                          int64_t rank, const int64_t *shape, const void *data);
+
+/* PEFT_DEVICE when the model runs on a device, else PEFT_HOST. */
+PeftLocation peft_model_location(const PeftModel *model);
+
+/* Binds input `name` to `data` in the device's memory (a CUdeviceptr of the
+ * primary context of device 0), borrowed until the next run: not copied.
+ * The same checks as peft_model_set_input (token ids from a copy); only for
+ * models whose location is PEFT_DEVICE. Returns 0 on success. */
+int peft_model_set_input_device(PeftModel *model, const char *name, PeftDType dtype,
+                                int64_t rank, const int64_t *shape, const void *data);
+
+/* Where the next runs leave their outputs: PEFT_HOST (the default) copies
+ * them to host memory; PEFT_DEVICE leaves each in a dense buffer of the
+ * device's memory (PeftTensor.data is then a device pointer), owned by the
+ * model until the next run or peft_model_free. Returns 0 on success. */
+int peft_model_set_output_location(PeftModel *model, PeftLocation location);
 
 /* Binds the weights named by the tensors of the safetensors file at `path`
  * (another adapter's, say) in place of the artifact's; the file stays mapped

@@ -24,7 +24,7 @@ rm -rf "$bundle"
 mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/cases" "$bundle/bench"
 cp build/bin/peft-run "$bundle/bin/"
 cp build/lib/libpeft_runtime.so "$bundle/lib/"
-cp test/tools/gpu_check.py bench/gpu_bench.py "$bundle/"
+cp test/tools/gpu_check.py test/tools/device_io.py bench/gpu_bench.py "$bundle/"
 
 # End-to-end cases: each model with its adapter merged and unmerged.
 for model in bert-tiny gpt2-tiny llama-tiny vit-tiny cnn-tiny resnet-tiny; do
@@ -72,7 +72,7 @@ export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 out=${OUT:-.}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
 status=0
-python3 gpu_check.py cases --peft-run bin/peft-run | tee "$out/gpu-check.txt" || status=$?
+python3 gpu_check.py cases --peft-run bin/peft-run --runtime-library lib/libpeft_runtime.so | tee "$out/gpu-check.txt" || status=$?
 python3 gpu_bench.py bench --peft-run bin/peft-run | tee "$out/gpu-bench.txt" || true
 exit $status
 RUN

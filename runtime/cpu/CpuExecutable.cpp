@@ -5,20 +5,29 @@
 #include "runtime/ThreadPool.h"
 
 #include <cstdlib>
+#include <cstring>
 
 namespace peft {
 namespace {
 
+/// A host library; for cuda-emulated, a device whose memory is the host's.
 class CpuExecutable final : public Executable {
 public:
+  explicit CpuExecutable(Memory memory) : kind(memory) {}
   ~CpuExecutable() override { library.close(); }
 
-  bool run(void **args, std::string &) override {
+  Memory memory() const override { return kind; }
+  bool run(void **args, const RunPlacement &, std::string &) override {
     library.entry(args);
     return true;
   }
-  void freeBuffer(void *buffer) override { release(buffer); }
+  void freeBuffer(void *buffer, bool) override { release(buffer); }
+  bool copyToHost(void *host, const void *device, size_t bytes, std::string &) override {
+    std::memcpy(host, device, bytes);
+    return true;
+  }
 
+  Memory kind;
   ModelLibrary library;
   /// The library's allocator caches buffers (model_support.c); artifacts
   /// from before it malloc'ed them.
@@ -29,7 +38,10 @@ public:
 
 std::unique_ptr<Executable> loadCpuExecutable(const Manifest &manifest,
                                               const std::string &directory, std::string &error) {
-  auto executable = std::make_unique<CpuExecutable>();
+  // cuda-emulated: the CUDA lowering's kernels as host code (tests), its
+  // device memory the host's.
+  auto executable = std::make_unique<CpuExecutable>(
+      manifest.target == "cuda-emulated" ? Memory::EmulatedDevice : Memory::Host);
   if (!openModelLibrary(manifest, directory, executable->library, error))
     return nullptr;
   if (void *release = executable->library.find("peft_model_free_buffer"))

@@ -127,9 +127,12 @@ public:
     return true;
   }
 
-  /// Inputs copied to the device, weights uploaded once, the entry called,
-  /// the outputs copied back into host buffers (freed by freeBuffer).
-  bool run(void **args, std::string &error) override {
+  Memory memory() const override { return Memory::Device; }
+
+  /// Inputs copied to the device (or used there), weights uploaded once, the
+  /// entry called, the outputs copied back into host buffers or left in
+  /// dense device buffers (freed by freeBuffer).
+  bool run(void **args, const RunPlacement &placement, std::string &error) override {
     failure.clear();
     driver.cuCtxSetCurrent(context);
     std::vector<std::vector<int64_t>> descriptors;
@@ -137,8 +140,13 @@ public:
     std::vector<void *> deviceArgs = {args[0]};
     std::vector<CUdeviceptr> temporaries;
     size_t next = 1;
-    for (const ManifestTensor &input : manifest.inputs) {
+    for (size_t i = 0; i < manifest.inputs.size(); ++i) {
+      const ManifestTensor &input = manifest.inputs[i];
       auto *words = static_cast<const int64_t *>(args[next++]);
+      if (i < placement.inputsOnDevice.size() && placement.inputsOnDevice[i]) {
+        deviceArgs.push_back(const_cast<int64_t *>(words)); // The caller's buffer.
+        continue;
+      }
       size_t rank = input.shape.size();
       uint64_t bytes = spanOf(words, rank) * elementBytes(input.dtype);
       CUdeviceptr buffer = upload(hostStart(words, input.dtype), bytes);
@@ -176,26 +184,46 @@ public:
       error = "on the GPU: " + failure;
       return false;
     }
-    // The outputs: each copied into a host buffer of its own.
+    // The outputs: each copied into a host buffer of its own, or left in a
+    // dense device buffer of its own.
     auto *results = static_cast<int64_t *>(args[0]);
     std::set<CUdeviceptr> returned;
     std::vector<void *> hosts;
+    std::vector<CUdeviceptr> handedOver; // Outputs left on the device.
     for (const ManifestTensor &output : manifest.outputs) {
       size_t rank = output.shape.size();
       uint64_t elementSize = elementBytes(output.dtype);
       uint64_t bytes = spanOf(results, rank) * elementSize;
+      CUdeviceptr start = CUdeviceptr(results[1]) + CUdeviceptr(results[2]) * elementSize;
+      bool owned = allocations.count(CUdeviceptr(results[0]));
+      if (placement.outputsOnDevice) {
+        bool adoptable = owned && !returned.count(CUdeviceptr(results[0]));
+        CUdeviceptr dense = keepOnDevice(results, rank, elementSize, adoptable);
+        if (owned)
+          returned.insert(CUdeviceptr(results[0]));
+        handedOver.push_back(dense);
+        results[0] = results[1] = static_cast<int64_t>(dense);
+        results[2] = 0;
+        results += 3 + 2 * rank;
+        continue;
+      }
       auto *host = static_cast<uint8_t *>(std::malloc(bytes ? bytes : 1));
       hosts.push_back(host);
       if (!host && failure.empty())
         failure = "out of host memory for output '" + output.name + "'";
-      CUdeviceptr start = CUdeviceptr(results[1]) + CUdeviceptr(results[2]) * elementSize;
       if (ok() && bytes)
         check(driver.cuMemcpyDtoHAsync(host, start, bytes, stream), "cuMemcpyDtoHAsync");
-      if (allocations.count(CUdeviceptr(results[0])))
+      if (owned)
         returned.insert(CUdeviceptr(results[0]));
       results[0] = results[1] = reinterpret_cast<int64_t>(host);
       results[2] = 0;
       results += 3 + 2 * rank;
+    }
+    if (placement.outputsOnDevice) {
+      // The model's buffers that outputs are now are the caller's.
+      for (CUdeviceptr buffer : returned)
+        allocations.erase(buffer);
+      returned.clear();
     }
     for (CUdeviceptr buffer : returned)
       release(buffer);
@@ -205,13 +233,33 @@ public:
     if (!ok()) {
       for (void *host : hosts)
         std::free(host);
+      for (CUdeviceptr buffer : handedOver)
+        driver.cuMemFreeAsync(buffer, stream);
       error = "on the GPU: " + failure;
       return false;
     }
     return true;
   }
 
-  void freeBuffer(void *buffer) override { std::free(buffer); }
+  void freeBuffer(void *buffer, bool onDevice) override {
+    if (!onDevice) {
+      std::free(buffer);
+      return;
+    }
+    driver.cuCtxSetCurrent(context);
+    driver.cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(buffer), stream);
+  }
+
+  bool copyToHost(void *host, const void *device, size_t bytes, std::string &error) override {
+    driver.cuCtxSetCurrent(context);
+    CUresult result = driver.cuMemcpyDtoHAsync(host, reinterpret_cast<CUdeviceptr>(device),
+                                               bytes, stream);
+    if (result == 0)
+      result = driver.cuStreamSynchronize(stream);
+    if (result != 0)
+      error = "on the GPU: " + driver.describe("cuMemcpyDtoHAsync (an input's indices)", result);
+    return result == 0;
+  }
 
   const CudaDriver &driver;
   Manifest manifest;
@@ -247,6 +295,58 @@ private:
       return;
     allocations.erase(pointer);
     check(driver.cuMemFreeAsync(pointer, stream), "cuMemFreeAsync");
+  }
+
+  /// The output `words` (a result descriptor of `rank`) as a dense device
+  /// buffer: its own when `adoptable` and dense, else a copy (through the
+  /// host when it is strided, which outputs rarely are). Rewrites the strides
+  /// to the dense ones.
+  CUdeviceptr keepOnDevice(int64_t *words, size_t rank, uint64_t elementSize, bool adoptable) {
+    int64_t *sizes = words + 3, *strides = words + 3 + rank;
+    uint64_t count = 1;
+    bool dense = true;
+    for (size_t d = rank; d-- > 0;) {
+      if (sizes[d] != 1 && strides[d] != int64_t(count))
+        dense = false;
+      count *= uint64_t(sizes[d]);
+    }
+    CUdeviceptr start = CUdeviceptr(words[1]) + CUdeviceptr(words[2]) * elementSize;
+    if (!(adoptable && dense && words[2] == 0 && words[0] == words[1])) {
+      CUdeviceptr copy = allocate(count * elementSize);
+      allocations.erase(copy); // The caller's, not the model's.
+      if (dense) {
+        if (ok() && count)
+          check(driver.cuMemcpyAsync(copy, start, count * elementSize, stream), "cuMemcpyAsync");
+      } else if (ok() && count) {
+        std::vector<uint8_t> span(spanOf(words, rank) * elementSize), packed(count * elementSize);
+        check(driver.cuMemcpyDtoHAsync(span.data(), start, span.size(), stream),
+              "cuMemcpyDtoHAsync");
+        check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (a strided output)");
+        std::vector<int64_t> index(rank, 0);
+        for (uint64_t element = 0; element < count; ++element) {
+          int64_t offset = 0;
+          for (size_t d = 0; d < rank; ++d)
+            offset += index[d] * strides[d];
+          std::memcpy(&packed[element * elementSize], &span[offset * elementSize], elementSize);
+          for (size_t d = rank; d-- > 0;) {
+            if (++index[d] < sizes[d])
+              break;
+            index[d] = 0;
+          }
+        }
+        if (ok())
+          check(driver.cuMemcpyHtoDAsync(copy, packed.data(), packed.size(), stream),
+                "cuMemcpyHtoDAsync");
+        check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize (a strided output)");
+      }
+      start = copy;
+    }
+    uint64_t stride = 1;
+    for (size_t d = rank; d-- > 0;) {
+      strides[d] = int64_t(stride);
+      stride *= uint64_t(sizes[d]);
+    }
+    return start;
   }
 
   static const void *hostStart(const int64_t *words, const std::string &dtype) {
