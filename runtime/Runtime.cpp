@@ -244,21 +244,8 @@ static bool isContiguous(const int64_t *sizes, const int64_t *strides, size_t ra
 /// contiguous allocation of the model's own (freed at the next run), and
 /// copies it otherwise: a strided view, a weight, an input, a constant.
 int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
-  if (outputsOnDevice && executable->memory() == peft::Memory::Device) {
-    // Each in a dense device buffer of its own (RunPlacement).
-    size_t cursor = 0;
-    for (Output &output : outputs) {
-      size_t rank = output.info.shape.size();
-      const int64_t *words = &results[cursor];
-      cursor += Descriptor::wordsFor(rank);
-      output.shape.assign(words + 3, words + 3 + rank);
-      output.bytes.clear();
-      adoptedBuffers.push_back({reinterpret_cast<void *>(words[0]), true});
-      output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(),
-                     reinterpret_cast<const void *>(words[1])};
-    }
-    return 0;
-  }
+  // On a device, each output is a dense buffer of its own (RunPlacement).
+  bool onDevice = outputsOnDevice && executable->memory() == peft::Memory::Device;
   std::set<int64_t> borrowed = {0xdeadbeef}; // MLIR's marker for global memrefs.
   for (const Slot &slot : inputs)
     borrowed.insert(slot.descriptor.words[0]);
@@ -272,6 +259,13 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     const int64_t *words = &results[cursor];
     cursor += Descriptor::wordsFor(rank);
     output.shape.assign(words + 3, words + 3 + rank);
+    if (onDevice) {
+      output.bytes.clear();
+      adoptedBuffers.push_back({reinterpret_cast<void *>(words[0]), true});
+      output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(),
+                     reinterpret_cast<const void *>(words[1])};
+      continue;
+    }
     const int64_t *strides = words + 3 + rank;
     size_t count = 1;
     for (int64_t size : output.shape)

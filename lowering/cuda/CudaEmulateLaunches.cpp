@@ -46,6 +46,7 @@ public:
                                        SmallVector<Value>{grid.x, grid.y, grid.z, block.x,
                                                           block.y, block.z}))
       uniform.map(arg, value);
+    carriedInPrivateMemory();
     if (failed(hostAttributions(uniform)))
       return failure();
     gpu::KernelDim3 blockIds = launch.getBlockIds();
@@ -66,6 +67,69 @@ public:
   }
 
 private:
+  /// Values a loop holding barriers carries (a thread's accumulators) kept in
+  /// private memory instead, so that they cross the barriers: stored before
+  /// the loop and at the end of each step, loaded where each is used (so in
+  /// each phase that uses it) and after the loop.
+  void carriedInPrivateMemory() {
+    SmallVector<scf::ForOp> loops;
+    launch.getBody().walk([&](scf::ForOp loop) {
+      if (!loop.getInitArgs().empty() && containsBarrier(loop))
+        loops.push_back(loop);
+    });
+    for (scf::ForOp loop : loops) {
+      Location loc = loop.getLoc();
+      OpBuilder b(loop);
+      Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+      SmallVector<Value> slots;
+      for (Value init : loop.getInitArgs()) {
+        slots.push_back(launch.addPrivateAttribution(
+            MemRefType::get({1}, init.getType(), nullptr,
+                            gpu::AddressSpaceAttr::get(b.getContext(),
+                                                       gpu::AddressSpace::Private)),
+            loc));
+        memref::StoreOp::create(b, loc, init, slots.back(), zero);
+      }
+      auto plain = scf::ForOp::create(b, loc, loop.getLowerBound(), loop.getUpperBound(),
+                                      loop.getStep());
+      Block *body = loop.getBody();
+      Operation *yield = body->getTerminator();
+      for (auto [arg, yielded, slot] :
+           llvm::zip(loop.getRegionIterArgs(), yield->getOperands(), slots)) {
+        if (yielded == arg)
+          continue; // Unchanged: already in its slot.
+        // Each use reads the slot; the step's new value is stored once
+        // nothing after it needs the old one (and it exists).
+        Operation *last = nullptr;
+        if (Operation *def = yielded.getDefiningOp(); def && loop->isProperAncestor(def))
+          last = body->findAncestorOpInBlock(*def);
+        for (OpOperand &use : llvm::make_early_inc_range(arg.getUses())) {
+          if (use.getOwner() == yield)
+            continue;
+          OpBuilder at(use.getOwner());
+          use.set(memref::LoadOp::create(at, loc, slot,
+                                         arith::ConstantIndexOp::create(at, loc, 0).getResult()));
+          Operation *user = body->findAncestorOpInBlock(*use.getOwner());
+          if (!last || last->isBeforeInBlock(user))
+            last = user;
+        }
+        OpBuilder at = last ? OpBuilder(body, std::next(last->getIterator()))
+                            : OpBuilder::atBlockBegin(body);
+        memref::StoreOp::create(at, loc, yielded, slot,
+                                arith::ConstantIndexOp::create(at, loc, 0).getResult());
+      }
+      OpBuilder inside = OpBuilder::atBlockBegin(plain.getBody());
+      IRMapping mapping;
+      mapping.map(loop.getInductionVar(), plain.getInductionVar());
+      for (Operation &op : body->without_terminator())
+        inside.clone(op, mapping);
+      b.setInsertionPointAfter(plain);
+      for (auto [result, slot] : llvm::zip(loop.getResults(), slots))
+        result.replaceAllUsesWith(memref::LoadOp::create(b, loc, slot, zero).getResult());
+      loop.erase();
+    }
+  }
+
   /// Workgroup memory as one host buffer (blocks run one after another);
   /// private memory as one buffer with a row per thread, its loads and stores
   /// indexed by the thread first.
@@ -138,9 +202,9 @@ private:
       if (isa<gpu::BarrierOp>(op))
         continue;
       auto loop = dyn_cast<scf::ForOp>(op);
-      if (!loop || !loop.getInitArgs().empty())
+      if (!loop)
         return op.emitError("peft-cuda-emulate-launches: a barrier must be in the kernel's "
-                            "body or in loops without results");
+                            "body or in its loops");
       SmallVector<Value> bounds;
       for (Value bound : {loop.getLowerBound(), loop.getUpperBound(), loop.getStep()}) {
         FailureOr<Value> value = materialize(bound, uniform, &op);

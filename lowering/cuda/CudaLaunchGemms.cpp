@@ -1,23 +1,27 @@
 //===- CudaLaunchGemms.cpp - Contractions as tiled shared-memory kernels ---===//
 //
-// Each contraction into f32 with one M, one N and one K dimension (GEMMs, the LoRA
-// shrink and expand, attention's batched products) becomes one launch of a
-// tiled kernel; the loop-per-element kernels of peft-cuda-launch-kernels
+// Each multiply-accumulate into f32 whose loops split into batch, M, N and K
+// (GEMMs, the LoRA shrink and expansion, attention's batched products, and
+// convolutions as implicit GEMMs: M the output positions, K the input
+// channels and window, A read through its affine map) becomes one launch of
+// a tiled kernel; the loop-per-element kernels of peft-cuda-launch-kernels
 // would read each operand element M or N times from global memory.
 //
-// Block (bx, by, bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz.
-// Thread t of 256: rows t/16 + 16i, columns t%16 + 16j (i, j < 4), so that a
-// warp's loads from shared memory hit distinct banks and its stores to C are
-// contiguous. For each K step of 16 the block stages A's 64 x 16 and B's
-// 16 x 64 in shared memory (k-major, rows padded by one against bank
-// conflicts), each thread loading 4 elements of each, neighbouring threads
-// neighbouring addresses along the operand's fastest dimension; elements
-// outside the operands are zeros, so the compute needs no guards.
+// M, N and K are each their loops linearized (last fastest). Block (bx, by,
+// bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz. Thread t of 256:
+// rows t/16 + 16i, columns t%16 + 16j (i, j < 4), so that a warp's loads from
+// shared memory hit distinct banks and its stores to C are contiguous. For
+// each K step of 16 the block stages A's 64 x 16 and B's 16 x 64 in shared
+// memory (k-major, rows padded by one against bank conflicts), each thread
+// loading 4 elements of each, neighbouring threads neighbouring addresses
+// along the operand's fastest dimension; elements outside the operands are
+// zeros, so the compute needs no guards.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
 #include "lowering/BufferUses.h"
 
+#include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -45,27 +49,50 @@ constexpr int64_t kThreads = kThreadsPerSide * kThreadsPerSide;
 constexpr int64_t kPerThread = kTile / kThreadsPerSide; ///< Rows (and columns) per thread.
 constexpr int64_t kPadded = kTile + 1;                  ///< A staged row, padded.
 
-/// A contraction the kernel computes: C[batch, m, n] += A[.., m, k] · B[.., k, n]
-/// accumulated in f32 (A and B f32, f16 or bf16), every operand indexed by a
-/// projection of its loops.
+/// A contraction the kernel computes: C[batch, M, N] += A[batch, M, K] ·
+/// B[batch, K, N] accumulated in f32 (A and B f32, f16 or bf16), C indexed by
+/// a projection of the loops, A and B by any affine maps of theirs.
 struct Contraction {
   linalg::LinalgOp op;
-  SmallVector<unsigned, 2> batch;
-  unsigned m, n, k;
+  /// The loops of each role: batch, M and N in C's order, K in the order B
+  /// (the second input) is laid out, so that its last is B's fastest.
+  SmallVector<unsigned, 2> batch, m, n, k;
 
   Value c() { return op.getDpsInitOperand(0)->get(); }
   AffineMap cMap() { return op.getMatchingIndexingMap(op.getDpsInitOperand(0)); }
-  /// What each dimension of C is: m, n, or a batch dimension (by position).
+  /// What each dimension of C is: 0 batch, 1 M, 2 N.
   SmallVector<int> cRoles() {
     SmallVector<int> roles;
     AffineMap map = cMap();
     for (unsigned r = 0; r < map.getNumResults(); ++r) {
       unsigned d = map.getDimPosition(r);
-      roles.push_back(d == m ? -1 : d == n ? -2 : 0);
+      roles.push_back(llvm::is_contained(m, d) ? 1 : llvm::is_contained(n, d) ? 2 : 0);
     }
     return roles;
   }
 };
+
+/// Whether `op`'s body is out + a · b, a and b its inputs (or them widened).
+static bool isMultiplyAccumulate(linalg::LinalgOp op) {
+  Block *body = op.getBlock();
+  if (body->getOperations().size() > 5)
+    return false;
+  auto add = body->getTerminator()->getOperand(0).getDefiningOp<arith::AddFOp>();
+  Value out = body->getArgument(2);
+  if (!add || !out.hasOneUse())
+    return false;
+  Value product = add.getLhs() == out ? add.getRhs() : add.getRhs() == out ? add.getLhs() : Value();
+  auto mul = product ? product.getDefiningOp<arith::MulFOp>() : arith::MulFOp();
+  if (!mul)
+    return false;
+  auto source = [](Value v) {
+    auto widened = v.getDefiningOp<arith::ExtFOp>();
+    return widened ? widened.getIn() : v;
+  };
+  Value x = source(mul.getLhs()), y = source(mul.getRhs());
+  Value a = body->getArgument(0), b = body->getArgument(1);
+  return (x == a && y == b) || (x == b && y == a);
+}
 
 static std::optional<Contraction> matchContraction(linalg::LinalgOp op) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1)
@@ -76,17 +103,47 @@ static std::optional<Contraction> matchContraction(linalg::LinalgOp op) {
   for (OpOperand *input : op.getDpsInputOperands())
     if (!isa<Float32Type, Float16Type, BFloat16Type>(getElementTypeOrSelf(input->get().getType())))
       return std::nullopt;
-  if (!linalg::isaContractionOpInterface(op))
+  if (!isMultiplyAccumulate(op))
     return std::nullopt;
-  FailureOr<linalg::ContractionDimensions> dims = linalg::inferContractionDims(op);
-  if (failed(dims) || dims->m.size() != 1 || dims->n.size() != 1 || dims->k.size() != 1 ||
-      dims->batch.size() + 3 != op.getNumLoops())
+  AffineMap aMap = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  AffineMap bMap = op.getMatchingIndexingMap(op.getDpsInputOperand(1));
+  AffineMap cMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  if (!cMap.isProjectedPermutation() || aMap.getNumSymbols() || bMap.getNumSymbols())
     return std::nullopt;
-  for (AffineMap map : op.getIndexingMapsArray())
-    if (!map.isProjectedPermutation())
+  Contraction gemm{op, {}, {}, {}, {}};
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  for (unsigned r = 0; r < cMap.getNumResults(); ++r) {
+    unsigned d = cMap.getDimPosition(r);
+    bool inA = aMap.isFunctionOfDim(d), inB = bMap.isFunctionOfDim(d);
+    if (inA && inB)
+      gemm.batch.push_back(d);
+    else if (inA)
+      gemm.m.push_back(d);
+    else if (inB)
+      gemm.n.push_back(d);
+    else
+      return std::nullopt; // C broadcast along a loop: not a product.
+  }
+  // K: every reduction loop, read by both; in the order of B's results.
+  SmallVector<std::pair<unsigned, unsigned>> kByPosition;
+  for (unsigned d = 0; d < op.getNumLoops(); ++d) {
+    if (iterators[d] != utils::IteratorType::reduction)
+      continue;
+    if (!aMap.isFunctionOfDim(d) || !bMap.isFunctionOfDim(d))
       return std::nullopt;
-  return Contraction{op, llvm::to_vector(dims->batch), dims->m.front(), dims->n.front(),
-                     dims->k.front()};
+    unsigned last = 0;
+    for (unsigned r = 0; r < bMap.getNumResults(); ++r)
+      if (bMap.getResult(r).isFunctionOfDim(d))
+        last = r;
+    kByPosition.push_back({last, d});
+  }
+  llvm::stable_sort(kByPosition, [](auto x, auto y) { return x.first < y.first; });
+  for (auto [position, d] : kByPosition)
+    gemm.k.push_back(d);
+  if (gemm.m.empty() || gemm.n.empty() || gemm.k.empty() ||
+      gemm.batch.size() + gemm.m.size() + gemm.n.size() + gemm.k.size() != op.getNumLoops())
+    return std::nullopt;
+  return gemm;
 }
 
 /// The buffer `value` is a view of (itself if none).
@@ -140,15 +197,16 @@ public:
       SmallVector<Value> &loopSizes = sizes.emplace_back();
       for (Range range : product.op.createLoopRanges(b, b.getLoc()))
         loopSizes.push_back(getValueOrCreateConstantIndexOp(b, b.getLoc(), range.size));
+      kSize.push_back(linearSize(loopSizes, product.k));
     }
     // The grid from the first product; the others add to the same C.
     Contraction &first = products.front();
+    rows = linearSize(sizes[0], first.m);
+    columns = linearSize(sizes[0], first.n);
     Value tile = constant(kTile);
-    Value batches = constant(1);
-    for (unsigned d : first.batch)
-      batches = arith::MulIOp::create(b, batches, sizes[0][d]);
-    Value columnBlocks = arith::CeilDivUIOp::create(b, sizes[0][first.n], tile);
-    Value rowBlocks = arith::CeilDivUIOp::create(b, sizes[0][first.m], tile);
+    Value batches = linearSize(sizes[0], first.batch);
+    Value columnBlocks = arith::CeilDivUIOp::create(b, columns, tile);
+    Value rowBlocks = arith::CeilDivUIOp::create(b, rows, tile);
     // CUDA refuses an empty grid; C is unchanged when there is nothing to add.
     Value blocks = arith::MulIOp::create(
         b, arith::MulIOp::create(b, columnBlocks, rowBlocks), batches);
@@ -178,6 +236,27 @@ public:
 private:
   Value constant(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
 
+  /// The product of the trip counts of `loops`.
+  Value linearSize(ArrayRef<Value> loopSizes, ArrayRef<unsigned> loops) {
+    Value size = constant(1);
+    for (unsigned d : loops)
+      size = arith::MulIOp::create(b, size, loopSizes[d]);
+    return size;
+  }
+
+  /// Sets product `p`'s indices of `loops` from their linear index `linear`
+  /// (the last loop fastest).
+  void delinearize(size_t p, Value linear, ArrayRef<unsigned> loops) {
+    for (size_t i = loops.size(); i-- > 0;) {
+      if (i == 0) {
+        indexOf[p][loops[0]] = linear;
+        break;
+      }
+      indexOf[p][loops[i]] = arith::RemUIOp::create(b, linear, sizes[p][loops[i]]);
+      linear = arith::DivUIOp::create(b, linear, sizes[p][loops[i]]);
+    }
+  }
+
   void buildBody(gpu::LaunchOp launch) {
     Value thread = launch.getThreadIds().x;
     gpu::KernelDim3 blockIds = launch.getBlockIds();
@@ -192,7 +271,7 @@ private:
     Value rest = blockIds.z;
     for (int64_t r = firstC.getNumResults() - 1; r >= 0; --r) {
       unsigned d = firstC.getDimPosition(r);
-      if (d == first.m || d == first.n)
+      if (!llvm::is_contained(first.batch, d))
         continue;
       batchOfC[r] = arith::RemUIOp::create(b, rest, sizes[0][d]);
       rest = arith::DivUIOp::create(b, rest, sizes[0][d]);
@@ -219,13 +298,14 @@ private:
     for (auto [p, product] : llvm::enumerate(products)) {
       linalg::LinalgOp op = product.op;
       OpOperand *a = op.getDpsInputOperand(0), *bOperand = op.getDpsInputOperand(1);
-      auto steps = scf::ForOp::create(b, constant(0), sizes[p][product.k], depth);
+      auto steps = scf::ForOp::create(b, constant(0), kSize[p], depth);
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(steps.getBody()->getTerminator());
       Value k0 = steps.getInductionVar();
-      stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rowBase, k0, thread, stagedA);
-      stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columnBase, k0,
-            thread, stagedB);
+      stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
+            stagedA);
+      stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columns,
+            columnBase, k0, thread, stagedB);
       gpu::BarrierOp::create(b);
       auto inner = scf::ForOp::create(b, constant(0), depth, constant(1));
       {
@@ -261,14 +341,14 @@ private:
         Value row = arith::AddIOp::create(b, rowBase, arith::AddIOp::create(b, threadRow, offsetRow));
         Value column = arith::AddIOp::create(
             b, columnBase, arith::AddIOp::create(b, threadColumn, offsetColumn));
-        indexOf[0][first.m] = row;
-        indexOf[0][first.n] = column;
         Value inside = arith::AndIOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, sizes[0][first.m]),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, column, sizes[0][first.n]));
+            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, rows),
+            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, column, columns));
         auto guard = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
         OpBuilder::InsertionGuard insideGuard(b);
         b.setInsertionPointToStart(&guard.getThenRegion().front());
+        delinearize(0, row, first.m);
+        delinearize(0, column, first.n);
         SmallVector<Value> indices = indicesOf(0, first.cMap());
         Value sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices),
                                           memref::LoadOp::create(b, acc, constant(i * kPerThread + j)));
@@ -277,12 +357,13 @@ private:
   }
 
   /// Stages product `p`'s `operand` for K step `k0` into `staged` [k][outer]:
-  /// its `outer` dimension (M of A, N of B) from `base`, zeros outside it.
-  void stage(size_t p, Value operand, AffineMap map, unsigned outer, Value base, Value k0,
-             Value thread, Value staged) {
-    unsigned kDim = products[p].k;
+  /// its `outer` loops (M of A, N of B; `outerSize` linearized) from `base`,
+  /// zeros outside it.
+  void stage(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer, Value outerSize,
+             Value base, Value k0, Value thread, Value staged) {
+    ArrayRef<unsigned> kLoops = products[p].k;
     // Neighbouring threads along the operand's fastest dimension.
-    bool kFastest = map.getDimPosition(map.getNumResults() - 1) == kDim;
+    bool kFastest = map.getResults().back().isFunctionOfDim(kLoops.back());
     Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
     for (int64_t r = 0; r < kTile * kDepth / kThreads; ++r) {
       Value element = arith::AddIOp::create(b, thread, constant(r * kThreads));
@@ -290,15 +371,17 @@ private:
       Value inner = arith::RemUIOp::create(b, element, fast);
       Value across = arith::DivUIOp::create(b, element, fast);
       Value kk = kFastest ? inner : across, o = kFastest ? across : inner;
-      indexOf[p][kDim] = arith::AddIOp::create(b, k0, kk);
-      indexOf[p][outer] = arith::AddIOp::create(b, base, o);
+      Value k = arith::AddIOp::create(b, k0, kk);
+      Value position = arith::AddIOp::create(b, base, o);
       Value inside = arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, indexOf[p][kDim], sizes[p][kDim]),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, indexOf[p][outer], sizes[p][outer]));
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
       auto load = scf::IfOp::create(b, TypeRange{b.getF32Type()}, inside, /*withElse=*/true);
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(&load.getThenRegion().front());
+        delinearize(p, k, kLoops);
+        delinearize(p, position, outer);
         Value value = memref::LoadOp::create(b, operand, indicesOf(p, map));
         if (!value.getType().isF32())
           value = arith::ExtFOp::create(b, b.getF32Type(), value);
@@ -311,17 +394,26 @@ private:
   }
 
   /// The indices of product `p`'s operand indexed by `map`, from its loop
-  /// indices set.
+  /// indices set: each of the map's results evaluated.
   SmallVector<Value> indicesOf(size_t p, AffineMap map) {
+    SmallVector<Value> dims(map.getNumDims());
+    for (unsigned d = 0; d < map.getNumDims(); ++d)
+      dims[d] = map.isFunctionOfDim(d) ? indexOf[p].lookup(d) : Value();
     SmallVector<Value> indices;
-    for (unsigned r = 0; r < map.getNumResults(); ++r)
-      indices.push_back(indexOf[p].lookup(map.getDimPosition(r)));
+    for (AffineExpr result : map.getResults()) {
+      if (auto dim = dyn_cast<AffineDimExpr>(result))
+        indices.push_back(dims[dim.getPosition()]);
+      else
+        indices.push_back(affine::expandAffineExpr(b, b.getLoc(), result, dims, {}));
+    }
     return indices;
   }
 
   SmallVector<Contraction> products;
   ImplicitLocOpBuilder b;
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
+  SmallVector<Value> kSize;              ///< Each product's K, linearized.
+  Value rows, columns;                   ///< C's M and N, linearized.
   /// Each product's loop indices where the kernel is.
   SmallVector<llvm::DenseMap<unsigned, Value>> indexOf;
 };

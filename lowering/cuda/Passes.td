@@ -10,16 +10,19 @@ include "mlir/Pass/PassBase.td"
 def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
   let summary = "Run each contraction into f32 as a tiled kernel staged in shared memory";
   let description = [{
-    Runs on memrefs, before linalg becomes loops. Each linalg op that is a
-    contraction into f32 (A and B f32, f16 or bf16, widened to f32 as they
-    are staged) with one M, one N and one K dimension and any batch
-    dimensions (`linalg.matmul` in either B layout, the LoRA shrink and
-    expand, attention's batched products as `linalg.generic`), every operand
-    indexed by a projection of the loops, becomes a `gpu.launch` computing
-    `C += A · B`:
+    Runs on memrefs, before linalg becomes loops. Each linalg op whose body
+    is `out + a · b` into f32 (A and B f32, f16 or bf16, widened to f32 as
+    they are staged), C indexed by a projection of the loops, becomes a
+    `gpu.launch` computing `C += A · B`. Its loops split into batch (read by
+    A, B and C), M (A and C), N (B and C) and K (the reduction loops, read
+    by A and B), each group linearized, the last loop fastest: GEMMs in
+    either weight layout, the LoRA shrink and expansion, attention's batched
+    products, and convolutions as implicit GEMMs (M the batch and output
+    positions, N the output channels, K the input channels and the window;
+    A and B may be read through any affine map, evaluated per element).
 
     - a block of 256 threads per 64 x 64 tile of C (x: N, y: M, z: the
-      batch dimensions linearized);
+      batch linearized);
     - per K step of 16, A's 64 x 16 and B's 16 x 64 staged in shared memory
       (workgroup attributions, k-major, rows padded by one element against
       bank conflicts) between two `gpu.barrier`s, neighbouring threads
@@ -149,7 +152,8 @@ def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
     barriers, and an `scf.for` holding barriers as a loop (bounds the same
     for every thread) around its own phases. A value a phase uses from an
     earlier one is recomputed from its operands; one read from memory, or a
-    thread's own loop index, cannot cross a barrier (an error). Workgroup
+    thread's own loop index, cannot cross a barrier (an error); what such a
+    loop carries (a thread's accumulators) is kept in private memory. Workgroup
     memory becomes one host buffer per launch; private memory one with a row
     per thread, its loads and stores indexed by the linear thread id first.
   }];

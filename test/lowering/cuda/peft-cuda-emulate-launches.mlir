@@ -105,3 +105,52 @@ func.func @phases(%out: memref<8xf32>, %steps: index) {
   }
   return
 }
+
+// -----
+
+// What a loop holding barriers carries (a thread's accumulator) is kept in a
+// row per thread across them: stored before, loaded where it is used, the
+// step's new value stored once nothing needs the old one, loaded after.
+// CHECK-LABEL: func.func @carried
+// CHECK: %[[SHARED:.*]] = memref.alloc() : memref<4xf32>
+// CHECK: %[[CARRIED:.*]] = memref.alloc(%{{.*}}) : memref<?x1xf32>
+//   Before the loop, each thread's initial value.
+// CHECK: scf.for %{{.*}} to %c4
+// CHECK:   memref.store %cst, %[[CARRIED]]
+// CHECK: scf.for %{{.*}} = %c0 to %c3
+//   Phase 1 of a step reads the carried value where it is used.
+// CHECK:   scf.for %[[T:[^ ]*]] = %{{.*}} to %c4
+// CHECK:     %[[MINE:.*]] = memref.load %[[CARRIED]]
+// CHECK:     memref.store %[[MINE]], %[[SHARED]][%[[T]]]
+//   Phase 2 reads it again, and stores the step's new value.
+// CHECK:   scf.for %{{.*}} to %c4
+// CHECK:     %[[THEIRS:.*]] = memref.load %[[SHARED]][%c0]
+// CHECK:     %[[OLD:.*]] = memref.load %[[CARRIED]]
+// CHECK:     %[[NEW:.*]] = arith.addf %[[OLD]], %[[THEIRS]]
+// CHECK:     memref.store %[[NEW]], %[[CARRIED]]
+//   After the loop, the result from the slot.
+// CHECK: scf.for %{{.*}} to %c4
+// CHECK:   %[[TOTAL:.*]] = memref.load %[[CARRIED]]
+// CHECK:   memref.store %[[TOTAL]], %arg0
+func.func @carried(%out: memref<4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c3 = arith.constant 3 : index
+  %c4 = arith.constant 4 : index
+  %zero = arith.constant 0.0 : f32
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1)
+             workgroup(%shared : memref<4xf32, #gpu.address_space<workgroup>>) {
+    %sum = scf.for %i = %c0 to %c3 step %c1 iter_args(%acc = %zero) -> (f32) {
+      memref.store %acc, %shared[%tx] : memref<4xf32, #gpu.address_space<workgroup>>
+      gpu.barrier
+      %theirs = memref.load %shared[%c0] : memref<4xf32, #gpu.address_space<workgroup>>
+      %next = arith.addf %acc, %theirs : f32
+      gpu.barrier
+      scf.yield %next : f32
+    }
+    memref.store %sum, %out[%tx] : memref<4xf32>
+    gpu.terminator
+  }
+  return
+}

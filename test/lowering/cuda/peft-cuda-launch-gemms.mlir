@@ -131,8 +131,62 @@ func.func @bf16(%a: memref<?x32xbf16>, %b: memref<48x32xbf16>, %c: memref<?x48xf
 
 // -----
 
-// Left to the loop kernels: an accumulator of a half type, two reduction
-// dimensions, and a body that is not a multiply-accumulate.
+// Several K loops (here two: a product over [k, l] windows) are one K,
+// linearized, the last fastest: each staged element's loops recovered.
+// CHECK-LABEL: func.func @two_k
+// CHECK-SAME: (%[[X:[^:]*]]: memref<8x4x8xf32>, %[[W:[^:]*]]: memref<8x4x8xf32>
+// CHECK: gpu.launch
+// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
+// CHECK:   %[[K:.*]] = arith.addi %[[K0]], %{{.*}}
+// CHECK:   scf.if
+// CHECK:     %[[L:.*]] = arith.remui %[[K]], %c8
+// CHECK:     %[[KK:.*]] = arith.divui %[[K]], %c8
+// CHECK:     memref.load %[[X]][%{{.*}}, %[[KK]], %[[L]]]
+func.func @two_k(%x: memref<8x4x8xf32>, %w: memref<8x4x8xf32>, %y: memref<8x8xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x8xf32>, memref<8x4x8xf32>) outs(%y : memref<8x8xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// A convolution as the shared pipeline leaves it (rows of a flattened image,
+// the window a sum of offsets) is an implicit GEMM: M the batch and output
+// positions, N the output channels, K the input channels and the window; the
+// input is read through its affine map, its index computed per element.
+// CHECK-LABEL: func.func @conv
+// CHECK-SAME: (%[[IN:[^:]*]]: memref<?x3x210xf32>, %[[F:[^:]*]]: memref<8x3x3x3xf32>, %[[OUT:[^:]*]]: memref<?x8x180xf32>)
+// CHECK: gpu.launch
+// CHECK: scf.for %{{.*}} = %c0 to %c27 step %c16 {
+// CHECK:   scf.if
+// CHECK-DAG: %[[KW:.*]] = arith.remui %[[K:[^,]*]], %c3
+// CHECK-DAG: %[[P:.*]] = arith.remui %{{.*}}, %c180
+// CHECK:     %[[ROW:.*]] = arith.muli %{{.*}}, %c14
+// CHECK:     %[[AT:.*]] = arith.addi %[[P]], %[[ROW]]
+// CHECK:     %[[AT2:.*]] = arith.addi %[[AT]], %[[KW]]
+// CHECK:     memref.load %[[IN]][%{{.*}}, %{{.*}}, %[[AT2]]]
+// CHECK:   memref.load %[[F]]
+// CHECK:   gpu.barrier
+// CHECK: memref.store %{{.*}}, %[[OUT]]
+// CHECK-NOT: linalg.generic
+func.func @conv(%in: memref<?x3x210xf32>, %f: memref<8x3x3x3xf32>, %out: memref<?x8x180xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(n, c, p, ic, kh, kw) -> (n, ic, p + kh * 14 + kw)>, affine_map<(n, c, p, ic, kh, kw) -> (c, ic, kh, kw)>, affine_map<(n, c, p, ic, kh, kw) -> (n, c, p)>], iterator_types = ["parallel", "parallel", "parallel", "reduction", "reduction", "reduction"]} ins(%in, %f : memref<?x3x210xf32>, memref<8x3x3x3xf32>) outs(%out : memref<?x8x180xf32>) {
+  ^bb0(%a: f32, %b: f32, %acc: f32):
+    %m = arith.mulf %a, %b : f32
+    %s = arith.addf %acc, %m : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Left to the loop kernels: an accumulator of a half type, a body that is
+// not a multiply-accumulate, and an output broadcast along a loop.
 // CHECK-LABEL: func.func @others
 // CHECK-NOT: gpu.launch
 // CHECK: linalg.matmul
@@ -143,13 +197,13 @@ func.func @others(%a: memref<8x16xbf16>, %b: memref<16x8xbf16>, %c: memref<8x8xb
   linalg.matmul ins(%a, %b : memref<8x16xbf16>, memref<16x8xbf16>) outs(%c : memref<8x8xbf16>)
   linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x4xf32>, memref<8x4x4xf32>) outs(%y : memref<8x8xf32>) {
   ^bb0(%p: f32, %q: f32, %r: f32):
-    %m = arith.mulf %p, %q : f32
+    %m = arith.maximumf %p, %q : f32
     %s = arith.addf %r, %m : f32
     linalg.yield %s : f32
   }
-  linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x4xf32>, memref<8x4x4xf32>) outs(%y : memref<8x8xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%y, %y : memref<8x8xf32>, memref<8x8xf32>) outs(%y : memref<8x8xf32>) {
   ^bb0(%p: f32, %q: f32, %r: f32):
-    %m = arith.maximumf %p, %q : f32
+    %m = arith.mulf %p, %q : f32
     %s = arith.addf %r, %m : f32
     linalg.yield %s : f32
   }
