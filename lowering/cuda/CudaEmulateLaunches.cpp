@@ -10,6 +10,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
@@ -273,9 +274,48 @@ private:
   SmallVector<Value> hostBuffers;
 };
 
+/// Asynchronous copies as the copies they are, done at once: each of the
+/// `dstElements` elements read from the source (the first `srcElements`,
+/// zeros after), and nothing left to wait for.
+static void copyAtOnce(ModuleOp module) {
+  module.walk([](nvgpu::DeviceAsyncWaitOp wait) { wait.erase(); });
+  module.walk([](nvgpu::DeviceAsyncCreateGroupOp group) { group.erase(); });
+  module.walk([](nvgpu::DeviceAsyncCopyOp copy) {
+    OpBuilder b(copy);
+    Location loc = copy.getLoc();
+    Type element = copy.getDst().getType().getElementType();
+    Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+    for (int64_t e = 0; e < copy.getDstElements().getZExtValue(); ++e) {
+      Value offset = arith::ConstantIndexOp::create(b, loc, e);
+      auto shifted = [&](ValueRange indices) {
+        SmallVector<Value> at(indices);
+        at.back() = arith::AddIOp::create(b, loc, at.back(), offset);
+        return at;
+      };
+      SmallVector<Value> from = shifted(copy.getSrcIndices());
+      Value value;
+      if (Value count = copy.getSrcElements()) {
+        Value read = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, offset, count);
+        auto load = scf::IfOp::create(b, loc, TypeRange{element}, read, /*withElse=*/true);
+        OpBuilder inside = load.getThenBodyBuilder();
+        scf::YieldOp::create(
+            inside, loc, memref::LoadOp::create(inside, loc, copy.getSrc(), from).getResult());
+        OpBuilder outside = load.getElseBodyBuilder();
+        scf::YieldOp::create(outside, loc, zero);
+        value = load.getResult(0);
+      } else {
+        value = memref::LoadOp::create(b, loc, copy.getSrc(), from);
+      }
+      memref::StoreOp::create(b, loc, value, copy.getDst(), shifted(copy.getDstIndices()));
+    }
+    copy.erase();
+  });
+}
+
 struct CudaEmulateLaunchesPass
     : peft::impl::CudaEmulateLaunchesBase<CudaEmulateLaunchesPass> {
   void runOnOperation() override {
+    copyAtOnce(getOperation());
     SmallVector<gpu::LaunchOp> launches;
     getOperation().walk([&](gpu::LaunchOp launch) { launches.push_back(launch); });
     for (gpu::LaunchOp launch : launches) {

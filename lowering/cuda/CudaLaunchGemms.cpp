@@ -28,6 +28,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -48,6 +49,7 @@ constexpr int64_t kThreadsPerSide = 16;
 constexpr int64_t kThreads = kThreadsPerSide * kThreadsPerSide;
 constexpr int64_t kPerThread = kTile / kThreadsPerSide; ///< Rows (and columns) per thread.
 constexpr int64_t kPadded = kTile + 1;                  ///< A staged row, padded.
+constexpr int64_t kStages = 2; ///< K steps in shared memory: one computed, one arriving.
 
 /// A contraction the kernel computes: C[batch, M, N] += A[batch, M, K] ·
 /// B[batch, K, N] accumulated in f32 (A and B f32, f16 or bf16), C indexed by
@@ -217,7 +219,8 @@ public:
     MLIRContext *context = b.getContext();
     auto workgroup = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
     auto priv = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Private);
-    auto staged = MemRefType::get({kDepth, kPadded}, b.getF32Type(), nullptr, workgroup);
+    auto staged =
+        MemRefType::get({kStages, kDepth, kPadded}, b.getF32Type(), nullptr, workgroup);
     auto accumulators =
         MemRefType::get({kPerThread * kPerThread}, b.getF32Type(), nullptr, priv);
     Value one = constant(1);
@@ -298,14 +301,33 @@ private:
     for (auto [p, product] : llvm::enumerate(products)) {
       linalg::LinalgOp op = product.op;
       OpOperand *a = op.getDpsInputOperand(0), *bOperand = op.getDpsInputOperand(1);
-      auto steps = scf::ForOp::create(b, constant(0), kSize[p], depth);
+      // Step s computes stage s % 2 while step s + 1 arrives in the other
+      // (asynchronous copies; the last step's prefetch is all zeros).
+      auto stageBoth = [&](Value step) -> Value {
+        Value k0 = arith::MulIOp::create(b, step, depth);
+        Value buffer = arith::RemUIOp::create(b, step, constant(kStages));
+        SmallVector<Value> copies;
+        stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
+              stagedA, buffer, copies);
+        stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columns,
+              columnBase, k0, thread, stagedB, buffer, copies);
+        if (copies.empty())
+          return Value();
+        return nvgpu::DeviceAsyncCreateGroupOp::create(
+                   b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), copies)
+            .getResult();
+      };
+      Value stepCount = arith::CeilDivUIOp::create(b, kSize[p], depth);
+      Value firstGroup = stageBoth(constant(0));
+      bool async = bool(firstGroup);
+      auto steps = scf::ForOp::create(b, constant(0), stepCount, constant(1));
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(steps.getBody()->getTerminator());
-      Value k0 = steps.getInductionVar();
-      stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
-            stagedA);
-      stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columns,
-            columnBase, k0, thread, stagedB);
+      Value step = steps.getInductionVar();
+      Value nextGroup = stageBoth(arith::AddIOp::create(b, step, constant(1)));
+      if (async) // Step s's copies are in: at most the next step's pending.
+        nvgpu::DeviceAsyncWaitOp::create(b, nextGroup, b.getI32IntegerAttr(1));
+      Value buffer = arith::RemUIOp::create(b, step, constant(kStages));
       gpu::BarrierOp::create(b);
       auto inner = scf::ForOp::create(b, constant(0), depth, constant(1));
       {
@@ -316,9 +338,9 @@ private:
         for (int64_t i = 0; i < kPerThread; ++i) {
           Value offset = constant(i * kThreadsPerSide);
           as.push_back(memref::LoadOp::create(
-              b, stagedA, ValueRange{kk, arith::AddIOp::create(b, threadRow, offset)}));
+              b, stagedA, ValueRange{buffer, kk, arith::AddIOp::create(b, threadRow, offset)}));
           bs.push_back(memref::LoadOp::create(
-              b, stagedB, ValueRange{kk, arith::AddIOp::create(b, threadColumn, offset)}));
+              b, stagedB, ValueRange{buffer, kk, arith::AddIOp::create(b, threadColumn, offset)}));
         }
         for (int64_t i = 0; i < kPerThread; ++i)
           for (int64_t j = 0; j < kPerThread; ++j) {
@@ -328,8 +350,11 @@ private:
             memref::StoreOp::create(b, sum, acc, slot);
           }
       }
-      // The next step overwrites the staged tiles.
+      // The step after next overwrites this stage.
       gpu::BarrierOp::create(b);
+      b.setInsertionPointAfter(steps);
+      if (async) // The last prefetch (zeros) lands before the kernel ends.
+        nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
     }
 
     // C += the accumulators, inside C.
@@ -356,14 +381,19 @@ private:
       }
   }
 
-  /// Stages product `p`'s `operand` for K step `k0` into `staged` [k][outer]:
-  /// its `outer` loops (M of A, N of B; `outerSize` linearized) from `base`,
-  /// zeros outside it.
+  /// Stages product `p`'s `operand` for K step `k0` into stage `buffer` of
+  /// `staged` [stage][k][outer]: its `outer` loops (M of A, N of B;
+  /// `outerSize` linearized) from `base`, zeros outside it. An f32 operand
+  /// with contiguous rows is copied asynchronously (a copy of 4 bytes, or of
+  /// none and a zero, per element: its tokens join `copies`); others are
+  /// loaded (a half type widened) and stored.
   void stage(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer, Value outerSize,
-             Value base, Value k0, Value thread, Value staged) {
+             Value base, Value k0, Value thread, Value staged, Value buffer,
+             SmallVectorImpl<Value> &copies) {
     ArrayRef<unsigned> kLoops = products[p].k;
     // Neighbouring threads along the operand's fastest dimension.
     bool kFastest = map.getResults().back().isFunctionOfDim(kLoops.back());
+    bool async = getElementTypeOrSelf(operand.getType()).isF32() && unitInnerStride(operand);
     Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
     for (int64_t r = 0; r < kTile * kDepth / kThreads; ++r) {
       Value element = arith::AddIOp::create(b, thread, constant(r * kThreads));
@@ -376,6 +406,18 @@ private:
       Value inside = arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
+      if (async) {
+        // Outside, the address of the first element (read for no bytes).
+        Value origin = constant(0);
+        delinearize(p, arith::SelectOp::create(b, inside, k, origin), kLoops);
+        delinearize(p, arith::SelectOp::create(b, inside, position, origin), outer);
+        Value bytes = arith::SelectOp::create(b, inside, constant(1), origin);
+        copies.push_back(nvgpu::DeviceAsyncCopyOp::create(
+            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged,
+            ValueRange{buffer, kk, o}, operand, indicesOf(p, map), b.getIndexAttr(1), bytes,
+            /*bypassL1=*/nullptr));
+        continue;
+      }
       auto load = scf::IfOp::create(b, TypeRange{b.getF32Type()}, inside, /*withElse=*/true);
       {
         OpBuilder::InsertionGuard guard(b);
@@ -389,8 +431,18 @@ private:
         b.setInsertionPointToStart(&load.getElseRegion().front());
         scf::YieldOp::create(b, ValueRange{zero});
       }
-      memref::StoreOp::create(b, load.getResult(0), staged, ValueRange{kk, o});
+      memref::StoreOp::create(b, load.getResult(0), staged, ValueRange{buffer, kk, o});
     }
+  }
+
+  /// Whether `operand`'s innermost dimension is contiguous (what an
+  /// asynchronous copy reads from).
+  static bool unitInnerStride(Value operand) {
+    auto type = cast<MemRefType>(operand.getType());
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    return type.getRank() > 0 && succeeded(type.getStridesAndOffset(strides, offset)) &&
+           strides.back() == 1;
   }
 
   /// The indices of product `p`'s operand indexed by `map`, from its loop

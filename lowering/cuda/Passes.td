@@ -25,9 +25,13 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
       batch linearized);
     - per K step of 16, A's 64 x 16 and B's 16 x 64 staged in shared memory
       (workgroup attributions, k-major, rows padded by one element against
-      bank conflicts) between two `gpu.barrier`s, neighbouring threads
-      loading neighbouring elements along each operand's fastest dimension
-      and zeros outside the operands;
+      bank conflicts), neighbouring threads loading neighbouring elements
+      along each operand's fastest dimension and zeros outside the operands;
+      two stages: step s is computed between two `gpu.barrier`s while step
+      s + 1 arrives in the other, f32 operands with contiguous rows by
+      asynchronous copies (`nvgpu.device_async_copy` of one element, or of
+      none and a zero; a group per step, waited for with one pending), half
+      types loaded and widened;
     - each thread accumulating a 4 x 4 block of C, rows and columns 16 apart,
       in a private attribution indexed by constants (registers, once LLVM
       has promoted it), with `math.fma`; then C is read, added to and
@@ -45,7 +49,7 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
   }];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",
-                           "mlir::memref::MemRefDialect"];
+                           "mlir::memref::MemRefDialect", "mlir::nvgpu::NVGPUDialect"];
 }
 
 def CudaLaunchReductions : Pass<"peft-cuda-launch-reductions", "mlir::ModuleOp"> {
@@ -156,6 +160,8 @@ def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
     loop carries (a thread's accumulators) is kept in private memory. Workgroup
     memory becomes one host buffer per launch; private memory one with a row
     per thread, its loads and stores indexed by the linear thread id first.
+    Asynchronous copies (`nvgpu.device_async_copy`) are done at once, zeros
+    past their source elements; their groups and waits go.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect"];

@@ -154,3 +154,34 @@ func.func @carried(%out: memref<4xf32>) {
   }
   return
 }
+
+// -----
+
+// Asynchronous copies are done at once, zeros past their source elements;
+// their groups and waits go.
+// CHECK-LABEL: func.func @async_copies
+// CHECK-SAME: (%[[SRC:[^:]*]]: memref<8xf32>, %[[COUNT:[^:]*]]: index, %[[OUT:[^:]*]]: memref<4xf32>)
+// CHECK-NOT: nvgpu.
+// CHECK: %[[SHARED:.*]] = memref.alloc() : memref<4xf32>
+// CHECK: %[[READ:.*]] = arith.cmpi ult, %c0{{.*}}, %[[COUNT]]
+// CHECK: %[[VALUE:.*]] = scf.if %[[READ]] -> (f32) {
+// CHECK:   memref.load %[[SRC]]
+// CHECK: } else {
+// CHECK:   scf.yield %cst
+// CHECK: memref.store %[[VALUE]], %[[SHARED]]
+func.func @async_copies(%src: memref<8xf32>, %count: index, %out: memref<4xf32>) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1)
+             workgroup(%shared : memref<4xf32, #gpu.address_space<workgroup>>) {
+    %copy = nvgpu.device_async_copy %src[%tx], %shared[%tx], 1, %count : memref<8xf32> to memref<4xf32, #gpu.address_space<workgroup>>
+    %group = nvgpu.device_async_create_group %copy
+    nvgpu.device_async_wait %group {numGroups = 0 : i32}
+    gpu.barrier
+    %v = memref.load %shared[%tx] : memref<4xf32, #gpu.address_space<workgroup>>
+    memref.store %v, %out[%tx] : memref<4xf32>
+    gpu.terminator
+  }
+  return
+}

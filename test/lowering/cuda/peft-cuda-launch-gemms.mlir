@@ -1,8 +1,9 @@
 // RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms --canonicalize --cse | FileCheck %s
 //
-// peft-cuda-launch-gemms: an f32 contraction becomes one launch of the tiled
-// kernel: blocks over 64 x 64 tiles of C (x: N, y: M, z: the batch), 256
-// threads, A and B staged k-major in shared memory between barriers, a 4 x 4
+// peft-cuda-launch-gemms: a contraction into f32 becomes one launch of the
+// tiled kernel: blocks over 64 x 64 tiles of C (x: N, y: M, z: the batch),
+// 256 threads, A and B staged k-major in two stages of shared memory (f32
+// ones by asynchronous copies: step s computed while s + 1 arrives), a 4 x 4
 // block of C per thread accumulated with fma in private memory, then added
 // to C where it lies inside C.
 
@@ -14,37 +15,40 @@
 // CHECK: scf.if
 // CHECK: gpu.launch blocks(%[[BX:[^,]*]], %[[BY:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c2, %{{[^ ]*}} = %[[ROWS]], %{{[^ ]*}} = %c1)
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c256, %{{[^ ]*}} = %c1, %{{[^ ]*}} = %c1)
-// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<16x65xf32, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<16x65xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x16x65xf32, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x16x65xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<16xf32, #gpu.address_space<private>>)
 // CHECK-DAG: %[[ROW0:.*]] = arith.muli %[[BY]], %c64
 // CHECK-DAG: %[[COL0:.*]] = arith.muli %[[BX]], %c64
 // CHECK-DAG: %[[TROW:.*]] = arith.divui %[[T]], %c16
 // CHECK-DAG: %[[TCOL:.*]] = arith.remui %[[T]], %c16
 // CHECK: memref.store %cst, %[[ACC]][%c15]
-// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
-//   A is k-fastest: thread t stages k = t % 16 of row t / 16 first (then
-//   rows 16, 32, 48 further), zeros outside A.
-// CHECK:   %[[K:.*]] = arith.addi %[[K0]], %[[TCOL]]
-// CHECK:   %[[ROW:.*]] = arith.addi %[[ROW0]], %[[TROW]]
-// CHECK:   %[[IN_M:.*]] = arith.cmpi ult, %[[ROW]], %[[M]]
-// CHECK:   %[[IN_K:.*]] = arith.cmpi ult, %[[K]], %c32
-// CHECK:   %[[IN:.*]] = arith.andi %[[IN_K]], %[[IN_M]]
-// CHECK:   %[[VALUE:.*]] = scf.if %[[IN]] -> (f32) {
-// CHECK:     memref.load %[[A]][%[[ROW]], %[[K]]]
-// CHECK:   } else {
-// CHECK:     scf.yield %cst
-// CHECK:   memref.store %[[VALUE]], %[[SA]][%[[TCOL]], %[[TROW]]]
-// CHECK-COUNT-3: memref.store %{{.*}}, %[[SA]]
+//   Step 0 into stage 0 before the loop. A is k-fastest: thread t copies
+//   k = t % 16 of row t / 16 first (then rows 16, 32, 48 further); outside
+//   A it copies nothing from A's first element and a zero.
+// CHECK-DAG: %[[ROW:.*]] = arith.addi %[[ROW0]], %[[TROW]]
+// CHECK-DAG: %[[IN_M:.*]] = arith.cmpi ult, %[[ROW]], %[[M]]
+// CHECK-DAG: %[[IN_K:.*]] = arith.cmpi ult, %[[TCOL]], %c32
+// CHECK: %[[IN:.*]] = arith.andi %[[IN_K]], %[[IN_M]]
+// CHECK: %[[K:.*]] = arith.select %[[IN]], %[[TCOL]], %c0
+// CHECK: %[[R:.*]] = arith.select %[[IN]], %[[ROW]], %c0
+// CHECK: %[[N:.*]] = arith.select %[[IN]], %c1, %c0
+// CHECK: nvgpu.device_async_copy %[[A]][%[[R]], %[[K]]], %[[SA]][%c0, %[[TCOL]], %[[TROW]]], 1, %[[N]]
+// CHECK-COUNT-3: nvgpu.device_async_copy %[[A]]
 //   B [N, K] is k-fastest too: B[n, k] staged at [k, n].
-// CHECK:   %[[N:.*]] = arith.addi %[[COL0]], %[[TROW]]
-// CHECK:   arith.cmpi ult, %[[N]], %c96
-// CHECK:   memref.load %[[B]][%[[N]], %[[K]]]
-// CHECK:   memref.store %{{.*}}, %[[SB]][%[[TCOL]], %[[TROW]]]
-// CHECK-COUNT-3: memref.store %{{.*}}, %[[SB]]
+// CHECK-COUNT-4: nvgpu.device_async_copy %[[B]]{{.*}}, %[[SB]][%c0,
+// CHECK: %[[FIRST:.*]] = nvgpu.device_async_create_group
+// CHECK: scf.for %[[STEP:.*]] = %c0 to %c2 step %c1 {
+//   Step s + 1 into the other stage, then wait for step s's copies.
+// CHECK:   %[[NEXT:.*]] = arith.addi %[[STEP]], %c1
+// CHECK:   %[[OTHER:.*]] = arith.remui %[[NEXT]], %c2
+// CHECK-COUNT-8: nvgpu.device_async_copy {{.*}}[%[[OTHER]],
+// CHECK:   %[[GROUP:.*]] = nvgpu.device_async_create_group
+// CHECK:   nvgpu.device_async_wait %[[GROUP]] {numGroups = 1 : i32}
+// CHECK:   %[[STAGE:.*]] = arith.remui %[[STEP]], %c2
 // CHECK:   gpu.barrier
-// CHECK:   scf.for %[[STEP:.*]] = %c0 to %c16 step %c1 {
-// CHECK:     %[[A0:.*]] = memref.load %[[SA]][%[[STEP]], %[[TROW]]]
-// CHECK:     %[[B0:.*]] = memref.load %[[SB]][%[[STEP]], %[[TCOL]]]
+// CHECK:   scf.for %[[KK:.*]] = %c0 to %c16 step %c1 {
+// CHECK:     %[[A0:.*]] = memref.load %[[SA]][%[[STAGE]], %[[KK]], %[[TROW]]]
+// CHECK:     %[[B0:.*]] = memref.load %[[SB]][%[[STAGE]], %[[KK]], %[[TCOL]]]
 // CHECK:     %[[S0:.*]] = memref.load %[[ACC]][%c0]
 // CHECK:     %[[F0:.*]] = math.fma %[[A0]], %[[B0]], %[[S0]] : f32
 // CHECK:     memref.store %[[F0]], %[[ACC]][%c0]
@@ -52,14 +56,15 @@
 // CHECK:   }
 // CHECK:   gpu.barrier
 // CHECK: }
+// CHECK: nvgpu.device_async_wait %[[FIRST]] {numGroups = 0 : i32}
 //   C += the accumulators, rows and columns 16 apart, inside C only.
-// CHECK: %[[CROW:.*]] = arith.addi %[[ROW0]], %[[TROW]]
+//   (its first row is the one staged first: the same value)
 // CHECK: %[[CCOL:.*]] = arith.addi %[[COL0]], %[[TCOL]]
 // CHECK: scf.if
-// CHECK-DAG: %[[OLD:.*]] = memref.load %[[C]][%[[CROW]], %[[CCOL]]]
+// CHECK-DAG: %[[OLD:.*]] = memref.load %[[C]][%[[ROW]], %[[CCOL]]]
 // CHECK-DAG: %[[SUM:.*]] = memref.load %[[ACC]][%c0]
 // CHECK:   %[[NEW:.*]] = arith.addf %[[OLD]], %[[SUM]]
-// CHECK:   memref.store %[[NEW]], %[[C]][%[[CROW]], %[[CCOL]]]
+// CHECK:   memref.store %[[NEW]], %[[C]][%[[ROW]], %[[CCOL]]]
 // CHECK-COUNT-15: memref.store %{{.*}}, %[[C]]
 // CHECK-NOT: linalg.matmul
 func.func @linear(%a: memref<?x32xf32>, %b: memref<96x32xf32>, %c: memref<?x96xf32>) {
@@ -75,12 +80,10 @@ func.func @linear(%a: memref<?x32xf32>, %b: memref<96x32xf32>, %c: memref<?x96xf
 // CHECK-LABEL: func.func @matmul
 // CHECK-SAME: %[[B:[^:]*]]: memref<32x96xf32>
 // CHECK: gpu.launch blocks(%{{[^)]*}}) in (%{{[^ ]*}} = %c2,
-// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
-// CHECK-DAG: %[[NN:.*]] = arith.remui %{{.*}}, %c64
-// CHECK-DAG: %[[KK:.*]] = arith.divui %{{.*}}, %c64
-// CHECK-DAG: %[[K:.*]] = arith.addi %[[K0]], %[[KK]]
-// CHECK:     memref.load %[[B]][%[[K]], %{{.*}}]
-// CHECK:     memref.store %{{.*}}, %{{.*}}[%[[KK]], %[[NN]]]
+// CHECK: %[[NN:.*]] = arith.remui %{{.*}}, %c64
+// CHECK: %[[KK:.*]] = arith.divui %{{.*}}, %c64
+// CHECK: %[[K:.*]] = arith.select %{{.*}}, %[[KK]], %c0
+// CHECK: nvgpu.device_async_copy %[[B]][%[[K]], %{{.*}}], %{{.*}}[%c0, %[[KK]], %[[NN]]]
 func.func @matmul(%a: memref<?x32xf32>, %b: memref<32x96xf32>, %c: memref<?x96xf32>) {
   linalg.matmul ins(%a, %b : memref<?x32xf32>, memref<32x96xf32>) outs(%c : memref<?x96xf32>)
   return
@@ -98,8 +101,8 @@ func.func @matmul(%a: memref<?x32xf32>, %b: memref<32x96xf32>, %c: memref<?x96xf
 // CHECK-DAG: %[[H:.*]] = arith.remui %[[BZ]], %c4
 // CHECK-DAG: %[[REST:.*]] = arith.divui %[[BZ]], %c4
 // CHECK-DAG: %[[BI:.*]] = arith.remui %[[REST]], %[[B]]
-// CHECK: memref.load %[[Q]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
-// CHECK: memref.load %[[K]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
+// CHECK: nvgpu.device_async_copy %[[Q]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
+// CHECK: nvgpu.device_async_copy %[[K]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
 // CHECK: gpu.barrier
 // CHECK: memref.store %{{.*}}, %[[S]][%[[BI]], %[[H]], %{{.*}}, %{{.*}}]
 func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<?x4x?x?xf32>) {
@@ -136,12 +139,10 @@ func.func @bf16(%a: memref<?x32xbf16>, %b: memref<48x32xbf16>, %c: memref<?x48xf
 // CHECK-LABEL: func.func @two_k
 // CHECK-SAME: (%[[X:[^:]*]]: memref<8x4x8xf32>, %[[W:[^:]*]]: memref<8x4x8xf32>
 // CHECK: gpu.launch
-// CHECK: scf.for %[[K0:.*]] = %c0 to %c32 step %c16 {
-// CHECK:   %[[K:.*]] = arith.addi %[[K0]], %{{.*}}
-// CHECK:   scf.if
-// CHECK:     %[[L:.*]] = arith.remui %[[K]], %c8
-// CHECK:     %[[KK:.*]] = arith.divui %[[K]], %c8
-// CHECK:     memref.load %[[X]][%{{.*}}, %[[KK]], %[[L]]]
+// CHECK: %[[K:.*]] = arith.select %{{.*}}, %{{.*}}, %c0
+// CHECK: %[[L:.*]] = arith.remui %[[K]], %c8
+// CHECK: %[[KK:.*]] = arith.divui %[[K]], %c8
+// CHECK: nvgpu.device_async_copy %[[X]][%{{.*}}, %[[KK]], %[[L]]]
 func.func @two_k(%x: memref<8x4x8xf32>, %w: memref<8x4x8xf32>, %y: memref<8x8xf32>) {
   linalg.generic {indexing_maps = [affine_map<(m, n, k, l) -> (m, k, l)>, affine_map<(m, n, k, l) -> (n, k, l)>, affine_map<(m, n, k, l) -> (m, n)>], iterator_types = ["parallel", "parallel", "reduction", "reduction"]} ins(%x, %w : memref<8x4x8xf32>, memref<8x4x8xf32>) outs(%y : memref<8x8xf32>) {
   ^bb0(%p: f32, %q: f32, %r: f32):
@@ -161,15 +162,15 @@ func.func @two_k(%x: memref<8x4x8xf32>, %w: memref<8x4x8xf32>, %y: memref<8x8xf3
 // CHECK-LABEL: func.func @conv
 // CHECK-SAME: (%[[IN:[^:]*]]: memref<?x3x210xf32>, %[[F:[^:]*]]: memref<8x3x3x3xf32>, %[[OUT:[^:]*]]: memref<?x8x180xf32>)
 // CHECK: gpu.launch
-// CHECK: scf.for %{{.*}} = %c0 to %c27 step %c16 {
-// CHECK:   scf.if
-// CHECK-DAG: %[[KW:.*]] = arith.remui %[[K:[^,]*]], %c3
-// CHECK-DAG: %[[P:.*]] = arith.remui %{{.*}}, %c180
-// CHECK:     %[[ROW:.*]] = arith.muli %{{.*}}, %c14
-// CHECK:     %[[AT:.*]] = arith.addi %[[P]], %[[ROW]]
-// CHECK:     %[[AT2:.*]] = arith.addi %[[AT]], %[[KW]]
-// CHECK:     memref.load %[[IN]][%{{.*}}, %{{.*}}, %[[AT2]]]
-// CHECK:   memref.load %[[F]]
+// CHECK: arith.cmpi ult, %{{.*}}, %c27
+// CHECK: %[[KW:.*]] = arith.remui %[[K:[^,]*]], %c3
+// CHECK: %[[P:.*]] = arith.remui %{{.*}}, %c180
+// CHECK: %[[ROW:.*]] = arith.muli %{{.*}}, %c14
+// CHECK: %[[AT:.*]] = arith.addi %[[P]], %[[ROW]]
+// CHECK: %[[AT2:.*]] = arith.addi %[[AT]], %[[KW]]
+// CHECK: nvgpu.device_async_copy %[[IN]][%{{.*}}, %{{.*}}, %[[AT2]]]
+// CHECK: nvgpu.device_async_copy %[[F]]
+// CHECK: scf.for %{{.*}} = %c0 to %c2 step %c1 {
 // CHECK:   gpu.barrier
 // CHECK: memref.store %{{.*}}, %[[OUT]]
 // CHECK-NOT: linalg.generic
@@ -225,16 +226,19 @@ func.func @others(%a: memref<8x16xbf16>, %b: memref<16x8xbf16>, %c: memref<8x8xb
 // CHECK: linalg.generic
 // CHECK: memref.expand_shape %[[Y]]
 // CHECK: gpu.launch
-// CHECK: scf.for %{{.*}} = %c0 to %c32 step %c16 {
-// CHECK:   memref.load %[[X]]
-// CHECK:   memref.load %[[W]]
+// CHECK: nvgpu.device_async_copy %[[X]]
+// CHECK: nvgpu.device_async_copy %[[W]]
+// CHECK: scf.for %{{.*}} = %c0 to %c2 step %c1 {
+// CHECK:   nvgpu.device_async_copy %[[X]]
+// CHECK:   nvgpu.device_async_copy %[[W]]
 // CHECK:   gpu.barrier
 // CHECK:   math.fma
 // CHECK:   gpu.barrier
 // CHECK: }
-// CHECK-NOT: scf.for
-// CHECK:   memref.load %[[T]]
-// CHECK:   memref.load %[[B]]
+//   The rank's single step: its copies, no loop left after folding.
+// CHECK: nvgpu.device_async_copy %[[T]]
+// CHECK: nvgpu.device_async_copy %[[B]]
+// CHECK-NOT: nvgpu.device_async_copy %[[X]]
 // CHECK:   gpu.barrier
 // CHECK:   math.fma
 // CHECK:   gpu.barrier
