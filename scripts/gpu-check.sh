@@ -67,6 +67,7 @@ cat > "$bundle/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # On the GPU machine: the end-to-end check, then the benchmark; both also
 # written to $OUT when the device tool gives one.
+set -o pipefail # The check's status, not tee's.
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH="$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 out=${OUT:-.}
