@@ -15,7 +15,9 @@
 // memory (k-major, rows padded by one against bank conflicts), each thread
 // loading 4 elements of each, neighbouring threads neighbouring addresses
 // along the operand's fastest dimension; elements outside the operands are
-// zeros, so the compute needs no guards.
+// zeros, so the compute needs no guards. Two stages: while the block computes
+// step s, step s + 1 arrives in the other by cp.async, so the loads' latency
+// hides behind the FMAs.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
