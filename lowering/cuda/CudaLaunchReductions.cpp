@@ -47,6 +47,12 @@ static std::optional<Reduction> matchReduction(linalg::GenericOp op) {
       return std::nullopt;
   SmallVector<unsigned> reductions;
   op.getReductionDims(reductions);
+  // One block per output element: every other loop indexes the output, or
+  // blocks would fold into the same element at once.
+  AffineMap outMap = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  for (unsigned d = 0; d < op.getNumLoops(); ++d)
+    if (d != reductions.front() && !outMap.isFunctionOfDim(d))
+      return std::nullopt;
   Block &body = op.getRegion().front();
   BlockArgument out = body.getArguments().back();
   Operation *combiner = body.getTerminator()->getOperand(0).getDefiningOp();

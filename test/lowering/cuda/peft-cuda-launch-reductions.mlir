@@ -95,10 +95,11 @@ func.func @variance(%x: memref<?x40xf32>, %mean: memref<?xf32>, %out: memref<?xf
 // -----
 
 // Left to the loop kernels: the output used twice (not a fold), an operation
-// whose order matters, two reduction loops.
+// whose order matters, two reduction loops, and an output that a parallel
+// loop does not index (blocks would fold into one element at once).
 // CHECK-LABEL: func.func @others
 // CHECK-NOT: gpu.launch
-// CHECK-COUNT-3: linalg.generic
+// CHECK-COUNT-4: linalg.generic
 func.func @others(%x: memref<8x16xf32>, %y: memref<8x4x4xf32>, %out: memref<8xf32>) {
   linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>], iterator_types = ["parallel", "reduction"]} ins(%x : memref<8x16xf32>) outs(%out : memref<8xf32>) {
   ^bb0(%v: f32, %acc: f32):
@@ -112,6 +113,11 @@ func.func @others(%x: memref<8x16xf32>, %y: memref<8x4x4xf32>, %out: memref<8xf3
     linalg.yield %s : f32
   }
   linalg.generic {indexing_maps = [affine_map<(i, j, k) -> (i, j, k)>, affine_map<(i, j, k) -> (i)>], iterator_types = ["parallel", "reduction", "reduction"]} ins(%y : memref<8x4x4xf32>) outs(%out : memref<8xf32>) {
+  ^bb0(%v: f32, %acc: f32):
+    %s = arith.addf %acc, %v : f32
+    linalg.yield %s : f32
+  }
+  linalg.generic {indexing_maps = [affine_map<(i, j, k) -> (i, j, k)>, affine_map<(i, j, k) -> (i)>], iterator_types = ["parallel", "parallel", "reduction"]} ins(%y : memref<8x4x4xf32>) outs(%out : memref<8xf32>) {
   ^bb0(%v: f32, %acc: f32):
     %s = arith.addf %acc, %v : f32
     linalg.yield %s : f32
