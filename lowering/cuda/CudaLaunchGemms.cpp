@@ -22,6 +22,7 @@
 #include "lowering/cuda/Passes.h"
 
 #include "lowering/BufferUses.h"
+#include "lowering/cpu/GemmStart.h"
 
 #include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -197,6 +198,7 @@ public:
         b(products.back().op.getLoc(), products.back().op.getOperation()) {}
 
   void build() {
+    findStart();
     for (Contraction &product : products) {
       SmallVector<Value> &loopSizes = sizes.emplace_back();
       for (Range range : product.op.createLoopRanges(b, b.getLoc()))
@@ -234,12 +236,29 @@ public:
     gpu::TerminatorOp terminator = gpu::TerminatorOp::create(b);
     b.setInsertionPoint(terminator);
     buildBody(launch);
+    if (start.kind != peft::GemmStart::Loaded)
+      starter->erase(); // The kernel writes all of C from it.
     for (Contraction &product : products)
       product.op->erase();
   }
 
 private:
   Value constant(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+
+  /// Where C's sums start: the op that writes C just before the first
+  /// product, when it writes zeros or a bias along C's one N loop, is taken
+  /// over by the kernel (C written once, not filled and then read back).
+  void findStart() {
+    Contraction &first = products.front();
+    AffineMap cMap = first.cMap();
+    if (first.n.size() != 1)
+      return;
+    starter = peft::startOf(first.op, first.c());
+    if (!starter)
+      return;
+    unsigned channel = *cMap.getResultPosition(getAffineDimExpr(first.n.front(), b.getContext()));
+    start = peft::matchGemmStart(starter, cMap.getNumResults(), channel);
+  }
 
   /// The product of the trip counts of `loops`.
   Value linearSize(ArrayRef<Value> loopSizes, ArrayRef<unsigned> loops) {
@@ -359,7 +378,7 @@ private:
         nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
     }
 
-    // C += the accumulators, inside C.
+    // C = its start + the accumulators, inside C.
     Value c = first.c();
     for (int64_t i = 0; i < kPerThread; ++i)
       for (int64_t j = 0; j < kPerThread; ++j) {
@@ -377,8 +396,13 @@ private:
         delinearize(0, row, first.m);
         delinearize(0, column, first.n);
         SmallVector<Value> indices = indicesOf(0, first.cMap());
-        Value sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices),
-                                          memref::LoadOp::create(b, acc, constant(i * kPerThread + j)));
+        Value sum = memref::LoadOp::create(b, acc, constant(i * kPerThread + j));
+        if (start.kind == peft::GemmStart::Loaded)
+          sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices), sum);
+        else if (start.kind == peft::GemmStart::Bias)
+          sum = arith::AddFOp::create(
+              b, memref::LoadOp::create(b, start.bias, ValueRange{indexOf[0][first.n.front()]}),
+              sum);
         memref::StoreOp::create(b, sum, c, indices);
       }
   }
@@ -465,6 +489,8 @@ private:
 
   SmallVector<Contraction> products;
   ImplicitLocOpBuilder b;
+  Operation *starter = nullptr; ///< Writes C's start; taken over unless Loaded.
+  peft::GemmStart start;
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
   SmallVector<Value> kSize;              ///< Each product's K, linearized.
   Value rows, columns;                   ///< C's M and N, linearized.

@@ -35,7 +35,10 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
     - each thread accumulating a 4 x 4 block of C, rows and columns 16 apart,
       in a private attribution indexed by constants (registers, once LLVM
       has promoted it), with `math.fma`; then C is read, added to and
-      written back where the block lies inside C.
+      written back where the block lies inside C. When the op just before
+      the first product writes C's start, zeros (`linalg.fill`) or a bias
+      broadcast along C's one N loop, the kernel takes it over: it writes
+      the sums, or bias + sums, without reading C, and that op is erased.
 
     Contractions that add to the same C the same way are one kernel, placed
     at the last of them, when nothing between touches C or writes what an

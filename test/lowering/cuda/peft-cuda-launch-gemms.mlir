@@ -287,3 +287,45 @@ func.func @apart(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %y: memref<8x96xf3
     ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
   return
 }
+
+// -----
+
+// Where C's sums start: a zero fill, or a bias broadcast along C's N, just
+// before the GEMM is taken over: the kernel writes bias + sums (or the sums)
+// without reading C, and the op that started C is gone. Anything else that
+// wrote C before stays, and C is read and added to.
+// CHECK-LABEL: func.func @starts
+// CHECK-SAME: (%[[X:[^:]*]]: memref<8x32xf32>, %[[W:[^:]*]]: memref<96x32xf32>, %[[BIAS:[^:]*]]: memref<96xf32>, %[[Y:[^:]*]]: memref<8x96xf32>, %[[Z:[^:]*]]: memref<8x96xf32>, %[[V:[^:]*]]: memref<8x96xf32>)
+// CHECK-NOT: linalg.fill
+// CHECK-NOT: linalg.generic
+// CHECK: gpu.launch
+// CHECK-NOT: memref.load %[[Y]]
+// CHECK:   %[[B:.*]] = memref.load %[[BIAS]][%[[N:[a-z0-9_]*]]]
+// CHECK:   %[[SUM:.*]] = arith.addf %[[B]], %{{.*}}
+// CHECK:   memref.store %[[SUM]], %[[Y]][%{{.*}}, %[[N]]]
+// CHECK-NOT: memref.load %[[Y]]
+// CHECK: gpu.launch
+// CHECK-NOT: memref.load %[[Z]]
+// CHECK:   memref.store %{{.*}}, %[[Z]]
+// CHECK: memref.copy %[[Y]], %[[V]]
+// CHECK: gpu.launch
+// CHECK:   memref.load %[[V]]
+// CHECK:   arith.addf
+// CHECK:   memref.store %{{.*}}, %[[V]]
+func.func @starts(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %bias: memref<96xf32>,
+                  %y: memref<8x96xf32>, %z: memref<8x96xf32>, %v: memref<8x96xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.generic {indexing_maps = [affine_map<(m, n) -> (n)>, affine_map<(m, n) -> (m, n)>], iterator_types = ["parallel", "parallel"]} ins(%bias : memref<96xf32>) outs(%y : memref<8x96xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    linalg.yield %in : f32
+  }
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  linalg.fill ins(%zero : f32) outs(%z : memref<8x96xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%z : memref<8x96xf32>)
+  memref.copy %y, %v : memref<8x96xf32> to memref<8x96xf32>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%v : memref<8x96xf32>)
+  return
+}
