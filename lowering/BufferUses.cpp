@@ -25,6 +25,12 @@ llvm::SmallPtrSet<Value, 8> aliasesOf(Value value) {
   return aliases;
 }
 
+Value rootOf(Value value) {
+  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+    value = view.getViewSource();
+  return value;
+}
+
 bool usesAnyOf(Operation *op, const llvm::SmallPtrSetImpl<Value> &values) {
   return op
       ->walk([&](Operation *nested) {

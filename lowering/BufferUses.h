@@ -16,6 +16,10 @@ namespace peft {
 /// reads or writes the same memory.
 llvm::SmallPtrSet<mlir::Value, 8> aliasesOf(mlir::Value value);
 
+/// The buffer `value` is a view of (itself if none): aliasesOf(rootOf(v)) is
+/// everything that reads or writes v's memory.
+mlir::Value rootOf(mlir::Value value);
+
 /// Whether `op` or an op nested in it has an operand among `values`.
 bool usesAnyOf(mlir::Operation *op, const llvm::SmallPtrSetImpl<mlir::Value> &values);
 

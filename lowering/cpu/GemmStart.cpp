@@ -37,13 +37,15 @@ GemmStart matchGemmStart(Operation *op, unsigned loops, unsigned channelDim) {
 }
 
 Operation *startOf(Operation *gemm, Value out) {
-  llvm::SmallPtrSet<Value, 8> aliases = aliasesOf(out);
+  // Any view of out's buffer: a write through another view between the start
+  // and the GEMM changes what the GEMM starts from.
+  llvm::SmallPtrSet<Value, 8> aliases = aliasesOf(rootOf(out));
   for (Operation *previous = gemm->getPrevNode(); previous; previous = previous->getPrevNode()) {
     if (auto dps = dyn_cast<DestinationStyleOpInterface>(previous);
         dps && dps.getNumDpsInits() == 1 && dps.getDpsInits()[0] == out &&
         llvm::none_of(dps.getDpsInputs(), [&](Value v) { return aliases.contains(v); }))
       return previous;
-    if (usesAnyOf(previous, aliases))
+    if (interferes(previous, aliases, /*read=*/llvm::SmallPtrSet<Value, 1>()))
       return nullptr;
   }
   return nullptr;

@@ -43,6 +43,7 @@ namespace peft {
 using namespace mlir;
 using peft::aliasesOf;
 using peft::interferes;
+using peft::rootOf;
 
 namespace {
 
@@ -149,13 +150,6 @@ static std::optional<Contraction> matchContraction(linalg::LinalgOp op) {
       gemm.batch.size() + gemm.m.size() + gemm.n.size() + gemm.k.size() != op.getNumLoops())
     return std::nullopt;
   return gemm;
-}
-
-/// The buffer `value` is a view of (itself if none).
-static Value rootOf(Value value) {
-  while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
-    value = view.getViewSource();
-  return value;
 }
 
 /// The contractions after `first` in its block that add to the same C, the

@@ -329,3 +329,23 @@ func.func @starts(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %bias: memref<96x
     ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%v : memref<8x96xf32>)
   return
 }
+
+// -----
+
+// Not when C's buffer is written through another view between the start and
+// the GEMM: the sums start from what that write left.
+// CHECK-LABEL: func.func @start_overwritten
+// CHECK: linalg.fill ins(%{{.*}}) outs(%[[Y:[^ ]*]] : memref<8x96xf32>)
+// CHECK: linalg.fill
+// CHECK: gpu.launch
+// CHECK: memref.load %[[Y]]
+func.func @start_overwritten(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %buffer: memref<768xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %one = arith.constant 1.0 : f32
+  %y = memref.expand_shape %buffer [[0, 1]] output_shape [8, 96] : memref<768xf32> into memref<8x96xf32>
+  linalg.fill ins(%zero : f32) outs(%y : memref<8x96xf32>)
+  linalg.fill ins(%one : f32) outs(%buffer : memref<768xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  return
+}
