@@ -1,36 +1,19 @@
-//===- GemmStart.h - Where a GEMM kernel's sums start -----------*- C++ -*-===//
+//===- GemmStart.h - The CPU GEMM kernels' starts ---------------*- C++ -*-===//
 //
-// A GEMM accumulates into its output, which the op before it starts: zeros,
-// or a layer's bias broadcast along the output channels. The kernel can start
-// its registers there itself in its first K block, instead of a pass of its
-// own over the output and a load of it per tile.
+// The CPU's panel and window GEMM kernels start their registers from the op
+// before them (lowering/GemmStart.h); these say which ops the tensor-level
+// passes leave to them, and how kernel names tell the starts apart.
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_LOWERING_CPU_GEMMSTART_H
 #define PEFT_LOWERING_CPU_GEMMSTART_H
+
+#include "lowering/GemmStart.h"
 
 #include "mlir/IR/Operation.h"
 
 #include <string>
 
 namespace peft {
-
-/// How a GEMM kernel's sums start: as the output holds them, zeros (a
-/// linalg.fill of 0 writes it), or a bias per output channel (a generic
-/// broadcasting a vector along one dimension writes it).
-struct GemmStart {
-  enum Kind { Loaded, Zeros, Bias } kind = Loaded;
-  mlir::Value bias; ///< For Bias: the vector.
-};
-
-/// What `op` writes if it is a zero fill of f32, or a broadcast of an f32
-/// vector along dimension `channelDim` of its `loops` loops (on tensors or
-/// memrefs); Loaded otherwise.
-GemmStart matchGemmStart(mlir::Operation *op, unsigned loops, unsigned channelDim);
-
-/// On memrefs: the op just before `gemm` in its block that writes `out` (its
-/// only output, not reading it), when nothing between them touches `out`;
-/// null otherwise.
-mlir::Operation *startOf(mlir::Operation *gemm, mlir::Value out);
 
 /// On tensors: whether `op` starts a panel or window GEMM whose kernel takes
 /// it over (its result is that GEMM's output operand and read by nothing

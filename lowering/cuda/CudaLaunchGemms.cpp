@@ -22,7 +22,7 @@
 #include "lowering/cuda/Passes.h"
 
 #include "lowering/BufferUses.h"
-#include "lowering/cpu/GemmStart.h"
+#include "lowering/GemmStart.h"
 
 #include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
