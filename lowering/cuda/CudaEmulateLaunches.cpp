@@ -3,15 +3,20 @@
 // A block's threads run one after another, so a barrier splits the kernel
 // into phases, each a loop over the threads (Passes.td). Between phases a
 // thread keeps nothing but memory: a value a later phase uses is recomputed
-// there from its operands, which works for the index arithmetic kernels
-// share between phases and is refused for anything read from memory.
+// there from its operands (the index arithmetic kernels share between
+// phases), or, when memory has a part in it, kept in private memory. A warp's
+// collective ops (ldmatrix, mma.sync) become barriers around an exchange
+// through shared memory: each lane computes its part from its warp's
+// operands, as the hardware lays fragments out.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Transforms/RegionUtils.h"
 
@@ -47,7 +52,10 @@ public:
                                        SmallVector<Value>{grid.x, grid.y, grid.z, block.x,
                                                           block.y, block.z}))
       uniform.map(arg, value);
+    if (failed(warpOpsThroughSharedMemory()))
+      return failure();
     carriedInPrivateMemory();
+    crossingInPrivateMemory();
     if (failed(hostAttributions(uniform)))
       return failure();
     gpu::KernelDim3 blockIds = launch.getBlockIds();
@@ -68,6 +76,14 @@ public:
   }
 
 private:
+  /// A private slot of `type` for one value of each thread.
+  Value privateSlot(Type type, Location loc) {
+    return launch.addPrivateAttribution(
+        MemRefType::get({1}, type, nullptr,
+                        gpu::AddressSpaceAttr::get(type.getContext(), gpu::AddressSpace::Private)),
+        loc);
+  }
+
   /// Values a loop holding barriers carries (a thread's accumulators) kept in
   /// private memory instead, so that they cross the barriers: stored before
   /// the loop and at the end of each step, loaded where each is used (so in
@@ -84,11 +100,7 @@ private:
       Value zero = arith::ConstantIndexOp::create(b, loc, 0);
       SmallVector<Value> slots;
       for (Value init : loop.getInitArgs()) {
-        slots.push_back(launch.addPrivateAttribution(
-            MemRefType::get({1}, init.getType(), nullptr,
-                            gpu::AddressSpaceAttr::get(b.getContext(),
-                                                       gpu::AddressSpace::Private)),
-            loc));
+        slots.push_back(privateSlot(init.getType(), loc));
         memref::StoreOp::create(b, loc, init, slots.back(), zero);
       }
       auto plain = scf::ForOp::create(b, loc, loop.getLowerBound(), loop.getUpperBound(),
@@ -129,6 +141,232 @@ private:
         result.replaceAllUsesWith(memref::LoadOp::create(b, loc, slot, zero).getResult());
       loop.erase();
     }
+  }
+
+  /// Whether `value` can be recomputed in any phase: defined outside the
+  /// kernel, one of its ids or sizes, or computed without memory from such.
+  bool recomputable(Value value) {
+    if (!launch.getBody().isAncestor(value.getParentRegion()) || isa<BlockArgument>(value))
+      return true;
+    auto [known, inserted] = recomputes.try_emplace(value, false);
+    if (!inserted)
+      return known->second;
+    Operation *def = value.getDefiningOp();
+    bool result = def->getNumRegions() == 0 && isMemoryEffectFree(def) &&
+                  llvm::all_of(def->getOperands(), [&](Value v) { return recomputable(v); });
+    recomputes[value] = result;
+    return result;
+  }
+
+  /// Values memory has a part in that a later phase uses (a fragment loaded
+  /// before a barrier, a sum read before one) kept in private memory: stored
+  /// where defined, loaded just before each use past a barrier.
+  void crossingInPrivateMemory() {
+    SmallVector<Operation *> defs;
+    launch.getBody().walk([&](Operation *op) {
+      if (op->getNumResults() && !isa<gpu::LaunchOp>(op))
+        defs.push_back(op);
+    });
+    for (Operation *def : defs)
+      for (Value value : def->getResults()) {
+        if (recomputable(value))
+          continue;
+        SmallVector<OpOperand *> crossing;
+        for (OpOperand &use : value.getUses())
+          if (barrierBetween(def, use.getOwner()))
+            crossing.push_back(&use);
+        if (crossing.empty())
+          continue;
+        Location loc = def->getLoc();
+        Value slot = privateSlot(value.getType(), loc);
+        OpBuilder after(def->getBlock(), std::next(def->getIterator()));
+        memref::StoreOp::create(after, loc, value, slot,
+                                arith::ConstantIndexOp::create(after, loc, 0).getResult());
+        for (OpOperand *use : crossing) {
+          OpBuilder at(use->getOwner());
+          use->set(memref::LoadOp::create(at, loc, slot,
+                                          arith::ConstantIndexOp::create(at, loc, 0).getResult()));
+        }
+      }
+  }
+
+  /// Whether a barrier may run between `def` and its user `user`: an op
+  /// after `def` in its block, up to the one holding `user`, holds one.
+  static bool barrierBetween(Operation *def, Operation *user) {
+    Operation *holder = def->getBlock()->findAncestorOpInBlock(*user);
+    if (!holder)
+      return true;
+    for (Operation *op = def->getNextNode(); op; op = op->getNextNode()) {
+      if (containsBarrier(op))
+        return true;
+      if (op == holder)
+        return false;
+    }
+    return false;
+  }
+
+  /// ldmatrix and mma.sync, which a warp's lanes execute together, as an
+  /// exchange: each lane stores its operands in shared memory (a row of a
+  /// scratch buffer per thread), a barrier, each lane computes its part of
+  /// the result from its warp's rows, a barrier before the scratch is reused.
+  LogicalResult warpOpsThroughSharedMemory() {
+    SmallVector<Operation *> ops;
+    launch.getBody().walk([&](Operation *op) {
+      if (isa<nvgpu::LdMatrixOp, nvgpu::MmaSyncOp>(op))
+        ops.push_back(op);
+    });
+    if (ops.empty())
+      return success();
+    int64_t threads = 1;
+    for (Value size : {block.x, block.y, block.z}) {
+      std::optional<int64_t> count = getConstantIntValue(size);
+      if (!count)
+        return ops.front()->emitError("peft-cuda-emulate-launches: warp operations need a "
+                                      "block of a constant size");
+      threads *= *count;
+    }
+    if (threads % kWarpSize)
+      return ops.front()->emitError("peft-cuda-emulate-launches: warp operations need whole "
+                                    "warps in a block");
+    for (Operation *op : ops) {
+      ImplicitLocOpBuilder at(op->getLoc(), op);
+      LogicalResult done = success();
+      if (auto load = dyn_cast<nvgpu::LdMatrixOp>(op))
+        done = emulateLdMatrix(at, load, threads);
+      else
+        done = emulateMmaSync(at, cast<nvgpu::MmaSyncOp>(op), threads);
+      if (failed(done))
+        return failure();
+    }
+    return success();
+  }
+
+  /// A workgroup buffer of `width` elements of `type` per thread, one per
+  /// shape and type in the launch.
+  Value scratch(Type type, int64_t width, int64_t threads) {
+    auto memrefType =
+        MemRefType::get({threads, width}, type, nullptr,
+                        gpu::AddressSpaceAttr::get(type.getContext(),
+                                                   gpu::AddressSpace::Workgroup));
+    Value &buffer = scratches[memrefType];
+    if (!buffer)
+      buffer = launch.addWorkgroupAttribution(memrefType, launch.getLoc());
+    return buffer;
+  }
+
+  /// The linear id of the thread and its lane's: (thread, lane, the warp's
+  /// first thread).
+  std::tuple<Value, Value, Value> threadAndLane(ImplicitLocOpBuilder &b) {
+    gpu::KernelDim3 ids = launch.getThreadIds(), sizes = launch.getBlockSize();
+    Value thread = arith::AddIOp::create(
+        b, ids.x,
+        arith::MulIOp::create(
+            b, sizes.x,
+            arith::AddIOp::create(b, ids.y, arith::MulIOp::create(b, sizes.y, ids.z))));
+    Value lane = arith::RemUIOp::create(b, thread, index(b, kWarpSize));
+    return {thread, lane, arith::SubIOp::create(b, thread, lane)};
+  }
+
+  static Value index(ImplicitLocOpBuilder &b, int64_t value) {
+    return arith::ConstantIndexOp::create(b, value);
+  }
+
+  /// ldmatrix: lanes 8q to 8q + 7 give the addresses of the rows of 8 x 8
+  /// matrix q; lane l receives, of each, elements 2·(l%4) and 2·(l%4) + 1
+  /// of row l/4 (transposed: row 2·(l%4) + e's element l/4).
+  LogicalResult emulateLdMatrix(ImplicitLocOpBuilder &b, nvgpu::LdMatrixOp load,
+                                int64_t threads) {
+    auto [thread, lane, warp] = threadAndLane(b);
+    ValueRange indices = load.getIndices();
+    Value addresses = scratch(b.getIndexType(), indices.size(), threads);
+    for (auto [r, i] : llvm::enumerate(indices))
+      memref::StoreOp::create(b, i, addresses, ValueRange{thread, index(b, r)});
+    gpu::BarrierOp::create(b);
+    Value quad = arith::DivUIOp::create(b, lane, index(b, 4));
+    Value pair = arith::MulIOp::create(b, arith::RemUIOp::create(b, lane, index(b, 4)),
+                                       index(b, 2));
+    SmallVector<Value> elements;
+    for (int64_t q = 0; q < load.getNumTiles(); ++q)
+      for (int64_t e = 0; e < 2; ++e) {
+        Value rowLane = load.getTranspose() ? arith::AddIOp::create(b, pair, index(b, e)) : quad;
+        Value column = load.getTranspose() ? quad : arith::AddIOp::create(b, pair, index(b, e));
+        Value from = arith::AddIOp::create(b, warp, arith::AddIOp::create(b, rowLane,
+                                                                          index(b, 8 * q)));
+        SmallVector<Value> at;
+        for (size_t r = 0; r < indices.size(); ++r)
+          at.push_back(memref::LoadOp::create(b, addresses, ValueRange{from, index(b, r)}));
+        at.back() = arith::AddIOp::create(b, at.back(), column);
+        elements.push_back(memref::LoadOp::create(b, load.getSrcMemref(), at));
+      }
+    Value fragment = vector::FromElementsOp::create(b, load.getRes().getType(), elements);
+    gpu::BarrierOp::create(b);
+    load.replaceAllUsesWith(fragment);
+    load.erase();
+    return success();
+  }
+
+  /// mma.sync m16n8k16 of f16 or bf16 into f32. Fragments (PTX's layout,
+  /// g = lane/4, t = lane%4): A's register i holds row g + 8·((i/2)%2),
+  /// column 2t + i%2 + 8·(i/4); B's k 2t + i%2 + 8·(i/2), column g; C's row
+  /// g + 8·(i/2), column 2t + i%2. Each lane sums its four elements of C
+  /// over k from its warp's A and B, stored widened.
+  LogicalResult emulateMmaSync(ImplicitLocOpBuilder &b, nvgpu::MmaSyncOp mma, int64_t threads) {
+    if (llvm::to_vector(mma.getMmaShapeAsArray()) != ArrayRef<int64_t>{16, 8, 16} ||
+        !cast<VectorType>(mma.getMatrixC().getType()).getElementType().isF32())
+      return mma.emitError("peft-cuda-emulate-launches: only mma.sync m16n8k16 into f32 "
+                           "runs on the host");
+    auto [thread, lane, warp] = threadAndLane(b);
+    Type f32 = b.getF32Type();
+    auto share = [&](Value fragment) {
+      auto type = cast<VectorType>(fragment.getType());
+      Value buffer = scratch(f32, type.getNumElements(), threads);
+      for (int64_t i = 0; i < type.getNumElements(); ++i) {
+        Value element = vector::ExtractOp::create(b, fragment, ArrayRef<int64_t>{i / 2, i % 2});
+        memref::StoreOp::create(b, arith::ExtFOp::create(b, f32, element), buffer,
+                                ValueRange{thread, index(b, i)});
+      }
+      return buffer;
+    };
+    Value a = share(mma.getMatrixA()), bShared = share(mma.getMatrixB());
+    gpu::BarrierOp::create(b);
+    auto c = [&](int64_t v) { return index(b, v); };
+    Value g = arith::DivUIOp::create(b, lane, c(4));
+    Value t = arith::RemUIOp::create(b, lane, c(4));
+    SmallVector<Value> sums;
+    for (int64_t i = 0; i < 4; ++i) {
+      // Row g + 8·(i/2) and column 2t + i%2 of C.
+      Value column = arith::AddIOp::create(b, arith::MulIOp::create(b, t, c(2)), c(i % 2));
+      Value start =
+          vector::ExtractOp::create(b, mma.getMatrixC(), ArrayRef<int64_t>{i / 2, i % 2});
+      auto ks = scf::ForOp::create(
+          b, c(0), c(16), c(1), ValueRange{start},
+          [&](OpBuilder &nested, Location loc, Value k, ValueRange carried) {
+            ImplicitLocOpBuilder in(loc, nested);
+            auto n = [&](int64_t v) { return index(in, v); };
+            Value low = arith::RemUIOp::create(in, k, n(2));
+            Value high = arith::DivUIOp::create(in, k, n(8));
+            auto laneAt = [&](Value group) { // The lane holding group's k.
+              return arith::AddIOp::create(
+                  in, warp,
+                  arith::AddIOp::create(
+                      in, arith::MulIOp::create(in, group, n(4)),
+                      arith::DivUIOp::create(in, arith::RemUIOp::create(in, k, n(8)), n(2))));
+            };
+            Value aIndex = arith::AddIOp::create(in, arith::AddIOp::create(in, low, n(2 * (i / 2))),
+                                                 arith::MulIOp::create(in, high, n(4)));
+            Value bIndex = arith::AddIOp::create(in, low, arith::MulIOp::create(in, high, n(2)));
+            Value x = memref::LoadOp::create(in, a, ValueRange{laneAt(g), aIndex});
+            Value y = memref::LoadOp::create(in, bShared, ValueRange{laneAt(column), bIndex});
+            Value sum = math::FmaOp::create(in, x, y, carried[0]);
+            scf::YieldOp::create(in, sum);
+          });
+      sums.push_back(ks.getResult(0));
+    }
+    Value d = vector::FromElementsOp::create(b, mma.getMatrixC().getType(), sums);
+    gpu::BarrierOp::create(b);
+    mma.replaceAllUsesWith(d);
+    mma.erase();
+    return success();
   }
 
   /// Workgroup memory as one host buffer (blocks run one after another);
@@ -267,8 +505,12 @@ private:
     return mapping.lookup(value);
   }
 
+  static constexpr int64_t kWarpSize = 32;
+
   gpu::LaunchOp launch;
   OpBuilder b;
+  llvm::DenseMap<Value, bool> recomputes; ///< recomputable()'s answers.
+  llvm::DenseMap<Type, Value> scratches;  ///< scratch()'s buffers.
   Value zero, one;
   gpu::KernelDim3 grid, block;
   SmallVector<Value> hostBuffers;

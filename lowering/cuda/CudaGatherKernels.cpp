@@ -1,6 +1,7 @@
 //===- CudaGatherKernels.cpp - Every kernel in one gpu.module ---------------===//
 #include "lowering/cuda/Passes.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace peft {
@@ -11,6 +12,9 @@ namespace peft {
 using namespace mlir;
 
 namespace {
+
+/// Bytes: what ldmatrix's rows and 16-byte asynchronous copies need.
+constexpr int64_t kSharedAlignment = 16;
 
 struct CudaGatherKernelsPass : peft::impl::CudaGatherKernelsBase<CudaGatherKernelsPass> {
   void runOnOperation() override {
@@ -33,6 +37,10 @@ struct CudaGatherKernelsPass : peft::impl::CudaGatherKernelsBase<CudaGatherKerne
         StringAttr from = function.getNameAttr();
         function->moveBefore(kernels.getBody(), kernels.getBody()->end());
         function.setName(source.getName());
+        // ldmatrix reads 16-byte rows; NVVM would align the buffer to its element.
+        for (unsigned i = 0; i < function.getNumWorkgroupAttributions(); ++i)
+          function.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                               builder.getI64IntegerAttr(kSharedAlignment));
         kernelSymbols.insert(function); // Renames on a clash.
         moved[{source.getNameAttr(), from}] = function.getNameAttr();
       }

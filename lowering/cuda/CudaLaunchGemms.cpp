@@ -8,16 +8,25 @@
 // would read each operand element M or N times from global memory.
 //
 // M, N and K are each their loops linearized (last fastest). Block (bx, by,
-// bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz. Thread t of 256:
-// rows t/16 + 16i, columns t%16 + 16j (i, j < 4), so that a warp's loads from
-// shared memory hit distinct banks and its stores to C are contiguous. For
-// each K step of 16 the block stages A's 64 x 16 and B's 16 x 64 in shared
-// memory (k-major, rows padded by one against bank conflicts), each thread
-// loading 4 elements of each, neighbouring threads neighbouring addresses
-// along the operand's fastest dimension; elements outside the operands are
-// zeros, so the compute needs no guards. Two stages: while the block computes
-// step s, step s + 1 arrives in the other by cp.async, so the loads' latency
-// hides behind the FMAs.
+// bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz. Each K step the
+// block stages A's 64 x depth and B's depth x 64 in shared memory, each
+// thread loading elements of each, neighbouring threads neighbouring
+// addresses along the operand's fastest dimension; elements outside the
+// operands are zeros, so the compute needs no guards. Two stages: while the
+// block computes step s, step s + 1 arrives in the other (by cp.async where
+// the operand allows), so the loads' latency hides behind the arithmetic.
+// How a block computes depends on the operands (Scheme):
+//
+// - f32: 256 threads, K steps of 16 staged k-major (rows padded by one
+//   against bank conflicts); thread t accumulates rows t/16 + 16i and
+//   columns t%16 + 16j (i, j < 4) with FMAs, so that a warp's loads from
+//   shared memory hit distinct banks and its stores to C are contiguous.
+// - f16 or bf16: tensor cores. 128 threads, four warps each owning a 32 x 32
+//   quarter of the tile; K steps of 32 staged row-major (a row of A, or of
+//   B's N, holds its K), rows of 40 halves so that ldmatrix's eight 16-byte
+//   rows fall in distinct banks. Per 16 of K a warp loads its fragments
+//   with ldmatrix (two x4 for A's m16 tiles, two x4 for B's four n8 tiles)
+//   and issues eight mma.sync m16n8k16 accumulating in f32.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
@@ -32,6 +41,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -47,13 +57,31 @@ using peft::rootOf;
 
 namespace {
 
-constexpr int64_t kTile = 64;         ///< Rows and columns of C per block.
-constexpr int64_t kDepth = 16;        ///< K per shared-memory step.
+constexpr int64_t kTile = 64;  ///< Rows and columns of C per block.
+constexpr int64_t kStages = 2; ///< K steps in shared memory: one computed, one arriving.
+
+/// FMAs on f32: a 16 x 16 grid of threads, each a 4 x 4 block of C.
+namespace simt {
+constexpr int64_t kDepth = 16; ///< K per shared-memory step.
 constexpr int64_t kThreadsPerSide = 16;
 constexpr int64_t kThreads = kThreadsPerSide * kThreadsPerSide;
 constexpr int64_t kPerThread = kTile / kThreadsPerSide; ///< Rows (and columns) per thread.
 constexpr int64_t kPadded = kTile + 1;                  ///< A staged row, padded.
-constexpr int64_t kStages = 2; ///< K steps in shared memory: one computed, one arriving.
+} // namespace simt
+
+/// Tensor cores on f16 or bf16: mma.sync m16n8k16, f32 accumulators.
+namespace mma {
+constexpr int64_t kWarpTile = 32; ///< Rows and columns of C per warp.
+constexpr int64_t kWarpsPerSide = kTile / kWarpTile;
+constexpr int64_t kWarpSize = 32;
+constexpr int64_t kThreads = kWarpsPerSide * kWarpsPerSide * kWarpSize;
+constexpr int64_t kM = 16, kN = 8, kK = 16; ///< One mma.sync.
+constexpr int64_t kMTiles = kWarpTile / kM, kNTiles = kWarpTile / kN;
+constexpr int64_t kDepth = 2 * kK; ///< K per shared-memory step.
+/// A staged row: 80 bytes, so ldmatrix's rows are 16-byte aligned and eight
+/// consecutive ones start in distinct groups of four banks.
+constexpr int64_t kRow = kDepth + 8;
+} // namespace mma
 
 /// A contraction the kernel computes: C[batch, M, N] += A[batch, M, K] ·
 /// B[batch, K, N] accumulated in f32 (A and B f32, f16 or bf16), C indexed by
@@ -183,13 +211,33 @@ static SmallVector<Contraction> productsInto(Contraction first,
   return products;
 }
 
+/// The half type both operands of every product are, if any: what the
+/// tensor cores multiply.
+static Type commonHalfType(MutableArrayRef<Contraction> products) {
+  Type common;
+  for (Contraction &product : products)
+    for (Value input : product.op.getDpsInputs()) {
+      Type element = getElementTypeOrSelf(input.getType());
+      if (!isa<Float16Type, BFloat16Type>(element) || (common && element != common))
+        return Type();
+      common = element;
+    }
+  return common;
+}
+
 /// Builds the launch of the products into one C at the last of them, in
 /// place of them all.
 class GemmKernelBuilder {
 public:
-  explicit GemmKernelBuilder(SmallVector<Contraction> group)
+  /// `tensorCores`: products of f16 or bf16 run on them; `asyncCopies`: f32
+  /// operands are staged with cp.async.
+  GemmKernelBuilder(SmallVector<Contraction> group, bool tensorCores, bool asyncCopies)
       : products(std::move(group)),
-        b(products.back().op.getLoc(), products.back().op.getOperation()) {}
+        b(products.back().op.getLoc(), products.back().op.getOperation()),
+        asyncCopies(asyncCopies) {
+    if (tensorCores)
+      half = commonHalfType(products);
+  }
 
   void build() {
     findStart();
@@ -217,15 +265,18 @@ public:
     MLIRContext *context = b.getContext();
     auto workgroup = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
     auto priv = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Private);
-    auto staged =
-        MemRefType::get({kStages, kDepth, kPadded}, b.getF32Type(), nullptr, workgroup);
-    auto accumulators =
-        MemRefType::get({kPerThread * kPerThread}, b.getF32Type(), nullptr, priv);
+    // SIMT: [stage][k][outer] of f32; tensor cores: [stage][outer][k] of the half type.
+    auto staged = half ? MemRefType::get({kStages, kTile, mma::kRow}, half, nullptr, workgroup)
+                       : MemRefType::get({kStages, simt::kDepth, simt::kPadded}, b.getF32Type(),
+                                         nullptr, workgroup);
+    int64_t perThread = half ? mma::kMTiles * mma::kNTiles * 4
+                             : simt::kPerThread * simt::kPerThread;
+    auto accumulators = MemRefType::get({perThread}, b.getF32Type(), nullptr, priv);
     Value one = constant(1);
-    auto launch = gpu::LaunchOp::create(b, columnBlocks, rowBlocks, batches, constant(kThreads),
-                                        one, one, /*dynamicSharedMemorySize=*/nullptr,
-                                        /*asyncTokenType=*/nullptr, ValueRange{},
-                                        TypeRange{staged, staged}, TypeRange{accumulators});
+    auto launch = gpu::LaunchOp::create(
+        b, columnBlocks, rowBlocks, batches, constant(half ? mma::kThreads : simt::kThreads),
+        one, one, /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
+        ValueRange{}, TypeRange{staged, staged}, TypeRange{accumulators});
     b.setInsertionPointToStart(&launch.getBody().front());
     gpu::TerminatorOp terminator = gpu::TerminatorOp::create(b);
     b.setInsertionPoint(terminator);
@@ -238,6 +289,13 @@ public:
 
 private:
   Value constant(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  Value add(Value x, int64_t y) { return y ? add(x, constant(y)) : x; }
+  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, x, constant(y)); }
+  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, constant(y)); }
+  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, constant(y)); }
+  int64_t depth() const { return half ? mma::kDepth : simt::kDepth; }
+  int64_t threads() const { return half ? mma::kThreads : simt::kThreads; }
 
   /// Where C's sums start: the op that writes C just before the first
   /// product, when it writes zeros or a bias along C's one N loop, is taken
@@ -275,12 +333,18 @@ private:
     }
   }
 
+  /// An element of C a thread holds: its row and column in the tile, and
+  /// its slot among the thread's accumulators.
+  struct Held {
+    Value row, column;
+    int64_t slot;
+  };
+
   void buildBody(gpu::LaunchOp launch) {
     Value thread = launch.getThreadIds().x;
     gpu::KernelDim3 blockIds = launch.getBlockIds();
-    Value tile = constant(kTile);
-    Value rowBase = arith::MulIOp::create(b, blockIds.y, tile);
-    Value columnBase = arith::MulIOp::create(b, blockIds.x, tile);
+    Value rowBase = mul(blockIds.y, kTile);
+    Value columnBase = mul(blockIds.x, kTile);
     // The batch indices of the block, by C's dimension, the last fastest;
     // each product's batch loops take them through its map of C.
     Contraction &first = products.front();
@@ -301,26 +365,34 @@ private:
         if (batchOfC[r])
           indexOf[p][map.getDimPosition(r)] = batchOfC[r];
     }
-    Value side = constant(kThreadsPerSide);
-    Value threadRow = arith::DivUIOp::create(b, thread, side);
-    Value threadColumn = arith::RemUIOp::create(b, thread, side);
+    // Where the thread is in the tile (FMAs), or in its warp and where its
+    // warp is (tensor cores).
+    if (half) {
+      lane = rem(thread, mma::kWarpSize);
+      Value warp = div(thread, mma::kWarpSize);
+      warpRow = mul(div(warp, mma::kWarpsPerSide), mma::kWarpTile);
+      warpColumn = mul(rem(warp, mma::kWarpsPerSide), mma::kWarpTile);
+    } else {
+      threadRow = div(thread, simt::kThreadsPerSide);
+      threadColumn = rem(thread, simt::kThreadsPerSide);
+    }
     Value stagedA = launch.getWorkgroupAttributions()[0];
     Value stagedB = launch.getWorkgroupAttributions()[1];
     Value acc = launch.getPrivateAttributions()[0];
+    int64_t perThread = cast<MemRefType>(acc.getType()).getNumElements();
 
     Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
-    for (int64_t i = 0; i < kPerThread * kPerThread; ++i)
+    for (int64_t i = 0; i < perThread; ++i)
       memref::StoreOp::create(b, zero, acc, constant(i));
 
-    Value depth = constant(kDepth);
     for (auto [p, product] : llvm::enumerate(products)) {
       linalg::LinalgOp op = product.op;
       OpOperand *a = op.getDpsInputOperand(0), *bOperand = op.getDpsInputOperand(1);
       // Step s computes stage s % 2 while step s + 1 arrives in the other
       // (asynchronous copies; the last step's prefetch is all zeros).
       auto stageBoth = [&](Value step) -> Value {
-        Value k0 = arith::MulIOp::create(b, step, depth);
-        Value buffer = arith::RemUIOp::create(b, step, constant(kStages));
+        Value k0 = mul(step, depth());
+        Value buffer = rem(step, kStages);
         SmallVector<Value> copies;
         stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
               stagedA, buffer, copies);
@@ -332,39 +404,22 @@ private:
                    b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), copies)
             .getResult();
       };
-      Value stepCount = arith::CeilDivUIOp::create(b, kSize[p], depth);
+      Value stepCount = arith::CeilDivUIOp::create(b, kSize[p], constant(depth()));
       Value firstGroup = stageBoth(constant(0));
       bool async = bool(firstGroup);
       auto steps = scf::ForOp::create(b, constant(0), stepCount, constant(1));
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(steps.getBody()->getTerminator());
       Value step = steps.getInductionVar();
-      Value nextGroup = stageBoth(arith::AddIOp::create(b, step, constant(1)));
+      Value nextGroup = stageBoth(add(step, 1));
       if (async) // Step s's copies are in: at most the next step's pending.
         nvgpu::DeviceAsyncWaitOp::create(b, nextGroup, b.getI32IntegerAttr(1));
-      Value buffer = arith::RemUIOp::create(b, step, constant(kStages));
+      Value buffer = rem(step, kStages);
       gpu::BarrierOp::create(b);
-      auto inner = scf::ForOp::create(b, constant(0), depth, constant(1));
-      {
-        OpBuilder::InsertionGuard innerGuard(b);
-        b.setInsertionPoint(inner.getBody()->getTerminator());
-        Value kk = inner.getInductionVar();
-        SmallVector<Value> as, bs;
-        for (int64_t i = 0; i < kPerThread; ++i) {
-          Value offset = constant(i * kThreadsPerSide);
-          as.push_back(memref::LoadOp::create(
-              b, stagedA, ValueRange{buffer, kk, arith::AddIOp::create(b, threadRow, offset)}));
-          bs.push_back(memref::LoadOp::create(
-              b, stagedB, ValueRange{buffer, kk, arith::AddIOp::create(b, threadColumn, offset)}));
-        }
-        for (int64_t i = 0; i < kPerThread; ++i)
-          for (int64_t j = 0; j < kPerThread; ++j) {
-            Value slot = constant(i * kPerThread + j);
-            Value sum = memref::LoadOp::create(b, acc, slot);
-            sum = math::FmaOp::create(b, as[i], bs[j], sum);
-            memref::StoreOp::create(b, sum, acc, slot);
-          }
-      }
+      if (half)
+        multiplyOnTensorCores(stagedA, stagedB, buffer, acc);
+      else
+        multiplyWithFmas(stagedA, stagedB, buffer, acc);
       // The step after next overwrites this stage.
       gpu::BarrierOp::create(b);
       b.setInsertionPointAfter(steps);
@@ -374,55 +429,159 @@ private:
 
     // C = its start + the accumulators, inside C.
     Value c = first.c();
+    for (Held held : half ? heldOnTensorCores() : heldWithFmas()) {
+      Value row = add(rowBase, held.row);
+      Value column = add(columnBase, held.column);
+      Value inside = arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, rows),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, column, columns));
+      auto guard = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
+      OpBuilder::InsertionGuard insideGuard(b);
+      b.setInsertionPointToStart(&guard.getThenRegion().front());
+      delinearize(0, row, first.m);
+      delinearize(0, column, first.n);
+      SmallVector<Value> indices = indicesOf(0, first.cMap());
+      Value sum = memref::LoadOp::create(b, acc, constant(held.slot));
+      if (start.kind == peft::GemmStart::Loaded)
+        sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices), sum);
+      else if (start.kind == peft::GemmStart::Bias)
+        sum = arith::AddFOp::create(
+            b, memref::LoadOp::create(b, start.bias, ValueRange{indexOf[0][first.n.front()]}),
+            sum);
+      memref::StoreOp::create(b, sum, c, indices);
+    }
+  }
+
+  /// One K step with FMAs: each thread's 4 x 4 block of C, rows and columns
+  /// 16 apart, from the staged [k][row] and [k][column].
+  void multiplyWithFmas(Value stagedA, Value stagedB, Value buffer, Value acc) {
+    using namespace simt;
+    auto inner = scf::ForOp::create(b, constant(0), constant(kDepth), constant(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPoint(inner.getBody()->getTerminator());
+    Value kk = inner.getInductionVar();
+    SmallVector<Value> as, bs;
+    for (int64_t i = 0; i < kPerThread; ++i) {
+      as.push_back(memref::LoadOp::create(
+          b, stagedA, ValueRange{buffer, kk, add(threadRow, i * kThreadsPerSide)}));
+      bs.push_back(memref::LoadOp::create(
+          b, stagedB, ValueRange{buffer, kk, add(threadColumn, i * kThreadsPerSide)}));
+    }
     for (int64_t i = 0; i < kPerThread; ++i)
       for (int64_t j = 0; j < kPerThread; ++j) {
-        Value offsetRow = constant(i * kThreadsPerSide);
-        Value offsetColumn = constant(j * kThreadsPerSide);
-        Value row = arith::AddIOp::create(b, rowBase, arith::AddIOp::create(b, threadRow, offsetRow));
-        Value column = arith::AddIOp::create(
-            b, columnBase, arith::AddIOp::create(b, threadColumn, offsetColumn));
-        Value inside = arith::AndIOp::create(
-            b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, row, rows),
-            arith::CmpIOp::create(b, arith::CmpIPredicate::ult, column, columns));
-        auto guard = scf::IfOp::create(b, inside, /*withElseRegion=*/false);
-        OpBuilder::InsertionGuard insideGuard(b);
-        b.setInsertionPointToStart(&guard.getThenRegion().front());
-        delinearize(0, row, first.m);
-        delinearize(0, column, first.n);
-        SmallVector<Value> indices = indicesOf(0, first.cMap());
-        Value sum = memref::LoadOp::create(b, acc, constant(i * kPerThread + j));
-        if (start.kind == peft::GemmStart::Loaded)
-          sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices), sum);
-        else if (start.kind == peft::GemmStart::Bias)
-          sum = arith::AddFOp::create(
-              b, memref::LoadOp::create(b, start.bias, ValueRange{indexOf[0][first.n.front()]}),
-              sum);
-        memref::StoreOp::create(b, sum, c, indices);
+        Value slot = constant(i * kPerThread + j);
+        Value sum = memref::LoadOp::create(b, acc, slot);
+        sum = math::FmaOp::create(b, as[i], bs[j], sum);
+        memref::StoreOp::create(b, sum, acc, slot);
       }
   }
 
+  SmallVector<Held> heldWithFmas() {
+    using namespace simt;
+    SmallVector<Held> held;
+    for (int64_t i = 0; i < kPerThread; ++i)
+      for (int64_t j = 0; j < kPerThread; ++j)
+        held.push_back({add(threadRow, i * kThreadsPerSide),
+                        add(threadColumn, j * kThreadsPerSide), i * kPerThread + j});
+    return held;
+  }
+
+  /// One K step on tensor cores: per 16 of K, warp w's fragments of A (rows
+  /// 32·(w/2) + 16i) and of B (columns 32·(w%2) + 8j) by ldmatrix from the
+  /// staged [row][k] and [column][k], and an mma.sync per (i, j) into the
+  /// accumulators, four per (i, j) as mma.sync's C fragment lays them out.
+  void multiplyOnTensorCores(Value stagedA, Value stagedB, Value buffer, Value acc) {
+    using namespace mma;
+    auto fragmentType = [&](int64_t rows) { return VectorType::get({rows, 2}, half); };
+    // ldmatrix x4: lanes 8q to 8q + 7 give the rows of 8 x 8 matrix q.
+    Value laneRow16 = rem(lane, 16), laneHalf = div(lane, 16);
+    Value laneRow8 = rem(lane, 8), laneQuarterOdd = rem(div(lane, 8), 2);
+    for (int64_t k0 = 0; k0 < kDepth; k0 += kK) {
+      // A: matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15).
+      SmallVector<Value> as, bs;
+      for (int64_t i = 0; i < kMTiles; ++i) {
+        Value row = add(add(warpRow, i * kM), laneRow16);
+        Value k = add(mul(laneHalf, 8), k0);
+        as.push_back(nvgpu::LdMatrixOp::create(b, fragmentType(4), stagedA,
+                                               ValueRange{buffer, row, k},
+                                               /*transpose=*/false, /*numTiles=*/4));
+      }
+      // B: two n8 tiles per ldmatrix, (k 0-7, k 8-15) of each.
+      for (int64_t j = 0; j < kNTiles; j += 2) {
+        Value column = add(add(add(warpColumn, j * kN), mul(laneHalf, 8)), laneRow8);
+        Value k = add(mul(laneQuarterOdd, 8), k0);
+        Value both = nvgpu::LdMatrixOp::create(b, fragmentType(4), stagedB,
+                                               ValueRange{buffer, column, k},
+                                               /*transpose=*/false, /*numTiles=*/4);
+        // Each tile's two registers, rows of the fragment moved whole.
+        for (int64_t q = 0; q < 2; ++q) {
+          Value fragment = arith::ConstantOp::create(b, b.getZeroAttr(fragmentType(2)));
+          for (int64_t r = 0; r < 2; ++r)
+            fragment = vector::InsertOp::create(
+                b, vector::ExtractOp::create(b, both, ArrayRef<int64_t>{2 * q + r}), fragment,
+                ArrayRef<int64_t>{r});
+          bs.push_back(fragment);
+        }
+      }
+      auto cType = VectorType::get({2, 2}, b.getF32Type());
+      for (int64_t i = 0; i < kMTiles; ++i)
+        for (int64_t j = 0; j < kNTiles; ++j) {
+          int64_t slot = (i * kNTiles + j) * 4;
+          SmallVector<Value> sums;
+          for (int64_t e = 0; e < 4; ++e)
+            sums.push_back(memref::LoadOp::create(b, acc, constant(slot + e)));
+          Value c = vector::FromElementsOp::create(b, cType, sums);
+          Value d = nvgpu::MmaSyncOp::create(b, as[i], bs[j], c,
+                                             ArrayRef<int64_t>{kM, kN, kK});
+          for (int64_t e = 0; e < 4; ++e)
+            memref::StoreOp::create(
+                b, vector::ExtractOp::create(b, d, ArrayRef<int64_t>{e / 2, e % 2}), acc,
+                constant(slot + e));
+        }
+    }
+  }
+
+  /// mma.sync's C fragment: lane l of the warp holds rows l/4 and l/4 + 8,
+  /// columns 2·(l%4) and 2·(l%4) + 1, of each m16 x n8 tile.
+  SmallVector<Held> heldOnTensorCores() {
+    using namespace mma;
+    Value group = div(lane, 4), pair = mul(rem(lane, 4), 2);
+    SmallVector<Held> held;
+    for (int64_t i = 0; i < kMTiles; ++i)
+      for (int64_t j = 0; j < kNTiles; ++j)
+        for (int64_t e = 0; e < 4; ++e)
+          held.push_back({add(add(warpRow, i * kM + 8 * (e / 2)), group),
+                          add(add(warpColumn, j * kN + e % 2), pair), (i * kNTiles + j) * 4 + e});
+    return held;
+  }
+
   /// Stages product `p`'s `operand` for K step `k0` into stage `buffer` of
-  /// `staged` [stage][k][outer]: its `outer` loops (M of A, N of B;
-  /// `outerSize` linearized) from `base`, zeros outside it. An f32 operand
+  /// `staged`: its `outer` loops (M of A, N of B; `outerSize` linearized)
+  /// from `base`, zeros outside it; [stage][k][outer] of f32 for FMAs,
+  /// [stage][outer][k] of the half type for tensor cores. An f32 operand
   /// with contiguous rows is copied asynchronously (a copy of 4 bytes, or of
   /// none and a zero, per element: its tokens join `copies`); others are
-  /// loaded (a half type widened) and stored.
+  /// loaded (a half type widened for FMAs) and stored.
   void stage(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer, Value outerSize,
              Value base, Value k0, Value thread, Value staged, Value buffer,
              SmallVectorImpl<Value> &copies) {
     ArrayRef<unsigned> kLoops = products[p].k;
     // Neighbouring threads along the operand's fastest dimension.
     bool kFastest = map.getResults().back().isFunctionOfDim(kLoops.back());
-    bool async = getElementTypeOrSelf(operand.getType()).isF32() && unitInnerStride(operand);
-    Value zero = arith::ConstantFloatOp::create(b, b.getF32Type(), APFloat(0.0f));
-    for (int64_t r = 0; r < kTile * kDepth / kThreads; ++r) {
-      Value element = arith::AddIOp::create(b, thread, constant(r * kThreads));
-      Value fast = constant(kFastest ? kDepth : kTile);
-      Value inner = arith::RemUIOp::create(b, element, fast);
-      Value across = arith::DivUIOp::create(b, element, fast);
+    bool async = asyncCopies && getElementTypeOrSelf(operand.getType()).isF32() &&
+                 unitInnerStride(operand);
+    Type stagedType = cast<MemRefType>(staged.getType()).getElementType();
+    Value zero = arith::ConstantOp::create(b, b.getZeroAttr(stagedType));
+    for (int64_t r = 0; r < kTile * depth() / threads(); ++r) {
+      Value element = add(thread, r * threads());
+      int64_t fast = kFastest ? depth() : kTile;
+      Value inner = rem(element, fast);
+      Value across = div(element, fast);
       Value kk = kFastest ? inner : across, o = kFastest ? across : inner;
-      Value k = arith::AddIOp::create(b, k0, kk);
-      Value position = arith::AddIOp::create(b, base, o);
+      Value k = add(k0, kk);
+      Value position = add(base, o);
+      SmallVector<Value> at = half ? SmallVector<Value>{buffer, o, kk}
+                                   : SmallVector<Value>{buffer, kk, o};
       Value inside = arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
@@ -433,25 +592,25 @@ private:
         delinearize(p, arith::SelectOp::create(b, inside, position, origin), outer);
         Value bytes = arith::SelectOp::create(b, inside, constant(1), origin);
         copies.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged,
-            ValueRange{buffer, kk, o}, operand, indicesOf(p, map), b.getIndexAttr(1), bytes,
+            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, operand,
+            indicesOf(p, map), b.getIndexAttr(1), bytes,
             /*bypassL1=*/nullptr));
         continue;
       }
-      auto load = scf::IfOp::create(b, TypeRange{b.getF32Type()}, inside, /*withElse=*/true);
+      auto load = scf::IfOp::create(b, TypeRange{stagedType}, inside, /*withElse=*/true);
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(&load.getThenRegion().front());
         delinearize(p, k, kLoops);
         delinearize(p, position, outer);
         Value value = memref::LoadOp::create(b, operand, indicesOf(p, map));
-        if (!value.getType().isF32())
-          value = arith::ExtFOp::create(b, b.getF32Type(), value);
+        if (value.getType() != stagedType)
+          value = arith::ExtFOp::create(b, stagedType, value);
         scf::YieldOp::create(b, ValueRange{value});
         b.setInsertionPointToStart(&load.getElseRegion().front());
         scf::YieldOp::create(b, ValueRange{zero});
       }
-      memref::StoreOp::create(b, load.getResult(0), staged, ValueRange{buffer, kk, o});
+      memref::StoreOp::create(b, load.getResult(0), staged, at);
     }
   }
 
@@ -483,16 +642,21 @@ private:
 
   SmallVector<Contraction> products;
   ImplicitLocOpBuilder b;
+  bool asyncCopies;
+  Type half; ///< f16 or bf16 when the products run on tensor cores.
   Operation *starter = nullptr; ///< Writes C's start; taken over unless Loaded.
   peft::GemmStart start;
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
   SmallVector<Value> kSize;              ///< Each product's K, linearized.
   Value rows, columns;                   ///< C's M and N, linearized.
+  Value threadRow, threadColumn;         ///< FMAs: the thread's first row and column.
+  Value lane, warpRow, warpColumn;       ///< Tensor cores: the lane, the warp's corner.
   /// Each product's loop indices where the kernel is.
   SmallVector<llvm::DenseMap<unsigned, Value>> indexOf;
 };
 
 struct CudaLaunchGemmsPass : peft::impl::CudaLaunchGemmsBase<CudaLaunchGemmsPass> {
+  using CudaLaunchGemmsBase::CudaLaunchGemmsBase;
   void runOnOperation() override {
     SmallVector<SmallVector<Contraction>> kernels;
     llvm::DenseSet<Operation *> grouped;
@@ -503,7 +667,7 @@ struct CudaLaunchGemmsPass : peft::impl::CudaLaunchGemmsBase<CudaLaunchGemmsPass
         kernels.push_back(productsInto(*first, grouped));
     });
     for (SmallVector<Contraction> &products : kernels)
-      GemmKernelBuilder(std::move(products)).build();
+      GemmKernelBuilder(std::move(products), tensorCores, asyncCopies).build();
   }
 };
 

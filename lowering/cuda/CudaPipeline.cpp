@@ -34,10 +34,12 @@ static constexpr llvm::StringLiteral kPtxFeatures = "+ptx80";
 static constexpr llvm::StringLiteral kKernelsFile = "kernels.ptx";
 
 /// Bufferized, as loops, the kernels launched: what the GPU and the
-/// emulation share.
-static void buildLaunchPipeline(OpPassManager &pm) {
+/// emulation share. `sm80`: GEMMs use what sm_80 brought, mma.sync for half
+/// types and cp.async.
+static void buildLaunchPipeline(OpPassManager &pm, bool sm80) {
   buildBufferizationPipeline(pm);
-  pm.addPass(createCudaLaunchGemms());
+  pm.addPass(createCudaLaunchGemms(CudaLaunchGemmsOptions{/*tensorCores=*/sm80,
+                                                          /*asyncCopies=*/sm80}));
   pm.addPass(createCudaLaunchReductions());
   // Every other map, reduction and GEMM as loops: parallel over the parallel
   // dimensions, serial over the reductions; each nest one kernel.
@@ -47,19 +49,27 @@ static void buildLaunchPipeline(OpPassManager &pm) {
 }
 
 void buildCudaEmulationPipeline(OpPassManager &pm) {
-  buildLaunchPipeline(pm);
+  buildLaunchPipeline(pm, /*sm80=*/true);
   pm.addPass(createCudaEmulateLaunches());
   buildCpuLoopsToLlvmPipeline(pm);
 }
 
+/// Whether `gpuArch` (sm_XY, sm_XYa) is sm_80 or later.
+static bool isSm80OrLater(llvm::StringRef gpuArch) {
+  unsigned version = 0;
+  gpuArch.drop_front(3).take_while(llvm::isDigit).getAsInteger(10, version);
+  return version >= 80;
+}
+
 void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
-  buildLaunchPipeline(pm);
+  buildLaunchPipeline(pm, isSm80OrLater(gpuArch));
   // Constants and index arithmetic into the kernels (canonicalization hoisted
   // them to the function), so that they are not kernel arguments.
   pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createCudaGatherKernels());
   pm.addNestedPass<gpu::GPUModuleOp>(createCudaLowerMath());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCudaLowerMma());
   // Launches, allocations and copies as one chain of asynchronous ops (the
   // form the GPU runtime calls take), waited for at the end.
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());

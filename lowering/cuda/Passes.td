@@ -21,24 +21,33 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
     positions, N the output channels, K the input channels and the window;
     A and B may be read through any affine map, evaluated per element).
 
-    - a block of 256 threads per 64 x 64 tile of C (x: N, y: M, z: the
-      batch linearized);
-    - per K step of 16, A's 64 x 16 and B's 16 x 64 staged in shared memory
-      (workgroup attributions, k-major, rows padded by one element against
-      bank conflicts), neighbouring threads loading neighbouring elements
+    - a block per 64 x 64 tile of C (x: N, y: M, z: the batch linearized);
+    - per K step, A's and B's share of it staged in shared memory (workgroup
+      attributions), neighbouring threads loading neighbouring elements
       along each operand's fastest dimension and zeros outside the operands;
       two stages: step s is computed between two `gpu.barrier`s while step
       s + 1 arrives in the other, f32 operands with contiguous rows by
-      asynchronous copies (`nvgpu.device_async_copy` of one element, or of
-      none and a zero; a group per step, waited for with one pending), half
-      types loaded and widened;
-    - each thread accumulating a 4 x 4 block of C, rows and columns 16 apart,
-      in a private attribution indexed by constants (registers, once LLVM
-      has promoted it), with `math.fma`; then C is read, added to and
-      written back where the block lies inside C. When the op just before
-      the first product writes C's start, zeros (`linalg.fill`) or a bias
-      broadcast along C's one N loop, the kernel takes it over: it writes
-      the sums, or bias + sums, without reading C, and that op is erased.
+      asynchronous copies (with `async-copies`: `nvgpu.device_async_copy` of
+      one element, or of none and a zero; a group per step, waited for with
+      one pending), others loaded;
+    - f32 operands (or mixed ones): 256 threads, K steps of 16 staged
+      k-major in f32 (half types widened), rows padded by one element
+      against bank conflicts; each thread accumulates a 4 x 4 block of C,
+      rows and columns 16 apart, with `math.fma`;
+    - f16 or bf16 operands, both of one type (with `tensor-cores`): 128
+      threads, four warps each owning a 32 x 32 quarter of the tile; K steps
+      of 32 staged in the half type, a row of A (of B: a column of C) holding
+      its K, 40 elements long (16-byte aligned, conflict-free for
+      `nvgpu.ldmatrix`); per 16 of K each warp loads its A fragments of two
+      m16 tiles and its B fragments of four n8 tiles (`nvgpu.ldmatrix` x4)
+      and issues eight `nvgpu.mma.sync` m16n8k16 with f32 accumulators;
+    - the accumulators in a private attribution indexed by constants
+      (registers, once LLVM has promoted it); then C is read, added to and
+      written back where the thread's elements lie inside C. When the op just
+      before the first product writes C's start, zeros (`linalg.fill`) or a
+      bias broadcast along C's one N loop, the kernel takes it over: it
+      writes the sums, or bias + sums, without reading C, and that op is
+      erased.
 
     Contractions that add to the same C the same way are one kernel, placed
     at the last of them, when nothing between touches C or writes what an
@@ -50,9 +59,16 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
     Other linalg ops are left to `convert-linalg-to-parallel-loops` and
     `peft-cuda-launch-kernels`.
   }];
+  let options = [
+    Option<"tensorCores", "tensor-cores", "bool", "true",
+           "Multiply f16 and bf16 operands with mma.sync (sm_80 and later)">,
+    Option<"asyncCopies", "async-copies", "bool", "true",
+           "Stage f32 operands with cp.async (sm_80 and later)">,
+  ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",
-                           "mlir::memref::MemRefDialect", "mlir::nvgpu::NVGPUDialect"];
+                           "mlir::memref::MemRefDialect", "mlir::nvgpu::NVGPUDialect",
+                           "mlir::vector::VectorDialect"];
 }
 
 def CudaLaunchReductions : Pass<"peft-cuda-launch-reductions", "mlir::ModuleOp"> {
@@ -120,7 +136,9 @@ def CudaGatherKernels : Pass<"peft-cuda-gather-kernels", "mlir::ModuleOp"> {
     `@forward_kernel_0`, ...). This pass moves every kernel into one module,
     `@kernels`, renamed after the module it came from so that names stay
     unique, and points each `gpu.launch_func` at it: the artifact has one PTX
-    file (`kernels.ptx`) and the runtime loads one module.
+    file (`kernels.ptx`) and the runtime loads one module. Each kernel's
+    workgroup buffers are aligned to 16 bytes (`llvm.align`), as ldmatrix's
+    rows must be; the NVVM lowering would align them to their element only.
   }];
   let dependentDialects = ["mlir::gpu::GPUDialect"];
 }
@@ -144,6 +162,21 @@ def CudaLowerMath : Pass<"peft-cuda-lower-math", "mlir::gpu::GPUModuleOp"> {
                            "mlir::LLVM::LLVMDialect"];
 }
 
+def CudaLowerMma : Pass<"peft-cuda-lower-mma", "mlir::gpu::GPUModuleOp"> {
+  let summary = "bf16 mma.sync to NVVM";
+  let description = [{
+    Upstream's `convert-nvgpu-to-nvvm` deduces no PTX type for bf16 operands
+    of `nvgpu.mma.sync`, though PTX has `mma.sync.aligned.m16n8k16` for bf16
+    with f32 accumulators from sm_80 on. In the kernels, each bf16
+    `nvgpu.mma.sync` m16n8k16 into f32 becomes `nvvm.mma.sync`: each row of
+    the A and B fragments (two bf16) a 32-bit register, C's four f32 taken
+    apart and the result's four put back together. f16 ones are left to the
+    upstream lowering.
+  }];
+  let dependentDialects = ["mlir::LLVM::LLVMDialect", "mlir::NVVM::NVVMDialect",
+                           "mlir::vector::VectorDialect"];
+}
+
 def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
   let summary = "Run the kernels on the host, serially (--target cuda-emulated)";
   let description = [{
@@ -158,16 +191,29 @@ def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
     phases, each its own loop over the threads: the body's ops between
     barriers, and an `scf.for` holding barriers as a loop (bounds the same
     for every thread) around its own phases. A value a phase uses from an
-    earlier one is recomputed from its operands; one read from memory, or a
-    thread's own loop index, cannot cross a barrier (an error); what such a
-    loop carries (a thread's accumulators) is kept in private memory. Workgroup
-    memory becomes one host buffer per launch; private memory one with a row
-    per thread, its loads and stores indexed by the linear thread id first.
-    Asynchronous copies (`nvgpu.device_async_copy`) are done at once, zeros
-    past their source elements; their groups and waits go.
+    earlier one is recomputed from its operands where memory has no part in
+    it, and otherwise kept in private memory (stored where it is defined,
+    loaded where it is used), as is what such a loop carries (a thread's
+    accumulators); a thread's own loop index cannot cross a barrier (an
+    error). Workgroup memory becomes one host buffer per launch; private
+    memory one with a row per thread, its loads and stores indexed by the
+    linear thread id first. Asynchronous copies (`nvgpu.device_async_copy`)
+    are done at once, zeros past their source elements; their groups and
+    waits go.
+
+    A warp's collective ops become an exchange through shared memory between
+    two barriers (blocks of a constant size, whole warps): each lane stores
+    its operands in a scratch row, then computes its part of the result from
+    the rows of its warp's lanes. `nvgpu.ldmatrix` (x1, x2, x4, transposed
+    or not): lane l reads, of matrix q, elements 2·(l%4) and 2·(l%4) + 1 of
+    the row lane 8q + l/4 gave. `nvgpu.mma.sync` m16n8k16 of f16 or bf16
+    into f32: each of the lane's four elements of C summed over k with FMAs
+    from the A and B elements other lanes hold, as PTX lays the fragments
+    out; other shapes are refused.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
-                           "mlir::arith::ArithDialect"];
+                           "mlir::arith::ArithDialect", "mlir::math::MathDialect",
+                           "mlir::vector::VectorDialect"];
 }
 
 #endif // PEFT_LOWERING_CUDA_PASSES_TD

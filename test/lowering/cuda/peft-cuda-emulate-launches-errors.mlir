@@ -1,19 +1,31 @@
 // RUN: peft-opt %s --split-input-file --verify-diagnostics --peft-cuda-emulate-launches
 //
 // What threads run one after another cannot reproduce is refused, naming the
-// op: a value read from memory or a thread's loop index used across a
-// barrier, a barrier under a condition, private memory used other than by
-// loads and stores.
+// op: warp operations in blocks of a size known only at run time, mma.sync
+// shapes other than m16n8k16, a thread's loop index used across a barrier, a
+// barrier under a condition, private memory used other than by loads and
+// stores.
 
-func.func @loaded_across_barrier(%in: memref<4xf32>, %out: memref<4xf32>) {
+func.func @warps_of_any_size(%threads: index, %a: vector<4x2xf16>, %b: vector<2x2xf16>, %c: vector<2x2xf32>) {
   %c1 = arith.constant 1 : index
-  %c4 = arith.constant 4 : index
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
-             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
-    %value = memref.load %in[%tx] : memref<4xf32>
-    gpu.barrier
-    // expected-error @+1 {{a value read from memory is used across a barrier}}
-    memref.store %value, %out[%tx] : memref<4xf32>
+             threads(%tx, %ty, %tz) in (%sx = %threads, %sy = %c1, %sz = %c1) {
+    // expected-error @+1 {{warp operations need a block of a constant size}}
+    %d = nvgpu.mma.sync(%a, %b, %c) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+func.func @other_mma_shape(%a: vector<2x2xf16>, %b: vector<1x2xf16>, %c: vector<2x2xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    // expected-error @+1 {{only mma.sync m16n8k16 into f32 runs on the host}}
+    %d = nvgpu.mma.sync(%a, %b, %c) {mmaShape = [16, 8, 8]} : (vector<2x2xf16>, vector<1x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
     gpu.terminator
   }
   return

@@ -185,3 +185,115 @@ func.func @async_copies(%src: memref<8xf32>, %count: index, %out: memref<4xf32>)
   }
   return
 }
+
+// -----
+
+// A value read from memory before a barrier and used after it is kept in a
+// row per thread: stored where it is read, loaded where it is used.
+// CHECK-LABEL: func.func @loaded_across
+// CHECK-SAME: (%[[IN:[^:]*]]: memref<4xf32>, %[[OUT:[^:]*]]: memref<4xf32>)
+// CHECK: %[[KEPT:.*]] = memref.alloc(%{{.*}}) : memref<?x1xf32>
+// CHECK: scf.for %[[T1:[^ ]*]] = %c0 to %c4
+// CHECK:   %[[VALUE:.*]] = memref.load %[[IN]][%[[T1]]]
+// CHECK:   memref.store %[[VALUE]], %[[KEPT]][%{{.*}}, %c0
+// CHECK: scf.for %[[T2:[^ ]*]] = %c0 to %c4
+// CHECK:   %[[AGAIN:.*]] = memref.load %[[KEPT]][%{{.*}}, %c0
+// CHECK:   memref.store %[[AGAIN]], %[[OUT]][%[[T2]]]
+func.func @loaded_across(%in: memref<4xf32>, %out: memref<4xf32>) {
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+    %value = memref.load %in[%tx] : memref<4xf32>
+    gpu.barrier
+    memref.store %value, %out[%tx] : memref<4xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// ldmatrix x4 as an exchange: each lane stores its row's indices in a
+// scratch buffer, a barrier, then lane l reads, of matrix q, elements
+// 2·(l%4) and 2·(l%4) + 1 of the row lane 8q + l/4 of its warp gave; a
+// barrier before the scratch is reused. The fragment crosses that barrier in
+// private memory.
+// CHECK-LABEL: func.func @ldmatrix
+// CHECK-SAME: (%[[OUT:[^:]*]]: memref<64x2xf16>)
+// CHECK-DAG: %[[TILE:.*]] = memref.alloc() : memref<16x16xf16>
+// CHECK-DAG: %[[ROWS:.*]] = memref.alloc() : memref<64x2xindex>
+// CHECK-DAG: %[[KEPT:.*]] = memref.alloc(%{{.*}}) : memref<?x1xvector<4x2xf16>>
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c64
+// CHECK:   memref.store %{{.*}}, %[[ROWS]][%[[T1:[^,]*]], %c0{{[_0-9]*}}
+// CHECK:   memref.store %{{.*}}, %[[ROWS]][%[[T1]], %c1{{[_0-9]*}}
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c64
+// CHECK:   %[[LANE:.*]] = arith.remui %{{.*}}, %c32{{[_0-9]*}}
+// CHECK:   %[[QUAD:.*]] = arith.divui %[[LANE]], %c4{{[_0-9]*}}
+// CHECK:   %[[PAIR:.*]] = arith.muli %{{.*}}, %c2{{[_0-9]*}}
+// CHECK:   %[[ROW_IN_WARP:.*]] = arith.addi %[[QUAD]], %c0{{[_0-9]*}}
+// CHECK:   %[[WARP:.*]] = arith.subi %{{.*}}, %[[LANE]]
+// CHECK:   %[[FROM:.*]] = arith.addi %[[WARP]], %[[ROW_IN_WARP]]
+// CHECK:   %[[ROW:.*]] = memref.load %[[ROWS]][%[[FROM]], %c0{{[_0-9]*}}]
+// CHECK:   %[[COL0:.*]] = memref.load %[[ROWS]][%[[FROM]], %c1{{[_0-9]*}}]
+// CHECK:   %[[COL:.*]] = arith.addi %[[COL0]], %{{.*}}
+// CHECK:   memref.load %[[TILE]][%[[ROW]], %[[COL]]]
+// CHECK-COUNT-7: memref.load %[[TILE]]
+// CHECK:   %[[FRAGMENT:.*]] = vector.from_elements {{.*}} : vector<4x2xf16>
+// CHECK:   memref.store %[[FRAGMENT]], %[[KEPT]]
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c64
+// CHECK:   memref.load %[[KEPT]]
+func.func @ldmatrix(%out: memref<64x2xf16>) {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1)
+             workgroup(%tile : memref<16x16xf16, #gpu.address_space<workgroup>>) {
+    %c8 = arith.constant 8 : index
+    %c16 = arith.constant 16 : index
+    %row = arith.remui %tx, %c16 : index
+    %half = arith.divui %tx, %c16 : index
+    %column = arith.muli %half, %c8 : index
+    %fragment = nvgpu.ldmatrix %tile[%row, %column] {numTiles = 4 : i32, transpose = false} : memref<16x16xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+    %pair = vector.extract %fragment[0] : vector<2xf16> from vector<4x2xf16>
+    %c0 = arith.constant 0 : index
+    vector.store %pair, %out[%tx, %c0] : memref<64x2xf16>, vector<2xf16>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// mma.sync m16n8k16 as an exchange: each lane stores its A and B fragments,
+// widened, in scratch buffers, a barrier, then sums each of its four elements
+// of C over k from the lanes of its warp that hold row and k (A) and k and
+// column (B), as PTX lays the fragments out; a barrier.
+// CHECK-LABEL: func.func @mma
+// CHECK-DAG: %[[A:.*]] = memref.alloc() : memref<32x8xf32>
+// CHECK-DAG: %[[B:.*]] = memref.alloc() : memref<32x4xf32>
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c32
+// CHECK:   %[[WIDE:.*]] = arith.extf %{{.*}} : bf16 to f32
+// CHECK:   memref.store %[[WIDE]], %[[A]][%{{.*}}, %c0{{[_0-9]*}}
+// CHECK-COUNT-7: memref.store %{{.*}}, %[[A]]
+// CHECK-COUNT-4: memref.store %{{.*}}, %[[B]]
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c32
+// CHECK:   scf.for %{{.*}} to %c16 step %{{.*}} iter_args(%[[SUM:[^ ]*]] =
+// CHECK:     %[[X:.*]] = memref.load %[[A]]
+// CHECK:     %[[Y:.*]] = memref.load %[[B]]
+// CHECK:     math.fma %[[X]], %[[Y]], %[[SUM]] : f32
+// CHECK-COUNT-3: iter_args
+// CHECK:   vector.from_elements {{.*}} : vector<2x2xf32>
+func.func @mma(%a: vector<4x2xbf16>, %b: vector<2x2xbf16>, %c: vector<2x2xf32>, %out: memref<32x2xf32>) {
+  %c1 = arith.constant 1 : index
+  %c32 = arith.constant 32 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c32, %sy = %c1, %sz = %c1) {
+    %d = nvgpu.mma.sync(%a, %b, %c) {mmaShape = [16, 8, 16]} : (vector<4x2xbf16>, vector<2x2xbf16>, vector<2x2xf32>) -> vector<2x2xf32>
+    %row = vector.extract %d[0] : vector<2xf32> from vector<2x2xf32>
+    %c0 = arith.constant 0 : index
+    vector.store %row, %out[%tx, %c0] : memref<32x2xf32>, vector<2xf32>
+    gpu.terminator
+  }
+  return
+}

@@ -2,10 +2,11 @@
 //
 // peft-cuda-launch-gemms: a contraction into f32 becomes one launch of the
 // tiled kernel: blocks over 64 x 64 tiles of C (x: N, y: M, z: the batch),
-// 256 threads, A and B staged k-major in two stages of shared memory (f32
-// ones by asynchronous copies: step s computed while s + 1 arrives), a 4 x 4
-// block of C per thread accumulated with fma in private memory, then added
-// to C where it lies inside C.
+// A and B staged in two stages of shared memory (f32 ones by asynchronous
+// copies: step s computed while s + 1 arrives), accumulators in private
+// memory, then added to C where they lie inside C. f32 operands: 256
+// threads, k-major staging, a 4 x 4 block of C per thread accumulated with
+// fma. Operands of one half type: tensor cores (@bf16).
 
 // A linear layer, B stored [N, K] (torch's Linear), M dynamic.
 // CHECK-LABEL: func.func @linear
@@ -117,18 +118,66 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 
 // -----
 
-// bf16 operands accumulated into f32 (the bf16 models' layers): widened as
-// they are staged.
+// Operands of one half type run on tensor cores: 128 threads (four warps,
+// 2 x 2 over the tile), A and B staged [stage][row][k] as they are (rows of
+// 40 elements), K steps of 32. Per 16 of K each warp loads its fragments
+// with ldmatrix x4 (its two m16 tiles of A; its four n8 tiles of B, two at
+// a time) and issues eight mma.sync m16n8k16 into the accumulators, 32 per
+// thread, which then go to C.
 // CHECK-LABEL: func.func @bf16
+// CHECK-SAME: (%[[A:[^:]*]]: memref<?x64xbf16>, %[[B:[^:]*]]: memref<48x64xbf16>, %[[C:[^:]*]]: memref<?x48xf32>)
 // CHECK: gpu.launch
+// CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c128,
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<32xf32, #gpu.address_space<private>>)
+//   A is k-fastest: thread t stages k = t % 32 of row t / 32 first, at [row][k].
+// CHECK-DAG: %[[KK:.*]] = arith.remui %[[T]], %c32
+// CHECK-DAG: %[[ROW:.*]] = arith.divui %[[T]], %c32
+// CHECK: %[[LOADED:.*]] = memref.load %[[A]]
+// CHECK-NEXT: scf.yield %[[LOADED]] : bf16
+// CHECK: memref.store %{{.*}}, %[[SA]][%c0, %[[ROW]], %[[KK]]]
+// CHECK-COUNT-15: memref.store %{{.*}}, %[[SA]][%c0,
+// CHECK-COUNT-16: memref.store %{{.*}}, %[[SB]][%c0,
+// CHECK: scf.for
+// CHECK-COUNT-16: memref.store %{{.*}}, %[[SA]]
+// CHECK-COUNT-16: memref.store %{{.*}}, %[[SB]]
+// CHECK: %[[STAGE:.*]] = arith.remui %{{.*}}, %c2
+// CHECK: gpu.barrier
+// CHECK-COUNT-2: nvgpu.ldmatrix %[[SA]][%[[STAGE]], %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
+// CHECK-COUNT-2: nvgpu.ldmatrix %[[SB]][%[[STAGE]], %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
+// CHECK: %[[SUM:.*]] = memref.load %[[ACC]][%c0]
+// CHECK: vector.from_elements %[[SUM]],
+// CHECK: nvgpu.mma.sync({{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xbf16>, vector<2x2xbf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// CHECK-COUNT-7: nvgpu.mma.sync
+//   The second 16 of the step.
+// CHECK-COUNT-4: nvgpu.ldmatrix
+// CHECK-COUNT-8: nvgpu.mma.sync
+// CHECK: gpu.barrier
+// CHECK: }
+// CHECK-COUNT-32: memref.store %{{.*}}, %[[C]]
+// CHECK-NOT: linalg.matmul
+func.func @bf16(%a: memref<?x64xbf16>, %b: memref<48x64xbf16>, %c: memref<?x48xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%a, %b : memref<?x64xbf16>, memref<48x64xbf16>) outs(%c : memref<?x48xf32>)
+  return
+}
+
+// -----
+
+// Mixed operands (a bf16 activation, an f32 LoRA weight) are multiplied with
+// FMAs: the half type widened as it is staged.
+// CHECK-LABEL: func.func @mixed
+// CHECK: gpu.launch
+// CHECK-SAME: workgroup(%{{[^ ]*}} : memref<2x16x65xf32, #gpu.address_space<workgroup>>,
 // CHECK: %[[LOADED:.*]] = memref.load %{{.*}} : memref<?x32xbf16>
 // CHECK: %[[WIDE:.*]] = arith.extf %[[LOADED]] : bf16 to f32
 // CHECK: scf.yield %[[WIDE]] : f32
 // CHECK: gpu.barrier
+// CHECK-NOT: nvgpu.mma.sync
 // CHECK-NOT: linalg.matmul
-func.func @bf16(%a: memref<?x32xbf16>, %b: memref<48x32xbf16>, %c: memref<?x48xf32>) {
+func.func @mixed(%a: memref<?x32xbf16>, %b: memref<48x32xf32>, %c: memref<?x48xf32>) {
   linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
-    ins(%a, %b : memref<?x32xbf16>, memref<48x32xbf16>) outs(%c : memref<?x48xf32>)
+    ins(%a, %b : memref<?x32xbf16>, memref<48x32xf32>) outs(%c : memref<?x48xf32>)
   return
 }
 
@@ -347,5 +396,20 @@ func.func @start_overwritten(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %buffe
   linalg.fill ins(%one : f32) outs(%buffer : memref<768xf32>)
   linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
     ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%y : memref<8x96xf32>)
+  return
+}
+
+// -----
+
+// Without tensor cores (an architecture before sm_80), half types are
+// multiplied with FMAs.
+// RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms="tensor-cores=false" | FileCheck %s --check-prefix=SIMT
+// SIMT-LABEL: func.func @half_without_tensor_cores
+// SIMT: workgroup(%{{[^ ]*}} : memref<2x16x65xf32, #gpu.address_space<workgroup>>,
+// SIMT: arith.extf %{{.*}} : f16 to f32
+// SIMT-NOT: nvgpu.mma.sync
+func.func @half_without_tensor_cores(%a: memref<?x32xf16>, %b: memref<48x32xf16>, %c: memref<?x48xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%a, %b : memref<?x32xf16>, memref<48x32xf16>) outs(%c : memref<?x48xf32>)
   return
 }
