@@ -10,7 +10,7 @@ using namespace mlir;
 
 namespace peft {
 
-GemmStart matchGemmStart(Operation *op, unsigned loops, unsigned channelDim) {
+GemmStart matchGemmStart(Operation *op, unsigned loops, unsigned channelDim, bool widenedBias) {
   if (auto fill = dyn_cast_or_null<linalg::FillOp>(op)) {
     if (auto constant = fill.getInputs()[0].getDefiningOp<arith::ConstantOp>())
       if (auto value = dyn_cast<FloatAttr>(constant.getValue()))
@@ -25,11 +25,16 @@ GemmStart matchGemmStart(Operation *op, unsigned loops, unsigned channelDim) {
   MLIRContext *context = op->getContext();
   Block &body = generic.getRegion().front();
   Value bias = generic.getDpsInputs()[0];
+  // The body yields the bias element, or (widenedBias) it widened to f32.
+  Value yielded = body.getTerminator()->getOperand(0);
+  if (auto widened = yielded.getDefiningOp<arith::ExtFOp>();
+      widenedBias && widened && body.getOperations().size() == 2)
+    yielded = widened.getIn();
+  else if (body.getOperations().size() != 1 || !getElementTypeOrSelf(bias.getType()).isF32())
+    return {};
   if (generic.getIndexingMapsArray()[0] !=
           AffineMap::get(loops, 0, getAffineDimExpr(channelDim, context)) ||
-      !generic.getIndexingMapsArray()[1].isIdentity() || body.getOperations().size() != 1 ||
-      body.getTerminator()->getOperand(0) != body.getArgument(0) ||
-      !getElementTypeOrSelf(bias.getType()).isF32() ||
+      !generic.getIndexingMapsArray()[1].isIdentity() || yielded != body.getArgument(0) ||
       !getElementTypeOrSelf(generic.getDpsInits()[0].getType()).isF32())
     return {};
   return {GemmStart::Bias, bias};

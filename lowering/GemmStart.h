@@ -23,8 +23,10 @@ struct GemmStart {
 
 /// What `op` writes if it is a zero fill of f32, or a broadcast of an f32
 /// vector along dimension `channelDim` of its `loops` loops (on tensors or
-/// memrefs); Loaded otherwise.
-GemmStart matchGemmStart(mlir::Operation *op, unsigned loops, unsigned channelDim);
+/// memrefs); with `widenedBias`, also of a half-type vector widened to f32
+/// (a half model's bias). Loaded otherwise.
+GemmStart matchGemmStart(mlir::Operation *op, unsigned loops, unsigned channelDim,
+                         bool widenedBias = false);
 
 /// On memrefs: the op just before `gemm` in its block that writes `out` (its
 /// only output, not reading it), when nothing between them touches `out`'s

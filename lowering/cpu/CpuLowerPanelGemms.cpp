@@ -485,52 +485,6 @@ struct CpuLowerPanelGemmsPass
     return {};
   }
 
-  /// The map that alone reads what the GEMM ending at `last` wrote to `out`,
-  /// when it can run as the kernel's epilogue at its own place: nothing
-  /// between touches `out` or writes the GEMM's `inputs`, and nothing after
-  /// reads `out`.
-  struct FoundEpilogue {
-    linalg::GenericOp op;
-    SmallVector<EpilogueInput> kinds;
-  };
-  static std::optional<FoundEpilogue> findEpilogue(Operation *gemm, Operation *last, Value out,
-                                                   ValueRange inputs) {
-    llvm::SmallPtrSet<Value, 8> outAliases = aliasesOf(out), inputAliases;
-    for (Value input : inputs)
-      inputAliases.insert_range(aliasesOf(input));
-    linalg::GenericOp consumer;
-    for (Operation *op = last->getNextNode(); op && !consumer; op = op->getNextNode()) {
-      // Views (of out too: the consumer reads through them) read nothing.
-      if (isa<ViewLikeOpInterface>(op))
-        continue;
-      if (!usesAnyOf(op, outAliases)) {
-        if (interferes(op, outAliases, inputAliases))
-          return std::nullopt;
-        continue;
-      }
-      consumer = dyn_cast<linalg::GenericOp>(op);
-      if (!consumer || !consumer.hasPureBufferSemantics())
-        return std::nullopt;
-    }
-    if (!consumer)
-      return std::nullopt;
-    std::optional<SmallVector<EpilogueInput>> kinds =
-        epilogueInputs(consumer, [&](Value v) { return outAliases.contains(v); });
-    if (!kinds || outAliases.contains(consumer.getDpsInits()[0]))
-      return std::nullopt;
-    // Nothing reads out after the GEMM but the epilogue: its result is all
-    // that is left of out (what writes out before, its start, stays).
-    for (Value alias : outAliases)
-      for (Operation *user : alias.getUsers()) {
-        Operation *ancestor = gemm->getBlock()->findAncestorOpInBlock(*user);
-        if (user != gemm && user != last && user != consumer.getOperation() &&
-            !isa<ViewLikeOpInterface, memref::DeallocOp, memref::DimOp>(user) &&
-            !(ancestor && ancestor->isBeforeInBlock(gemm)))
-          return std::nullopt;
-      }
-    return FoundEpilogue{consumer, *kinds};
-  }
-
   /// `value` ([..., N], unit inner stride) as rows `[?, N]`, or null.
   static Value asRows(OpBuilder &builder, Location loc, Value value, int64_t n) {
     auto type = cast<MemRefType>(value.getType());
@@ -622,7 +576,10 @@ struct CpuLowerPanelGemmsPass
     SmallVector<Value> gemmInputs = {lhs};
     if (tail)
       gemmInputs.push_back(low);
-    std::optional<FoundEpilogue> epilogue = findEpilogue(base, last, out, gemmInputs);
+    SmallVector<Operation *> gemms = {base};
+    if (tail)
+      gemms.push_back(tail);
+    std::optional<FoundEpilogue> epilogue = findEpilogue(gemms, out, gemmInputs);
     SmallVector<Value> extra;
     if (epilogue) {
       OpBuilder atEpilogue(epilogue->op);

@@ -1,4 +1,4 @@
-//===- Epilogue.cpp - Elementwise ops run in a GEMM kernel's store ----------===//
+//===- Epilogue.cpp - Panel GEMM epilogues on vectors ---------------------===//
 #include "lowering/cpu/Epilogue.h"
 
 #include "lowering/cpu/Passes.h"
@@ -8,59 +8,6 @@
 using namespace mlir;
 
 namespace peft {
-
-/// Whether `value`, used in a body, is a scalar constant from above.
-static bool isScalarConstant(Value value) {
-  auto constant = value.getDefiningOp<arith::ConstantOp>();
-  return constant && constant.getType().isIntOrIndexOrFloat();
-}
-
-std::optional<SmallVector<EpilogueInput>>
-epilogueInputs(linalg::GenericOp op, function_ref<bool(Value)> isAccumulator) {
-  if (op.getNumDpsInits() != 1 || op.getNumResults() > 1 ||
-      op.getNumParallelLoops() != op.getNumLoops() || op.getNumLoops() < 1 ||
-      !op.getIndexingMapsArray().back().isIdentity())
-    return std::nullopt;
-  for (Value operand : op->getOperands())
-    if (!getElementTypeOrSelf(operand.getType()).isF32())
-      return std::nullopt;
-  // The body: elementwise arith and math ops on its arguments and constants.
-  Block &body = op.getRegion().front();
-  for (Operation &nested : body.without_terminator()) {
-    if (isScalarConstant(nested.getResult(0)))
-      continue;
-    if (!nested.hasTrait<OpTrait::Elementwise>() || nested.getNumRegions() ||
-        !isa<arith::ArithDialect, math::MathDialect>(nested.getDialect()) ||
-        nested.getNumResults() != 1)
-      return std::nullopt;
-    for (Value operand : nested.getOperands())
-      if (operand.getParentBlock() != &body && !isScalarConstant(operand))
-        return std::nullopt;
-  }
-  if (body.getArgument(op.getNumDpsInputs()).getNumUses() != 0) // Reads its output.
-    return std::nullopt;
-  unsigned rank = op.getNumLoops();
-  MLIRContext *context = op.getContext();
-  AffineMap columns = AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, context));
-  SmallVector<EpilogueInput> kinds;
-  int accumulators = 0;
-  for (OpOperand *input : op.getDpsInputOperands()) {
-    AffineMap map = op.getMatchingIndexingMap(input);
-    if (map.isIdentity() && isAccumulator(input->get())) {
-      kinds.push_back(EpilogueInput::Accumulator);
-      ++accumulators;
-    } else if (map.isIdentity()) {
-      kinds.push_back(EpilogueInput::Rows);
-    } else if (map == columns) {
-      kinds.push_back(EpilogueInput::Columns);
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (accumulators != 1)
-    return std::nullopt;
-  return kinds;
-}
 
 bool isPanelGemmEpilogue(linalg::GenericOp op) {
   if (!op.hasPureTensorSemantics())

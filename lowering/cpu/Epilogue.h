@@ -1,30 +1,14 @@
-//===- Epilogue.h - Elementwise ops run in a GEMM kernel's store -*- C++ -*-===//
+//===- Epilogue.h - Panel GEMM epilogues on vectors -------------*- C++ -*-===//
 //
-// A map that reads a panel GEMM's result (a bias or residual add, GELU,
-// DoRA's rescale, a LoRA's bias) runs in the GEMM kernel as the
-// accumulators are stored for the last time, instead of as a pass of its own
-// over the result: its "epilogue".
+// The CPU's side of GEMM epilogues (lowering/Epilogue.h): which maps the
+// tensor passes leave for the panel GEMMs, and their bodies on vectors.
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_LOWERING_CPU_EPILOGUE_H
 #define PEFT_LOWERING_CPU_EPILOGUE_H
 
-#include "mlir/Dialect/Linalg/IR/Linalg.h"
-
-#include <optional>
+#include "lowering/Epilogue.h"
 
 namespace peft {
-
-/// How an epilogue reads each of its inputs, at the accumulator's row and
-/// column: the accumulator itself, a tensor of the output's shape (rows), or
-/// a vector along the output's last dimension (columns).
-enum class EpilogueInput { Accumulator, Rows, Columns };
-
-/// The inputs of `op` if it can be an epilogue, the accumulator being the
-/// one input for which `isAccumulator` holds: an f32 map (identity output)
-/// of arith and math ops that apply elementwise, reading only its inputs
-/// and scalar constants. std::nullopt otherwise.
-std::optional<llvm::SmallVector<EpilogueInput>>
-epilogueInputs(mlir::linalg::GenericOp op, llvm::function_ref<bool(mlir::Value)> isAccumulator);
 
 /// On tensors: whether `op` is the epilogue of a panel GEMM, the only reader
 /// of its result (directly or split into a batch of rows): left for the

@@ -31,6 +31,7 @@
 #include "lowering/cuda/Passes.h"
 
 #include "lowering/BufferUses.h"
+#include "lowering/Epilogue.h"
 #include "lowering/GemmStart.h"
 
 #include "mlir/Dialect/Affine/Utils.h"
@@ -42,6 +43,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 
@@ -78,9 +80,13 @@ constexpr int64_t kThreads = kWarpsPerSide * kWarpsPerSide * kWarpSize;
 constexpr int64_t kM = 16, kN = 8, kK = 16; ///< One mma.sync.
 constexpr int64_t kMTiles = kWarpTile / kM, kNTiles = kWarpTile / kN;
 constexpr int64_t kDepth = 2 * kK; ///< K per shared-memory step.
-/// A staged row: 80 bytes, so ldmatrix's rows are 16-byte aligned and eight
-/// consecutive ones start in distinct groups of four banks.
+/// A staged row of K (A's, or B's stored [N, K]): 80 bytes, so ldmatrix's
+/// rows are 16-byte aligned and eight consecutive ones start in distinct
+/// groups of four banks.
 constexpr int64_t kRow = kDepth + 8;
+/// A staged row of N (B's stored [K, N], read by ldmatrix transposed): 144
+/// bytes, for the same reasons.
+constexpr int64_t kRowOfN = kTile + 8;
 } // namespace mma
 
 /// A contraction the kernel computes: C[batch, M, N] += A[batch, M, K] ·
@@ -241,6 +247,9 @@ public:
 
   void build() {
     findStart();
+    findEpilogue();
+    if (epilogue) // Where its inputs are all computed.
+      b.setInsertionPoint(epilogue->op);
     for (Contraction &product : products) {
       SmallVector<Value> &loopSizes = sizes.emplace_back();
       for (Range range : product.op.createLoopRanges(b, b.getLoc()))
@@ -251,6 +260,13 @@ public:
     Contraction &first = products.front();
     rows = linearSize(sizes[0], first.m);
     columns = linearSize(sizes[0], first.n);
+    if (epilogue) {
+      for (int64_t d = 0; d < cast<MemRefType>(first.c().getType()).getRank(); ++d)
+        cSizes.push_back(memref::DimOp::create(b, first.c(), d));
+      Value target = epilogue->op.getDpsInits()[0];
+      for (int64_t d = 0; d < cast<MemRefType>(target.getType()).getRank(); ++d)
+        targetSizes.push_back(memref::DimOp::create(b, target, d));
+    }
     Value tile = constant(kTile);
     Value batches = linearSize(sizes[0], first.batch);
     Value columnBlocks = arith::CeilDivUIOp::create(b, columns, tile);
@@ -266,9 +282,21 @@ public:
     auto workgroup = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
     auto priv = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Private);
     // SIMT: [stage][k][outer] of f32; tensor cores: [stage][outer][k] of the half type.
+    // SIMT: [stage][k][outer] of f32. Tensor cores: A [stage][m][k] of the
+    // half type, B [stage][n][k] or, when some product's B has N fastest (a
+    // weight stored [K, N]), [stage][k][n].
     auto staged = half ? MemRefType::get({kStages, kTile, mma::kRow}, half, nullptr, workgroup)
                        : MemRefType::get({kStages, simt::kDepth, simt::kPadded}, b.getF32Type(),
                                          nullptr, workgroup);
+    bRowPerK = half && llvm::any_of(products, [](Contraction &product) {
+                 OpOperand *operand = product.op.getDpsInputOperand(1);
+                 return !product.op.getMatchingIndexingMap(operand).getResults().back()
+                             .isFunctionOfDim(product.k.back());
+               });
+    auto stagedB = bRowPerK
+                       ? MemRefType::get({kStages, mma::kDepth, mma::kRowOfN}, half, nullptr,
+                                         workgroup)
+                       : staged;
     int64_t perThread = half ? mma::kMTiles * mma::kNTiles * 4
                              : simt::kPerThread * simt::kPerThread;
     auto accumulators = MemRefType::get({perThread}, b.getF32Type(), nullptr, priv);
@@ -276,7 +304,7 @@ public:
     auto launch = gpu::LaunchOp::create(
         b, columnBlocks, rowBlocks, batches, constant(half ? mma::kThreads : simt::kThreads),
         one, one, /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
-        ValueRange{}, TypeRange{staged, staged}, TypeRange{accumulators});
+        ValueRange{}, TypeRange{staged, stagedB}, TypeRange{accumulators});
     b.setInsertionPointToStart(&launch.getBody().front());
     gpu::TerminatorOp terminator = gpu::TerminatorOp::create(b);
     b.setInsertionPoint(terminator);
@@ -285,6 +313,8 @@ public:
       starter->erase(); // The kernel writes all of C from it.
     for (Contraction &product : products)
       product.op->erase();
+    if (epilogue)
+      epilogue->op->erase();
   }
 
 private:
@@ -309,7 +339,70 @@ private:
     if (!starter)
       return;
     unsigned channel = *cMap.getResultPosition(getAffineDimExpr(first.n.front(), b.getContext()));
-    start = peft::matchGemmStart(starter, cMap.getNumResults(), channel);
+    start = peft::matchGemmStart(starter, cMap.getNumResults(), channel, /*widenedBias=*/true);
+  }
+
+  /// The map that alone reads C after the products, run as the kernel's
+  /// epilogue: the kernel writes its result instead of C. Its element is
+  /// found from C's linear index, so C must be a contiguous buffer of the
+  /// kernel's own (an allocation) that the map reads reshaped at most.
+  void findEpilogue() {
+    SmallVector<Operation *> ops;
+    SmallVector<Value> inputs;
+    for (Contraction &product : products) {
+      ops.push_back(product.op);
+      llvm::append_range(inputs, product.op.getDpsInputs());
+    }
+    Value c = products.front().c();
+    epilogue = peft::findEpilogue(ops, c, inputs, peft::EpilogueTypes::Floats);
+    if (!epilogue)
+      return;
+    auto kind = llvm::find(epilogue->kinds, peft::EpilogueInput::Accumulator);
+    Value read = epilogue->op.getDpsInputs()[kind - epilogue->kinds.begin()];
+    while (read != c) {
+      if (auto expand = read.getDefiningOp<memref::ExpandShapeOp>())
+        read = expand.getSrc();
+      else if (auto collapse = read.getDefiningOp<memref::CollapseShapeOp>())
+        read = collapse.getSrc();
+      else if (auto cast = read.getDefiningOp<memref::CastOp>())
+        read = cast.getSource();
+      else
+        return epilogue.reset();
+    }
+    if (!cast<MemRefType>(c.getType()).getLayout().isIdentity() ||
+        !isa_and_nonnull<memref::AllocOp>(peft::rootOf(c).getDefiningOp()))
+      epilogue.reset();
+  }
+
+  /// Stores `sum`, C's element at `indices`, through the epilogue: its
+  /// element the one at C's linear index, its inputs read there (rows) or at
+  /// its last index (columns), its body applied, its output written.
+  void storeThroughEpilogue(ArrayRef<Value> indices, Value sum) {
+    Value linear = constant(0);
+    for (auto [index, size] : llvm::zip(indices, cSizes))
+      linear = add(arith::MulIOp::create(b, linear, size), index);
+    SmallVector<Value> at(targetSizes.size());
+    for (size_t d = at.size(); d-- > 1;) {
+      at[d] = arith::RemUIOp::create(b, linear, targetSizes[d]);
+      linear = arith::DivUIOp::create(b, linear, targetSizes[d]);
+    }
+    at[0] = linear;
+    linalg::GenericOp map = epilogue->op;
+    Block &body = map.getRegion().front();
+    IRMapping mapping;
+    for (auto [kind, input, argument] :
+         llvm::zip(epilogue->kinds, map.getDpsInputs(), body.getArguments())) {
+      Value value = sum;
+      if (kind == peft::EpilogueInput::Rows)
+        value = memref::LoadOp::create(b, input, at);
+      else if (kind == peft::EpilogueInput::Columns)
+        value = memref::LoadOp::create(b, input, ValueRange{at.back()});
+      mapping.map(argument, value);
+    }
+    for (Operation &op : body.without_terminator())
+      b.clone(op, mapping);
+    memref::StoreOp::create(b, mapping.lookupOrDefault(body.getTerminator()->getOperand(0)),
+                            map.getDpsInits()[0], at);
   }
 
   /// The product of the trip counts of `loops`.
@@ -395,9 +488,9 @@ private:
         Value buffer = rem(step, kStages);
         SmallVector<Value> copies;
         stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
-              stagedA, buffer, copies);
+              stagedA, /*rowPerK=*/!half, buffer, copies);
         stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columns,
-              columnBase, k0, thread, stagedB, buffer, copies);
+              columnBase, k0, thread, stagedB, /*rowPerK=*/!half || bRowPerK, buffer, copies);
         if (copies.empty())
           return Value();
         return nvgpu::DeviceAsyncCreateGroupOp::create(
@@ -442,13 +535,19 @@ private:
       delinearize(0, column, first.n);
       SmallVector<Value> indices = indicesOf(0, first.cMap());
       Value sum = memref::LoadOp::create(b, acc, constant(held.slot));
-      if (start.kind == peft::GemmStart::Loaded)
+      if (start.kind == peft::GemmStart::Loaded) {
         sum = arith::AddFOp::create(b, memref::LoadOp::create(b, c, indices), sum);
-      else if (start.kind == peft::GemmStart::Bias)
-        sum = arith::AddFOp::create(
-            b, memref::LoadOp::create(b, start.bias, ValueRange{indexOf[0][first.n.front()]}),
-            sum);
-      memref::StoreOp::create(b, sum, c, indices);
+      } else if (start.kind == peft::GemmStart::Bias) {
+        Value bias =
+            memref::LoadOp::create(b, start.bias, ValueRange{indexOf[0][first.n.front()]});
+        if (!bias.getType().isF32())
+          bias = arith::ExtFOp::create(b, b.getF32Type(), bias);
+        sum = arith::AddFOp::create(b, bias, sum);
+      }
+      if (epilogue)
+        storeThroughEpilogue(indices, sum);
+      else
+        memref::StoreOp::create(b, sum, c, indices);
     }
   }
 
@@ -506,13 +605,16 @@ private:
                                                ValueRange{buffer, row, k},
                                                /*transpose=*/false, /*numTiles=*/4));
       }
-      // B: two n8 tiles per ldmatrix, (k 0-7, k 8-15) of each.
+      // B: two n8 tiles per ldmatrix, (k 0-7, k 8-15) of each; from rows of
+      // N transposed (an 8 x 8 matrix's rows are then k).
       for (int64_t j = 0; j < kNTiles; j += 2) {
-        Value column = add(add(add(warpColumn, j * kN), mul(laneHalf, 8)), laneRow8);
-        Value k = add(mul(laneQuarterOdd, 8), k0);
-        Value both = nvgpu::LdMatrixOp::create(b, fragmentType(4), stagedB,
-                                               ValueRange{buffer, column, k},
-                                               /*transpose=*/false, /*numTiles=*/4);
+        Value tileColumn = add(add(warpColumn, j * kN), mul(laneHalf, 8));
+        Value firstK = add(mul(laneQuarterOdd, 8), k0);
+        SmallVector<Value> at =
+            bRowPerK ? SmallVector<Value>{buffer, add(firstK, laneRow8), tileColumn}
+                     : SmallVector<Value>{buffer, add(tileColumn, laneRow8), firstK};
+        Value both = nvgpu::LdMatrixOp::create(b, fragmentType(4), stagedB, at,
+                                               /*transpose=*/bRowPerK, /*numTiles=*/4);
         // Each tile's two registers, rows of the fragment moved whole.
         for (int64_t q = 0; q < 2; ++q) {
           Value fragment = arith::ConstantOp::create(b, b.getZeroAttr(fragmentType(2)));
@@ -557,15 +659,21 @@ private:
 
   /// Stages product `p`'s `operand` for K step `k0` into stage `buffer` of
   /// `staged`: its `outer` loops (M of A, N of B; `outerSize` linearized)
-  /// from `base`, zeros outside it; [stage][k][outer] of f32 for FMAs,
-  /// [stage][outer][k] of the half type for tensor cores. An f32 operand
-  /// with contiguous rows is copied asynchronously (a copy of 4 bytes, or of
-  /// none and a zero, per element: its tokens join `copies`); others are
-  /// loaded (a half type widened for FMAs) and stored.
+  /// from `base`, zeros outside it; [stage][k][outer] (`rowPerK`) or
+  /// [stage][outer][k], of f32 for FMAs, of the half type for tensor cores.
+  /// An f32 operand with contiguous rows is copied asynchronously (a copy of
+  /// 4 bytes, or of none and a zero, per element: its tokens join `copies`),
+  /// a half-type one read in rows of 16-byte chunks along the staged rows in
+  /// chunks; others are loaded (a half type widened for FMAs) and stored.
   void stage(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer, Value outerSize,
-             Value base, Value k0, Value thread, Value staged, Value buffer,
+             Value base, Value k0, Value thread, Value staged, bool rowPerK, Value buffer,
              SmallVectorImpl<Value> &copies) {
     ArrayRef<unsigned> kLoops = products[p].k;
+    if (half && asyncCopies && inRowsOfChunks(operand, map, rowPerK ? outer : kLoops)) {
+      stageChunks(p, operand, map, outer, outerSize, base, k0, thread, staged, rowPerK, buffer,
+                  copies);
+      return;
+    }
     // Neighbouring threads along the operand's fastest dimension.
     bool kFastest = map.getResults().back().isFunctionOfDim(kLoops.back());
     bool async = asyncCopies && getElementTypeOrSelf(operand.getType()).isF32() &&
@@ -580,8 +688,8 @@ private:
       Value kk = kFastest ? inner : across, o = kFastest ? across : inner;
       Value k = add(k0, kk);
       Value position = add(base, o);
-      SmallVector<Value> at = half ? SmallVector<Value>{buffer, o, kk}
-                                   : SmallVector<Value>{buffer, kk, o};
+      SmallVector<Value> at = rowPerK ? SmallVector<Value>{buffer, kk, o}
+                                      : SmallVector<Value>{buffer, o, kk};
       Value inside = arith::AndIOp::create(
           b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
@@ -611,6 +719,59 @@ private:
         scf::YieldOp::create(b, ValueRange{zero});
       }
       memref::StoreOp::create(b, load.getResult(0), staged, at);
+    }
+  }
+
+  /// Elements of a half type in one 16-byte asynchronous copy.
+  static constexpr int64_t kChunk = 8;
+
+  /// Whether a half-type `operand` is read in rows of whole 16-byte chunks
+  /// along `loops`: its last index is their one loop, contiguous, its rows
+  /// (and offset) a multiple of a chunk long, so that each chunk of 8
+  /// elements lies in one row at a 16-byte aligned address (buffers are at
+  /// least that aligned).
+  static bool inRowsOfChunks(Value operand, AffineMap map, ArrayRef<unsigned> loops) {
+    auto type = cast<MemRefType>(operand.getType());
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    auto last = dyn_cast<AffineDimExpr>(map.getResults().back());
+    if (loops.size() != 1 || !last || last.getPosition() != loops.front() ||
+        type.getRank() < 2 || ShapedType::isDynamic(type.getShape().back()) ||
+        type.getShape().back() % kChunk || failed(type.getStridesAndOffset(strides, offset)) ||
+        strides.back() != 1 || ShapedType::isDynamic(offset) || offset % kChunk)
+      return false;
+    return llvm::all_of(ArrayRef<int64_t>(strides).drop_back(), [](int64_t stride) {
+      return !ShapedType::isDynamic(stride) && stride % kChunk == 0;
+    });
+  }
+
+  /// Stages a half-type operand in rows of chunks (inRowsOfChunks) into
+  /// [stage][outer][k], or [stage][k][outer] (`rowPerK`): a 16-byte
+  /// asynchronous copy per chunk, neighbouring threads neighbouring chunks of
+  /// a row; a chunk outside the operand (past its rows, its columns or K,
+  /// the chunked one a multiple of a chunk) copies nothing and zeros.
+  void stageChunks(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer,
+                   Value outerSize, Value base, Value k0, Value thread, Value staged,
+                   bool rowPerK, Value buffer, SmallVectorImpl<Value> &copies) {
+    int64_t perRow = (rowPerK ? kTile : depth()) / kChunk;
+    for (int64_t r = 0; r < kTile * depth() / (kChunk * threads()); ++r) {
+      Value chunk = add(thread, r * threads());
+      Value along = mul(rem(chunk, perRow), kChunk), across = div(chunk, perRow);
+      Value kk = rowPerK ? across : along, o = rowPerK ? along : across;
+      Value k = add(k0, kk);
+      Value position = add(base, o);
+      Value inside = arith::AndIOp::create(
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
+      Value origin = constant(0);
+      delinearize(p, arith::SelectOp::create(b, inside, k, origin), products[p].k);
+      delinearize(p, arith::SelectOp::create(b, inside, position, origin), outer);
+      Value elements = arith::SelectOp::create(b, inside, constant(kChunk), origin);
+      SmallVector<Value> at = rowPerK ? SmallVector<Value>{buffer, kk, o}
+                                      : SmallVector<Value>{buffer, o, kk};
+      copies.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, operand,
+          indicesOf(p, map), b.getIndexAttr(kChunk), elements, /*bypassL1=*/b.getUnitAttr()));
     }
   }
 
@@ -646,11 +807,14 @@ private:
   Type half; ///< f16 or bf16 when the products run on tensor cores.
   Operation *starter = nullptr; ///< Writes C's start; taken over unless Loaded.
   peft::GemmStart start;
+  std::optional<peft::FoundEpilogue> epilogue; ///< Written instead of C.
+  SmallVector<Value> cSizes, targetSizes; ///< C's and the epilogue's output's sizes.
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
   SmallVector<Value> kSize;              ///< Each product's K, linearized.
   Value rows, columns;                   ///< C's M and N, linearized.
   Value threadRow, threadColumn;         ///< FMAs: the thread's first row and column.
   Value lane, warpRow, warpColumn;       ///< Tensor cores: the lane, the warp's corner.
+  bool bRowPerK = false;                 ///< Tensor cores: B staged [k][n].
   /// Each product's loop indices where the kernel is.
   SmallVector<llvm::DenseMap<unsigned, Value>> indexOf;
 };

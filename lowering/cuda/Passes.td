@@ -29,25 +29,37 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
       s + 1 arrives in the other, f32 operands with contiguous rows by
       asynchronous copies (with `async-copies`: `nvgpu.device_async_copy` of
       one element, or of none and a zero; a group per step, waited for with
-      one pending), others loaded;
+      one pending), half types as below, others loaded;
     - f32 operands (or mixed ones): 256 threads, K steps of 16 staged
       k-major in f32 (half types widened), rows padded by one element
       against bank conflicts; each thread accumulates a 4 x 4 block of C,
       rows and columns 16 apart, with `math.fma`;
     - f16 or bf16 operands, both of one type (with `tensor-cores`): 128
       threads, four warps each owning a 32 x 32 quarter of the tile; K steps
-      of 32 staged in the half type, a row of A (of B: a column of C) holding
-      its K, 40 elements long (16-byte aligned, conflict-free for
-      `nvgpu.ldmatrix`); per 16 of K each warp loads its A fragments of two
-      m16 tiles and its B fragments of four n8 tiles (`nvgpu.ldmatrix` x4)
-      and issues eight `nvgpu.mma.sync` m16n8k16 with f32 accumulators;
+      of 32 staged in the half type, a row of A holding its K, 40 elements
+      long (16-byte aligned, conflict-free for `nvgpu.ldmatrix`), and B the
+      same way, or, when a product's B has N fastest (a weight stored
+      [K, N]), a row per k of 72 elements read by ldmatrix transposed; an
+      operand whose rows along the staged rows are a multiple of 8 elements
+      (and whose offset is) is copied in 16-byte chunks (`async-copies`:
+      `nvgpu.device_async_copy` of 8 elements, or of none and zeros); per 16
+      of K each warp loads its A fragments of two m16 tiles and its B
+      fragments of four n8 tiles (`nvgpu.ldmatrix` x4) and issues eight
+      `nvgpu.mma.sync` m16n8k16 with f32 accumulators;
     - the accumulators in a private attribution indexed by constants
       (registers, once LLVM has promoted it); then C is read, added to and
       written back where the thread's elements lie inside C. When the op just
       before the first product writes C's start, zeros (`linalg.fill`) or a
-      bias broadcast along C's one N loop, the kernel takes it over: it
-      writes the sums, or bias + sums, without reading C, and that op is
-      erased.
+      bias broadcast along C's one N loop (f32, or a half type widened), the
+      kernel takes it over: it writes the sums, or bias + sums, without
+      reading C, and that op is erased.
+    - the epilogue: when C is an allocation of the kernel's own that only a
+      map reads afterwards (`findEpilogue`, lowering/Epilogue.h: elementwise
+      arith and math on C, reshaped at most, and on tensors of its shape or
+      vectors along its last dimension; a bias or residual add, GELU, a cast
+      to the model's half type), the kernel runs at the map's place and
+      writes the map's result, at the element of C's linear index, instead
+      of C; the map is erased.
 
     Contractions that add to the same C the same way are one kernel, placed
     at the last of them, when nothing between touches C or writes what an

@@ -120,27 +120,29 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 
 // Operands of one half type run on tensor cores: 128 threads (four warps,
 // 2 x 2 over the tile), A and B staged [stage][row][k] as they are (rows of
-// 40 elements), K steps of 32. Per 16 of K each warp loads its fragments
-// with ldmatrix x4 (its two m16 tiles of A; its four n8 tiles of B, two at
-// a time) and issues eight mma.sync m16n8k16 into the accumulators, 32 per
-// thread, which then go to C.
+// 40 elements), K steps of 32; rows of K a multiple of 8 long are copied in
+// 16-byte chunks (cp.async of 8 elements, or of none and zeros). Per 16 of K
+// each warp loads its fragments with ldmatrix x4 (its two m16 tiles of A;
+// its four n8 tiles of B, two at a time) and issues eight mma.sync m16n8k16
+// into the accumulators, 32 per thread, which then go to C.
 // CHECK-LABEL: func.func @bf16
 // CHECK-SAME: (%[[A:[^:]*]]: memref<?x64xbf16>, %[[B:[^:]*]]: memref<48x64xbf16>, %[[C:[^:]*]]: memref<?x48xf32>)
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c128,
 // CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>)
 // CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<32xf32, #gpu.address_space<private>>)
-//   A is k-fastest: thread t stages k = t % 32 of row t / 32 first, at [row][k].
-// CHECK-DAG: %[[KK:.*]] = arith.remui %[[T]], %c32
-// CHECK-DAG: %[[ROW:.*]] = arith.divui %[[T]], %c32
-// CHECK: %[[LOADED:.*]] = memref.load %[[A]]
-// CHECK-NEXT: scf.yield %[[LOADED]] : bf16
-// CHECK: memref.store %{{.*}}, %[[SA]][%c0, %[[ROW]], %[[KK]]]
-// CHECK-COUNT-15: memref.store %{{.*}}, %[[SA]][%c0,
-// CHECK-COUNT-16: memref.store %{{.*}}, %[[SB]][%c0,
+//   Thread t copies chunk t % 4 (k = 8·(t % 4)) of row t / 4 first.
+// CHECK: %[[CHUNK:.*]] = arith.remui %[[T]], %c4
+// CHECK: %[[KK:.*]] = arith.muli %[[CHUNK]], %c8
+// CHECK: %[[ROW:.*]] = arith.divui %[[T]], %c4
+// CHECK: %[[N:.*]] = arith.select %{{.*}}, %c8, %c0
+// CHECK: nvgpu.device_async_copy %[[A]][%{{.*}}, %{{.*}}], %[[SA]][%c0, %[[ROW]], %[[KK]]], 8, %[[N]] {bypassL1}
+// CHECK: nvgpu.device_async_copy %[[A]]
+// CHECK-COUNT-2: nvgpu.device_async_copy %[[B]]{{.*}}, %[[SB]][%c0,
 // CHECK: scf.for
-// CHECK-COUNT-16: memref.store %{{.*}}, %[[SA]]
-// CHECK-COUNT-16: memref.store %{{.*}}, %[[SB]]
+// CHECK-COUNT-2: nvgpu.device_async_copy %[[A]]
+// CHECK-COUNT-2: nvgpu.device_async_copy %[[B]]
+// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 1 : i32}
 // CHECK: %[[STAGE:.*]] = arith.remui %{{.*}}, %c2
 // CHECK: gpu.barrier
 // CHECK-COUNT-2: nvgpu.ldmatrix %[[SA]][%[[STAGE]], %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
@@ -159,6 +161,30 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 func.func @bf16(%a: memref<?x64xbf16>, %b: memref<48x64xbf16>, %c: memref<?x48xf32>) {
   linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
     ins(%a, %b : memref<?x64xbf16>, memref<48x64xbf16>) outs(%c : memref<?x48xf32>)
+  return
+}
+
+// -----
+
+// A weight stored [K, N] (N fastest) is staged [stage][k][n] in rows of 72,
+// copied in chunks along N, and read by ldmatrix transposed: an 8 x 8
+// matrix's rows are then k. A with rows of K not a multiple of 8 (36) is
+// loaded element by element.
+// CHECK-LABEL: func.func @weight_k_by_n
+// CHECK-SAME: (%[[A:[^:]*]]: memref<?x36xf16>, %[[B:[^:]*]]: memref<36x64xf16>,
+// CHECK: gpu.launch
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x64x40xf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x32x72xf16, #gpu.address_space<workgroup>>)
+// CHECK: memref.load %[[A]]
+// CHECK: memref.store %{{.*}}, %[[SA]]
+// CHECK: %[[CHUNK:.*]] = arith.remui %{{.*}}, %c8
+// CHECK: %[[NN:.*]] = arith.muli %[[CHUNK]], %c8
+// CHECK: %[[KK:.*]] = arith.divui %{{.*}}, %c8
+// CHECK: nvgpu.device_async_copy %[[B]][%{{.*}}, %{{.*}}], %[[SB]][%c0, %[[KK]], %[[NN]]], 8
+// CHECK: scf.for
+// CHECK: nvgpu.ldmatrix %[[SB]]{{.*}} {numTiles = 4 : i32, transpose = true}
+// CHECK: nvgpu.mma.sync
+func.func @weight_k_by_n(%a: memref<?x36xf16>, %b: memref<36x64xf16>, %c: memref<?x64xf32>) {
+  linalg.matmul ins(%a, %b : memref<?x36xf16>, memref<36x64xf16>) outs(%c : memref<?x64xf32>)
   return
 }
 
@@ -411,5 +437,123 @@ func.func @start_overwritten(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %buffe
 func.func @half_without_tensor_cores(%a: memref<?x32xf16>, %b: memref<48x32xf16>, %c: memref<?x48xf32>) {
   linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
     ins(%a, %b : memref<?x32xf16>, memref<48x32xf16>) outs(%c : memref<?x48xf32>)
+  return
+}
+
+// -----
+
+// The map that alone reads C after the products (GELU here, through a view
+// splitting C's rows into a batch) is the kernel's epilogue: the kernel
+// writes its result, at the element of C's linear index, and not C; the
+// kernel runs where the map was.
+// CHECK-LABEL: func.func @epilogue
+// CHECK-SAME: (%[[X:[^:]*]]: memref<8x32xf32>, %[[W:[^:]*]]: memref<96x32xf32>, %[[Y:[^:]*]]: memref<2x4x96xf32>)
+// CHECK: gpu.launch
+// CHECK: scf.if
+// CHECK:   %[[SUM:.*]] = memref.load %{{.*}}[%c0] : memref<16xf32, #gpu.address_space<private>>
+// CHECK:   %[[LINEAR:.*]] = arith.addi %{{.*}}, %{{.*}} : index
+// CHECK-DAG: %[[COLUMN:.*]] = arith.remui %[[LINEAR]], %c96
+// CHECK-DAG: %[[ROWS:.*]] = arith.divui %[[LINEAR]], %c96
+// CHECK-DAG: %[[ROW:.*]] = arith.remui %[[ROWS]], %c4
+// CHECK-DAG: %[[BATCH:.*]] = arith.divui %[[ROWS]], %c4
+// CHECK:   %[[SCALED:.*]] = arith.divf %[[SUM]], %cst
+// CHECK:   math.erf %[[SCALED]]
+// CHECK:   memref.store %{{.*}}, %[[Y]][%[[BATCH]], %[[ROW]], %[[COLUMN]]]
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: linalg.fill
+func.func @epilogue(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %y: memref<2x4x96xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %c = memref.alloc() : memref<8x96xf32>
+  linalg.fill ins(%zero : f32) outs(%c : memref<8x96xf32>)
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%c : memref<8x96xf32>)
+  %rows = memref.expand_shape %c [[0, 1], [2]] output_shape [2, 4, 96] : memref<8x96xf32> into memref<2x4x96xf32>
+  %root2 = arith.constant 1.41421354 : f32
+  %one = arith.constant 1.0 : f32
+  %half = arith.constant 0.5 : f32
+  linalg.generic {indexing_maps = [affine_map<(b, i, j) -> (b, i, j)>, affine_map<(b, i, j) -> (b, i, j)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%rows : memref<2x4x96xf32>) outs(%y : memref<2x4x96xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %d = arith.divf %in, %root2 : f32
+    %e = math.erf %d : f32
+    %p = arith.addf %e, %one : f32
+    %t = arith.mulf %in, %p : f32
+    %g = arith.mulf %t, %half : f32
+    linalg.yield %g : f32
+  }
+  memref.dealloc %c : memref<8x96xf32>
+  return
+}
+
+// -----
+
+// A half model's layer: its bias widened into C, the GEMM of f16 on tensor
+// cores, C narrowed to f16. The kernel starts from the bias (widened as it
+// is read) and stores f16: neither map remains.
+// CHECK-LABEL: func.func @half_layer
+// CHECK-SAME: (%[[X:[^:]*]]: memref<?x64xf16>, %[[W:[^:]*]]: memref<48x64xf16>, %[[BIAS:[^:]*]]: memref<48xf16>, %[[Y:[^:]*]]: memref<?x48xf16>)
+// CHECK: gpu.launch
+// CHECK: nvgpu.mma.sync
+// CHECK: scf.if
+// CHECK:   %[[B:.*]] = memref.load %[[BIAS]][%{{.*}}] : memref<48xf16>
+// CHECK:   %[[WIDE:.*]] = arith.extf %[[B]] : f16 to f32
+// CHECK:   %[[SUM:.*]] = arith.addf %[[WIDE]], %{{.*}} : f32
+// CHECK:   %[[NARROW:.*]] = arith.truncf %[[SUM]] : f32 to f16
+// CHECK:   memref.store %[[NARROW]], %[[Y]]
+// CHECK-NOT: linalg.generic
+func.func @half_layer(%x: memref<?x64xf16>, %w: memref<48x64xf16>, %bias: memref<48xf16>, %y: memref<?x48xf16>) {
+  %c0 = arith.constant 0 : index
+  %m = memref.dim %x, %c0 : memref<?x64xf16>
+  %c = memref.alloc(%m) : memref<?x48xf32>
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%bias : memref<48xf16>) outs(%c : memref<?x48xf32>) {
+  ^bb0(%in: f16, %o: f32):
+    %wide = arith.extf %in : f16 to f32
+    linalg.yield %wide : f32
+  }
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<?x64xf16>, memref<48x64xf16>) outs(%c : memref<?x48xf32>)
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%c : memref<?x48xf32>) outs(%y : memref<?x48xf16>) {
+  ^bb0(%in: f32, %o: f16):
+    %narrow = arith.truncf %in : f32 to f16
+    linalg.yield %narrow : f16
+  }
+  memref.dealloc %c : memref<?x48xf32>
+  return
+}
+
+// -----
+
+// C read again after the map (or the map writing what the GEMM reads) keeps
+// the map apart: the kernel writes C.
+// CHECK-LABEL: func.func @read_after
+// CHECK: gpu.launch
+// CHECK: memref.store %{{.*}}, %{{.*}} : memref<8x96xf32>
+// CHECK: linalg.generic
+// CHECK: memref.copy
+// CHECK-LABEL: func.func @writes_input
+// CHECK: gpu.launch
+// CHECK: linalg.generic
+func.func @read_after(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %y: memref<8x96xf32>, %z: memref<8x96xf32>) {
+  %c = memref.alloc() : memref<8x96xf32>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x32xf32>, memref<96x32xf32>) outs(%c : memref<8x96xf32>)
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%c : memref<8x96xf32>) outs(%y : memref<8x96xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %n = arith.negf %in : f32
+    linalg.yield %n : f32
+  }
+  memref.copy %c, %z : memref<8x96xf32> to memref<8x96xf32>
+  memref.dealloc %c : memref<8x96xf32>
+  return
+}
+func.func @writes_input(%x: memref<8x96xf32>, %w: memref<96x96xf32>) {
+  %c = memref.alloc() : memref<8x96xf32>
+  linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]
+    ins(%x, %w : memref<8x96xf32>, memref<96x96xf32>) outs(%c : memref<8x96xf32>)
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i, j)>], iterator_types = ["parallel", "parallel"]} ins(%c, %x : memref<8x96xf32>, memref<8x96xf32>) outs(%x : memref<8x96xf32>) {
+  ^bb0(%in: f32, %r: f32, %o: f32):
+    %s = arith.addf %in, %r : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %c : memref<8x96xf32>
   return
 }
