@@ -72,6 +72,8 @@ llvm::Expected<Manifest> describeEntry(func::FuncOp entry) {
         tensor->dimNames.push_back(cast<StringAttr>(name).str());
     if (auto bound = attrs ? attrs.getAs<IntegerAttr>(kIndexBoundAttr) : IntegerAttr())
       tensor->indexBound = bound.getInt();
+    if (auto slots = attrs ? attrs.getAs<IntegerAttr>(kAdapterSlotsAttr) : IntegerAttr())
+      tensor->adapterSlots = slots.getInt();
     if (auto panels = attrs ? attrs.getAs<DictionaryAttr>(kWeightPanelsAttr) : DictionaryAttr()) {
       std::optional<PanelLayout> layout = panelLayoutOf(panels);
       if (!layout || tensor->dtype != "F32" || layout->packedShape() != tensor->shape)

@@ -29,9 +29,10 @@ struct ExternalizeWeightsPass
   static llvm::DenseMap<Operation *, StringAttr> adapterTensorNames(func::FuncOp func) {
     llvm::DenseMap<Operation *, StringAttr> names;
     func.walk([&](Operation *op) {
-      if (!isAdapter(op))
+      auto adapterOp = dyn_cast<AdapterOp>(op);
+      if (!adapterOp)
         return;
-      std::string adapter = op->getAttrOfType<StringAttr>("adapter").str();
+      std::string adapter = adapterOp.getAdapterName().str();
       for (OpOperand *use : adapterTensorUses(op)) {
         auto weight = use->get().getDefiningOp<WeightOp>();
         auto name = StringAttr::get(op->getContext(),

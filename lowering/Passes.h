@@ -26,6 +26,10 @@ namespace peft {
 #define GEN_PASS_REGISTRATION
 #include "lowering/Passes.h.inc"
 
+/// The patterns lowering peft.multi_lora to linalg (MultiLoraToLinalg.cpp),
+/// part of convert-peft-to-linalg.
+void populateMultiLoraToLinalgPatterns(mlir::RewritePatternSet &patterns);
+
 /// Argument attributes that `peft-externalize-weights` sets.
 constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";
 /// The tensor's key in its file, where it differs from its name (an

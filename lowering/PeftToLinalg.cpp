@@ -1,6 +1,8 @@
 //===- PeftToLinalg.cpp - peft layers and adapters to linalg ----------------===//
 #include "lowering/Passes.h"
 
+#include "lowering/ElementCasts.h"
+
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -73,43 +75,6 @@ Value zerosFor(OpBuilder &builder, Location loc, Value rows, int64_t n, Type ele
   Value empty = tensor::EmptyOp::create(builder, loc, sizes, elementType);
   Value zero = arith::ConstantOp::create(builder, loc, builder.getZeroAttr(elementType));
   return linalg::FillOp::create(builder, loc, zero, empty).getResult(0);
-}
-
-/// `value` widened or narrowed to the float type `type`; between f16 and
-/// bf16 (one width, neither wider) through f32.
-Value convertFloat(OpBuilder &builder, Location loc, Value value, Type type) {
-  unsigned from = value.getType().getIntOrFloatBitWidth(), to = type.getIntOrFloatBitWidth();
-  if (value.getType() == type)
-    return value;
-  if (from < to)
-    return arith::ExtFOp::create(builder, loc, type, value);
-  if (from == to)
-    value = arith::ExtFOp::create(builder, loc, builder.getF32Type(), value);
-  return arith::TruncFOp::create(builder, loc, type, value);
-}
-
-/// A float tensor with its elements converted to `elementType`; an absent
-/// value, an integer tensor (indices) or one already of that type as it is.
-/// Unmerged adapters compute in their layer's computeTypeOf whatever the
-/// types of their weights: the adapter's tensors and the layer's result are
-/// widened, the sum rounded once.
-Value castElements(OpBuilder &builder, Location loc, Value tensor, Type elementType) {
-  if (!tensor)
-    return tensor;
-  auto type = cast<RankedTensorType>(tensor.getType());
-  if (!isa<FloatType>(type.getElementType()) || type.getElementType() == elementType)
-    return tensor;
-  AffineMap identity = builder.getMultiDimIdentityMap(type.getRank());
-  Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, tensor),
-                                       elementType);
-  return linalg::GenericOp::create(
-             builder, loc, init.getType(), tensor, init, ArrayRef<AffineMap>{identity, identity},
-             SmallVector<utils::IteratorType>(type.getRank(), utils::IteratorType::parallel),
-             [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-               linalg::YieldOp::create(nested, nestedLoc,
-                                       convertFloat(nested, nestedLoc, args[0], elementType));
-             })
-      .getResult(0);
 }
 
 /// An adapter's scale (an f32 attribute) as a constant of `type`, the type of
@@ -1408,6 +1373,7 @@ struct ConvertPeftToLinalgPass
     patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerCpProduct,
                  LowerLohaDelta, LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
                  LowerBottleneck, LowerHeadShift, LowerValueWeight>(&getContext());
+    populateMultiLoraToLinalgPatterns(patterns);
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

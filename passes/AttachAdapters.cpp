@@ -11,17 +11,7 @@ namespace peft {
 using namespace mlir;
 using namespace peft;
 
-namespace {
-
-/// Splits "DIR=NAME" into its parts; the name defaults to "default", as in PEFT.
-/// DIR[=NAME][:WEIGHT]: where the adapter is, what the IR calls it, and the
-/// weight of its delta in the combination of all adapters (1 by default).
-struct AdapterSpec {
-  std::string directory, name;
-  double weight = 1;
-};
-
-FailureOr<AdapterSpec> parseAdapterSpec(StringRef spec) {
+FailureOr<AdapterSpec> peft::parseAdapterSpec(StringRef spec) {
   AdapterSpec parsed;
   auto [location, weight] = spec.rsplit(':'); // No ':': location is the spec.
   bool hasWeight = location.size() != spec.size();
@@ -32,6 +22,8 @@ FailureOr<AdapterSpec> parseAdapterSpec(StringRef spec) {
   parsed.name = name.empty() ? "default" : name.str();
   return parsed;
 }
+
+namespace {
 
 struct AttachAdaptersPass : peft::impl::AttachAdaptersBase<AttachAdaptersPass> {
   using AttachAdaptersBase::AttachAdaptersBase;

@@ -214,13 +214,8 @@ double truncate(StackedFactors &factors, int64_t keep) {
 /// A weight holding `values` as f32 of `shape`.
 Value createWeight(OpBuilder &builder, Location loc, const std::string &name,
                    ArrayRef<int64_t> shape, ArrayRef<double> values) {
-  auto type = RankedTensorType::get(shape, builder.getF32Type());
-  auto blob = HeapAsmResourceBlob::allocate(values.size() * sizeof(float), alignof(float));
-  auto *data = reinterpret_cast<float *>(blob.getMutableData().data());
-  for (size_t i = 0; i < values.size(); ++i)
-    data[i] = static_cast<float>(values[i]);
-  return WeightOp::create(builder, loc, type, builder.getStringAttr(name), StringAttr(),
-                          makeWeightValue(type, std::move(blob), name));
+  std::vector<float> narrowed(values.begin(), values.end());
+  return createComputedWeight(builder, loc, name, shape, narrowed);
 }
 
 /// The LoRA ops stacked on `layer`'s output, innermost first; empty when the

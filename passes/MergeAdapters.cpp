@@ -532,7 +532,7 @@ void computeMerge(MergeJob &job) {
 /// the op (kNotMergedAttr) for tools such as peftc's summary.
 void keepUnmerged(Operation *op, StringRef where, StringRef reason) {
   op->setAttr(kNotMergedAttr, StringAttr::get(op->getContext(), reason));
-  op->emitRemark("adapter '") << op->getAttrOfType<StringAttr>("adapter").getValue()
+  op->emitRemark("adapter '") << cast<AdapterOp>(op).getAdapterName()
                               << "' not merged" << where << ": " << reason;
 }
 
@@ -562,7 +562,7 @@ MergeJob collectJob(AdaptableLayer layer, llvm::DenseSet<Operation *> &claimed) 
   for (Operation *adapter : outputAdapters(layer)) {
     if (isFoldableMap(adapter, /*onInput=*/false))
       job.outputMaps.push_back(adapter);
-    else if (job.outputMaps.empty() && !mapsValue(adapter) &&
+    else if (job.outputMaps.empty() && !cast<AdapterOp>(adapter).mapsValue() &&
              adapter->getOperand(0) == layer.getInput())
       job.lowRank.push_back(adapter);
     else
@@ -614,7 +614,8 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
       mergeIntoLayerNorm(norm, reported);
     getOperation().walk([&](Operation *op) {
       auto bottleneck = dyn_cast<BottleneckOp>(op);
-      if (!isAdapter(op) || reported.contains(op))
+      auto adapter = dyn_cast<AdapterOp>(op);
+      if (!adapter || reported.contains(op))
         return;
       if (isa<HeadShiftOp>(op))
         keepUnmerged(op, "", "a head shift moves values across frames; it has no weights to "
@@ -623,7 +624,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         keepUnmerged(op, "", ("its activation (" + bottleneck.getActivation() +
                               ") is not linear, so it runs unmerged")
                                  .str());
-      else if (!mapsValue(op))
+      else if (!adapter.mapsValue())
         keepUnmerged(op, "", "its base is not a layer on the same input");
       else
         keepUnmerged(op, "", "it maps neither the output nor the sole input of a layer");
@@ -717,7 +718,7 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
     // Named: reverse() keeps a reference, which must outlive the loop.
     SmallVector<Operation *> adapterOps = job.adapterOps();
     for (Operation *op : llvm::reverse(adapterOps)) {
-      for (Value operand : op->getOperands().drop_front(mapsValue(op) ? 1 : 2))
+      for (Value operand : op->getOperands().drop_front(cast<AdapterOp>(op).mapsValue() ? 1 : 2))
         if (Operation *factor = operand.getDefiningOp())
           unused.insert(factor);
       op->erase();

@@ -15,6 +15,20 @@ namespace peft {
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"
 
+/// An adapter as `--adapter` names it, DIR[=NAME][:WEIGHT]: where it is, what
+/// the IR calls it ("default" by default, as in PEFT), and the weight of its
+/// delta in the combination of all adapters (1 by default).
+struct AdapterSpec {
+  std::string directory, name;
+  double weight = 1;
+};
+
+/// `spec` taken apart; failure when WEIGHT is not a number.
+mlir::FailureOr<AdapterSpec> parseAdapterSpec(llvm::StringRef spec);
+
+/// The entry's argument `peft-batch-adapters` adds: each row's adapter slot.
+constexpr llvm::StringLiteral kAdapterIndexInput = "adapter_index";
+
 } // namespace peft
 
 #endif // PEFT_PASSES_PASSES_H

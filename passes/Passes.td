@@ -66,6 +66,36 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
   let dependentDialects = ["peft::PeftDialect"];
 }
 
+def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
+  let summary = "Put the LoRAs on each linear layer into slots each row of a batch picks from";
+  let description = [{
+    `--mode multi`: one artifact serves many adapters at once. The entry
+    function gets one more argument, `adapter_index` (`[batch]`, i64): row i
+    of the batch uses the adapter in slot `adapter_index[i]`, -1 none. The
+    adapters named by `adapters` fill slots 0, 1, ... in that order; the
+    artifact has `slots` of them (at least as many as named), each of rank
+    capacity `max-rank` (0: the largest rank attached).
+
+    The chain of `peft.lora` ops on each linear layer becomes one
+    `peft.multi_lora` whose factors are the slots' stacked, zero-padded to
+    the capacity (a slot whose adapter does not adapt the layer is zeros),
+    with each slot's scale and, when one has it, `lora_bias`.
+
+    Refused, naming the adapter and module: an adapter not among `adapters`,
+    another method than LoRA (DoRA, IA3, LoHa, ...), a LoRA on a convolution
+    or an embedding, a rank above `max-rank`, more adapters than slots.
+  }];
+  let options = [
+    ListOption<"adapters", "adapters", "std::string",
+               "The adapters filling slots 0, 1, ..., in order">,
+    Option<"slots", "slots", "int64_t", "0",
+           "Adapter slots (0: as many as adapters are named)">,
+    Option<"maxRank", "max-rank", "int64_t", "0",
+           "Rank capacity of each slot (0: the largest rank attached)">,
+  ];
+  let dependentDialects = ["peft::PeftDialect", "mlir::func::FuncDialect"];
+}
+
 def CombineAdapters : Pass<"peft-combine-adapters", "mlir::ModuleOp"> {
   let summary = "Combine the LoRA adapters stacked on each layer into one";
   let description = [{

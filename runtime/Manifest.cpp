@@ -46,6 +46,8 @@ static Json tensorsToJson(const std::vector<ManifestTensor> &tensors) {
       item["dim_names"] = tensor.dimNames;
     if (tensor.indexBound)
       item["index_bound"] = tensor.indexBound;
+    if (tensor.adapterSlots)
+      item["adapter_slots"] = tensor.adapterSlots;
     if (const auto &panels = tensor.panels)
       item["panels"] = {{"of", panels->of},
                         {"tile", panels->tile},
@@ -200,6 +202,12 @@ public:
           fail(field + ".index_bound", "is not a positive integer");
         else
           tensor.indexBound = bound->get<int64_t>();
+      }
+      if (const Json *slots = at(item, "adapter_slots", field, /*optional=*/true)) {
+        if (!slots->is_number_integer() || slots->get<int64_t>() <= 0)
+          fail(field + ".adapter_slots", "is not a positive integer");
+        else
+          tensor.adapterSlots = slots->get<int64_t>();
       }
       if (const Json *panels = at(item, "panels", field, /*optional=*/true))
         tensor.panels = panelLayout(*panels, tensor, field + ".panels");

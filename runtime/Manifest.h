@@ -56,6 +56,9 @@ struct ManifestTensor {
   /// An integer input that indexes rows directly (token ids): its values
   /// must lie in [-indexBound, indexBound); 0 when unbounded.
   int64_t indexBound = 0;
+  /// An input choosing each row's adapter slot (--mode multi): its values
+  /// must lie in [-1, adapterSlots), -1 for none; 0 when it is not one.
+  int64_t adapterSlots = 0;
   /// A weight stored packed; absent for weights stored as they were trained.
   std::optional<PanelLayout> panels;
 

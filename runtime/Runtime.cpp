@@ -307,8 +307,9 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
   return 0;
 }
 
-/// An id outside the rows it indexes is refused here, naming where it is:
-/// the compiled code clamps it (and reads the wrong row) rather than fault.
+/// An id outside the rows it indexes, or an adapter slot the artifact does
+/// not have, is refused here, naming where it is: the compiled code clamps it
+/// (and reads the wrong row) rather than fault.
 static int checkIndices(const Slot &slot, const void *data, const int64_t *shape,
                         int64_t rank) {
   size_t count = 1;
@@ -333,6 +334,14 @@ static int checkIndices(const Slot &slot, const void *data, const int64_t *shape
       break;
     }
     default: return 0; // Not integers: nothing indexes with them.
+    }
+    if (int64_t slots = slot.info.adapterSlots) {
+      if (unsignedTooLarge || value < -1 || value >= slots)
+        return failWith("input '" + slot.info.name + "' holds " + std::to_string(value) +
+                        " at row " + std::to_string(i) + "; the artifact has " +
+                        std::to_string(slots) + " adapter slots (valid: -1 for none, 0 to " +
+                        std::to_string(slots - 1) + ")");
+      continue;
     }
     if (unsignedTooLarge || value < -bound || value >= bound)
       return failWith("input '" + slot.info.name + "' holds " +
@@ -397,7 +406,7 @@ static int setInput(PeftModel *model, const char *name, PeftDType dtype, int64_t
         return failWith(std::string("input '") + name + "' has shape " +
                         peft::formatShape({shape, static_cast<size_t>(rank)}) + ", expected " +
                         peft::formatShape(expected));
-    if (slot.info.indexBound) {
+    if (slot.info.indexBound || slot.info.adapterSlots) {
       // Ids on a device are checked from a copy (they are few).
       std::vector<uint8_t> copy;
       const void *ids = data;

@@ -38,8 +38,16 @@ llvm::Expected<TensorView> readWeightBytes(mlir::MLIRContext *context,
 mlir::ElementsAttr makeWeightValue(mlir::RankedTensorType type, mlir::AsmResourceBlob blob,
                                    llvm::StringRef name);
 
+/// A weight computed at compile time holding `values` as f32 of `shape`.
+mlir::Value createComputedWeight(mlir::OpBuilder &builder, mlir::Location loc,
+                                 llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                                 llvm::ArrayRef<float> values);
+
 /// Names a function argument or result after the source model's tensor.
 constexpr llvm::StringLiteral kTensorNameAttr = "peft.name";
+/// On an index argument choosing each row's adapter: the number of slots
+/// (valid values -1, for none, to slots - 1).
+constexpr llvm::StringLiteral kAdapterSlotsAttr = "peft.adapter_slots";
 /// Names an argument's dimensions after the model's symbolic sizes ("batch");
 /// "" for a dimension without a name.
 constexpr llvm::StringLiteral kDimNamesAttr = "peft.dim_names";
@@ -63,18 +71,6 @@ constexpr llvm::StringLiteral kNotMergedAttr = "peft.not_merged";
 #include "dialects/peft/PeftOps.h.inc"
 
 namespace peft {
-/// Whether `op` is an adapter (peft.lora, peft.dora, peft.add_delta, peft.ia3,
-/// peft.ssf, peft.bottleneck, peft.head_shift): it has no ONNX form and merging is what removes
-/// it.
-inline bool isAdapter(mlir::Operation *op) {
-  return mlir::isa<LoraOp, DoraOp, AddDeltaOp, Ia3Op, SsfOp, BottleneckOp, HeadShiftOp>(op);
-}
-/// Whether `op` is an adapter that maps a value (IA3, SSF, a bottleneck, a
-/// head shift)
-/// rather than adding to a layer's output from the layer's input.
-inline bool mapsValue(mlir::Operation *op) {
-  return mlir::isa<Ia3Op, SsfOp, BottleneckOp, HeadShiftOp>(op);
-}
 /// The module path of the layer an adapter adapts: the layer (or layer norm)
 /// at the start of the chain of adapters on its output, or the layer reading
 /// an adapted input; "" when there is none.
@@ -88,11 +84,6 @@ llvm::SmallVector<mlir::Operation *> outputAdapters(mlir::Operation *producer);
 /// products, LoHa and LoKr deltas) that compute a delta from them, ending
 /// at `peft.weight`s. A use per distinct weight-space op, in operand order.
 llvm::SmallVector<mlir::OpOperand *> adapterTensorUses(mlir::Operation *adapter);
-/// The value an adapter op reads as its base: operand 1 of the low-rank
-/// adapters (operand 0 is the layer's input), operand 0 of value maps.
-inline mlir::Value adapterBase(mlir::Operation *adapter) {
-  return adapter->getOperand(mapsValue(adapter) ? 0 : 1);
-}
 } // namespace peft
 
 #endif // PEFT_DIALECTS_PEFT_PEFTDIALECT_H

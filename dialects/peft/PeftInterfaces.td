@@ -30,4 +30,39 @@ def Peft_AdaptableLayer : OpInterface<"AdaptableLayer"> {
   ];
 }
 
+def Peft_AdapterOp : OpInterface<"AdapterOp"> {
+  let cppNamespace = "::peft";
+  let description = [{
+    An adapter attached to a model: what merging removes, with no ONNX op of
+    its own. It is made of one adapter's tensors (`adapter` names it) and
+    either adds an update to a base layer's output from the layer's input
+    (LoRA, DoRA, LoHa, LoKr) or maps a value (IA3, SSF, bottlenecks, a head
+    shift). Passes and tools (`--summary`, the manifest, peft-run's checks)
+    learn what an adapter is through this interface, not from lists of op
+    classes.
+  }];
+  let methods = [
+    InterfaceMethod<"The name of the adapter its tensors came from.", "::llvm::StringRef",
+                    "getAdapterName", (ins), [{}], [{ return $_op.getAdapter(); }]>,
+    InterfaceMethod<"The method as Hugging Face PEFT names it: LoRA, DoRA, LoHa, LoKr, IA3, "
+                    "SSF, bottleneck, linear (a bottleneck without activation), STDHA.",
+                    "::llvm::StringRef", "getMethod">,
+    InterfaceMethod<"Its rank (a bottleneck's hidden size); 0 for a method without one.",
+                    "int64_t", "getAdapterRank", (ins), [{}], [{ return 0; }]>,
+    InterfaceMethod<"The factor its update is scaled by (lora_alpha / r, ...); 1 without one.",
+                    "double", "getAdapterScale", (ins), [{}], [{ return 1.0; }]>,
+    InterfaceMethod<"Whether it maps a value rather than adding to a layer's output from the "
+                    "layer's input.",
+                    "bool", "mapsValue", (ins), [{}], [{ return false; }]>,
+    InterfaceMethod<"The value it adapts: the layer's output it adds to (operand 1, after the "
+                    "layer's input), or the value it maps (operand 0).",
+                    "::mlir::Value", "getAdapted", (ins), [{}],
+                    [{ return $_op->getOperand($_op.mapsValue() ? 0 : 1); }]>,
+    InterfaceMethod<"The operands holding its own tensors, or what they are computed from: "
+                    "those after the adapted value (and the layer's input).",
+                    "::llvm::MutableArrayRef<::mlir::OpOperand>", "getOwnOperands", (ins), [{}],
+                    [{ return $_op->getOpOperands().drop_front($_op.mapsValue() ? 1 : 2); }]>,
+  ];
+}
+
 #endif // PEFT_INTERFACES_TD

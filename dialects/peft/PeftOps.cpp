@@ -85,6 +85,15 @@ ElementsAttr peft::makeWeightValue(RankedTensorType type, AsmResourceBlob blob, 
   return DenseResourceElementsAttr::get(type, name, std::move(blob));
 }
 
+Value peft::createComputedWeight(OpBuilder &builder, Location loc, StringRef name,
+                                ArrayRef<int64_t> shape, ArrayRef<float> values) {
+  auto type = RankedTensorType::get(shape, builder.getF32Type());
+  auto blob = HeapAsmResourceBlob::allocate(values.size() * sizeof(float), alignof(float));
+  std::memcpy(blob.getMutableData().data(), values.data(), values.size() * sizeof(float));
+  return WeightOp::create(builder, loc, type, builder.getStringAttr(name), StringAttr(),
+                          makeWeightValue(type, std::move(blob), name));
+}
+
 static llvm::Error weightError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
@@ -614,6 +623,52 @@ static bool isZeroWeight(Value value) {
          dense.getSplatValue<APFloat>().isZero();
 }
 
+LogicalResult MultiLoraOp::verify() {
+  auto error = [&]() { return emitOpError(); };
+  auto input = getInput().getType(), base = getBase().getType();
+  auto a = getLoraA().getType(), b = getLoraB().getType();
+  auto index = getIndex().getType(), scales = getScales().getType();
+  if (input.getRank() < 2 || input.getRank() != base.getRank())
+    return error() << "input " << describeShape(getInput()) << " and base "
+                   << describeShape(getBase()) << " must be [batch, ..., features] alike";
+  if (a.getRank() != 3 || b.getRank() != 3 || a.getDimSize(0) != b.getDimSize(0) ||
+      a.getDimSize(1) != b.getDimSize(2))
+    return error() << "lora_A " << describeShape(getLoraA()) << " and lora_B "
+                   << describeShape(getLoraB()) << " must be [slots, rank, in] and "
+                   << "[slots, out, rank]";
+  int64_t slots = a.getDimSize(0);
+  auto differ = [](int64_t x, int64_t y) {
+    return !ShapedType::isDynamic(x) && !ShapedType::isDynamic(y) && x != y;
+  };
+  if (differ(a.getDimSize(2), input.getShape().back()) ||
+      differ(b.getDimSize(1), base.getShape().back()))
+    return error() << "lora_A " << describeShape(getLoraA()) << " and lora_B "
+                   << describeShape(getLoraB()) << " do not map input "
+                   << describeShape(getInput()) << " to base " << describeShape(getBase());
+  if (static_cast<int64_t>(getAdapters().size()) != slots)
+    return error() << getAdapters().size() << " adapter names for " << slots << " slots";
+  // A layer reading its input flattened ([batch·rows, in]) has several rows
+  // per element of the batch.
+  int64_t rows = input.getDimSize(0), entries = index.getRank() == 1 ? index.getDimSize(0) : 0;
+  bool divides = ShapedType::isDynamic(rows) || ShapedType::isDynamic(entries) ||
+                 (entries > 0 && (input.getRank() == 2 ? rows % entries == 0 : rows == entries));
+  if (index.getRank() != 1 || !isa<IntegerType>(index.getElementType()) || !divides)
+    return error() << "index " << describeShape(getIndex())
+                   << " must hold an integer per element of the batch of input "
+                   << describeShape(getInput());
+  if (!isVectorOf(getScales(), slots) || !scales.getElementType().isF32())
+    return error() << "scales " << describeShape(getScales()) << " must hold an f32 per slot ("
+                   << slots << ")";
+  if (Value bias = getLoraBias()) {
+    auto type = cast<RankedTensorType>(bias.getType());
+    if (type.getRank() != 2 || differ(type.getDimSize(0), slots) ||
+        differ(type.getDimSize(1), b.getDimSize(1)))
+      return error() << "lora_bias " << describeShape(bias) << " must be [slots, out] of lora_B "
+                     << describeShape(getLoraB());
+  }
+  return success();
+}
+
 OpFoldResult LoraOp::fold(FoldAdaptor) {
   if (getScale().isZero() || (isZeroWeight(getLoraB()) && !getLoraBias()))
     return getBase();
@@ -624,17 +679,69 @@ OpFoldResult LoraOp::fold(FoldAdaptor) {
 // Adapters
 //===----------------------------------------------------------------------===//
 
+// What each adapter is (AdapterOp).
+StringRef LoraOp::getMethod() { return "LoRA"; }
+int64_t LoraOp::getAdapterRank() { return getRank(); }
+double LoraOp::getAdapterScale() { return getScaleAttr().getValueAsDouble(); }
+
+StringRef DoraOp::getMethod() { return "DoRA"; }
+int64_t DoraOp::getAdapterRank() { return getRank(); }
+double DoraOp::getAdapterScale() { return getScaleAttr().getValueAsDouble(); }
+// A, B and the magnitude: not the layer's weight and bias it also reads.
+MutableArrayRef<OpOperand> DoraOp::getOwnOperands() {
+  return getOperation()->getOpOperands().slice(getLoraAMutable().getOperandNumber(), 3);
+}
+
+// LoHa or LoKr, told by the op computing the delta, which holds the scale;
+// the rank is the inner size of its factored products (0 when whole).
+StringRef AddDeltaOp::getMethod() {
+  return isa_and_nonnull<LohaDeltaOp>(getDelta().getDefiningOp()) ? "LoHa" : "LoKr";
+}
+int64_t AddDeltaOp::getAdapterRank() {
+  int64_t rank = 0;
+  if (Operation *delta = getDelta().getDefiningOp())
+    for (Value operand : delta->getOperands()) {
+      if (auto product = operand.getDefiningOp<FactorProductOp>())
+        rank = product.getLhs().getType().getDimSize(1);
+      else if (auto cp = operand.getDefiningOp<CpProductOp>())
+        rank = cp.getRank();
+    }
+  return rank;
+}
+double AddDeltaOp::getAdapterScale() {
+  Operation *delta = getDelta().getDefiningOp();
+  auto scale = delta ? delta->getAttrOfType<FloatAttr>("scale") : FloatAttr();
+  return scale ? scale.getValueAsDouble() : 1.0;
+}
+
+StringRef Ia3Op::getMethod() { return "IA3"; }
+bool Ia3Op::mapsValue() { return true; }
+
+StringRef SsfOp::getMethod() { return "SSF"; }
+bool SsfOp::mapsValue() { return true; }
+
+// ZeroI2V's linear adapters and RepAdapter have no activation.
+StringRef BottleneckOp::getMethod() { return isLinear() ? "linear" : "bottleneck"; }
+int64_t BottleneckOp::getAdapterRank() { return getHiddenSize(); }
+double BottleneckOp::getAdapterScale() { return getScaleAttr().getValueAsDouble(); }
+bool BottleneckOp::mapsValue() { return true; }
+
+StringRef HeadShiftOp::getMethod() { return "STDHA"; }
+bool HeadShiftOp::mapsValue() { return true; }
+
 llvm::StringRef peft::adaptedModulePath(Operation *adapter) {
   auto bottleneck = dyn_cast<BottleneckOp>(adapter);
   bool onInput = bottleneck && bottleneck.getBeforeLayer();
   // Up the chain to the layer whose output it adapts ...
-  for (Operation *op = onInput ? nullptr : adapter; op; op = adapterBase(op).getDefiningOp()) {
+  for (Operation *op = onInput ? nullptr : adapter; op;) {
     if (auto layer = dyn_cast<AdaptableLayer>(op))
       return layer.getModulePath();
     if (auto norm = dyn_cast<LayerNormOp>(op))
       return norm.getModulePath();
-    if (!isAdapter(op))
+    auto adapterOp = dyn_cast<AdapterOp>(op);
+    if (!adapterOp)
       break;
+    op = adapterOp.getAdapted().getDefiningOp();
   }
   // ... else the layer whose input it is.
   for (Operation *user : adapter->getUsers())
@@ -647,8 +754,8 @@ SmallVector<Operation *> peft::outputAdapters(Operation *producer) {
   SmallVector<Operation *> chain;
   Value output = producer->getResult(0);
   while (output.hasOneUse()) {
-    Operation *user = *output.getUsers().begin();
-    if (!isAdapter(user) || adapterBase(user) != output)
+    auto user = dyn_cast<AdapterOp>(*output.getUsers().begin());
+    if (!user || user.getAdapted() != output)
       break;
     chain.push_back(user);
     output = user->getResult(0);
@@ -657,9 +764,7 @@ SmallVector<Operation *> peft::outputAdapters(Operation *producer) {
 }
 
 SmallVector<OpOperand *> peft::adapterTensorUses(Operation *adapter) {
-  MutableArrayRef<OpOperand> own = adapter->getOpOperands().drop_front(mapsValue(adapter) ? 1 : 2);
-  if (auto dora = dyn_cast<DoraOp>(adapter))
-    own = adapter->getOpOperands().slice(dora.getLoraAMutable().getOperandNumber(), 3);
+  MutableArrayRef<OpOperand> own = cast<AdapterOp>(adapter).getOwnOperands();
   SmallVector<OpOperand *> uses;
   llvm::SetVector<Operation *> visited;
   SmallVector<OpOperand *> pending(llvm::make_pointer_range(llvm::reverse(own)));

@@ -195,7 +195,8 @@ def Peft_LayerNormOp : Peft_Op<"layer_norm", [Pure,
   let hasVerifier = 1;
 }
 
-def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
+def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["getAdapterRank", "getAdapterScale"]>]> {
   let summary = "Low-rank adapter added to a base layer's output";
   let description = [{
     `result = base + scale · ((input · Aᵀ) · Bᵀ + lora_bias)`, where `base` is the output of
@@ -253,7 +254,56 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>]> {
   let hasFolder = 1;
 }
 
-def Peft_DoraOp : Peft_Op<"dora", [Pure, AllTypesMatch<["base", "result"]>]> {
+def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AllTypesMatch<["base", "result"]>]> {
+  let summary = "Many LoRA adapters on one linear layer, each row of a batch picking its own";
+  let description = [{
+    The layer's LoRA update for a batch whose rows use different adapters, as
+    multi-adapter servers (Punica, S-LoRA, vLLM) run them. The adapters sit
+    in `N` slots of rank capacity `R`: `lora_a` is `[N, R, in]`, `lora_b`
+    `[N, out, R]`, `scales` `[N]` (each slot's `lora_alpha / r`, or `/ √r`
+    for rsLoRA), the optional `lora_bias` `[N, out]`. A slot holding an
+    adapter of rank `r < R` has zeros past row `r` of its A and column `r`
+    of its B; an empty slot, or one whose adapter does not adapt this layer,
+    is all zeros. `index` (`[batch]`, integers) gives each element of the
+    batch (dimension 0 of `input` and `base`; of a 2-D input read flattened,
+    `[batch·rows, in]` batch-major, the rows of one element are consecutive)
+    its slot, -1 for none:
+
+    `result[i] = base[i] + scales[s] · ((input[i] · A[s]ᵀ) · B[s]ᵀ + lora_bias[s])`,
+    `s = index[i]`, and `result[i] = base[i]` where `s` is -1.
+
+    `adapters` names each slot's adapter ("" when empty or filled at run
+    time). Every row computes over the slots' full capacity `R`: rows of
+    lower-rank adapters cost `R / r` times what their own rank needs, the
+    bound of the padding.
+
+    ```mlir
+    %y = peft.multi_lora ["tenant-a", "tenant-b"] %x, %base, %index, %a, %b, %scales
+           : (tensor<?x8x32xf32>, tensor<?x8x32xf32>, tensor<?xi64>, tensor<2x16x32xf32>,
+              tensor<2x32x16xf32>, tensor<2xf32>) -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StrArrayAttr:$adapters, AnyRankedTensor:$input, AnyRankedTensor:$base,
+                       AnyRankedTensor:$index, AnyRankedTensor:$lora_a,
+                       AnyRankedTensor:$lora_b, AnyRankedTensor:$scales,
+                       Optional<AnyRankedTensor>:$lora_bias);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapters $input `,` $base `,` $index `,` $lora_a `,` $lora_b `,` $scales
+    (`,` `bias` $lora_bias^)? attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The number of slots.
+    int64_t getSlots() { return getLoraA().getType().getDimSize(0); }
+    /// The rank every slot has room for.
+    int64_t getRankCapacity() { return getLoraA().getType().getDimSize(1); }
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_DoraOp : Peft_Op<"dora", [Pure, AllTypesMatch<["base", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["getAdapterRank", "getAdapterScale",
+                                               "getOwnOperands"]>]> {
   let summary = "Weight-decomposed low-rank adapter (DoRA) on a base layer's output";
   let description = [{
     DoRA rescales each output channel of a LoRA-adapted layer to a learned
@@ -414,7 +464,8 @@ def Peft_LokrDeltaOp : Peft_Op<"lokr_delta", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Peft_AddDeltaOp : Peft_Op<"add_delta", [Pure, AllTypesMatch<["base", "result"]>]> {
+def Peft_AddDeltaOp : Peft_Op<"add_delta", [Pure, AllTypesMatch<["base", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["getAdapterRank", "getAdapterScale"]>]> {
   let summary = "An adapter given as a whole weight delta (LoHa, LoKr) on a layer's output";
   let description = [{
     `result = base + layer(input, delta)`: the adapted layer applied to its
@@ -446,7 +497,8 @@ def Peft_AddDeltaOp : Peft_Op<"add_delta", [Pure, AllTypesMatch<["base", "result
   let hasVerifier = 1;
 }
 
-def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["mapsValue"]>]> {
   let summary = "IA3 adapter: a learned scale per channel of a layer's input or output";
   let description = [{
     `result[..., c] = input[..., c] · scale[c]`. Attached after a layer it
@@ -483,7 +535,8 @@ def Peft_Ia3Op : Peft_Op<"ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
   let hasVerifier = 1;
 }
 
-def Peft_SsfOp : Peft_Op<"ssf", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Peft_SsfOp : Peft_Op<"ssf", [Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["mapsValue"]>]> {
   let summary = "SSF adapter: a learned scale and shift per channel of a layer's output";
   let description = [{
     `result[..., c, ...] = input[..., c, ...] · scale[c] + shift[c]` along
@@ -513,7 +566,9 @@ def Peft_SsfOp : Peft_Op<"ssf", [Pure, AllTypesMatch<["input", "result"]>]> {
 }
 
 def Peft_BottleneckOp : Peft_Op<"bottleneck", [Pure, AttrSizedOperandSegments,
-    AllTypesMatch<["input", "result"]>]> {
+    AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["getAdapterRank", "getAdapterScale",
+                                               "mapsValue"]>]> {
   let summary = "A residual bottleneck adapter: down-projection, activation, up-projection";
   let description = [{
     `result = input + scale · (up(act(down(input) + down_bias)) + up_bias)`
@@ -562,7 +617,8 @@ def Peft_BottleneckOp : Peft_Op<"bottleneck", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
-def Peft_HeadShiftOp : Peft_Op<"head_shift", [Pure, AllTypesMatch<["input", "result"]>]> {
+def Peft_HeadShiftOp : Peft_Op<"head_shift", [Pure, AllTypesMatch<["input", "result"]>,
+    DeclareOpInterfaceMethods<Peft_AdapterOp, ["mapsValue"]>]> {
   let summary = "ZeroI2V's STDHA: a temporal shift of attention heads across frames";
   let description = [{
     The zero-parameter spatio-temporal head shift of ZeroI2V (STDHA) on the

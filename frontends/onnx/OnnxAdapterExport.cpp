@@ -32,8 +32,7 @@ namespace peft {
 
 static llvm::Error adapterError(Operation *op, const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                 "adapter '" +
-                                     op->getAttrOfType<StringAttr>("adapter").getValue() +
+                                 "adapter '" + cast<AdapterOp>(op).getAdapterName() +
                                      "' on module '" + adaptedModulePath(op) + "': " + message);
 }
 
@@ -110,7 +109,7 @@ std::string AdapterWriter::fresh(llvm::StringRef hint) {
 /// An adapter tensor as an initializer named as PEFT names it in memory.
 std::string AdapterWriter::addTensor(Operation *adapter, Value weight, llvm::Error &error) {
   auto weightOp = weight.getDefiningOp<WeightOp>();
-  StringRef adapterName = adapter->getAttrOfType<StringAttr>("adapter").getValue();
+  StringRef adapterName = cast<AdapterOp>(adapter).getAdapterName();
   std::vector<uint8_t> storage;
   auto view = weightOp ? weightOp.read(storage)
                        : llvm::Expected<TensorView>(llvm::createStringError(
@@ -199,11 +198,15 @@ llvm::Error AdapterWriter::write(Operation *adapter) {
   auto scaleShape = ia3 ? ia3.getScale().getType().getShape() : ArrayRef<int64_t>();
   bool inputScale = scaleShape.size() == 2 && scaleShape[0] == 1 && scaleShape[1] > 1;
   Operation *layer = nullptr;
-  for (Operation *op = adapter; op && !layer && !inputScale; op = adapterBase(op).getDefiningOp())
+  for (Operation *op = adapter; op && !layer && !inputScale;) {
+    auto adapterOp = dyn_cast<AdapterOp>(op);
     if (isa<AdaptableLayer, LayerNormOp>(op))
       layer = op;
-    else if (!isAdapter(op))
+    else if (!adapterOp)
       break;
+    else
+      op = adapterOp.getAdapted().getDefiningOp();
+  }
   bool onInput = !layer;
   for (Operation *user : adapter->getUsers())
     if (onInput && isa<AdaptableLayer>(user))
@@ -215,7 +218,7 @@ llvm::Error AdapterWriter::write(Operation *adapter) {
   llvm::Error error = llvm::Error::success();
   std::vector<onnx::NodeProto> nodes;
   bool conv = isa<ConvOp>(layer);
-  StringRef adapterName = adapter->getAttrOfType<StringAttr>("adapter").getValue();
+  StringRef adapterName = cast<AdapterOp>(adapter).getAdapterName();
   if (onInput) { // x' = x ⊙ l for this layer alone.
     std::string scaled = fresh(adapterName.str() + "/ia3");
     nodes.push_back(makeNode("Mul", {graph.node(node).input(0), addTensor(adapter, ia3.getScale(), error)},
@@ -304,7 +307,7 @@ llvm::Error exportAdapters(ModuleOp module, onnx::ModelProto &model) {
   AdapterWriter writer(model);
   llvm::Error error = llvm::Error::success();
   module.walk([&](Operation *op) {
-    if (!isAdapter(op))
+    if (!isa<AdapterOp>(op))
       return WalkResult::advance();
     error = writer.write(op);
     return error ? WalkResult::interrupt() : WalkResult::advance();

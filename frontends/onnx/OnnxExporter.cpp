@@ -73,7 +73,7 @@ static void setRawData(onnx::TensorProto &tensor, llvm::ArrayRef<uint8_t> bytes)
 static llvm::DenseSet<Operation *> adapterTensors(ModuleOp module) {
   llvm::DenseSet<Operation *> tensors;
   module.walk([&](Operation *op) {
-    if (isAdapter(op))
+    if (isa<AdapterOp>(op))
       for (OpOperand *use : adapterTensorUses(op))
         tensors.insert(use->get().getDefiningOp());
   });

@@ -123,3 +123,11 @@ func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
   %y = peft.head_shift "default" %k {fold = 1 : i64, frames = 4 : i64, heads = 4 : i64} : (tensor<?x17x32xf32>) -> tensor<?x17x32xf32>
   return %y : tensor<?x17x32xf32>
 }
+
+// Adapters in slots, each row of the batch picking one (-1: none).
+// CHECK-LABEL: func.func @multi_lora
+// CHECK: peft.multi_lora ["a", ""] %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, bias %{{.*}} : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s, bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+  return %y : tensor<?x8x16xf32>
+}

@@ -1,6 +1,7 @@
 //===- peftc.cpp - Compile an ONNX model and its adapters -------------------===//
 //
-//   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse]
+//   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse|multi]
+//         [--max-adapters N] [--max-rank R]
 //         [--combine cat|svd [--combine-rank N]]
 //         [--target cpu|cuda [--gpu-arch sm_80|sm_90]] [--summary] [--mlir-timing] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
@@ -9,7 +10,8 @@
 //   peftc MODEL.onnx [...] --print-pipeline
 //
 // Imports the model, attaches the adapters, merges them (or keeps them
-// unmerged with --mode fuse), and writes an artifact directory: manifest.json,
+// unmerged with --mode fuse; in slots each row of a batch picks from with
+// --mode multi), and writes an artifact directory: manifest.json,
 // the target's library (model.so) and weights.safetensors. OUTDIR appears
 // complete or not at all. With --emit onnx it writes the model as a standard
 // ONNX file instead; the adapters left unmerged (fresh ones from --insert, to
@@ -60,8 +62,18 @@ static cl::list<std::string> insertSpecs(
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of --insert's random initialization"),
                               cl::init(0));
 static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the weights; "
-                                                  "fuse: keep them unmerged"),
+                                                  "fuse: keep them unmerged; multi: in slots, "
+                                                  "each row of a batch picking its own "
+                                                  "(input adapter_index)"),
                                  cl::init("merge"));
+static cl::opt<int64_t> maxAdapters("max-adapters",
+                                    cl::desc("--mode multi: adapter slots (default: as many as "
+                                             "--adapter names)"),
+                                    cl::init(0));
+static cl::opt<int64_t> maxRank("max-rank",
+                                cl::desc("--mode multi: rank capacity of each slot (default: "
+                                         "the largest rank attached)"),
+                                cl::init(0));
 static cl::opt<std::string> combine("combine",
                                     cl::desc("Combine the LoRAs on each layer into one: cat "
                                              "(exact, rank Σr) or svd (truncated to --combine-rank)"),
@@ -112,35 +124,8 @@ struct AdapterParts {
   llvm::SmallVector<peft::WeightOp> weights;
 };
 
-static AdapterParts partsOf(mlir::Operation *op) {
-  AdapterParts parts{"IA3"};
-  mlir::Operation *scaled = op;
-  if (auto lora = llvm::dyn_cast<peft::LoraOp>(op)) {
-    parts.method = "LoRA";
-    parts.rank = lora.getRank();
-  } else if (auto dora = llvm::dyn_cast<peft::DoraOp>(op)) {
-    parts.method = "DoRA";
-    parts.rank = dora.getRank();
-  } else if (llvm::isa<peft::HeadShiftOp>(op)) {
-    parts.method = "STDHA";
-  } else if (llvm::isa<peft::SsfOp>(op)) {
-    parts.method = "SSF";
-  } else if (auto bottleneck = llvm::dyn_cast<peft::BottleneckOp>(op)) {
-    // ZeroI2V's linear adapters and RepAdapter have no activation.
-    parts.method = bottleneck.isLinear() ? "linear" : "bottleneck";
-    parts.rank = bottleneck.getHiddenSize();
-  } else if (auto addDelta = llvm::dyn_cast<peft::AddDeltaOp>(op)) {
-    scaled = addDelta.getDelta().getDefiningOp();
-    parts.method = llvm::isa<peft::LohaDeltaOp>(scaled) ? "LoHa" : "LoKr";
-    for (mlir::Value operand : scaled->getOperands()) { // Factored products carry the rank.
-      if (auto product = operand.getDefiningOp<peft::FactorProductOp>())
-        parts.rank = product.getLhs().getType().getDimSize(1);
-      else if (auto cp = operand.getDefiningOp<peft::CpProductOp>())
-        parts.rank = cp.getRank();
-    }
-  }
-  if (auto scale = scaled->getAttrOfType<mlir::FloatAttr>("scale"))
-    parts.scale = scale.getValueAsDouble();
+static AdapterParts partsOf(peft::AdapterOp op) {
+  AdapterParts parts{op.getMethod().str(), op.getAdapterRank(), op.getAdapterScale(), {}};
   for (mlir::OpOperand *use : peft::adapterTensorUses(op))
     parts.weights.push_back(use->get().getDefiningOp<peft::WeightOp>());
   return parts;
@@ -154,16 +139,13 @@ static std::string notMergedReason(mlir::Operation *op) {
 
 static std::vector<AdapterUse> collectAdapters(mlir::ModuleOp module) {
   std::vector<AdapterUse> uses;
-  module.walk([&](mlir::Operation *op) {
-    if (!peft::isAdapter(op))
-      return;
+  module.walk([&](peft::AdapterOp op) {
     AdapterParts parts = partsOf(op);
     int64_t parameters = 0;
     for (peft::WeightOp weight : parts.weights)
       parameters += weight.getType().getNumElements();
-    uses.push_back({peft::adaptedModulePath(op).str(),
-                    op->getAttrOfType<mlir::StringAttr>("adapter").str(), parts.method, parts.rank,
-                    parameters, notMergedReason(op)});
+    uses.push_back({peft::adaptedModulePath(op).str(), op.getAdapterName().str(), parts.method,
+                    parts.rank, parameters, notMergedReason(op)});
   });
   return uses;
 }
@@ -176,6 +158,14 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
     left[{use.module, use.adapter, use.method}] =
         use.notMergedReason.empty() ? "unmerged (--mode " + mode + ")"
                                     : "unmerged: " + use.notMergedReason;
+  // --mode multi: each adapter in its slot of the layer's peft.multi_lora.
+  module.walk([&](peft::MultiLoraOp batched) {
+    auto layer = batched.getBase().getDefiningOp<peft::AdaptableLayer>();
+    std::string path = layer ? layer.getModulePath().str() : std::string();
+    for (auto [slot, name] : llvm::enumerate(batched.getAdapters().getAsValueRange<mlir::StringAttr>()))
+      if (!name.empty())
+        left[{path, name.str(), "LoRA"}] = "slot " + std::to_string(slot) + " (--mode multi)";
+  });
   llvm::sort(attached, [](const AdapterUse &l, const AdapterUse &r) {
     return std::tie(l.module, l.adapter) < std::tie(r.module, r.adapter);
   });
@@ -202,9 +192,9 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
 
 /// What a manifest says of an adapter op, if it can be swapped: not when a
 /// weight is computed at compile time (a combined adapter).
-static std::optional<peft::ManifestAdapter> describeAdapter(mlir::Operation *op) {
+static std::optional<peft::ManifestAdapter> describeAdapter(peft::AdapterOp op) {
   AdapterParts parts = partsOf(op);
-  std::string adapter = op->getAttrOfType<mlir::StringAttr>("adapter").str();
+  std::string adapter = op.getAdapterName().str();
   std::vector<std::string> tensors;
   for (peft::WeightOp weight : parts.weights) {
     if (!weight.getFile())
@@ -219,10 +209,9 @@ static std::optional<peft::ManifestAdapter> describeAdapter(mlir::Operation *op)
 /// ones `peft-run --adapter` can swap.
 static std::vector<peft::ManifestAdapter> swappableAdapters(mlir::ModuleOp module) {
   std::vector<peft::ManifestAdapter> adapters;
-  module.walk([&](mlir::Operation *op) {
-    if (peft::isAdapter(op))
-      if (std::optional<peft::ManifestAdapter> adapter = describeAdapter(op))
-        adapters.push_back(std::move(*adapter));
+  module.walk([&](peft::AdapterOp op) {
+    if (std::optional<peft::ManifestAdapter> adapter = describeAdapter(op))
+      adapters.push_back(std::move(*adapter));
   });
   return adapters;
 }
@@ -248,10 +237,20 @@ static void buildAttachPipeline(mlir::OpPassManager &pm) {
   }
 }
 
-/// Then merged (unless --mode fuse) and cleaned up.
+/// Then merged (--mode merge), or put in slots (--mode multi), and cleaned up.
 static void buildMergePipeline(mlir::OpPassManager &pm) {
   if (mode == "merge")
     pm.addPass(peft::createMergeAdapters());
+  if (mode == "multi") {
+    peft::BatchAdaptersOptions options;
+    for (const std::string &spec : adapterSpecs)
+      if (mlir::FailureOr<peft::AdapterSpec> parsed = peft::parseAdapterSpec(spec);
+          mlir::succeeded(parsed))
+        options.adapters.push_back(parsed->name);
+    options.slots = maxAdapters;
+    options.maxRank = maxRank;
+    pm.addPass(peft::createBatchAdapters(options));
+  }
   if (insertSpecs.empty()) // It would fold fresh LoRAs (B = 0) away.
     pm.addPass(mlir::createCanonicalizerPass());
 }
@@ -370,8 +369,17 @@ int main(int argc, char **argv) {
   peft::registerCpuTarget();
   peft::registerCudaTarget();
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
-  if (mode != "merge" && mode != "fuse")
-    return fail("--mode must be 'merge' or 'fuse', got '" + mode + "'");
+  if (mode != "merge" && mode != "fuse" && mode != "multi")
+    return fail("--mode must be 'merge', 'fuse' or 'multi', got '" + mode + "'");
+  if (mode != "multi" && (maxAdapters.getNumOccurrences() || maxRank.getNumOccurrences()))
+    return fail("--max-adapters and --max-rank size the slots of --mode multi");
+  if (maxAdapters < 0 || maxRank < 0)
+    return fail("--max-adapters and --max-rank must not be negative");
+  if (mode == "multi" && (!combine.empty() || !insertSpecs.empty() || emit == "onnx"))
+    return fail("--mode multi serves the adapters named by --adapter as they are: no "
+                "--combine, --insert or --emit onnx");
+  if (mode == "multi" && adapterSpecs.empty())
+    return fail("--mode multi needs adapters to put in slots (--adapter DIR=NAME)");
   if (!combine.empty() && combine != "cat" && combine != "svd")
     return fail("--combine must be 'cat' or 'svd', got '" + combine + "'");
   if (combine == "svd" && combineRank < 1)

@@ -1,0 +1,212 @@
+//===- MultiLoraToLinalg.cpp - Per-row adapters as gathers and GEMMs -------===//
+//
+// peft.multi_lora, rows of a batch using different adapter slots: each row's
+// slot factors gathered ([batch, R, in], [batch, out, R]), then two batched
+// GEMMs over the rows, the shrink scaled per row by its slot's scale (0 for
+// a row without an adapter), added to the base in the compute type.
+//===----------------------------------------------------------------------===//
+#include "lowering/Passes.h"
+
+#include "lowering/ElementCasts.h"
+
+#include "mlir/IR/PatternMatch.h"
+
+using namespace mlir;
+using namespace peft;
+
+namespace {
+
+/// `value` as [batch, rows, features]: [batch, d1, ..., features] with the
+/// middle dimensions collapsed; [batch·rows, features] (a layer reading its
+/// input flattened, batch-major) split by `batch`, the index's length.
+static Value asBatchOfRows(OpBuilder &builder, Location loc, Value value, Value batch) {
+  auto type = cast<RankedTensorType>(value.getType());
+  int64_t rank = type.getRank();
+  if (rank == 3)
+    return value;
+  if (rank == 2) {
+    OpFoldResult rows = arith::DivUIOp::create(
+                            builder, loc, tensor::DimOp::create(builder, loc, value, 0), batch)
+                            .getResult();
+    SmallVector<int64_t> shape = {ShapedType::kDynamic, ShapedType::kDynamic,
+                                  type.getDimSize(1)};
+    SmallVector<OpFoldResult> sizes = {batch, rows,
+                                       tensor::getMixedSize(builder, loc, value, 1)};
+    return tensor::ExpandShapeOp::create(
+        builder, loc, RankedTensorType::get(shape, type.getElementType()), value,
+        SmallVector<ReassociationIndices>{{0, 1}, {2}}, sizes);
+  }
+  SmallVector<ReassociationIndices> groups = {{0}, {}, {rank - 1}};
+  for (int64_t d = 1; d < rank - 1; ++d)
+    groups[1].push_back(d);
+  return tensor::CollapseShapeOp::create(builder, loc, value, groups);
+}
+
+static Value floatConstant(OpBuilder &builder, Location loc, Type type, double value) {
+  return arith::ConstantOp::create(builder, loc, builder.getFloatAttr(type, value));
+}
+
+/// An empty tensor of `shape`, its dynamic sizes those of `like`'s
+/// dimensions `fromDims` (-1 for a static size).
+static Value emptyLike(OpBuilder &builder, Location loc, ArrayRef<int64_t> shape, Type element,
+                       Value like, ArrayRef<int64_t> fromDims) {
+  SmallVector<Value> dynamic;
+  for (auto [size, dim] : llvm::zip(shape, fromDims))
+    if (ShapedType::isDynamic(size))
+      dynamic.push_back(tensor::DimOp::create(builder, loc, like, dim));
+  return tensor::EmptyOp::create(builder, loc, RankedTensorType::get(shape, element), dynamic);
+}
+
+struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MultiLoraOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = op.getContext();
+    Type type = computeTypeOf(op.getType().getElementType());
+    Value batchSize = tensor::DimOp::create(rewriter, loc, op.getIndex(), 0);
+    Value x = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, op.getInput(), type),
+                            batchSize);
+    Value base = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, op.getBase(), type),
+                               batchSize);
+    Value a = castElements(rewriter, loc, op.getLoraA(), type);
+    Value b = castElements(rewriter, loc, op.getLoraB(), type);
+    Value bias = castElements(rewriter, loc, op.getLoraBias(), type);
+    Value index = op.getIndex();
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto baseType = cast<RankedTensorType>(base.getType());
+    int64_t capacity = op.getRankCapacity();
+    int64_t in = xType.getDimSize(2), out = baseType.getDimSize(2);
+    int64_t batch = xType.getDimSize(0), rows = xType.getDimSize(1);
+    auto parallel = utils::IteratorType::parallel, reduction = utils::IteratorType::reduction;
+    auto map = [&](unsigned dims, ArrayRef<unsigned> results) {
+      SmallVector<AffineExpr> exprs;
+      for (unsigned d : results)
+        exprs.push_back(getAffineDimExpr(d, context));
+      return AffineMap::get(dims, 0, exprs, context);
+    };
+    // A row's slot (-1 reads slot 0, scaled by 0) as an index.
+    auto slotOf = [&](OpBuilder &nested, Location at, Value raw) -> Value {
+      Value wide = arith::IndexCastOp::create(nested, at, nested.getIndexType(), raw);
+      Value zero = arith::ConstantIndexOp::create(nested, at, 0);
+      return arith::MaxSIOp::create(nested, at, wide, zero);
+    };
+
+    // Each row's scale: its slot's, or 0 without one.
+    Value scales = castElements(rewriter, loc, op.getScales(), type);
+    Value rowScale =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{RankedTensorType::get({batch}, type)}, ValueRange{index},
+            ValueRange{emptyLike(rewriter, loc, {batch}, type, x, {0})},
+            ArrayRef<AffineMap>{map(1, {0}), map(1, {0})}, ArrayRef{parallel},
+            [&](OpBuilder &nested, Location at, ValueRange args) {
+              Value slot = slotOf(nested, at, args[0]);
+              Value scale = tensor::ExtractOp::create(nested, at, scales, ValueRange{slot});
+              Value none = arith::CmpIOp::create(
+                  nested, at, arith::CmpIPredicate::slt, args[0],
+                  arith::ConstantOp::create(nested, at, nested.getZeroAttr(args[0].getType())));
+              Value zero = floatConstant(nested, at, type, 0.0);
+              linalg::YieldOp::create(nested, at,
+                                      ValueRange{arith::SelectOp::create(nested, at, none, zero,
+                                                                          scale)});
+            })
+            .getResult(0);
+
+    // Each row's slot's factors: A [batch, R, in], B [batch, out, R].
+    auto gather = [&](Value factors, ArrayRef<int64_t> shape) {
+      auto gathered = RankedTensorType::get({batch, shape[0], shape[1]}, type);
+      return linalg::GenericOp::create(
+                 rewriter, loc, TypeRange{gathered}, ValueRange{index},
+                 ValueRange{emptyLike(rewriter, loc, gathered.getShape(), type, x, {0, -1, -1})},
+                 ArrayRef<AffineMap>{map(3, {0}), map(3, {0, 1, 2})},
+                 ArrayRef{parallel, parallel, parallel},
+                 [&](OpBuilder &nested, Location at, ValueRange args) {
+                   Value slot = slotOf(nested, at, args[0]);
+                   Value i = linalg::IndexOp::create(nested, at, 1);
+                   Value j = linalg::IndexOp::create(nested, at, 2);
+                   linalg::YieldOp::create(
+                       nested, at,
+                       ValueRange{tensor::ExtractOp::create(nested, at, factors,
+                                                            ValueRange{slot, i, j})});
+                 })
+          .getResult(0);
+    };
+    Value rowA = gather(a, {capacity, in});
+    Value rowB = gather(b, {out, capacity});
+
+    // down[b, t, r] = rowScale[b] · Σ_k x[b, t, k] · A[b, r, k].
+    auto multiplyAdd = [](OpBuilder &nested, Location at, ValueRange args) {
+      Value product = arith::MulFOp::create(nested, at, args[0], args[1]);
+      linalg::YieldOp::create(nested, at,
+                              ValueRange{arith::AddFOp::create(nested, at, args[2], product)});
+    };
+    auto downType = RankedTensorType::get({batch, rows, capacity}, type);
+    Value zeros = linalg::FillOp::create(
+                      rewriter, loc, ValueRange{floatConstant(rewriter, loc, type, 0.0)},
+                      ValueRange{emptyLike(rewriter, loc, downType.getShape(), type, x,
+                                           {0, 1, -1})})
+                      .getResult(0);
+    Value down = linalg::GenericOp::create(
+                     rewriter, loc, TypeRange{downType}, ValueRange{x, rowA}, ValueRange{zeros},
+                     ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 2, 3}), map(4, {0, 1, 2})},
+                     ArrayRef{parallel, parallel, parallel, reduction}, multiplyAdd)
+                     .getResult(0);
+    Value scaled =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{downType}, ValueRange{down, rowScale}, ValueRange{down},
+            ArrayRef<AffineMap>{map(3, {0, 1, 2}), map(3, {0}), map(3, {0, 1, 2})},
+            ArrayRef{parallel, parallel, parallel},
+            [&](OpBuilder &nested, Location at, ValueRange args) {
+              linalg::YieldOp::create(
+                  nested, at, ValueRange{arith::MulFOp::create(nested, at, args[0], args[1])});
+            })
+            .getResult(0);
+    // result[b, t, o] = base[b, t, o] + Σ_r down[b, t, r] · B[b, o, r].
+    Value result = linalg::GenericOp::create(
+                       rewriter, loc, TypeRange{baseType}, ValueRange{scaled, rowB},
+                       ValueRange{base},
+                       ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 2, 3}),
+                                           map(4, {0, 1, 2})},
+                       ArrayRef{parallel, parallel, parallel, reduction}, multiplyAdd)
+                       .getResult(0);
+    // + rowScale[b] · lora_bias[slot of b, o].
+    if (bias)
+      result = linalg::GenericOp::create(
+                   rewriter, loc, TypeRange{baseType}, ValueRange{index, rowScale},
+                   ValueRange{result},
+                   ArrayRef<AffineMap>{map(3, {0}), map(3, {0}), map(3, {0, 1, 2})},
+                   ArrayRef{parallel, parallel, parallel},
+                   [&](OpBuilder &nested, Location at, ValueRange args) {
+                     Value slot = slotOf(nested, at, args[0]);
+                     Value o = linalg::IndexOp::create(nested, at, 2);
+                     Value value = tensor::ExtractOp::create(nested, at, bias, ValueRange{slot, o});
+                     Value term = arith::MulFOp::create(nested, at, value, args[1]);
+                     linalg::YieldOp::create(
+                         nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
+                   })
+                   .getResult(0);
+    // Back to the base's shape and type.
+    auto resultType = op.getType();
+    if (resultType.getRank() != 3) {
+      SmallVector<ReassociationIndices> groups = {{0}, {}, {resultType.getRank() - 1}};
+      for (int64_t d = 1; d < resultType.getRank() - 1; ++d)
+        groups[1].push_back(d);
+      if (resultType.getRank() == 2)
+        groups = {{0, 1}, {2}};
+      auto shaped = RankedTensorType::get(resultType.getShape(), type);
+      if (resultType.getRank() == 2)
+        result = tensor::CollapseShapeOp::create(rewriter, loc, shaped, result, groups);
+      else
+        result = tensor::ExpandShapeOp::create(rewriter, loc, shaped, result, groups,
+                                               tensor::getMixedSizes(rewriter, loc, op.getBase()));
+    }
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
+    return success();
+  }
+};
+
+} // namespace
+
+void peft::populateMultiLoraToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerMultiLora>(patterns.getContext());
+}

@@ -1,0 +1,57 @@
+// RUN: peft-opt %s --split-input-file --peft-batch-adapters="adapters=first,second slots=3" \
+// RUN:   --verify-diagnostics | FileCheck %s --implicit-check-not='peft.lora'
+//
+// peft-batch-adapters (--mode multi): the entry takes adapter_index, each
+// row's slot; each linear layer's LoRAs become one peft.multi_lora over the
+// slots' stacked factors, zero-padded to the largest rank, a slot whose
+// adapter is not on the layer all zeros.
+
+// fc has "first" (rank 1, scale 2) and "second" (rank 2, scale 0.5, a
+// bias); the capacity is 2, slot 2 empty.
+// CHECK-LABEL: func.func @two_loras
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<3x2xf32> {peft.dim_names = ["batch"], peft.name = "x"},
+// CHECK-SAME: %[[INDEX:[^:]*]]: tensor<?xi64> {peft.adapter_slots = 3 : i64, peft.dim_names = ["batch"], peft.name = "adapter_index"})
+// CHECK: %[[Y:.*]] = peft.linear "fc"
+// CHECK: %[[A:.*]] = peft.weight "slots.fc.lora_A" = dense<{{\[}}{{\[}}[1.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]], {{\[}}[0.000000e+00, 1.000000e+00], [1.000000e+00, 1.000000e+00]], {{\[}}[0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]]]> : tensor<3x2x2xf32>
+// CHECK: %[[B:.*]] = peft.weight "slots.fc.lora_B" = dense<{{\[}}{{\[}}[1.000000e+00, 0.000000e+00], [2.000000e+00, 0.000000e+00]], {{\[}}[3.000000e+00, 4.000000e+00], [5.000000e+00, 6.000000e+00]], {{\[}}[0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]]]> : tensor<3x2x2xf32>
+// CHECK: %[[S:.*]] = peft.weight "slots.fc.scales" = dense<[2.000000e+00, 5.000000e-01, 0.000000e+00]> : tensor<3xf32>
+// CHECK: %[[BIAS:.*]] = peft.weight "slots.fc.lora_bias" = dense<{{\[}}[0.000000e+00, 0.000000e+00], [7.000000e+00, 8.000000e+00], [0.000000e+00, 0.000000e+00]]> : tensor<3x2xf32>
+// CHECK: %[[Z:.*]] = peft.multi_lora ["first", "second", ""] %[[X]], %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]], bias %[[BIAS]]
+// CHECK: return %[[Z]]
+func.func @two_loras(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %a1 = peft.weight "a1" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
+  %b1 = peft.weight "b1" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %l1 = peft.lora "first" %x, %y, %a1, %b1 {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  %a2 = peft.weight "a2" = dense<[[0.0, 1.0], [1.0, 1.0]]> : tensor<2x2xf32>
+  %b2 = peft.weight "b2" = dense<[[3.0, 4.0], [5.0, 6.0]]> : tensor<2x2xf32>
+  %c2 = peft.weight "c2" = dense<[7.0, 8.0]> : tensor<2xf32>
+  %l2 = peft.lora "second" %x, %l1, %a2, %b2, %c2 {scale = 0.5 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %l2 : tensor<3x2xf32>
+}
+
+// -----
+
+// Another method than LoRA cannot share the batch.
+func.func @ia3(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %l = peft.weight "l" = dense<2.0> : tensor<2xf32>
+  // expected-error @+1 {{adapter 'first' on module 'fc': IA3 cannot share a batch with other adapters; --mode multi takes LoRA adapters}}
+  %z = peft.ia3 "first" %y, %l : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// An adapter the slots were not given.
+func.func @unnamed(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
+  // expected-error @+1 {{adapter 'third' on module 'fc': not among the adapters filling the slots}}
+  %z = peft.lora "third" %x, %y, %a, %b {scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
