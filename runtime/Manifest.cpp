@@ -69,6 +69,23 @@ static Json adaptersToJson(const std::vector<ManifestAdapter> &adapters) {
   return list;
 }
 
+static Json slotsToJson(const ManifestSlots &slots) {
+  Json layers = Json::array();
+  for (const ManifestSlots::Layer &layer : slots.layers) {
+    Json item = {{"module", layer.module},
+                 {"lora_A", layer.loraA},
+                 {"lora_B", layer.loraB},
+                 {"scales", layer.scales}};
+    if (!layer.loraBias.empty())
+      item["lora_bias"] = layer.loraBias;
+    layers.push_back(item);
+  }
+  return {{"count", slots.count},
+          {"capacity", slots.capacity},
+          {"filled", slots.filled},
+          {"layers", layers}};
+}
+
 std::string Manifest::toJson() const {
   Json json = {{"format", "peft-mlir-artifact"},
                {"version", kVersion},
@@ -82,6 +99,8 @@ std::string Manifest::toJson() const {
                {"adapters", adaptersToJson(adapters)}};
   if (!sources.empty())
     json["sources"] = sources;
+  if (slots)
+    json["adapter_slots"] = slotsToJson(*slots);
   return json.dump(2) + "\n";
 }
 
@@ -249,6 +268,65 @@ public:
     return adapters;
   }
 
+  /// The adapter slots of --mode multi, if any: each layer's slot weights
+  /// must be weights of the artifact, of the shapes the slots imply.
+  std::optional<ManifestSlots> slots(const Json &json, const std::vector<ManifestTensor> &weights) {
+    const Json *item = at(json, "adapter_slots", "", /*optional=*/true);
+    if (!item)
+      return std::nullopt;
+    const std::string field = "adapter_slots";
+    ManifestSlots slots;
+    const Json *count = at(*item, "count", field), *capacity = at(*item, "capacity", field);
+    const Json *filled = at(*item, "filled", field), *layers = at(*item, "layers", field);
+    if (failed())
+      return std::nullopt;
+    if (!count->is_number_integer() || count->get<int64_t>() < 1 ||
+        !capacity->is_number_integer() || capacity->get<int64_t>() < 1)
+      return fail(field, "needs a positive count and capacity"), std::nullopt;
+    slots.count = count->get<int64_t>();
+    slots.capacity = capacity->get<int64_t>();
+    bool names = filled->is_array() && filled->size() == static_cast<size_t>(slots.count);
+    for (size_t i = 0; names && i < filled->size(); ++i)
+      names = (*filled)[i].is_string();
+    if (!names)
+      return fail(field + ".filled", "is not a name (or \"\") per slot"), std::nullopt;
+    slots.filled = filled->get<std::vector<std::string>>();
+    if (!layers->is_array())
+      return fail(field + ".layers", "is not a list"), std::nullopt;
+    auto shapeOf = [&](const std::string &name) -> const std::vector<int64_t> * {
+      for (const ManifestTensor &weight : weights)
+        if (weight.name == name && weight.dtype == "F32")
+          return &weight.shape;
+      return nullptr;
+    };
+    for (size_t i = 0; i < layers->size() && !failed(); ++i) {
+      std::string where = field + ".layers[" + std::to_string(i) + "]";
+      const Json &entry = (*layers)[i];
+      ManifestSlots::Layer layer;
+      layer.module = string(entry, "module", where);
+      layer.loraA = string(entry, "lora_A", where);
+      layer.loraB = string(entry, "lora_B", where);
+      layer.scales = string(entry, "scales", where);
+      if (entry.contains("lora_bias"))
+        layer.loraBias = string(entry, "lora_bias", where);
+      if (failed())
+        break;
+      const std::vector<int64_t> *a = shapeOf(layer.loraA), *b = shapeOf(layer.loraB),
+                                 *scales = shapeOf(layer.scales);
+      const std::vector<int64_t> *bias = layer.loraBias.empty() ? nullptr : shapeOf(layer.loraBias);
+      bool fits = a && b && scales && a->size() == 3 && b->size() == 3 &&
+                  (*a)[0] == slots.count && (*a)[1] == slots.capacity &&
+                  (*b)[0] == slots.count && (*b)[2] == slots.capacity &&
+                  *scales == std::vector<int64_t>{slots.count} &&
+                  (layer.loraBias.empty() ||
+                   (bias && *bias == std::vector<int64_t>{slots.count, (*b)[1]}));
+      if (!fits)
+        fail(where, "does not name F32 weights shaped as the slots");
+      slots.layers.push_back(std::move(layer));
+    }
+    return slots;
+  }
+
   /// A packed weight's layout: a matrix whose packing has the weight's shape.
   PanelLayout panelLayout(const Json &json, const ManifestTensor &tensor,
                           const std::string &field) {
@@ -321,6 +399,7 @@ bool Manifest::fromJson(const std::string &text, std::string &error) {
   outputs = reader.tensors(json, "outputs", /*staticShapes=*/false);
   weights = reader.tensors(json, "weights", /*staticShapes=*/true);
   adapters = reader.adapters(json);
+  slots = reader.slots(json, weights);
   return !reader.failed();
 }
 

@@ -78,6 +78,22 @@ struct ManifestAdapter {
   std::vector<std::string> weights;
 };
 
+/// --mode multi: the adapter slots each row of a batch picks from (input
+/// adapter_index), and on each layer the weights that hold them, so that the
+/// runtime can load adapters into free slots.
+struct ManifestSlots {
+  /// One layer's slot weights, by their names in the artifact: lora_A
+  /// [count, capacity, in], lora_B [count, out, capacity], scales [count],
+  /// lora_bias [count, out] ("" when the slots have none).
+  struct Layer {
+    std::string module, loraA, loraB, scales, loraBias;
+  };
+  int64_t count = 0, capacity = 0;
+  /// The adapter compiled into each slot, "" for a free one.
+  std::vector<std::string> filled;
+  std::vector<Layer> layers;
+};
+
 /// The name an adapter's tensor has in an artifact (and in exported ONNX):
 /// its key in adapter_model.safetensors with the adapter's name inserted the
 /// way PEFT names parameters in memory (`...lora_A.weight` ->
@@ -100,6 +116,7 @@ struct Manifest {
   /// Weights in the order the entry takes them, after the inputs.
   std::vector<ManifestTensor> weights;
   std::vector<ManifestAdapter> adapters;
+  std::optional<ManifestSlots> slots;
 
   std::string toJson() const;
   /// Parses and checks `text` (our format marker, each field's type and

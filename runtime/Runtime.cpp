@@ -9,11 +9,14 @@
 //===----------------------------------------------------------------------===//
 #include "runtime/peft_runtime.h"
 
+#include "frontends/adapters/HfPeftAdapter.h"
+
 #include "runtime/Executable.h"
 #include "runtime/Manifest.h"
 #include "runtime/ThreadPool.h"
 #include "support/Safetensors.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -93,6 +96,10 @@ struct PeftModel {
   /// F32, and weights packed into a kernel's panels.
   std::list<std::vector<float>> copiedTensors;
   std::vector<Slot> inputs, weightSlots;
+  /// --mode multi: the adapter in each slot ("" free), and the weights the
+  /// loads rewrote, each a copy of the model's own.
+  std::vector<std::string> slotAdapters;
+  std::map<std::string, std::list<std::vector<float>>::iterator> slotCopies;
   std::vector<Output> outputs;
 
   /// Buffers the model allocated that outputs of the last run point into,
@@ -117,6 +124,10 @@ struct PeftModel {
   int bindFile(const std::string &path,
                const std::function<std::string(const std::string &)> &weightName);
   int collectOutputs(const std::vector<int64_t> &results);
+  int loadAdapter(int64_t slot, const std::string &directory);
+  /// Weight `name`'s values in a copy of the model's own, bound in its place:
+  /// a fresh copy each time, so that a device notices the change.
+  float *rewritableWeight(const std::string &name);
 };
 
 static int readFile(const std::string &path, std::string &text) {
@@ -151,6 +162,8 @@ int PeftModel::load(const std::string &directory) {
       return failWith(manifestPath + ": output '" + info.name + "' has unknown dtype " + info.dtype);
     outputs.push_back(output);
   }
+  if (manifest.slots)
+    slotAdapters = manifest.slots->filled;
   return bindWeights(directory);
 }
 
@@ -224,6 +237,109 @@ int PeftModel::bindFile(const std::string &path,
     }
   }
   boundFiles.push_back(std::move(*file));
+  return 0;
+}
+
+float *PeftModel::rewritableWeight(const std::string &name) {
+  for (Slot &slot : weightSlots) {
+    if (slot.info.name != name || slot.info.dtype != "F32" || slot.info.panels)
+      continue;
+    const float *current = reinterpret_cast<const float *>(slot.descriptor.words[1]);
+    std::vector<float> copy(current, current + peft::numElements(slot.info.shape));
+    auto previous = slotCopies.find(name);
+    copiedTensors.push_front(std::move(copy));
+    if (previous != slotCopies.end())
+      copiedTensors.erase(previous->second);
+    slotCopies[name] = copiedTensors.begin();
+    float *data = copiedTensors.front().data();
+    slot.descriptor.set(data, slot.info.shape.data(), slot.info.shape.size());
+    return data;
+  }
+  return nullptr;
+}
+
+int PeftModel::loadAdapter(int64_t slot, const std::string &directory) {
+  if (!manifest.slots)
+    return failWith("the artifact has no adapter slots (compile it with --mode multi)");
+  const peft::ManifestSlots &slots = *manifest.slots;
+  if (slot < 0 || slot >= slots.count)
+    return failWith("adapter slot " + std::to_string(slot) + " does not exist: the artifact has " +
+                    std::to_string(slots.count) + " (0 to " + std::to_string(slots.count - 1) +
+                    ")");
+  auto adapter = peft::readHfPeftAdapter(directory, "default");
+  if (!adapter)
+    return failWith(llvm::toString(adapter.takeError()));
+  const peft::LoraConfig &config = adapter->config;
+  if (config.peftType != "LORA" || config.useDora || !adapter->replacedParameters.empty())
+    return failWith(directory + ": a " + (config.useDora ? std::string("DoRA") : config.peftType) +
+                    " adapter" +
+                    (adapter->replacedParameters.empty() ? "" : " that saves whole parameters") +
+                    " cannot fill a LoRA slot");
+  // Each module's slot layer, its shapes and rank within the slots'.
+  std::map<std::string, const peft::LoraModule *> byModule;
+  auto shapeOf = [&](const std::string &name) {
+    for (const Slot &weight : weightSlots)
+      if (weight.info.name == name)
+        return weight.info.shape;
+    return std::vector<int64_t>();
+  };
+  for (const peft::LoraModule &module : adapter->modules) {
+    auto layer = std::find_if(slots.layers.begin(), slots.layers.end(),
+                              [&](const auto &l) { return l.module == module.modulePath; });
+    std::string where = directory + ": module '" + module.modulePath + "'";
+    if (layer == slots.layers.end())
+      return failWith(where + " has no adapter slot in this artifact (its slots are on the "
+                              "modules its compiled-in adapters adapt)");
+    if (module.embedding || module.isConvolution())
+      return failWith(where + ": only linear layers have slots");
+    int64_t rank = module.a.shape[0];
+    std::vector<int64_t> a = shapeOf(layer->loraA), b = shapeOf(layer->loraB);
+    if (rank > slots.capacity)
+      return failWith(where + " has rank " + std::to_string(rank) +
+                      ", above the slots' capacity " + std::to_string(slots.capacity) +
+                      " (--max-rank)");
+    if (module.a.shape != std::vector<int64_t>{rank, a[2]} ||
+        module.b.shape != std::vector<int64_t>{b[1], rank})
+      return failWith(where + ": lora_A " + peft::formatShape(module.a.shape) + " and lora_B " +
+                      peft::formatShape(module.b.shape) + " do not fit the layer's slots (in " +
+                      std::to_string(a[2]) + ", out " + std::to_string(b[1]) + ")");
+    if (!module.tensorBias.empty() && layer->loraBias.empty())
+      return failWith(where + " has lora_bias, which this artifact's slots do not hold");
+    byModule[module.modulePath] = &module;
+  }
+  // Every layer's slot: the adapter's factors zero-padded, or zeros where it
+  // does not adapt the layer.
+  for (const peft::ManifestSlots::Layer &layer : slots.layers) {
+    std::vector<int64_t> aShape = shapeOf(layer.loraA), bShape = shapeOf(layer.loraB);
+    int64_t in = aShape[2], out = bShape[1], capacity = slots.capacity;
+    float *a = rewritableWeight(layer.loraA), *b = rewritableWeight(layer.loraB);
+    float *scales = rewritableWeight(layer.scales);
+    float *bias = layer.loraBias.empty() ? nullptr : rewritableWeight(layer.loraBias);
+    if (!a || !b || !scales || (!layer.loraBias.empty() && !bias))
+      return failWith("the artifact's slot weights of module '" + layer.module +
+                      "' are not F32 weights");
+    float *slotA = a + slot * capacity * in, *slotB = b + slot * out * capacity;
+    std::fill(slotA, slotA + capacity * in, 0.0f);
+    std::fill(slotB, slotB + out * capacity, 0.0f);
+    scales[slot] = 0.0f;
+    if (bias)
+      std::fill(bias + slot * out, bias + (slot + 1) * out, 0.0f);
+    auto found = byModule.find(layer.module);
+    if (found == byModule.end())
+      continue;
+    const peft::LoraModule &module = *found->second;
+    int64_t rank = module.a.shape[0];
+    std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();
+    std::copy(aValues.begin(), aValues.end(), slotA); // Rows 0 to r - 1.
+    for (int64_t o = 0; o < out; ++o)
+      std::copy_n(bValues.begin() + o * rank, rank, slotB + o * capacity);
+    scales[slot] = static_cast<float>(module.scale);
+    if (bias && !module.tensorBias.empty()) {
+      std::vector<float> biasValues = module.bias.toFloat32();
+      std::copy(biasValues.begin(), biasValues.end(), bias + slot * out);
+    }
+  }
+  slotAdapters[slot] = directory;
   return 0;
 }
 
@@ -374,6 +490,17 @@ int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const ch
   return model->bindFile(path, [&](const std::string &key) {
     return peft::adapterWeightName(key, name);
   });
+}
+
+int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory) {
+  return model->loadAdapter(slot, directory);
+}
+
+int64_t peft_model_free_adapter_slot(const PeftModel *model) {
+  for (size_t slot = 0; slot < model->slotAdapters.size(); ++slot)
+    if (model->slotAdapters[slot].empty())
+      return static_cast<int64_t>(slot);
+  return -1;
 }
 
 size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size(); }

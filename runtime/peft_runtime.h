@@ -108,6 +108,19 @@ int peft_model_bind_weights(PeftModel *model, const char *path);
  * which the artifact names as PEFT does in memory (`...lora_A.NAME.weight`). */
 int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const char *adapter);
 
+/* An artifact compiled with --mode multi: loads the Hugging Face PEFT LoRA
+ * adapter in `directory` (adapter_config.json, adapter_model.safetensors)
+ * into adapter slot `slot`, in place of what it held; rows of the batch whose
+ * adapter_index is `slot` use it from the next run. Its modules must have
+ * slots in the artifact and fit them (rank at most the slots' capacity);
+ * layers it does not adapt get zeros in that slot. Not while a run of this
+ * model is in progress. Returns 0 on success. */
+int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory);
+
+/* The first adapter slot that holds no adapter (none was compiled in or
+ * loaded), or -1 when all do or the artifact has none. */
+int64_t peft_model_free_adapter_slot(const PeftModel *model);
+
 /* Runs the model on the bound inputs; returns 0 on success. */
 int peft_model_run(PeftModel *model);
 

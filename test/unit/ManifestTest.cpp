@@ -71,6 +71,42 @@ TEST(PanelLayout, RefusesALayoutThatDoesNotFitTheWeight) {
   EXPECT_EQ(error, "'weights[0].panels.tile' is not an integer in [1, 1024]");
 }
 
+/// Two adapter slots of rank capacity 4 on one layer (in 8, out 6).
+Manifest slottedManifest() {
+  Manifest manifest = packedManifest();
+  manifest.weights = {{"s.a", "F32", {2, 4, 8}},
+                      {"s.b", "F32", {2, 6, 4}},
+                      {"s.scales", "F32", {2}},
+                      {"s.bias", "F32", {2, 6}}};
+  manifest.slots = ManifestSlots{2, 4, {"first", ""}, {{"fc", "s.a", "s.b", "s.scales", "s.bias"}}};
+  return manifest;
+}
+
+TEST(ManifestSlots, RoundTripThroughTheManifest) {
+  Manifest manifest = slottedManifest(), read;
+  std::string error;
+  ASSERT_TRUE(read.fromJson(manifest.toJson(), error)) << error;
+  ASSERT_TRUE(read.slots.has_value());
+  EXPECT_EQ(read.slots->count, 2);
+  EXPECT_EQ(read.slots->capacity, 4);
+  EXPECT_EQ(read.slots->filled, (std::vector<std::string>{"first", ""}));
+  ASSERT_EQ(read.slots->layers.size(), 1u);
+  EXPECT_EQ(read.slots->layers[0].module, "fc");
+  EXPECT_EQ(read.slots->layers[0].loraBias, "s.bias");
+}
+
+TEST(ManifestSlots, RefusesWeightsNotShapedAsTheSlots) {
+  Manifest manifest = slottedManifest(), read;
+  manifest.weights[0].shape = {2, 5, 8}; // Capacity 5, not 4.
+  std::string error;
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'adapter_slots.layers[0]' does not name F32 weights shaped as the slots");
+  manifest = slottedManifest();
+  manifest.slots->filled = {"first"};
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'adapter_slots.filled' is not a name (or \"\") per slot");
+}
+
 TEST(ThreadPool, RunsEveryIndexOnceForEveryThreadCount) {
   for (int threads : {1, 2, 3, 7}) {
     ASSERT_EQ(setThreadCount(threads), threads);

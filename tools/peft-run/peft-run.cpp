@@ -6,7 +6,9 @@
 // Writes each output as DIR/NAME.npy; with --bench N, runs N more times and
 // prints latency statistics. --adapter runs an artifact compiled with
 // --mode fuse with another Hugging Face PEFT adapter in place of the one
-// compiled in under NAME: same modules, methods, ranks and scales.
+// compiled in under NAME: same modules, methods, ranks and scales; on an
+// artifact compiled with --mode multi it loads the adapter into the next
+// free slot (rows whose adapter_index is that slot use it).
 //
 //===----------------------------------------------------------------------===//
 #include "frontends/adapters/HfPeftAdapter.h"
@@ -38,7 +40,9 @@ static cl::list<std::string> inputSpecs("input", cl::desc("NAME=FILE.npy"), cl::
 static cl::opt<std::string> outputDir("output-dir", cl::desc("Where to write NAME.npy outputs"),
                                       cl::value_desc("dir"));
 static cl::list<std::string> adapterSpecs("adapter",
-                                          cl::desc("Swap in this adapter: DIR[=NAME]"),
+                                          cl::desc("Swap in this adapter (--mode fuse), or "
+                                                   "load it into the next free slot (--mode "
+                                                   "multi): DIR[=NAME]"),
                                           cl::value_desc("dir"));
 static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
 /// `--threads N`. libLLVM registers an option of that name too; it is renamed
@@ -206,6 +210,21 @@ static int swapAdapter(PeftModel *model, const peft::Manifest &manifest, llvm::S
   return 0;
 }
 
+/// --mode multi: loads the adapter in `spec` (DIR[=NAME]) into the first
+/// free slot.
+static int loadIntoSlot(PeftModel *model, const peft::Manifest &manifest, llvm::StringRef spec) {
+  llvm::StringRef directory = spec.split('=').first;
+  int64_t slot = peft_model_free_adapter_slot(model);
+  if (slot < 0)
+    return fail(directory + ": no free adapter slot (the artifact has " +
+                std::to_string(manifest.slots->count) +
+                "; compile with a larger --max-adapters)");
+  if (peft_model_load_adapter(model, slot, directory.str().c_str()))
+    return fail(peft_last_error());
+  llvm::errs() << "peft-run: adapter " << directory << " in slot " << slot << "\n";
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   auto &registered = cl::getRegisteredOptions();
@@ -232,7 +251,7 @@ int main(int argc, char **argv) {
     if (!text || !manifest.fromJson((*text)->getBuffer().str(), error))
       return fail(path + ": cannot read the manifest " + error);
     for (const std::string &spec : adapterSpecs)
-      if (swapAdapter(model, manifest, spec))
+      if (manifest.slots ? loadIntoSlot(model, manifest, spec) : swapAdapter(model, manifest, spec))
         return 1;
   }
 

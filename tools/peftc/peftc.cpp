@@ -281,8 +281,40 @@ static mlir::LogicalResult runStage(mlir::ModuleOp module, mlir::TimingScope &ti
   return pm.run(module);
 }
 
+/// --mode multi: the slots and, on each layer, the entry's weights holding
+/// them (after peft-externalize-weights), for the runtime to load adapters
+/// into free slots.
+static std::optional<peft::ManifestSlots> describeSlots(mlir::ModuleOp module) {
+  std::optional<peft::ManifestSlots> slots;
+  auto entry = module.lookupSymbol<mlir::func::FuncOp>("forward");
+  auto weightName = [&](mlir::Value value) -> std::string {
+    auto argument = llvm::dyn_cast_or_null<mlir::BlockArgument>(value);
+    auto name = argument && entry ? entry.getArgAttrOfType<mlir::StringAttr>(
+                                        argument.getArgNumber(), peft::kWeightNameAttr)
+                                  : mlir::StringAttr();
+    return name ? name.str() : std::string();
+  };
+  module.walk([&](peft::MultiLoraOp batched) {
+    if (!slots) {
+      slots.emplace();
+      slots->count = batched.getSlots();
+      slots->capacity = batched.getRankCapacity();
+      for (llvm::StringRef name : batched.getAdapters().getAsValueRange<mlir::StringAttr>())
+        slots->filled.push_back(name.str());
+    }
+    auto layer = batched.getBase().getDefiningOp<peft::AdaptableLayer>();
+    slots->layers.push_back({layer ? layer.getModulePath().str() : std::string(),
+                             weightName(batched.getLoraA()), weightName(batched.getLoraB()),
+                             weightName(batched.getScales()),
+                             batched.getLoraBias() ? weightName(batched.getLoraBias())
+                                                   : std::string()});
+  });
+  return slots;
+}
+
 static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, mlir::TimingScope &timing,
-                                            std::vector<peft::ManifestAdapter> &unmerged) {
+                                            std::vector<peft::ManifestAdapter> &unmerged,
+                                            std::optional<peft::ManifestSlots> &slots) {
   if (mlir::failed(runStage(module, timing, "attach adapters", buildAttachPipeline)))
     return mlir::failure();
   std::vector<AdapterUse> attached = collectAdapters(module);
@@ -293,7 +325,10 @@ static mlir::LogicalResult runAdapterPasses(mlir::ModuleOp module, mlir::TimingS
   unmerged = swappableAdapters(module);
   if (emit == "onnx")
     return mlir::success();
-  return runStage(module, timing, "externalize weights", buildExternalizePipeline);
+  if (mlir::failed(runStage(module, timing, "externalize weights", buildExternalizePipeline)))
+    return mlir::failure();
+  slots = describeSlots(module);
+  return mlir::success();
 }
 
 /// Lowers `module` to what `target` compiles its library from.
@@ -309,6 +344,7 @@ static mlir::LogicalResult lowerForTarget(mlir::ModuleOp module, const peft::Tar
 /// Writes the whole artifact into `stagingDir`.
 static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingDir,
                                  std::vector<peft::ManifestAdapter> adapters,
+                                 std::optional<peft::ManifestSlots> slots,
                                  const peft::Target &target, mlir::TimingScope &timing) {
   if (mlir::failed(lowerForTarget(module, target, timing)))
     return makeError("lowering to linalg failed (see the diagnostics above)");
@@ -318,6 +354,7 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
   if (!manifest)
     return manifest.takeError();
   manifest->adapters = std::move(adapters);
+  manifest->slots = std::move(slots);
   manifest->target = target.name().str();
   manifest->library = target.libraryFile().str();
   manifest->sources = target.sourceFiles();
@@ -423,7 +460,8 @@ int main(int argc, char **argv) {
     return fail(llvm::toString(module.takeError()));
   importing.stop();
   std::vector<peft::ManifestAdapter> unmerged;
-  if (mlir::failed(runAdapterPasses(**module, timing, unmerged)))
+  std::optional<peft::ManifestSlots> slots;
+  if (mlir::failed(runAdapterPasses(**module, timing, unmerged, slots)))
     return 1; // The passes reported why.
   if (emit == "onnx" || emit == "mlir") {
     // Written to a temporary file, renamed on success: no partial output.
@@ -441,7 +479,8 @@ int main(int argc, char **argv) {
   auto staging = peft::createStagingDir(outputDir);
   if (!staging)
     return fail(llvm::toString(staging.takeError()));
-  llvm::Error error = writeArtifact(**module, *staging, std::move(unmerged), *target, timing);
+  llvm::Error error = writeArtifact(**module, *staging, std::move(unmerged), std::move(slots),
+                                    *target, timing);
   if (!error)
     error = peft::publishStagingDir(*staging, outputDir);
   if (error) {
