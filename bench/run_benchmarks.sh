@@ -102,4 +102,12 @@ python3 bench/gemm_bench.py --work "$work/gemm" --peak "$fma" --threads "$PEFT_N
 echo "== ${models[1]} merged, against onnxruntime on the same merged ONNX, 1 and 2 threads"
 python3 bench/model_bench.py "$work/${models[1]}" --work "$work/model" --threads 1 2 \
   --rounds $([ $tiny = 1 ] && echo 1 || echo 4) || status=1
+echo "== ${models[1]} with many adapters in one batch (--mode multi)"
+if [ $tiny = 1 ]; then
+  /usr/bin/python3 bench/multi_bench.py "$work/${models[1]}" --work "$work/multi" \
+    --adapters 4 --rows 8 --sequence 8 --runs 1 --rounds 1 || status=1
+else
+  /usr/bin/python3 bench/multi_bench.py "$work/${models[1]}" --work "$work/multi" \
+    --adapters 32 --rows 32 --sequence 16 --runs 3 --rounds 2 || status=1
+fi
 exit $status

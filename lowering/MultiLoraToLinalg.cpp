@@ -112,7 +112,8 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
             })
             .getResult(0);
 
-    // Each row's slot's factors: A [batch, R, in], B [batch, out, R].
+    // Each row's slot's factors, k-major as batched GEMMs read their right
+    // operand: Aᵀ [batch, in, R], Bᵀ [batch, R, out].
     auto gather = [&](Value factors, ArrayRef<int64_t> shape) {
       auto gathered = RankedTensorType::get({batch, shape[0], shape[1]}, type);
       return linalg::GenericOp::create(
@@ -127,14 +128,14 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                    linalg::YieldOp::create(
                        nested, at,
                        ValueRange{tensor::ExtractOp::create(nested, at, factors,
-                                                            ValueRange{slot, i, j})});
+                                                            ValueRange{slot, j, i})});
                  })
           .getResult(0);
     };
-    Value rowA = gather(a, {capacity, in});
-    Value rowB = gather(b, {out, capacity});
+    Value rowA = gather(a, {in, capacity});
+    Value rowB = gather(b, {capacity, out});
 
-    // down[b, t, r] = rowScale[b] · Σ_k x[b, t, k] · A[b, r, k].
+    // down[b, t, r] = rowScale[b] · Σ_k x[b, t, k] · Aᵀ[b, k, r].
     auto multiplyAdd = [](OpBuilder &nested, Location at, ValueRange args) {
       Value product = arith::MulFOp::create(nested, at, args[0], args[1]);
       linalg::YieldOp::create(nested, at,
@@ -148,7 +149,7 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                       .getResult(0);
     Value down = linalg::GenericOp::create(
                      rewriter, loc, TypeRange{downType}, ValueRange{x, rowA}, ValueRange{zeros},
-                     ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 2, 3}), map(4, {0, 1, 2})},
+                     ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 3, 2}), map(4, {0, 1, 2})},
                      ArrayRef{parallel, parallel, parallel, reduction}, multiplyAdd)
                      .getResult(0);
     Value scaled =
@@ -161,11 +162,11 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                   nested, at, ValueRange{arith::MulFOp::create(nested, at, args[0], args[1])});
             })
             .getResult(0);
-    // result[b, t, o] = base[b, t, o] + Σ_r down[b, t, r] · B[b, o, r].
+    // result[b, t, o] = base[b, t, o] + Σ_r down[b, t, r] · Bᵀ[b, r, o].
     Value result = linalg::GenericOp::create(
                        rewriter, loc, TypeRange{baseType}, ValueRange{scaled, rowB},
                        ValueRange{base},
-                       ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 2, 3}),
+                       ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 3, 2}),
                                            map(4, {0, 1, 2})},
                        ArrayRef{parallel, parallel, parallel, reduction}, multiplyAdd)
                        .getResult(0);

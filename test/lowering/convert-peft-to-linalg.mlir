@@ -600,7 +600,7 @@ func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: te
 // -----
 
 // peft.multi_lora: each row's scale (0 for index -1), each row's slot
-// factors gathered, the shrink x·A[s]ᵀ and its scaling per row, the
+// factors gathered k-major (Aᵀ, Bᵀ: the right operands of batched GEMMs), the shrink x·A[s]ᵀ and its scaling per row, the
 // expansion into the base, the slot's bias scaled per row.
 // CHECK-LABEL: func.func @multi_lora
 // CHECK-SAME: (%[[X:[^:]*]]: tensor<?x8x32xf32>, %[[BASE:[^:]*]]: tensor<?x8x16xf32>, %[[INDEX:[^:]*]]: tensor<?xi64>, %[[A:[^:]*]]: tensor<2x4x32xf32>, %[[B:[^:]*]]: tensor<2x16x4xf32>, %[[S:[^:]*]]: tensor<2xf32>, %[[BIAS:[^:]*]]: tensor<2x16xf32>)
@@ -609,13 +609,13 @@ func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: te
 // CHECK:   %[[SCALE:.*]] = tensor.extract %[[S]][%[[SLOT]]]
 // CHECK:   %[[NONE:.*]] = arith.cmpi slt
 // CHECK:   arith.select %[[NONE]], %{{.*}}, %[[SCALE]]
-// CHECK: %[[ROW_A:.*]] = linalg.generic {{.*}} ins(%[[INDEX]] : tensor<?xi64>) outs(%{{.*}} : tensor<?x4x32xf32>)
+// CHECK: %[[ROW_A:.*]] = linalg.generic {{.*}} ins(%[[INDEX]] : tensor<?xi64>) outs(%{{.*}} : tensor<?x32x4xf32>)
 // CHECK:   tensor.extract %[[A]]
-// CHECK: %[[ROW_B:.*]] = linalg.generic {{.*}} ins(%[[INDEX]] : tensor<?xi64>) outs(%{{.*}} : tensor<?x16x4xf32>)
+// CHECK: %[[ROW_B:.*]] = linalg.generic {{.*}} ins(%[[INDEX]] : tensor<?xi64>) outs(%{{.*}} : tensor<?x4x16xf32>)
 // CHECK:   tensor.extract %[[B]]
-// CHECK: %[[DOWN:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[X]], %[[ROW_A]] : tensor<?x8x32xf32>, tensor<?x4x32xf32>)
+// CHECK: %[[DOWN:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%[[X]], %[[ROW_A]] : tensor<?x8x32xf32>, tensor<?x32x4xf32>)
 // CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[DOWN]], %[[ROW_SCALE]] : tensor<?x8x4xf32>, tensor<?xf32>)
-// CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%[[SCALED]], %[[ROW_B]] : tensor<?x8x4xf32>, tensor<?x16x4xf32>) outs(%[[BASE]] : tensor<?x8x16xf32>)
+// CHECK: %[[UP:.*]] = linalg.generic {{.*}} ins(%[[SCALED]], %[[ROW_B]] : tensor<?x8x4xf32>, tensor<?x4x16xf32>) outs(%[[BASE]] : tensor<?x8x16xf32>)
 // CHECK: %[[OUT:.*]] = linalg.generic {{.*}} ins(%[[INDEX]], %[[ROW_SCALE]] : tensor<?xi64>, tensor<?xf32>) outs(%[[UP]] : tensor<?x8x16xf32>)
 // CHECK:   tensor.extract %[[BIAS]]
 // CHECK: return %[[OUT]]
