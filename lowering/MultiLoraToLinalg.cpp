@@ -186,20 +186,20 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                          nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
                    })
                    .getResult(0);
-    // Back to the base's shape and type.
+    // Back to the base's shape and type: [batch·rows, out] collapsed, or the
+    // middle dimensions expanded again.
     auto resultType = op.getType();
-    if (resultType.getRank() != 3) {
-      SmallVector<ReassociationIndices> groups = {{0}, {}, {resultType.getRank() - 1}};
-      for (int64_t d = 1; d < resultType.getRank() - 1; ++d)
+    int64_t rank = resultType.getRank();
+    auto shaped = RankedTensorType::get(resultType.getShape(), type);
+    if (rank == 2) {
+      result = tensor::CollapseShapeOp::create(rewriter, loc, shaped, result,
+                                               SmallVector<ReassociationIndices>{{0, 1}, {2}});
+    } else if (rank > 3) {
+      SmallVector<ReassociationIndices> groups = {{0}, {}, {rank - 1}};
+      for (int64_t d = 1; d < rank - 1; ++d)
         groups[1].push_back(d);
-      if (resultType.getRank() == 2)
-        groups = {{0, 1}, {2}};
-      auto shaped = RankedTensorType::get(resultType.getShape(), type);
-      if (resultType.getRank() == 2)
-        result = tensor::CollapseShapeOp::create(rewriter, loc, shaped, result, groups);
-      else
-        result = tensor::ExpandShapeOp::create(rewriter, loc, shaped, result, groups,
-                                               tensor::getMixedSizes(rewriter, loc, op.getBase()));
+      result = tensor::ExpandShapeOp::create(rewriter, loc, shaped, result, groups,
+                                             tensor::getMixedSizes(rewriter, loc, op.getBase()));
     }
     rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
     return success();

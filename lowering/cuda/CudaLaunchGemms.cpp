@@ -15,7 +15,7 @@
 // operands are zeros, so the compute needs no guards. Two stages: while the
 // block computes step s, step s + 1 arrives in the other (by cp.async where
 // the operand allows), so the loads' latency hides behind the arithmetic.
-// How a block computes depends on the operands (Scheme):
+// How a block computes depends on the operands:
 //
 // - f32: 256 threads, K steps of 16 staged k-major (rows padded by one
 //   against bank conflicts); thread t accumulates rows t/16 + 16i and
