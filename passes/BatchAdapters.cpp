@@ -6,8 +6,11 @@
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 
+#include "frontends/adapters/HfPeftAdapter.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
+#include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
 
@@ -40,12 +43,22 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     func::FuncOp entry = entries.front();
     int64_t named = static_cast<int64_t>(adapters.size());
     int64_t slotCount = slots ? static_cast<int64_t>(slots) : named;
-    if (named == 0 || slotCount < named) {
+    if (named == 0 && (modules.empty() || slotCount == 0 || maxRank == 0)) {
+      module.emitError("peft-batch-adapters: no adapters named: empty slots need the modules "
+                       "to put them on, a slot count and a rank capacity (--slot-modules, "
+                       "--max-adapters, --max-rank)");
+      return signalPassFailure();
+    }
+    if (slotCount < named) {
       module.emitError("peft-batch-adapters: ")
           << named << " adapters named for " << slotCount
           << " slots: the slots (--max-adapters) must hold them all";
       return signalPassFailure();
     }
+    // PEFT's rule for target_modules lists.
+    LoraConfig slotModules;
+    slotModules.targetModules.assign(modules.begin(), modules.end());
+    bool anySlotModule = false;
     // The layers and their chains; the capacity, unless given, their largest rank.
     SmallVector<std::pair<AdaptableLayer, SmallVector<LoraOp>>> layers;
     int64_t capacity = maxRank;
@@ -79,12 +92,25 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
         capacity = std::max<int64_t>(capacity, lora.getRank());
         chain.push_back(lora);
       }
-      if (!chain.empty())
+      bool named = !modules.empty() && slotModules.targets(layer.getModulePath().str());
+      if (named && !isa<LinearOp>(layer)) {
+        layer->emitError("module '")
+            << layer.getModulePath()
+            << "' is named by --slot-modules, but only linear layers have slots";
+        return WalkResult::interrupt();
+      }
+      anySlotModule |= named;
+      if (!chain.empty() || named)
         layers.push_back({layer, std::move(chain)});
       return WalkResult::advance();
     });
     if (walked.wasInterrupted())
       return signalPassFailure();
+    if (!modules.empty() && !anySlotModule) {
+      module.emitError("peft-batch-adapters: --slot-modules ")
+          << llvm::join(modules, ",") << " names no linear layer of the model";
+      return signalPassFailure();
+    }
     Value index = addIndexArgument(entry, slotCount);
     for (auto &[layer, chain] : layers)
       if (failed(batch(layer, chain, index, slotCount, std::max<int64_t>(capacity, 1))))
@@ -110,7 +136,8 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     return entry.getArgument(position);
   }
 
-  /// `chain` on `layer` as one peft.multi_lora over the slots.
+  /// `chain` on `layer` as one peft.multi_lora over the slots (all empty
+  /// when `chain` is).
   LogicalResult batch(AdaptableLayer layer, ArrayRef<LoraOp> chain, Value index,
                       int64_t slotCount, int64_t capacity) {
     int64_t in = layer.getInFeatures(), out = layer.getOutFeatures();
@@ -148,9 +175,11 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
         factors.anyBias = true;
       }
     }
-    LoraOp last = chain.back();
-    OpBuilder builder(last);
-    Location loc = last.getLoc();
+    // After the last LoRA, which it replaces, or after the layer.
+    Operation *last = chain.empty() ? layer.getOperation() : LoraOp(chain.back()).getOperation();
+    OpBuilder builder(last->getContext());
+    builder.setInsertionPointAfter(last);
+    Location loc = last->getLoc();
     std::string prefix = "slots." + layer.getModulePath().str();
     Value a = createComputedWeight(builder, loc, prefix + ".lora_A", {slotCount, capacity, in},
                                    factors.a);
@@ -163,10 +192,11 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
                                  : Value();
     SmallVector<StringRef> names(adapters.begin(), adapters.end());
     names.resize(slotCount, "");
-    auto batched = MultiLoraOp::create(builder, loc, last.getType(),
-                                       builder.getStrArrayAttr(names), last.getInput(),
-                                       layer->getResult(0), index, a, b, scales, bias);
-    last.getResult().replaceAllUsesWith(batched.getResult());
+    Value base = layer->getResult(0);
+    auto batched = MultiLoraOp::create(builder, loc, base.getType(),
+                                       builder.getStrArrayAttr(names), layer.getInput(), base,
+                                       index, a, b, scales, bias);
+    last->getResult(0).replaceAllUsesExcept(batched.getResult(), batched);
     for (LoraOp lora : llvm::reverse(chain)) {
       SmallVector<Operation *> weights;
       for (OpOperand &operand : cast<AdapterOp>(lora.getOperation()).getOwnOperands())

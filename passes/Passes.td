@@ -81,13 +81,21 @@ def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
     the capacity (a slot whose adapter does not adapt the layer is zeros),
     with each slot's scale and, when one has it, `lora_bias`.
 
+    `modules` gives slots to linear layers no named adapter adapts, for
+    adapters loaded at run time (PEFT's `target_modules` rule: a module's
+    path, or its last dotted components); with it, `adapters` may be empty
+    when `slots` and `max-rank` size the slots.
+
     Refused, naming the adapter and module: an adapter not among `adapters`,
     another method than LoRA (DoRA, IA3, LoHa, ...), a LoRA on a convolution
-    or an embedding, a rank above `max-rank`, more adapters than slots.
+    or an embedding, a rank above `max-rank`, more adapters than slots; a
+    layer `modules` names that is not linear, and `modules` naming none.
   }];
   let options = [
     ListOption<"adapters", "adapters", "std::string",
                "The adapters filling slots 0, 1, ..., in order">,
+    ListOption<"modules", "modules", "std::string",
+               "Linear layers to give slots even where no named adapter adapts them">,
     Option<"slots", "slots", "int64_t", "0",
            "Adapter slots (0: as many as adapters are named)">,
     Option<"maxRank", "max-rank", "int64_t", "0",

@@ -3,7 +3,9 @@
 // The runtime's core (Runtime.cpp: manifest, inputs, weights, outputs) is
 // the same for every target; what differs is how the compiled code is loaded
 // and called. A target provides an Executable: runtime/cpu loads model.so,
-// runtime/cuda loads model.so and runs its kernels on the GPU.
+// runtime/cuda loads model.so and runs its kernels on the GPU. Each session
+// runs through an ExecutionContext of its own, so sessions on different
+// threads may run at once.
 //
 //===----------------------------------------------------------------------===//
 #ifndef PEFT_RUNTIME_EXECUTABLE_H
@@ -32,12 +34,11 @@ struct RunPlacement {
   bool outputsOnDevice = false;
 };
 
-class Executable {
+/// One session's state on the target (a CUDA stream, what its run has
+/// allocated): runs in different contexts of one executable may overlap.
+class ExecutionContext {
 public:
-  virtual ~Executable();
-
-  /// The memory the code runs on.
-  virtual Memory memory() const { return Memory::Host; }
+  virtual ~ExecutionContext();
 
   /// Runs the entry. `args` as lowering/EmitPackedEntry.cpp lays them out:
   /// args[0] points to the result descriptors, then one memref descriptor
@@ -54,6 +55,20 @@ public:
   /// Copies `bytes` at `device` (device memory) to `host`; false with `error`
   /// set when the device refuses.
   virtual bool copyToHost(void *host, const void *device, size_t bytes, std::string &error) = 0;
+};
+
+/// A target's loaded code, shared by every session of a model: it holds no
+/// state of a run.
+class Executable {
+public:
+  virtual ~Executable();
+
+  /// The memory the code runs on.
+  virtual Memory memory() const { return Memory::Host; }
+
+  /// A context for one session; null with `error` set. Contexts must be
+  /// destroyed before their executable.
+  virtual std::unique_ptr<ExecutionContext> newContext(std::string &error) = 0;
 };
 
 /// The executable of the artifact in `directory` that `manifest` describes,

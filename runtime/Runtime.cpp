@@ -6,6 +6,10 @@
 // descriptors, then one pointer per input and per weight, each to an MLIR
 // memref descriptor {allocated, aligned, offset, sizes[rank], strides[rank]}.
 //
+// A loaded model (LoadedModel) is shared by its sessions and changes only by
+// publishing a new WeightSet: a run reads the set that was current when it
+// started, so adapters load and unload while other threads run.
+//
 //===----------------------------------------------------------------------===//
 #include "runtime/peft_runtime.h"
 
@@ -24,6 +28,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -67,8 +72,8 @@ struct Descriptor {
   }
 };
 
-/// One bound input or one weight: its manifest entry and descriptor.
-struct Slot {
+/// One bound input: its manifest entry and descriptor.
+struct Binding {
   peft::ManifestTensor info;
   PeftDType dtype = PEFT_F32;
   Descriptor descriptor;
@@ -84,38 +89,59 @@ struct Output {
   PeftTensor view{};
 };
 
+/// The weights runs read, one descriptor per manifest weight, and what keeps
+/// their data alive: the artifact's file, a bound file, a copy. Never changed
+/// once published: a change publishes a new set, and a run in progress keeps
+/// the one it started with.
+struct WeightSet {
+  std::vector<Descriptor> descriptors;
+  std::vector<std::shared_ptr<const void>> owners; ///< What each descriptor points into.
+  /// --mode multi: the adapter in each slot ("" free).
+  std::vector<std::string> slotAdapters;
+
+  /// The weight of `index` pointing at `data`, which `owner` keeps alive.
+  void set(size_t index, const peft::ManifestTensor &info, const void *data,
+           std::shared_ptr<const void> owner) {
+    descriptors[index].set(data, info.shape.data(), info.shape.size());
+    owners[index] = std::move(owner);
+  }
+};
+
 } // namespace
 
-struct PeftModel {
-  peft::Manifest manifest;
-  std::unique_ptr<peft::Executable> executable;
-  std::unique_ptr<peft::SafetensorsFile> weights;
-  /// Files bound over the artifact's weights (peft_model_bind_weights).
-  std::vector<std::unique_ptr<peft::SafetensorsFile>> boundFiles;
-  /// Their tensors copied: F16/BF16 widened for weights the artifact takes as
-  /// F32, and weights packed into a kernel's panels.
-  std::list<std::vector<float>> copiedTensors;
-  std::vector<Slot> inputs, weightSlots;
-  /// --mode multi: the adapter in each slot ("" free), and the weights the
-  /// loads rewrote, each a copy of the model's own.
-  std::vector<std::string> slotAdapters;
-  std::map<std::string, std::list<std::vector<float>>::iterator> slotCopies;
-  std::vector<Output> outputs;
+namespace peft {
 
-  /// Buffers the model allocated that outputs of the last run point into,
-  /// and whether each is in device memory.
-  std::vector<std::pair<void *, bool>> adoptedBuffers;
-  /// Outputs left in device memory (peft_model_set_output_location).
-  bool outputsOnDevice = false;
+/// An artifact once loaded, shared by its model handle and every session:
+/// the manifest and the code never change, the weights by publishing.
+struct LoadedModel {
+  Manifest manifest;
+  std::vector<PeftDType> inputDTypes, outputDTypes;
+  std::unique_ptr<Executable> executable;
 
-  ~PeftModel() { freeAdoptedBuffers(); }
-
-  void freeAdoptedBuffers() {
-    for (auto [buffer, onDevice] : adoptedBuffers)
-      executable->freeBuffer(buffer, onDevice);
-    adoptedBuffers.clear();
+  ~LoadedModel() {
+    weights.reset(); // Before the code that may own their device copies.
   }
-  bool hasDevice() const { return executable->memory() != peft::Memory::Host; }
+
+  bool hasDevice() const { return executable->memory() != Memory::Host; }
+
+  /// The weights a run starting now reads.
+  std::shared_ptr<const WeightSet> currentWeights() const {
+    std::lock_guard<std::mutex> lock(publishing);
+    return weights;
+  }
+
+  /// Runs `change` on a copy of the current weights and publishes it when
+  /// it returns 0. Changes happen one at a time; runs go on meanwhile.
+  int changeWeights(const std::function<int(WeightSet &)> &change) {
+    std::lock_guard<std::mutex> lock(changing);
+    WeightSet next = *currentWeights();
+    if (int failed = change(next))
+      return failed;
+    auto published = std::make_shared<const WeightSet>(std::move(next));
+    std::lock_guard<std::mutex> publish(publishing);
+    weights = std::move(published);
+    return 0;
+  }
 
   int load(const std::string &directory);
   int bindWeights(const std::string &directory);
@@ -123,12 +149,90 @@ struct PeftModel {
   /// `weightName(its name)`.
   int bindFile(const std::string &path,
                const std::function<std::string(const std::string &)> &weightName);
-  int collectOutputs(const std::vector<int64_t> &results);
   int loadAdapter(int64_t slot, const std::string &directory);
-  /// Weight `name`'s values in a copy of the model's own, bound in its place:
-  /// a fresh copy each time, so that a device notices the change.
-  float *rewritableWeight(const std::string &name);
+  int unloadAdapter(int64_t slot);
+
+private:
+  /// Whether `slot` is one of the artifact's adapter slots; fails otherwise.
+  int checkSlot(int64_t slot) const;
+  /// Empties adapter slot `slot` in `set`: zeros in fresh copies of every
+  /// layer's slot weights, which a load then fills.
+  int clearSlot(WeightSet &set, int64_t slot);
+  /// Weight `name`'s values in a fresh copy of what `set` binds, bound in its
+  /// place (a fresh copy, so that a device notices the change); null when it
+  /// is not an F32 weight of the artifact's own layout.
+  float *rewritableWeight(WeightSet &set, const std::string &name);
+  /// The index of weight `name`, or -1.
+  int64_t weightIndex(const std::string &name) const;
+
+  std::mutex changing;
+  mutable std::mutex publishing;
+  std::shared_ptr<const WeightSet> weights;
 };
+
+} // namespace peft
+
+/// A request's state: the inputs bound, the outputs of the last run, and the
+/// target's context (a CUDA stream). Sessions of one model run at once on
+/// different threads; one session is for one thread at a time.
+struct PeftSession {
+  std::shared_ptr<peft::LoadedModel> model;
+  std::unique_ptr<peft::ExecutionContext> context;
+  std::vector<Binding> inputs;
+  std::vector<Output> outputs;
+  /// Buffers the model allocated that outputs of the last run point into,
+  /// and whether each is in device memory.
+  std::vector<std::pair<void *, bool>> adoptedBuffers;
+  /// Outputs left in device memory (peft_model_set_output_location).
+  bool outputsOnDevice = false;
+
+  ~PeftSession() { freeAdoptedBuffers(); }
+
+  void freeAdoptedBuffers() {
+    for (auto [buffer, onDevice] : adoptedBuffers)
+      context->freeBuffer(buffer, onDevice);
+    adoptedBuffers.clear();
+  }
+  int setInput(const char *name, PeftDType dtype, int64_t rank, const int64_t *shape,
+               const void *data, bool onDevice);
+  int checkNamedDimensions() const;
+  int run();
+  int collectOutputs(const std::vector<int64_t> &results, const WeightSet &weights);
+};
+
+/// The handle peft_model_load returns: the loaded model and a session of its
+/// own, which the peft_model_* run calls use.
+struct PeftModel {
+  std::shared_ptr<peft::LoadedModel> loaded;
+  std::unique_ptr<PeftSession> own;
+};
+
+namespace {
+
+/// A session of `model`; null with the error set.
+std::unique_ptr<PeftSession> newSession(const std::shared_ptr<peft::LoadedModel> &model) {
+  auto session = std::make_unique<PeftSession>();
+  std::string error;
+  session->context = model->executable->newContext(error);
+  if (!session->context) {
+    failWith(error);
+    return nullptr;
+  }
+  session->model = model;
+  const peft::Manifest &manifest = model->manifest;
+  for (size_t i = 0; i < manifest.inputs.size(); ++i) {
+    Binding &input = session->inputs.emplace_back();
+    input.info = manifest.inputs[i];
+    input.dtype = model->inputDTypes[i];
+  }
+  for (size_t i = 0; i < manifest.outputs.size(); ++i)
+    session->outputs.push_back(Output{manifest.outputs[i], model->outputDTypes[i]});
+  return session;
+}
+
+} // namespace
+
+using peft::LoadedModel;
 
 static int readFile(const std::string &path, std::string &text) {
   std::ifstream stream(path, std::ios::binary);
@@ -140,132 +244,175 @@ static int readFile(const std::string &path, std::string &text) {
   return 0;
 }
 
-int PeftModel::load(const std::string &directory) {
+int LoadedModel::load(const std::string &directory) {
   std::string manifestPath = directory + "/manifest.json", text, error;
   if (readFile(manifestPath, text))
     return 1;
   if (!manifest.fromJson(text, error))
     return failWith(manifestPath + ": " + error);
+  for (const auto &info : manifest.inputs) {
+    PeftDType dtype;
+    if (!dtypeFromName(info.dtype, dtype))
+      return failWith(manifestPath + ": input '" + info.name + "' has unknown dtype " + info.dtype);
+    inputDTypes.push_back(dtype);
+  }
+  for (const auto &info : manifest.outputs) {
+    PeftDType dtype;
+    if (!dtypeFromName(info.dtype, dtype))
+      return failWith(manifestPath + ": output '" + info.name + "' has unknown dtype " + info.dtype);
+    outputDTypes.push_back(dtype);
+  }
   executable = peft::loadExecutable(manifest, directory, error);
   if (!executable)
     return failWith(error);
-  for (const auto &info : manifest.inputs) {
-    Slot slot;
-    slot.info = info;
-    if (!dtypeFromName(info.dtype, slot.dtype))
-      return failWith(manifestPath + ": input '" + info.name + "' has unknown dtype " + info.dtype);
-    inputs.push_back(slot);
-  }
-  for (const auto &info : manifest.outputs) {
-    Output output{info};
-    if (!dtypeFromName(info.dtype, output.dtype))
-      return failWith(manifestPath + ": output '" + info.name + "' has unknown dtype " + info.dtype);
-    outputs.push_back(output);
-  }
-  if (manifest.slots)
-    slotAdapters = manifest.slots->filled;
   return bindWeights(directory);
 }
 
-int PeftModel::bindWeights(const std::string &directory) {
+int LoadedModel::bindWeights(const std::string &directory) {
   std::string path = directory + "/" + manifest.weightsFile;
-  auto file = peft::SafetensorsFile::open(path);
-  if (!file)
-    return failWith(llvm::toString(file.takeError()));
-  weights = std::move(*file);
-  for (const auto &info : manifest.weights) {
-    const peft::TensorView *view = weights->find(info.name);
+  auto opened = peft::SafetensorsFile::open(path);
+  if (!opened)
+    return failWith(llvm::toString(opened.takeError()));
+  std::shared_ptr<const peft::SafetensorsFile> file = std::move(*opened);
+  WeightSet set;
+  set.descriptors.resize(manifest.weights.size());
+  set.owners.resize(manifest.weights.size());
+  for (size_t i = 0; i < manifest.weights.size(); ++i) {
+    const peft::ManifestTensor &info = manifest.weights[i];
+    const peft::TensorView *view = file->find(info.name);
     if (!view)
       return failWith(path + ": missing weight '" + info.name + "'");
     if (view->shape != info.shape || peft::dtypeName(view->dtype) != info.dtype)
       return failWith(path + ": weight '" + info.name + "' is " +
                       peft::dtypeName(view->dtype).str() + " " + peft::formatShape(view->shape) +
                       ", the manifest expects " + info.dtype + " " + peft::formatShape(info.shape));
-    Slot slot;
-    slot.info = info;
-    slot.descriptor.set(view->data, view->shape.data(), view->shape.size());
-    slot.bound = true;
-    weightSlots.push_back(std::move(slot));
+    set.set(i, info, view->data, file);
   }
+  if (manifest.slots)
+    set.slotAdapters = manifest.slots->filled;
+  weights = std::make_shared<const WeightSet>(std::move(set));
   return 0;
 }
 
 /// Whether `view` widens exactly to an F32 weight: an F16 or BF16 adapter
 /// swapped into an artifact compiled with F32 tensors.
-static bool widensToF32(const peft::TensorView &view, const Slot &slot) {
-  return slot.info.dtype == "F32" &&
+static bool widensToF32(const peft::TensorView &view, const peft::ManifestTensor &info) {
+  return info.dtype == "F32" &&
          (view.dtype == peft::DType::F16 || view.dtype == peft::DType::BF16);
 }
 
-int PeftModel::bindFile(const std::string &path,
-                        const std::function<std::string(const std::string &)> &weightName) {
-  auto file = peft::SafetensorsFile::open(path);
-  if (!file)
-    return failWith(llvm::toString(file.takeError()));
+int LoadedModel::bindFile(const std::string &path,
+                          const std::function<std::string(const std::string &)> &weightName) {
+  auto opened = peft::SafetensorsFile::open(path);
+  if (!opened)
+    return failWith(llvm::toString(opened.takeError()));
+  std::shared_ptr<const peft::SafetensorsFile> file = std::move(*opened);
   // Tensor name -> the weights it binds over: the weight of that name, and
   // any weight packed from it.
-  std::map<std::string, std::vector<Slot *>> targets;
-  for (const auto &[name, view] : (*file)->tensors()) {
+  std::map<std::string, std::vector<size_t>> targets;
+  for (const auto &[name, view] : file->tensors()) {
     std::string target = weightName(name);
-    for (Slot &slot : weightSlots) {
-      if (slot.info.sourceName() != target)
+    for (size_t i = 0; i < manifest.weights.size(); ++i) {
+      const peft::ManifestTensor &info = manifest.weights[i];
+      if (info.sourceName() != target)
         continue;
-      const std::vector<int64_t> &shape =
-          slot.info.panels ? slot.info.panels->sourceShape : slot.info.shape;
-      bool typeFits = peft::dtypeName(view.dtype) == slot.info.dtype || widensToF32(view, slot);
+      const std::vector<int64_t> &shape = info.panels ? info.panels->sourceShape : info.shape;
+      bool typeFits = peft::dtypeName(view.dtype) == info.dtype || widensToF32(view, info);
       if (view.shape != shape || !typeFits)
         return failWith(path + ": tensor '" + name + "' is " + peft::dtypeName(view.dtype).str() +
                         " " + peft::formatShape(view.shape) + ", the model's weight is " +
-                        slot.info.dtype + " " + peft::formatShape(shape));
-      targets[name].push_back(&slot);
+                        info.dtype + " " + peft::formatShape(shape));
+      targets[name].push_back(i);
     }
     if (targets[name].empty())
       return failWith(path + ": tensor '" + name + "' is not a weight of this model" +
                       (target == name ? std::string() : " (as '" + target + "')"));
   }
-  for (const auto &[name, view] : (*file)->tensors()) {
-    for (Slot *slot : targets[name]) {
-      const void *data = view.data;
-      if (const auto &panels = slot->info.panels) {
-        std::vector<float> packed(peft::numElements(slot->info.shape));
-        peft::packPanels(view.toFloat32().data(), *panels, packed.data());
-        data = copiedTensors.emplace_back(std::move(packed)).data();
-      } else if (widensToF32(view, *slot)) {
-        data = copiedTensors.emplace_back(view.toFloat32()).data();
+  return changeWeights([&](WeightSet &set) {
+    for (const auto &[name, view] : file->tensors()) {
+      for (size_t i : targets[name]) {
+        const peft::ManifestTensor &info = manifest.weights[i];
+        if (const auto &panels = info.panels) {
+          auto packed = std::make_shared<std::vector<float>>(peft::numElements(info.shape));
+          peft::packPanels(view.toFloat32().data(), *panels, packed->data());
+          set.set(i, info, packed->data(), packed);
+        } else if (widensToF32(view, info)) {
+          auto widened = std::make_shared<std::vector<float>>(view.toFloat32());
+          set.set(i, info, widened->data(), widened);
+        } else {
+          set.set(i, info, view.data, file);
+        }
       }
-      slot->descriptor.set(data, slot->info.shape.data(), slot->info.shape.size());
     }
-  }
-  boundFiles.push_back(std::move(*file));
+    return 0;
+  });
+}
+
+int64_t LoadedModel::weightIndex(const std::string &name) const {
+  for (size_t i = 0; i < manifest.weights.size(); ++i)
+    if (manifest.weights[i].name == name)
+      return static_cast<int64_t>(i);
+  return -1;
+}
+
+float *LoadedModel::rewritableWeight(WeightSet &set, const std::string &name) {
+  int64_t index = weightIndex(name);
+  if (index < 0)
+    return nullptr;
+  const peft::ManifestTensor &info = manifest.weights[index];
+  if (info.dtype != "F32" || info.panels)
+    return nullptr;
+  const float *current = reinterpret_cast<const float *>(set.descriptors[index].words[1]);
+  auto copy = std::make_shared<std::vector<float>>(current, current + peft::numElements(info.shape));
+  float *data = copy->data();
+  set.set(index, info, data, std::move(copy));
+  return data;
+}
+
+int LoadedModel::checkSlot(int64_t slot) const {
+  if (!manifest.slots)
+    return failWith("the artifact has no adapter slots (compile it with --mode multi)");
+  int64_t count = manifest.slots->count;
+  if (slot < 0 || slot >= count)
+    return failWith("adapter slot " + std::to_string(slot) + " does not exist: the artifact has " +
+                    std::to_string(count) + " (0 to " + std::to_string(count - 1) + ")");
   return 0;
 }
 
-float *PeftModel::rewritableWeight(const std::string &name) {
-  for (Slot &slot : weightSlots) {
-    if (slot.info.name != name || slot.info.dtype != "F32" || slot.info.panels)
-      continue;
-    const float *current = reinterpret_cast<const float *>(slot.descriptor.words[1]);
-    std::vector<float> copy(current, current + peft::numElements(slot.info.shape));
-    auto previous = slotCopies.find(name);
-    copiedTensors.push_front(std::move(copy));
-    if (previous != slotCopies.end())
-      copiedTensors.erase(previous->second);
-    slotCopies[name] = copiedTensors.begin();
-    float *data = copiedTensors.front().data();
-    slot.descriptor.set(data, slot.info.shape.data(), slot.info.shape.size());
-    return data;
+int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
+  const peft::ManifestSlots &slots = *manifest.slots;
+  for (const peft::ManifestSlots::Layer &layer : slots.layers) {
+    int64_t a = weightIndex(layer.loraA), b = weightIndex(layer.loraB);
+    if (a < 0 || b < 0)
+      return failWith("the artifact's slot weights of module '" + layer.module + "' are missing");
+    int64_t in = manifest.weights[a].shape[2], out = manifest.weights[b].shape[1];
+    int64_t capacity = slots.capacity;
+    float *slotA = rewritableWeight(set, layer.loraA), *slotB = rewritableWeight(set, layer.loraB);
+    float *scales = rewritableWeight(set, layer.scales);
+    float *bias = layer.loraBias.empty() ? nullptr : rewritableWeight(set, layer.loraBias);
+    if (!slotA || !slotB || !scales || (!layer.loraBias.empty() && !bias))
+      return failWith("the artifact's slot weights of module '" + layer.module +
+                      "' are not F32 weights");
+    std::fill_n(slotA + slot * capacity * in, capacity * in, 0.0f);
+    std::fill_n(slotB + slot * out * capacity, out * capacity, 0.0f);
+    scales[slot] = 0.0f;
+    if (bias)
+      std::fill_n(bias + slot * out, out, 0.0f);
   }
-  return nullptr;
+  set.slotAdapters[slot].clear();
+  return 0;
 }
 
-int PeftModel::loadAdapter(int64_t slot, const std::string &directory) {
-  if (!manifest.slots)
-    return failWith("the artifact has no adapter slots (compile it with --mode multi)");
+int LoadedModel::unloadAdapter(int64_t slot) {
+  if (checkSlot(slot))
+    return 1;
+  return changeWeights([&](WeightSet &set) { return clearSlot(set, slot); });
+}
+
+int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
+  if (checkSlot(slot))
+    return 1;
   const peft::ManifestSlots &slots = *manifest.slots;
-  if (slot < 0 || slot >= slots.count)
-    return failWith("adapter slot " + std::to_string(slot) + " does not exist: the artifact has " +
-                    std::to_string(slots.count) + " (0 to " + std::to_string(slots.count - 1) +
-                    ")");
   auto adapter = peft::readHfPeftAdapter(directory, "default");
   if (!adapter)
     return failWith(llvm::toString(adapter.takeError()));
@@ -277,74 +424,68 @@ int PeftModel::loadAdapter(int64_t slot, const std::string &directory) {
                     " cannot fill a LoRA slot");
   // Each module's slot layer, its shapes and rank within the slots'.
   std::map<std::string, const peft::LoraModule *> byModule;
-  auto shapeOf = [&](const std::string &name) {
-    for (const Slot &weight : weightSlots)
-      if (weight.info.name == name)
-        return weight.info.shape;
-    return std::vector<int64_t>();
-  };
   for (const peft::LoraModule &module : adapter->modules) {
     auto layer = std::find_if(slots.layers.begin(), slots.layers.end(),
                               [&](const auto &l) { return l.module == module.modulePath; });
     std::string where = directory + ": module '" + module.modulePath + "'";
     if (layer == slots.layers.end())
-      return failWith(where + " has no adapter slot in this artifact (its slots are on the "
-                              "modules its compiled-in adapters adapt)");
+      return failWith(where + " has no adapter slot in this artifact (slots are on the modules "
+                              "its compiled-in adapters adapt and those peftc --slot-modules "
+                              "named)");
     if (module.embedding || module.isConvolution())
       return failWith(where + ": only linear layers have slots");
     int64_t rank = module.a.shape[0];
-    std::vector<int64_t> a = shapeOf(layer->loraA), b = shapeOf(layer->loraB);
+    int64_t a = weightIndex(layer->loraA), b = weightIndex(layer->loraB);
+    if (a < 0 || b < 0)
+      return failWith("the artifact's slot weights of module '" + layer->module + "' are missing");
+    int64_t in = manifest.weights[a].shape[2], out = manifest.weights[b].shape[1];
     if (rank > slots.capacity)
       return failWith(where + " has rank " + std::to_string(rank) +
                       ", above the slots' capacity " + std::to_string(slots.capacity) +
                       " (--max-rank)");
-    if (module.a.shape != std::vector<int64_t>{rank, a[2]} ||
-        module.b.shape != std::vector<int64_t>{b[1], rank})
+    if (module.a.shape != std::vector<int64_t>{rank, in} ||
+        module.b.shape != std::vector<int64_t>{out, rank})
       return failWith(where + ": lora_A " + peft::formatShape(module.a.shape) + " and lora_B " +
                       peft::formatShape(module.b.shape) + " do not fit the layer's slots (in " +
-                      std::to_string(a[2]) + ", out " + std::to_string(b[1]) + ")");
+                      std::to_string(in) + ", out " + std::to_string(out) + ")");
     if (!module.tensorBias.empty() && layer->loraBias.empty())
       return failWith(where + " has lora_bias, which this artifact's slots do not hold");
     byModule[module.modulePath] = &module;
   }
-  // Every layer's slot: the adapter's factors zero-padded, or zeros where it
-  // does not adapt the layer.
-  for (const peft::ManifestSlots::Layer &layer : slots.layers) {
-    std::vector<int64_t> aShape = shapeOf(layer.loraA), bShape = shapeOf(layer.loraB);
-    int64_t in = aShape[2], out = bShape[1], capacity = slots.capacity;
-    float *a = rewritableWeight(layer.loraA), *b = rewritableWeight(layer.loraB);
-    float *scales = rewritableWeight(layer.scales);
-    float *bias = layer.loraBias.empty() ? nullptr : rewritableWeight(layer.loraBias);
-    if (!a || !b || !scales || (!layer.loraBias.empty() && !bias))
-      return failWith("the artifact's slot weights of module '" + layer.module +
-                      "' are not F32 weights");
-    float *slotA = a + slot * capacity * in, *slotB = b + slot * out * capacity;
-    std::fill(slotA, slotA + capacity * in, 0.0f);
-    std::fill(slotB, slotB + out * capacity, 0.0f);
-    scales[slot] = 0.0f;
-    if (bias)
-      std::fill(bias + slot * out, bias + (slot + 1) * out, 0.0f);
-    auto found = byModule.find(layer.module);
-    if (found == byModule.end())
-      continue;
-    const peft::LoraModule &module = *found->second;
-    int64_t rank = module.a.shape[0];
-    std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();
-    std::copy(aValues.begin(), aValues.end(), slotA); // Rows 0 to r - 1.
-    for (int64_t o = 0; o < out; ++o)
-      std::copy_n(bValues.begin() + o * rank, rank, slotB + o * capacity);
-    scales[slot] = static_cast<float>(module.scale);
-    if (bias && !module.tensorBias.empty()) {
-      std::vector<float> biasValues = module.bias.toFloat32();
-      std::copy(biasValues.begin(), biasValues.end(), bias + slot * out);
+  // Every layer's slot: zeros, then the adapter's factors zero-padded where
+  // it adapts the layer.
+  return changeWeights([&](WeightSet &set) {
+    if (clearSlot(set, slot))
+      return 1;
+    for (const peft::ManifestSlots::Layer &layer : slots.layers) {
+      auto found = byModule.find(layer.module);
+      if (found == byModule.end())
+        continue;
+      const peft::LoraModule &module = *found->second;
+      int64_t in = module.a.shape[1], out = module.b.shape[0], rank = module.a.shape[0];
+      int64_t capacity = slots.capacity;
+      auto data = [&](const std::string &name) {
+        int64_t index = weightIndex(name);
+        return reinterpret_cast<float *>(set.descriptors[index].words[1]);
+      };
+      // clearSlot made these fresh copies of this set's own.
+      float *slotA = data(layer.loraA) + slot * capacity * in;
+      float *slotB = data(layer.loraB) + slot * out * capacity;
+      std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();
+      std::copy(aValues.begin(), aValues.end(), slotA); // Rows 0 to r - 1.
+      for (int64_t o = 0; o < out; ++o)
+        std::copy_n(bValues.begin() + o * rank, rank, slotB + o * capacity);
+      data(layer.scales)[slot] = static_cast<float>(module.scale);
+      if (!layer.loraBias.empty() && !module.tensorBias.empty()) {
+        std::vector<float> biasValues = module.bias.toFloat32();
+        std::copy(biasValues.begin(), biasValues.end(), data(layer.loraBias) + slot * out);
+      }
     }
-  }
-  slotAdapters[slot] = directory;
-  return 0;
+    set.slotAdapters[slot] = directory;
+    return 0;
+  });
 }
 
-/// Copies each returned memref out and frees the buffers the model allocated
-/// (never an input, a weight, or a constant global).
 /// Whether a descriptor's strides are row-major over its sizes.
 static bool isContiguous(const int64_t *sizes, const int64_t *strides, size_t rank) {
   int64_t expected = 1;
@@ -359,14 +500,14 @@ static bool isContiguous(const int64_t *sizes, const int64_t *strides, size_t ra
 /// Points each output at the buffer the model returned when it is a
 /// contiguous allocation of the model's own (freed at the next run), and
 /// copies it otherwise: a strided view, a weight, an input, a constant.
-int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
+int PeftSession::collectOutputs(const std::vector<int64_t> &results, const WeightSet &weights) {
   // On a device, each output is a dense buffer of its own (RunPlacement).
-  bool onDevice = outputsOnDevice && executable->memory() == peft::Memory::Device;
+  bool onDevice = outputsOnDevice && model->executable->memory() == peft::Memory::Device;
   std::set<int64_t> borrowed = {0xdeadbeef}; // MLIR's marker for global memrefs.
-  for (const Slot &slot : inputs)
-    borrowed.insert(slot.descriptor.words[0]);
-  for (const Slot &slot : weightSlots)
-    borrowed.insert(slot.descriptor.words[0]);
+  for (const Binding &input : inputs)
+    borrowed.insert(input.descriptor.words[0]);
+  for (const Descriptor &weight : weights.descriptors)
+    borrowed.insert(weight.words[0]);
   std::set<int64_t> released; // Adopted or freed: the model's buffers, once each.
   std::vector<int64_t> toFree;
   size_t cursor = 0;
@@ -419,14 +560,14 @@ int PeftModel::collectOutputs(const std::vector<int64_t> &results) {
     output.view = {output.dtype, static_cast<int64_t>(rank), output.shape.data(), data};
   }
   for (int64_t buffer : toFree)
-    executable->freeBuffer(reinterpret_cast<void *>(buffer), false);
+    context->freeBuffer(reinterpret_cast<void *>(buffer), false);
   return 0;
 }
 
 /// An id outside the rows it indexes, or an adapter slot the artifact does
 /// not have, is refused here, naming where it is: the compiled code clamps it
 /// (and reads the wrong row) rather than fault.
-static int checkIndices(const Slot &slot, const void *data, const int64_t *shape,
+static int checkIndices(const Binding &slot, const void *data, const int64_t *shape,
                         int64_t rank) {
   size_t count = 1;
   for (int64_t d = 0; d < rank; ++d)
@@ -470,55 +611,10 @@ static int checkIndices(const Slot &slot, const void *data, const int64_t *shape
   return 0;
 }
 
-extern "C" {
-
-PeftModel *peft_model_load(const char *directory) {
-  auto model = std::make_unique<PeftModel>();
-  if (model->load(directory))
-    return nullptr;
-  return model.release();
-}
-
-void peft_model_free(PeftModel *model) { delete model; }
-
-int peft_model_bind_weights(PeftModel *model, const char *path) {
-  return model->bindFile(path, [](const std::string &name) { return name; });
-}
-
-int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const char *adapter) {
-  std::string name = adapter;
-  return model->bindFile(path, [&](const std::string &key) {
-    return peft::adapterWeightName(key, name);
-  });
-}
-
-int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory) {
-  return model->loadAdapter(slot, directory);
-}
-
-int64_t peft_model_free_adapter_slot(const PeftModel *model) {
-  for (size_t slot = 0; slot < model->slotAdapters.size(); ++slot)
-    if (model->slotAdapters[slot].empty())
-      return static_cast<int64_t>(slot);
-  return -1;
-}
-
-size_t peft_model_num_inputs(const PeftModel *model) { return model->inputs.size(); }
-const char *peft_model_input_name(const PeftModel *model, size_t index) {
-  return index < model->inputs.size() ? model->inputs[index].info.name.c_str() : nullptr;
-}
-PeftDType peft_model_input_dtype(const PeftModel *model, size_t index) {
-  return index < model->inputs.size() ? model->inputs[index].dtype : PEFT_F32;
-}
-size_t peft_model_num_outputs(const PeftModel *model) { return model->outputs.size(); }
-const char *peft_model_output_name(const PeftModel *model, size_t index) {
-  return index < model->outputs.size() ? model->outputs[index].info.name.c_str() : nullptr;
-}
-
 /// Binds input `name` to `data`, in device memory when `onDevice`.
-static int setInput(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
-                    const int64_t *shape, const void *data, bool onDevice) {
-  for (Slot &slot : model->inputs) {
+int PeftSession::setInput(const char *name, PeftDType dtype, int64_t rank, const int64_t *shape,
+                          const void *data, bool onDevice) {
+  for (Binding &slot : inputs) {
     if (slot.info.name != name)
       continue;
     const auto &expected = slot.info.shape;
@@ -543,7 +639,7 @@ static int setInput(PeftModel *model, const char *name, PeftDType dtype, int64_t
           count *= static_cast<size_t>(shape[d]);
         copy.resize(count * peft_dtype_size(dtype));
         std::string error;
-        if (!model->executable->copyToHost(copy.data(), data, copy.size(), error))
+        if (!context->copyToHost(copy.data(), data, copy.size(), error))
           return failWith("input '" + slot.info.name + "': " + error);
         ids = copy.data();
       }
@@ -558,39 +654,11 @@ static int setInput(PeftModel *model, const char *name, PeftDType dtype, int64_t
   return failWith(std::string("the model has no input '") + name + "'");
 }
 
-int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
-                         const int64_t *shape, const void *data) {
-  return setInput(model, name, dtype, rank, shape, data, /*onDevice=*/false);
-}
-
-int peft_model_set_input_device(PeftModel *model, const char *name, PeftDType dtype,
-                                int64_t rank, const int64_t *shape, const void *data) {
-  if (!model->hasDevice())
-    return failWith(std::string("input '") + name + "': the model runs on the host (target '" +
-                    model->manifest.target + "'); bind host memory with peft_model_set_input");
-  return setInput(model, name, dtype, rank, shape, data, /*onDevice=*/true);
-}
-
-PeftLocation peft_model_location(const PeftModel *model) {
-  return model->hasDevice() ? PEFT_DEVICE : PEFT_HOST;
-}
-
-int peft_model_set_output_location(PeftModel *model, PeftLocation location) {
-  if (location != PEFT_HOST && location != PEFT_DEVICE)
-    return failWith("output location must be PEFT_HOST or PEFT_DEVICE, got " +
-                    std::to_string(static_cast<int>(location)));
-  if (location == PEFT_DEVICE && !model->hasDevice())
-    return failWith("the model runs on the host (target '" + model->manifest.target +
-                    "'); its outputs cannot be left on a device");
-  model->outputsOnDevice = location == PEFT_DEVICE;
-  return 0;
-}
-
 /// Inputs whose dimensions share a name ("batch") must have the same size
 /// there; compiled code assumes it.
-static int checkNamedDimensions(const PeftModel *model) {
-  std::map<std::string, std::pair<int64_t, const Slot *>> sizes;
-  for (const Slot &slot : model->inputs) {
+int PeftSession::checkNamedDimensions() const {
+  std::map<std::string, std::pair<int64_t, const Binding *>> sizes;
+  for (const Binding &slot : inputs) {
     for (size_t d = 0; d < slot.info.dimNames.size(); ++d) {
       const std::string &name = slot.info.dimNames[d];
       if (name.empty())
@@ -607,39 +675,173 @@ static int checkNamedDimensions(const PeftModel *model) {
   return 0;
 }
 
-int peft_model_run(PeftModel *model) {
+int PeftSession::run() {
   std::vector<void *> args = {nullptr};
   size_t resultWords = 0;
-  for (const Output &output : model->outputs)
+  for (const Output &output : outputs)
     resultWords += Descriptor::wordsFor(output.info.shape.size());
   std::vector<int64_t> results(resultWords);
   args[0] = results.data();
-  for (Slot &slot : model->inputs) {
+  for (Binding &slot : inputs) {
     if (!slot.bound)
       return failWith("input '" + slot.info.name + "' is not set");
     args.push_back(slot.descriptor.words.data());
   }
-  if (checkNamedDimensions(model))
+  if (checkNamedDimensions())
     return 1;
-  for (Slot &slot : model->weightSlots)
-    args.push_back(slot.descriptor.words.data());
-  model->freeAdoptedBuffers(); // The last run's outputs.
+  // The weights current now, kept alive until the run ends.
+  std::shared_ptr<const WeightSet> weights = model->currentWeights();
+  for (const Descriptor &weight : weights->descriptors)
+    args.push_back(const_cast<int64_t *>(weight.words.data()));
+  freeAdoptedBuffers(); // The last run's outputs.
   peft::RunPlacement placement;
-  for (const Slot &slot : model->inputs)
+  for (const Binding &slot : inputs)
     placement.inputsOnDevice.push_back(slot.onDevice);
-  placement.outputsOnDevice = model->outputsOnDevice;
+  placement.outputsOnDevice = outputsOnDevice;
   std::string error;
-  if (!model->executable->run(args.data(), placement, error))
+  if (!context->run(args.data(), placement, error))
     return failWith(error);
-  return model->collectOutputs(results);
+  return collectOutputs(results, *weights);
 }
 
-const PeftTensor *peft_model_output(const PeftModel *model, const char *name) {
-  for (const Output &output : model->outputs)
+static int setOutputLocation(PeftSession *session, PeftLocation location) {
+  if (location != PEFT_HOST && location != PEFT_DEVICE)
+    return failWith("output location must be PEFT_HOST or PEFT_DEVICE, got " +
+                    std::to_string(static_cast<int>(location)));
+  if (location == PEFT_DEVICE && !session->model->hasDevice())
+    return failWith("the model runs on the host (target '" + session->model->manifest.target +
+                    "'); its outputs cannot be left on a device");
+  session->outputsOnDevice = location == PEFT_DEVICE;
+  return 0;
+}
+
+static int setInputDevice(PeftSession *session, const char *name, PeftDType dtype, int64_t rank,
+                          const int64_t *shape, const void *data) {
+  if (!session->model->hasDevice())
+    return failWith(std::string("input '") + name + "': the model runs on the host (target '" +
+                    session->model->manifest.target +
+                    "'); bind host memory with peft_model_set_input");
+  return session->setInput(name, dtype, rank, shape, data, /*onDevice=*/true);
+}
+
+static const PeftTensor *outputOf(const PeftSession *session, const char *name) {
+  for (const Output &output : session->outputs)
     if (output.info.name == name)
       return &output.view;
   failWith(std::string("the model has no output '") + name + "'");
   return nullptr;
+}
+
+extern "C" {
+
+PeftModel *peft_model_load(const char *directory) {
+  auto loaded = std::make_shared<LoadedModel>();
+  if (loaded->load(directory))
+    return nullptr;
+  auto model = std::make_unique<PeftModel>();
+  model->own = newSession(loaded);
+  if (!model->own)
+    return nullptr;
+  model->loaded = std::move(loaded);
+  return model.release();
+}
+
+void peft_model_free(PeftModel *model) { delete model; }
+
+int peft_model_bind_weights(PeftModel *model, const char *path) {
+  return model->loaded->bindFile(path, [](const std::string &name) { return name; });
+}
+
+int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const char *adapter) {
+  std::string name = adapter;
+  return model->loaded->bindFile(path, [&](const std::string &key) {
+    return peft::adapterWeightName(key, name);
+  });
+}
+
+int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory) {
+  return model->loaded->loadAdapter(slot, directory);
+}
+
+int peft_model_unload_adapter(PeftModel *model, int64_t slot) {
+  return model->loaded->unloadAdapter(slot);
+}
+
+int64_t peft_model_free_adapter_slot(const PeftModel *model) {
+  std::shared_ptr<const WeightSet> weights = model->loaded->currentWeights();
+  for (size_t slot = 0; slot < weights->slotAdapters.size(); ++slot)
+    if (weights->slotAdapters[slot].empty())
+      return static_cast<int64_t>(slot);
+  return -1;
+}
+
+size_t peft_model_num_inputs(const PeftModel *model) {
+  return model->loaded->manifest.inputs.size();
+}
+const char *peft_model_input_name(const PeftModel *model, size_t index) {
+  const auto &inputs = model->loaded->manifest.inputs;
+  return index < inputs.size() ? inputs[index].name.c_str() : nullptr;
+}
+PeftDType peft_model_input_dtype(const PeftModel *model, size_t index) {
+  const auto &dtypes = model->loaded->inputDTypes;
+  return index < dtypes.size() ? dtypes[index] : PEFT_F32;
+}
+size_t peft_model_num_outputs(const PeftModel *model) {
+  return model->loaded->manifest.outputs.size();
+}
+const char *peft_model_output_name(const PeftModel *model, size_t index) {
+  const auto &outputs = model->loaded->manifest.outputs;
+  return index < outputs.size() ? outputs[index].name.c_str() : nullptr;
+}
+
+PeftLocation peft_model_location(const PeftModel *model) {
+  return model->loaded->hasDevice() ? PEFT_DEVICE : PEFT_HOST;
+}
+
+int peft_model_set_input(PeftModel *model, const char *name, PeftDType dtype, int64_t rank,
+                         const int64_t *shape, const void *data) {
+  return model->own->setInput(name, dtype, rank, shape, data, /*onDevice=*/false);
+}
+
+int peft_model_set_input_device(PeftModel *model, const char *name, PeftDType dtype,
+                                int64_t rank, const int64_t *shape, const void *data) {
+  return setInputDevice(model->own.get(), name, dtype, rank, shape, data);
+}
+
+int peft_model_set_output_location(PeftModel *model, PeftLocation location) {
+  return setOutputLocation(model->own.get(), location);
+}
+
+int peft_model_run(PeftModel *model) { return model->own->run(); }
+
+const PeftTensor *peft_model_output(const PeftModel *model, const char *name) {
+  return outputOf(model->own.get(), name);
+}
+
+PeftSession *peft_session_create(PeftModel *model) {
+  return newSession(model->loaded).release();
+}
+
+void peft_session_free(PeftSession *session) { delete session; }
+
+int peft_session_set_input(PeftSession *session, const char *name, PeftDType dtype, int64_t rank,
+                           const int64_t *shape, const void *data) {
+  return session->setInput(name, dtype, rank, shape, data, /*onDevice=*/false);
+}
+
+int peft_session_set_input_device(PeftSession *session, const char *name, PeftDType dtype,
+                                  int64_t rank, const int64_t *shape, const void *data) {
+  return setInputDevice(session, name, dtype, rank, shape, data);
+}
+
+int peft_session_set_output_location(PeftSession *session, PeftLocation location) {
+  return setOutputLocation(session, location);
+}
+
+int peft_session_run(PeftSession *session) { return session->run(); }
+
+const PeftTensor *peft_session_output(const PeftSession *session, const char *name) {
+  return outputOf(session, name);
 }
 
 const char *peft_last_error(void) { return lastError.c_str(); }

@@ -7,6 +7,7 @@
 namespace peft {
 
 Executable::~Executable() = default;
+ExecutionContext::~ExecutionContext() = default;
 
 std::unique_ptr<Executable> loadExecutable(const Manifest &manifest, const std::string &directory,
                                            std::string &error) {

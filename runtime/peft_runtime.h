@@ -15,9 +15,16 @@
  * Inputs are borrowed until the next run; outputs belong to the model and stay
  * valid until the next run or peft_model_free. On a GPU (target cuda), inputs
  * and outputs may stay in device memory: peft_model_set_input_device and
- * peft_model_set_output_location. A model is not thread-safe: use
- * one per thread. Functions that fail return NULL or non-zero and leave a
- * one-line message in peft_last_error() (per thread).
+ * peft_model_set_output_location. Functions that fail return NULL or non-zero
+ * and leave a one-line message in peft_last_error() (per thread).
+ *
+ * Threads: a loaded model is shared; what a request binds and gets back lives
+ * in a session. Each thread that runs the model at the same time as another
+ * creates its own (peft_session_create) and calls the peft_session_* twins
+ * of the calls above; the peft_model_* run calls use the model's own session,
+ * one thread at a time. Loading, unloading and binding weights may happen on
+ * any thread while sessions run: a run uses the weights that were current
+ * when it started, and the next run the new ones.
  *
 \*===----------------------------------------------------------------------===*/
 #ifndef PEFT_RUNTIME_H
@@ -62,9 +69,12 @@ typedef enum PeftLocation {
 } PeftLocation;
 
 typedef struct PeftModel PeftModel;
+typedef struct PeftSession PeftSession;
 
 /* Loads the artifact in `directory`; NULL on failure. */
 PeftModel *peft_model_load(const char *directory);
+/* Frees the handle and its own session; the sessions created from it keep
+ * what they need and may be freed later. */
 void peft_model_free(PeftModel *model);
 
 /* The entry's signature, as the manifest names it. */
@@ -96,8 +106,8 @@ int peft_model_set_input_device(PeftModel *model, const char *name, PeftDType dt
 int peft_model_set_output_location(PeftModel *model, PeftLocation location);
 
 /* Binds the weights named by the tensors of the safetensors file at `path`
- * (another adapter's, say) in place of the artifact's; the file stays mapped
- * until the model is freed. Every tensor must be a weight of the model, of
+ * (another adapter's, say) in place of the artifact's, from the next run; the
+ * file stays mapped while its tensors are bound or a run reads them. Every tensor must be a weight of the model, of
  * its dtype and shape (F16 and BF16 tensors for an F32 weight are widened,
  * exactly, into a copy); returns 0 on success. */
 int peft_model_bind_weights(PeftModel *model, const char *path);
@@ -113,9 +123,13 @@ int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const ch
  * into adapter slot `slot`, in place of what it held; rows of the batch whose
  * adapter_index is `slot` use it from the next run. Its modules must have
  * slots in the artifact and fit them (rank at most the slots' capacity);
- * layers it does not adapt get zeros in that slot. Not while a run of this
- * model is in progress. Returns 0 on success. */
+ * layers it does not adapt get zeros in that slot. Returns 0 on success. */
 int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory);
+
+/* Empties adapter slot `slot` (compiled in or loaded): rows whose
+ * adapter_index is `slot` run the base model alone from the next run, and
+ * the slot is free for another adapter. Returns 0 on success. */
+int peft_model_unload_adapter(PeftModel *model, int64_t slot);
 
 /* The first adapter slot that holds no adapter (none was compiled in or
  * loaded), or -1 when all do or the artifact has none. */
@@ -127,6 +141,20 @@ int peft_model_run(PeftModel *model);
 /* Output `name` of the last run, or NULL; its data stays valid until the next
  * run or peft_model_free. */
 const PeftTensor *peft_model_output(const PeftModel *model, const char *name);
+
+/* A session of `model`: inputs, outputs and (target cuda) a stream of its
+ * own, so that sessions on different threads run at once. NULL on failure. */
+PeftSession *peft_session_create(PeftModel *model);
+void peft_session_free(PeftSession *session);
+
+/* The peft_model_* calls of the same names, for `session`. */
+int peft_session_set_input(PeftSession *session, const char *name, PeftDType dtype,
+                           int64_t rank, const int64_t *shape, const void *data);
+int peft_session_set_input_device(PeftSession *session, const char *name, PeftDType dtype,
+                                  int64_t rank, const int64_t *shape, const void *data);
+int peft_session_set_output_location(PeftSession *session, PeftLocation location);
+int peft_session_run(PeftSession *session);
+const PeftTensor *peft_session_output(const PeftSession *session, const char *name);
 
 /* Threads that compiled models split their parallel loops over (one pool
  * for the process). n <= 0 restores the default: PEFT_NUM_THREADS when it is

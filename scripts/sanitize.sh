@@ -20,10 +20,10 @@ if [ ! -f "$dir/build.ninja" ]; then
     -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
     -DPEFT_SANITIZE=ON -DPEFT_FUZZ=ON "${launcher[@]}" >/dev/null
 fi
-# What lit needs (its config requires all five tools) and the fuzzers; not
+# What lit needs (its config requires all six tools) and the fuzzers; not
 # the rest of `all`.
 nice -n 10 cmake --build "$dir" --target peft-opt peft-translate peftc peft-run \
-  peft-unit-tests peft-fuzzers
+  peft-unit-tests peft-session-stress peft-fuzzers
 [ "${1:-}" = "--build-only" ] && exit 0
 
 . scripts/sanitizer-env.sh
@@ -34,13 +34,14 @@ nice -n 10 cmake --build "$dir" --target peft-opt peft-translate peftc peft-run 
 # tests with a `not` line:
 # half-precision-adapters, stdha, insert-adapters, swap-adapter,
 # combine-adapters, hf/two-adapters) and end-to-end tests that cover merge
-# and fuse (bert-lora-*), LoHa/LoKr, DoRA, IA3 and the runtime (base-model):
+# and fuse (bert-lora-*), LoHa/LoKr, DoRA, IA3 and the runtime (base-model,
+# and runtime/: sessions running while adapters load and unload):
 # about three minutes on two cores. insert-adapters runs PEFT in
 # build/hf-venv (test/lit.cfg.py's %hf_python falls back to it).
 e2e='output-paths|half-precision-adapters|stdha|insert-adapters|swap-adapter|combine-adapters'
 e2e+='|hf/two-adapters|base-model|bert-lora-merge|bert-lora-fuse|loha-lokr|dora|cnn-ia3'
 # lit matches the filter against "peft-mlir :: <path in test/>".
-tests=":: (unit/|fuzz/|dialect/|passes/|lowering/|importer/|errors/|e2e/($e2e)\\.test$)"
+tests=":: (unit/|fuzz/|dialect/|passes/|lowering/|importer/|errors/|runtime/|e2e/($e2e)\\.test$)"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -34,7 +34,8 @@ config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "t
 llvm_config.with_system_environment(["HOME", "TMPDIR"])
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
-tools = ["peft-opt", "peft-translate", "peftc", "peft-run", "peft-unit-tests"]
+tools = ["peft-opt", "peft-translate", "peftc", "peft-run", "peft-unit-tests",
+         "peft-session-stress"]
 llvm_config.add_tool_substitutions([ToolSubst(t, unresolved="fatal") for t in tools],
                                    [config.peft_tools_dir])
 

@@ -55,6 +55,10 @@ Layout of examples/hf-models/<model>/:
                             base model (PeftModel.from_pretrained, then
                             load_adapter for a second one), eval mode,
                             unmerged, all of the case's adapters active
+  rows/<case>/adapter_index.npy, rows2/<case>/adapter_index.npy
+                            for a mixed-batch case: each row's adapter,
+                            as its index among the case's adapters (-1:
+                            none), which expected/<case>/ used
   cases.json                each case: its adapter directories (relative to
                             the model's directory) with the names to give
                             them (`peftc --adapter DIR=NAME`), its method and
@@ -229,6 +233,23 @@ def export_raw(model, inputs, extra_input, output_names, path):
                           do_constant_folding=True)
 
 
+def mixed_forward(model, inputs, output_names, adapter_names):
+    """Each row as PEFT computes it with that row's adapter active alone
+    ("__base__": with adapters disabled). PEFT's own mixed-batch forward
+    (`adapter_names=`) needs torch 2's keyword forward hooks; this is what it
+    computes, row by row."""
+    by_adapter = {}
+    for name in set(adapter_names):
+        if name == "__base__":
+            with model.disable_adapter():
+                by_adapter[name] = forward(model, inputs, output_names)
+        else:
+            model.base_model.set_adapter(name)
+            by_adapter[name] = forward(model, inputs, output_names)
+    return {n: np.stack([by_adapter[name][n][i] for i, name in enumerate(adapter_names)])
+            for n in output_names}
+
+
 def forward(model, inputs, output_names):
     with torch.no_grad():
         out = model(**inputs)
@@ -344,6 +365,42 @@ def combo():
     return dict(build=build, save=save, load=load)
 
 
+def mixed_ranks():
+    """Adapters r4, r16 (rsLoRA) and r64 on overlapping modules, for batches
+    whose rows use different ones (mixed_forward: each row with its adapter
+    active in PEFT, "__base__" for none)."""
+    adapters = [("r4", lora(r=4, lora_alpha=8, target_modules=["query", "value",
+                                                                "intermediate.dense"])),
+                ("r16", lora(r=16, lora_alpha=16, use_rslora=True,
+                             target_modules=["query", "key", "output.dense"])),
+                ("r64", lora(r=64, lora_alpha=32, target_modules=["query", "value",
+                                                                  "intermediate.dense",
+                                                                  "output.dense"]))]
+
+    def build(base, seed):
+        torch.manual_seed(seed)
+        model = get_peft_model(base, adapters[0][1], adapter_name=adapters[0][0])
+        for name, config in adapters[1:]:
+            model.add_adapter(name, config)
+        perturb(model, seed)
+        return model
+
+    def save(model, directory):
+        model.save_pretrained(directory)
+        return [(name, name) for name, _ in adapters]
+
+    def load(base, directory):
+        model = PeftModel.from_pretrained(base, os.path.join(directory, adapters[0][0]),
+                                         adapter_name=adapters[0][0])
+        for name, _ in adapters[1:]:
+            model.load_adapter(os.path.join(directory, name), adapter_name=name)
+        return model
+
+    # Each row's adapter, for inputs/ (2 rows) and inputs2/ (3 rows).
+    rows = {1: ["r64", "__base__"], 2: ["r4", "r16", "r64"]}
+    return dict(build=build, save=save, load=load, rows=rows)
+
+
 LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # (model, case, method, what it covers, maker)
@@ -386,6 +443,10 @@ CASES = [
     ("bert", "combo", "LoRA",
      "add_weighted_adapter([first, second], [0.7, 0.5], combination_type='cat') saved as one adapter",
      combo()),
+    ("bert", "mixed-ranks", "LoRA",
+     "adapters of ranks 4, 16 (rsLoRA) and 64 on overlapping modules, each row of a batch "
+     "with its own (rows/, rows2/ hold each row's adapter index)",
+     mixed_ranks()),
     # GPT-2: Conv1D layers, weights stored [in, out].
     ("gpt2", "lora-fan-in-fan-out", "LoRA", "fan_in_fan_out on Conv1D c_attn, c_proj, c_fc",
      single(lora(target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True))),
@@ -491,8 +552,17 @@ def generate(model_name):
         saved = maker["save"](model, adapter_dir)
         reloaded = maker["load"](copy.deepcopy(base), adapter_dir).eval()
         for k in (1, 2):
-            expected = forward(reloaded, inputs[k], outputs)
-            in_memory = forward(model, inputs[k], outputs)
+            rows = maker.get("rows", {}).get(k)
+            run = (lambda m: mixed_forward(m, inputs[k], outputs, rows)) if rows else \
+                (lambda m: forward(m, inputs[k], outputs))
+            expected, in_memory = run(reloaded), run(model)
+            if rows:
+                # The slot of each row's adapter, in the order the case lists them.
+                order = [name for _, name in saved]
+                index = np.array([-1 if r == "__base__" else order.index(r) for r in rows],
+                                 dtype=np.int64)
+                save_npys(os.path.join(directory, "rows" + suffix[k], case),
+                          {"adapter_index": index})
             if not close(expected, in_memory) and (model_name, case) not in KNOWN_UNSAVED:
                 sys.exit(f"{model_name}/{case}: the reloaded adapter computes another result")
             change = min(float(np.abs(expected[n] - base_out[k][n]).max()) for n in outputs)

@@ -11,20 +11,16 @@ namespace peft {
 namespace {
 
 /// A host library; for cuda-emulated, a device whose memory is the host's.
+/// Its code keeps no state between calls (the allocator's cache is locked),
+/// so contexts only call it.
 class CpuExecutable final : public Executable {
 public:
   explicit CpuExecutable(Memory memory) : kind(memory) {}
   ~CpuExecutable() override { library.close(); }
 
   Memory memory() const override { return kind; }
-  bool run(void **args, const RunPlacement &, std::string &) override {
-    library.entry(args);
-    return true;
-  }
-  void freeBuffer(void *buffer, bool) override { release(buffer); }
-  bool copyToHost(void *host, const void *device, size_t bytes, std::string &) override {
-    std::memcpy(host, device, bytes);
-    return true;
+  std::unique_ptr<ExecutionContext> newContext(std::string &) override {
+    return std::make_unique<Context>(*this);
   }
 
   Memory kind;
@@ -32,6 +28,24 @@ public:
   /// The library's allocator caches buffers (model_support.c); artifacts
   /// from before it malloc'ed them.
   void (*release)(void *) = std::free;
+
+private:
+  class Context final : public ExecutionContext {
+  public:
+    explicit Context(const CpuExecutable &executable) : executable(executable) {}
+    bool run(void **args, const RunPlacement &, std::string &) override {
+      executable.library.entry(args);
+      return true;
+    }
+    void freeBuffer(void *buffer, bool) override { executable.release(buffer); }
+    bool copyToHost(void *host, const void *device, size_t bytes, std::string &) override {
+      std::memcpy(host, device, bytes);
+      return true;
+    }
+
+  private:
+    const CpuExecutable &executable;
+  };
 };
 
 } // namespace

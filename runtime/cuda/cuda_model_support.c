@@ -7,13 +7,15 @@
  *
  * The library's constructors ask for its modules before the runtime has
  * installed anything: a module is loaded when a kernel of it is first looked
- * up, in a run. Every launch, copy and free goes to the runtime's one stream,
- * in order, so streams here are placeholders and synchronizing is the
- * runtime's, at the end of a run.
+ * up, in a run (once, whichever session's run is first). Every launch, copy
+ * and free goes to the stream of the session whose run makes it, in order, so
+ * streams here are placeholders and synchronizing is the runtime's, at the
+ * end of a run.
  *
 \*===----------------------------------------------------------------------===*/
 #include "gpu_api.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -56,15 +58,21 @@ void mgpuModuleUnload(void *handle) {
   free(module);
 }
 
+/* Sessions on several threads may look up kernels at once. */
+static pthread_mutex_t moduleLock = PTHREAD_MUTEX_INITIALIZER;
+
 void *mgpuModuleGetFunction(void *handle, const char *name) {
   DeferredModule *module = handle;
   if (!api)
     noRuntime("a kernel lookup");
   if (!module)
     return 0;
+  pthread_mutex_lock(&moduleLock);
   if (!module->module)
     module->module = api->loadModule(api->session, module->ptx);
-  return module->module ? api->getFunction(api->session, module->module, name) : 0;
+  void *loaded = module->module;
+  pthread_mutex_unlock(&moduleLock);
+  return loaded ? api->getFunction(api->session, loaded, name) : 0;
 }
 
 void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY, intptr_t gridZ,

@@ -3,8 +3,9 @@
  * The host code of a CUDA artifact calls MLIR's GPU runtime functions
  * (mgpuLaunchKernel, mgpuMemAlloc, ...: cuda_model_support.c implements them)
  * and they call these, which the runtime (CudaExecutable.cpp) installs with
- * peft_model_set_gpu_api once it has a CUDA context: one stream per loaded
- * model, the first error kept for the run to report.
+ * peft_model_set_gpu_api once it has a CUDA context. `session` is the loaded
+ * model's; each call goes to the stream of the session whose run (on the
+ * calling thread) makes it, the first error kept for that run to report.
  *
 \*===----------------------------------------------------------------------===*/
 #ifndef PEFT_RUNTIME_CUDA_GPU_API_H

@@ -6,9 +6,11 @@
 Each CASES_DIR/NAME/ holds artifact/ (peftc --target cuda), inputs/*.npy and
 expected/*.npy (what the CPU artifact of the same model and adapters
 computed). Every output must match: max |gpu - cpu| <= atol·max(1, max |cpu|)
-(fp32 end to end). With --runtime-library, each case also runs with its
-inputs and outputs in device memory (device_io.py). Prints one line per case
-and output; exits 1 on any
+(fp32 end to end). Each case also runs in three sessions at once (peft-run
+--sessions 3: a stream each, the weights shared, every session's outputs the
+same). With --runtime-library, each case also runs with its inputs and
+outputs in device memory (device_io.py). Prints one line per case and
+output; exits 1 on any
 mismatch or failed run. Without a GPU it prints "skipped: no GPU" and exits 2,
 never counting as a pass.
 
@@ -62,9 +64,9 @@ def run_case(command, case, atol):
         return ("" if ok else "mismatch"), lines
 
 
-def peft_run_command(peft_run, case):
+def peft_run_command(peft_run, case, sessions=1):
     inputs = os.path.join(case, "inputs")
-    command = [peft_run, os.path.join(case, "artifact")]
+    command = [peft_run, os.path.join(case, "artifact"), "--sessions", str(sessions)]
     for name in sorted(os.listdir(inputs)):
         if name.endswith(".npy"):
             command += ["--input", f"{name[:-4]}={os.path.join(inputs, name)}"]
@@ -91,7 +93,9 @@ def main():
         case = os.path.join(args.cases, name)
         if not os.path.isdir(case):
             continue
-        runs = [(name, peft_run_command(args.peft_run, case))]
+        runs = [(name, peft_run_command(args.peft_run, case)),
+                # Sessions at once, each on its own stream, sharing the weights.
+                (name + " (3 sessions)", peft_run_command(args.peft_run, case, sessions=3))]
         if args.runtime_library:
             runs.append((name + " (device memory)", device_io_command(args.runtime_library, case)))
         for label, command in runs:

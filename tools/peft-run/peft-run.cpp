@@ -1,10 +1,13 @@
 //===- peft-run.cpp - Run a compiled artifact on .npy inputs ----------------===//
 //
 //   peft-run OUTDIR [--adapter DIR[=NAME]]... --input NAME=FILE.npy ...
-//            --output-dir DIR [--bench N] [--threads N]
+//            --output-dir DIR [--bench N] [--threads N] [--sessions N]
 //
 // Writes each output as DIR/NAME.npy; with --bench N, runs N more times and
-// prints latency statistics. --adapter runs an artifact compiled with
+// prints latency statistics. --sessions N runs the inputs in N sessions at
+// once, each on a thread of its own (how a server shares one loaded model),
+// checks that they all give the same outputs, and with --bench reports the
+// throughput too. --adapter runs an artifact compiled with
 // --mode fuse with another Hugging Face PEFT adapter in place of the one
 // compiled in under NAME: same modules, methods, ranks and scales; on an
 // artifact compiled with --mode multi it loads the adapter into the next
@@ -31,7 +34,9 @@
 #include <map>
 #include <set>
 #include <chrono>
+#include <cstring>
 #include <numeric>
+#include <thread>
 
 namespace cl = llvm::cl;
 
@@ -45,6 +50,9 @@ static cl::list<std::string> adapterSpecs("adapter",
                                                    "multi): DIR[=NAME]"),
                                           cl::value_desc("dir"));
 static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
+static cl::opt<unsigned> sessionCount("sessions",
+                                      cl::desc("Run in N sessions at once, a thread each"),
+                                      cl::init(1));
 /// `--threads N`. libLLVM registers an option of that name too; it is renamed
 /// before ours is registered (see main).
 static cl::opt<int> &threadsOption() {
@@ -100,7 +108,7 @@ static std::string outputFileName(llvm::StringRef name) {
   return file + ".npy";
 }
 
-static int writeOutputs(PeftModel *model) {
+static int writeOutputs(PeftModel *model, PeftSession *session) {
   std::set<std::string> files;
   for (size_t i = 0; i < peft_model_num_outputs(model); ++i)
     if (!files.insert(outputFileName(peft_model_output_name(model, i))).second)
@@ -110,7 +118,7 @@ static int writeOutputs(PeftModel *model) {
     return fail(outputDir + ": cannot create: " + error.message());
   for (size_t i = 0; i < peft_model_num_outputs(model); ++i) {
     const char *name = peft_model_output_name(model, i);
-    const PeftTensor *tensor = peft_model_output(model, name);
+    const PeftTensor *tensor = peft_session_output(session, name);
     peft::TensorView view{supportDType(tensor->dtype),
                           std::vector<int64_t>(tensor->shape, tensor->shape + tensor->rank),
                           static_cast<const uint8_t *>(tensor->data), 0};
@@ -123,23 +131,82 @@ static int writeOutputs(PeftModel *model) {
   return 0;
 }
 
-static int bench(PeftModel *model) {
-  std::vector<double> milliseconds;
-  for (unsigned i = 0; i < benchRuns; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    if (peft_model_run(model))
-      return fail(peft_last_error());
-    std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - start;
-    milliseconds.push_back(elapsed.count());
+using Session = std::unique_ptr<PeftSession, void (*)(PeftSession *)>;
+
+/// Runs `runs` times in every session at once, a thread each; the
+/// milliseconds of each run, and the seconds all took. Fails with the first
+/// session's error.
+static int runConcurrently(std::vector<Session> &sessions, unsigned runs,
+                           std::vector<double> &milliseconds, double &seconds) {
+  std::vector<std::vector<double>> times(sessions.size());
+  std::vector<std::string> errors(sessions.size());
+  auto start = std::chrono::steady_clock::now();
+  auto work = [&](size_t s) {
+    for (unsigned i = 0; i < runs; ++i) {
+      auto begin = std::chrono::steady_clock::now();
+      if (peft_session_run(sessions[s].get())) {
+        errors[s] = peft_last_error();
+        return;
+      }
+      std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - begin;
+      times[s].push_back(elapsed.count());
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t s = 1; s < sessions.size(); ++s)
+    threads.emplace_back(work, s);
+  work(0);
+  for (std::thread &thread : threads)
+    thread.join();
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (size_t s = 0; s < sessions.size(); ++s) {
+    if (!errors[s].empty())
+      return fail(sessions.size() > 1 ? "session " + std::to_string(s) + ": " + errors[s]
+                                      : errors[s]);
+    milliseconds.insert(milliseconds.end(), times[s].begin(), times[s].end());
   }
+  return 0;
+}
+
+/// The outputs of every session equal session 0's, bit for bit: sessions
+/// share the model, and results do not depend on which thread ran them.
+static int checkSessionsAgree(PeftModel *model, std::vector<Session> &sessions) {
+  for (size_t i = 0; i < peft_model_num_outputs(model); ++i) {
+    const char *name = peft_model_output_name(model, i);
+    const PeftTensor *first = peft_session_output(sessions[0].get(), name);
+    size_t bytes = peft_dtype_size(first->dtype);
+    for (int64_t d = 0; d < first->rank; ++d)
+      bytes *= first->shape[d];
+    for (size_t s = 1; s < sessions.size(); ++s) {
+      const PeftTensor *other = peft_session_output(sessions[s].get(), name);
+      if (other->rank != first->rank ||
+          !std::equal(first->shape, first->shape + first->rank, other->shape) ||
+          std::memcmp(first->data, other->data, bytes) != 0)
+        return fail(artifactDir + ": output '" + name + "' of session " + std::to_string(s) +
+                    " differs from session 0's");
+    }
+  }
+  return 0;
+}
+
+static int bench(std::vector<Session> &sessions) {
+  std::vector<double> milliseconds;
+  double seconds = 0;
+  if (runConcurrently(sessions, benchRuns, milliseconds, seconds))
+    return 1;
   std::sort(milliseconds.begin(), milliseconds.end());
   double mean = std::accumulate(milliseconds.begin(), milliseconds.end(), 0.0) / milliseconds.size();
   auto at = [&](double q) { return milliseconds[std::min<size_t>(milliseconds.size() - 1, q * milliseconds.size())]; };
-  llvm::outs() << llvm::format("latency over %u runs on %d threads: min %.3f ms, median %.3f ms, mean %.3f ms, "
+  llvm::outs() << llvm::format("latency over %u runs", benchRuns.getValue());
+  if (sessions.size() > 1)
+    llvm::outs() << llvm::format(" in each of %zu sessions", sessions.size());
+  llvm::outs() << llvm::format(" on %d threads: min %.3f ms, median %.3f ms, mean %.3f ms, "
                                "p90 %.3f ms, max %.3f ms\n",
-                               benchRuns.getValue(), peft_get_num_threads(), milliseconds.front(),
-                               at(0.5), mean, at(0.9),
-                               milliseconds.back());
+                               peft_get_num_threads(), milliseconds.front(), at(0.5), mean,
+                               at(0.9), milliseconds.back());
+  if (sessions.size() > 1)
+    llvm::outs() << llvm::format("throughput: %.2f runs/s over %zu sessions\n",
+                                 milliseconds.size() / seconds, sessions.size());
   return 0;
 }
 
@@ -255,6 +322,15 @@ int main(int argc, char **argv) {
         return 1;
   }
 
+  if (sessionCount < 1)
+    return fail("--sessions wants a positive count, got 0");
+  std::vector<Session> sessions;
+  for (unsigned s = 0; s < sessionCount; ++s) {
+    sessions.emplace_back(peft_session_create(model), peft_session_free);
+    if (!sessions.back())
+      return fail(peft_last_error());
+  }
+
   std::vector<peft::NpyArray> arrays; // Inputs are borrowed: keep them alive.
   arrays.reserve(inputSpecs.size());
   std::set<llvm::StringRef> given;
@@ -269,13 +345,17 @@ int main(int argc, char **argv) {
       return fail(llvm::toString(array.takeError()));
     arrays.push_back(std::move(*array));
     const peft::NpyArray &input = arrays.back();
-    if (peft_model_set_input(model, name.str().c_str(), inputDType(model, name, input),
-                             input.shape.size(), input.shape.data(), input.bytes.data()))
-      return fail(path + ": " + peft_last_error());
+    for (Session &session : sessions)
+      if (peft_session_set_input(session.get(), name.str().c_str(),
+                                 inputDType(model, name, input), input.shape.size(),
+                                 input.shape.data(), input.bytes.data()))
+        return fail(path + ": " + peft_last_error());
   }
-  if (peft_model_run(model))
-    return fail(peft_last_error());
-  if (!outputDir.empty() && writeOutputs(model))
+  std::vector<double> milliseconds;
+  double seconds = 0;
+  if (runConcurrently(sessions, 1, milliseconds, seconds) || checkSessionsAgree(model, sessions))
     return 1;
-  return benchRuns ? bench(model) : 0;
+  if (!outputDir.empty() && writeOutputs(model, sessions.front().get()))
+    return 1;
+  return benchRuns ? bench(sessions) : 0;
 }

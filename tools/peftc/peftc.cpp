@@ -1,7 +1,7 @@
 //===- peftc.cpp - Compile an ONNX model and its adapters -------------------===//
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse|multi]
-//         [--max-adapters N] [--max-rank R]
+//         [--max-adapters N] [--max-rank R] [--slot-modules NAME,...]
 //         [--combine cat|svd [--combine-rank N]]
 //         [--target cpu|cuda [--gpu-arch sm_80|sm_90]] [--summary] [--mlir-timing] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
@@ -74,6 +74,11 @@ static cl::opt<int64_t> maxRank("max-rank",
                                 cl::desc("--mode multi: rank capacity of each slot (default: "
                                          "the largest rank attached)"),
                                 cl::init(0));
+static cl::list<std::string> slotModules(
+    "slot-modules",
+    cl::desc("--mode multi: also give slots to these linear layers (PEFT's target_modules: "
+             "a module path or its last dotted parts), for adapters loaded at run time"),
+    cl::value_desc("name,..."), cl::CommaSeparated);
 static cl::opt<std::string> combine("combine",
                                     cl::desc("Combine the LoRAs on each layer into one: cat "
                                              "(exact, rank Σr) or svd (truncated to --combine-rank)"),
@@ -159,7 +164,13 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
         use.notMergedReason.empty() ? "unmerged (--mode " + mode + ")"
                                     : "unmerged: " + use.notMergedReason;
   // --mode multi: each adapter in its slot of the layer's peft.multi_lora.
+  int64_t slotLayers = 0, slotCount = 0, capacity = 0, filled = 0;
   module.walk([&](peft::MultiLoraOp batched) {
+    ++slotLayers;
+    slotCount = batched.getSlots();
+    capacity = batched.getRankCapacity();
+    filled = llvm::count_if(batched.getAdapters().getAsValueRange<mlir::StringAttr>(),
+                            [](llvm::StringRef name) { return !name.empty(); });
     auto layer = batched.getBase().getDefiningOp<peft::AdaptableLayer>();
     std::string path = layer ? layer.getModulePath().str() : std::string();
     for (auto [slot, name] : llvm::enumerate(batched.getAdapters().getAsValueRange<mlir::StringAttr>()))
@@ -188,6 +199,10 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
                                 "{4} unmerged\n",
                                 attached.size(), modules.size(), parameters, merged,
                                 attached.size() - merged);
+  if (slotLayers)
+    llvm::outs() << llvm::formatv("{0} adapter slots of rank capacity {1} on {2} linear layers, "
+                                  "{3} filled at compile time\n",
+                                  slotCount, capacity, slotLayers, filled);
 }
 
 /// What a manifest says of an adapter op, if it can be swapped: not when a
@@ -247,6 +262,7 @@ static void buildMergePipeline(mlir::OpPassManager &pm) {
       if (mlir::FailureOr<peft::AdapterSpec> parsed = peft::parseAdapterSpec(spec);
           mlir::succeeded(parsed))
         options.adapters.push_back(parsed->name);
+    options.modules.assign(slotModules.begin(), slotModules.end());
     options.slots = maxAdapters;
     options.maxRank = maxRank;
     pm.addPass(peft::createBatchAdapters(options));
@@ -408,15 +424,19 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
   if (mode != "merge" && mode != "fuse" && mode != "multi")
     return fail("--mode must be 'merge', 'fuse' or 'multi', got '" + mode + "'");
-  if (mode != "multi" && (maxAdapters.getNumOccurrences() || maxRank.getNumOccurrences()))
-    return fail("--max-adapters and --max-rank size the slots of --mode multi");
+  if (mode != "multi" && (maxAdapters.getNumOccurrences() || maxRank.getNumOccurrences() ||
+                          !slotModules.empty()))
+    return fail("--max-adapters, --max-rank and --slot-modules shape the slots of --mode multi");
   if (maxAdapters < 0 || maxRank < 0)
     return fail("--max-adapters and --max-rank must not be negative");
   if (mode == "multi" && (!combine.empty() || !insertSpecs.empty() || emit == "onnx"))
     return fail("--mode multi serves the adapters named by --adapter as they are: no "
                 "--combine, --insert or --emit onnx");
-  if (mode == "multi" && adapterSpecs.empty())
-    return fail("--mode multi needs adapters to put in slots (--adapter DIR=NAME)");
+  if (mode == "multi" && adapterSpecs.empty() &&
+      (slotModules.empty() || maxAdapters == 0 || maxRank == 0))
+    return fail("--mode multi needs adapters to put in slots (--adapter DIR=NAME), or, for "
+                "slots to load adapters into at run time, --slot-modules, --max-adapters and "
+                "--max-rank");
   if (!combine.empty() && combine != "cat" && combine != "svd")
     return fail("--combine must be 'cat' or 'svd', got '" + combine + "'");
   if (combine == "svd" && combineRank < 1)
