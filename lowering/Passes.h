@@ -26,9 +26,10 @@ namespace peft {
 #define GEN_PASS_REGISTRATION
 #include "lowering/Passes.h.inc"
 
-/// The patterns lowering peft.multi_lora to linalg (MultiLoraToLinalg.cpp),
+/// The patterns lowering peft.multi_lora and peft.multi_ia3 to linalg
+/// (MultiAdaptersToLinalg.cpp),
 /// part of convert-peft-to-linalg.
-void populateMultiLoraToLinalgPatterns(mlir::RewritePatternSet &patterns);
+void populateMultiAdaptersToLinalgPatterns(mlir::RewritePatternSet &patterns);
 
 /// Argument attributes that `peft-externalize-weights` sets.
 constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";

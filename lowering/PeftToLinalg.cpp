@@ -1373,7 +1373,7 @@ struct ConvertPeftToLinalgPass
     patterns.add<LowerLinear, LowerLora, LowerDora, LowerFactorProduct, LowerCpProduct,
                  LowerLohaDelta, LowerLokrDelta, LowerAddDelta, LowerIa3, LowerConv, LowerEmbedding, LowerLayerNorm, LowerSsf,
                  LowerBottleneck, LowerHeadShift, LowerValueWeight>(&getContext());
-    populateMultiLoraToLinalgPatterns(patterns);
+    populateMultiAdaptersToLinalgPatterns(patterns);
     GreedyRewriteConfig config;
     config.enableFolding(false);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns), config)))

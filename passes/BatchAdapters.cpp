@@ -30,6 +30,14 @@ struct SlotFactors {
   bool anyBias = false;
 };
 
+/// What adapts one linear layer: IA3s on its input (nearest first), and the
+/// chain on its output (LoRA and IA3, in order).
+struct LayerAdapters {
+  AdaptableLayer layer;
+  SmallVector<Ia3Op> inputIa3;
+  SmallVector<Operation *> output;
+};
+
 struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
   using BatchAdaptersBase::BatchAdaptersBase;
 
@@ -59,38 +67,54 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     LoraConfig slotModules;
     slotModules.targetModules.assign(modules.begin(), modules.end());
     bool anySlotModule = false;
-    // The layers and their chains; the capacity, unless given, their largest rank.
-    SmallVector<std::pair<AdaptableLayer, SmallVector<LoraOp>>> layers;
+    // The layers and their adapters; the capacity, unless given, their largest rank.
+    SmallVector<LayerAdapters> layers;
     int64_t capacity = maxRank;
     WalkResult walked = entry.walk([&](AdaptableLayer layer) {
-      SmallVector<LoraOp> chain;
-      for (Operation *op : outputAdapters(layer)) {
+      LayerAdapters found{layer};
+      // IA3 on the layer's own input (PEFT's feed-forward modules).
+      Value input = layer.getInput();
+      while (auto ia3 = input.getDefiningOp<Ia3Op>()) {
+        if (!ia3->hasOneUse())
+          break;
+        found.inputIa3.push_back(ia3);
+        input = ia3.getInput();
+      }
+      Value rawInput = found.inputIa3.empty() ? layer.getInput()
+                                              : found.inputIa3.back().getInput();
+      found.output = outputAdapters(layer);
+      SmallVector<Operation *> all(llvm::map_range(found.inputIa3, [](Ia3Op op) {
+        return op.getOperation();
+      }));
+      all.append(found.output.begin(), found.output.end());
+      for (Operation *op : all) {
         auto adapter = cast<AdapterOp>(op);
-        auto lora = dyn_cast<LoraOp>(op);
         std::string where = ("adapter '" + adapter.getAdapterName() + "' on module '" +
                              layer.getModulePath() + "': ")
                                 .str();
-        if (!lora) {
+        auto lora = dyn_cast<LoraOp>(op);
+        if (!lora && !isa<Ia3Op>(op)) {
           op->emitError(where) << adapter.getMethod()
                                << " cannot share a batch with other adapters; --mode multi "
-                                  "takes LoRA adapters";
+                                  "takes LoRA and IA3 adapters";
           return WalkResult::interrupt();
         }
-        if (!isa<LinearOp>(layer) || lora.getInput() != layer.getInput()) {
-          op->emitError(where) << "--mode multi takes LoRAs on linear layers only";
+        if (!isa<LinearOp>(layer) ||
+            (lora && lora.getInput() != layer.getInput() && lora.getInput() != rawInput)) {
+          op->emitError(where) << "--mode multi takes adapters on linear layers only";
           return WalkResult::interrupt();
         }
-        if (!llvm::is_contained(adapters, lora.getAdapter())) {
+        if (!llvm::is_contained(adapters, adapter.getAdapterName())) {
           op->emitError(where) << "not among the adapters filling the slots";
           return WalkResult::interrupt();
         }
-        if (maxRank && lora.getRank() > maxRank) {
+        if (lora && maxRank && lora.getRank() > maxRank) {
           op->emitError(where) << "rank " << lora.getRank() << " is above --max-rank "
                                << static_cast<int64_t>(maxRank);
           return WalkResult::interrupt();
         }
-        capacity = std::max<int64_t>(capacity, lora.getRank());
-        chain.push_back(lora);
+        if (lora)
+          capacity = std::max<int64_t>(capacity, lora.getRank());
       }
       bool named = !modules.empty() && slotModules.targets(layer.getModulePath().str());
       if (named && !isa<LinearOp>(layer)) {
@@ -100,11 +124,31 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
         return WalkResult::interrupt();
       }
       anySlotModule |= named;
-      if (!chain.empty() || named)
-        layers.push_back({layer, std::move(chain)});
+      if (!found.output.empty() || !found.inputIa3.empty() || named)
+        layers.push_back(std::move(found));
       return WalkResult::advance();
     });
     if (walked.wasInterrupted())
+      return signalPassFailure();
+    // Adapters on anything else (a layer norm's SSF, a bottleneck) would
+    // apply to every row.
+    llvm::DenseSet<Operation *> batched;
+    for (const LayerAdapters &layer : layers) {
+      batched.insert(layer.output.begin(), layer.output.end());
+      for (Ia3Op ia3 : layer.inputIa3)
+        batched.insert(ia3);
+    }
+    WalkResult stray = entry.walk([&](AdapterOp adapter) {
+      if (batched.contains(adapter))
+        return WalkResult::advance();
+      adapter->emitError("adapter '")
+          << adapter.getAdapterName() << "' on module '" << adaptedModulePath(adapter)
+          << "': " << adapter.getMethod()
+          << " cannot share a batch with other adapters; --mode multi takes LoRA and IA3 "
+             "adapters on linear layers";
+      return WalkResult::interrupt();
+    });
+    if (stray.wasInterrupted())
       return signalPassFailure();
     if (!modules.empty() && !anySlotModule) {
       module.emitError("peft-batch-adapters: --slot-modules ")
@@ -112,8 +156,8 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
       return signalPassFailure();
     }
     Value index = addIndexArgument(entry, slotCount);
-    for (auto &[layer, chain] : layers)
-      if (failed(batch(layer, chain, index, slotCount, std::max<int64_t>(capacity, 1))))
+    for (LayerAdapters &layer : layers)
+      if (failed(batch(layer, index, slotCount, std::max<int64_t>(capacity, 1))))
         return signalPassFailure();
   }
 
@@ -136,18 +180,81 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     return entry.getArgument(position);
   }
 
-  /// `chain` on `layer` as one peft.multi_lora over the slots (all empty
-  /// when `chain` is).
-  LogicalResult batch(AdaptableLayer layer, ArrayRef<LoraOp> chain, Value index,
-                      int64_t slotCount, int64_t capacity) {
+  /// The slot of `op`'s adapter.
+  int64_t slotOf(Operation *op) {
+    return llvm::find(adapters, cast<AdapterOp>(op).getAdapterName()) - adapters.begin();
+  }
+
+  /// The IA3s in `ops` as one [slots, features] tensor of their vectors, ones
+  /// where a slot has none.
+  FailureOr<std::vector<float>> ia3Vectors(ArrayRef<Operation *> ops, int64_t slotCount,
+                                           int64_t features, StringRef module) {
+    std::vector<float> vectors(slotCount * features, 1.0f);
+    for (Operation *op : ops) {
+      auto ia3 = cast<Ia3Op>(op);
+      auto weight = ia3.getScale().getDefiningOp<WeightOp>();
+      if (!weight)
+        return ia3.emitError("adapter '")
+               << ia3.getAdapter() << "' on module '" << module << "': its weights are not constant";
+      auto values = weight.readFloat32();
+      if (!values)
+        return ia3.emitError(llvm::toString(values.takeError()));
+      std::copy(values->begin(), values->end(), vectors.begin() + slotOf(op) * features);
+    }
+    return vectors;
+  }
+
+  /// The adapters on `found.layer` as one peft.multi_lora over the slots (all
+  /// empty when it has no LoRA), with peft.multi_ia3 on its input and output
+  /// where IA3s adapt them.
+  LogicalResult batch(LayerAdapters &found, Value index, int64_t slotCount, int64_t capacity) {
+    AdaptableLayer layer = found.layer;
     int64_t in = layer.getInFeatures(), out = layer.getOutFeatures();
+    std::string prefix = "slots." + layer.getModulePath().str();
+    SmallVector<StringRef> names(adapters.begin(), adapters.end());
+    names.resize(slotCount, "");
+    SmallVector<LoraOp> loras;
+    SmallVector<Operation *> outputIa3;
+    for (Operation *op : found.output) {
+      if (auto lora = dyn_cast<LoraOp>(op))
+        loras.push_back(lora);
+      else
+        outputIa3.push_back(op);
+    }
+
+    // The input's IA3s, for this layer alone.
+    if (!found.inputIa3.empty()) {
+      SmallVector<Operation *> ops(llvm::map_range(found.inputIa3, [](Ia3Op op) {
+        return op.getOperation();
+      }));
+      FailureOr<std::vector<float>> vectors =
+          ia3Vectors(ops, slotCount, in, layer.getModulePath());
+      if (failed(vectors))
+        return failure();
+      Value raw = found.inputIa3.back().getInput();
+      OpBuilder builder(layer);
+      Location loc = layer.getLoc();
+      Value scales = createComputedWeight(builder, loc, prefix + ".ia3_in", {slotCount, in},
+                                          *vectors);
+      auto scaled = MultiIa3Op::create(builder, loc, raw.getType(),
+                                       builder.getStrArrayAttr(names), raw, index, scales);
+      layer->setOperand(0, scaled); // Every layer's input comes first.
+      for (Ia3Op ia3 : found.inputIa3) {
+        Value scale = ia3.getScale();
+        ia3.erase();
+        if (Operation *weight = scale.getDefiningOp(); weight && weight->use_empty())
+          weight->erase();
+      }
+      found.inputIa3.clear();
+    }
+
     SlotFactors factors;
     factors.a.assign(slotCount * capacity * in, 0.0f);
     factors.b.assign(slotCount * out * capacity, 0.0f);
     factors.scales.assign(slotCount, 0.0f);
     factors.bias.assign(slotCount * out, 0.0f);
-    for (LoraOp lora : chain) {
-      int64_t slot = llvm::find(adapters, lora.getAdapter()) - adapters.begin();
+    for (LoraOp lora : loras) {
+      int64_t slot = slotOf(lora);
       auto a = lora.getLoraA().getDefiningOp<WeightOp>();
       auto b = lora.getLoraB().getDefiningOp<WeightOp>();
       auto bias = lora.getLoraBias() ? lora.getLoraBias().getDefiningOp<WeightOp>() : WeightOp();
@@ -175,12 +282,17 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
         factors.anyBias = true;
       }
     }
-    // After the last LoRA, which it replaces, or after the layer.
-    Operation *last = chain.empty() ? layer.getOperation() : LoraOp(chain.back()).getOperation();
+    FailureOr<std::vector<float>> outputVectors =
+        outputIa3.empty() ? FailureOr<std::vector<float>>(std::vector<float>())
+                          : ia3Vectors(outputIa3, slotCount, out, layer.getModulePath());
+    if (failed(outputVectors))
+      return failure();
+
+    // After the output chain, which it replaces, or after the layer.
+    Operation *last = found.output.empty() ? layer.getOperation() : found.output.back();
     OpBuilder builder(last->getContext());
     builder.setInsertionPointAfter(last);
     Location loc = last->getLoc();
-    std::string prefix = "slots." + layer.getModulePath().str();
     Value a = createComputedWeight(builder, loc, prefix + ".lora_A", {slotCount, capacity, in},
                                    factors.a);
     Value b = createComputedWeight(builder, loc, prefix + ".lora_B", {slotCount, out, capacity},
@@ -190,18 +302,29 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     Value bias = factors.anyBias ? createComputedWeight(builder, loc, prefix + ".lora_bias",
                                                         {slotCount, out}, factors.bias)
                                  : Value();
-    SmallVector<StringRef> names(adapters.begin(), adapters.end());
-    names.resize(slotCount, "");
+    // A row uses one slot, so LoRA rows have IA3 vectors of ones and IA3
+    // rows LoRA scales of 0: the order of the two does not matter.
     Value base = layer->getResult(0);
-    auto batched = MultiLoraOp::create(builder, loc, base.getType(),
+    Value result = MultiLoraOp::create(builder, loc, base.getType(),
                                        builder.getStrArrayAttr(names), layer.getInput(), base,
                                        index, a, b, scales, bias);
-    last->getResult(0).replaceAllUsesExcept(batched.getResult(), batched);
-    for (LoraOp lora : llvm::reverse(chain)) {
+    if (!outputIa3.empty()) {
+      Value vectors = createComputedWeight(builder, loc, prefix + ".ia3_out", {slotCount, out},
+                                           *outputVectors);
+      result = MultiIa3Op::create(builder, loc, base.getType(), builder.getStrArrayAttr(names),
+                                  result, index, vectors);
+    }
+    Operation *lora = result.getDefiningOp<MultiIa3Op>()
+                          ? result.getDefiningOp()->getOperand(0).getDefiningOp()
+                          : result.getDefiningOp();
+    last->getResult(0).replaceUsesWithIf(result, [&](OpOperand &use) {
+      return use.getOwner() != lora && use.getOwner() != result.getDefiningOp();
+    });
+    for (Operation *op : llvm::reverse(found.output)) {
       SmallVector<Operation *> weights;
-      for (OpOperand &operand : cast<AdapterOp>(lora.getOperation()).getOwnOperands())
+      for (OpOperand &operand : cast<AdapterOp>(op).getOwnOperands())
         weights.push_back(operand.get().getDefiningOp());
-      lora.erase();
+      op->erase();
       for (Operation *weight : weights)
         if (weight && weight->use_empty())
           weight->erase();

@@ -78,6 +78,10 @@ static Json slotsToJson(const ManifestSlots &slots) {
                  {"scales", layer.scales}};
     if (!layer.loraBias.empty())
       item["lora_bias"] = layer.loraBias;
+    if (!layer.ia3In.empty())
+      item["ia3_in"] = layer.ia3In;
+    if (!layer.ia3Out.empty())
+      item["ia3_out"] = layer.ia3Out;
     layers.push_back(item);
   }
   return {{"count", slots.count},
@@ -309,6 +313,10 @@ public:
       layer.scales = string(entry, "scales", where);
       if (entry.contains("lora_bias"))
         layer.loraBias = string(entry, "lora_bias", where);
+      if (entry.contains("ia3_in"))
+        layer.ia3In = string(entry, "ia3_in", where);
+      if (entry.contains("ia3_out"))
+        layer.ia3Out = string(entry, "ia3_out", where);
       if (failed())
         break;
       const std::vector<int64_t> *a = shapeOf(layer.loraA), *b = shapeOf(layer.loraB),
@@ -320,6 +328,12 @@ public:
                   *scales == std::vector<int64_t>{slots.count} &&
                   (layer.loraBias.empty() ||
                    (bias && *bias == std::vector<int64_t>{slots.count, (*b)[1]}));
+      // IA3 vectors over the layer's inputs or outputs.
+      auto vectorsFit = [&](const std::string &name, int64_t features) {
+        const std::vector<int64_t> *shape = name.empty() ? nullptr : shapeOf(name);
+        return name.empty() || (shape && *shape == std::vector<int64_t>{slots.count, features});
+      };
+      fits = fits && vectorsFit(layer.ia3In, (*a)[2]) && vectorsFit(layer.ia3Out, (*b)[1]);
       if (!fits)
         fail(where, "does not name F32 weights shaped as the slots");
       slots.layers.push_back(std::move(layer));

@@ -84,9 +84,10 @@ struct ManifestAdapter {
 struct ManifestSlots {
   /// One layer's slot weights, by their names in the artifact: lora_A
   /// [count, capacity, in], lora_B [count, out, capacity], scales [count],
-  /// lora_bias [count, out] ("" when the slots have none).
+  /// lora_bias [count, out], IA3 vectors on its input [count, in] and output
+  /// [count, out] (each "" when the slots have none).
   struct Layer {
-    std::string module, loraA, loraB, scales, loraBias;
+    std::string module, loraA, loraB, scales, loraBias, ia3In, ia3Out;
   };
   int64_t count = 0, capacity = 0;
   /// The adapter compiled into each slot, "" for a free one.

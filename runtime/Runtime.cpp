@@ -398,6 +398,16 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
     scales[slot] = 0.0f;
     if (bias)
       std::fill_n(bias + slot * out, out, 0.0f);
+    // IA3 vectors of ones: the slot scales nothing.
+    for (auto [name, features] : {std::pair{&layer.ia3In, in}, std::pair{&layer.ia3Out, out}}) {
+      if (name->empty())
+        continue;
+      float *vectors = rewritableWeight(set, *name);
+      if (!vectors)
+        return failWith("the artifact's IA3 slot weights of module '" + layer.module +
+                        "' are not F32 weights");
+      std::fill_n(vectors + slot * features, features, 1.0f);
+    }
   }
   set.slotAdapters[slot].clear();
   return 0;
@@ -417,16 +427,39 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
   if (!adapter)
     return failWith(llvm::toString(adapter.takeError()));
   const peft::LoraConfig &config = adapter->config;
-  if (config.peftType != "LORA" || config.useDora || !adapter->replacedParameters.empty())
+  bool lora = config.peftType == "LORA" && !config.useDora;
+  if ((!lora && config.peftType != "IA3") || !adapter->replacedParameters.empty())
     return failWith(directory + ": a " + (config.useDora ? std::string("DoRA") : config.peftType) +
                     " adapter" +
                     (adapter->replacedParameters.empty() ? "" : " that saves whole parameters") +
-                    " cannot fill a LoRA slot");
+                    " cannot fill a slot (LoRA and IA3 adapters do)");
+  auto layerOf = [&](const std::string &module) {
+    return std::find_if(slots.layers.begin(), slots.layers.end(),
+                        [&](const auto &l) { return l.module == module; });
+  };
+  // IA3: each module's vector, on the layer's input or output slots.
+  std::map<std::string, const peft::Ia3Module *> ia3ByModule;
+  for (const peft::Ia3Module &module : adapter->ia3Modules) {
+    auto layer = layerOf(module.modulePath);
+    std::string where = directory + ": module '" + module.modulePath + "'";
+    std::string vectors = layer == slots.layers.end() ? std::string()
+                          : module.feedforward             ? layer->ia3In
+                                                           : layer->ia3Out;
+    if (vectors.empty())
+      return failWith(where + " has no IA3 slot on its " +
+                      (module.feedforward ? "input" : "output") +
+                      " in this artifact (slots for IA3 are where a compiled-in IA3 adapter "
+                      "scales)");
+    int64_t index = weightIndex(vectors);
+    if (index < 0 || module.scale.numElements() != manifest.weights[index].shape[1])
+      return failWith(where + ": ia3_l " + peft::formatShape(module.scale.shape) +
+                      " does not fit the layer's IA3 slots");
+    ia3ByModule[module.modulePath] = &module;
+  }
   // Each module's slot layer, its shapes and rank within the slots'.
   std::map<std::string, const peft::LoraModule *> byModule;
   for (const peft::LoraModule &module : adapter->modules) {
-    auto layer = std::find_if(slots.layers.begin(), slots.layers.end(),
-                              [&](const auto &l) { return l.module == module.modulePath; });
+    auto layer = layerOf(module.modulePath);
     std::string where = directory + ": module '" + module.modulePath + "'";
     if (layer == slots.layers.end())
       return failWith(where + " has no adapter slot in this artifact (slots are on the modules "
@@ -452,11 +485,21 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       return failWith(where + " has lora_bias, which this artifact's slots do not hold");
     byModule[module.modulePath] = &module;
   }
-  // Every layer's slot: zeros, then the adapter's factors zero-padded where
-  // it adapts the layer.
+  // Every layer's slot: zeros (IA3: ones), then the adapter's factors
+  // zero-padded, or its IA3 vectors, where it adapts the layer.
   return changeWeights([&](WeightSet &set) {
     if (clearSlot(set, slot))
       return 1;
+    auto data = [&](const std::string &name) {
+      return reinterpret_cast<float *>(set.descriptors[weightIndex(name)].words[1]);
+    };
+    for (const auto &[path, module] : ia3ByModule) {
+      const peft::ManifestSlots::Layer &layer = *layerOf(path);
+      std::vector<float> values = module->scale.toFloat32();
+      // clearSlot made these fresh copies of this set's own.
+      float *vectors = data(module->feedforward ? layer.ia3In : layer.ia3Out);
+      std::copy(values.begin(), values.end(), vectors + slot * int64_t(values.size()));
+    }
     for (const peft::ManifestSlots::Layer &layer : slots.layers) {
       auto found = byModule.find(layer.module);
       if (found == byModule.end())
@@ -464,11 +507,6 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       const peft::LoraModule &module = *found->second;
       int64_t in = module.a.shape[1], out = module.b.shape[0], rank = module.a.shape[0];
       int64_t capacity = slots.capacity;
-      auto data = [&](const std::string &name) {
-        int64_t index = weightIndex(name);
-        return reinterpret_cast<float *>(set.descriptors[index].words[1]);
-      };
-      // clearSlot made these fresh copies of this set's own.
       float *slotA = data(layer.loraA) + slot * capacity * in;
       float *slotB = data(layer.loraB) + slot * out * capacity;
       std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();

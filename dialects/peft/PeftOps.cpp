@@ -623,11 +623,62 @@ static bool isZeroWeight(Value value) {
          dense.getSplatValue<APFloat>().isZero();
 }
 
+/// Whether `index` holds an integer per element of the batch of `input`
+/// ([batch, ..., features], or [batch·rows, features] read flattened).
+static bool indexesBatchOf(Value index, Value input) {
+  auto indexType = cast<RankedTensorType>(index.getType());
+  auto inputType = cast<RankedTensorType>(input.getType());
+  int64_t rows = inputType.getDimSize(0);
+  int64_t entries = indexType.getRank() == 1 ? indexType.getDimSize(0) : 0;
+  bool divides = ShapedType::isDynamic(rows) || ShapedType::isDynamic(entries) ||
+                 (entries > 0 && (inputType.getRank() == 2 ? rows % entries == 0 : rows == entries));
+  return indexType.getRank() == 1 && isa<IntegerType>(indexType.getElementType()) && divides;
+}
+
+bool MultiIa3Op::scalesInput() {
+  return llvm::any_of(getResult().getUsers(), [&](Operation *user) {
+    auto layer = dyn_cast<AdaptableLayer>(user);
+    return layer && layer.getInput() == getResult();
+  });
+}
+
+AdaptableLayer MultiIa3Op::getLayer() {
+  for (Operation *user : getResult().getUsers())
+    if (auto layer = dyn_cast<AdaptableLayer>(user); layer && layer.getInput() == getResult())
+      return layer;
+  Operation *producer = getInput().getDefiningOp();
+  if (auto lora = dyn_cast_or_null<MultiLoraOp>(producer))
+    return lora.getLayer();
+  return dyn_cast_or_null<AdaptableLayer>(producer);
+}
+
+LogicalResult MultiIa3Op::verify() {
+  auto input = getInput().getType(), scales = getScales().getType();
+  if (input.getRank() < 2)
+    return emitOpError() << "input " << describeShape(getInput())
+                         << " must be [batch, ..., features]";
+  int64_t features = input.getShape().back();
+  if (scales.getRank() != 2 || !scales.getElementType().isF32() ||
+      (!ShapedType::isDynamic(features) && !ShapedType::isDynamic(scales.getDimSize(1)) &&
+       scales.getDimSize(1) != features))
+    return emitOpError() << "scales " << describeShape(getScales())
+                         << " must be f32 [slots, features] of input "
+                         << describeShape(getInput());
+  if (static_cast<int64_t>(getAdapters().size()) != scales.getDimSize(0))
+    return emitOpError() << getAdapters().size() << " adapter names for "
+                         << scales.getDimSize(0) << " slots";
+  if (!indexesBatchOf(getIndex(), getInput()))
+    return emitOpError() << "index " << describeShape(getIndex())
+                         << " must hold an integer per element of the batch of input "
+                         << describeShape(getInput());
+  return success();
+}
+
 LogicalResult MultiLoraOp::verify() {
   auto error = [&]() { return emitOpError(); };
   auto input = getInput().getType(), base = getBase().getType();
   auto a = getLoraA().getType(), b = getLoraB().getType();
-  auto index = getIndex().getType(), scales = getScales().getType();
+  auto scales = getScales().getType();
   if (input.getRank() < 2 || input.getRank() != base.getRank())
     return error() << "input " << describeShape(getInput()) << " and base "
                    << describeShape(getBase()) << " must be [batch, ..., features] alike";
@@ -649,10 +700,7 @@ LogicalResult MultiLoraOp::verify() {
     return error() << getAdapters().size() << " adapter names for " << slots << " slots";
   // A layer reading its input flattened ([batch·rows, in]) has several rows
   // per element of the batch.
-  int64_t rows = input.getDimSize(0), entries = index.getRank() == 1 ? index.getDimSize(0) : 0;
-  bool divides = ShapedType::isDynamic(rows) || ShapedType::isDynamic(entries) ||
-                 (entries > 0 && (input.getRank() == 2 ? rows % entries == 0 : rows == entries));
-  if (index.getRank() != 1 || !isa<IntegerType>(index.getElementType()) || !divides)
+  if (!indexesBatchOf(getIndex(), getInput()))
     return error() << "index " << describeShape(getIndex())
                    << " must hold an integer per element of the batch of input "
                    << describeShape(getInput());

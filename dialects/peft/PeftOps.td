@@ -297,6 +297,50 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AllTypesMatch<["base", "resu
     int64_t getSlots() { return getLoraA().getType().getDimSize(0); }
     /// The rank every slot has room for.
     int64_t getRankCapacity() { return getLoraA().getType().getDimSize(1); }
+    /// The linear layer it adapts, or null.
+    ::peft::AdaptableLayer getLayer() {
+      return getBase().getDefiningOp<::peft::AdaptableLayer>();
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Peft_MultiIa3Op : Peft_Op<"multi_ia3", [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "Many IA3 adapters on one layer's input or output, each row of a batch picking its own";
+  let description = [{
+    The IA3 scaling of a batch whose rows use different adapters (the
+    companion of `peft.multi_lora`): `scales` is `[N, C]`, slot `s`'s
+    vector over the `C` features of `input`'s last dimension, all ones for a
+    slot whose adapter does not scale this value (an empty slot, another
+    method, another module). `index` gives each element of the batch its
+    slot as for `peft.multi_lora` (a 2-D input read flattened has several
+    rows per element), -1 for none:
+
+    `result[i, ..., c] = input[i, ..., c] · scales[s, c]`, `s = index[i]`,
+    and `result[i] = input[i]` where `s` is -1.
+
+    After a linear layer it scales the layer's output (PEFT's IA3 on
+    attention modules); on a linear layer's input, that layer's alone
+    (feed-forward modules).
+
+    ```mlir
+    %y = peft.multi_ia3 ["tenant-a", ""] %out, %index, %l
+           : (tensor<?x8x32xf32>, tensor<?xi64>, tensor<2x32xf32>) -> tensor<?x8x32xf32>
+    ```
+  }];
+  let arguments = (ins StrArrayAttr:$adapters, AnyRankedTensor:$input, AnyRankedTensor:$index,
+                       AnyRankedTensor:$scales);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $adapters $input `,` $index `,` $scales attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// The number of slots.
+    int64_t getSlots() { return getScales().getType().getDimSize(0); }
+    /// Whether it scales the input of the layer it adapts (else its output).
+    bool scalesInput();
+    /// The linear layer it adapts, or null.
+    ::peft::AdaptableLayer getLayer();
   }];
   let hasVerifier = 1;
 }

@@ -387,3 +387,27 @@ func.func @multi_lora_scales(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %ind
   %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<3xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
+
+// -----
+
+func.func @multi_ia3_features(%x: tensor<4x16xf32>, %index: tensor<4xi64>, %l: tensor<2x8xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'peft.multi_ia3' op scales [2, 8] must be f32 [slots, features] of input [4, 16]}}
+  %y = peft.multi_ia3 ["a", "b"] %x, %index, %l : (tensor<4x16xf32>, tensor<4xi64>, tensor<2x8xf32>) -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+func.func @multi_ia3_names(%x: tensor<4x16xf32>, %index: tensor<4xi64>, %l: tensor<2x16xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'peft.multi_ia3' op 3 adapter names for 2 slots}}
+  %y = peft.multi_ia3 ["a", "b", "c"] %x, %index, %l : (tensor<4x16xf32>, tensor<4xi64>, tensor<2x16xf32>) -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}
+
+// -----
+
+func.func @multi_ia3_index(%x: tensor<4x16xf32>, %index: tensor<3xi64>, %l: tensor<2x16xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'peft.multi_ia3' op index [3] must hold an integer per element of the batch of input [4, 16]}}
+  %y = peft.multi_ia3 ["a", "b"] %x, %index, %l : (tensor<4x16xf32>, tensor<3xi64>, tensor<2x16xf32>) -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}

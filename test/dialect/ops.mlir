@@ -131,3 +131,11 @@ func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index:
   %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s, bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
   return %y : tensor<?x8x16xf32>
 }
+
+// IA3 vectors in slots, each row of the batch picking one (-1: none).
+// CHECK-LABEL: func.func @multi_ia3
+// CHECK: peft.multi_ia3 ["a", ""] %{{.*}}, %{{.*}}, %{{.*}} : (tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+func.func @multi_ia3(%x: tensor<?x8x16xf32>, %index: tensor<?xi64>, %l: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_ia3 ["a", ""] %x, %index, %l : (tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+  return %y : tensor<?x8x16xf32>
+}

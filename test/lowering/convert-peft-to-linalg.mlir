@@ -623,3 +623,23 @@ func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index:
   %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s, bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
   return %y : tensor<?x8x16xf32>
 }
+
+// -----
+
+// peft.multi_ia3 on a flattened [batch·rows, features] value: each element
+// times its row's slot vector, 1 for index -1, then flattened back.
+// CHECK-LABEL: func.func @multi_ia3
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x16xf32>, %[[INDEX:[^:]*]]: tensor<?xi64>, %[[L:[^:]*]]: tensor<2x16xf32>)
+// CHECK: %[[ROWS:.*]] = tensor.expand_shape %[[X]] {{\[}}[0, 1], [2]]
+// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%[[ROWS]], %[[INDEX]] : tensor<?x?x16xf32>, tensor<?xi64>)
+// CHECK:   %[[SLOT:.*]] = arith.maxsi
+// CHECK:   %[[SCALE:.*]] = tensor.extract %[[L]][%[[SLOT]], %{{.*}}]
+// CHECK:   %[[NONE:.*]] = arith.cmpi slt
+// CHECK:   %[[PICKED:.*]] = arith.select %[[NONE]], %{{.*}}, %[[SCALE]]
+// CHECK:   arith.mulf %{{.*}}, %[[PICKED]]
+// CHECK: %[[FLAT:.*]] = tensor.collapse_shape %[[SCALED]] {{\[}}[0, 1], [2]]
+// CHECK: return %[[FLAT]]
+func.func @multi_ia3(%x: tensor<?x16xf32>, %index: tensor<?xi64>, %l: tensor<2x16xf32>) -> tensor<?x16xf32> {
+  %y = peft.multi_ia3 ["a", ""] %x, %index, %l : (tensor<?x16xf32>, tensor<?xi64>, tensor<2x16xf32>) -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}

@@ -33,13 +33,55 @@ func.func @two_loras(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["ba
 
 // -----
 
-// Another method than LoRA cannot share the batch.
-func.func @ia3(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+// IA3 shares the batch: "second"'s vectors on fc's input (a feed-forward
+// module) and output become the slot rows of peft.multi_ia3, ones in the
+// other slots; the LoRA reads the scaled input (ones for its rows).
+// CHECK-LABEL: func.func @ia3
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<3x2xf32> {{.*}}, %[[INDEX:[^:]*]]: tensor<?xi64>
+// CHECK: %[[IN:.*]] = peft.weight "slots.fc.ia3_in" = dense<{{\[}}[1.000000e+00, 1.000000e+00], [4.000000e+00, 5.000000e+00], [1.000000e+00, 1.000000e+00]]> : tensor<3x2xf32>
+// CHECK: %[[XI:.*]] = peft.multi_ia3 ["first", "second", ""] %[[X]], %[[INDEX]], %[[IN]]
+// CHECK: %[[Y:.*]] = peft.linear "fc" %[[XI]]
+// CHECK: %[[S:.*]] = peft.weight "slots.fc.scales" = dense<[2.000000e+00, 0.000000e+00, 0.000000e+00]>
+// CHECK: %[[L:.*]] = peft.multi_lora ["first", "second", ""] %[[XI]], %[[Y]], %[[INDEX]], %{{.*}}, %{{.*}}, %[[S]] :
+// CHECK: %[[OUT:.*]] = peft.weight "slots.fc.ia3_out" = dense<{{\[}}[1.000000e+00, 1.000000e+00], [2.000000e+00, 3.000000e+00], [1.000000e+00, 1.000000e+00]]> : tensor<3x2xf32>
+// CHECK: %[[Z:.*]] = peft.multi_ia3 ["first", "second", ""] %[[L]], %[[INDEX]], %[[OUT]]
+// CHECK: return %[[Z]]
+func.func @ia3(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x2xf32> {
   %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
+  %l0 = peft.weight "l0" = dense<[4.0, 5.0]> : tensor<2xf32>
+  %xi = peft.ia3 "second" %x, %l0 : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %y = peft.linear "fc" %xi, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %a1 = peft.weight "a1" = dense<[[1.0, 0.0]]> : tensor<1x2xf32>
+  %b1 = peft.weight "b1" = dense<[[1.0], [2.0]]> : tensor<2x1xf32>
+  %l1 = peft.lora "first" %x, %y, %a1, %b1 {scale = 2.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  %l = peft.weight "l" = dense<[[2.0], [3.0]]> : tensor<2x1xf32>
+  %z = peft.ia3 "second" %l1, %l : (tensor<3x2xf32>, tensor<2x1xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// Another method than LoRA and IA3 cannot share the batch.
+func.func @dora(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
   %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
-  %l = peft.weight "l" = dense<2.0> : tensor<2xf32>
-  // expected-error @+1 {{adapter 'first' on module 'fc': IA3 cannot share a batch with other adapters; --mode multi takes LoRA adapters}}
-  %z = peft.ia3 "first" %y, %l : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
+  %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
+  %m = peft.weight "m" = dense<1.0> : tensor<2xf32>
+  // expected-error @+1 {{adapter 'first' on module 'fc': DoRA cannot share a batch with other adapters; --mode multi takes LoRA and IA3 adapters}}
+  %z = peft.dora "first" %x, %y, %w, %a, %b, %m {scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// An adapter on something other than a layer (here a layer norm's SSF)
+// would apply to every row.
+func.func @ssf(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %g = peft.weight "g" = dense<1.0> : tensor<2xf32>
+  %n = peft.layer_norm "norm" %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f32} : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  // expected-error @+1 {{adapter 'first' on module 'norm': SSF cannot share a batch with other adapters; --mode multi takes LoRA and IA3 adapters on linear layers}}
+  %z = peft.ssf "first" %n, %g, %g {channel_dim = 1 : i64} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   return %z : tensor<3x2xf32>
 }
 

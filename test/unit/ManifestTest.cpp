@@ -71,14 +71,15 @@ TEST(PanelLayout, RefusesALayoutThatDoesNotFitTheWeight) {
   EXPECT_EQ(error, "'weights[0].panels.tile' is not an integer in [1, 1024]");
 }
 
-/// Two adapter slots of rank capacity 4 on one layer (in 8, out 6).
+/// Two adapter slots of rank capacity 4 on one layer (in 8, out 6), with
+/// IA3 vectors on its input and output.
 Manifest slottedManifest() {
   Manifest manifest = packedManifest();
-  manifest.weights = {{"s.a", "F32", {2, 4, 8}},
-                      {"s.b", "F32", {2, 6, 4}},
-                      {"s.scales", "F32", {2}},
-                      {"s.bias", "F32", {2, 6}}};
-  manifest.slots = ManifestSlots{2, 4, {"first", ""}, {{"fc", "s.a", "s.b", "s.scales", "s.bias"}}};
+  manifest.weights = {{"s.a", "F32", {2, 4, 8}},    {"s.b", "F32", {2, 6, 4}},
+                      {"s.scales", "F32", {2}},     {"s.bias", "F32", {2, 6}},
+                      {"s.ia3_in", "F32", {2, 8}}, {"s.ia3_out", "F32", {2, 6}}};
+  manifest.slots = ManifestSlots{
+      2, 4, {"first", ""}, {{"fc", "s.a", "s.b", "s.scales", "s.bias", "s.ia3_in", "s.ia3_out"}}};
   return manifest;
 }
 
@@ -93,12 +94,18 @@ TEST(ManifestSlots, RoundTripThroughTheManifest) {
   ASSERT_EQ(read.slots->layers.size(), 1u);
   EXPECT_EQ(read.slots->layers[0].module, "fc");
   EXPECT_EQ(read.slots->layers[0].loraBias, "s.bias");
+  EXPECT_EQ(read.slots->layers[0].ia3In, "s.ia3_in");
+  EXPECT_EQ(read.slots->layers[0].ia3Out, "s.ia3_out");
 }
 
 TEST(ManifestSlots, RefusesWeightsNotShapedAsTheSlots) {
   Manifest manifest = slottedManifest(), read;
   manifest.weights[0].shape = {2, 5, 8}; // Capacity 5, not 4.
   std::string error;
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'adapter_slots.layers[0]' does not name F32 weights shaped as the slots");
+  manifest = slottedManifest();
+  manifest.weights[4].shape = {2, 6}; // IA3 on the input: 8 features, not 6.
   EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
   EXPECT_EQ(error, "'adapter_slots.layers[0]' does not name F32 weights shaped as the slots");
   manifest = slottedManifest();

@@ -171,11 +171,19 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
     capacity = batched.getRankCapacity();
     filled = llvm::count_if(batched.getAdapters().getAsValueRange<mlir::StringAttr>(),
                             [](llvm::StringRef name) { return !name.empty(); });
-    auto layer = batched.getBase().getDefiningOp<peft::AdaptableLayer>();
+  });
+  // (Each slot's name on each layer: the adapters attached to it are looked up.)
+  auto markSlots = [&](mlir::ArrayAttr names, peft::AdaptableLayer layer, llvm::StringRef method) {
     std::string path = layer ? layer.getModulePath().str() : std::string();
-    for (auto [slot, name] : llvm::enumerate(batched.getAdapters().getAsValueRange<mlir::StringAttr>()))
+    for (auto [slot, name] : llvm::enumerate(names.getAsValueRange<mlir::StringAttr>()))
       if (!name.empty())
-        left[{path, name.str(), "LoRA"}] = "slot " + std::to_string(slot) + " (--mode multi)";
+        left[{path, name.str(), method.str()}] = "slot " + std::to_string(slot) + " (--mode multi)";
+  };
+  module.walk([&](peft::MultiLoraOp op) {
+    markSlots(op.getAdapters(), op.getLayer(), "LoRA");
+  });
+  module.walk([&](peft::MultiIa3Op op) {
+    markSlots(op.getAdapters(), op.getLayer(), "IA3");
   });
   llvm::sort(attached, [](const AdapterUse &l, const AdapterUse &r) {
     return std::tie(l.module, l.adapter) < std::tie(r.module, r.adapter);
@@ -318,12 +326,21 @@ static std::optional<peft::ManifestSlots> describeSlots(mlir::ModuleOp module) {
       for (llvm::StringRef name : batched.getAdapters().getAsValueRange<mlir::StringAttr>())
         slots->filled.push_back(name.str());
     }
-    auto layer = batched.getBase().getDefiningOp<peft::AdaptableLayer>();
+    peft::AdaptableLayer layer = batched.getLayer();
     slots->layers.push_back({layer ? layer.getModulePath().str() : std::string(),
                              weightName(batched.getLoraA()), weightName(batched.getLoraB()),
                              weightName(batched.getScales()),
                              batched.getLoraBias() ? weightName(batched.getLoraBias())
                                                    : std::string()});
+  });
+  // IA3 vectors, on the layers that have LoRA slots.
+  module.walk([&](peft::MultiIa3Op scaling) {
+    peft::AdaptableLayer layer = scaling.getLayer();
+    if (!slots || !layer)
+      return;
+    for (peft::ManifestSlots::Layer &entry : slots->layers)
+      if (entry.module == layer.getModulePath())
+        (scaling.scalesInput() ? entry.ia3In : entry.ia3Out) = weightName(scaling.getScales());
   });
   return slots;
 }

@@ -1,9 +1,10 @@
-//===- MultiLoraToLinalg.cpp - Per-row adapters as gathers and GEMMs -------===//
+//===- MultiAdaptersToLinalg.cpp - Per-row adapters as gathers and GEMMs ---===//
 //
-// peft.multi_lora, rows of a batch using different adapter slots: each row's
+// Rows of a batch using different adapter slots. peft.multi_lora: each row's
 // slot factors gathered ([batch, R, in], [batch, out, R]), then two batched
 // GEMMs over the rows, the shrink scaled per row by its slot's scale (0 for
 // a row without an adapter), added to the base in the compute type.
+// peft.multi_ia3: each row's features times its slot's vector.
 //===----------------------------------------------------------------------===//
 #include "lowering/Passes.h"
 
@@ -40,6 +41,40 @@ static Value asBatchOfRows(OpBuilder &builder, Location loc, Value value, Value 
   for (int64_t d = 1; d < rank - 1; ++d)
     groups[1].push_back(d);
   return tensor::CollapseShapeOp::create(builder, loc, value, groups);
+}
+
+/// `value` ([batch, rows, features], asBatchOfRows) back in the shape of
+/// `like`: [batch·rows, features] collapsed, or the middle dimensions
+/// expanded again.
+static Value inShapeOf(OpBuilder &builder, Location loc, Value value, Value like) {
+  auto likeType = cast<RankedTensorType>(like.getType());
+  int64_t rank = likeType.getRank();
+  auto shaped = RankedTensorType::get(likeType.getShape(),
+                                      cast<RankedTensorType>(value.getType()).getElementType());
+  if (rank == 2)
+    return tensor::CollapseShapeOp::create(builder, loc, shaped, value,
+                                           SmallVector<ReassociationIndices>{{0, 1}, {2}});
+  if (rank == 3)
+    return value;
+  SmallVector<ReassociationIndices> groups = {{0}, {}, {rank - 1}};
+  for (int64_t d = 1; d < rank - 1; ++d)
+    groups[1].push_back(d);
+  return tensor::ExpandShapeOp::create(builder, loc, shaped, value, groups,
+                                       tensor::getMixedSizes(builder, loc, like));
+}
+
+/// A row's slot (-1 reads slot 0, which the caller neutralizes) as an index.
+static Value slotOf(OpBuilder &builder, Location loc, Value raw) {
+  Value wide = arith::IndexCastOp::create(builder, loc, builder.getIndexType(), raw);
+  Value zero = arith::ConstantIndexOp::create(builder, loc, 0);
+  return arith::MaxSIOp::create(builder, loc, wide, zero);
+}
+
+/// Whether a row's raw index is -1 (or below): no adapter.
+static Value noSlot(OpBuilder &builder, Location loc, Value raw) {
+  return arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::slt, raw,
+                               arith::ConstantOp::create(builder, loc,
+                                                         builder.getZeroAttr(raw.getType())));
 }
 
 static Value floatConstant(OpBuilder &builder, Location loc, Type type, double value) {
@@ -85,12 +120,6 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
         exprs.push_back(getAffineDimExpr(d, context));
       return AffineMap::get(dims, 0, exprs, context);
     };
-    // A row's slot (-1 reads slot 0, scaled by 0) as an index.
-    auto slotOf = [&](OpBuilder &nested, Location at, Value raw) -> Value {
-      Value wide = arith::IndexCastOp::create(nested, at, nested.getIndexType(), raw);
-      Value zero = arith::ConstantIndexOp::create(nested, at, 0);
-      return arith::MaxSIOp::create(nested, at, wide, zero);
-    };
 
     // Each row's scale: its slot's, or 0 without one.
     Value scales = castElements(rewriter, loc, op.getScales(), type);
@@ -102,9 +131,7 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
             [&](OpBuilder &nested, Location at, ValueRange args) {
               Value slot = slotOf(nested, at, args[0]);
               Value scale = tensor::ExtractOp::create(nested, at, scales, ValueRange{slot});
-              Value none = arith::CmpIOp::create(
-                  nested, at, arith::CmpIPredicate::slt, args[0],
-                  arith::ConstantOp::create(nested, at, nested.getZeroAttr(args[0].getType())));
+              Value none = noSlot(nested, at, args[0]);
               Value zero = floatConstant(nested, at, type, 0.0);
               linalg::YieldOp::create(nested, at,
                                       ValueRange{arith::SelectOp::create(nested, at, none, zero,
@@ -186,28 +213,54 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                          nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
                    })
                    .getResult(0);
-    // Back to the base's shape and type: [batch·rows, out] collapsed, or the
-    // middle dimensions expanded again.
-    auto resultType = op.getType();
-    int64_t rank = resultType.getRank();
-    auto shaped = RankedTensorType::get(resultType.getShape(), type);
-    if (rank == 2) {
-      result = tensor::CollapseShapeOp::create(rewriter, loc, shaped, result,
-                                               SmallVector<ReassociationIndices>{{0, 1}, {2}});
-    } else if (rank > 3) {
-      SmallVector<ReassociationIndices> groups = {{0}, {}, {rank - 1}};
-      for (int64_t d = 1; d < rank - 1; ++d)
-        groups[1].push_back(d);
-      result = tensor::ExpandShapeOp::create(rewriter, loc, shaped, result, groups,
-                                             tensor::getMixedSizes(rewriter, loc, op.getBase()));
-    }
-    rewriter.replaceOp(op, castElements(rewriter, loc, result, resultType.getElementType()));
+    // Back to the base's shape and type.
+    result = inShapeOf(rewriter, loc, result, op.getBase());
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));
+    return success();
+  }
+};
+
+struct LowerMultiIa3 : OpRewritePattern<MultiIa3Op> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MultiIa3Op op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    MLIRContext *context = op.getContext();
+    Type type = computeTypeOf(op.getType().getElementType());
+    Value index = op.getIndex();
+    Value batchSize = tensor::DimOp::create(rewriter, loc, index, 0);
+    Value x = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, op.getInput(), type),
+                            batchSize);
+    Value scales = castElements(rewriter, loc, op.getScales(), type);
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto identity = AffineMap::getMultiDimIdentityMap(3, context);
+    auto batchOnly = AffineMap::get(3, 0, {getAffineDimExpr(0, context)}, context);
+    auto parallel = utils::IteratorType::parallel;
+    // result[b, t, c] = x[b, t, c] · scales[slot of b, c], or x without one.
+    Value result =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{xType}, ValueRange{x, index},
+            ValueRange{emptyLike(rewriter, loc, xType.getShape(), type, x, {0, 1, 2})},
+            ArrayRef<AffineMap>{identity, batchOnly, identity},
+            ArrayRef{parallel, parallel, parallel},
+            [&](OpBuilder &nested, Location at, ValueRange args) {
+              Value c = linalg::IndexOp::create(nested, at, 2);
+              Value scale = tensor::ExtractOp::create(
+                  nested, at, scales, ValueRange{slotOf(nested, at, args[1]), c});
+              Value one = floatConstant(nested, at, type, 1.0);
+              scale = arith::SelectOp::create(nested, at, noSlot(nested, at, args[1]), one, scale);
+              linalg::YieldOp::create(
+                  nested, at, ValueRange{arith::MulFOp::create(nested, at, args[0], scale)});
+            })
+            .getResult(0);
+    result = inShapeOf(rewriter, loc, result, op.getInput());
+    rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));
     return success();
   }
 };
 
 } // namespace
 
-void peft::populateMultiLoraToLinalgPatterns(RewritePatternSet &patterns) {
-  patterns.add<LowerMultiLora>(patterns.getContext());
+void peft::populateMultiAdaptersToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerMultiLora, LowerMultiIa3>(patterns.getContext());
 }
