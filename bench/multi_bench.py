@@ -32,6 +32,8 @@ import sys
 
 import numpy as np
 
+from adapter_copies import alpha_copies
+
 def run(command):
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -64,17 +66,9 @@ def main():
     os.makedirs(work)
 
     # N adapters: the model's, each with its own lora_alpha (so its own scale).
-    source = os.path.join(args.model, "adapter")
-    with open(os.path.join(source, "adapter_config.json")) as f:
-        config = json.load(f)
-    specs = []
-    for i in range(args.adapters):
-        directory = os.path.join(work, f"adapter{i}")
-        os.makedirs(directory)
-        shutil.copy(os.path.join(source, "adapter_model.safetensors"), directory)
-        with open(os.path.join(directory, "adapter_config.json"), "w") as f:
-            json.dump(dict(config, lora_alpha=config["lora_alpha"] * (1 + i / 100)), f)
-        specs.append(f"{directory}=a{i}")
+    directories = alpha_copies(os.path.join(args.model, "adapter"), work, args.adapters,
+                               alpha_step=0.01)
+    specs = [f"{directory}=a{i}" for i, directory in enumerate(directories)]
 
     peftc = os.path.join(args.bin, "peftc")
     model = os.path.join(args.model, "model.onnx")

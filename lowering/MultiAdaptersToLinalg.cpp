@@ -189,10 +189,19 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                   nested, at, ValueRange{arith::MulFOp::create(nested, at, args[0], args[1])});
             })
             .getResult(0);
-    // result[b, t, o] = base[b, t, o] + Σ_r down[b, t, r] · Bᵀ[b, r, o].
+    // result[b, t, o] = base[b, t, o] + Σ_r down[b, t, r] · Bᵀ[b, r, o];
+    // with DoRA slots, the update alone (base rescaled below).
+    Value doraScales = castElements(rewriter, loc, op.getDoraScales(), type);
+    Value start = base;
+    if (doraScales)
+      start = linalg::FillOp::create(rewriter, loc,
+                                     ValueRange{floatConstant(rewriter, loc, type, 0.0)},
+                                     ValueRange{emptyLike(rewriter, loc, baseType.getShape(), type,
+                                                          base, {0, 1, 2})})
+                  .getResult(0);
     Value result = linalg::GenericOp::create(
                        rewriter, loc, TypeRange{baseType}, ValueRange{scaled, rowB},
-                       ValueRange{base},
+                       ValueRange{start},
                        ArrayRef<AffineMap>{map(4, {0, 1, 3}), map(4, {0, 3, 2}),
                                            map(4, {0, 1, 2})},
                        ArrayRef{parallel, parallel, parallel, reduction}, multiplyAdd)
@@ -213,6 +222,36 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                          nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
                    })
                    .getResult(0);
+    // DoRA: base + (n − 1)·(base − layer bias) + n·update, n = dora_scales
+    // of the row's slot (1 without one).
+    if (doraScales) {
+      Value layerBias = castElements(rewriter, loc, op.getLayerBias(), type);
+      result = linalg::GenericOp::create(
+                   rewriter, loc, TypeRange{baseType}, ValueRange{base, result, index},
+                   ValueRange{emptyLike(rewriter, loc, baseType.getShape(), type, base, {0, 1, 2})},
+                   ArrayRef<AffineMap>{map(3, {0, 1, 2}), map(3, {0, 1, 2}), map(3, {0}),
+                                       map(3, {0, 1, 2})},
+                   ArrayRef{parallel, parallel, parallel},
+                   [&](OpBuilder &nested, Location at, ValueRange args) {
+                     Value o = linalg::IndexOp::create(nested, at, 2);
+                     Value n = tensor::ExtractOp::create(
+                         nested, at, doraScales, ValueRange{slotOf(nested, at, args[2]), o});
+                     Value one = floatConstant(nested, at, type, 1.0);
+                     n = arith::SelectOp::create(nested, at, noSlot(nested, at, args[2]), one, n);
+                     Value unbiased = args[0];
+                     if (layerBias)
+                       unbiased = arith::SubFOp::create(
+                           nested, at, unbiased,
+                           tensor::ExtractOp::create(nested, at, layerBias, ValueRange{o}));
+                     Value rescale = arith::MulFOp::create(
+                         nested, at, arith::SubFOp::create(nested, at, n, one), unbiased);
+                     Value update = arith::MulFOp::create(nested, at, n, args[1]);
+                     Value sum = arith::AddFOp::create(
+                         nested, at, args[0], arith::AddFOp::create(nested, at, rescale, update));
+                     linalg::YieldOp::create(nested, at, ValueRange{sum});
+                   })
+                   .getResult(0);
+    }
     // Back to the base's shape and type.
     result = inShapeOf(rewriter, loc, result, op.getBase());
     rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));

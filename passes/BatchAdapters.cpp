@@ -7,6 +7,7 @@
 #include "passes/Passes.h"
 
 #include "frontends/adapters/HfPeftAdapter.h"
+#include "support/LowRank.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
@@ -93,14 +94,16 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
                              layer.getModulePath() + "': ")
                                 .str();
         auto lora = dyn_cast<LoraOp>(op);
-        if (!lora && !isa<Ia3Op>(op)) {
+        auto dora = dyn_cast<DoraOp>(op);
+        if (!lora && !dora && !isa<Ia3Op>(op)) {
           op->emitError(where) << adapter.getMethod()
                                << " cannot share a batch with other adapters; --mode multi "
-                                  "takes LoRA and IA3 adapters";
+                                  "takes LoRA, DoRA and IA3 adapters";
           return WalkResult::interrupt();
         }
+        Value loraInput = lora ? lora.getInput() : dora ? dora.getInput() : Value();
         if (!isa<LinearOp>(layer) ||
-            (lora && lora.getInput() != layer.getInput() && lora.getInput() != rawInput)) {
+            (loraInput && loraInput != layer.getInput() && loraInput != rawInput)) {
           op->emitError(where) << "--mode multi takes adapters on linear layers only";
           return WalkResult::interrupt();
         }
@@ -108,13 +111,14 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
           op->emitError(where) << "not among the adapters filling the slots";
           return WalkResult::interrupt();
         }
-        if (lora && maxRank && lora.getRank() > maxRank) {
-          op->emitError(where) << "rank " << lora.getRank() << " is above --max-rank "
+        int64_t rank = adapter.getAdapterRank();
+        if (loraInput && maxRank && rank > maxRank) {
+          op->emitError(where) << "rank " << rank << " is above --max-rank "
                                << static_cast<int64_t>(maxRank);
           return WalkResult::interrupt();
         }
-        if (lora)
-          capacity = std::max<int64_t>(capacity, lora.getRank());
+        if (loraInput)
+          capacity = std::max<int64_t>(capacity, rank);
       }
       bool named = !modules.empty() && slotModules.targets(layer.getModulePath().str());
       if (named && !isa<LinearOp>(layer)) {
@@ -144,7 +148,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
       adapter->emitError("adapter '")
           << adapter.getAdapterName() << "' on module '" << adaptedModulePath(adapter)
           << "': " << adapter.getMethod()
-          << " cannot share a batch with other adapters; --mode multi takes LoRA and IA3 "
+          << " cannot share a batch with other adapters; --mode multi takes LoRA, DoRA and IA3 "
              "adapters on linear layers";
       return WalkResult::interrupt();
     });
@@ -213,14 +217,9 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     std::string prefix = "slots." + layer.getModulePath().str();
     SmallVector<StringRef> names(adapters.begin(), adapters.end());
     names.resize(slotCount, "");
-    SmallVector<LoraOp> loras;
-    SmallVector<Operation *> outputIa3;
-    for (Operation *op : found.output) {
-      if (auto lora = dyn_cast<LoraOp>(op))
-        loras.push_back(lora);
-      else
-        outputIa3.push_back(op);
-    }
+    SmallVector<Operation *> lowRank, outputIa3; // LoRA and DoRA; IA3.
+    for (Operation *op : found.output)
+      (isa<Ia3Op>(op) ? outputIa3 : lowRank).push_back(op);
 
     // The input's IA3s, for this layer alone.
     if (!found.inputIa3.empty()) {
@@ -253,34 +252,61 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     factors.b.assign(slotCount * out * capacity, 0.0f);
     factors.scales.assign(slotCount, 0.0f);
     factors.bias.assign(slotCount * out, 0.0f);
-    for (LoraOp lora : loras) {
-      int64_t slot = slotOf(lora);
-      auto a = lora.getLoraA().getDefiningOp<WeightOp>();
-      auto b = lora.getLoraB().getDefiningOp<WeightOp>();
-      auto bias = lora.getLoraBias() ? lora.getLoraBias().getDefiningOp<WeightOp>() : WeightOp();
-      if (!a || !b || (lora.getLoraBias() && !bias))
-        return lora.emitError("adapter '")
-               << lora.getAdapter() << "' on module '" << layer.getModulePath()
-               << "': its weights are not constant";
+    // DoRA: each slot's m / ‖W + s·B·A‖ per output, ones elsewhere.
+    std::vector<float> doraScales;
+    Value layerBias;
+    for (Operation *op : lowRank) {
+      auto lora = dyn_cast<LoraOp>(op);
+      auto dora = dyn_cast<DoraOp>(op);
+      int64_t slot = slotOf(op);
+      std::string where = ("adapter '" + cast<AdapterOp>(op).getAdapterName() + "' on module '" +
+                           layer.getModulePath() + "': ")
+                              .str();
+      Value aValue = lora ? lora.getLoraA() : dora.getLoraA();
+      Value bValue = lora ? lora.getLoraB() : dora.getLoraB();
+      auto a = aValue.getDefiningOp<WeightOp>();
+      auto b = bValue.getDefiningOp<WeightOp>();
+      auto bias = lora && lora.getLoraBias() ? lora.getLoraBias().getDefiningOp<WeightOp>()
+                                             : WeightOp();
+      if (!a || !b || (lora && lora.getLoraBias() && !bias))
+        return op->emitError(where) << "its weights are not constant";
       auto aValues = a.readFloat32(), bValues = b.readFloat32();
       if (!aValues || !bValues)
-        return lora.emitError(
+        return op->emitError(
             llvm::toString(!aValues ? aValues.takeError() : bValues.takeError()));
-      int64_t rank = lora.getRank();
+      int64_t rank = cast<AdapterOp>(op).getAdapterRank();
+      float scale = (lora ? lora.getScale() : dora.getScale()).convertToFloat();
       for (int64_t r = 0; r < rank; ++r)
         std::copy_n(aValues->begin() + r * in, in,
                     factors.a.begin() + (slot * capacity + r) * in);
       for (int64_t o = 0; o < out; ++o)
         std::copy_n(bValues->begin() + o * rank, rank,
                     factors.b.begin() + (slot * out + o) * capacity);
-      factors.scales[slot] = lora.getScale().convertToFloat();
+      factors.scales[slot] = scale;
       if (bias) {
         auto biasValues = bias.readFloat32();
         if (!biasValues)
-          return lora.emitError(llvm::toString(biasValues.takeError()));
+          return op->emitError(llvm::toString(biasValues.takeError()));
         std::copy(biasValues->begin(), biasValues->end(), factors.bias.begin() + slot * out);
         factors.anyBias = true;
       }
+      if (!dora)
+        continue;
+      auto weight = dora.getWeight().getDefiningOp<WeightOp>();
+      auto magnitude = dora.getMagnitude().getDefiningOp<WeightOp>();
+      if (!weight || !magnitude)
+        return op->emitError(where) << "its weights are not constant";
+      auto wValues = weight.readFloat32();
+      auto mValues = magnitude.readFloat32();
+      if (!wValues || !mValues)
+        return op->emitError(llvm::toString(!wValues ? wValues.takeError() : mValues.takeError()));
+      bool inOut = dora.getWeightInOut();
+      addLowRankProduct(wValues->data(), inOut, *aValues, *bValues, rank, in, out, scale);
+      std::vector<float> n = magnitudeOverNorm(wValues->data(), inOut, *mValues, in, out);
+      if (doraScales.empty())
+        doraScales.assign(slotCount * out, 1.0f);
+      std::copy(n.begin(), n.end(), doraScales.begin() + slot * out);
+      layerBias = dora.getBias();
     }
     FailureOr<std::vector<float>> outputVectors =
         outputIa3.empty() ? FailureOr<std::vector<float>>(std::vector<float>())
@@ -302,12 +328,16 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     Value bias = factors.anyBias ? createComputedWeight(builder, loc, prefix + ".lora_bias",
                                                         {slotCount, out}, factors.bias)
                                  : Value();
+    Value dora = doraScales.empty() ? Value()
+                                    : createComputedWeight(builder, loc, prefix + ".dora_scales",
+                                                           {slotCount, out}, doraScales);
     // A row uses one slot, so LoRA rows have IA3 vectors of ones and IA3
     // rows LoRA scales of 0: the order of the two does not matter.
     Value base = layer->getResult(0);
     Value result = MultiLoraOp::create(builder, loc, base.getType(),
                                        builder.getStrArrayAttr(names), layer.getInput(), base,
-                                       index, a, b, scales, bias);
+                                       index, a, b, scales, bias, dora,
+                                       dora ? layerBias : Value());
     if (!outputIa3.empty()) {
       Value vectors = createComputedWeight(builder, loc, prefix + ".ia3_out", {slotCount, out},
                                            *outputVectors);

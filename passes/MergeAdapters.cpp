@@ -1,6 +1,8 @@
 //===- MergeAdapters.cpp - Fold adapters into base weights ------------------===//
 #include "passes/Passes.h"
 
+#include "support/LowRank.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -68,51 +70,6 @@ void scaleWeight(float *weight, bool inOut, bool perOutput, ArrayRef<float> scal
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < columns; ++c)
       weight[r * columns + c] *= scales[scaleRows ? r : c];
-}
-
-/// m[o] / ‖W[o, :]‖ for every output o of an [out, in] (or [in, out]) weight.
-std::vector<float> magnitudeOverNorm(const float *weight, bool inOut, ArrayRef<float> magnitude,
-                                     int64_t in, int64_t out) {
-  std::vector<double> squares(out, 0.0);
-  for (int64_t r = 0; r < (inOut ? in : out); ++r)
-    for (int64_t c = 0; c < (inOut ? out : in); ++c) {
-      double value = weight[r * (inOut ? out : in) + c];
-      squares[inOut ? c : r] += value * value;
-    }
-  std::vector<float> factors(out);
-  for (int64_t o = 0; o < out; ++o)
-    factors[o] = magnitude[o] / static_cast<float>(std::sqrt(squares[o]));
-  return factors;
-}
-
-/// Adds scale·B·A to `weight`, which is [out, in], or [in, out] when `inOut`.
-/// Loops are ordered so that the innermost one runs over contiguous memory.
-void addLowRankProduct(float *weight, bool inOut, ArrayRef<float> a,
-                       ArrayRef<float> b, int64_t rank, int64_t in, int64_t out,
-                       float scale) {
-  if (!inOut) { // W[o, i] += Σ_r (s·B[o, r])·A[r, i]
-    for (int64_t o = 0; o < out; ++o)
-      for (int64_t r = 0; r < rank; ++r) {
-        float factor = scale * b[o * rank + r];
-        const float *row = &a[r * in];
-        float *target = weight + o * in;
-        for (int64_t i = 0; i < in; ++i)
-          target[i] += factor * row[i];
-      }
-    return;
-  }
-  std::vector<float> scaledBt(rank * out); // (s·B)ᵀ: [r, out]
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t r = 0; r < rank; ++r)
-      scaledBt[r * out + o] = scale * b[o * rank + r];
-  for (int64_t i = 0; i < in; ++i) // W[i, o] += Σ_r A[r, i]·(s·B)ᵀ[r, o]
-    for (int64_t r = 0; r < rank; ++r) {
-      float factor = a[r * in + i];
-      const float *row = &scaledBt[r * out];
-      float *target = weight + i * out;
-      for (int64_t o = 0; o < out; ++o)
-        target[o] += factor * row[o];
-    }
 }
 
 /// `lhs · rhs` for row-major [m, k] and [k, n] matrices.

@@ -67,7 +67,7 @@ def MergeAdapters : Pass<"peft-merge-adapters", "mlir::ModuleOp"> {
 }
 
 def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
-  let summary = "Put the LoRAs and IA3s on each linear layer into slots each row of a batch picks from";
+  let summary = "Put the LoRA, DoRA and IA3 adapters on each linear layer into slots each row of a batch picks from";
   let description = [{
     `--mode multi`: one artifact serves many adapters at once. The entry
     function gets one more argument, `adapter_index` (`[batch]`, i64): row i
@@ -79,8 +79,10 @@ def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
     The chain of `peft.lora` ops on each linear layer becomes one
     `peft.multi_lora` whose factors are the slots' stacked, zero-padded to
     the capacity (a slot whose adapter does not adapt the layer is zeros),
-    with each slot's scale and, when one has it, `lora_bias`. The layer's
-    `peft.ia3` ops become a `peft.multi_ia3` on its output, and those on its
+    with each slot's scale and, when one has it, `lora_bias`. A `peft.dora`
+    fills its slot the same way, and its `m / ‖W + s·B·A‖` per output goes
+    into the op's `dora_scales` (ones in other slots), computed here from
+    the constant weights. The layer's `peft.ia3` ops become a `peft.multi_ia3` on its output, and those on its
     own input (feed-forward modules) one there, their vectors stacked (ones
     where a slot scales nothing).
 
@@ -90,7 +92,7 @@ def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
     when `slots` and `max-rank` size the slots.
 
     Refused, naming the adapter and module: an adapter not among `adapters`,
-    another method than LoRA and IA3 (DoRA, LoHa, SSF, ...), an adapter on a
+    another method than LoRA, DoRA and IA3 (LoHa, LoKr, SSF, ...), an adapter on a
     convolution, an embedding or anything but a linear layer, a rank above
     `max-rank`, more adapters than slots; a layer `modules` names that is
     not linear, and `modules` naming none.

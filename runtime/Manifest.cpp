@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 
 namespace peft {
@@ -82,6 +83,11 @@ static Json slotsToJson(const ManifestSlots &slots) {
       item["ia3_in"] = layer.ia3In;
     if (!layer.ia3Out.empty())
       item["ia3_out"] = layer.ia3Out;
+    if (!layer.doraScales.empty()) {
+      item["dora_scales"] = layer.doraScales;
+      item["weight"] = layer.weight;
+      item["weight_in_out"] = layer.weightInOut;
+    }
     layers.push_back(item);
   }
   return {{"count", slots.count},
@@ -317,6 +323,15 @@ public:
         layer.ia3In = string(entry, "ia3_in", where);
       if (entry.contains("ia3_out"))
         layer.ia3Out = string(entry, "ia3_out", where);
+      if (entry.contains("dora_scales")) {
+        layer.doraScales = string(entry, "dora_scales", where);
+        layer.weight = string(entry, "weight", where);
+        const Json *inOut = at(entry, "weight_in_out", where);
+        if (inOut && !inOut->is_boolean())
+          fail(where + ".weight_in_out", "is not true or false");
+        else if (inOut)
+          layer.weightInOut = inOut->get<bool>();
+      }
       if (failed())
         break;
       const std::vector<int64_t> *a = shapeOf(layer.loraA), *b = shapeOf(layer.loraB),
@@ -333,7 +348,22 @@ public:
         const std::vector<int64_t> *shape = name.empty() ? nullptr : shapeOf(name);
         return name.empty() || (shape && *shape == std::vector<int64_t>{slots.count, features});
       };
-      fits = fits && vectorsFit(layer.ia3In, (*a)[2]) && vectorsFit(layer.ia3Out, (*b)[1]);
+      fits = fits && vectorsFit(layer.ia3In, (*a)[2]) && vectorsFit(layer.ia3Out, (*b)[1]) &&
+             vectorsFit(layer.doraScales, (*b)[1]);
+      // The layer's weight: [out, in] or [in, out], or packed from one (the
+      // runtime reads either).
+      if (fits && !layer.doraScales.empty()) {
+        int64_t in = (*a)[2], out = (*b)[1];
+        std::vector<int64_t> expected = layer.weightInOut ? std::vector<int64_t>{in, out}
+                                                          : std::vector<int64_t>{out, in};
+        auto weight = std::find_if(weights.begin(), weights.end(), [&](const ManifestTensor &w) {
+          return w.sourceName() == layer.weight && w.dtype == "F32";
+        });
+        fits = weight != weights.end() &&
+               (weight->panels ? weight->panels->sourceShape == expected &&
+                                     weight->panels->transposed != layer.weightInOut
+                               : weight->shape == expected);
+      }
       if (!fits)
         fail(where, "does not name F32 weights shaped as the slots");
       slots.layers.push_back(std::move(layer));

@@ -85,9 +85,13 @@ struct ManifestSlots {
   /// One layer's slot weights, by their names in the artifact: lora_A
   /// [count, capacity, in], lora_B [count, out, capacity], scales [count],
   /// lora_bias [count, out], IA3 vectors on its input [count, in] and output
-  /// [count, out] (each "" when the slots have none).
+  /// [count, out], DoRA's per-output factors [count, out] (each "" when the
+  /// slots have none); with DoRA slots, the layer's weight (F32; [out, in],
+  /// [in, out] when `weightInOut`, or packed in panels), from which a DoRA
+  /// adapter loaded at run time gets its factors.
   struct Layer {
-    std::string module, loraA, loraB, scales, loraBias, ia3In, ia3Out;
+    std::string module, loraA, loraB, scales, loraBias, ia3In, ia3Out, doraScales, weight;
+    bool weightInOut = false;
   };
   int64_t count = 0, capacity = 0;
   /// The adapter compiled into each slot, "" for a free one.

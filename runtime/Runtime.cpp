@@ -18,6 +18,7 @@
 #include "runtime/Executable.h"
 #include "runtime/Manifest.h"
 #include "runtime/ThreadPool.h"
+#include "support/LowRank.h"
 #include "support/Safetensors.h"
 
 #include <algorithm>
@@ -164,6 +165,10 @@ private:
   float *rewritableWeight(WeightSet &set, const std::string &name);
   /// The index of weight `name`, or -1.
   int64_t weightIndex(const std::string &name) const;
+  /// `layer`'s base weight as `set` binds it, as a row-major [out, in]
+  /// matrix, whether stored [out, in], [in, out] or packed in panels.
+  std::vector<float> denseWeight(const WeightSet &set, const peft::ManifestSlots::Layer &layer,
+                                 int64_t in, int64_t out) const;
 
   std::mutex changing;
   mutable std::mutex publishing;
@@ -369,6 +374,27 @@ float *LoadedModel::rewritableWeight(WeightSet &set, const std::string &name) {
   return data;
 }
 
+std::vector<float> LoadedModel::denseWeight(const WeightSet &set,
+                                            const peft::ManifestSlots::Layer &layer, int64_t in,
+                                            int64_t out) const {
+  std::vector<float> dense(out * in);
+  for (size_t w = 0; w < manifest.weights.size(); ++w) {
+    const peft::ManifestTensor &info = manifest.weights[w];
+    if (info.sourceName() != layer.weight)
+      continue; // (The manifest checked that one is there, of F32.)
+    const float *data = reinterpret_cast<const float *>(set.descriptors[w].words[1]);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        int64_t at = layer.weightInOut ? i * out + o : o * in + i;
+        if (const auto &panels = info.panels) // packed[p][k][j] = W[p·tile + j][k]
+          at = ((o / panels->tile) * in + i) * panels->tile + o % panels->tile;
+        dense[o * in + i] = data[at];
+      }
+    break;
+  }
+  return dense;
+}
+
 int LoadedModel::checkSlot(int64_t slot) const {
   if (!manifest.slots)
     return failWith("the artifact has no adapter slots (compile it with --mode multi)");
@@ -398,13 +424,14 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
     scales[slot] = 0.0f;
     if (bias)
       std::fill_n(bias + slot * out, out, 0.0f);
-    // IA3 vectors of ones: the slot scales nothing.
-    for (auto [name, features] : {std::pair{&layer.ia3In, in}, std::pair{&layer.ia3Out, out}}) {
+    // IA3 vectors and DoRA factors of ones: the slot scales nothing.
+    for (auto [name, features] : {std::pair{&layer.ia3In, in}, std::pair{&layer.ia3Out, out},
+                                  std::pair{&layer.doraScales, out}}) {
       if (name->empty())
         continue;
       float *vectors = rewritableWeight(set, *name);
       if (!vectors)
-        return failWith("the artifact's IA3 slot weights of module '" + layer.module +
+        return failWith("the artifact's IA3 or DoRA slot weights of module '" + layer.module +
                         "' are not F32 weights");
       std::fill_n(vectors + slot * features, features, 1.0f);
     }
@@ -427,12 +454,11 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
   if (!adapter)
     return failWith(llvm::toString(adapter.takeError()));
   const peft::LoraConfig &config = adapter->config;
-  bool lora = config.peftType == "LORA" && !config.useDora;
-  if ((!lora && config.peftType != "IA3") || !adapter->replacedParameters.empty())
-    return failWith(directory + ": a " + (config.useDora ? std::string("DoRA") : config.peftType) +
-                    " adapter" +
+  if ((config.peftType != "LORA" && config.peftType != "IA3") ||
+      !adapter->replacedParameters.empty())
+    return failWith(directory + ": a " + config.peftType + " adapter" +
                     (adapter->replacedParameters.empty() ? "" : " that saves whole parameters") +
-                    " cannot fill a slot (LoRA and IA3 adapters do)");
+                    " cannot fill a slot (LoRA, DoRA and IA3 adapters do)");
   auto layerOf = [&](const std::string &module) {
     return std::find_if(slots.layers.begin(), slots.layers.end(),
                         [&](const auto &l) { return l.module == module; });
@@ -483,6 +509,9 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
                       std::to_string(in) + ", out " + std::to_string(out) + ")");
     if (!module.tensorBias.empty() && layer->loraBias.empty())
       return failWith(where + " has lora_bias, which this artifact's slots do not hold");
+    if (!module.tensorMagnitude.empty() && layer->doraScales.empty())
+      return failWith(where + " is DoRA, and this artifact has no DoRA slot there (slots for "
+                              "DoRA are where a compiled-in DoRA adapter adapts)");
     byModule[module.modulePath] = &module;
   }
   // Every layer's slot: zeros (IA3: ones), then the adapter's factors
@@ -517,6 +546,15 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       if (!layer.loraBias.empty() && !module.tensorBias.empty()) {
         std::vector<float> biasValues = module.bias.toFloat32();
         std::copy(biasValues.begin(), biasValues.end(), data(layer.loraBias) + slot * out);
+      }
+      if (!module.tensorMagnitude.empty()) {
+        // DoRA: m / ‖W + s·B·A‖ per output, W as this set binds it.
+        std::vector<float> weight = denseWeight(set, layer, in, out);
+        peft::addLowRankProduct(weight.data(), /*inOut=*/false, aValues, bValues, rank, in, out,
+                                static_cast<float>(module.scale));
+        std::vector<float> n = peft::magnitudeOverNorm(weight.data(), /*inOut=*/false,
+                                                       module.magnitude.toFloat32(), in, out);
+        std::copy(n.begin(), n.end(), data(layer.doraScales) + slot * out);
       }
     }
     set.slotAdapters[slot] = directory;

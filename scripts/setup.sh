@@ -12,6 +12,9 @@ packages=(
   libgtest-dev
   python3-numpy python3-onnx libonnx-testdata
   python3-torch python3-venv
+  # Debian's torch calls the BLAS the system provides: OpenBLAS rather than
+  # the reference one, so that torch timings in bench/ are a fair reference.
+  libopenblas0-pthread
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -714,6 +714,20 @@ LogicalResult MultiLoraOp::verify() {
       return error() << "lora_bias " << describeShape(bias) << " must be [slots, out] of lora_B "
                      << describeShape(getLoraB());
   }
+  if (Value dora = getDoraScales()) {
+    auto type = cast<RankedTensorType>(dora.getType());
+    if (type.getRank() != 2 || !type.getElementType().isF32() ||
+        differ(type.getDimSize(0), slots) || differ(type.getDimSize(1), b.getDimSize(1)))
+      return error() << "dora_scales " << describeShape(dora)
+                     << " must be f32 [slots, out] of lora_B " << describeShape(getLoraB());
+  }
+  if (Value layerBias = getLayerBias()) {
+    if (!getDoraScales())
+      return error() << "layer_bias without dora_scales: only DoRA reads the layer's bias";
+    if (!isVectorOf(layerBias, b.getDimSize(1)))
+      return error() << "layer_bias " << describeShape(layerBias) << " must be [out] of lora_B "
+                     << describeShape(getLoraB());
+  }
   return success();
 }
 

@@ -254,7 +254,8 @@ def Peft_LoraOp : Peft_Op<"lora", [Pure, AllTypesMatch<["base", "result"]>,
   let hasFolder = 1;
 }
 
-def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AllTypesMatch<["base", "result"]>]> {
+def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
+    AllTypesMatch<["base", "result"]>]> {
   let summary = "Many LoRA adapters on one linear layer, each row of a batch picking its own";
   let description = [{
     The layer's LoRA update for a batch whose rows use different adapters, as
@@ -272,6 +273,13 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AllTypesMatch<["base", "resu
     `result[i] = base[i] + scales[s] · ((input[i] · A[s]ᵀ) · B[s]ᵀ + lora_bias[s])`,
     `s = index[i]`, and `result[i] = base[i]` where `s` is -1.
 
+    With `dora_scales` (`[N, out]`), slots may hold DoRA adapters: each is
+    `n = magnitude / ‖W + scale · B·A‖` per output (1 in slots that are not
+    DoRA), and with `layer_bias` the layer's bias `b`, which DoRA leaves
+    unscaled (`peft.dora`):
+
+    `result[i] = base[i] + (n[s] − 1) ⊙ (base[i] − b) + n[s] ⊙ scales[s] · (input[i] · A[s]ᵀ) · B[s]ᵀ`.
+
     `adapters` names each slot's adapter ("" when empty or filled at run
     time). Every row computes over the slots' full capacity `R`: rows of
     lower-rank adapters cost `R / r` times what their own rank needs, the
@@ -286,11 +294,14 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AllTypesMatch<["base", "resu
   let arguments = (ins StrArrayAttr:$adapters, AnyRankedTensor:$input, AnyRankedTensor:$base,
                        AnyRankedTensor:$index, AnyRankedTensor:$lora_a,
                        AnyRankedTensor:$lora_b, AnyRankedTensor:$scales,
-                       Optional<AnyRankedTensor>:$lora_bias);
+                       Optional<AnyRankedTensor>:$lora_bias,
+                       Optional<AnyRankedTensor>:$dora_scales,
+                       Optional<AnyRankedTensor>:$layer_bias);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $adapters $input `,` $base `,` $index `,` $lora_a `,` $lora_b `,` $scales
-    (`,` `bias` $lora_bias^)? attr-dict `:` functional-type(operands, results)
+    (`,` `bias` $lora_bias^)? (`,` `dora` $dora_scales^)? (`,` `layer_bias` $layer_bias^)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
     /// The number of slots.

@@ -61,15 +61,35 @@ func.func @ia3(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}
 
 // -----
 
-// Another method than LoRA and IA3 cannot share the batch.
-func.func @dora(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+// DoRA shares the batch: its factors fill its slot like a LoRA's, and
+// dora_scales holds m / ‖W + s·B·A‖ per output in its slot (1 elsewhere):
+// here ‖[2, 2]‖ = 2√2 for both rows, m = 1. The layer's bias, which DoRA
+// leaves unscaled, comes along.
+// CHECK-LABEL: func.func @dora
+// CHECK: %[[BIAS:.*]] = peft.weight "fc.bias"
+// CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %{{.*}}, %[[BIAS]]
+// CHECK: %[[N:.*]] = peft.weight "slots.fc.dora_scales" = dense<{{\[}}[1.000000e+00, 1.000000e+00], [0.353553{{[0-9]*}}, 0.353553{{[0-9]*}}], [1.000000e+00, 1.000000e+00]]> : tensor<3x2xf32>
+// CHECK: peft.multi_lora ["first", "second", ""] %{{.*}}, %[[Y]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, dora %[[N]], layer_bias %[[BIAS]] :
+func.func @dora(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x2xf32> {
   %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
-  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %bias = peft.weight "fc.bias" = dense<0.5> : tensor<2xf32>
+  %y = peft.linear "fc" %x, %w, %bias : (tensor<3x2xf32>, tensor<2x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   %a = peft.weight "a" = dense<1.0> : tensor<1x2xf32>
   %b = peft.weight "b" = dense<1.0> : tensor<2x1xf32>
   %m = peft.weight "m" = dense<1.0> : tensor<2xf32>
-  // expected-error @+1 {{adapter 'first' on module 'fc': DoRA cannot share a batch with other adapters; --mode multi takes LoRA and IA3 adapters}}
-  %z = peft.dora "first" %x, %y, %w, %a, %b, %m {scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  %z = peft.dora "second" %x, %y, %w, %a, %b, %m, bias %bias {scale = 1.0 : f32} : (tensor<3x2xf32>, tensor<3x2xf32>, tensor<2x2xf32>, tensor<1x2xf32>, tensor<2x1xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
+  return %z : tensor<3x2xf32>
+}
+
+// -----
+
+// Another method than LoRA, DoRA and IA3 cannot share the batch.
+func.func @ssf_on_linear(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
+  %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
+  %y = peft.linear "fc" %x, %w : (tensor<3x2xf32>, tensor<2x2xf32>) -> tensor<3x2xf32>
+  %g = peft.weight "g" = dense<1.0> : tensor<2xf32>
+  // expected-error @+1 {{adapter 'first' on module 'fc': SSF cannot share a batch with other adapters; --mode multi takes LoRA, DoRA and IA3 adapters}}
+  %z = peft.ssf "first" %y, %g, %g {channel_dim = 1 : i64} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   return %z : tensor<3x2xf32>
 }
 
@@ -80,7 +100,7 @@ func.func @dora(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
 func.func @ssf(%x: tensor<3x2xf32>) -> tensor<3x2xf32> {
   %g = peft.weight "g" = dense<1.0> : tensor<2xf32>
   %n = peft.layer_norm "norm" %x, %g {axis = 1 : i64, epsilon = 1.0e-5 : f32} : (tensor<3x2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
-  // expected-error @+1 {{adapter 'first' on module 'norm': SSF cannot share a batch with other adapters; --mode multi takes LoRA and IA3 adapters on linear layers}}
+  // expected-error @+1 {{adapter 'first' on module 'norm': SSF cannot share a batch with other adapters; --mode multi takes LoRA, DoRA and IA3 adapters on linear layers}}
   %z = peft.ssf "first" %n, %g, %g {channel_dim = 1 : i64} : (tensor<3x2xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<3x2xf32>
   return %z : tensor<3x2xf32>
 }

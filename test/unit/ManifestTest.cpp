@@ -114,6 +114,27 @@ TEST(ManifestSlots, RefusesWeightsNotShapedAsTheSlots) {
   EXPECT_EQ(error, "'adapter_slots.filled' is not a name (or \"\") per slot");
 }
 
+TEST(ManifestSlots, DoraSlotsNameTheLayerWeight) {
+  Manifest manifest = slottedManifest(), read;
+  manifest.weights.push_back({"s.dora", "F32", {2, 6}});
+  manifest.weights.push_back({"fc.weight", "F32", {6, 8}});
+  ManifestSlots::Layer &layer = manifest.slots->layers[0];
+  layer.doraScales = "s.dora";
+  layer.weight = "fc.weight";
+  std::string error;
+  ASSERT_TRUE(read.fromJson(manifest.toJson(), error)) << error;
+  EXPECT_EQ(read.slots->layers[0].doraScales, "s.dora");
+  EXPECT_EQ(read.slots->layers[0].weight, "fc.weight");
+  EXPECT_FALSE(read.slots->layers[0].weightInOut);
+  // Stored [in, out] (GPT-2's Conv1D) only when the manifest says so.
+  layer.weightInOut = true;
+  EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
+  EXPECT_EQ(error, "'adapter_slots.layers[0]' does not name F32 weights shaped as the slots");
+  manifest.weights.back().shape = {8, 6};
+  ASSERT_TRUE(read.fromJson(manifest.toJson(), error)) << error;
+  EXPECT_TRUE(read.slots->layers[0].weightInOut);
+}
+
 TEST(ThreadPool, RunsEveryIndexOnceForEveryThreadCount) {
   for (int threads : {1, 2, 3, 7}) {
     ASSERT_EQ(setThreadCount(threads), threads);

@@ -181,6 +181,7 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
   };
   module.walk([&](peft::MultiLoraOp op) {
     markSlots(op.getAdapters(), op.getLayer(), "LoRA");
+    markSlots(op.getAdapters(), op.getLayer(), "DoRA");
   });
   module.walk([&](peft::MultiIa3Op op) {
     markSlots(op.getAdapters(), op.getLayer(), "IA3");
@@ -327,11 +328,18 @@ static std::optional<peft::ManifestSlots> describeSlots(mlir::ModuleOp module) {
         slots->filled.push_back(name.str());
     }
     peft::AdaptableLayer layer = batched.getLayer();
-    slots->layers.push_back({layer ? layer.getModulePath().str() : std::string(),
-                             weightName(batched.getLoraA()), weightName(batched.getLoraB()),
-                             weightName(batched.getScales()),
-                             batched.getLoraBias() ? weightName(batched.getLoraBias())
-                                                   : std::string()});
+    peft::ManifestSlots::Layer &entry = slots->layers.emplace_back();
+    entry.module = layer ? layer.getModulePath().str() : std::string();
+    entry.loraA = weightName(batched.getLoraA());
+    entry.loraB = weightName(batched.getLoraB());
+    entry.scales = weightName(batched.getScales());
+    if (batched.getLoraBias())
+      entry.loraBias = weightName(batched.getLoraBias());
+    if (batched.getDoraScales() && layer) {
+      entry.doraScales = weightName(batched.getDoraScales());
+      entry.weight = weightName(layer.getWeight());
+      entry.weightInOut = layer.getWeightInOut();
+    }
   });
   // IA3 vectors, on the layers that have LoRA slots.
   module.walk([&](peft::MultiIa3Op scaling) {
