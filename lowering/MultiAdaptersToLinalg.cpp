@@ -81,6 +81,16 @@ static Value floatConstant(OpBuilder &builder, Location loc, Type type, double v
   return arith::ConstantOp::create(builder, loc, builder.getFloatAttr(type, value));
 }
 
+/// In a generic over [batch, rows, features]: `table[slot, feature]` for the
+/// row whose raw index is `raw`, or 1 for a row without a slot.
+static Value slotFeatureOrOne(OpBuilder &builder, Location loc, Value table, Value raw, Type type) {
+  Value feature = linalg::IndexOp::create(builder, loc, 2);
+  Value value =
+      tensor::ExtractOp::create(builder, loc, table, ValueRange{slotOf(builder, loc, raw), feature});
+  Value one = floatConstant(builder, loc, type, 1.0);
+  return arith::SelectOp::create(builder, loc, noSlot(builder, loc, raw), one, value);
+}
+
 /// An empty tensor of `shape`, its dynamic sizes those of `like`'s
 /// dimensions `fromDims` (-1 for a static size).
 static Value emptyLike(OpBuilder &builder, Location loc, ArrayRef<int64_t> shape, Type element,
@@ -233,16 +243,14 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                                        map(3, {0, 1, 2})},
                    ArrayRef{parallel, parallel, parallel},
                    [&](OpBuilder &nested, Location at, ValueRange args) {
-                     Value o = linalg::IndexOp::create(nested, at, 2);
-                     Value n = tensor::ExtractOp::create(
-                         nested, at, doraScales, ValueRange{slotOf(nested, at, args[2]), o});
+                     Value n = slotFeatureOrOne(nested, at, doraScales, args[2], type);
                      Value one = floatConstant(nested, at, type, 1.0);
-                     n = arith::SelectOp::create(nested, at, noSlot(nested, at, args[2]), one, n);
                      Value unbiased = args[0];
                      if (layerBias)
                        unbiased = arith::SubFOp::create(
                            nested, at, unbiased,
-                           tensor::ExtractOp::create(nested, at, layerBias, ValueRange{o}));
+                           tensor::ExtractOp::create(nested, at, layerBias,
+                                                     ValueRange{linalg::IndexOp::create(nested, at, 2)}));
                      Value rescale = arith::MulFOp::create(
                          nested, at, arith::SubFOp::create(nested, at, n, one), unbiased);
                      Value update = arith::MulFOp::create(nested, at, n, args[1]);
@@ -283,11 +291,7 @@ struct LowerMultiIa3 : OpRewritePattern<MultiIa3Op> {
             ArrayRef<AffineMap>{identity, batchOnly, identity},
             ArrayRef{parallel, parallel, parallel},
             [&](OpBuilder &nested, Location at, ValueRange args) {
-              Value c = linalg::IndexOp::create(nested, at, 2);
-              Value scale = tensor::ExtractOp::create(
-                  nested, at, scales, ValueRange{slotOf(nested, at, args[1]), c});
-              Value one = floatConstant(nested, at, type, 1.0);
-              scale = arith::SelectOp::create(nested, at, noSlot(nested, at, args[1]), one, scale);
+              Value scale = slotFeatureOrOne(nested, at, scales, args[1], type);
               linalg::YieldOp::create(
                   nested, at, ValueRange{arith::MulFOp::create(nested, at, args[0], scale)});
             })
