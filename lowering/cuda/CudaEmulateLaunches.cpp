@@ -5,8 +5,8 @@
 // thread keeps nothing but memory: a value a later phase uses is recomputed
 // there from its operands (the index arithmetic kernels share between
 // phases), or, when memory has a part in it, kept in private memory. A warp's
-// collective ops (ldmatrix, mma.sync) become barriers around an exchange
-// through shared memory: each lane computes its part from its warp's
+// collective ops (ldmatrix, mma.sync, shuffles) become barriers around an
+// exchange through shared memory: each lane computes its part from its warp's
 // operands, as the hardware lays fragments out.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
@@ -205,14 +205,14 @@ private:
     return false;
   }
 
-  /// ldmatrix and mma.sync, which a warp's lanes execute together, as an
+  /// ldmatrix, mma.sync and shuffles, which a warp's lanes execute together, as an
   /// exchange: each lane stores its operands in shared memory (a row of a
   /// scratch buffer per thread), a barrier, each lane computes its part of
   /// the result from its warp's rows, a barrier before the scratch is reused.
   LogicalResult warpOpsThroughSharedMemory() {
     SmallVector<Operation *> ops;
     launch.getBody().walk([&](Operation *op) {
-      if (isa<nvgpu::LdMatrixOp, nvgpu::MmaSyncOp>(op))
+      if (isa<nvgpu::LdMatrixOp, nvgpu::MmaSyncOp, gpu::ShuffleOp>(op))
         ops.push_back(op);
     });
     if (ops.empty())
@@ -233,6 +233,8 @@ private:
       LogicalResult done = success();
       if (auto load = dyn_cast<nvgpu::LdMatrixOp>(op))
         done = emulateLdMatrix(at, load, threads);
+      else if (auto shuffle = dyn_cast<gpu::ShuffleOp>(op))
+        done = emulateShuffle(at, shuffle, threads);
       else
         done = emulateMmaSync(at, cast<nvgpu::MmaSyncOp>(op), threads);
       if (failed(done))
@@ -269,6 +271,38 @@ private:
 
   static Value index(ImplicitLocOpBuilder &b, int64_t value) {
     return arith::ConstantIndexOp::create(b, value);
+  }
+
+  /// gpu.shuffle over the whole warp (width 32): lane l reads the value of
+  /// lane l ^ offset (xor), l + offset (down), l − offset (up) or offset
+  /// (idx); outside the warp it keeps its own and is not valid.
+  LogicalResult emulateShuffle(ImplicitLocOpBuilder &b, gpu::ShuffleOp shuffle, int64_t threads) {
+    std::optional<int64_t> width = getConstantIntValue(shuffle.getWidth());
+    if (!width || *width != kWarpSize)
+      return shuffle.emitError("peft-cuda-emulate-launches: only shuffles over whole warps "
+                               "(width 32) run on the host");
+    auto [thread, lane, warp] = threadAndLane(b);
+    Value value = shuffle.getValue();
+    Value buffer = scratch(value.getType(), 1, threads);
+    memref::StoreOp::create(b, value, buffer, ValueRange{thread, index(b, 0)});
+    gpu::BarrierOp::create(b);
+    Value offset = arith::IndexCastUIOp::create(b, b.getIndexType(), shuffle.getOffset());
+    Value source;
+    switch (shuffle.getMode()) {
+    case gpu::ShuffleMode::XOR: source = arith::XOrIOp::create(b, lane, offset); break;
+    case gpu::ShuffleMode::DOWN: source = arith::AddIOp::create(b, lane, offset); break;
+    case gpu::ShuffleMode::UP: source = arith::SubIOp::create(b, lane, offset); break;
+    case gpu::ShuffleMode::IDX: source = offset; break;
+    }
+    // (up's lane − offset wraps below 0 to a large index: out of the warp.)
+    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, source, index(b, kWarpSize));
+    Value from = arith::SelectOp::create(b, valid, arith::AddIOp::create(b, warp, source), thread);
+    Value result = memref::LoadOp::create(b, buffer, ValueRange{from, index(b, 0)});
+    gpu::BarrierOp::create(b);
+    shuffle.getShuffleResult().replaceAllUsesWith(result);
+    shuffle.getValid().replaceAllUsesWith(valid);
+    shuffle.erase();
+    return success();
   }
 
   /// ldmatrix: lanes 8q to 8q + 7 give the addresses of the rows of 8 x 8

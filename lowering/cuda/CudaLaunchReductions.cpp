@@ -3,14 +3,17 @@
 // A reduction over one dimension (softmax's maximum and sum, layer norm's
 // mean and variance, RMSNorm's sum of squares) as one block per output
 // element: the block's threads fold strided elements of the row (neighbouring
-// threads, neighbouring elements), then combine their partials in shared
-// memory in log2(threads) halving steps between barriers. The loop kernels
-// would fold each row in one thread, its reads strided across threads.
+// threads, neighbouring elements). Partials of 32-bit and 64-bit types then
+// combine within each warp by xor shuffles, the warps' totals through shared
+// memory and once more by shuffles in every warp (one barrier); other types
+// halve in shared memory, log2(threads) steps between barriers. The loop
+// kernels would fold each row in one thread, its reads strided across threads.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/IRMapping.h"
@@ -27,7 +30,8 @@ using namespace mlir;
 namespace {
 
 constexpr int64_t kMaxThreads = 256;
-constexpr int64_t kMinThreads = 32; ///< A warp.
+constexpr int64_t kWarpSize = 32;
+constexpr int64_t kMinThreads = kWarpSize;
 
 /// A reduction the kernel computes: out[parallel] = combine(out[parallel],
 /// h(ins at parallel, r) for every r), `combiner` associative and commutative
@@ -93,8 +97,9 @@ public:
     auto nonEmpty = scf::IfOp::create(b, any, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&nonEmpty.getThenRegion().front());
     Type type = reduction.neutral.getType();
+    // A total per warp, or a partial per thread to halve.
     auto partials = MemRefType::get(
-        {threads}, type, nullptr,
+        {shuffles(type) ? threads / kWarpSize : threads}, type, nullptr,
         gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup));
     Value one = constant(1);
     auto launch = gpu::LaunchOp::create(b, rows, one, one, constant(threads), one, one,
@@ -152,10 +157,75 @@ private:
           scf::YieldOp::create(nested, loc,
                                mapping.lookup(body.getTerminator()->getOperand(0)));
         });
-    memref::StoreOp::create(b, fold.getResult(0), shared, thread);
-    gpu::BarrierOp::create(b);
+    Type type = reduction.neutral.getType();
+    Value total = shuffles(type) ? combineByShuffles(fold.getResult(0), thread, shared, neutral)
+                                 : combineByHalving(fold.getResult(0), thread, shared);
 
-    // Halving: threads below `half` combine theirs with the one `half` above.
+    // Thread 0: out = combine(out, the row's total).
+    Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, thread, constant(0));
+    auto write = scf::IfOp::create(b, first, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&write.getThenRegion().front());
+    OpOperand *init = op.getDpsInitOperand(0);
+    AffineMap outMap = op.getMatchingIndexingMap(init);
+    SmallVector<Value> at = llvm::map_to_vector(outMap.getResults(), [&](AffineExpr e) {
+      return indices[cast<AffineDimExpr>(e).getPosition()];
+    });
+    Value old = memref::LoadOp::create(b, init->get(), at);
+    memref::StoreOp::create(b, combined(old, total), init->get(), at);
+  }
+
+  /// Whether gpu.shuffle moves values of `type`.
+  static bool shuffles(Type type) {
+    return (isa<FloatType>(type) || type.isSignlessInteger()) &&
+           (type.getIntOrFloatBitWidth() == 32 || type.getIntOrFloatBitWidth() == 64);
+  }
+
+  /// `value` combined over the 32 lanes of each warp by xor shuffles: every
+  /// lane ends with its warp's total.
+  Value warpTotal(Value value) {
+    for (int64_t offset = kWarpSize / 2; offset >= 1; offset /= 2) {
+      Value other = gpu::ShuffleOp::create(b, value, offset, kWarpSize, gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
+      value = combined(value, other);
+    }
+    return value;
+  }
+
+  /// The block's total, for thread 0: each warp's by shuffles, lane 0 of
+  /// each writes it to shared[warp], a barrier, then every warp combines
+  /// those (the neutral element past the last warp) by shuffles again.
+  Value combineByShuffles(Value partial, Value thread, Value shared, Value neutral) {
+    Value perWarp = warpTotal(partial);
+    Value lane = arith::RemUIOp::create(b, thread, constant(kWarpSize));
+    Value warp = arith::DivUIOp::create(b, thread, constant(kWarpSize));
+    Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, lane, constant(0));
+    auto write = scf::IfOp::create(b, first, /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&write.getThenRegion().front());
+      memref::StoreOp::create(b, perWarp, shared, ValueRange{warp});
+    }
+    gpu::BarrierOp::create(b);
+    // Shared holds threads / 32 totals (at most a warp's worth).
+    Value warps = constant(threads / kWarpSize);
+    Value inRange = arith::CmpIOp::create(b, arith::CmpIPredicate::ult, lane, warps);
+    auto read = scf::IfOp::create(b, TypeRange{neutral.getType()}, inRange, /*withElse=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&read.getThenRegion().front());
+      scf::YieldOp::create(b, ValueRange{memref::LoadOp::create(b, shared, ValueRange{lane})});
+      b.setInsertionPointToStart(&read.getElseRegion().front());
+      scf::YieldOp::create(b, ValueRange{neutral});
+    }
+    return warpTotal(read.getResult(0));
+  }
+
+  /// The block's total, for thread 0: partials halved in shared memory,
+  /// threads below `half` combining theirs with the one `half` above.
+  Value combineByHalving(Value partial, Value thread, Value shared) {
+    memref::StoreOp::create(b, partial, shared, thread);
+    gpu::BarrierOp::create(b);
     auto levels = scf::ForOp::create(b, constant(0), constant(llvm::Log2_64(threads)), constant(1));
     {
       OpBuilder::InsertionGuard guard(b);
@@ -175,20 +245,7 @@ private:
       }
       gpu::BarrierOp::create(b);
     }
-
-    // Thread 0: out = combine(out, the row's total).
-    Value first = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, thread, constant(0));
-    auto write = scf::IfOp::create(b, first, /*withElseRegion=*/false);
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&write.getThenRegion().front());
-    OpOperand *init = op.getDpsInitOperand(0);
-    AffineMap outMap = op.getMatchingIndexingMap(init);
-    SmallVector<Value> at = llvm::map_to_vector(outMap.getResults(), [&](AffineExpr e) {
-      return indices[cast<AffineDimExpr>(e).getPosition()];
-    });
-    Value total = memref::LoadOp::create(b, shared, ValueRange{constant(0)});
-    Value old = memref::LoadOp::create(b, init->get(), at);
-    memref::StoreOp::create(b, combined(old, total), init->get(), at);
+    return memref::LoadOp::create(b, shared, ValueRange{constant(0)});
   }
 
   /// The combiner applied to `lhs` and `rhs`.

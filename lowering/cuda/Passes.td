@@ -84,7 +84,7 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
 }
 
 def CudaLaunchReductions : Pass<"peft-cuda-launch-reductions", "mlir::ModuleOp"> {
-  let summary = "Run each reduction over one dimension as block reductions";
+  let summary = "Run each reduction over one dimension as block reductions (warp shuffles)";
   let description = [{
     Runs on memrefs, after `peft-cuda-launch-gemms`, before linalg becomes
     loops. A `linalg.generic` with one reduction loop whose body folds each
@@ -98,7 +98,12 @@ def CudaLaunchReductions : Pass<"peft-cuda-launch-reductions", "mlir::ModuleOp">
       of static length needs) fold the elements `t, t + threads, ...` of the
       row into partials starting from the neutral element, neighbouring
       threads reading neighbouring elements;
-    - the partials meet in shared memory (a workgroup attribution) and are
+    - partials of 32- and 64-bit types combine within each warp by five
+      `gpu.shuffle xor` steps; lane 0 of each warp stores its warp's total
+      in shared memory (a workgroup attribution of a value per warp), one
+      `gpu.barrier`, and every warp combines those totals by shuffles again
+      (the neutral element past the last warp);
+    - partials of other types (f16, i8, ...) meet in shared memory and are
       combined in log2(threads) halving steps, a `gpu.barrier` after each;
     - thread 0 combines the row's total into the output element.
 
@@ -221,7 +226,9 @@ def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
     the row lane 8q + l/4 gave. `nvgpu.mma.sync` m16n8k16 of f16 or bf16
     into f32: each of the lane's four elements of C summed over k with FMAs
     from the A and B elements other lanes hold, as PTX lays the fragments
-    out; other shapes are refused.
+    out; other shapes are refused. `gpu.shuffle` over a whole warp (width
+    32): lane l reads lane l ^ offset (xor), l ± offset (down, up) or offset
+    (idx) of its warp, its own value and `valid` false outside the warp.
   }];
   let dependentDialects = ["mlir::scf::SCFDialect", "mlir::memref::MemRefDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",

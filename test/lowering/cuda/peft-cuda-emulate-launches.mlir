@@ -265,6 +265,46 @@ func.func @ldmatrix(%out: memref<64x2xf16>) {
 
 // -----
 
+// gpu.shuffle xor as an exchange: each lane stores its value in a scratch
+// buffer, a barrier, then lane l reads lane l ^ offset of its warp; a
+// barrier before the scratch is reused. The value crosses it in private
+// memory.
+// CHECK-LABEL: func.func @shuffle
+// CHECK-SAME: (%[[OUT:[^:]*]]: memref<64xf32>)
+// CHECK-DAG: %[[VALUES:.*]] = memref.alloc() : memref<64x1xf32>
+// CHECK-DAG: %[[KEPT:.*]] = memref.alloc(%{{.*}}) : memref<?x1xf32>
+// CHECK: scf.for %[[T1:[^ ]*]] = %c0 to %c64
+// CHECK:   memref.store %{{.*}}, %[[VALUES]][%{{.*}}, %c0{{[_0-9]*}}]
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c64
+// CHECK:   %[[LANE:.*]] = arith.remui %{{.*}}, %c32{{[_0-9]*}}
+// CHECK:   %[[SOURCE:.*]] = arith.xori %[[LANE]], %{{.*}}
+// CHECK:   %[[VALID:.*]] = arith.cmpi ult, %[[SOURCE]], %c32{{[_0-9]*}}
+// CHECK:   %[[WARP:.*]] = arith.subi %{{.*}}, %[[LANE]]
+// CHECK:   %[[OTHER:.*]] = arith.addi %[[WARP]], %[[SOURCE]]
+// CHECK:   %[[FROM:.*]] = arith.select %[[VALID]], %[[OTHER]], %{{.*}}
+// CHECK:   %[[READ:.*]] = memref.load %[[VALUES]][%[[FROM]], %c0{{[_0-9]*}}]
+// CHECK:   memref.store %[[READ]], %[[KEPT]]
+// CHECK: scf.for %{{[^ ]*}} = %c0 to %c64
+// CHECK:   %[[KEPT_READ:.*]] = memref.load %[[KEPT]]
+// CHECK:   memref.store %[[KEPT_READ]], %[[OUT]]
+func.func @shuffle(%out: memref<64xf32>) {
+  %c1 = arith.constant 1 : index
+  %c64 = arith.constant 64 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c64, %sy = %c1, %sz = %c1) {
+    %i = arith.index_cast %tx : index to i32
+    %v = arith.sitofp %i : i32 to f32
+    %c5 = arith.constant 5 : i32
+    %c32 = arith.constant 32 : i32
+    %other, %valid = gpu.shuffle xor %v, %c5, %c32 : f32
+    memref.store %other, %out[%tx] : memref<64xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 // mma.sync m16n8k16 as an exchange: each lane stores its A and B fragments,
 // widened, in scratch buffers, a barrier, then sums each of its four elements
 // of C over k from the lanes of its warp that hold row and k (A) and k and

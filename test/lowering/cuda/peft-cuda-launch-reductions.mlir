@@ -2,10 +2,13 @@
 //
 // peft-cuda-launch-reductions: a reduction over one dimension as one block
 // per output element; threads fold strided elements from the neutral
-// element, then halve their partials in shared memory between barriers, and
-// thread 0 combines the total into the output.
+// element; 32- and 64-bit partials combine within each warp by xor
+// shuffles, lane 0 of each warp stores its warp's total in shared memory, a
+// barrier, and every warp combines those by shuffles again; other types
+// halve their partials in shared memory between barriers. Thread 0 combines
+// the total into the output.
 
-// Softmax's row maximum, rows of dynamic length: 256 threads, 8 halvings.
+// Softmax's row maximum, rows of dynamic length: 256 threads, 8 warps.
 // CHECK-LABEL: func.func @row_max
 // CHECK-SAME: (%[[X:[^:]*]]: memref<?x4x?x?xf32>, %[[OUT:[^:]*]]: memref<?x4x?xf32>)
 // CHECK-DAG: %[[NEUTRAL:.*]] = arith.constant 0xFF800000 : f32
@@ -16,7 +19,7 @@
 // CHECK: %[[ROWS:.*]] = arith.muli %[[BH]], %[[I]]
 // CHECK: gpu.launch blocks(%[[ROW:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %[[ROWS]], %{{[^ ]*}} = %c1, %{{[^ ]*}} = %c1)
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c256,
-// CHECK-SAME: workgroup(%[[SHARED:[^ ]*]] : memref<256xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SHARED:[^ ]*]] : memref<8xf32, #gpu.address_space<workgroup>>)
 // CHECK-DAG: %[[II:.*]] = arith.remui %[[ROW]], %[[I]]
 // CHECK-DAG: %[[REST:.*]] = arith.divui %[[ROW]], %[[I]]
 // CHECK-DAG: %[[HH:.*]] = arith.remui %[[REST]], %c4
@@ -24,27 +27,33 @@
 // CHECK:   %[[V:.*]] = memref.load %[[X]][%{{.*}}, %[[HH]], %[[II]], %[[E]]]
 // CHECK:   %[[M:.*]] = arith.maximumf %[[ACC]], %[[V]]
 // CHECK:   scf.yield %[[M]]
-// CHECK: memref.store %[[PARTIAL]], %[[SHARED]][%[[T]]]
+// CHECK: %[[S16:.*]], %{{.*}} = gpu.shuffle xor %[[PARTIAL]], %c16_i32, %c32_i32 : f32
+// CHECK: %[[M16:.*]] = arith.maximumf %[[PARTIAL]], %[[S16]]
+// CHECK: gpu.shuffle xor %[[M16]], %c8_i32, %c32_i32
+// CHECK: gpu.shuffle xor %{{.*}}, %c4_i32, %c32_i32
+// CHECK: gpu.shuffle xor %{{.*}}, %c2_i32, %c32_i32
+// CHECK: %[[S1:.*]], %{{.*}} = gpu.shuffle xor %[[M2:.*]], %c1_i32, %c32_i32
+// CHECK: %[[WARP_TOTAL:.*]] = arith.maximumf %[[M2]], %[[S1]]
+// CHECK: %[[LANE:.*]] = arith.remui %[[T]], %c32
+// CHECK: %[[WARP:.*]] = arith.divui %[[T]], %c32
+// CHECK: %[[LANE0:.*]] = arith.cmpi eq, %[[LANE]], %c0
+// CHECK: scf.if %[[LANE0]] {
+// CHECK:   memref.store %[[WARP_TOTAL]], %[[SHARED]][%[[WARP]]]
 // CHECK: gpu.barrier
-// CHECK: scf.for %[[LEVEL:.*]] = %c0 to %c8 step %c1 {
-// CHECK:   %[[NEXT:.*]] = arith.addi %[[LEVEL]], %c1
-// CHECK:   %[[HALF:.*]] = arith.shrui %c256, %[[NEXT]]
-// CHECK:   %[[LOWER:.*]] = arith.cmpi ult, %[[T]], %[[HALF]]
-// CHECK:   scf.if %[[LOWER]] {
-// CHECK:     %[[MINE:.*]] = memref.load %[[SHARED]][%[[T]]]
-// CHECK:     %[[OTHER:.*]] = arith.addi %[[T]], %[[HALF]]
-// CHECK:     %[[THEIRS:.*]] = memref.load %[[SHARED]][%[[OTHER]]]
-// CHECK:     %[[BOTH:.*]] = arith.maximumf %[[MINE]], %[[THEIRS]]
-// CHECK:     memref.store %[[BOTH]], %[[SHARED]][%[[T]]]
-// CHECK:   }
-// CHECK:   gpu.barrier
-// CHECK: }
+// CHECK: %[[IN:.*]] = arith.cmpi ult, %[[LANE]], %c8
+// CHECK: %[[READ:.*]] = scf.if %[[IN]] -> (f32) {
+// CHECK:   memref.load %[[SHARED]][%[[LANE]]]
+// CHECK: } else {
+// CHECK:   scf.yield %[[NEUTRAL]]
+// CHECK: gpu.shuffle xor %[[READ]], %c16_i32, %c32_i32
+// CHECK-COUNT-4: gpu.shuffle xor
+// CHECK: %[[TOTAL:.*]] = arith.maximumf
 // CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[T]], %c0
 // CHECK: scf.if %[[FIRST]] {
-// CHECK:   %[[TOTAL:.*]] = memref.load %[[SHARED]][%c0]
 // CHECK:   %[[OLD:.*]] = memref.load %[[OUT]][%{{.*}}, %[[HH]], %[[II]]]
 // CHECK:   %[[NEW:.*]] = arith.maximumf %[[OLD]], %[[TOTAL]]
 // CHECK:   memref.store %[[NEW]], %[[OUT]][%{{.*}}, %[[HH]], %[[II]]]
+// CHECK-NOT: gpu.barrier
 // CHECK-NOT: linalg.generic
 func.func @row_max(%x: memref<?x4x?x?xf32>, %out: memref<?x4x?xf32>) {
   linalg.generic {indexing_maps = [affine_map<(b, h, i, j) -> (b, h, i, j)>, affine_map<(b, h, i, j) -> (b, h, i)>], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%x : memref<?x4x?x?xf32>) outs(%out : memref<?x4x?xf32>) {
@@ -58,13 +67,13 @@ func.func @row_max(%x: memref<?x4x?x?xf32>, %out: memref<?x4x?xf32>) {
 // -----
 
 // Layer norm's variance over rows of 40: 64 threads (the power of two a row
-// needs), 6 halvings; the mean broadcast along the row and the index the
-// body reads come from the row and the element.
+// needs), 2 warps; the mean broadcast along the row and the index the body
+// reads come from the row and the element.
 // CHECK-LABEL: func.func @variance
 // CHECK-SAME: (%[[X:[^:]*]]: memref<?x40xf32>, %[[MEAN:[^:]*]]: memref<?xf32>, %[[OUT:[^:]*]]: memref<?xf32>)
 // CHECK: gpu.launch blocks(%[[ROW:[^,]*]], %{{[^)]*}}) in
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c64,
-// CHECK-SAME: workgroup(%{{[^ ]*}} : memref<64xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%{{[^ ]*}} : memref<2xf32, #gpu.address_space<workgroup>>)
 // CHECK: %[[I:.*]] = arith.remui %[[ROW]], %{{.*}}
 // CHECK: scf.for %[[E:.*]] = %[[T]] to %c40 step %c64 iter_args(%[[ACC:.*]] = %{{.*}}) -> (f32) {
 // CHECK:   %[[V:.*]] = memref.load %[[X]][%[[I]], %[[E]]]
@@ -73,9 +82,10 @@ func.func @row_max(%x: memref<?x4x?x?xf32>, %out: memref<?x4x?xf32>) {
 // CHECK:   %[[INDEX:.*]] = arith.index_cast %[[E]]
 // CHECK:   arith.mulf
 // CHECK:   arith.addf %[[ACC]]
-// CHECK: scf.for %{{.*}} = %c0 to %c6 step %c1 {
-// CHECK:   arith.addf
-// CHECK:   gpu.barrier
+// CHECK-COUNT-5: gpu.shuffle xor
+// CHECK: gpu.barrier
+// CHECK: arith.cmpi ult, %{{.*}}, %c2
+// CHECK-COUNT-5: gpu.shuffle xor
 // CHECK: arith.addf
 // CHECK: memref.store %{{.*}}, %[[OUT]][%[[I]]]
 func.func @variance(%x: memref<?x40xf32>, %mean: memref<?xf32>, %out: memref<?xf32>) {
@@ -88,6 +98,39 @@ func.func @variance(%x: memref<?x40xf32>, %mean: memref<?xf32>, %out: memref<?xf
     %w = arith.mulf %d, %jf : f32
     %s = arith.addf %acc, %w : f32
     linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// A half-type sum (shuffles move 32- and 64-bit values): 64 threads halve
+// their partials in shared memory, 6 steps between barriers.
+// CHECK-LABEL: func.func @half_sum
+// CHECK: gpu.launch
+// CHECK-SAME: threads(%[[T:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c64,
+// CHECK-SAME: workgroup(%[[SHARED:[^ ]*]] : memref<64xf16, #gpu.address_space<workgroup>>)
+// CHECK: memref.store %{{.*}}, %[[SHARED]][%[[T]]]
+// CHECK: gpu.barrier
+// CHECK: scf.for %[[LEVEL:.*]] = %c0 to %c6 step %c1 {
+// CHECK:   %[[NEXT:.*]] = arith.addi %[[LEVEL]], %c1
+// CHECK:   %[[HALF:.*]] = arith.shrui %c64, %[[NEXT]]
+// CHECK:   %[[LOWER:.*]] = arith.cmpi ult, %[[T]], %[[HALF]]
+// CHECK:   scf.if %[[LOWER]] {
+// CHECK:     %[[MINE:.*]] = memref.load %[[SHARED]][%[[T]]]
+// CHECK:     %[[OTHER:.*]] = arith.addi %[[T]], %[[HALF]]
+// CHECK:     %[[THEIRS:.*]] = memref.load %[[SHARED]][%[[OTHER]]]
+// CHECK:     %[[BOTH:.*]] = arith.addf %[[MINE]], %[[THEIRS]]
+// CHECK:     memref.store %[[BOTH]], %[[SHARED]][%[[T]]]
+// CHECK:   gpu.barrier
+// CHECK: %[[TOTAL:.*]] = memref.load %[[SHARED]][%c0]
+// CHECK: arith.addf %{{.*}}, %[[TOTAL]]
+// CHECK-NOT: gpu.shuffle
+func.func @half_sum(%x: memref<?x40xf16>, %out: memref<?xf16>) {
+  linalg.generic {indexing_maps = [affine_map<(i, j) -> (i, j)>, affine_map<(i, j) -> (i)>], iterator_types = ["parallel", "reduction"]} ins(%x : memref<?x40xf16>) outs(%out : memref<?xf16>) {
+  ^bb0(%v: f16, %acc: f16):
+    %s = arith.addf %acc, %v : f16
+    linalg.yield %s : f16
   }
   return
 }
