@@ -13,6 +13,7 @@
 
 #include "runtime/Manifest.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ struct RunPlacement {
   /// Each output left on the device in a dense buffer of its own (freed by
   /// freeBuffer(buffer, true)), rather than copied to the host.
   bool outputsOnDevice = false;
+  /// By weight, a number that changes whenever its data does (a file bound,
+  /// an adapter loaded): a device keeps its copy while the number stays,
+  /// since a buffer's address may be reused after it is freed.
+  std::vector<uint64_t> weightVersions;
 };
 
 /// One session's state on the target (a CUDA stream, what its run has

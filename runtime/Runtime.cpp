@@ -22,6 +22,7 @@
 #include "support/Safetensors.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -97,14 +98,17 @@ struct Output {
 struct WeightSet {
   std::vector<Descriptor> descriptors;
   std::vector<std::shared_ptr<const void>> owners; ///< What each descriptor points into.
+  std::vector<uint64_t> versions; ///< Each weight's (RunPlacement::weightVersions).
   /// --mode multi: the adapter in each slot ("" free).
   std::vector<std::string> slotAdapters;
 
   /// The weight of `index` pointing at `data`, which `owner` keeps alive.
   void set(size_t index, const peft::ManifestTensor &info, const void *data,
            std::shared_ptr<const void> owner) {
+    static std::atomic<uint64_t> lastVersion{0};
     descriptors[index].set(data, info.shape.data(), info.shape.size());
     owners[index] = std::move(owner);
+    versions[index] = ++lastVersion;
   }
 };
 
@@ -282,6 +286,7 @@ int LoadedModel::bindWeights(const std::string &directory) {
   WeightSet set;
   set.descriptors.resize(manifest.weights.size());
   set.owners.resize(manifest.weights.size());
+  set.versions.resize(manifest.weights.size());
   for (size_t i = 0; i < manifest.weights.size(); ++i) {
     const peft::ManifestTensor &info = manifest.weights[i];
     const peft::TensorView *view = file->find(info.name);
@@ -774,6 +779,7 @@ int PeftSession::run() {
   for (const Binding &slot : inputs)
     placement.inputsOnDevice.push_back(slot.onDevice);
   placement.outputsOnDevice = outputsOnDevice;
+  placement.weightVersions = weights->versions;
   std::string error;
   if (!context->run(args.data(), placement, error))
     return failWith(error);

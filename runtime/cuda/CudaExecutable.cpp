@@ -182,7 +182,7 @@ public:
   /// A weight's copy on the device, freed when no run holds it any more.
   struct DeviceWeight {
     CudaExecutable &owner;
-    const void *host;
+    uint64_t version; ///< RunPlacement::weightVersions.
     uint64_t bytes;
     CUdeviceptr device;
     ~DeviceWeight() {
@@ -192,22 +192,23 @@ public:
   };
 
   /// Weight `index` on the device as `host` holds it (`bytes` from its first
-  /// element): uploaded by `run` on its stream the first time any context
-  /// needs this copy (the first run, or a binding changed), then shared.
-  /// Null after a failure, which `run` keeps.
+  /// element) at `version`: uploaded by `run` on its stream the first time
+  /// any context needs this version (the first run, or a binding changed),
+  /// then shared. Null after a failure, which `run` keeps.
   std::shared_ptr<DeviceWeight> weightOnDevice(size_t index, const void *host, uint64_t bytes,
-                                               CudaContext &run, CUstream runStream) {
+                                               uint64_t version, CudaContext &run,
+                                               CUstream runStream) {
     std::lock_guard<std::mutex> lock(weightsMutex);
     if (weights.size() < manifest.weights.size())
       weights.resize(manifest.weights.size());
     std::shared_ptr<DeviceWeight> &cached = weights[index];
-    if (cached && cached->host == host && cached->bytes == bytes)
+    if (cached && cached->version == version && cached->bytes == bytes)
       return cached;
     CUdeviceptr buffer = 0;
     if (!run.ok() || !run.check(driver.cuMemAllocAsync(&buffer, bytes ? bytes : 1, runStream),
                                 "cuMemAllocAsync (a weight)"))
       return nullptr;
-    auto weight = std::shared_ptr<DeviceWeight>(new DeviceWeight{*this, host, bytes, buffer});
+    auto weight = std::shared_ptr<DeviceWeight>(new DeviceWeight{*this, version, bytes, buffer});
     // Complete before another context can take it from the cache.
     if ((bytes && !run.check(driver.cuMemcpyHtoDAsync(buffer, host, bytes, runStream),
                              "cuMemcpyHtoDAsync (a weight)")) ||
@@ -336,8 +337,9 @@ bool CudaContext::run(void **args, const RunPlacement &placement, std::string &e
     auto *words = static_cast<const int64_t *>(args[next++]);
     size_t rank = manifest.weights[i].shape.size();
     uint64_t bytes = spanOf(words, rank) * elementBytes(manifest.weights[i].dtype);
+    uint64_t version = i < placement.weightVersions.size() ? placement.weightVersions[i] : 0;
     auto weight = executable.weightOnDevice(i, hostStart(words, manifest.weights[i].dtype), bytes,
-                                            *this, stream);
+                                            version, *this, stream);
     descriptors.push_back(onDevice(words, rank, weight ? weight->device : 0));
     deviceArgs.push_back(descriptors.back().data());
     weights.push_back(std::move(weight));
