@@ -3,7 +3,8 @@
 against running each adapter's rows as its own sub-batch.
 
     python3 bench/multi_bench.py MODEL_DIR [--adapters 32] [--rows 32]
-                                 [--sequence 16] [--runs 5] [--rounds 2] [--work DIR]
+                                 [--sequence 16] [--padded-rank 64] [--runs 5]
+                                 [--rounds 2] [--work DIR]
 
 MODEL_DIR holds model.onnx (a BERT-style encoder: input_ids, attention_mask)
 and adapter/ (a Hugging Face PEFT LoRA), as bench/generate_bench_models.py
@@ -15,12 +16,16 @@ of `peft-run --bench --runs` kept:
 
   base       the base model on the whole batch (no adapter work at all)
   multi      the multi-adapter artifact on the whole batch
+  padded     the same with slots of rank capacity --padded-rank (--max-rank):
+             the adapters' rows compute over their own rank, not the
+             capacity, so it should cost what multi does
   separate   an artifact with one adapter unmerged (--mode fuse) run once
              per adapter on that adapter's rows, the times summed (what
              HF PEFT's mixed-batch inference does; each sub-batch runs with
              the first adapter's weights, the same work, swapping not counted)
 
-Prints the latencies and the ratios multi / base and separate / multi.
+Prints the latencies and the ratios multi / base, padded / multi and
+separate / multi.
 """
 import argparse
 import json
@@ -56,6 +61,7 @@ def main():
     parser.add_argument("--adapters", type=int, default=32)
     parser.add_argument("--rows", type=int, default=32)
     parser.add_argument("--sequence", type=int, default=16)
+    parser.add_argument("--padded-rank", type=int, default=64)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", default="/tmp/peft-multi-bench")
@@ -87,10 +93,11 @@ def main():
     np.save(inputs["attention_mask"], np.ones_like(ids))
     np.save(os.path.join(work, "adapter_index.npy"), index)
 
-    multi = [peftc, model, "--mode", "multi", "-o", os.path.join(work, "multi")]
+    multi = [peftc, model, "--mode", "multi"]
     for spec in specs:
         multi += ["--adapter", spec]
-    run(multi)
+    run(multi + ["-o", os.path.join(work, "multi")])
+    run(multi + ["--max-rank", str(args.padded_rank), "-o", os.path.join(work, "padded")])
     run([peftc, model, "--adapter", specs[0].split("=")[0], "--mode", "fuse",
          "-o", os.path.join(work, "fuse")])
     sub_inputs = []
@@ -103,12 +110,15 @@ def main():
         np.save(sub["attention_mask"], np.ones_like(ids[rows]))
         sub_inputs.append((i, sub))
 
-    best = {"base": float("inf"), "multi": float("inf"), "separate": float("inf")}
+    best = {"base": float("inf"), "multi": float("inf"), "padded": float("inf"),
+            "separate": float("inf")}
     multi_inputs = dict(inputs, adapter_index=os.path.join(work, "adapter_index.npy"))
     for _ in range(args.rounds):
         best["base"] = min(best["base"], bench(args.bin, os.path.join(work, "base"), inputs, args.runs))
         best["multi"] = min(best["multi"],
                             bench(args.bin, os.path.join(work, "multi"), multi_inputs, args.runs))
+        best["padded"] = min(best["padded"],
+                             bench(args.bin, os.path.join(work, "padded"), multi_inputs, args.runs))
         # Each sub-batch does its adapter's work with adapter 0's weights (the
         # same shapes, so the same work; swapping weights is not counted).
         separate = sum(bench(args.bin, os.path.join(work, "fuse"), sub, args.runs)
@@ -119,6 +129,8 @@ def main():
     for name, value in best.items():
         print(f"  {name:9s} {value:10.2f} ms")
     print(f"  multi / base     {best['multi'] / best['base']:.2f}")
+    print(f"  padded / multi   {best['padded'] / best['multi']:.2f} "
+          f"(slots of rank {args.padded_rank})")
     print(f"  separate / multi {best['separate'] / best['multi']:.2f}")
 
 

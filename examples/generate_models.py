@@ -609,7 +609,7 @@ class LoraWeights:
 
     def weight_norm(self):
         """‖W + s·B·A‖ per output (PEFT's DoRA get_weight_norm), W as [out, ...]."""
-        weight = self.module.weight + self.scale * self.delta()
+        weight = self.module.weight.to(self.a.dtype) + self.scale * self.delta()
         if isinstance(self.module, Conv1D):
             weight = weight.t()
         return weight.flatten(1).norm(dim=1)
@@ -717,7 +717,7 @@ def apply_lora_unmerged(model, adapters):
         if weights.magnitude is None:
             module.forward = lambda x, f=base_forward, w=weights: lora_output(f, w, x)
         else:
-            module.forward = lambda x, f=base_forward, w=weights: f(x) + dora_output(w, x)
+            module.forward = lambda x, f=base_forward, w=weights: dora_sum(f, w, x)
 
 
 def lora_output(base_forward, weights, x):
@@ -727,19 +727,34 @@ def lora_output(base_forward, weights, x):
     return (base + weights.scale * (weights.branch(inputs) + bias)).to(base.dtype)
 
 
-def dora_output(weights, x):
+def dora_sum(base_forward, weights, x):
+    """The base result plus DoRA's, rounded to the base's type (PEFT computes
+    DoRA in the adapter's type, the layer's weight widened to it)."""
+    base = base_forward(x)
+    # PEFT's Linear reuses its base result (less the bias), in the layer's type.
+    without_bias = None
+    if type(weights.module) is nn.Linear:
+        module = weights.module
+        without_bias = base if module.bias is None else base - module.bias
+    dora = dora_output(weights, x.to(weights.a.dtype), without_bias)
+    return (base + dora).to(base.dtype)
+
+
+def dora_output(weights, x, base=None):
     """What PEFT's DoRA layer adds to the base result: (n − 1)·(x·Wᵀ) +
-    n·s·B(A(x)), n = magnitude / ‖W + s·B·A‖, the base result taken without
-    its bias."""
+    n·s·B(A(x)), n = magnitude / ‖W + s·B·A‖, x·Wᵀ being `base` when given
+    (the base result without its bias), else computed in x's type."""
     module = weights.module
     factor = weights.magnitude / weights.weight_norm()
+    weight = module.weight.to(x.dtype)
     if isinstance(module, nn.Conv2d):
         factor = factor.view(1, -1, 1, 1)
-        base = F.conv2d(x, module.weight, None, module.stride, module.padding)
-    elif isinstance(module, Conv1D):
-        base = x @ module.weight
-    else:
-        base = F.linear(x, module.weight)
+    if base is None and isinstance(module, nn.Conv2d):
+        base = F.conv2d(x, weight, None, module.stride, module.padding)
+    elif base is None and isinstance(module, Conv1D):
+        base = x @ weight
+    elif base is None:
+        base = F.linear(x, weight)
     return (factor - 1) * base + factor * weights.scale * weights.branch(x)
 
 
@@ -1297,6 +1312,11 @@ def main():
            seed=32, batch5=[torch.randn(5, 16)])
     export_merged_outputs("mlp-bf16", seeded(BFloat16Mlp, 6), mlp_config, 32, ["features"],
                           ["logits"])
+    # DoRA over the BF16 weights: its factors come from the bf16 weight at
+    # compile time; the runtime, which reads F32 weights only, refuses to load it.
+    export_adapter("mlp-bf16", "dora", seeded(BFloat16Mlp, 6),
+                   lora_config(target_modules=["fc1", "fc2", "head"], use_dora=True),
+                   seed=33, input_names=["features"], output_names=["logits"])
 
 
 if __name__ == "__main__":

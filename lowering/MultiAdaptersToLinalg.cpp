@@ -232,10 +232,12 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                          nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
                    })
                    .getResult(0);
-    // DoRA: base + (n − 1)·(base − layer bias) + n·update, n = dora_scales
-    // of the row's slot (1 without one).
+    // DoRA: base + (n − 1)·round(base − layer bias) + n·update, n =
+    // dora_scales of the row's slot (1 without one), round(·) to the layer's
+    // type as PEFT's Linear does (nothing in f32).
     if (doraScales) {
       Value layerBias = castElements(rewriter, loc, op.getLayerBias(), type);
+      Type layerType = op.getType().getElementType();
       result = linalg::GenericOp::create(
                    rewriter, loc, TypeRange{baseType}, ValueRange{base, result, index},
                    ValueRange{emptyLike(rewriter, loc, baseType.getShape(), type, base, {0, 1, 2})},
@@ -251,6 +253,8 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                            nested, at, unbiased,
                            tensor::ExtractOp::create(nested, at, layerBias,
                                                      ValueRange{linalg::IndexOp::create(nested, at, 2)}));
+                     unbiased = convertFloat(nested, at, convertFloat(nested, at, unbiased, layerType),
+                                             type);
                      Value rescale = arith::MulFOp::create(
                          nested, at, arith::SubFOp::create(nested, at, n, one), unbiased);
                      Value update = arith::MulFOp::create(nested, at, n, args[1]);

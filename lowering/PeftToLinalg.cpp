@@ -316,20 +316,88 @@ struct LowerLora : OpRewritePattern<LoraOp> {
 
 /// DoRA left unmerged: n = m / ‖W + s·B·A‖_row from the weights at run time,
 /// then n ⊙ (base − bias + s·(x·Aᵀ)·Bᵀ) + bias; in the compute type, rounded
-/// once to the layer's type.
+/// once to the layer's type. A linear layer of a half type follows PEFT's
+/// Linear instead, which rounds base − bias to the layer's type before
+/// rescaling it: base + (n − 1)·round(base − bias) + n·s·(x·Aᵀ)·Bᵀ.
 struct LowerDora : OpRewritePattern<DoraOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(DoraOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     LowRankBranch branch = LowRankBranch::of(rewriter, op);
-    Type type = branch.computeType;
-    Value adapted = branch.addTo(rewriter, loc, castElements(rewriter, loc, op.getBase(), type));
+    Type type = branch.computeType, layerType = op.getType().getElementType();
+    Value base = castElements(rewriter, loc, op.getBase(), type);
     int64_t channelDim = op.isConvolution() ? 1 : op.getType().getRank() - 1;
-    Value factor = magnitudeOverNorm(rewriter, loc, op, branch);
     Value bias = castElements(rewriter, loc, op.getBias(), type);
-    Value rescaled = rescaleChannels(rewriter, loc, adapted, factor, bias, channelDim);
-    rewriter.replaceOp(op, castElements(rewriter, loc, rescaled, op.getType().getElementType()));
+    Value rescaled;
+    if (!op.isConvolution() && layerType != type) {
+      Value zero = arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(type));
+      Value zeros = linalg::FillOp::create(rewriter, loc, zero,
+                                           Value(tensor::EmptyOp::create(
+                                               rewriter, loc,
+                                               tensor::getMixedSizes(rewriter, loc, base), type)))
+                        .getResult(0);
+      Value update = branch.addTo(rewriter, loc, zeros);
+      Value factor = magnitudeOverNorm(rewriter, loc, op, branch);
+      rescaled = rescaleRoundedBase(rewriter, loc, base, update, factor, bias, layerType);
+    } else {
+      Value adapted = branch.addTo(rewriter, loc, base);
+      Value factor = magnitudeOverNorm(rewriter, loc, op, branch);
+      rescaled = rescaleChannels(rewriter, loc, adapted, factor, bias, channelDim);
+    }
+    rewriter.replaceOp(op, castElements(rewriter, loc, rescaled, layerType));
     return success();
+  }
+
+  /// A parallel generic over the elements of `elementwise[0]`, reading each
+  /// of `elementwise` at the element, then each of `perChannel` that is set
+  /// at the element's coordinate along `channelDim`.
+  static Value channelwise(OpBuilder &builder, Location loc, ArrayRef<Value> elementwise,
+                           ArrayRef<Value> perChannel, int64_t channelDim,
+                           function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+    MLIRContext *context = builder.getContext();
+    Value like = elementwise.front();
+    auto type = cast<RankedTensorType>(like.getType());
+    int64_t rank = type.getRank();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
+    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(channelDim, context));
+    SmallVector<Value> inputs(elementwise);
+    SmallVector<AffineMap> maps(elementwise.size(), identity);
+    for (Value vector : perChannel)
+      if (vector) {
+        inputs.push_back(vector);
+        maps.push_back(channel);
+      }
+    maps.push_back(identity);
+    Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, like),
+                                         type.getElementType());
+    return linalg::GenericOp::create(
+               builder, loc, type, inputs, init, maps,
+               SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel), body)
+        .getResult(0);
+  }
+
+  /// base + (n[c] − 1)·round(base − bias[c]) + n[c]·update, c the last
+  /// dimension, round(·) to `layerType` and back.
+  static Value rescaleRoundedBase(OpBuilder &builder, Location loc, Value base, Value update,
+                                  Value factor, Value bias, Type layerType) {
+    int64_t channelDim = cast<RankedTensorType>(base.getType()).getRank() - 1;
+    return channelwise(
+        builder, loc, {base, update}, {factor, bias}, channelDim,
+        [&](OpBuilder &nested, Location at, ValueRange args) {
+          Type computeType = args[0].getType();
+          Value centered = args[0];
+          if (bias)
+            centered = arith::SubFOp::create(nested, at, centered, args[3]);
+          centered = convertFloat(nested, at, convertFloat(nested, at, centered, layerType),
+                                  computeType);
+          Value one = arith::ConstantOp::create(nested, at, nested.getFloatAttr(computeType, 1.0));
+          Value rescale = arith::MulFOp::create(
+              nested, at, arith::SubFOp::create(nested, at, args[2], one), centered);
+          Value scaledUpdate = arith::MulFOp::create(nested, at, args[2], args[1]);
+          Value sum = arith::AddFOp::create(
+              nested, at, args[0], arith::AddFOp::create(nested, at, rescale, scaledUpdate));
+          linalg::YieldOp::create(nested, at, ValueRange{sum});
+        });
   }
 
   /// m[o] / sqrt(Σ_i (W[o, i] + s·(B·A)[o, i])²), W read as a matrix, the
@@ -391,37 +459,21 @@ struct LowerDora : OpRewritePattern<DoraOp> {
   /// factor[c]·(value − bias[c]) + bias[c], c running along `channelDim`.
   static Value rescaleChannels(OpBuilder &builder, Location loc, Value value, Value factor,
                                Value bias, int64_t channelDim) {
-    MLIRContext *context = builder.getContext();
-    auto type = cast<RankedTensorType>(value.getType());
-    int64_t rank = type.getRank();
-    AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, context);
-    AffineMap channel = AffineMap::get(rank, 0, getAffineDimExpr(channelDim, context));
-    SmallVector<Value> inputs = {value, factor};
-    if (bias)
-      inputs.push_back(bias);
-    SmallVector<AffineMap> maps = {identity, channel};
-    if (bias)
-      maps.push_back(channel);
-    maps.push_back(identity);
-    Value init = tensor::EmptyOp::create(builder, loc, tensor::getMixedSizes(builder, loc, value),
-                                         type.getElementType());
-    return linalg::GenericOp::create(
-               builder, loc, type, inputs, init, maps,
-               SmallVector<utils::IteratorType>(rank, utils::IteratorType::parallel),
-               [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
-                 if (!bias) {
-                   linalg::YieldOp::create(
-                       nested, nestedLoc,
-                       arith::MulFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
-                   return;
-                 }
-                 Value centered = arith::SubFOp::create(nested, nestedLoc, args[0], args[2]);
-                 Value scaled = arith::MulFOp::create(nested, nestedLoc, centered, args[1]);
-                 linalg::YieldOp::create(
-                     nested, nestedLoc,
-                     arith::AddFOp::create(nested, nestedLoc, scaled, args[2]).getResult());
-               })
-        .getResult(0);
+    return channelwise(
+        builder, loc, {value}, {factor, bias}, channelDim,
+        [&](OpBuilder &nested, Location nestedLoc, ValueRange args) {
+          if (!bias) {
+            linalg::YieldOp::create(
+                nested, nestedLoc,
+                arith::MulFOp::create(nested, nestedLoc, args[0], args[1]).getResult());
+            return;
+          }
+          Value centered = arith::SubFOp::create(nested, nestedLoc, args[0], args[2]);
+          Value scaled = arith::MulFOp::create(nested, nestedLoc, centered, args[1]);
+          linalg::YieldOp::create(
+              nested, nestedLoc,
+              arith::AddFOp::create(nested, nestedLoc, scaled, args[2]).getResult());
+        });
   }
 };
 

@@ -83,8 +83,9 @@ static Json slotsToJson(const ManifestSlots &slots) {
       item["ia3_in"] = layer.ia3In;
     if (!layer.ia3Out.empty())
       item["ia3_out"] = layer.ia3Out;
-    if (!layer.doraScales.empty()) {
+    if (!layer.doraScales.empty())
       item["dora_scales"] = layer.doraScales;
+    if (!layer.weight.empty()) {
       item["weight"] = layer.weight;
       item["weight_in_out"] = layer.weightInOut;
     }
@@ -323,8 +324,9 @@ public:
         layer.ia3In = string(entry, "ia3_in", where);
       if (entry.contains("ia3_out"))
         layer.ia3Out = string(entry, "ia3_out", where);
-      if (entry.contains("dora_scales")) {
+      if (entry.contains("dora_scales"))
         layer.doraScales = string(entry, "dora_scales", where);
+      if (entry.contains("weight")) {
         layer.weight = string(entry, "weight", where);
         const Json *inOut = at(entry, "weight_in_out", where);
         if (inOut && !inOut->is_boolean())
@@ -352,7 +354,7 @@ public:
              vectorsFit(layer.doraScales, (*b)[1]);
       // The layer's weight: [out, in] or [in, out], or packed from one (the
       // runtime reads either).
-      if (fits && !layer.doraScales.empty()) {
+      if (fits && !layer.weight.empty()) {
         int64_t in = (*a)[2], out = (*b)[1];
         std::vector<int64_t> expected = layer.weightInOut ? std::vector<int64_t>{in, out}
                                                           : std::vector<int64_t>{out, in};

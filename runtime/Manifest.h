@@ -86,9 +86,9 @@ struct ManifestSlots {
   /// [count, capacity, in], lora_B [count, out, capacity], scales [count],
   /// lora_bias [count, out], IA3 vectors on its input [count, in] and output
   /// [count, out], DoRA's per-output factors [count, out] (each "" when the
-  /// slots have none); with DoRA slots, the layer's weight (F32; [out, in],
-  /// [in, out] when `weightInOut`, or packed in panels), from which a DoRA
-  /// adapter loaded at run time gets its factors.
+  /// slots have none); with DoRA slots, the layer's weight when it is F32
+  /// ([out, in], [in, out] when `weightInOut`, or packed in panels), from
+  /// which a DoRA adapter loaded at run time gets its factors.
   struct Layer {
     std::string module, loraA, loraB, scales, loraBias, ia3In, ia3Out, doraScales, weight;
     bool weightInOut = false;

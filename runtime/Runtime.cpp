@@ -517,6 +517,9 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
     if (!module.tensorMagnitude.empty() && layer->doraScales.empty())
       return failWith(where + " is DoRA, and this artifact has no DoRA slot there (slots for "
                               "DoRA are where a compiled-in DoRA adapter adapts)");
+    if (!module.tensorMagnitude.empty() && layer->weight.empty())
+      return failWith(where + " is DoRA, and the layer's weight is not F32, from which the "
+                              "runtime computes DoRA's factors");
     byModule[module.modulePath] = &module;
   }
   // Every layer's slot: zeros (IA3: ones), then the adapter's factors

@@ -300,7 +300,7 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $adapters $input `,` $base `,` $index `,` $lora_a `,` $lora_b `,` $scales
-    (`,` `bias` $lora_bias^)? (`,` `dora` $dora_scales^)? (`,` `layer_bias` $layer_bias^)?
+    (`bias` $lora_bias^)? (`dora` $dora_scales^)? (`layer_bias` $layer_bias^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{

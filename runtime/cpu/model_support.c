@@ -5,7 +5,8 @@
  * memrefCopy, for copies between memrefs with arbitrary strides, and the
  * allocation functions (below); and what our code generation calls:
  * peft_parallel_for, which runs a task on the runtime's thread pool once the
- * runtime has installed it.
+ * runtime has installed it; and what LLVM's back end may call where the
+ * system's compiler runtime lacks it (__truncsfbf2).
  *
 \*===----------------------------------------------------------------------===*/
 #include <pthread.h>
@@ -182,3 +183,22 @@ void memrefCopy(int64_t elementSize, UnrankedMemRef *source, UnrankedMemRef *tar
       return;
   }
 }
+
+#if defined(__x86_64__)
+/* f32 to bf16, rounded to nearest even, NaNs kept quiet NaNs. LLVM's x86
+ * back end calls it for bf16 values it keeps as f32 in registers on a CPU
+ * without bf16 conversions (no AVX512-BF16 or AVX-NE-CONVERT); libgcc has
+ * it from GCC 13 on, Debian 12's GCC 12 does not. The bf16 comes back in
+ * the low 16 bits of xmm0, where a float is returned. */
+float __truncsfbf2(float value) {
+  uint32_t bits, rounded;
+  memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    rounded = (bits >> 16) | 0x40u;
+  else
+    rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+  float result;
+  memcpy(&result, &rounded, sizeof result);
+  return result;
+}
+#endif

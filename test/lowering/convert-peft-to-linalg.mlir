@@ -459,20 +459,29 @@ func.func @lora_half_layer(%x: tensor<5x4xf16>, %base: tensor<5x3xf16>, %a: tens
 // -----
 
 // DoRA on a bf16 layer: the weight and the magnitude are widened too, the
-// norms and the rescaling run in f32, and the result is rounded to bf16.
+// norms run in f32; as PEFT's Linear does, base − bias is rounded to bf16
+// before it is rescaled, base + (n − 1)·round(base − bias) + n·update, and
+// the sum is rounded to bf16.
 // CHECK-LABEL: func.func @dora_bfloat_layer
-// CHECK-SAME: (%{{.*}}: tensor<5x4xbf16>, %{{.*}}: tensor<5x3xbf16>, %[[W:.*]]: tensor<3x4xbf16>, %{{.*}}: tensor<2x4xbf16>, %{{.*}}: tensor<3x2xbf16>, %[[M:.*]]: tensor<3xbf16>)
+// CHECK-SAME: (%{{.*}}: tensor<5x4xbf16>, %{{.*}}: tensor<5x3xbf16>, %[[W:.*]]: tensor<3x4xbf16>, %{{.*}}: tensor<2x4xbf16>, %{{.*}}: tensor<3x2xbf16>, %[[M:.*]]: tensor<3xbf16>, %{{.*}}: tensor<3xbf16>)
+// CHECK: %[[WIDE_BASE:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<5x3xbf16>) outs(%{{.*}} : tensor<5x3xf32>)
+// CHECK: %[[WIDE_BIAS:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3xbf16>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: %[[ZEROS:.*]] = linalg.fill {{.*}} -> tensor<5x3xf32>
+// CHECK: %[[UPDATE:.*]] = linalg.matmul {{.*}} outs(%[[ZEROS]] : tensor<5x3xf32>)
 // CHECK: %[[WIDE_W:.*]] = linalg.generic {{.*}} ins(%[[W]] : tensor<3x4xbf16>) outs(%{{.*}} : tensor<3x4xf32>)
 // CHECK: %[[SUMS:.*]] = linalg.generic {{.*}} ins(%[[WIDE_W]], %{{.*}} : tensor<3x4xf32>, tensor<3x4xf32>)
 // CHECK: %[[WIDE_M:.*]] = linalg.generic {{.*}} ins(%[[M]] : tensor<3xbf16>) outs(%{{.*}} : tensor<3xf32>)
 // CHECK: %[[N:.*]] = linalg.generic {{.*}} ins(%[[WIDE_M]], %[[SUMS]] : tensor<3xf32>, tensor<3xf32>)
-// CHECK: %[[SCALED:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %[[N]] : tensor<5x3xf32>, tensor<3xf32>)
-// CHECK: %[[NARROW:.*]] = linalg.generic {{.*}} ins(%[[SCALED]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xbf16>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[WIDE_BASE]], %[[UPDATE]], %[[N]], %[[WIDE_BIAS]] : tensor<5x3xf32>, tensor<5x3xf32>, tensor<3xf32>, tensor<3xf32>)
+// CHECK:   %[[CENTERED:.*]] = arith.subf
+// CHECK:   %[[ROUNDED:.*]] = arith.truncf %[[CENTERED]] : f32 to bf16
+// CHECK:   arith.extf %[[ROUNDED]] : bf16 to f32
+// CHECK: %[[NARROW:.*]] = linalg.generic {{.*}} ins(%[[SUM]] : tensor<5x3xf32>) outs(%{{.*}} : tensor<5x3xbf16>)
 // CHECK:   arith.truncf %{{.*}} : f32 to bf16
 // CHECK: return %[[NARROW]]
-func.func @dora_bfloat_layer(%x: tensor<5x4xbf16>, %base: tensor<5x3xbf16>, %w: tensor<3x4xbf16>, %a: tensor<2x4xbf16>, %b: tensor<3x2xbf16>, %m: tensor<3xbf16>) -> tensor<5x3xbf16> {
-  %y = peft.dora "default" %x, %base, %w, %a, %b, %m {scale = 2.0 : f32}
-    : (tensor<5x4xbf16>, tensor<5x3xbf16>, tensor<3x4xbf16>, tensor<2x4xbf16>, tensor<3x2xbf16>, tensor<3xbf16>) -> tensor<5x3xbf16>
+func.func @dora_bfloat_layer(%x: tensor<5x4xbf16>, %base: tensor<5x3xbf16>, %w: tensor<3x4xbf16>, %a: tensor<2x4xbf16>, %b: tensor<3x2xbf16>, %m: tensor<3xbf16>, %bias: tensor<3xbf16>) -> tensor<5x3xbf16> {
+  %y = peft.dora "default" %x, %base, %w, %a, %b, %m, bias %bias {scale = 2.0 : f32}
+    : (tensor<5x4xbf16>, tensor<5x3xbf16>, tensor<3x4xbf16>, tensor<2x4xbf16>, tensor<3x2xbf16>, tensor<3xbf16>, tensor<3xbf16>) -> tensor<5x3xbf16>
   return %y : tensor<5x3xbf16>
 }
 
@@ -620,8 +629,27 @@ func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: te
 // CHECK:   tensor.extract %[[BIAS]]
 // CHECK: return %[[OUT]]
 func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
-  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s, bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
   return %y : tensor<?x8x16xf32>
+}
+
+// -----
+
+// peft.multi_lora with DoRA slots on a bf16 layer: base + (n − 1)·round(base
+// − layer bias) + n·update, n the row's slot factors (1 for -1), round(·) to
+// bf16 as PEFT's Linear does, the sum rounded to bf16.
+// CHECK-LABEL: func.func @multi_lora_dora_bfloat_layer
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}}, %{{.*}} : tensor<?x8x16xf32>, tensor<?x8x16xf32>, tensor<?xi64>)
+// CHECK:   %[[N:.*]] = arith.select
+// CHECK:   %[[CENTERED:.*]] = arith.subf
+// CHECK:   %[[ROUNDED:.*]] = arith.truncf %[[CENTERED]] : f32 to bf16
+// CHECK:   %[[WIDE:.*]] = arith.extf %[[ROUNDED]] : bf16 to f32
+// CHECK:   %[[N_LESS_ONE:.*]] = arith.subf %[[N]]
+// CHECK:   arith.mulf %[[N_LESS_ONE]], %[[WIDE]]
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+func.func @multi_lora_dora_bfloat_layer(%x: tensor<?x8x32xbf16>, %base: tensor<?x8x16xbf16>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %n: tensor<2x16xf32>, %lb: tensor<16xbf16>) -> tensor<?x8x16xbf16> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s dora %n layer_bias %lb : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
+  return %y : tensor<?x8x16xbf16>
 }
 
 // -----

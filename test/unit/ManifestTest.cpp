@@ -135,6 +135,18 @@ TEST(ManifestSlots, DoraSlotsNameTheLayerWeight) {
   EXPECT_TRUE(read.slots->layers[0].weightInOut);
 }
 
+TEST(ManifestSlots, DoraSlotsOfAHalfLayerNameNoWeight) {
+  // A layer kept in f16 or bf16: its DoRA slots work for compiled-in
+  // adapters, and the runtime, finding no F32 weight named, refuses to load one.
+  Manifest manifest = slottedManifest(), read;
+  manifest.weights.push_back({"s.dora", "F32", {2, 6}});
+  manifest.slots->layers[0].doraScales = "s.dora";
+  std::string error;
+  ASSERT_TRUE(read.fromJson(manifest.toJson(), error)) << error;
+  EXPECT_EQ(read.slots->layers[0].doraScales, "s.dora");
+  EXPECT_EQ(read.slots->layers[0].weight, "");
+}
+
 TEST(ThreadPool, RunsEveryIndexOnceForEveryThreadCount) {
   for (int threads : {1, 2, 3, 7}) {
     ASSERT_EQ(setThreadCount(threads), threads);

@@ -335,10 +335,13 @@ static std::optional<peft::ManifestSlots> describeSlots(mlir::ModuleOp module) {
     entry.scales = weightName(batched.getScales());
     if (batched.getLoraBias())
       entry.loraBias = weightName(batched.getLoraBias());
-    if (batched.getDoraScales() && layer) {
+    if (batched.getDoraScales()) {
       entry.doraScales = weightName(batched.getDoraScales());
-      entry.weight = weightName(layer.getWeight());
-      entry.weightInOut = layer.getWeightInOut();
+      // The runtime computes a loaded DoRA's factors from an F32 weight.
+      if (layer && layer.getWeight().getType().getElementType().isF32()) {
+        entry.weight = weightName(layer.getWeight());
+        entry.weightInOut = layer.getWeightInOut();
+      }
     }
   });
   // IA3 vectors, on the layers that have LoRA slots.
