@@ -19,6 +19,7 @@
 #include "runtime/peft_runtime.h"
 #include "support/Diagnostics.h"
 #include "support/Npy.h"
+#include "support/ToolOptions.h"
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
@@ -40,26 +41,30 @@
 
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> artifactDir(cl::Positional, cl::desc("<artifact dir>"), cl::Required);
-static cl::list<std::string> inputSpecs("input", cl::desc("NAME=FILE.npy"), cl::value_desc("spec"));
+// --help lists these only (LLVM's options still parse).
+static cl::OptionCategory runOptions("Running an artifact");
+
+static cl::opt<std::string> artifactDir(cl::Positional, cl::desc("<artifact dir>"), cl::Required,
+                                        cl::cat(runOptions));
+static cl::list<std::string> inputSpecs("input", cl::desc("NAME=FILE.npy"), cl::value_desc("spec"), cl::cat(runOptions));
 static cl::opt<std::string> outputDir("output-dir", cl::desc("Where to write NAME.npy outputs"),
-                                      cl::value_desc("dir"));
+                                      cl::value_desc("dir"), cl::cat(runOptions));
 static cl::list<std::string> adapterSpecs("adapter",
                                           cl::desc("Swap in this adapter (--mode fuse), or "
                                                    "load it into the next free slot (--mode "
                                                    "multi): DIR[=NAME]"),
-                                          cl::value_desc("dir"));
-static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0));
+                                          cl::value_desc("dir"), cl::cat(runOptions));
+static cl::opt<unsigned> benchRuns("bench", cl::desc("Time N further runs"), cl::init(0), cl::cat(runOptions));
 static cl::opt<unsigned> sessionCount("sessions",
                                       cl::desc("Run in N sessions at once, a thread each"),
-                                      cl::init(1));
+                                      cl::init(1), cl::cat(runOptions));
 /// `--threads N`. libLLVM registers an option of that name too; it is renamed
-/// before ours is registered (see main).
+/// before ours is registered (prepareToolOptions, in main).
 static cl::opt<int> &threadsOption() {
   static cl::opt<int> threads(
       "threads",
       cl::desc("Threads to run on (default: PEFT_NUM_THREADS, else the CPUs this process may use)"),
-      cl::init(0));
+      cl::init(0), cl::cat(runOptions));
   return threads;
 }
 
@@ -294,11 +299,13 @@ static int loadIntoSlot(PeftModel *model, const peft::Manifest &manifest, llvm::
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
-  auto &registered = cl::getRegisteredOptions();
-  if (auto llvmThreads = registered.find("threads"); llvmThreads != registered.end())
-    llvmThreads->second->setArgStr("llvm-threads");
+  peft::prepareToolOptions("peft-run", {&runOptions});
   cl::opt<int> &threads = threadsOption();
-  cl::ParseCommandLineOptions(argc, argv, "peft-mlir runner\n");
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "peft-mlir runner: runs a compiled artifact on .npy inputs\n\n"
+      "Exit status: 0 on success; 1 on any error, reported in one line on stderr "
+      "(no partial output is left)\n");
   if (outputDir.empty() && benchRuns == 0)
     return fail("give --output-dir, --bench or both");
   if (threads.getNumOccurrences() && threads < 1)

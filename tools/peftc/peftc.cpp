@@ -26,6 +26,7 @@
 #include "lowering/Artifact.h"
 #include "support/Diagnostics.h"
 #include "support/OutputFile.h"
+#include "support/ToolOptions.h"
 #include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
@@ -52,59 +53,70 @@
 
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model.onnx>"), cl::Required);
+// --help lists these groups only (LLVM's and MLIR's options still parse).
+static cl::OptionCategory inputOptions("Model and adapters");
+static cl::OptionCategory modeOptions("How adapters are applied");
+static cl::OptionCategory outputOptions("Output");
+
+static cl::opt<std::string> modelPath(cl::Positional, cl::desc("<model.onnx>"), cl::Required,
+                                      cl::cat(inputOptions));
 static cl::list<std::string> adapterSpecs("adapter",
                                           cl::desc("Hugging Face PEFT adapter: DIR[=NAME][:WEIGHT]"),
-                                          cl::value_desc("dir"));
+                                          cl::value_desc("dir"), cl::cat(inputOptions));
 static cl::list<std::string> insertSpecs(
     "insert", cl::desc("Attach a fresh adapter to train, from a config: FILE[=NAME]"),
-    cl::value_desc("adapter_config.json"));
+    cl::value_desc("adapter_config.json"), cl::cat(inputOptions));
 static cl::opt<uint64_t> seed("seed", cl::desc("Seed of --insert's random initialization"),
-                              cl::init(0));
-static cl::opt<std::string> mode("mode", cl::desc("merge: fold adapters into the weights; "
+                              cl::init(0), cl::cat(inputOptions));
+static cl::opt<std::string> mode("mode", cl::value_desc("merge|fuse|multi"), cl::desc("merge: fold adapters into the weights; "
                                                   "fuse: keep them unmerged; multi: in slots, "
                                                   "each row of a batch picking its own "
                                                   "(input adapter_index)"),
-                                 cl::init("merge"));
+                                 cl::init("merge"), cl::cat(modeOptions));
 static cl::opt<int64_t> maxAdapters("max-adapters",
                                     cl::desc("--mode multi: adapter slots (default: as many as "
                                              "--adapter names)"),
-                                    cl::init(0));
+                                    cl::init(0), cl::cat(modeOptions));
 static cl::opt<int64_t> maxRank("max-rank",
                                 cl::desc("--mode multi: rank capacity of each slot (default: "
                                          "the largest rank attached)"),
-                                cl::init(0));
+                                cl::init(0), cl::cat(modeOptions));
 static cl::list<std::string> slotModules(
     "slot-modules",
     cl::desc("--mode multi: also give slots to these linear layers (PEFT's target_modules: "
              "a module path or its last dotted parts), for adapters loaded at run time"),
-    cl::value_desc("name,..."), cl::CommaSeparated);
+    cl::value_desc("name,..."), cl::CommaSeparated, cl::cat(modeOptions));
 static cl::opt<std::string> combine("combine",
                                     cl::desc("Combine the LoRAs on each layer into one: cat "
                                              "(exact, rank Σr) or svd (truncated to --combine-rank)"),
-                                    cl::value_desc("cat|svd"));
+                                    cl::value_desc("cat|svd"), cl::cat(modeOptions));
 static cl::opt<int64_t> combineRank("combine-rank", cl::desc("The rank --combine svd keeps"),
-                                    cl::init(0));
+                                    cl::init(0), cl::cat(modeOptions));
 static cl::opt<std::string> targetName("target", cl::desc("Code generation target"),
-                                       cl::init("cpu"));
+                                       cl::init("cpu"), cl::cat(outputOptions));
 static cl::opt<std::string> gpuArch("gpu-arch",
                                     cl::desc("GPU architecture of a GPU target (default sm_80)"),
-                                    cl::value_desc("sm_80|sm_90"));
-static cl::opt<std::string> emit("emit",
+                                    cl::value_desc("sm_80|sm_90"), cl::cat(outputOptions));
+static cl::opt<std::string> emit("emit", cl::value_desc("artifact|onnx|mlir"),
                                  cl::desc("artifact: a compiled artifact directory; "
                                           "onnx: the model as an ONNX file, unmerged "
                                           "adapters as standard ops; mlir: the lowered "
                                           "module the target's library is compiled from"),
-                                 cl::init("artifact"));
+                                 cl::init("artifact"), cl::cat(outputOptions));
 static cl::opt<bool> printPipeline("print-pipeline",
                                    cl::desc("Print the passes peftc runs on the imported model, "
-                                            "as a pipeline for peft-opt --pass-pipeline, and exit"));
+                                            "as a pipeline for peft-opt --pass-pipeline, and exit"), cl::cat(outputOptions));
 static cl::opt<bool> summary("summary",
                              cl::desc("Print each adapted module: adapter, method, rank, "
-                                      "parameters, merged or not"));
+                                      "parameters, merged or not"), cl::cat(outputOptions));
 static cl::opt<std::string> outputDir("o", cl::desc("Artifact directory (a file with --emit onnx "
                                                    "or mlir)"),
-                                      cl::value_desc("path"));
+                                      cl::value_desc("path"), cl::cat(outputOptions));
+
+static cl::opt<bool> timing("timing",
+                            cl::desc("Print the time each stage and pass took (MLIR's pass "
+                                     "timing; also --mlir-timing)"),
+                            cl::cat(outputOptions));
 
 static int fail(const llvm::Twine &message) { return peft::reportError("peftc", message); }
 
@@ -449,7 +461,15 @@ int main(int argc, char **argv) {
   mlir::registerDefaultTimingManagerCLOptions();
   peft::registerCpuTarget();
   peft::registerCudaTarget();
-  cl::ParseCommandLineOptions(argc, argv, "peft-mlir compiler driver\n");
+  peft::prepareToolOptions("peftc", {&inputOptions, &modeOptions, &outputOptions});
+  static const std::string targets = llvm::join(peft::targetNames(), "|");
+  targetName.setValueStr(targets);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "peft-mlir compiler driver: an ONNX model and Hugging Face PEFT adapters to an "
+      "artifact\n\n"
+      "Exit status: 0 on success; 1 on any error, reported in one line on stderr "
+      "(no partial output is left)\n");
   if (mode != "merge" && mode != "fuse" && mode != "multi")
     return fail("--mode must be 'merge', 'fuse' or 'multi', got '" + mode + "'");
   if (mode != "multi" && (maxAdapters.getNumOccurrences() || maxRank.getNumOccurrences() ||
@@ -500,6 +520,8 @@ int main(int argc, char **argv) {
   peft::registerOnnxWeightFormat();
   mlir::DefaultTimingManager timingManager;
   mlir::applyDefaultTimingManagerCLOptions(timingManager);
+  if (timing)
+    timingManager.setEnabled(true);
   mlir::TimingScope timing = timingManager.getRootScope();
 
   mlir::TimingScope importing = timing.nest("import");
