@@ -27,6 +27,7 @@
 #include "support/Diagnostics.h"
 #include "support/OutputFile.h"
 #include "support/ToolOptions.h"
+#include "Progress.h"
 #include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
@@ -118,7 +119,13 @@ static cl::opt<bool> timing("timing",
                                      "timing; also --mlir-timing)"),
                             cl::cat(outputOptions));
 
-static int fail(const llvm::Twine &message) { return peft::reportError("peftc", message); }
+/// The progress line on a terminal; cleared before any error is printed.
+static peft::Progress progress;
+
+static int fail(const llvm::Twine &message) {
+  progress.clear();
+  return peft::reportError("peftc", message);
+}
 
 static llvm::Error makeError(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
@@ -313,6 +320,8 @@ static mlir::LogicalResult runStage(mlir::ModuleOp module, mlir::TimingScope &ti
                                     llvm::function_ref<void(mlir::OpPassManager &)> build) {
   mlir::PassManager pm(module.getContext());
   build(pm);
+  if (auto reporter = progress.passes(name, pm.size()))
+    pm.addInstrumentation(std::move(reporter));
   mlir::TimingScope scope = timing.nest(name);
   pm.enableTiming(scope);
   return pm.run(module);
@@ -418,6 +427,7 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
   manifest->weightsFile = "weights.safetensors";
   llvm::SmallString<256> path(stagingDir);
   llvm::sys::path::append(path, manifest->weightsFile);
+  progress.stage("weights file");
   mlir::TimingScope weights = timing.nest("weights file");
   if (llvm::Error error = peft::writeEntryWeights(entry, path))
     return error;
@@ -429,6 +439,7 @@ static llvm::Error writeArtifact(mlir::ModuleOp module, llvm::StringRef stagingD
                            "' failed (see the diagnostics above)");
   path = stagingDir;
   llvm::sys::path::append(path, manifest->library);
+  progress.stage("compiling " + llvm::Twine(manifest->library));
   if (llvm::Error error = target.writeLibrary(module, path, timing))
     return error;
   path = stagingDir;
@@ -517,6 +528,11 @@ int main(int argc, char **argv) {
   peft::registerTargetDialects(registry);
   mlir::MLIRContext context(registry);
   auto diagnostics = peft::printDiagnosticsAsLines(context, "peftc");
+  // Runs first: a diagnostic starts on a line of its own.
+  mlir::ScopedDiagnosticHandler clearsProgress(&context, [](mlir::Diagnostic &) {
+    progress.clear();
+    return mlir::failure();
+  });
   peft::registerOnnxWeightFormat();
   mlir::DefaultTimingManager timingManager;
   mlir::applyDefaultTimingManagerCLOptions(timingManager);
@@ -524,6 +540,7 @@ int main(int argc, char **argv) {
     timingManager.setEnabled(true);
   mlir::TimingScope timing = timingManager.getRootScope();
 
+  progress.stage("import " + llvm::Twine(modelPath));
   mlir::TimingScope importing = timing.nest("import");
   auto module = peft::importOnnxModel(&context, modelPath);
   if (!module)
