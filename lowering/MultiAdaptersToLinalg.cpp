@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/Passes.h"
 
+#include "lowering/DoraElement.h"
 #include "lowering/ElementCasts.h"
 
 #include "mlir/IR/PatternMatch.h"
@@ -232,9 +233,7 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                          nested, at, ValueRange{arith::AddFOp::create(nested, at, args[2], term)});
                    })
                    .getResult(0);
-    // DoRA: base + (n − 1)·round(base − layer bias) + n·update, n =
-    // dora_scales of the row's slot (1 without one), round(·) to the layer's
-    // type as PEFT's Linear does (nothing in f32).
+    // DoRA (doraElement), n = dora_scales of the row's slot (1 without one).
     if (doraScales) {
       Value layerBias = castElements(rewriter, loc, op.getLayerBias(), type);
       Type layerType = op.getType().getElementType();
@@ -246,20 +245,11 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                    ArrayRef{parallel, parallel, parallel},
                    [&](OpBuilder &nested, Location at, ValueRange args) {
                      Value n = slotFeatureOrOne(nested, at, doraScales, args[2], type);
-                     Value one = floatConstant(nested, at, type, 1.0);
-                     Value unbiased = args[0];
+                     Value bias;
                      if (layerBias)
-                       unbiased = arith::SubFOp::create(
-                           nested, at, unbiased,
-                           tensor::ExtractOp::create(nested, at, layerBias,
-                                                     ValueRange{linalg::IndexOp::create(nested, at, 2)}));
-                     unbiased = convertFloat(nested, at, convertFloat(nested, at, unbiased, layerType),
-                                             type);
-                     Value rescale = arith::MulFOp::create(
-                         nested, at, arith::SubFOp::create(nested, at, n, one), unbiased);
-                     Value update = arith::MulFOp::create(nested, at, n, args[1]);
-                     Value sum = arith::AddFOp::create(
-                         nested, at, args[0], arith::AddFOp::create(nested, at, rescale, update));
+                       bias = tensor::ExtractOp::create(
+                           nested, at, layerBias, ValueRange{linalg::IndexOp::create(nested, at, 2)});
+                     Value sum = doraElement(nested, at, args[0], args[1], n, bias, layerType);
                      linalg::YieldOp::create(nested, at, ValueRange{sum});
                    })
                    .getResult(0);

@@ -1,6 +1,7 @@
 //===- PeftToLinalg.cpp - peft layers and adapters to linalg ----------------===//
 #include "lowering/Passes.h"
 
+#include "lowering/DoraElement.h"
 #include "lowering/ElementCasts.h"
 
 #include "mlir/Dialect/Utils/ReshapeOpsUtils.h"
@@ -376,26 +377,15 @@ struct LowerDora : OpRewritePattern<DoraOp> {
         .getResult(0);
   }
 
-  /// base + (n[c] − 1)·round(base − bias[c]) + n[c]·update, c the last
-  /// dimension, round(·) to `layerType` and back.
+  /// doraElement over the elements, n and the bias along the last dimension.
   static Value rescaleRoundedBase(OpBuilder &builder, Location loc, Value base, Value update,
                                   Value factor, Value bias, Type layerType) {
     int64_t channelDim = cast<RankedTensorType>(base.getType()).getRank() - 1;
     return channelwise(
         builder, loc, {base, update}, {factor, bias}, channelDim,
         [&](OpBuilder &nested, Location at, ValueRange args) {
-          Type computeType = args[0].getType();
-          Value centered = args[0];
-          if (bias)
-            centered = arith::SubFOp::create(nested, at, centered, args[3]);
-          centered = convertFloat(nested, at, convertFloat(nested, at, centered, layerType),
-                                  computeType);
-          Value one = arith::ConstantOp::create(nested, at, nested.getFloatAttr(computeType, 1.0));
-          Value rescale = arith::MulFOp::create(
-              nested, at, arith::SubFOp::create(nested, at, args[2], one), centered);
-          Value scaledUpdate = arith::MulFOp::create(nested, at, args[2], args[1]);
-          Value sum = arith::AddFOp::create(
-              nested, at, args[0], arith::AddFOp::create(nested, at, rescale, scaledUpdate));
+          Value sum = doraElement(nested, at, args[0], args[1], args[2], bias ? args[3] : Value(),
+                                  layerType);
           linalg::YieldOp::create(nested, at, ValueRange{sum});
         });
   }
