@@ -1,25 +1,43 @@
 #!/usr/bin/env python3
 """The GPU benchmark, run on the GPU machine by scripts/gpu-check.sh's bundle.
 
-    gpu_bench.py BENCH_DIR --peft-run PATH [--runs 20] [--rounds 3]
+    gpu_bench.py BENCH_DIR --runtime-library SO [--runs 20] [--rounds 3]
 
-BENCH_DIR/NAME/artifact is a CUDA artifact compiled on the build machine; its
-weights and inputs are written here, random, from the manifest (they would
-not fit in what travels). NAME is MxKxN[+loraR], a linear layer. For
-each, peft-run's fastest run is set beside torch.matmul of the same shape in
-fp32 on the same GPU (cuBLAS), the two alternating `--rounds` times; ratios
-are ours / cuBLAS. cuBLAS's bf16 and fp16 4096^3 are printed as the reference
-for the half-precision goals. Needs python3 with numpy and torch.
+BENCH_DIR/NAME/artifact is a CUDA artifact of one linear layer compiled on the
+build machine; its weights are written here, random, from the manifest (they
+would not fit in what travels). NAME is MxKxN[-bf16][-tilesT][+loraR]: x[M, K]
+times a weight [K, N], in f32 or in bf16 (f32 accumulation), the tensor-core
+tiles peftc was told to use (64 or 128; auto where absent), LoRA of rank R
+unmerged (--mode fuse).
+
+Each run of ours goes through the C API with its input and output in device
+memory (torch tensors bound by peft_model_set_input_device, the output left on
+the device), so that neither is copied over PCIe: what is timed is the
+kernels plus the runtime's launch and synchronization. The reference is
+torch.matmul of the same shape and type on the same GPU (cuBLAS; TF32 off for
+f32, as our f32 kernels compute in f32). The two alternate `--rounds` times,
+the fastest of `--runs` each; ratios are ours / cuBLAS. Needs python3 with
+numpy and torch; device_io.py (beside it in the bundle) binds the C API.
 """
 import argparse
+import ctypes
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
 import numpy as np
+
+import device_io
+
+PEFT_F32, PEFT_BF16, PEFT_DEVICE = 0, 2, 1
+
+
+def bf16_bits(values):
+    """float32 -> bfloat16 bit patterns (round to nearest even), as uint16."""
+    bits = values.astype("<f4").view("<u4")
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2")
 
 
 def write_weights(artifact):
@@ -32,12 +50,15 @@ def write_weights(artifact):
     rng = np.random.default_rng(0)
     header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
     for weight in manifest["weights"]:
-        if weight["dtype"] != "F32":
-            sys.exit(f"gpu_bench: {artifact}: weight {weight['name']} is {weight['dtype']}")
         shape = weight["shape"]
-        value = (rng.standard_normal(shape, dtype=np.float32) /
-                 np.sqrt(max(shape[-1], 1))).astype("<f4")
-        header[weight["name"]] = {"dtype": "F32", "shape": shape,
+        value = rng.standard_normal(shape, dtype=np.float32) / np.sqrt(max(shape[-1], 1))
+        if weight["dtype"] == "F32":
+            value = value.astype("<f4")
+        elif weight["dtype"] == "BF16":
+            value = bf16_bits(value)
+        else:
+            sys.exit(f"gpu_bench: {artifact}: weight {weight['name']} is {weight['dtype']}")
+        header[weight["name"]] = {"dtype": weight["dtype"], "shape": shape,
                                   "data_offsets": [offset, offset + value.nbytes]}
         offset += value.nbytes
         blobs.append(value)
@@ -50,31 +71,45 @@ def write_weights(artifact):
             f.write(value.tobytes())
 
 
-def write_inputs(case):
-    """inputs/NAME.npy, random, for the manifest's (static, F32) inputs."""
-    with open(os.path.join(case, "artifact", "manifest.json")) as f:
-        manifest = json.load(f)
-    inputs = os.path.join(case, "inputs")
-    os.makedirs(inputs, exist_ok=True)
-    rng = np.random.default_rng(1)
-    for tensor in manifest["inputs"]:
-        if tensor["dtype"] != "F32" or min(tensor["shape"]) < 0:
-            sys.exit(f"gpu_bench: {case}: input {tensor['name']} is not a static F32 tensor")
-        np.save(os.path.join(inputs, tensor["name"] + ".npy"),
-                rng.standard_normal(tensor["shape"], dtype=np.float32))
+class DeviceRun:
+    """The artifact loaded through the C API, its inputs random torch tensors
+    on the GPU bound in place, its outputs left on the device."""
 
+    def __init__(self, torch, peft, artifact):
+        self.peft = peft
+        self.model = peft.peft_model_load(artifact.encode())
+        if not self.model:
+            raise RuntimeError(peft.peft_last_error().decode())
+        with open(os.path.join(artifact, "manifest.json")) as f:
+            manifest = json.load(f)
+        self.inputs = []  # Kept alive while bound.
+        for tensor in manifest["inputs"]:
+            dtype = {"F32": (torch.float32, PEFT_F32), "BF16": (torch.bfloat16, PEFT_BF16)}
+            if tensor["dtype"] not in dtype or min(tensor["shape"]) < 0:
+                raise RuntimeError(f"input {tensor['name']} is not a static F32 or BF16 tensor")
+            torch_type, code = dtype[tensor["dtype"]]
+            value = torch.randn(tensor["shape"], device="cuda").to(torch_type)
+            self.inputs.append(value)
+            shape = (ctypes.c_int64 * len(tensor["shape"]))(*tensor["shape"])
+            if peft.peft_model_set_input_device(self.model, tensor["name"].encode(), code,
+                                                len(tensor["shape"]), shape, value.data_ptr()):
+                raise RuntimeError(peft.peft_last_error().decode())
+        if peft.peft_model_set_output_location(self.model, PEFT_DEVICE):
+            raise RuntimeError(peft.peft_last_error().decode())
+        torch.cuda.synchronize()
 
-def run_ours(peft_run, case, runs):
-    artifact = os.path.join(case, "artifact")
-    command = [peft_run, artifact, "--bench", str(runs)]
-    inputs = os.path.join(case, "inputs")
-    for name in sorted(os.listdir(inputs)):
-        command += ["--input", f"{name[:-4]}={os.path.join(inputs, name)}"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        return None, result.stderr.strip()
-    match = re.search(r"min ([0-9.]+) ms", result.stdout)
-    return float(match.group(1)), ""
+    def time(self, runs):
+        """The fastest of `runs` runs (each returns once its stream is done), ms."""
+        best = float("inf")
+        for _ in range(runs + 1):  # The first loads the kernels and uploads the weights.
+            start = time.perf_counter()
+            if self.peft.peft_model_run(self.model):
+                raise RuntimeError(self.peft.peft_last_error().decode())
+            best = min(best, (time.perf_counter() - start) * 1e3)
+        return best
+
+    def free(self):
+        self.peft.peft_model_free(self.model)
 
 
 def time_torch(torch, a, b, runs):
@@ -92,7 +127,7 @@ def time_torch(torch, a, b, runs):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("bench")
-    parser.add_argument("--peft-run", required=True)
+    parser.add_argument("--runtime-library", required=True)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -104,35 +139,33 @@ def main():
     if not torch.cuda.is_available():
         print("skipped: no GPU")
         return 2
-    # Our f32 kernels compute in f32: so does the reference (no TF32).
     torch.backends.cuda.matmul.allow_tf32 = False
+    peft = device_io.bind(args.runtime_library)
     print(f"GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    for dtype in (torch.bfloat16, torch.float16):
-        a = torch.randn(4096, 4096, device="cuda", dtype=dtype)
-        ms = time_torch(torch, a, a, args.runs)
-        print(f"cuBLAS {str(dtype)[6:]} 4096^3: {ms:.3f} ms, {2 * 4096**3 / ms / 1e9:.1f} TFLOP/s")
-    print(f"{'work':28} {'ours ms':>10} {'cuBLAS ms':>10} {'ours/cuBLAS':>12}")
+    print(f"{'work':32} {'ours ms':>10} {'cuBLAS ms':>10} {'ours/cuBLAS':>12} {'TFLOP/s':>8}")
     for name in sorted(os.listdir(args.bench)):
         case = os.path.join(args.bench, name)
-        match = re.match(r"(\d+)x(\d+)x(\d+)", name)
+        match = re.match(r"(\d+)x(\d+)x(\d+)(-bf16)?", name)
         if not match or not os.path.isdir(case):
             continue
-        write_weights(os.path.join(case, "artifact"))
-        write_inputs(case)
-        m, k, n = map(int, match.groups())
-        x = torch.randn(m, k, device="cuda")
-        w = torch.randn(k, n, device="cuda")
-        ours, theirs, error = float("inf"), float("inf"), ""
-        for _ in range(args.rounds):
-            ms, error = run_ours(args.peft_run, case, args.runs)
-            if ms is None:
-                break
-            ours = min(ours, ms)
-            theirs = min(theirs, time_torch(torch, x, w, args.runs))
-        if error:
-            print(f"{name:28} FAILED: {error}")
+        artifact = os.path.join(case, "artifact")
+        write_weights(artifact)
+        m, k, n = map(int, match.groups()[:3])
+        dtype = torch.bfloat16 if match.group(4) else torch.float32
+        x = torch.randn(m, k, device="cuda").to(dtype)
+        w = torch.randn(k, n, device="cuda").to(dtype)
+        try:
+            ours_run = DeviceRun(torch, peft, artifact)
+            ours, theirs = float("inf"), float("inf")
+            for _ in range(args.rounds):
+                ours = min(ours, ours_run.time(args.runs))
+                theirs = min(theirs, time_torch(torch, x, w, args.runs))
+            ours_run.free()
+        except RuntimeError as error:
+            print(f"{name:32} FAILED: {error}")
             continue
-        print(f"{name:28} {ours:10.3f} {theirs:10.3f} {ours / theirs:12.2f}")
+        print(f"{name:32} {ours:10.3f} {theirs:10.3f} {ours / theirs:12.2f} "
+              f"{2 * m * k * n / ours / 1e9:8.1f}")
     return 0
 
 

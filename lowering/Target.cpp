@@ -22,6 +22,10 @@ llvm::Error Target::configure(const TargetOptions &options) {
   if (!options.gpuArch.empty())
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "--gpu-arch applies to GPU targets, not '" + name() + "'");
+  if (!options.gpuGemmTiles.empty() && options.gpuGemmTiles != "auto")
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "--gpu-gemm-tiles applies to GPU targets, not '" + name() +
+                                       "'");
   return llvm::Error::success();
 }
 

@@ -23,6 +23,9 @@ namespace peft {
 /// What the command line asks of a target's code.
 struct TargetOptions {
   std::string gpuArch; ///< `--gpu-arch`: "sm_80", "sm_90"; empty: the default.
+  /// `--gpu-gemm-tiles`: "64" or "128", the tiles of C a GPU's tensor-core
+  /// GEMMs take; empty or "auto": chosen by C's size.
+  std::string gpuGemmTiles;
 };
 
 class Target {

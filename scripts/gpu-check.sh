@@ -46,18 +46,47 @@ for model in bert-tiny gpt2-tiny llama-tiny vit-tiny cnn-tiny resnet-tiny; do
   done
 done
 
-# Benchmark layers: their weights and inputs are written on the GPU machine.
+# Benchmark layers: their weights are written on the GPU machine. f32 ones
+# (with and without LoRA), and bf16 ones with each tensor-core tile size.
 /usr/bin/python3 - "$bundle/bench" "$arch" <<'PYTHON'
-import os, subprocess, sys
+import os, re, subprocess, sys
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
 sys.path.insert(0, "bench")
 import gemm_bench
 bench, arch = sys.argv[1], sys.argv[2]
-for name in ["32x4096x4096", "32x4096x4096+lora16", "4096x4096x4096", "4096x4096x4096+lora16"]:
-    source = os.path.join("build", "gpu-check-models", name)
+
+def write_bf16_model(directory, m, k, n):
+    """y[M, N] = x[M, K] · W[K, N], all bf16 (W zeros: gpu_bench.py writes it)."""
+    os.makedirs(directory, exist_ok=True)
+    weight = helper.make_tensor("fc.weight_t", TensorProto.BFLOAT16, [k, n],
+                                np.zeros(k * n, np.uint16).tobytes(), raw=True)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "fc.weight_t"], ["y"], name="/fc/MatMul")], "linear",
+        [helper.make_tensor_value_info("x", TensorProto.BFLOAT16, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.BFLOAT16, [m, n])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              os.path.join(directory, "model.onnx"))
+
+cases = ["32x4096x4096", "32x4096x4096+lora16", "4096x4096x4096", "4096x4096x4096+lora16",
+         "32x4096x4096-bf16", "4096x4096x4096-bf16", "4096x4096x4096-bf16-tiles64",
+         "4096x4096x4096-bf16-tiles128"]
+for name in cases:
+    shape = re.match(r"(\d+)x(\d+)x(\d+)", name).group(0)
+    bf16 = "-bf16" in name
+    source = os.path.join("build", "gpu-check-models", shape + ("-bf16" if bf16 else "") +
+                          ("+" + name.split("+")[1] if "+" in name else ""))
     if not os.path.exists(os.path.join(source, "model.onnx")):
-        gemm_bench.write_model(source, name)
+        if bf16:
+            write_bf16_model(source, *map(int, shape.split("x")))
+        else:
+            gemm_bench.write_model(source, name)
     case = os.path.join(bench, name)
     extra = ["--adapter", os.path.join(source, "adapter"), "--mode", "fuse"] if "+" in name else []
+    tiles = re.search(r"-tiles(\d+)", name)
+    if tiles:
+        extra += ["--gpu-gemm-tiles", tiles.group(1)]
     subprocess.run(["build/bin/peftc", os.path.join(source, "model.onnx"), *extra, "--target", "cuda",
                     "--gpu-arch", arch, "-o", os.path.join(case, "artifact")], check=True)
     os.remove(os.path.join(case, "artifact", "weights.safetensors"))
@@ -74,7 +103,7 @@ out=${OUT:-.}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt" || true
 status=0
 python3 gpu_check.py cases --peft-run bin/peft-run --runtime-library lib/libpeft_runtime.so | tee "$out/gpu-check.txt" || status=$?
-python3 gpu_bench.py bench --peft-run bin/peft-run | tee "$out/gpu-bench.txt" || true
+python3 gpu_bench.py bench --runtime-library lib/libpeft_runtime.so | tee "$out/gpu-bench.txt" || true
 exit $status
 RUN
 chmod +x "$bundle/run.sh"

@@ -2,6 +2,7 @@
 #include "lowering/cuda/Passes.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/SymbolTable.h"
 
 namespace peft {
@@ -15,6 +16,22 @@ namespace {
 
 /// Bytes: what ldmatrix's rows and 16-byte asynchronous copies need.
 constexpr int64_t kSharedAlignment = 16;
+
+/// Declares the symbol the NVVM lowering of gpu.dynamic_shared_memory takes
+/// (an empty i8 array in shared memory, 16-byte aligned: it reuses one it
+/// finds) as external. The lowering's own is internal, which NVPTX prints as
+/// a one-byte `.shared` variable (or demotes into the kernel) rather than
+/// the `.extern .shared ... []` that names the launch's dynamic block.
+static void declareDynamicSharedMemory(gpu::GPUModuleOp kernels) {
+  if (!kernels.walk([](gpu::DynamicSharedMemoryOp) { return WalkResult::interrupt(); })
+           .wasInterrupted())
+    return;
+  OpBuilder builder = OpBuilder::atBlockBegin(kernels.getBody());
+  auto type = LLVM::LLVMArrayType::get(builder.getI8Type(), 0);
+  LLVM::GlobalOp::create(builder, kernels.getLoc(), type, /*isConstant=*/false,
+                         LLVM::Linkage::External, "__dynamic_shmem__", Attribute(),
+                         kSharedAlignment, static_cast<unsigned>(NVVM::NVVMMemorySpace::Shared));
+}
 
 struct CudaGatherKernelsPass : peft::impl::CudaGatherKernelsBase<CudaGatherKernelsPass> {
   void runOnOperation() override {
@@ -50,6 +67,7 @@ struct CudaGatherKernelsPass : peft::impl::CudaGatherKernelsBase<CudaGatherKerne
       }
       source.erase();
     }
+    declareDynamicSharedMemory(kernels);
     module.walk([&](gpu::LaunchFuncOp launch) {
       auto it = moved.find({launch.getKernelModuleName(), launch.getKernelName()});
       if (it == moved.end())

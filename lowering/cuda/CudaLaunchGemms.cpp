@@ -8,25 +8,30 @@
 // would read each operand element M or N times from global memory.
 //
 // M, N and K are each their loops linearized (last fastest). Block (bx, by,
-// bz): the 64 x 64 tile of C at (by·64, bx·64) of batch bz. Each K step the
-// block stages A's 64 x depth and B's depth x 64 in shared memory, each
+// bz): the tile of C at (by·tileM, bx·tileN) of batch bz. Each K step the
+// block stages A's tileM x depth and B's depth x tileN in shared memory, each
 // thread loading elements of each, neighbouring threads neighbouring
 // addresses along the operand's fastest dimension; elements outside the
-// operands are zeros, so the compute needs no guards. Two stages: while the
-// block computes step s, step s + 1 arrives in the other (by cp.async where
-// the operand allows), so the loads' latency hides behind the arithmetic.
-// How a block computes depends on the operands:
+// operands are zeros, so the compute needs no guards. S stages: while the
+// block computes step s, steps s + 1 to s + S - 1 arrive in the others (by
+// cp.async where the operand allows), so the loads' latency hides behind
+// S - 1 steps of arithmetic; one barrier per step. How a block computes
+// depends on the operands:
 //
-// - f32: 256 threads, K steps of 16 staged k-major (rows padded by one
-//   against bank conflicts); thread t accumulates rows t/16 + 16i and
-//   columns t%16 + 16j (i, j < 4) with FMAs, so that a warp's loads from
-//   shared memory hit distinct banks and its stores to C are contiguous.
-// - f16 or bf16: tensor cores. 128 threads, four warps each owning a 32 x 32
-//   quarter of the tile; K steps of 32 staged row-major (a row of A, or of
-//   B's N, holds its K), rows of 40 halves so that ldmatrix's eight 16-byte
-//   rows fall in distinct banks. Per 16 of K a warp loads its fragments
-//   with ldmatrix (two x4 for A's m16 tiles, two x4 for B's four n8 tiles)
-//   and issues eight mma.sync m16n8k16 accumulating in f32.
+// - f32: 64 x 64 tiles, 256 threads, three stages, K steps of 16 staged
+//   k-major (rows padded by one against bank conflicts); thread t
+//   accumulates rows t/16 + 16i and columns t%16 + 16j (i, j < 4) with FMAs,
+//   so that a warp's loads from shared memory hit distinct banks and its
+//   stores to C are contiguous.
+// - f16 or bf16: tensor cores. 64 x 64 tiles, four warps of 32 x 32 and
+//   three stages; or, for C large enough to fill the GPU with them, 128 x
+//   128 tiles, eight warps of 64 x 32 and four stages (80 KiB, dynamic
+//   shared memory: peft-cuda-dynamic-shared-memory). K steps of 32 staged
+//   row-major (a row of A, or of B's N, holds its K), rows of 40 halves so
+//   that ldmatrix's eight 16-byte rows fall in distinct banks. Per 16 of K a
+//   warp loads its fragments with ldmatrix (x4: an m16 tile of A, two n8
+//   tiles of B) and issues an mma.sync m16n8k16 per pair, accumulating in
+//   f32.
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
@@ -59,34 +64,50 @@ using peft::rootOf;
 
 namespace {
 
-constexpr int64_t kTile = 64;  ///< Rows and columns of C per block.
-constexpr int64_t kStages = 2; ///< K steps in shared memory: one computed, one arriving.
+/// How a kernel covers C and how deep it pipelines K.
+struct KernelShape {
+  int64_t tileM, tileN;         ///< Rows and columns of C per block.
+  int64_t warpTileM, warpTileN; ///< Tensor cores: rows and columns of C per warp.
+  /// K steps in shared memory: the one computed and `stages - 1` arriving,
+  /// so that a load has that many steps' arithmetic to land behind.
+  int64_t stages;
+
+  int64_t warps() const { return (tileM / warpTileM) * (tileN / warpTileN); }
+};
 
 /// FMAs on f32: a 16 x 16 grid of threads, each a 4 x 4 block of C.
 namespace simt {
+constexpr KernelShape kShape = {64, 64, 64, 64, 3};
 constexpr int64_t kDepth = 16; ///< K per shared-memory step.
 constexpr int64_t kThreadsPerSide = 16;
 constexpr int64_t kThreads = kThreadsPerSide * kThreadsPerSide;
-constexpr int64_t kPerThread = kTile / kThreadsPerSide; ///< Rows (and columns) per thread.
-constexpr int64_t kPadded = kTile + 1;                  ///< A staged row, padded.
+constexpr int64_t kPerThread = kShape.tileM / kThreadsPerSide; ///< Rows (and columns) per thread.
+constexpr int64_t kPadded = kShape.tileM + 1;                  ///< A staged row, padded.
 } // namespace simt
 
 /// Tensor cores on f16 or bf16: mma.sync m16n8k16, f32 accumulators.
 namespace mma {
-constexpr int64_t kWarpTile = 32; ///< Rows and columns of C per warp.
-constexpr int64_t kWarpsPerSide = kTile / kWarpTile;
+/// Four warps of 32 x 32, three stages (30 KiB of shared memory): many
+/// blocks, for the GEMMs of a model's layers.
+constexpr KernelShape kSmall = {64, 64, 32, 32, 3};
+/// Eight warps of 64 x 32, four stages (80 KiB: dynamic shared memory, past
+/// the 48 KiB a kernel may have without opting in): half the shared-memory
+/// traffic per multiply of kSmall, for GEMMs large enough to fill the GPU.
+constexpr KernelShape kLarge = {128, 128, 64, 32, 4};
+/// kLarge where C has at least this many of its tiles: two blocks for each
+/// SM of the largest GPUs we target (132 on an H100), so that the larger
+/// tiles leave no SM idle. A guess until measured on a GPU.
+constexpr int64_t kLargeMinBlocks = 256;
 constexpr int64_t kWarpSize = 32;
-constexpr int64_t kThreads = kWarpsPerSide * kWarpsPerSide * kWarpSize;
 constexpr int64_t kM = 16, kN = 8, kK = 16; ///< One mma.sync.
-constexpr int64_t kMTiles = kWarpTile / kM, kNTiles = kWarpTile / kN;
 constexpr int64_t kDepth = 2 * kK; ///< K per shared-memory step.
 /// A staged row of K (A's, or B's stored [N, K]): 80 bytes, so ldmatrix's
 /// rows are 16-byte aligned and eight consecutive ones start in distinct
 /// groups of four banks.
 constexpr int64_t kRow = kDepth + 8;
-/// A staged row of N (B's stored [K, N], read by ldmatrix transposed): 144
-/// bytes, for the same reasons.
-constexpr int64_t kRowOfN = kTile + 8;
+/// Padding of a staged row of N (B's stored [K, N], read by ldmatrix
+/// transposed), for the same reasons: 144 or 272 bytes.
+constexpr int64_t kRowOfNPadding = 8;
 } // namespace mma
 
 /// A contraction the kernel computes: C[batch, M, N] += A[batch, M, K] ·
@@ -237,10 +258,12 @@ class GemmKernelBuilder {
 public:
   /// `tensorCores`: products of f16 or bf16 run on them; `asyncCopies`: f32
   /// operands are staged with cp.async.
-  GemmKernelBuilder(SmallVector<Contraction> group, bool tensorCores, bool asyncCopies)
+  /// `tile`: 64 or 128 for tensor cores, or 0 to choose by C's size.
+  GemmKernelBuilder(SmallVector<Contraction> group, bool tensorCores, bool asyncCopies,
+                    int64_t tile)
       : products(std::move(group)),
         b(products.back().op.getLoc(), products.back().op.getOperation()),
-        asyncCopies(asyncCopies) {
+        asyncCopies(asyncCopies), tile(tile) {
     if (tensorCores)
       half = commonHalfType(products);
   }
@@ -267,10 +290,42 @@ public:
       for (int64_t d = 0; d < cast<MemRefType>(target.getType()).getRank(); ++d)
         targetSizes.push_back(memref::DimOp::create(b, target, d));
     }
-    Value tile = constant(kTile);
-    Value batches = linearSize(sizes[0], first.batch);
-    Value columnBlocks = arith::CeilDivUIOp::create(b, columns, tile);
-    Value rowBlocks = arith::CeilDivUIOp::create(b, rows, tile);
+    batches = linearSize(sizes[0], first.batch);
+    bRowPerK = half && llvm::any_of(products, [](Contraction &product) {
+                 OpOperand *operand = product.op.getDpsInputOperand(1);
+                 return !product.op.getMatchingIndexingMap(operand).getResults().back()
+                             .isFunctionOfDim(product.k.back());
+               });
+    if (!half) {
+      launchIn(simt::kShape);
+    } else if (tile) {
+      launchIn(tile == mma::kLarge.tileM ? mma::kLarge : mma::kSmall);
+    } else if (std::optional<bool> large = largeTilesKnown()) {
+      launchIn(*large ? mma::kLarge : mma::kSmall);
+    } else {
+      // Sizes known only at run time: both kernels, the one for them chosen.
+      auto choice = scf::IfOp::create(b, largeTilesFit(), /*withElseRegion=*/true);
+      b.setInsertionPointToStart(&choice.getThenRegion().front());
+      launchIn(mma::kLarge);
+      b.setInsertionPointToStart(&choice.getElseRegion().front());
+      launchIn(mma::kSmall);
+    }
+    if (start.kind != peft::GemmStart::Loaded)
+      starter->erase(); // The kernel writes all of C from it.
+    for (Contraction &product : products)
+      product.op->erase();
+    if (epilogue)
+      epilogue->op->erase();
+  }
+
+private:
+  /// The launch of the kernel in `kernelShape` where it covers C, at the
+  /// builder's insertion point (left unchanged).
+  void launchIn(KernelShape kernelShape) {
+    OpBuilder::InsertionGuard guard(b);
+    shape = kernelShape;
+    Value columnBlocks = arith::CeilDivUIOp::create(b, columns, constant(shape.tileN));
+    Value rowBlocks = arith::CeilDivUIOp::create(b, rows, constant(shape.tileM));
     // CUDA refuses an empty grid; C is unchanged when there is nothing to add.
     Value blocks = arith::MulIOp::create(
         b, arith::MulIOp::create(b, columnBlocks, rowBlocks), batches);
@@ -281,43 +336,60 @@ public:
     MLIRContext *context = b.getContext();
     auto workgroup = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Workgroup);
     auto priv = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Private);
-    // SIMT: [stage][k][outer] of f32; tensor cores: [stage][outer][k] of the half type.
     // SIMT: [stage][k][outer] of f32. Tensor cores: A [stage][m][k] of the
     // half type, B [stage][n][k] or, when some product's B has N fastest (a
     // weight stored [K, N]), [stage][k][n].
-    auto staged = half ? MemRefType::get({kStages, kTile, mma::kRow}, half, nullptr, workgroup)
-                       : MemRefType::get({kStages, simt::kDepth, simt::kPadded}, b.getF32Type(),
-                                         nullptr, workgroup);
-    bRowPerK = half && llvm::any_of(products, [](Contraction &product) {
-                 OpOperand *operand = product.op.getDpsInputOperand(1);
-                 return !product.op.getMatchingIndexingMap(operand).getResults().back()
-                             .isFunctionOfDim(product.k.back());
-               });
-    auto stagedB = bRowPerK
-                       ? MemRefType::get({kStages, mma::kDepth, mma::kRowOfN}, half, nullptr,
-                                         workgroup)
-                       : staged;
-    int64_t perThread = half ? mma::kMTiles * mma::kNTiles * 4
-                             : simt::kPerThread * simt::kPerThread;
+    int64_t stages = shape.stages;
+    auto stagedA =
+        half ? MemRefType::get({stages, shape.tileM, mma::kRow}, half, nullptr, workgroup)
+             : MemRefType::get({stages, simt::kDepth, simt::kPadded}, b.getF32Type(), nullptr,
+                               workgroup);
+    auto stagedB =
+        !half      ? stagedA
+        : bRowPerK ? MemRefType::get({stages, mma::kDepth, shape.tileN + mma::kRowOfNPadding},
+                                     half, nullptr, workgroup)
+                   : MemRefType::get({stages, shape.tileN, mma::kRow}, half, nullptr, workgroup);
+    int64_t perThread = half ? mmaTilesM() * mmaTilesN() * 4 : simt::kPerThread * simt::kPerThread;
     auto accumulators = MemRefType::get({perThread}, b.getF32Type(), nullptr, priv);
     Value one = constant(1);
     auto launch = gpu::LaunchOp::create(
-        b, columnBlocks, rowBlocks, batches, constant(half ? mma::kThreads : simt::kThreads),
-        one, one, /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr,
-        ValueRange{}, TypeRange{staged, stagedB}, TypeRange{accumulators});
+        b, columnBlocks, rowBlocks, batches, constant(threads()), one, one,
+        /*dynamicSharedMemorySize=*/nullptr, /*asyncTokenType=*/nullptr, ValueRange{},
+        TypeRange{stagedA, stagedB}, TypeRange{accumulators});
     b.setInsertionPointToStart(&launch.getBody().front());
     gpu::TerminatorOp terminator = gpu::TerminatorOp::create(b);
     b.setInsertionPoint(terminator);
     buildBody(launch);
-    if (start.kind != peft::GemmStart::Loaded)
-      starter->erase(); // The kernel writes all of C from it.
-    for (Contraction &product : products)
-      product.op->erase();
-    if (epilogue)
-      epilogue->op->erase();
   }
 
-private:
+  /// The number of C's tiles in mma::kLarge, where C's sizes are constants.
+  std::optional<int64_t> largeTiles() {
+    std::optional<int64_t> m = getConstantIntValue(rows), n = getConstantIntValue(columns),
+                           count = getConstantIntValue(batches);
+    if (!m || !n || !count)
+      return std::nullopt;
+    return llvm::divideCeil(*m, mma::kLarge.tileM) * llvm::divideCeil(*n, mma::kLarge.tileN) *
+           *count;
+  }
+  /// Whether C takes mma::kLarge, where its sizes say at compile time.
+  std::optional<bool> largeTilesKnown() {
+    std::optional<int64_t> tiles = largeTiles();
+    if (!tiles)
+      return std::nullopt;
+    return *tiles >= mma::kLargeMinBlocks;
+  }
+  /// Whether C takes mma::kLarge, computed at run time.
+  Value largeTilesFit() {
+    Value tiles = arith::MulIOp::create(
+        b,
+        arith::MulIOp::create(b, arith::CeilDivUIOp::create(b, rows, constant(mma::kLarge.tileM)),
+                              arith::CeilDivUIOp::create(b, columns,
+                                                         constant(mma::kLarge.tileN))),
+        batches);
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::uge, tiles,
+                                 constant(mma::kLargeMinBlocks));
+  }
+
   Value constant(int64_t value) { return arith::ConstantIndexOp::create(b, value); }
   Value add(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
   Value add(Value x, int64_t y) { return y ? add(x, constant(y)) : x; }
@@ -325,7 +397,10 @@ private:
   Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, x, constant(y)); }
   Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, x, constant(y)); }
   int64_t depth() const { return half ? mma::kDepth : simt::kDepth; }
-  int64_t threads() const { return half ? mma::kThreads : simt::kThreads; }
+  int64_t threads() const { return half ? shape.warps() * mma::kWarpSize : simt::kThreads; }
+  /// Tensor cores: mma.sync tiles along a warp's rows and columns.
+  int64_t mmaTilesM() const { return shape.warpTileM / mma::kM; }
+  int64_t mmaTilesN() const { return shape.warpTileN / mma::kN; }
 
   /// Where C's sums start: the op that writes C just before the first
   /// product, when it writes zeros or a bias along C's one N loop, is taken
@@ -436,8 +511,8 @@ private:
   void buildBody(gpu::LaunchOp launch) {
     Value thread = launch.getThreadIds().x;
     gpu::KernelDim3 blockIds = launch.getBlockIds();
-    Value rowBase = mul(blockIds.y, kTile);
-    Value columnBase = mul(blockIds.x, kTile);
+    Value rowBase = mul(blockIds.y, shape.tileM);
+    Value columnBase = mul(blockIds.x, shape.tileN);
     // The batch indices of the block, by C's dimension, the last fastest;
     // each product's batch loops take them through its map of C.
     Contraction &first = products.front();
@@ -451,7 +526,7 @@ private:
       batchOfC[r] = arith::RemUIOp::create(b, rest, sizes[0][d]);
       rest = arith::DivUIOp::create(b, rest, sizes[0][d]);
     }
-    indexOf.resize(products.size());
+    indexOf.assign(products.size(), {}); // Nothing from the other kernel, if any.
     for (auto [p, product] : llvm::enumerate(products)) {
       AffineMap map = product.cMap();
       for (unsigned r = 0; r < map.getNumResults(); ++r)
@@ -463,8 +538,9 @@ private:
     if (half) {
       lane = rem(thread, mma::kWarpSize);
       Value warp = div(thread, mma::kWarpSize);
-      warpRow = mul(div(warp, mma::kWarpsPerSide), mma::kWarpTile);
-      warpColumn = mul(rem(warp, mma::kWarpsPerSide), mma::kWarpTile);
+      int64_t warpsPerRow = shape.tileN / shape.warpTileN;
+      warpRow = mul(div(warp, warpsPerRow), shape.warpTileM);
+      warpColumn = mul(rem(warp, warpsPerRow), shape.warpTileN);
     } else {
       threadRow = div(thread, simt::kThreadsPerSide);
       threadColumn = rem(thread, simt::kThreadsPerSide);
@@ -481,16 +557,18 @@ private:
     for (auto [p, product] : llvm::enumerate(products)) {
       linalg::LinalgOp op = product.op;
       OpOperand *a = op.getDpsInputOperand(0), *bOperand = op.getDpsInputOperand(1);
-      // Step s computes stage s % 2 while step s + 1 arrives in the other
-      // (asynchronous copies; the last step's prefetch is all zeros).
+      // Step s computes stage s % S while steps s + 1 to s + S - 1 arrive in
+      // the others (asynchronous copies; prefetches past K are all zeros).
+      int64_t stages = shape.stages;
       auto stageBoth = [&](Value step) -> Value {
         Value k0 = mul(step, depth());
-        Value buffer = rem(step, kStages);
+        Value buffer = rem(step, stages);
         SmallVector<Value> copies;
         stage(p, a->get(), op.getMatchingIndexingMap(a), product.m, rows, rowBase, k0, thread,
-              stagedA, /*rowPerK=*/!half, buffer, copies);
+              stagedA, /*rowPerK=*/!half, buffer, shape.tileM, copies);
         stage(p, bOperand->get(), op.getMatchingIndexingMap(bOperand), product.n, columns,
-              columnBase, k0, thread, stagedB, /*rowPerK=*/!half || bRowPerK, buffer, copies);
+              columnBase, k0, thread, stagedB, /*rowPerK=*/!half || bRowPerK, buffer,
+              shape.tileN, copies);
         if (copies.empty())
           return Value();
         return nvgpu::DeviceAsyncCreateGroupOp::create(
@@ -498,26 +576,30 @@ private:
             .getResult();
       };
       Value stepCount = arith::CeilDivUIOp::create(b, kSize[p], constant(depth()));
-      Value firstGroup = stageBoth(constant(0));
-      bool async = bool(firstGroup);
+      Value group;
+      for (int64_t s = 0; s + 1 < stages; ++s)
+        group = stageBoth(constant(s));
+      bool async = bool(group);
       auto steps = scf::ForOp::create(b, constant(0), stepCount, constant(1));
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPoint(steps.getBody()->getTerminator());
       Value step = steps.getInductionVar();
-      Value nextGroup = stageBoth(add(step, 1));
-      if (async) // Step s's copies are in: at most the next step's pending.
-        nvgpu::DeviceAsyncWaitOp::create(b, nextGroup, b.getI32IntegerAttr(1));
-      Value buffer = rem(step, kStages);
+      if (async) // Step s's copies are in: the S - 2 later steps' may be pending.
+        nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(stages - 2));
+      // Every thread's copies of step s are visible, and every thread is done
+      // with step s - 1, whose stage step s + S - 1 overwrites.
       gpu::BarrierOp::create(b);
+      stageBoth(add(step, stages - 1));
+      Value buffer = rem(step, stages);
       if (half)
         multiplyOnTensorCores(stagedA, stagedB, buffer, acc);
       else
         multiplyWithFmas(stagedA, stagedB, buffer, acc);
-      // The step after next overwrites this stage.
-      gpu::BarrierOp::create(b);
       b.setInsertionPointAfter(steps);
-      if (async) // The last prefetch (zeros) lands before the kernel ends.
-        nvgpu::DeviceAsyncWaitOp::create(b, firstGroup, b.getI32IntegerAttr(0));
+      if (async) // The last prefetches (zeros) land before the kernel ends.
+        nvgpu::DeviceAsyncWaitOp::create(b, group, b.getI32IntegerAttr(0));
+      if (p + 1 < products.size()) // The next product's first steps overwrite the stages.
+        gpu::BarrierOp::create(b);
     }
 
     // C = its start + the accumulators, inside C.
@@ -585,12 +667,13 @@ private:
     return held;
   }
 
-  /// One K step on tensor cores: per 16 of K, warp w's fragments of A (rows
-  /// 32·(w/2) + 16i) and of B (columns 32·(w%2) + 8j) by ldmatrix from the
+  /// One K step on tensor cores: per 16 of K, each warp's fragments of A
+  /// (its rows + 16i) and of B (its columns + 8j) by ldmatrix from the
   /// staged [row][k] and [column][k], and an mma.sync per (i, j) into the
   /// accumulators, four per (i, j) as mma.sync's C fragment lays them out.
   void multiplyOnTensorCores(Value stagedA, Value stagedB, Value buffer, Value acc) {
     using namespace mma;
+    int64_t kMTiles = mmaTilesM(), kNTiles = mmaTilesN();
     auto fragmentType = [&](int64_t rows) { return VectorType::get({rows, 2}, half); };
     // ldmatrix x4: lanes 8q to 8q + 7 give the rows of 8 x 8 matrix q.
     Value laneRow16 = rem(lane, 16), laneHalf = div(lane, 16);
@@ -647,6 +730,7 @@ private:
   /// columns 2·(l%4) and 2·(l%4) + 1, of each m16 x n8 tile.
   SmallVector<Held> heldOnTensorCores() {
     using namespace mma;
+    int64_t kMTiles = mmaTilesM(), kNTiles = mmaTilesN();
     Value group = div(lane, 4), pair = mul(rem(lane, 4), 2);
     SmallVector<Held> held;
     for (int64_t i = 0; i < kMTiles; ++i)
@@ -658,8 +742,8 @@ private:
   }
 
   /// Stages product `p`'s `operand` for K step `k0` into stage `buffer` of
-  /// `staged`: its `outer` loops (M of A, N of B; `outerSize` linearized)
-  /// from `base`, zeros outside it; [stage][k][outer] (`rowPerK`) or
+  /// `staged`: `tile` of its `outer` loops (M of A, N of B; `outerSize`
+  /// linearized) from `base`, zeros outside it; [stage][k][outer] (`rowPerK`) or
   /// [stage][outer][k], of f32 for FMAs, of the half type for tensor cores.
   /// An f32 operand with contiguous rows is copied asynchronously (a copy of
   /// 4 bytes, or of none and a zero, per element: its tokens join `copies`),
@@ -667,11 +751,11 @@ private:
   /// chunks; others are loaded (a half type widened for FMAs) and stored.
   void stage(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer, Value outerSize,
              Value base, Value k0, Value thread, Value staged, bool rowPerK, Value buffer,
-             SmallVectorImpl<Value> &copies) {
+             int64_t tile, SmallVectorImpl<Value> &copies) {
     ArrayRef<unsigned> kLoops = products[p].k;
     if (half && asyncCopies && inRowsOfChunks(operand, map, rowPerK ? outer : kLoops)) {
       stageChunks(p, operand, map, outer, outerSize, base, k0, thread, staged, rowPerK, buffer,
-                  copies);
+                  tile, copies);
       return;
     }
     // Neighbouring threads along the operand's fastest dimension.
@@ -680,9 +764,9 @@ private:
                  unitInnerStride(operand);
     Type stagedType = cast<MemRefType>(staged.getType()).getElementType();
     Value zero = arith::ConstantOp::create(b, b.getZeroAttr(stagedType));
-    for (int64_t r = 0; r < kTile * depth() / threads(); ++r) {
+    for (int64_t r = 0; r < tile * depth() / threads(); ++r) {
       Value element = add(thread, r * threads());
-      int64_t fast = kFastest ? depth() : kTile;
+      int64_t fast = kFastest ? depth() : tile;
       Value inner = rem(element, fast);
       Value across = div(element, fast);
       Value kk = kFastest ? inner : across, o = kFastest ? across : inner;
@@ -746,15 +830,15 @@ private:
   }
 
   /// Stages a half-type operand in rows of chunks (inRowsOfChunks) into
-  /// [stage][outer][k], or [stage][k][outer] (`rowPerK`): a 16-byte
+  /// [stage][outer][k], or [stage][k][outer] (`rowPerK`), `tile` of outer: a 16-byte
   /// asynchronous copy per chunk, neighbouring threads neighbouring chunks of
   /// a row; a chunk outside the operand (past its rows, its columns or K,
   /// the chunked one a multiple of a chunk) copies nothing and zeros.
   void stageChunks(size_t p, Value operand, AffineMap map, ArrayRef<unsigned> outer,
                    Value outerSize, Value base, Value k0, Value thread, Value staged,
-                   bool rowPerK, Value buffer, SmallVectorImpl<Value> &copies) {
-    int64_t perRow = (rowPerK ? kTile : depth()) / kChunk;
-    for (int64_t r = 0; r < kTile * depth() / (kChunk * threads()); ++r) {
+                   bool rowPerK, Value buffer, int64_t tile, SmallVectorImpl<Value> &copies) {
+    int64_t perRow = (rowPerK ? tile : depth()) / kChunk;
+    for (int64_t r = 0; r < tile * depth() / (kChunk * threads()); ++r) {
       Value chunk = add(thread, r * threads());
       Value along = mul(rem(chunk, perRow), kChunk), across = div(chunk, perRow);
       Value kk = rowPerK ? across : along, o = rowPerK ? along : across;
@@ -804,6 +888,7 @@ private:
   SmallVector<Contraction> products;
   ImplicitLocOpBuilder b;
   bool asyncCopies;
+  int64_t tile;
   Type half; ///< f16 or bf16 when the products run on tensor cores.
   Operation *starter = nullptr; ///< Writes C's start; taken over unless Loaded.
   peft::GemmStart start;
@@ -812,6 +897,8 @@ private:
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
   SmallVector<Value> kSize;              ///< Each product's K, linearized.
   Value rows, columns;                   ///< C's M and N, linearized.
+  Value batches;                         ///< C's batch, linearized.
+  KernelShape shape;                     ///< The kernel's being built.
   Value threadRow, threadColumn;         ///< FMAs: the thread's first row and column.
   Value lane, warpRow, warpColumn;       ///< Tensor cores: the lane, the warp's corner.
   bool bRowPerK = false;                 ///< Tensor cores: B staged [k][n].
@@ -822,6 +909,11 @@ private:
 struct CudaLaunchGemmsPass : peft::impl::CudaLaunchGemmsBase<CudaLaunchGemmsPass> {
   using CudaLaunchGemmsBase::CudaLaunchGemmsBase;
   void runOnOperation() override {
+    if (tile != 0 && tile != mma::kSmall.tileM && tile != mma::kLarge.tileM) {
+      getOperation().emitError("peft-cuda-launch-gemms: tile must be 0, 64 or 128, not ")
+          << static_cast<int64_t>(tile);
+      return signalPassFailure();
+    }
     SmallVector<SmallVector<Contraction>> kernels;
     llvm::DenseSet<Operation *> grouped;
     getOperation().walk([&](linalg::LinalgOp op) {
@@ -831,7 +923,7 @@ struct CudaLaunchGemmsPass : peft::impl::CudaLaunchGemmsBase<CudaLaunchGemmsPass
         kernels.push_back(productsInto(*first, grouped));
     });
     for (SmallVector<Contraction> &products : kernels)
-      GemmKernelBuilder(std::move(products), tensorCores, asyncCopies).build();
+      GemmKernelBuilder(std::move(products), tensorCores, asyncCopies, tile).build();
   }
 };
 

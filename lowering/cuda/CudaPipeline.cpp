@@ -35,11 +35,11 @@ static constexpr llvm::StringLiteral kKernelsFile = "kernels.ptx";
 
 /// Bufferized, as loops, the kernels launched: what the GPU and the
 /// emulation share. `sm80`: GEMMs use what sm_80 brought, mma.sync for half
-/// types and cp.async.
-static void buildLaunchPipeline(OpPassManager &pm, bool sm80) {
+/// types and cp.async; `gemmTile` as buildCudaCodegenPipeline's.
+static void buildLaunchPipeline(OpPassManager &pm, bool sm80, int64_t gemmTile) {
   buildBufferizationPipeline(pm);
   pm.addPass(createCudaLaunchGemms(CudaLaunchGemmsOptions{/*tensorCores=*/sm80,
-                                                          /*asyncCopies=*/sm80}));
+                                                          /*asyncCopies=*/sm80, gemmTile}));
   pm.addPass(createCudaLaunchReductions());
   // Every other map, reduction and GEMM as loops: parallel over the parallel
   // dimensions, serial over the reductions; each nest one kernel.
@@ -48,8 +48,8 @@ static void buildLaunchPipeline(OpPassManager &pm, bool sm80) {
   pm.addPass(createCudaLaunchKernels());
 }
 
-void buildCudaEmulationPipeline(OpPassManager &pm) {
-  buildLaunchPipeline(pm, /*sm80=*/true);
+void buildCudaEmulationPipeline(OpPassManager &pm, int64_t gemmTile) {
+  buildLaunchPipeline(pm, /*sm80=*/true, gemmTile);
   pm.addPass(createCudaEmulateLaunches());
   buildCpuLoopsToLlvmPipeline(pm);
 }
@@ -61,8 +61,9 @@ static bool isSm80OrLater(llvm::StringRef gpuArch) {
   return version >= 80;
 }
 
-void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch) {
-  buildLaunchPipeline(pm, isSm80OrLater(gpuArch));
+void buildCudaCodegenPipeline(OpPassManager &pm, llvm::StringRef gpuArch, int64_t gemmTile) {
+  buildLaunchPipeline(pm, isSm80OrLater(gpuArch), gemmTile);
+  pm.addPass(createCudaDynamicSharedMemory());
   // Constants and index arithmetic into the kernels (canonicalization hoisted
   // them to the function), so that they are not kernel arguments.
   pm.addPass(createGpuLaunchSinkIndexComputationsPass());
@@ -111,6 +112,16 @@ static llvm::Error writePtxFile(ModuleOp module, llvm::StringRef directory) {
   });
 }
 
+/// `--gpu-gemm-tiles`: 64 or 128, or 0 for "auto" (or none).
+static llvm::Expected<int64_t> parseGemmTiles(llvm::StringRef tiles) {
+  if (tiles.empty() || tiles == "auto")
+    return 0;
+  if (tiles == "64" || tiles == "128")
+    return tiles == "64" ? 64 : 128;
+  return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                 "--gpu-gemm-tiles must be auto, 64 or 128, got '" + tiles + "'");
+}
+
 namespace {
 
 /// `--target cuda [--gpu-arch sm_80|sm_90]`: kernels in PTX, a host library
@@ -121,6 +132,10 @@ public:
   llvm::StringRef description() const override { return "NVIDIA GPUs (PTX through NVPTX)"; }
 
   llvm::Error configure(const TargetOptions &options) override {
+    llvm::Expected<int64_t> tiles = parseGemmTiles(options.gpuGemmTiles);
+    if (!tiles)
+      return tiles.takeError();
+    gemmTile = *tiles;
     if (options.gpuArch.empty())
       return llvm::Error::success();
     if (!llvm::Regex("^sm_[0-9]+a?$").match(options.gpuArch))
@@ -142,7 +157,7 @@ public:
   }
   void buildTensorPipeline(OpPassManager &) const override {}
   void buildCodegenPipeline(OpPassManager &pm) const override {
-    buildCudaCodegenPipeline(pm, gpuArch);
+    buildCudaCodegenPipeline(pm, gpuArch, gemmTile);
   }
   llvm::StringRef libraryFile() const override { return "model.so"; }
   std::vector<std::string> sourceFiles() const override { return {kKernelsFile.str()}; }
@@ -156,6 +171,7 @@ public:
 
 private:
   std::string gpuArch = "sm_80";
+  int64_t gemmTile = 0;
 };
 
 /// `--target cuda-emulated`: the CUDA lowering with its kernels run serially
@@ -167,13 +183,25 @@ public:
   llvm::StringRef description() const override {
     return "the CUDA lowering, its kernels run serially on the host (tests)";
   }
+  llvm::Error configure(const TargetOptions &options) override {
+    llvm::Expected<int64_t> tiles = parseGemmTiles(options.gpuGemmTiles);
+    if (!tiles)
+      return tiles.takeError();
+    gemmTile = *tiles;
+    return Target::configure({options.gpuArch, ""});
+  }
   void buildTensorPipeline(OpPassManager &) const override {}
-  void buildCodegenPipeline(OpPassManager &pm) const override { buildCudaEmulationPipeline(pm); }
+  void buildCodegenPipeline(OpPassManager &pm) const override {
+    buildCudaEmulationPipeline(pm, gemmTile);
+  }
   llvm::StringRef libraryFile() const override { return "model.so"; }
   llvm::Error writeLibrary(ModuleOp module, llvm::StringRef path,
                            TimingScope &timing) const override {
     return compileHostLibrary(module, path, {kModelSupportLibrary}, timing);
   }
+
+private:
+  int64_t gemmTile = 0;
 };
 
 } // namespace

@@ -21,31 +21,38 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
     positions, N the output channels, K the input channels and the window;
     A and B may be read through any affine map, evaluated per element).
 
-    - a block per 64 x 64 tile of C (x: N, y: M, z: the batch linearized);
+    - a block per tile of C (x: N, y: M, z: the batch linearized): 64 x 64,
+      or for f16 and bf16 (`tile`) 128 x 128 where C has at least 256 of
+      those (or at run time, where its sizes are known only then: both
+      kernels, the launch chosen by the sizes);
     - per K step, A's and B's share of it staged in shared memory (workgroup
       attributions), neighbouring threads loading neighbouring elements
       along each operand's fastest dimension and zeros outside the operands;
-      two stages: step s is computed between two `gpu.barrier`s while step
-      s + 1 arrives in the other, f32 operands with contiguous rows by
-      asynchronous copies (with `async-copies`: `nvgpu.device_async_copy` of
-      one element, or of none and a zero; a group per step, waited for with
-      one pending), half types as below, others loaded;
+      S stages (3; 4 for 128 x 128 tiles): step s is computed while steps
+      s + 1 to s + S - 1 arrive in the others, one `gpu.barrier` per step,
+      before step s + S - 1 is staged into the stage step s - 1 was computed
+      from; f32 operands with contiguous rows by asynchronous copies (with
+      `async-copies`: `nvgpu.device_async_copy` of one element, or of none
+      and a zero; a group per step, waited for with S - 2 pending), half
+      types as below, others loaded;
     - f32 operands (or mixed ones): 256 threads, K steps of 16 staged
       k-major in f32 (half types widened), rows padded by one element
       against bank conflicts; each thread accumulates a 4 x 4 block of C,
       rows and columns 16 apart, with `math.fma`;
-    - f16 or bf16 operands, both of one type (with `tensor-cores`): 128
-      threads, four warps each owning a 32 x 32 quarter of the tile; K steps
-      of 32 staged in the half type, a row of A holding its K, 40 elements
-      long (16-byte aligned, conflict-free for `nvgpu.ldmatrix`), and B the
-      same way, or, when a product's B has N fastest (a weight stored
-      [K, N]), a row per k of 72 elements read by ldmatrix transposed; an
-      operand whose rows along the staged rows are a multiple of 8 elements
-      (and whose offset is) is copied in 16-byte chunks (`async-copies`:
-      `nvgpu.device_async_copy` of 8 elements, or of none and zeros); per 16
-      of K each warp loads its A fragments of two m16 tiles and its B
-      fragments of four n8 tiles (`nvgpu.ldmatrix` x4) and issues eight
-      `nvgpu.mma.sync` m16n8k16 with f32 accumulators;
+    - f16 or bf16 operands, both of one type (with `tensor-cores`): warps of
+      32 x 32 (four, for 64 x 64 tiles) or 64 x 32 (eight, for 128 x 128);
+      K steps of 32 staged in the half type, a row of A holding its K, 40
+      elements long (16-byte aligned, conflict-free for `nvgpu.ldmatrix`),
+      and B the same way, or, when a product's B has N fastest (a weight
+      stored [K, N]), a row per k of the tile's N + 8 elements read by
+      ldmatrix transposed; an operand whose rows along the staged rows are a
+      multiple of 8 elements (and whose offset is) is copied in 16-byte
+      chunks (`async-copies`: `nvgpu.device_async_copy` of 8 elements, or of
+      none and zeros); per 16 of K each warp loads its A fragments of its
+      m16 tiles and its B fragments of its n8 tiles (`nvgpu.ldmatrix` x4)
+      and issues an `nvgpu.mma.sync` m16n8k16 per pair, f32 accumulators.
+      The 128 x 128 kernel stages 80 KiB (`peft-cuda-dynamic-shared-memory`
+      moves it to dynamic shared memory);
     - the accumulators in a private attribution indexed by constants
       (registers, once LLVM has promoted it); then C is read, added to and
       written back where the thread's elements lie inside C. When the op just
@@ -76,6 +83,9 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
            "Multiply f16 and bf16 operands with mma.sync (sm_80 and later)">,
     Option<"asyncCopies", "async-copies", "bool", "true",
            "Stage f32 operands with cp.async (sm_80 and later)">,
+    Option<"tile", "tile", "int64_t", "0",
+           "Rows and columns of C per block on tensor cores: 64, 128, or 0 to "
+           "choose by C's size">,
   ];
   let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::scf::SCFDialect",
                            "mlir::arith::ArithDialect", "mlir::math::MathDialect",
@@ -145,6 +155,24 @@ def CudaLaunchKernels : Pass<"peft-cuda-launch-kernels", "mlir::ModuleOp"> {
                            "mlir::arith::ArithDialect", "mlir::memref::MemRefDialect"];
 }
 
+def CudaDynamicSharedMemory : Pass<"peft-cuda-dynamic-shared-memory", "mlir::ModuleOp"> {
+  let summary = "Shared buffers past 48 KiB in a launch's dynamic shared memory";
+  let description = [{
+    A kernel may declare at most 48 KiB of shared memory statically (ptxas
+    refuses more); beyond that it must be dynamic shared memory, sized at
+    launch, up to what the GPU allows once the kernel opts in (99 KiB on
+    sm_86 and sm_89, 163 KiB on sm_80, 227 KiB on sm_90; the runtime opts
+    in at launch). Each `gpu.launch` whose workgroup attributions (static
+    shapes) need more than 48 KiB is rebuilt without them: it launches with
+    their total as its dynamic shared memory, and each becomes a
+    `memref.view` of `gpu.dynamic_shared_memory` at its offset, every
+    buffer starting at a multiple of 128 bytes. Smaller launches are left
+    as they are. The emulation runs before this pass and never sees it.
+  }];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::arith::ArithDialect",
+                           "mlir::memref::MemRefDialect"];
+}
+
 def CudaGatherKernels : Pass<"peft-cuda-gather-kernels", "mlir::ModuleOp"> {
   let summary = "Put every outlined kernel into one gpu.module, `kernels`";
   let description = [{
@@ -156,8 +184,14 @@ def CudaGatherKernels : Pass<"peft-cuda-gather-kernels", "mlir::ModuleOp"> {
     file (`kernels.ptx`) and the runtime loads one module. Each kernel's
     workgroup buffers are aligned to 16 bytes (`llvm.align`), as ldmatrix's
     rows must be; the NVVM lowering would align them to their element only.
+    Where a kernel uses `gpu.dynamic_shared_memory`, the module declares the
+    symbol its NVVM lowering takes (`__dynamic_shmem__`, an empty i8 array
+    in shared memory, 16-byte aligned) with external linkage, so that the
+    PTX declares `.extern .shared .align 16 .b8 __dynamic_shmem__[]`, the
+    launch's dynamic block, instead of the one-byte variable the lowering's
+    internal symbol becomes.
   }];
-  let dependentDialects = ["mlir::gpu::GPUDialect"];
+  let dependentDialects = ["mlir::gpu::GPUDialect", "mlir::LLVM::LLVMDialect"];
 }
 
 def CudaLowerMath : Pass<"peft-cuda-lower-math", "mlir::gpu::GPUModuleOp"> {

@@ -38,6 +38,7 @@ static const CudaDriver *open(std::string &error) {
   need(driver.cuDeviceGetCount, "cuDeviceGetCount");
   need(driver.cuDeviceGet, "cuDeviceGet");
   need(driver.cuDeviceGetName, "cuDeviceGetName");
+  need(driver.cuDeviceGetAttribute, "cuDeviceGetAttribute");
   need(driver.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   need(driver.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
   need(driver.cuCtxSetCurrent, "cuCtxSetCurrent");
@@ -47,6 +48,7 @@ static const CudaDriver *open(std::string &error) {
   need(driver.cuModuleLoadData, "cuModuleLoadData");
   need(driver.cuModuleUnload, "cuModuleUnload");
   need(driver.cuModuleGetFunction, "cuModuleGetFunction");
+  need(driver.cuFuncSetAttribute, "cuFuncSetAttribute");
   need(driver.cuLaunchKernel, "cuLaunchKernel");
   need(driver.cuMemAllocAsync, "cuMemAllocAsync");
   need(driver.cuMemFreeAsync, "cuMemFreeAsync");

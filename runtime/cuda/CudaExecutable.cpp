@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -64,6 +65,11 @@ public:
   bool ok() const { return failure.empty(); }
   /// Keeps the first failure; false when `result` is one.
   bool check(CUresult result, const char *call);
+  /// Keeps `reason` as the run's failure, unless it has one.
+  void fail(std::string reason) {
+    if (failure.empty())
+      failure = std::move(reason);
+  }
 
 private:
   /// The output `words` as a dense device buffer (see the definition).
@@ -163,10 +169,36 @@ public:
     if ((result = driver.cuDeviceGet(&device, 0)) ||
         (call = "cuDevicePrimaryCtxRetain", result = driver.cuDevicePrimaryCtxRetain(&context, device)) ||
         (call = "cuCtxSetCurrent", result = driver.cuCtxSetCurrent(context)) ||
-        (call = "cuStreamCreate", result = driver.cuStreamCreate(&stream, 0))) {
+        (call = "cuStreamCreate", result = driver.cuStreamCreate(&stream, 0)) ||
+        (call = "cuDeviceGetAttribute (shared memory per block, opted in)",
+         result = driver.cuDeviceGetAttribute(&sharedMemoryOptIn, kDeviceMaxSharedMemoryOptIn,
+                                              device))) {
       error = driver.describe(call, result);
       return false;
     }
+    return true;
+  }
+
+  /// Lets `function` launch with `bytes` of dynamic shared memory: past 48
+  /// KiB a kernel must opt in (once; CUDA keeps it per function). False,
+  /// with the reason kept by `run`, where the GPU has too little.
+  bool allowSharedMemory(CUfunction function, int32_t bytes, CudaContext &run) {
+    if (bytes <= kSharedMemoryWithoutOptIn)
+      return true;
+    if (bytes > sharedMemoryOptIn) {
+      run.fail("a kernel needs " + std::to_string(bytes) +
+               " bytes of shared memory and this GPU has " + std::to_string(sharedMemoryOptIn) +
+               " per block (compile with --gpu-gemm-tiles 64)");
+      return false;
+    }
+    std::lock_guard<std::mutex> lock(optInMutex);
+    int32_t &allowed = optedIn[function];
+    if (allowed >= bytes)
+      return true;
+    if (!run.check(driver.cuFuncSetAttribute(function, kFunctionMaxDynamicSharedBytes, bytes),
+                   "cuFuncSetAttribute (dynamic shared memory)"))
+      return false;
+    allowed = bytes;
     return true;
   }
 
@@ -227,6 +259,9 @@ public:
 
 private:
   CUstream stream = nullptr;
+  int sharedMemoryOptIn = kSharedMemoryWithoutOptIn;
+  std::mutex optInMutex;
+  std::map<CUfunction, int32_t> optedIn; ///< Dynamic shared memory each may use.
   std::mutex weightsMutex;
   std::vector<std::shared_ptr<DeviceWeight>> weights; ///< By manifest weight.
 };
@@ -260,7 +295,7 @@ bool CudaContext::check(CUresult result, const char *call) {
 void CudaContext::launch(CUfunction function, int64_t gridX, int64_t gridY, int64_t gridZ,
                          int64_t blockX, int64_t blockY, int64_t blockZ, int32_t sharedBytes,
                          void **params) {
-  if (ok())
+  if (ok() && executable.allowSharedMemory(function, sharedBytes, *this))
     check(driver.cuLaunchKernel(function, gridX, gridY, gridZ, blockX, blockY, blockZ,
                                 sharedBytes, stream, params, nullptr),
           "cuLaunchKernel");

@@ -84,8 +84,8 @@ class CudaMemory:
         return array
 
 
-def main():
-    library, artifact, inputs, out = sys.argv[1:5]
+def bind(library):
+    """libpeft_runtime.so, its C API's entries typed for ctypes."""
     peft = ctypes.CDLL(library)
     peft.peft_model_load.restype = ctypes.c_void_p
     peft.peft_model_load.argtypes = [ctypes.c_char_p]
@@ -103,6 +103,12 @@ def main():
     peft.peft_model_output.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
     peft.peft_model_output.restype = ctypes.POINTER(PeftTensor)
     peft.peft_model_free.argtypes = [ctypes.c_void_p]
+    return peft
+
+
+def main():
+    library, artifact, inputs, out = sys.argv[1:5]
+    peft = bind(library)
 
     def fail():
         sys.exit("error: " + peft.peft_last_error().decode())

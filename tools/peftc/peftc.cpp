@@ -98,6 +98,11 @@ static cl::opt<std::string> targetName("target", cl::desc("Code generation targe
 static cl::opt<std::string> gpuArch("gpu-arch",
                                     cl::desc("GPU architecture of a GPU target (default sm_80)"),
                                     cl::value_desc("sm_80|sm_90"), cl::cat(outputOptions));
+static cl::opt<std::string> gpuGemmTiles(
+    "gpu-gemm-tiles",
+    cl::desc("Tiles of C a GPU target's f16/bf16 GEMMs take (default auto: 128 where C "
+             "has at least 256 of them)"),
+    cl::value_desc("auto|64|128"), cl::cat(outputOptions));
 static cl::opt<std::string> emit("emit", cl::value_desc("artifact|onnx|mlir"),
                                  cl::desc("artifact: a compiled artifact directory; "
                                           "onnx: the model as an ONNX file, unmerged "
@@ -504,7 +509,7 @@ int main(int argc, char **argv) {
   if (!target)
     return fail("--target must be one of: " + llvm::join(peft::targetNames(), ", ") + "; got '" +
                 targetName + "'");
-  if (llvm::Error error = target->configure({gpuArch}))
+  if (llvm::Error error = target->configure({gpuArch, gpuGemmTiles}))
     return fail(llvm::toString(std::move(error)));
   if (emit != "artifact" && emit != "onnx" && emit != "mlir")
     return fail("--emit must be 'artifact', 'onnx' or 'mlir', got '" + emit + "'");

@@ -1,12 +1,16 @@
-// RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms --canonicalize --cse | FileCheck %s
+// RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms=tile=64 --canonicalize --cse | FileCheck %s
+// RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms --canonicalize --cse | FileCheck %s --check-prefix=AUTO
+// RUN: not peft-opt %s --split-input-file --peft-cuda-launch-gemms=tile=32 2>&1 | FileCheck %s --check-prefix=TILE
+// TILE: error: peft-cuda-launch-gemms: tile must be 0, 64 or 128, not 32
 //
 // peft-cuda-launch-gemms: a contraction into f32 becomes one launch of the
 // tiled kernel: blocks over 64 x 64 tiles of C (x: N, y: M, z: the batch),
-// A and B staged in two stages of shared memory (f32 ones by asynchronous
-// copies: step s computed while s + 1 arrives), accumulators in private
-// memory, then added to C where they lie inside C. f32 operands: 256
-// threads, k-major staging, a 4 x 4 block of C per thread accumulated with
-// fma. Operands of one half type: tensor cores (@bf16).
+// A and B staged in three stages of shared memory (f32 ones by asynchronous
+// copies: step s computed while s + 1 and s + 2 arrive), accumulators in
+// private memory, then added to C where they lie inside C. f32 operands:
+// 256 threads, k-major staging, a 4 x 4 block of C per thread accumulated
+// with fma. Operands of one half type: tensor cores (@bf16), in 64 x 64 or
+// (AUTO, where C has enough of them: @bf16_large) 128 x 128 tiles.
 
 // A linear layer, B stored [N, K] (torch's Linear), M dynamic.
 // CHECK-LABEL: func.func @linear
@@ -16,7 +20,7 @@
 // CHECK: scf.if
 // CHECK: gpu.launch blocks(%[[BX:[^,]*]], %[[BY:[^,]*]], %{{[^)]*}}) in (%{{[^ ]*}} = %c2, %{{[^ ]*}} = %[[ROWS]], %{{[^ ]*}} = %c1)
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c256, %{{[^ ]*}} = %c1, %{{[^ ]*}} = %c1)
-// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x16x65xf32, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x16x65xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<3x16x65xf32, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<3x16x65xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<16xf32, #gpu.address_space<private>>)
 // CHECK-DAG: %[[ROW0:.*]] = arith.muli %[[BY]], %c64
 // CHECK-DAG: %[[COL0:.*]] = arith.muli %[[BX]], %c64
@@ -37,16 +41,20 @@
 // CHECK-COUNT-3: nvgpu.device_async_copy %[[A]]
 //   B [N, K] is k-fastest too: B[n, k] staged at [k, n].
 // CHECK-COUNT-4: nvgpu.device_async_copy %[[B]]{{.*}}, %[[SB]][%c0,
-// CHECK: %[[FIRST:.*]] = nvgpu.device_async_create_group
+// CHECK: nvgpu.device_async_create_group
+//   Step 1 into stage 1.
+// CHECK-COUNT-8: nvgpu.device_async_copy {{.*}}[%c1,
+// CHECK: %[[GROUP:.*]] = nvgpu.device_async_create_group
 // CHECK: scf.for %[[STEP:.*]] = %c0 to %c2 step %c1 {
-//   Step s + 1 into the other stage, then wait for step s's copies.
-// CHECK:   %[[NEXT:.*]] = arith.addi %[[STEP]], %c1
-// CHECK:   %[[OTHER:.*]] = arith.remui %[[NEXT]], %c2
-// CHECK-COUNT-8: nvgpu.device_async_copy {{.*}}[%[[OTHER]],
-// CHECK:   %[[GROUP:.*]] = nvgpu.device_async_create_group
+//   Wait for step s's copies (step s + 1's may be pending), one barrier,
+//   then step s + 2 into the stage step s - 1 was computed from.
 // CHECK:   nvgpu.device_async_wait %[[GROUP]] {numGroups = 1 : i32}
-// CHECK:   %[[STAGE:.*]] = arith.remui %[[STEP]], %c2
 // CHECK:   gpu.barrier
+// CHECK:   %[[AHEAD:.*]] = arith.addi %[[STEP]], %c2
+// CHECK:   %[[OTHER:.*]] = arith.remui %[[AHEAD]], %c3
+// CHECK-COUNT-8: nvgpu.device_async_copy {{.*}}[%[[OTHER]],
+// CHECK:   nvgpu.device_async_create_group
+// CHECK:   %[[STAGE:.*]] = arith.remui %[[STEP]], %c3
 // CHECK:   scf.for %[[KK:.*]] = %c0 to %c16 step %c1 {
 // CHECK:     %[[A0:.*]] = memref.load %[[SA]][%[[STAGE]], %[[KK]], %[[TROW]]]
 // CHECK:     %[[B0:.*]] = memref.load %[[SB]][%[[STAGE]], %[[KK]], %[[TCOL]]]
@@ -55,9 +63,9 @@
 // CHECK:     memref.store %[[F0]], %[[ACC]][%c0]
 // CHECK-COUNT-15: math.fma
 // CHECK:   }
-// CHECK:   gpu.barrier
+// CHECK-NOT: gpu.barrier
 // CHECK: }
-// CHECK: nvgpu.device_async_wait %[[FIRST]] {numGroups = 0 : i32}
+// CHECK: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
 //   C += the accumulators, rows and columns 16 apart, inside C only.
 //   (its first row is the one staged first: the same value)
 // CHECK: %[[CCOL:.*]] = arith.addi %[[COL0]], %[[TCOL]]
@@ -126,10 +134,27 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 // its four n8 tiles of B, two at a time) and issues eight mma.sync m16n8k16
 // into the accumulators, 32 per thread, which then go to C.
 // CHECK-LABEL: func.func @bf16
+//
+// With tile 0, M known only at run time: the 128 x 128 kernel where C has at least
+// 256 of its tiles, else the 64 x 64 one.
+// AUTO-LABEL: func.func @bf16
+// AUTO-SAME: (%[[A:[^:]*]]: memref<?x64xbf16>,
+// AUTO-DAG: %[[M:.*]] = memref.dim %[[A]], %c0
+// AUTO-DAG: %[[ROWS128:.*]] = arith.ceildivui %[[M]], %c128
+// AUTO: %[[LARGE:.*]] = arith.cmpi uge, %[[ROWS128]], %c256
+// AUTO: scf.if %[[LARGE]] {
+// AUTO:   gpu.launch
+// AUTO-SAME: threads(%{{[^,]*}}, %{{.*}}) in (%{{[^ ]*}} = %c256,
+// AUTO-SAME: workgroup(%{{[^ ]*}} : memref<4x128x40xbf16, #gpu.address_space<workgroup>>, %{{[^ ]*}} : memref<4x128x40xbf16, #gpu.address_space<workgroup>>)
+// AUTO-SAME: private(%{{[^ ]*}} : memref<64xf32, #gpu.address_space<private>>)
+// AUTO: } else {
+// AUTO:   gpu.launch
+// AUTO-SAME: threads(%{{[^,]*}}, %{{.*}}) in (%{{[^ ]*}} = %c128,
+// AUTO-SAME: workgroup(%{{[^ ]*}} : memref<3x64x40xbf16, #gpu.address_space<workgroup>>,
 // CHECK-SAME: (%[[A:[^:]*]]: memref<?x64xbf16>, %[[B:[^:]*]]: memref<48x64xbf16>, %[[C:[^:]*]]: memref<?x48xf32>)
 // CHECK: gpu.launch
 // CHECK-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c128,
-// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x64x40xbf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<3x64x40xbf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<3x64x40xbf16, #gpu.address_space<workgroup>>)
 // CHECK-SAME: private(%[[ACC:[^ ]*]] : memref<32xf32, #gpu.address_space<private>>)
 //   Thread t copies chunk t % 4 (k = 8·(t % 4)) of row t / 4 first.
 // CHECK: %[[CHUNK:.*]] = arith.remui %[[T]], %c4
@@ -139,12 +164,14 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 // CHECK: nvgpu.device_async_copy %[[A]][%{{.*}}, %{{.*}}], %[[SA]][%c0, %[[ROW]], %[[KK]]], 8, %[[N]] {bypassL1}
 // CHECK: nvgpu.device_async_copy %[[A]]
 // CHECK-COUNT-2: nvgpu.device_async_copy %[[B]]{{.*}}, %[[SB]][%c0,
+// CHECK-COUNT-2: nvgpu.device_async_copy %[[A]]{{.*}}, %[[SA]][%c1,
+// CHECK-COUNT-2: nvgpu.device_async_copy %[[B]]{{.*}}, %[[SB]][%c1,
 // CHECK: scf.for
+// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 1 : i32}
+// CHECK: gpu.barrier
 // CHECK-COUNT-2: nvgpu.device_async_copy %[[A]]
 // CHECK-COUNT-2: nvgpu.device_async_copy %[[B]]
-// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 1 : i32}
-// CHECK: %[[STAGE:.*]] = arith.remui %{{.*}}, %c2
-// CHECK: gpu.barrier
+// CHECK: %[[STAGE:.*]] = arith.remui %{{.*}}, %c3
 // CHECK-COUNT-2: nvgpu.ldmatrix %[[SA]][%[[STAGE]], %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
 // CHECK-COUNT-2: nvgpu.ldmatrix %[[SB]][%[[STAGE]], %{{.*}}, %{{.*}}] {numTiles = 4 : i32, transpose = false}
 // CHECK: %[[SUM:.*]] = memref.load %[[ACC]][%c0]
@@ -154,7 +181,7 @@ func.func @batched(%q: memref<?x4x?x8xf32>, %k: memref<?x4x8x?xf32>, %s: memref<
 //   The second 16 of the step.
 // CHECK-COUNT-4: nvgpu.ldmatrix
 // CHECK-COUNT-8: nvgpu.mma.sync
-// CHECK: gpu.barrier
+// CHECK-NOT: gpu.barrier
 // CHECK: }
 // CHECK-COUNT-32: memref.store %{{.*}}, %[[C]]
 // CHECK-NOT: linalg.matmul
@@ -173,7 +200,7 @@ func.func @bf16(%a: memref<?x64xbf16>, %b: memref<48x64xbf16>, %c: memref<?x48xf
 // CHECK-LABEL: func.func @weight_k_by_n
 // CHECK-SAME: (%[[A:[^:]*]]: memref<?x36xf16>, %[[B:[^:]*]]: memref<36x64xf16>,
 // CHECK: gpu.launch
-// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<2x64x40xf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<2x32x72xf16, #gpu.address_space<workgroup>>)
+// CHECK-SAME: workgroup(%[[SA:[^ ]*]] : memref<3x64x40xf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<3x32x72xf16, #gpu.address_space<workgroup>>)
 // CHECK: memref.load %[[A]]
 // CHECK: memref.store %{{.*}}, %[[SA]]
 // CHECK: %[[CHUNK:.*]] = arith.remui %{{.*}}, %c8
@@ -194,7 +221,7 @@ func.func @weight_k_by_n(%a: memref<?x36xf16>, %b: memref<36x64xf16>, %c: memref
 // FMAs: the half type widened as it is staged.
 // CHECK-LABEL: func.func @mixed
 // CHECK: gpu.launch
-// CHECK-SAME: workgroup(%{{[^ ]*}} : memref<2x16x65xf32, #gpu.address_space<workgroup>>,
+// CHECK-SAME: workgroup(%{{[^ ]*}} : memref<3x16x65xf32, #gpu.address_space<workgroup>>,
 // CHECK: %[[LOADED:.*]] = memref.load %{{.*}} : memref<?x32xbf16>
 // CHECK: %[[WIDE:.*]] = arith.extf %[[LOADED]] : bf16 to f32
 // CHECK: scf.yield %[[WIDE]] : f32
@@ -304,19 +331,22 @@ func.func @others(%a: memref<8x16xbf16>, %b: memref<16x8xbf16>, %c: memref<8x8xb
 // CHECK: nvgpu.device_async_copy %[[X]]
 // CHECK: nvgpu.device_async_copy %[[W]]
 // CHECK: scf.for %{{.*}} = %c0 to %c2 step %c1 {
+// CHECK:   gpu.barrier
 // CHECK:   nvgpu.device_async_copy %[[X]]
 // CHECK:   nvgpu.device_async_copy %[[W]]
-// CHECK:   gpu.barrier
 // CHECK:   math.fma
-// CHECK:   gpu.barrier
 // CHECK: }
+//   The layer's last step is computed before the rank's first steps
+//   overwrite the stages.
+// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 0 : i32}
+// CHECK-NEXT: gpu.barrier
 //   The rank's single step: its copies, no loop left after folding.
 // CHECK: nvgpu.device_async_copy %[[T]]
 // CHECK: nvgpu.device_async_copy %[[B]]
 // CHECK-NOT: nvgpu.device_async_copy %[[X]]
 // CHECK:   gpu.barrier
 // CHECK:   math.fma
-// CHECK:   gpu.barrier
+// CHECK-NOT: gpu.barrier
 // CHECK: memref.store %{{.*}}, %[[Y]]
 // CHECK-NOT: gpu.launch
 func.func @lora(%x: memref<?x32xf32>, %w: memref<96x32xf32>, %a: memref<16x32xf32>,
@@ -431,7 +461,7 @@ func.func @start_overwritten(%x: memref<8x32xf32>, %w: memref<96x32xf32>, %buffe
 // multiplied with FMAs.
 // RUN: peft-opt %s --split-input-file --peft-cuda-launch-gemms="tensor-cores=false" | FileCheck %s --check-prefix=SIMT
 // SIMT-LABEL: func.func @half_without_tensor_cores
-// SIMT: workgroup(%{{[^ ]*}} : memref<2x16x65xf32, #gpu.address_space<workgroup>>,
+// SIMT: workgroup(%{{[^ ]*}} : memref<3x16x65xf32, #gpu.address_space<workgroup>>,
 // SIMT: arith.extf %{{.*}} : f16 to f32
 // SIMT-NOT: nvgpu.mma.sync
 func.func @half_without_tensor_cores(%a: memref<?x32xf16>, %b: memref<48x32xf16>, %c: memref<?x48xf32>) {
@@ -555,5 +585,58 @@ func.func @writes_input(%x: memref<8x96xf32>, %w: memref<96x96xf32>) {
     linalg.yield %s : f32
   }
   memref.dealloc %c : memref<8x96xf32>
+  return
+}
+
+// -----
+
+// C's sizes known at compile time: 2048 x 2048 has 256 tiles of 128 x 128,
+// so they are chosen; eight warps of 64 x 32 (warp w at rows 64·(w/4),
+// columns 32·(w%4)), four stages (two pending while one is computed), 64
+// accumulators per thread. Per 16 of K a warp loads four m16 tiles of A and
+// four n8 tiles of B, and issues 16 mma.sync.
+// AUTO-LABEL: func.func @bf16_large
+// AUTO-NOT: scf.if
+// AUTO: gpu.launch blocks(%{{[^)]*}}) in (%{{[^ ]*}} = %c16, %{{[^ ]*}} = %c16, %{{[^ ]*}} = %c1)
+// AUTO-SAME: threads(%[[T:[^,]*]], %{{.*}}) in (%{{[^ ]*}} = %c256,
+// AUTO-SAME: workgroup(%[[SA:[^ ]*]] : memref<4x128x40xbf16, #gpu.address_space<workgroup>>, %[[SB:[^ ]*]] : memref<4x32x136xbf16, #gpu.address_space<workgroup>>)
+// AUTO-SAME: private(%{{[^ ]*}} : memref<64xf32, #gpu.address_space<private>>)
+// AUTO-DAG: %[[WARP:.*]] = arith.divui %[[T]], %c32
+// AUTO-DAG: %[[WROW:.*]] = arith.divui %[[WARP]], %c4
+// AUTO-DAG: arith.muli %[[WROW]], %c64
+// AUTO-DAG: %[[WCOL:.*]] = arith.remui %[[WARP]], %c4
+// AUTO-DAG: arith.muli %[[WCOL]], %c32
+// AUTO: nvgpu.device_async_create_group
+// AUTO: nvgpu.device_async_create_group
+// AUTO: %[[GROUP:.*]] = nvgpu.device_async_create_group
+// AUTO: scf.for %{{.*}} = %c0 to %c8 step %c1 {
+// AUTO:   nvgpu.device_async_wait %[[GROUP]] {numGroups = 2 : i32}
+// AUTO:   gpu.barrier
+// AUTO:   arith.remui %{{.*}}, %c4
+// AUTO-COUNT-4: nvgpu.ldmatrix %[[SA]]
+// AUTO-COUNT-2: nvgpu.ldmatrix %[[SB]]{{.*}} {numTiles = 4 : i32, transpose = true}
+// AUTO-COUNT-16: nvgpu.mma.sync
+// AUTO-COUNT-4: nvgpu.ldmatrix %[[SA]]
+// AUTO-COUNT-2: nvgpu.ldmatrix %[[SB]]
+// AUTO-COUNT-16: nvgpu.mma.sync
+// AUTO-NOT: gpu.barrier
+// AUTO: }
+// AUTO: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
+// AUTO-COUNT-64: memref.store %{{.*}}, %{{.*}} : memref<2048x2048xf32>
+func.func @bf16_large(%a: memref<2048x256xbf16>, %b: memref<256x2048xbf16>, %c: memref<2048x2048xf32>) {
+  linalg.matmul ins(%a, %b : memref<2048x256xbf16>, memref<256x2048xbf16>) outs(%c : memref<2048x2048xf32>)
+  return
+}
+
+// -----
+
+// One tile short of 256 (2048 x 1920: 16 x 15): the 64 x 64 kernel.
+// AUTO-LABEL: func.func @bf16_not_large_enough
+// AUTO-NOT: scf.if
+// AUTO: gpu.launch blocks(%{{[^)]*}}) in (%{{[^ ]*}} = %c30, %{{[^ ]*}} = %c32, %{{[^ ]*}} = %c1)
+// AUTO-SAME: threads(%{{[^,]*}}, %{{.*}}) in (%{{[^ ]*}} = %c128,
+// AUTO-NOT: gpu.launch
+func.func @bf16_not_large_enough(%a: memref<2048x256xbf16>, %b: memref<256x1920xbf16>, %c: memref<2048x1920xf32>) {
+  linalg.matmul ins(%a, %b : memref<2048x256xbf16>, memref<256x1920xbf16>) outs(%c : memref<2048x1920xf32>)
   return
 }
