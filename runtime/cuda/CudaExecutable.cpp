@@ -113,9 +113,13 @@ public:
       auto *self = static_cast<CudaExecutable *>(session);
       CudaContext *run = activeContext;
       CUfunction function = nullptr;
-      if (run && run->ok())
-        run->check(self->driver.cuModuleGetFunction(&function, static_cast<CUmodule>(module), name),
-                   ("cuModuleGetFunction (" + std::string(name) + ")").c_str());
+      if (run && run->ok() &&
+          run->check(self->driver.cuModuleGetFunction(&function, static_cast<CUmodule>(module),
+                                                       name),
+                     ("cuModuleGetFunction (" + std::string(name) + ")").c_str())) {
+        std::lock_guard<std::mutex> lock(self->optInMutex);
+        self->kernelNames.try_emplace(function, name);
+      }
       return function;
     };
     api.launch = [](void *, void *function, int64_t gridX, int64_t gridY, int64_t gridZ,
@@ -185,13 +189,15 @@ public:
   bool allowSharedMemory(CUfunction function, int32_t bytes, CudaContext &run) {
     if (bytes <= kSharedMemoryWithoutOptIn)
       return true;
+    std::lock_guard<std::mutex> lock(optInMutex);
     if (bytes > sharedMemoryOptIn) {
-      run.fail("a kernel needs " + std::to_string(bytes) +
-               " bytes of shared memory and this GPU has " + std::to_string(sharedMemoryOptIn) +
-               " per block (compile with --gpu-gemm-tiles 64)");
+      auto name = kernelNames.find(function);
+      run.fail("kernel " + (name == kernelNames.end() ? std::string("?") : name->second) +
+               " needs " + std::to_string(bytes) +
+               " bytes of shared memory per block and this GPU allows " +
+               std::to_string(sharedMemoryOptIn) + " (compile with --gpu-gemm-tiles 64)");
       return false;
     }
-    std::lock_guard<std::mutex> lock(optInMutex);
     int32_t &allowed = optedIn[function];
     if (allowed >= bytes)
       return true;
@@ -262,6 +268,7 @@ private:
   int sharedMemoryOptIn = kSharedMemoryWithoutOptIn;
   std::mutex optInMutex;
   std::map<CUfunction, int32_t> optedIn; ///< Dynamic shared memory each may use.
+  std::map<CUfunction, std::string> kernelNames; ///< For errors.
   std::mutex weightsMutex;
   std::vector<std::shared_ptr<DeviceWeight>> weights; ///< By manifest weight.
 };
