@@ -91,8 +91,9 @@ namespace mma {
 /// blocks, for the GEMMs of a model's layers.
 constexpr KernelShape kSmall = {64, 64, 32, 32, 3};
 /// Eight warps of 64 x 32, four stages (80 KiB: dynamic shared memory, past
-/// the 48 KiB a kernel may have without opting in): half the shared-memory
-/// traffic per multiply of kSmall, for GEMMs large enough to fill the GPU.
+/// the 48 KiB a kernel may have without opting in): half the loads from
+/// global memory per multiply of kSmall, for GEMMs large enough to fill the
+/// GPU with them.
 constexpr KernelShape kLarge = {128, 128, 64, 32, 4};
 /// kLarge where C has at least this many of its tiles: two blocks for each
 /// SM of the largest GPUs we target (132 on an H100), so that the larger
@@ -362,21 +363,15 @@ private:
     buildBody(launch);
   }
 
-  /// The number of C's tiles in mma::kLarge, where C's sizes are constants.
-  std::optional<int64_t> largeTiles() {
+  /// Whether C takes mma::kLarge, where its sizes say at compile time.
+  std::optional<bool> largeTilesKnown() {
     std::optional<int64_t> m = getConstantIntValue(rows), n = getConstantIntValue(columns),
                            count = getConstantIntValue(batches);
     if (!m || !n || !count)
       return std::nullopt;
     return llvm::divideCeil(*m, mma::kLarge.tileM) * llvm::divideCeil(*n, mma::kLarge.tileN) *
-           *count;
-  }
-  /// Whether C takes mma::kLarge, where its sizes say at compile time.
-  std::optional<bool> largeTilesKnown() {
-    std::optional<int64_t> tiles = largeTiles();
-    if (!tiles)
-      return std::nullopt;
-    return *tiles >= mma::kLargeMinBlocks;
+               *count >=
+           mma::kLargeMinBlocks;
   }
   /// Whether C takes mma::kLarge, computed at run time.
   Value largeTilesFit() {
