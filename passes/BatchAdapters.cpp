@@ -58,6 +58,12 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
                        "--max-adapters, --max-rank)");
       return signalPassFailure();
     }
+    for (const std::string &method : methods)
+      if (method != "lora_bias" && method != "dora" && method != "ia3") {
+        module.emitError("peft-batch-adapters: methods takes lora_bias, dora and ia3, not '")
+            << method << "'";
+        return signalPassFailure();
+      }
     if (slotCount < named) {
       module.emitError("peft-batch-adapters: ")
           << named << " adapters named for " << slotCount
@@ -221,8 +227,9 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     for (Operation *op : found.output)
       (isa<Ia3Op>(op) ? outputIa3 : lowRank).push_back(op);
 
+    bool ia3Slots = llvm::is_contained(methods, "ia3");
     // The input's IA3s, for this layer alone.
-    if (!found.inputIa3.empty()) {
+    if (!found.inputIa3.empty() || ia3Slots) {
       SmallVector<Operation *> ops(llvm::map_range(found.inputIa3, [](Ia3Op op) {
         return op.getOperation();
       }));
@@ -230,7 +237,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
           ia3Vectors(ops, slotCount, in, layer.getModulePath());
       if (failed(vectors))
         return failure();
-      Value raw = found.inputIa3.back().getInput();
+      Value raw = found.inputIa3.empty() ? layer.getInput() : found.inputIa3.back().getInput();
       OpBuilder builder(layer);
       Location loc = layer.getLoc();
       Value scales = createComputedWeight(builder, loc, prefix + ".ia3_in", {slotCount, in},
@@ -252,6 +259,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     factors.b.assign(slotCount * out * capacity, 0.0f);
     factors.scales.assign(slotCount, 0.0f);
     factors.bias.assign(slotCount * out, 0.0f);
+    factors.anyBias = llvm::is_contained(methods, "lora_bias");
     // DoRA: each slot's m / ‖W + s·B·A‖ per output, ones elsewhere.
     std::vector<float> doraScales;
     Value layerBias;
@@ -308,9 +316,15 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
       std::copy(n.begin(), n.end(), doraScales.begin() + slot * out);
       layerBias = dora.getBias();
     }
+    if (llvm::is_contained(methods, "dora") && doraScales.empty()) {
+      doraScales.assign(slotCount * out, 1.0f);
+      if (auto linear = dyn_cast<LinearOp>(layer.getOperation()))
+        layerBias = linear.getBias();
+    }
     FailureOr<std::vector<float>> outputVectors =
-        outputIa3.empty() ? FailureOr<std::vector<float>>(std::vector<float>())
-                          : ia3Vectors(outputIa3, slotCount, out, layer.getModulePath());
+        outputIa3.empty() && !ia3Slots
+            ? FailureOr<std::vector<float>>(std::vector<float>())
+            : ia3Vectors(outputIa3, slotCount, out, layer.getModulePath());
     if (failed(outputVectors))
       return failure();
 
@@ -338,7 +352,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
                                        builder.getStrArrayAttr(names), layer.getInput(), base,
                                        index, a, b, scales, bias, dora,
                                        dora ? layerBias : Value());
-    if (!outputIa3.empty()) {
+    if (!outputIa3.empty() || ia3Slots) {
       Value vectors = createComputedWeight(builder, loc, prefix + ".ia3_out", {slotCount, out},
                                            *outputVectors);
       result = MultiIa3Op::create(builder, loc, base.getType(), builder.getStrArrayAttr(names),

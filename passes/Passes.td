@@ -91,7 +91,15 @@ def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
     path, or its last dotted components); with it, `adapters` may be empty
     when `slots` and `max-rank` size the slots.
 
-    Refused, naming the adapter and module: an adapter not among `adapters`,
+    A slotted layer holds what its compiled-in adapters need; `methods`
+    adds, on every slotted layer, the tables adapters loaded at run time may
+    need beyond LoRA's factors: `lora_bias` (zeros), `dora` (`dora_scales`
+    of ones, with the layer's bias) and `ia3` (`peft.multi_ia3` of ones on
+    the layer's output and on its input: PEFT's feed-forward modules scale
+    the input).
+
+    Refused, naming the adapter and module: a method `methods` does not
+    know, an adapter not among `adapters`,
     another method than LoRA, DoRA and IA3 (LoHa, LoKr, SSF, ...), an adapter on a
     convolution, an embedding or anything but a linear layer, a rank above
     `max-rank`, more adapters than slots; a layer `modules` names that is
@@ -106,6 +114,9 @@ def BatchAdapters : Pass<"peft-batch-adapters", "mlir::ModuleOp"> {
            "Adapter slots (0: as many as adapters are named)">,
     Option<"maxRank", "max-rank", "int64_t", "0",
            "Rank capacity of each slot (0: the largest rank attached)">,
+    ListOption<"methods", "methods", "std::string",
+               "Tables on every slotted layer for adapters loaded at run time: "
+               "lora_bias, dora, ia3">,
   ];
   let dependentDialects = ["peft::PeftDialect", "mlir::func::FuncDialect"];
 }

@@ -480,7 +480,7 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       return failWith(where + " has no IA3 slot on its " +
                       (module.feedforward ? "input" : "output") +
                       " in this artifact (slots for IA3 are where a compiled-in IA3 adapter "
-                      "scales)");
+                      "scales, and on every slotted layer with peftc --slot-methods ia3)");
     int64_t index = weightIndex(vectors);
     if (index < 0 || module.scale.numElements() != manifest.weights[index].shape[1])
       return failWith(where + ": ia3_l " + peft::formatShape(module.scale.shape) +
@@ -513,10 +513,12 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
                       peft::formatShape(module.b.shape) + " do not fit the layer's slots (in " +
                       std::to_string(in) + ", out " + std::to_string(out) + ")");
     if (!module.tensorBias.empty() && layer->loraBias.empty())
-      return failWith(where + " has lora_bias, which this artifact's slots do not hold");
+      return failWith(where + " has lora_bias, which this artifact's slots do not hold (peftc "
+                              "--slot-methods lora_bias adds them)");
     if (!module.tensorMagnitude.empty() && layer->doraScales.empty())
       return failWith(where + " is DoRA, and this artifact has no DoRA slot there (slots for "
-                              "DoRA are where a compiled-in DoRA adapter adapts)");
+                              "DoRA are where a compiled-in DoRA adapter adapts, and on every "
+                              "slotted layer with peftc --slot-methods dora)");
     if (!module.tensorMagnitude.empty() && layer->weight.empty())
       return failWith(where + " is DoRA, and the layer's weight is not F32, from which the "
                               "runtime computes DoRA's factors");

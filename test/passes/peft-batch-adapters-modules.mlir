@@ -1,5 +1,10 @@
 // RUN: peft-opt %s --split-input-file --peft-batch-adapters="modules=fc,layer.proj slots=2 max-rank=3" \
 // RUN:   --verify-diagnostics | FileCheck %s
+// RUN: peft-opt %s --split-input-file --peft-batch-adapters="modules=fc,layer.proj slots=2 max-rank=3 methods=lora_bias,dora,ia3" \
+// RUN:   --verify-diagnostics | FileCheck %s --check-prefix=METHODS
+// RUN: not peft-opt %s --split-input-file --peft-batch-adapters="modules=fc slots=2 max-rank=3 methods=dora,loha" 2>&1 \
+// RUN:   | FileCheck %s --check-prefix=UNKNOWN
+// UNKNOWN: error: peft-batch-adapters: methods takes lora_bias, dora and ia3, not 'loha'
 //
 // peft-batch-adapters with `modules` and no adapters named (peftc --mode
 // multi --slot-modules): the layers named (PEFT's target_modules rule: the
@@ -48,4 +53,30 @@ module {
     %y = peft.linear "a.proj" %x, %w : (tensor<3x4xf32>, tensor<4x4xf32>) -> tensor<3x4xf32>
     return %y : tensor<3x4xf32>
   }
+}
+
+// -----
+
+// `methods` (peftc --slot-methods): every slotted layer also holds
+// lora_bias slots (zeros), DoRA's dora_scales (ones, with the layer's bias)
+// and IA3 vectors (ones) on its input and its output, for adapters of those
+// methods loaded at run time.
+// METHODS-LABEL: func.func @methods
+// METHODS-SAME: (%[[X:[^:]*]]: tensor<3x2xf32>
+// METHODS-SAME: %[[INDEX:[^:]*]]: tensor<?xi64>
+// METHODS: %[[BIAS:.*]] = peft.weight "mlp.fc.bias"
+// METHODS: %[[IN:.*]] = peft.weight "slots.mlp.fc.ia3_in" = dense<1.000000e+00> : tensor<2x2xf32>
+// METHODS: %[[SCALED:.*]] = peft.multi_ia3 ["", ""] %[[X]], %[[INDEX]], %[[IN]]
+// METHODS: %[[Y:.*]] = peft.linear "mlp.fc" %[[SCALED]], %{{.*}}, %[[BIAS]]
+// METHODS: %[[LB:.*]] = peft.weight "slots.mlp.fc.lora_bias" = dense<0.000000e+00> : tensor<2x4xf32>
+// METHODS: %[[N:.*]] = peft.weight "slots.mlp.fc.dora_scales" = dense<1.000000e+00> : tensor<2x4xf32>
+// METHODS: %[[Z:.*]] = peft.multi_lora ["", ""] %[[SCALED]], %[[Y]], %[[INDEX]], %{{.*}}, %{{.*}}, %{{.*}} bias %[[LB]] dora %[[N]] layer_bias %[[BIAS]]
+// METHODS: %[[OUT:.*]] = peft.weight "slots.mlp.fc.ia3_out" = dense<1.000000e+00> : tensor<2x4xf32>
+// METHODS: %[[R:.*]] = peft.multi_ia3 ["", ""] %[[Z]], %[[INDEX]], %[[OUT]]
+// METHODS: return %[[R]]
+func.func @methods(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x4xf32> {
+  %w = peft.weight "mlp.fc.weight" = dense<1.0> : tensor<4x2xf32>
+  %b = peft.weight "mlp.fc.bias" = dense<0.5> : tensor<4xf32>
+  %y = peft.linear "mlp.fc" %x, %w, %b : (tensor<3x2xf32>, tensor<4x2xf32>, tensor<4xf32>) -> tensor<3x4xf32>
+  return %y : tensor<3x4xf32>
 }

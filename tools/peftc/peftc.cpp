@@ -2,6 +2,7 @@
 //
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... [--mode merge|fuse|multi]
 //         [--max-adapters N] [--max-rank R] [--slot-modules NAME,...]
+//         [--slot-methods lora_bias,dora,ia3]
 //         [--combine cat|svd [--combine-rank N]]
 //         [--target cpu|cuda [--gpu-arch sm_80|sm_90]] [--summary] [--mlir-timing] -o OUTDIR
 //   peftc MODEL.onnx [--adapter DIR[=NAME][:WEIGHT]]... --emit onnx -o MERGED.onnx
@@ -87,6 +88,11 @@ static cl::list<std::string> slotModules(
     cl::desc("--mode multi: also give slots to these linear layers (PEFT's target_modules: "
              "a module path or its last dotted parts), for adapters loaded at run time"),
     cl::value_desc("name,..."), cl::CommaSeparated, cl::cat(modeOptions));
+static cl::list<std::string> slotMethods(
+    "slot-methods",
+    cl::desc("--mode multi: also give every slotted layer the tables these methods need, for "
+             "adapters loaded at run time (LoRA's are always there)"),
+    cl::value_desc("lora_bias,dora,ia3"), cl::CommaSeparated, cl::cat(modeOptions));
 static cl::opt<std::string> combine("combine",
                                     cl::desc("Combine the LoRAs on each layer into one: cat "
                                              "(exact, rank Σr) or svd (truncated to --combine-rank)"),
@@ -189,8 +195,13 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
                                     : "unmerged: " + use.notMergedReason;
   // --mode multi: each adapter in its slot of the layer's peft.multi_lora.
   int64_t slotLayers = 0, slotCount = 0, capacity = 0, filled = 0;
+  // Layers whose slots hold each table beyond LoRA's factors.
+  int64_t biasLayers = 0, doraLayers = 0, ia3Outputs = 0, ia3Inputs = 0;
+  module.walk([&](peft::MultiIa3Op scaling) { ++(scaling.scalesInput() ? ia3Inputs : ia3Outputs); });
   module.walk([&](peft::MultiLoraOp batched) {
     ++slotLayers;
+    biasLayers += bool(batched.getLoraBias());
+    doraLayers += bool(batched.getDoraScales());
     slotCount = batched.getSlots();
     capacity = batched.getRankCapacity();
     filled = llvm::count_if(batched.getAdapters().getAsValueRange<mlir::StringAttr>(),
@@ -236,6 +247,10 @@ static void printSummary(std::vector<AdapterUse> attached, mlir::ModuleOp module
     llvm::outs() << llvm::formatv("{0} adapter slots of rank capacity {1} on {2} linear layers, "
                                   "{3} filled at compile time\n",
                                   slotCount, capacity, slotLayers, filled);
+  if (slotLayers)
+    llvm::outs() << llvm::formatv("slots for lora_bias on {0} of those layers, DoRA on {1}, IA3 "
+                                  "on {2} outputs and {3} inputs\n",
+                                  biasLayers, doraLayers, ia3Outputs, ia3Inputs);
 }
 
 /// What a manifest says of an adapter op, if it can be swapped: not when a
@@ -296,6 +311,7 @@ static void buildMergePipeline(mlir::OpPassManager &pm) {
           mlir::succeeded(parsed))
         options.adapters.push_back(parsed->name);
     options.modules.assign(slotModules.begin(), slotModules.end());
+    options.methods.assign(slotMethods.begin(), slotMethods.end());
     options.slots = maxAdapters;
     options.maxRank = maxRank;
     pm.addPass(peft::createBatchAdapters(options));
@@ -489,8 +505,12 @@ int main(int argc, char **argv) {
   if (mode != "merge" && mode != "fuse" && mode != "multi")
     return fail("--mode must be 'merge', 'fuse' or 'multi', got '" + mode + "'");
   if (mode != "multi" && (maxAdapters.getNumOccurrences() || maxRank.getNumOccurrences() ||
-                          !slotModules.empty()))
-    return fail("--max-adapters, --max-rank and --slot-modules shape the slots of --mode multi");
+                          !slotModules.empty() || !slotMethods.empty()))
+    return fail("--max-adapters, --max-rank, --slot-modules and --slot-methods shape the slots "
+                "of --mode multi");
+  for (const std::string &method : slotMethods)
+    if (method != "lora_bias" && method != "dora" && method != "ia3")
+      return fail("--slot-methods takes lora_bias, dora and ia3, not '" + method + "'");
   if (maxAdapters < 0 || maxRank < 0)
     return fail("--max-adapters and --max-rank must not be negative");
   if (mode == "multi" && (!combine.empty() || !insertSpecs.empty() || emit == "onnx"))
