@@ -521,7 +521,8 @@ private:
       batchOfC[r] = arith::RemUIOp::create(b, rest, sizes[0][d]);
       rest = arith::DivUIOp::create(b, rest, sizes[0][d]);
     }
-    indexOf.assign(products.size(), {}); // Nothing from the other kernel, if any.
+    // Nothing from the other kernel, if any.
+    indexOf.assign(products.size(), llvm::DenseMap<unsigned, Value>());
     for (auto [p, product] : llvm::enumerate(products)) {
       AffineMap map = product.cMap();
       for (unsigned r = 0; r < map.getNumResults(); ++r)
