@@ -20,10 +20,10 @@ if [ ! -f "$dir/build.ninja" ]; then
     -DCMAKE_C_FLAGS_DEBUG="-O1 -g" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
     -DPEFT_SANITIZE=ON -DPEFT_FUZZ=ON "${launcher[@]}" >/dev/null
 fi
-# What lit needs (its config requires all six tools) and the fuzzers; not
-# the rest of `all`.
+# What lit needs (its config requires all six tools; runtime/ the pretend
+# CUDA driver) and the fuzzers; not the rest of `all`.
 nice -n 10 cmake --build "$dir" --target peft-opt peft-translate peftc peft-run \
-  peft-unit-tests peft-session-stress peft-fuzzers
+  peft-unit-tests peft-session-stress peft-fake-cuda peft-fuzzers
 [ "${1:-}" = "--build-only" ] && exit 0
 
 . scripts/sanitizer-env.sh
