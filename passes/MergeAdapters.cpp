@@ -2,6 +2,7 @@
 #include "passes/Passes.h"
 
 #include "support/LowRank.h"
+#include "support/ProgressReport.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"
@@ -12,6 +13,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 namespace peft {
 #define GEN_PASS_DEF_MERGEADAPTERS
@@ -558,7 +560,13 @@ struct MergeAdaptersPass : peft::impl::MergeAdaptersBase<MergeAdaptersPass> {
         jobs.push_back(std::move(job));
     });
 
-    parallelForEach(&getContext(), jobs, computeMerge);
+    std::mutex counting; // Reports in order: layer 1, 2, ... of n.
+    size_t merged = 0;
+    parallelForEach(&getContext(), jobs, [&](MergeJob &job) {
+      computeMerge(job);
+      std::lock_guard<std::mutex> lock(counting);
+      reportProgress("layer", ++merged, jobs.size());
+    });
 
     // Adapters of failed jobs get their own reason; any other left is not on
     // a layer at all.

@@ -33,8 +33,15 @@ void Progress::show(const llvm::Twine &text) {
 }
 
 void Progress::stage(const llvm::Twine &stage) {
+  if (!on)
+    return;
+  current = stage.str();
+  show(current);
+}
+
+void Progress::detail(const llvm::Twine &detail) {
   if (on)
-    show(stage);
+    show(current + ", " + detail);
 }
 
 void Progress::clear() {

@@ -29,6 +29,7 @@
 #include "support/OutputFile.h"
 #include "support/ToolOptions.h"
 #include "Progress.h"
+#include "support/ProgressReport.h"
 #include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
@@ -565,6 +566,10 @@ int main(int argc, char **argv) {
     timingManager.setEnabled(true);
   mlir::TimingScope timing = timingManager.getRootScope();
 
+  if (progress.enabled()) // Passes report the items they work through.
+    peft::setProgressSink([](llvm::StringRef items, size_t done, size_t total) {
+      progress.detail(items + " " + llvm::Twine(done) + " of " + llvm::Twine(total));
+    });
   progress.stage("import " + llvm::Twine(modelPath));
   mlir::TimingScope importing = timing.nest("import");
   auto module = peft::importOnnxModel(&context, modelPath);
