@@ -5,8 +5,9 @@
 # latency, and checks the outputs against torch; then the single-core FMA
 # peak (bench/fma_peak.c), the GEMM benchmark against onnxruntime
 # (bench/gemm_bench.py), BERT-base against onnxruntime (bench/model_bench.py),
-# many adapters in one batch (bench/multi_bench.py) and against Hugging Face
-# PEFT on transformers models (bench/hf_mixed_bench.py).
+# many adapters in one batch (bench/multi_bench.py), adapters loaded at run
+# time (bench/load_bench.py) and against Hugging Face PEFT on transformers
+# models (bench/hf_mixed_bench.py).
 #   bash bench/run_benchmarks.sh [--tiny] [--no-setup] [WORK_DIR]
 # WORK_DIR defaults to /tmp/peft-bench (/tmp/peft-bench-tiny with --tiny).
 # --tiny: CI mode, toy models and shapes, one round: proves in well under a
@@ -112,6 +113,9 @@ else
   /usr/bin/python3 bench/multi_bench.py "$work/${models[1]}" --work "$work/multi" \
     --adapters 32 --rows 32 --sequence 16 --runs 3 --rounds 2 || status=1
 fi
+echo "== ${models[1]}: loading and unloading adapters at run time (--mode multi)"
+/usr/bin/python3 bench/load_bench.py "$work/${models[1]}" --work "$work/load" \
+  $([ $tiny = 1 ] && echo --slots 6 --loads 2 || echo --slots 32 --loads 10) || status=1
 echo "== many adapters in one batch against Hugging Face PEFT (transformers BERT-base, LLaMA decoder)"
 for model in bert llama; do
   build/hf-venv/bin/python bench/hf_mixed_bench.py --model $model --work "$work/hf-mixed-$model" \

@@ -139,6 +139,7 @@ struct LoadedModel {
   /// it returns 0. Changes happen one at a time; runs go on meanwhile.
   int changeWeights(const std::function<int(WeightSet &)> &change) {
     std::lock_guard<std::mutex> lock(changing);
+    copiedInChange.clear();
     WeightSet next = *currentWeights();
     if (int failed = change(next))
       return failed;
@@ -164,9 +165,16 @@ private:
   /// layer's slot weights, which a load then fills.
   int clearSlot(WeightSet &set, int64_t slot);
   /// Weight `name`'s values in a fresh copy of what `set` binds, bound in its
-  /// place (a fresh copy, so that a device notices the change); null when it
-  /// is not an F32 weight of the artifact's own layout.
+  /// place (a fresh copy, so that a device notices the change), made once
+  /// per change; null when it is not an F32 weight of the artifact's own
+  /// layout.
   float *rewritableWeight(WeightSet &set, const std::string &name);
+  /// Whether `count` values of weight `name` from `offset` are all `value`
+  /// in `set` (false where it cannot tell: not F32 in its own layout).
+  bool holds(const WeightSet &set, const std::string &name, int64_t offset, int64_t count,
+             float value) const;
+  /// The weights the current change has copied (rewritableWeight).
+  std::set<int64_t> copiedInChange;
   /// The index of weight `name`, or -1.
   int64_t weightIndex(const std::string &name) const;
   /// `layer`'s base weight as `set` binds it, as a row-major [out, in]
@@ -373,10 +381,21 @@ float *LoadedModel::rewritableWeight(WeightSet &set, const std::string &name) {
   if (info.dtype != "F32" || info.panels)
     return nullptr;
   const float *current = reinterpret_cast<const float *>(set.descriptors[index].words[1]);
+  if (!copiedInChange.insert(index).second)
+    return const_cast<float *>(current); // This change's own copy.
   auto copy = std::make_shared<std::vector<float>>(current, current + peft::numElements(info.shape));
   float *data = copy->data();
   set.set(index, info, data, std::move(copy));
   return data;
+}
+
+bool LoadedModel::holds(const WeightSet &set, const std::string &name, int64_t offset,
+                        int64_t count, float value) const {
+  int64_t index = weightIndex(name);
+  if (index < 0 || manifest.weights[index].dtype != "F32" || manifest.weights[index].panels)
+    return false;
+  const float *data = reinterpret_cast<const float *>(set.descriptors[index].words[1]) + offset;
+  return std::all_of(data, data + count, [&](float x) { return x == value; });
 }
 
 std::vector<float> LoadedModel::denseWeight(const WeightSet &set,
@@ -412,34 +431,36 @@ int LoadedModel::checkSlot(int64_t slot) const {
 
 int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
   const peft::ManifestSlots &slots = *manifest.slots;
+  // Each table's part for the slot set to `value`: in a copy of the table,
+  // unless it holds that already (a free slot, a layer the slot's adapter
+  // left alone), so that loading into a free slot copies only the tables
+  // the adapter writes.
+  auto clear = [&](const std::string &name, int64_t offset, int64_t count, float value) {
+    if (holds(set, name, offset, count, value))
+      return true;
+    float *data = rewritableWeight(set, name);
+    if (data)
+      std::fill_n(data + offset, count, value);
+    return data != nullptr;
+  };
   for (const peft::ManifestSlots::Layer &layer : slots.layers) {
     int64_t a = weightIndex(layer.loraA), b = weightIndex(layer.loraB);
     if (a < 0 || b < 0)
       return failWith("the artifact's slot weights of module '" + layer.module + "' are missing");
     int64_t in = manifest.weights[a].shape[2], out = manifest.weights[b].shape[1];
     int64_t capacity = slots.capacity;
-    float *slotA = rewritableWeight(set, layer.loraA), *slotB = rewritableWeight(set, layer.loraB);
-    float *scales = rewritableWeight(set, layer.scales);
-    float *bias = layer.loraBias.empty() ? nullptr : rewritableWeight(set, layer.loraBias);
-    if (!slotA || !slotB || !scales || (!layer.loraBias.empty() && !bias))
+    if (!clear(layer.loraA, slot * capacity * in, capacity * in, 0.0f) ||
+        !clear(layer.loraB, slot * out * capacity, out * capacity, 0.0f) ||
+        !clear(layer.scales, slot, 1, 0.0f) ||
+        (!layer.loraBias.empty() && !clear(layer.loraBias, slot * out, out, 0.0f)))
       return failWith("the artifact's slot weights of module '" + layer.module +
                       "' are not F32 weights");
-    std::fill_n(slotA + slot * capacity * in, capacity * in, 0.0f);
-    std::fill_n(slotB + slot * out * capacity, out * capacity, 0.0f);
-    scales[slot] = 0.0f;
-    if (bias)
-      std::fill_n(bias + slot * out, out, 0.0f);
     // IA3 vectors and DoRA factors of ones: the slot scales nothing.
     for (auto [name, features] : {std::pair{&layer.ia3In, in}, std::pair{&layer.ia3Out, out},
-                                  std::pair{&layer.doraScales, out}}) {
-      if (name->empty())
-        continue;
-      float *vectors = rewritableWeight(set, *name);
-      if (!vectors)
+                                  std::pair{&layer.doraScales, out}})
+      if (!name->empty() && !clear(*name, slot * features, features, 1.0f))
         return failWith("the artifact's IA3 or DoRA slot weights of module '" + layer.module +
                         "' are not F32 weights");
-      std::fill_n(vectors + slot * features, features, 1.0f);
-    }
   }
   set.slotAdapters[slot].clear();
   return 0;
@@ -529,13 +550,11 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
   return changeWeights([&](WeightSet &set) {
     if (clearSlot(set, slot))
       return 1;
-    auto data = [&](const std::string &name) {
-      return reinterpret_cast<float *>(set.descriptors[weightIndex(name)].words[1]);
-    };
+    // This change's copies of the tables (the manifest checked them F32).
+    auto data = [&](const std::string &name) { return rewritableWeight(set, name); };
     for (const auto &[path, module] : ia3ByModule) {
       const peft::ManifestSlots::Layer &layer = *layerOf(path);
       std::vector<float> values = module->scale.toFloat32();
-      // clearSlot made these fresh copies of this set's own.
       float *vectors = data(module->feedforward ? layer.ia3In : layer.ia3Out);
       std::copy(values.begin(), values.end(), vectors + slot * int64_t(values.size()));
     }
