@@ -59,9 +59,9 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
       return signalPassFailure();
     }
     for (const std::string &method : methods)
-      if (method != "lora_bias" && method != "dora" && method != "ia3") {
-        module.emitError("peft-batch-adapters: methods takes lora_bias, dora and ia3, not '")
-            << method << "'";
+      if (!isSlotMethod(method)) {
+        module.emitError("peft-batch-adapters: methods takes ")
+            << llvm::join(llvm::ArrayRef(kSlotMethods), ", ") << ", not '" << method << "'";
         return signalPassFailure();
       }
     if (slotCount < named) {

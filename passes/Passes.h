@@ -29,6 +29,15 @@ mlir::FailureOr<AdapterSpec> parseAdapterSpec(llvm::StringRef spec);
 /// The entry's argument `peft-batch-adapters` adds: each row's adapter slot.
 constexpr llvm::StringLiteral kAdapterIndexInput = "adapter_index";
 
+/// What `peft-batch-adapters`' `methods` (peftc --slot-methods) may name:
+/// the tables beyond LoRA's factors a slotted layer can hold.
+constexpr llvm::StringLiteral kSlotMethods[] = {"lora_bias", "dora", "ia3"};
+
+/// Whether `method` is one of kSlotMethods.
+inline bool isSlotMethod(llvm::StringRef method) {
+  return llvm::is_contained(kSlotMethods, method);
+}
+
 } // namespace peft
 
 #endif // PEFT_PASSES_PASSES_H

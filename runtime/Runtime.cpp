@@ -173,7 +173,8 @@ private:
   /// in `set` (false where it cannot tell: not F32 in its own layout).
   bool holds(const WeightSet &set, const std::string &name, int64_t offset, int64_t count,
              float value) const;
-  /// The weights the current change has copied (rewritableWeight).
+  /// The weights the current change has copied (rewritableWeight; changes
+  /// run one at a time, under `changing`).
   std::set<int64_t> copiedInChange;
   /// The index of weight `name`, or -1.
   int64_t weightIndex(const std::string &name) const;

@@ -4,7 +4,7 @@
 // RUN:   --verify-diagnostics | FileCheck %s --check-prefix=METHODS
 // RUN: not peft-opt %s --split-input-file --peft-batch-adapters="modules=fc slots=2 max-rank=3 methods=dora,loha" 2>&1 \
 // RUN:   | FileCheck %s --check-prefix=UNKNOWN
-// UNKNOWN: error: peft-batch-adapters: methods takes lora_bias, dora and ia3, not 'loha'
+// UNKNOWN: error: peft-batch-adapters: methods takes lora_bias, dora, ia3, not 'loha'
 //
 // peft-batch-adapters with `modules` and no adapters named (peftc --mode
 // multi --slot-modules): the layers named (PEFT's target_modules rule: the

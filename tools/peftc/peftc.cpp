@@ -510,8 +510,9 @@ int main(int argc, char **argv) {
     return fail("--max-adapters, --max-rank, --slot-modules and --slot-methods shape the slots "
                 "of --mode multi");
   for (const std::string &method : slotMethods)
-    if (method != "lora_bias" && method != "dora" && method != "ia3")
-      return fail("--slot-methods takes lora_bias, dora and ia3, not '" + method + "'");
+    if (!peft::isSlotMethod(method))
+      return fail("--slot-methods takes " + llvm::join(llvm::ArrayRef(peft::kSlotMethods), ", ") + ", not '" +
+                  method + "'");
   if (maxAdapters < 0 || maxRank < 0)
     return fail("--max-adapters and --max-rank must not be negative");
   if (mode == "multi" && (!combine.empty() || !insertSpecs.empty() || emit == "onnx"))
