@@ -5,6 +5,7 @@
 #include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
 #include "lowering/cuda/CudaBackend.h"
+#include "passes/AdapterPipeline.h"
 #include "passes/Passes.h"
 
 #include "mlir/InitAllDialects.h"
@@ -15,6 +16,7 @@
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
   peft::registerPeftPasses();
+  peft::registerAdapterPipeline();
   peft::registerLoweringPasses();
   peft::registerCpuTarget();
   peft::registerCudaTarget();

@@ -29,6 +29,7 @@
 #include "support/OutputFile.h"
 #include "support/ToolOptions.h"
 #include "Progress.h"
+#include "passes/AdapterPipeline.h"
 #include "support/ProgressReport.h"
 #include "tools/common/ToolDiagnostics.h"
 #include "lowering/Passes.h"
@@ -280,45 +281,34 @@ static std::vector<peft::ManifestAdapter> swappableAdapters(mlir::ModuleOp modul
   return adapters;
 }
 
-/// The adapters attached: from files, fresh ones, combined.
-static void buildAttachPipeline(mlir::OpPassManager &pm) {
-  if (!adapterSpecs.empty()) {
-    peft::AttachAdaptersOptions options;
-    options.adapters.assign(adapterSpecs.begin(), adapterSpecs.end());
-    pm.addPass(peft::createAttachAdapters(options));
-  }
-  if (!insertSpecs.empty()) {
-    peft::InsertAdaptersOptions options;
-    options.configs.assign(insertSpecs.begin(), insertSpecs.end());
-    options.seed = seed;
-    pm.addPass(peft::createInsertAdapters(options));
-  }
-  if (!combine.empty()) {
-    peft::CombineAdaptersOptions options;
-    options.method = combine;
-    options.rank = combineRank;
-    pm.addPass(peft::createCombineAdapters(options));
-  }
+/// The adapter stage's options (passes/AdapterPipeline.h), from the command
+/// line.
+static void setAdapterOptions(peft::AdapterPipelineOptions &options) {
+  auto strings = [](const cl::list<std::string> &list) {
+    return std::vector<std::string>(list.begin(), list.end());
+  };
+  options.adapters = strings(adapterSpecs);
+  options.insert = strings(insertSpecs);
+  options.seed = seed;
+  options.combine = combine;
+  options.combineRank = combineRank;
+  options.mode = mode;
+  options.slots = maxAdapters;
+  options.maxRank = maxRank;
+  options.slotModules = strings(slotModules);
+  options.slotMethods = strings(slotMethods);
 }
 
-/// Then merged (--mode merge), or put in slots (--mode multi), and cleaned up.
+static void buildAttachPipeline(mlir::OpPassManager &pm) {
+  peft::AdapterPipelineOptions options;
+  setAdapterOptions(options);
+  peft::buildAttachStage(pm, options);
+}
+
 static void buildMergePipeline(mlir::OpPassManager &pm) {
-  if (mode == "merge")
-    pm.addPass(peft::createMergeAdapters());
-  if (mode == "multi") {
-    peft::BatchAdaptersOptions options;
-    for (const std::string &spec : adapterSpecs)
-      if (mlir::FailureOr<peft::AdapterSpec> parsed = peft::parseAdapterSpec(spec);
-          mlir::succeeded(parsed))
-        options.adapters.push_back(parsed->name);
-    options.modules.assign(slotModules.begin(), slotModules.end());
-    options.methods.assign(slotMethods.begin(), slotMethods.end());
-    options.slots = maxAdapters;
-    options.maxRank = maxRank;
-    pm.addPass(peft::createBatchAdapters(options));
-  }
-  if (insertSpecs.empty()) // It would fold fresh LoRAs (B = 0) away.
-    pm.addPass(mlir::createCanonicalizerPass());
+  peft::AdapterPipelineOptions options;
+  setAdapterOptions(options);
+  peft::buildApplyStage(pm, options);
 }
 
 /// Compiling, the weights become the entry's arguments.

@@ -1,13 +1,14 @@
 //===- consumer-opt.cpp - Another compiler's opt tool, with peft's passes ---===//
 //
 // What an MLIR compiler adds to its own driver to use peft-mlir: the peft
-// dialect, its passes, and the lowering pipelines peftc runs
-// (peft-lower-to-linalg, peft-cpu-lowering).
+// dialect, its passes, and the pipelines peftc runs (peft-apply-adapters,
+// peft-lower-to-linalg, peft-cpu-lowering).
 //===----------------------------------------------------------------------===//
 #include "dialects/peft/PeftDialect.h"
 #include "lowering/Passes.h"
 #include "lowering/Target.h"
 #include "lowering/cpu/CpuBackend.h"
+#include "passes/AdapterPipeline.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -17,6 +18,7 @@
 
 int main(int argc, char **argv) {
   peft::registerPeftPasses();
+  peft::registerAdapterPipeline();
   peft::registerLoweringPasses();
   peft::registerCpuTarget();
   peft::registerLoweringPipelines();
