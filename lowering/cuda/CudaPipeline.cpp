@@ -112,12 +112,14 @@ static llvm::Error writePtxFile(ModuleOp module, llvm::StringRef directory) {
   });
 }
 
-/// `--gpu-gemm-tiles`: 64 or 128, or 0 for "auto" (or none).
-static llvm::Expected<int64_t> parseGemmTiles(llvm::StringRef tiles) {
-  if (tiles.empty() || tiles == "auto")
-    return 0;
-  if (tiles == "64" || tiles == "128")
-    return tiles == "64" ? 64 : 128;
+/// Sets `gemmTile` from `--gpu-gemm-tiles`: 64 or 128, or 0 for "auto" (or
+/// none); an error for anything else.
+static llvm::Error configureGemmTiles(const TargetOptions &options, int64_t &gemmTile) {
+  llvm::StringRef tiles = options.gpuGemmTiles;
+  if (tiles.empty() || tiles == "auto" || tiles == "64" || tiles == "128") {
+    gemmTile = tiles == "64" ? 64 : tiles == "128" ? 128 : 0;
+    return llvm::Error::success();
+  }
   return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                  "--gpu-gemm-tiles must be auto, 64 or 128, got '" + tiles + "'");
 }
@@ -132,10 +134,8 @@ public:
   llvm::StringRef description() const override { return "NVIDIA GPUs (PTX through NVPTX)"; }
 
   llvm::Error configure(const TargetOptions &options) override {
-    llvm::Expected<int64_t> tiles = parseGemmTiles(options.gpuGemmTiles);
-    if (!tiles)
-      return tiles.takeError();
-    gemmTile = *tiles;
+    if (llvm::Error error = configureGemmTiles(options, gemmTile))
+      return error;
     if (options.gpuArch.empty())
       return llvm::Error::success();
     if (!llvm::Regex("^sm_[0-9]+a?$").match(options.gpuArch))
@@ -184,11 +184,9 @@ public:
     return "the CUDA lowering, its kernels run serially on the host (tests)";
   }
   llvm::Error configure(const TargetOptions &options) override {
-    llvm::Expected<int64_t> tiles = parseGemmTiles(options.gpuGemmTiles);
-    if (!tiles)
-      return tiles.takeError();
-    gemmTile = *tiles;
-    return Target::configure({options.gpuArch, ""});
+    if (llvm::Error error = configureGemmTiles(options, gemmTile))
+      return error;
+    return Target::configure({options.gpuArch, ""}); // No GPU architecture.
   }
   void buildTensorPipeline(OpPassManager &) const override {}
   void buildCodegenPipeline(OpPassManager &pm) const override {
