@@ -21,6 +21,7 @@ set(peft_exported
   PeftCpuBackend CpuBackend
   PeftCudaBackend CudaBackend
   PeftOnnxFrontend OnnxFrontend
+  PeftCompiler Compiler
   peft_runtime Runtime)
 set(peft_export_targets)
 while(peft_exported)
@@ -36,7 +37,7 @@ install(TARGETS peft_model_support peft_cuda_model_support
         ARCHIVE DESTINATION ${PEFT_INSTALL_LIBDIR})
 install(TARGETS peft-opt peft-translate peftc peft-run RUNTIME DESTINATION ${PEFT_INSTALL_BINDIR})
 
-foreach(dir dialects passes lowering frontends support runtime)
+foreach(dir dialects passes lowering frontends compiler support runtime)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir} DESTINATION ${PEFT_INSTALL_INCLUDEDIR}
           FILES_MATCHING PATTERN "*.h" PATTERN "*.td")
   install(DIRECTORY ${PROJECT_BINARY_DIR}/${dir} DESTINATION ${PEFT_INSTALL_INCLUDEDIR}

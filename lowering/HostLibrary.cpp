@@ -1,6 +1,7 @@
 //===- HostLibrary.cpp - LLVM dialect to a shared library for the host ------===//
 #include "lowering/HostLibrary.h"
 
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Pass/PassManager.h"
@@ -22,6 +23,8 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
+
+#include <dlfcn.h>
 
 using namespace mlir;
 
@@ -86,16 +89,27 @@ static llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine
 }
 
 /// `library` (libNAME.a, helpers compiled code calls: runtime/cpu/
-/// model_support.c, ...), installed in ../lib beside the directory of the
-/// running tool.
+/// model_support.c, ...), installed in lib/ of the prefix that holds the
+/// file this code was linked into: a tool in bin/, or the Python package's
+/// extension in python/peft_mlir/ (build tree and install alike).
 static llvm::Expected<std::string> findSupportLibrary(StringRef library) {
   static int anchor;
-  std::string tool = llvm::sys::fs::getMainExecutable(nullptr, &anchor);
-  llvm::SmallString<256> path(llvm::sys::path::parent_path(llvm::sys::path::parent_path(tool)));
-  llvm::sys::path::append(path, "lib", library);
-  if (!llvm::sys::fs::exists(path))
-    return codegenError(path + ": missing (it is built with the tools)");
-  return path.str().str();
+  std::string image;
+  Dl_info info;
+  if (dladdr(&anchor, &info) && info.dli_fname)
+    image = info.dli_fname;
+  if (image.empty() || !llvm::sys::path::is_absolute(image))
+    image = llvm::sys::fs::getMainExecutable(nullptr, &anchor);
+  llvm::SmallString<256> dir = llvm::sys::path::parent_path(image);
+  for (int up = 0; up < 2 && !dir.empty(); ++up) {
+    dir = llvm::sys::path::parent_path(dir);
+    llvm::SmallString<256> path(dir);
+    llvm::sys::path::append(path, "lib", library);
+    if (llvm::sys::fs::exists(path))
+      return path.str().str();
+  }
+  return codegenError(library + ": missing in lib/ beside " + image +
+                      " (it is built with the tools)");
 }
 
 /// -Bsymbolic: the model's calls to its own helpers (the allocator) bind to

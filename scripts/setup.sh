@@ -10,6 +10,8 @@ packages=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
   libonnx-dev libprotobuf-dev protobuf-compiler nlohmann-json3-dev
   libgtest-dev
+  # The Python package (python/): pybind11 and the headers of Debian's python3.
+  pybind11-dev python3-dev
   python3-numpy python3-onnx libonnx-testdata
   python3-torch python3-venv
   # Debian's torch calls the BLAS the system provides: OpenBLAS rather than

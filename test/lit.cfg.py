@@ -27,6 +27,11 @@ hf_venv = os.path.join(config.peft_obj_root, "hf-venv")
 if not os.path.isdir(hf_venv):
     hf_venv = os.path.join(config.peft_src_root, "build", "hf-venv")
 config.substitutions.append(("%hf_python", os.path.join(hf_venv, "bin", "python")))
+# The Python package (python/), as PYTHONPATH=build/python gives it, under
+# Debian's interpreter and under the venv with transformers and peft.
+python_path = "env PYTHONPATH=" + os.path.join(config.peft_obj_root, "python") + " "
+config.substitutions.append(("%peft_python", python_path + "/usr/bin/python3"))
+config.substitutions.append(("%peft_hf_python", python_path + os.path.join(hf_venv, "bin", "python")))
 config.substitutions.append(("%peft_src", config.peft_src_root))
 config.substitutions.append(("%peft_obj", config.peft_obj_root))
 config.substitutions.append(("%testtools", os.path.join(config.peft_src_root, "test", "tools")))

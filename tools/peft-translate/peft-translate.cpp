@@ -17,6 +17,7 @@
 #include "dialects/peft/PeftDialect.h"
 #include "support/Diagnostics.h"
 #include "support/OutputFile.h"
+#include "support/ToolOptions.h"
 #include "tools/common/ToolDiagnostics.h"
 
 #include "mlir/IR/AsmState.h"
@@ -31,15 +32,24 @@
 
 namespace cl = llvm::cl;
 
-static cl::opt<bool> importOnnx("import-onnx", cl::desc("Import an ONNX model"));
+// --help lists these groups only (LLVM's and MLIR's options still parse).
+static cl::OptionCategory translations("Translations (choose one)");
+static cl::OptionCategory outputOptions("Output");
+
+static cl::opt<bool> importOnnx("import-onnx", cl::desc("Import an ONNX model"),
+                                cl::cat(translations));
 static cl::opt<bool> exportOnnx("export-onnx",
-                                cl::desc("Export merged IR as its source ONNX model"));
+                                cl::desc("Export merged IR as its source ONNX model"),
+                                cl::cat(translations));
 static cl::opt<bool> extractAdapters(
     "extract-adapters", cl::desc("Write the adapters an exported ONNX model carries as "
-                                 "adapter directories under -o"));
-static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<input>"), cl::Required);
+                                 "adapter directories under -o"),
+    cl::cat(translations));
+static cl::opt<std::string> inputPath(cl::Positional, cl::desc("<input>"), cl::Required,
+                                      cl::cat(translations));
 static cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
-                                       cl::value_desc("file"), cl::init("-"));
+                                       cl::value_desc("file"), cl::init("-"),
+                                       cl::cat(outputOptions));
 
 static int fail(llvm::Error error) {
   return peft::reportError("peft-translate", llvm::toString(std::move(error)));
@@ -79,7 +89,11 @@ static int runExport(mlir::MLIRContext &context) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   mlir::registerAsmPrinterCLOptions();
-  cl::ParseCommandLineOptions(argc, argv, "peft-mlir translation tool\n");
+  peft::prepareToolOptions("peft-translate", {&translations, &outputOptions});
+  cl::ParseCommandLineOptions(argc, argv,
+                              "peft-mlir translation tool\n\n"
+                              "Exit status: 0 on success; 1 on any error, reported in one line "
+                              "on stderr (no partial output is left)\n");
   if (importOnnx + exportOnnx + extractAdapters != 1)
     return fail(llvm::createStringError(
         "choose one translation: --import-onnx, --export-onnx or --extract-adapters"));
