@@ -49,7 +49,7 @@ configure_package_config_file(
   ${CMAKE_CURRENT_LIST_DIR}/PeftMLIRConfig.cmake.in
   ${PROJECT_BINARY_DIR}/cmake/PeftMLIRConfig.cmake
   INSTALL_DESTINATION ${PEFT_INSTALL_CMAKEDIR}
-  PATH_VARS PEFT_INSTALL_INCLUDEDIR PEFT_INSTALL_BINDIR)
+  PATH_VARS PEFT_INSTALL_INCLUDEDIR PEFT_INSTALL_BINDIR PEFT_INSTALL_LIBDIR)
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/cmake/PeftMLIRConfigVersion.cmake
                                  COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/cmake/PeftMLIRConfig.cmake

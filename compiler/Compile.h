@@ -24,7 +24,7 @@
 
 namespace peft {
 
-/// A compile, as peftc's options spell it (docs/peftc.md).
+/// A compile, as peftc's options spell it (README.md, "Tools").
 struct CompileOptions {
   std::string model;                 ///< The ONNX file.
   std::vector<std::string> adapters; ///< `--adapter`: DIR[=NAME][:WEIGHT] each.

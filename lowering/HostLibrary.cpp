@@ -24,6 +24,7 @@
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/SubtargetFeature.h"
 
+#include <cstdlib>
 #include <dlfcn.h>
 
 using namespace mlir;
@@ -88,11 +89,30 @@ static llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine
   return llvm::Error::success();
 }
 
+static std::string &supportLibraryDir() {
+  static std::string directory;
+  return directory;
+}
+
+void setSupportLibraryDir(StringRef directory) { supportLibraryDir() = directory.str(); }
+
 /// `library` (libNAME.a, helpers compiled code calls: runtime/cpu/
-/// model_support.c, ...), installed in lib/ of the prefix that holds the
-/// file this code was linked into: a tool in bin/, or the Python package's
-/// extension in python/peft_mlir/ (build tree and install alike).
+/// model_support.c, ...): in the directory set, or named by
+/// PEFT_MLIR_LIBRARY_DIR, else in lib/ of the prefix that holds the file this
+/// code was linked into: a tool in bin/, or the Python package's extension in
+/// python/peft_mlir/ (build tree and install alike).
 static llvm::Expected<std::string> findSupportLibrary(StringRef library) {
+  std::string chosen = supportLibraryDir();
+  if (chosen.empty())
+    if (const char *variable = std::getenv("PEFT_MLIR_LIBRARY_DIR"))
+      chosen = variable;
+  if (!chosen.empty()) {
+    llvm::SmallString<256> path(chosen);
+    llvm::sys::path::append(path, library);
+    if (!llvm::sys::fs::exists(path))
+      return codegenError(path + ": missing (the support library directory is " + chosen + ")");
+    return path.str().str();
+  }
   static int anchor;
   std::string image;
   Dl_info info;
@@ -109,7 +129,7 @@ static llvm::Expected<std::string> findSupportLibrary(StringRef library) {
       return path.str().str();
   }
   return codegenError(library + ": missing in lib/ beside " + image +
-                      " (it is built with the tools)");
+                      " (set PEFT_MLIR_LIBRARY_DIR to the directory holding it)");
 }
 
 /// -Bsymbolic: the model's calls to its own helpers (the allocator) bind to

@@ -41,9 +41,9 @@ def compile(model, adapters=(), *, output, mode=None, target="cpu", emit="artifa
             max_adapters=0, max_rank=0, slot_modules=(), slot_methods=(), combine=None,
             combine_rank=0, insert=(), seed=0, gpu_arch=None, gpu_gemm_tiles=None,
             summary=False):
-    """Compiles `model` (an ONNX file) with `adapters` as peftc does (docs/peftc.md has
-    each option: `max_adapters` is --max-adapters, ...) into `output`, which appears
-    whole or not at all. Returns `output`; with summary=True, prints the table of
+    """Compiles `model` (an ONNX file) with `adapters` as peftc does (the README's
+    "Tools" has each option: `max_adapters` is --max-adapters, ...) into `output`,
+    which appears whole or not at all. Returns `output`; with summary=True, prints the table of
     adapted modules first."""
     options = _peft_mlir.CompileOptions()
     options.model = os.fspath(model)

@@ -83,6 +83,10 @@ for t in threads:
 assert np.array_equal(results["a"], model.run(**inputs)["pooler_output"])
 assert np.array_equal(results["b"], model.run(**inputs2)["pooler_output"])
 print("threads ok")
+# The runtime's thread count, for the process: results are the same for any.
+assert peft_mlir.set_num_threads(1) == 1 and peft_mlir.get_num_threads() == 1
+assert np.array_equal(model.run(**inputs)["pooler_output"], results["a"])
+peft_mlir.set_num_threads(0)
 
 # Two adapters weighted, as (dir, name, weight) tuples, unmerged (--mode fuse).
 fused = peft_mlir.load(peft_mlir.compile(model_onnx, adapters=[(os.path.join(adapters, "lora-patterns"), "lp")],
