@@ -88,11 +88,21 @@ assert peft_mlir.set_num_threads(1) == 1 and peft_mlir.get_num_threads() == 1
 assert np.array_equal(model.run(**inputs)["pooler_output"], results["a"])
 peft_mlir.set_num_threads(0)
 
-# Two adapters weighted, as (dir, name, weight) tuples, unmerged (--mode fuse).
+# Unmerged (--mode fuse), the adapter named by a (dir, name) tuple.
 fused = peft_mlir.load(peft_mlir.compile(model_onnx, adapters=[(os.path.join(adapters, "lora-patterns"), "lp")],
                                          mode="fuse", output=os.path.join(work, "fused")))
 close(fused.run(**inputs), npys(os.path.join(bert, "expected", "lora-patterns")), "fuse")
 print("fuse matches PEFT")
+# A (dir, name, weight) tuple is peftc's DIR=NAME:WEIGHT: the same artifact's outputs
+# as peftc's of that spelling (WORK_DIR/weighted-peftc, made by the test).
+weighted = peft_mlir.load(peft_mlir.compile(
+    model_onnx, adapters=[(os.path.join(adapters, "lora-patterns"), "lp", 0.5)], mode="fuse",
+    output=os.path.join(work, "weighted")))
+by_peftc = peft_mlir.load(os.path.join(work, "weighted-peftc")).run(**inputs)
+for name, value in weighted.run(**inputs).items():
+    assert np.array_equal(value, by_peftc[name]), name
+    assert not np.allclose(value, fused.run(**inputs)[name]), name
+print("weighted as peftc's DIR=NAME:WEIGHT")
 
 # --mode multi: slot 0 compiled in, slot 1 loaded at run time; rows pick their slot.
 multi = peft_mlir.load(peft_mlir.compile(
