@@ -120,9 +120,9 @@ static llvm::Expected<std::string> findSupportLibrary(StringRef library) {
     image = info.dli_fname;
   if (image.empty() || !llvm::sys::path::is_absolute(image))
     image = llvm::sys::fs::getMainExecutable(nullptr, &anchor);
-  llvm::SmallString<256> dir = llvm::sys::path::parent_path(image);
+  std::string dir = llvm::sys::path::parent_path(image).str();
   for (int up = 0; up < 2 && !dir.empty(); ++up) {
-    dir = llvm::sys::path::parent_path(dir);
+    dir = llvm::sys::path::parent_path(dir).str(); // A copy: the parent is a part of dir.
     llvm::SmallString<256> path(dir);
     llvm::sys::path::append(path, "lib", library);
     if (llvm::sys::fs::exists(path))

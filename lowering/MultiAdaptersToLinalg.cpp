@@ -1,9 +1,11 @@
 //===- MultiAdaptersToLinalg.cpp - Per-row adapters as gathers and GEMMs ---===//
 //
 // Rows of a batch using different adapter slots. peft.multi_lora: each row's
-// slot factors gathered ([batch, R, in], [batch, out, R]), then two batched
-// GEMMs over the rows, the shrink scaled per row by its slot's scale (0 for
-// a row without an adapter), added to the base in the compute type.
+// slot factors selected from the tables (Aᵀ [batch, in, R], Bᵀ [batch, R,
+// out]: generics marked peft.slot_gather, which the CPU back end reads the
+// tables through instead), then two batched GEMMs over the rows, the shrink
+// scaled per row by its slot's scale (0 for a row without an adapter), added
+// to the base in the compute type.
 // peft.multi_ia3: each row's features times its slot's vector.
 //===----------------------------------------------------------------------===//
 #include "lowering/Passes.h"
@@ -150,25 +152,26 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
             })
             .getResult(0);
 
-    // Each row's slot's factors, k-major as batched GEMMs read their right
-    // operand: Aᵀ [batch, in, R], Bᵀ [batch, R, out].
+    // Each row's slot's factors, as the tables hold them (k-major, as
+    // batched GEMMs read their right operand): Aᵀ [batch, in, R], Bᵀ
+    // [batch, R, out].
     auto gather = [&](Value factors, ArrayRef<int64_t> shape) {
       auto gathered = RankedTensorType::get({batch, shape[0], shape[1]}, type);
-      return linalg::GenericOp::create(
-                 rewriter, loc, TypeRange{gathered}, ValueRange{index},
-                 ValueRange{emptyLike(rewriter, loc, gathered.getShape(), type, x, {0, -1, -1})},
-                 ArrayRef<AffineMap>{map(3, {0}), map(3, {0, 1, 2})},
-                 ArrayRef{parallel, parallel, parallel},
-                 [&](OpBuilder &nested, Location at, ValueRange args) {
-                   Value slot = slotOf(nested, at, args[0]);
-                   Value i = linalg::IndexOp::create(nested, at, 1);
-                   Value j = linalg::IndexOp::create(nested, at, 2);
-                   linalg::YieldOp::create(
-                       nested, at,
-                       ValueRange{tensor::ExtractOp::create(nested, at, factors,
-                                                            ValueRange{slot, j, i})});
-                 })
-          .getResult(0);
+      auto select = linalg::GenericOp::create(
+          rewriter, loc, TypeRange{gathered}, ValueRange{index},
+          ValueRange{emptyLike(rewriter, loc, gathered.getShape(), type, x, {0, -1, -1})},
+          ArrayRef<AffineMap>{map(3, {0}), map(3, {0, 1, 2})},
+          ArrayRef{parallel, parallel, parallel},
+          [&](OpBuilder &nested, Location at, ValueRange args) {
+            Value slot = slotOf(nested, at, args[0]);
+            Value i = linalg::IndexOp::create(nested, at, 1);
+            Value j = linalg::IndexOp::create(nested, at, 2);
+            linalg::YieldOp::create(
+                nested, at,
+                ValueRange{tensor::ExtractOp::create(nested, at, factors, ValueRange{slot, i, j})});
+          });
+      select->setAttr(kSlotGatherAttr, rewriter.getUnitAttr());
+      return select.getResult(0);
     };
     Value rowA = gather(a, {in, capacity});
     Value rowB = gather(b, {capacity, out});

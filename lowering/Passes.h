@@ -30,6 +30,11 @@ namespace peft {
 /// (MultiAdaptersToLinalg.cpp),
 /// part of convert-peft-to-linalg.
 void populateMultiAdaptersToLinalgPatterns(mlir::RewritePatternSet &patterns);
+/// Marks the generics that select each row's slot of a slot table
+/// (`out[b, i, j] = table[max(index[b], 0), i, j]`): a back end may read the
+/// table at the row's slot instead of the copy, and skip rows of slot -1
+/// (peft-cpu-lower-panel-gemms does).
+constexpr llvm::StringLiteral kSlotGatherAttr = "peft.slot_gather";
 
 /// Argument attributes that `peft-externalize-weights` sets.
 constexpr llvm::StringLiteral kWeightNameAttr = "peft.weight";

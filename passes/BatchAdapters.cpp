@@ -27,7 +27,8 @@ namespace {
 
 /// The slots' factors of one layer, zero-padded to the rank capacity.
 struct SlotFactors {
-  std::vector<float> a, b, scales, bias; ///< [N, R, in], [N, out, R], [N], [N, out].
+  /// Aᵀ [N, in, R] and Bᵀ [N, R, out] (as GEMMs read them), [N], [N, out].
+  std::vector<float> a, b, scales, bias;
   bool anyBias = false;
 };
 
@@ -255,8 +256,8 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     }
 
     SlotFactors factors;
-    factors.a.assign(slotCount * capacity * in, 0.0f);
-    factors.b.assign(slotCount * out * capacity, 0.0f);
+    factors.a.assign(slotCount * in * capacity, 0.0f);
+    factors.b.assign(slotCount * capacity * out, 0.0f);
     factors.scales.assign(slotCount, 0.0f);
     factors.bias.assign(slotCount * out, 0.0f);
     factors.anyBias = llvm::is_contained(methods, "lora_bias");
@@ -284,12 +285,14 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
             llvm::toString(!aValues ? aValues.takeError() : bValues.takeError()));
       int64_t rank = cast<AdapterOp>(op).getAdapterRank();
       float scale = (lora ? lora.getScale() : dora.getScale()).convertToFloat();
+      // Transposed: A [rank, in] into Aᵀ's first `rank` columns, B [out,
+      // rank] into Bᵀ's first `rank` rows.
       for (int64_t r = 0; r < rank; ++r)
-        std::copy_n(aValues->begin() + r * in, in,
-                    factors.a.begin() + (slot * capacity + r) * in);
+        for (int64_t k = 0; k < in; ++k)
+          factors.a[(slot * in + k) * capacity + r] = (*aValues)[r * in + k];
       for (int64_t o = 0; o < out; ++o)
-        std::copy_n(bValues->begin() + o * rank, rank,
-                    factors.b.begin() + (slot * out + o) * capacity);
+        for (int64_t r = 0; r < rank; ++r)
+          factors.b[(slot * capacity + r) * out + o] = (*bValues)[o * rank + r];
       factors.scales[slot] = scale;
       if (bias) {
         auto biasValues = bias.readFloat32();
@@ -333,9 +336,9 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     OpBuilder builder(last->getContext());
     builder.setInsertionPointAfter(last);
     Location loc = last->getLoc();
-    Value a = createComputedWeight(builder, loc, prefix + ".lora_A", {slotCount, capacity, in},
+    Value a = createComputedWeight(builder, loc, prefix + ".lora_A", {slotCount, in, capacity},
                                    factors.a);
-    Value b = createComputedWeight(builder, loc, prefix + ".lora_B", {slotCount, out, capacity},
+    Value b = createComputedWeight(builder, loc, prefix + ".lora_B", {slotCount, capacity, out},
                                    factors.b);
     Value scales =
         createComputedWeight(builder, loc, prefix + ".scales", {slotCount}, factors.scales);

@@ -339,23 +339,24 @@ public:
       const std::vector<int64_t> *a = shapeOf(layer.loraA), *b = shapeOf(layer.loraB),
                                  *scales = shapeOf(layer.scales);
       const std::vector<int64_t> *bias = layer.loraBias.empty() ? nullptr : shapeOf(layer.loraBias);
+      // Aᵀ [count, in, capacity], Bᵀ [count, capacity, out].
       bool fits = a && b && scales && a->size() == 3 && b->size() == 3 &&
-                  (*a)[0] == slots.count && (*a)[1] == slots.capacity &&
-                  (*b)[0] == slots.count && (*b)[2] == slots.capacity &&
+                  (*a)[0] == slots.count && (*a)[2] == slots.capacity &&
+                  (*b)[0] == slots.count && (*b)[1] == slots.capacity &&
                   *scales == std::vector<int64_t>{slots.count} &&
                   (layer.loraBias.empty() ||
-                   (bias && *bias == std::vector<int64_t>{slots.count, (*b)[1]}));
+                   (bias && *bias == std::vector<int64_t>{slots.count, (*b)[2]}));
       // IA3 vectors over the layer's inputs or outputs.
       auto vectorsFit = [&](const std::string &name, int64_t features) {
         const std::vector<int64_t> *shape = name.empty() ? nullptr : shapeOf(name);
         return name.empty() || (shape && *shape == std::vector<int64_t>{slots.count, features});
       };
-      fits = fits && vectorsFit(layer.ia3In, (*a)[2]) && vectorsFit(layer.ia3Out, (*b)[1]) &&
-             vectorsFit(layer.doraScales, (*b)[1]);
+      fits = fits && vectorsFit(layer.ia3In, (*a)[1]) && vectorsFit(layer.ia3Out, (*b)[2]) &&
+             vectorsFit(layer.doraScales, (*b)[2]);
       // The layer's weight: [out, in] or [in, out], or packed from one (the
       // runtime reads either).
       if (fits && !layer.weight.empty()) {
-        int64_t in = (*a)[2], out = (*b)[1];
+        int64_t in = (*a)[1], out = (*b)[2];
         std::vector<int64_t> expected = layer.weightInOut ? std::vector<int64_t>{in, out}
                                                           : std::vector<int64_t>{out, in};
         auto weight = std::find_if(weights.begin(), weights.end(), [&](const ManifestTensor &w) {

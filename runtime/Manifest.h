@@ -82,8 +82,8 @@ struct ManifestAdapter {
 /// adapter_index), and on each layer the weights that hold them, so that the
 /// runtime can load adapters into free slots.
 struct ManifestSlots {
-  /// One layer's slot weights, by their names in the artifact: lora_A
-  /// [count, capacity, in], lora_B [count, out, capacity], scales [count],
+  /// One layer's slot weights, by their names in the artifact: each slot's
+  /// Aᵀ [count, in, capacity] and Bᵀ [count, capacity, out], scales [count],
   /// lora_bias [count, out], IA3 vectors on its input [count, in] and output
   /// [count, out], DoRA's per-output factors [count, out] (each "" when the
   /// slots have none); with DoRA slots, the layer's weight when it is F32

@@ -448,10 +448,11 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
     int64_t a = weightIndex(layer.loraA), b = weightIndex(layer.loraB);
     if (a < 0 || b < 0)
       return failWith("the artifact's slot weights of module '" + layer.module + "' are missing");
-    int64_t in = manifest.weights[a].shape[2], out = manifest.weights[b].shape[1];
+    // Aᵀ [slots, in, capacity], Bᵀ [slots, capacity, out].
+    int64_t in = manifest.weights[a].shape[1], out = manifest.weights[b].shape[2];
     int64_t capacity = slots.capacity;
-    if (!clear(layer.loraA, slot * capacity * in, capacity * in, 0.0f) ||
-        !clear(layer.loraB, slot * out * capacity, out * capacity, 0.0f) ||
+    if (!clear(layer.loraA, slot * in * capacity, in * capacity, 0.0f) ||
+        !clear(layer.loraB, slot * capacity * out, capacity * out, 0.0f) ||
         !clear(layer.scales, slot, 1, 0.0f) ||
         (!layer.loraBias.empty() && !clear(layer.loraBias, slot * out, out, 0.0f)))
       return failWith("the artifact's slot weights of module '" + layer.module +
@@ -524,7 +525,7 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
     int64_t a = weightIndex(layer->loraA), b = weightIndex(layer->loraB);
     if (a < 0 || b < 0)
       return failWith("the artifact's slot weights of module '" + layer->module + "' are missing");
-    int64_t in = manifest.weights[a].shape[2], out = manifest.weights[b].shape[1];
+    int64_t in = manifest.weights[a].shape[1], out = manifest.weights[b].shape[2];
     if (rank > slots.capacity)
       return failWith(where + " has rank " + std::to_string(rank) +
                       ", above the slots' capacity " + std::to_string(slots.capacity) +
@@ -566,12 +567,17 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       const peft::LoraModule &module = *found->second;
       int64_t in = module.a.shape[1], out = module.b.shape[0], rank = module.a.shape[0];
       int64_t capacity = slots.capacity;
-      float *slotA = data(layer.loraA) + slot * capacity * in;
-      float *slotB = data(layer.loraB) + slot * out * capacity;
+      // Transposed (the tables hold Aᵀ and Bᵀ): A [rank, in] into the first
+      // `rank` columns of the slot's Aᵀ, B [out, rank] into its Bᵀ's first rows.
+      float *slotA = data(layer.loraA) + slot * in * capacity;
+      float *slotB = data(layer.loraB) + slot * capacity * out;
       std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();
-      std::copy(aValues.begin(), aValues.end(), slotA); // Rows 0 to r - 1.
+      for (int64_t r = 0; r < rank; ++r)
+        for (int64_t k = 0; k < in; ++k)
+          slotA[k * capacity + r] = aValues[r * in + k];
       for (int64_t o = 0; o < out; ++o)
-        std::copy_n(bValues.begin() + o * rank, rank, slotB + o * capacity);
+        for (int64_t r = 0; r < rank; ++r)
+          slotB[r * out + o] = bValues[o * rank + r];
       data(layer.scales)[slot] = static_cast<float>(module.scale);
       if (!layer.loraBias.empty() && !module.tensorBias.empty()) {
         std::vector<float> biasValues = module.bias.toFloat32();

@@ -683,16 +683,16 @@ LogicalResult MultiLoraOp::verify() {
     return error() << "input " << describeShape(getInput()) << " and base "
                    << describeShape(getBase()) << " must be [batch, ..., features] alike";
   if (a.getRank() != 3 || b.getRank() != 3 || a.getDimSize(0) != b.getDimSize(0) ||
-      a.getDimSize(1) != b.getDimSize(2))
+      a.getDimSize(2) != b.getDimSize(1))
     return error() << "lora_A " << describeShape(getLoraA()) << " and lora_B "
-                   << describeShape(getLoraB()) << " must be [slots, rank, in] and "
-                   << "[slots, out, rank]";
+                   << describeShape(getLoraB()) << " must be [slots, in, rank] and "
+                   << "[slots, rank, out]";
   int64_t slots = a.getDimSize(0);
   auto differ = [](int64_t x, int64_t y) {
     return !ShapedType::isDynamic(x) && !ShapedType::isDynamic(y) && x != y;
   };
-  if (differ(a.getDimSize(2), input.getShape().back()) ||
-      differ(b.getDimSize(1), base.getShape().back()))
+  if (differ(a.getDimSize(1), input.getShape().back()) ||
+      differ(b.getDimSize(2), base.getShape().back()))
     return error() << "lora_A " << describeShape(getLoraA()) << " and lora_B "
                    << describeShape(getLoraB()) << " do not map input "
                    << describeShape(getInput()) << " to base " << describeShape(getBase());
@@ -710,21 +710,21 @@ LogicalResult MultiLoraOp::verify() {
   if (Value bias = getLoraBias()) {
     auto type = cast<RankedTensorType>(bias.getType());
     if (type.getRank() != 2 || differ(type.getDimSize(0), slots) ||
-        differ(type.getDimSize(1), b.getDimSize(1)))
+        differ(type.getDimSize(1), b.getDimSize(2)))
       return error() << "lora_bias " << describeShape(bias) << " must be [slots, out] of lora_B "
                      << describeShape(getLoraB());
   }
   if (Value dora = getDoraScales()) {
     auto type = cast<RankedTensorType>(dora.getType());
     if (type.getRank() != 2 || !type.getElementType().isF32() ||
-        differ(type.getDimSize(0), slots) || differ(type.getDimSize(1), b.getDimSize(1)))
+        differ(type.getDimSize(0), slots) || differ(type.getDimSize(1), b.getDimSize(2)))
       return error() << "dora_scales " << describeShape(dora)
                      << " must be f32 [slots, out] of lora_B " << describeShape(getLoraB());
   }
   if (Value layerBias = getLayerBias()) {
     if (!getDoraScales())
       return error() << "layer_bias without dora_scales: only DoRA reads the layer's bias";
-    if (!isVectorOf(layerBias, b.getDimSize(1)))
+    if (!isVectorOf(layerBias, b.getDimSize(2)))
       return error() << "layer_bias " << describeShape(layerBias) << " must be [out] of lora_B "
                      << describeShape(getLoraB());
   }

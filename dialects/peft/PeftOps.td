@@ -260,17 +260,18 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
   let description = [{
     The layer's LoRA update for a batch whose rows use different adapters, as
     multi-adapter servers (Punica, S-LoRA, vLLM) run them. The adapters sit
-    in `N` slots of rank capacity `R`: `lora_a` is `[N, R, in]`, `lora_b`
-    `[N, out, R]`, `scales` `[N]` (each slot's `lora_alpha / r`, or `/ √r`
-    for rsLoRA), the optional `lora_bias` `[N, out]`. A slot holding an
-    adapter of rank `r < R` has zeros past row `r` of its A and column `r`
-    of its B; an empty slot, or one whose adapter does not adapt this layer,
-    is all zeros. `index` (`[batch]`, integers) gives each element of the
+    in `N` slots of rank capacity `R`, each slot's factors transposed as a
+    GEMM reads its right operand (k-major): `lora_a` is `[N, in, R]` (each
+    slot's Aᵀ), `lora_b` `[N, R, out]` (each slot's Bᵀ), `scales` `[N]` (each
+    slot's `lora_alpha / r`, or `/ √r` for rsLoRA), the optional `lora_bias`
+    `[N, out]`. A slot holding an adapter of rank `r < R` has zeros past
+    column `r` of its Aᵀ and row `r` of its Bᵀ; an empty slot, or one whose
+    adapter does not adapt this layer, is all zeros. `index` (`[batch]`, integers) gives each element of the
     batch (dimension 0 of `input` and `base`; of a 2-D input read flattened,
     `[batch·rows, in]` batch-major, the rows of one element are consecutive)
     its slot, -1 for none:
 
-    `result[i] = base[i] + scales[s] · ((input[i] · A[s]ᵀ) · B[s]ᵀ + lora_bias[s])`,
+    `result[i] = base[i] + scales[s] · ((input[i] · lora_a[s]) · lora_b[s] + lora_bias[s])`,
     `s = index[i]`, and `result[i] = base[i]` where `s` is -1.
 
     With `dora_scales` (`[N, out]`), slots may hold DoRA adapters: each is
@@ -278,12 +279,14 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
     DoRA), and with `layer_bias` the layer's bias `b`, which DoRA leaves
     unscaled (`peft.dora`):
 
-    `result[i] = base[i] + (n[s] − 1) ⊙ (base[i] − b) + n[s] ⊙ scales[s] · (input[i] · A[s]ᵀ) · B[s]ᵀ`.
+    `result[i] = base[i] + (n[s] − 1) ⊙ (base[i] − b) + n[s] ⊙ scales[s] · (input[i] · lora_a[s]) · lora_b[s]`.
 
     `adapters` names each slot's adapter ("" when empty or filled at run
-    time). Every row computes over the slots' full capacity `R`: rows of
-    lower-rank adapters cost `R / r` times what their own rank needs, the
-    bound of the padding.
+    time). Every row with an adapter computes over the slots' full capacity
+    `R`: rows of lower-rank adapters cost `R / r` times what their own rank
+    needs, the bound of the padding. On the CPU a row of -1 computes no
+    update, rows read their slot's factors where the tables hold them, and
+    consecutive rows of one slot share one GEMM (peft-cpu-lower-panel-gemms).
 
     ```mlir
     %y = peft.multi_lora ["tenant-a", "tenant-b"] %x, %base, %index, %a, %b, %scales
@@ -307,7 +310,7 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
     /// The number of slots.
     int64_t getSlots() { return getLoraA().getType().getDimSize(0); }
     /// The rank every slot has room for.
-    int64_t getRankCapacity() { return getLoraA().getType().getDimSize(1); }
+    int64_t getRankCapacity() { return getLoraA().getType().getDimSize(2); }
     /// The linear layer it adapts, or null.
     ::peft::AdaptableLayer getLayer() {
       return getBase().getDefiningOp<::peft::AdaptableLayer>();

@@ -59,6 +59,7 @@ struct CpuDistributeLoopsPass : peft::impl::CpuDistributeLoopsBase<CpuDistribute
       // their work.
       if (!isa<func::FuncOp>(op->getParentOp()) || !op.hasPureTensorSemantics() ||
           op->hasAttr(peft::kPanelGemmAttr) || linalg::isaContractionOpInterface(op) ||
+          op->hasAttr(peft::kSlotGatherAttr) || // Read in place by the batched GEMM kernel.
           peft::matchWindowGemm(op) || peft::matchWindowReduction(op) ||
           peft::startsGemmKernel(op) || peft::isPanelGemmEpilogue(op))
         return;

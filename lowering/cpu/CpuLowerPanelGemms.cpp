@@ -636,9 +636,206 @@ struct CpuLowerPanelGemmsPass
     return true;
   }
 
+  /// `operands` cast to fully dynamic strides, as the kernels take them.
+  static SmallVector<Value> asKernelArguments(OpBuilder &builder, Location loc,
+                                              ValueRange operands) {
+    SmallVector<Value> arguments;
+    for (Value operand : operands)
+      arguments.push_back(memref::CastOp::create(
+          builder, loc, withDynamicStrides(cast<MemRefType>(operand.getType())), operand));
+    return arguments;
+  }
+
+  /// The generic that fills `rhs` with each row's slot of a table
+  /// (kSlotGatherAttr), when the batched GEMM reading `rhs` can read the
+  /// table instead: one batch dimension, a table of unit inner stride, and
+  /// no other reader of the copy.
+  static linalg::GenericOp slotGatherOf(linalg::GenericOp gemm, unsigned batch) {
+    Value rhs = gemm.getDpsInputs()[1];
+    if (batch != 1)
+      return {};
+    linalg::GenericOp gather;
+    for (Operation *user : rhs.getUsers()) {
+      auto generic = dyn_cast<linalg::GenericOp>(user);
+      if (generic && generic->hasAttr(kSlotGatherAttr) && generic.getDpsInits()[0] == rhs &&
+          generic->getBlock() == gemm->getBlock() && generic->isBeforeInBlock(gemm))
+        gather = generic;
+      else if (user != gemm.getOperation() && !isa<memref::DeallocOp, memref::DimOp>(user))
+        return {};
+    }
+    if (!gather || !slotTableOf(gather))
+      return {};
+    return gather;
+  }
+
+  /// The table a slot gather reads ([slots, K, N], unit inner stride), or null.
+  static Value slotTableOf(linalg::GenericOp gather) {
+    Value table;
+    gather.getBody()->walk([&](memref::LoadOp load) { table = load.getMemRef(); });
+    auto type = table ? dyn_cast<MemRefType>(table.getType()) : MemRefType();
+    if (!type || type.getRank() != 3 || !type.getElementType().isF32() ||
+        !hasUnitInnerStride(type) || gather->isAncestor(table.getParentBlock()->getParentOp()))
+      return {};
+    return table;
+  }
+
+  /// A batched GEMM whose right operand is each row's slot of a table: the
+  /// rows run through the kernel that reads B as it is, B read in the table
+  /// at the row's slot (no copy), rows of slot -1 skipped, and consecutive
+  /// rows of one slot run as one GEMM (SGMV's segments: a batch sorted by
+  /// adapter runs one GEMM per adapter). The gather goes.
+  void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, linalg::GenericOp gather) {
+    SmallVector<Value> operands = {op.getDpsInputs()[0], slotTableOf(gather),
+                                   op.getDpsInits()[0]};
+    Value index = gather.getDpsInputs()[0];
+    auto indexType = cast<MemRefType>(index.getType());
+    for (Value operand : operands)
+      if (!hasUnitInnerStride(cast<MemRefType>(operand.getType())))
+        return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
+    if (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64))
+      return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
+    auto lhsType = cast<MemRefType>(operands[0].getType());
+    auto outType = cast<MemRefType>(operands[2].getType());
+    int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
+    func::FuncOp kernel = getOrCreateRowKernel(module, k, n);
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    operands.push_back(index);
+    SmallVector<Value> captures = asKernelArguments(builder, loc, operands);
+    func::FuncOp slotKernel = getOrCreateSlotKernel(module, kernel, captures);
+    createParallelCall(builder, loc, slotKernel, captures,
+                       memref::DimOp::create(builder, loc, operands[2], 0));
+    erased.insert(gather);
+    op.erase();
+    gather.erase();
+  }
+
+  /// KERNEL_slots(lhs [B, M, K], table [S, K, N], out [B, M, N], index [B],
+  /// first, last): over elements [first, last) of the batch, each run of
+  /// consecutive elements with one slot s >= 0 is one GEMM of its rows by
+  /// table[s] (a run is one element where the rows of consecutive elements
+  /// are not contiguous).
+  func::FuncOp getOrCreateSlotKernel(ModuleOp module, func::FuncOp kernel, ValueRange operands) {
+    SmallVector<Type> types = llvm::to_vector(operands.getTypes());
+    std::string name = (kernel.getName() + "_slots").str();
+    for (Type type : types)
+      for (int64_t size : cast<MemRefType>(type).getShape().drop_back())
+        name += "_" + (ShapedType::isDynamic(size) ? std::string("d") : std::to_string(size));
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+    Location loc = builder.getUnknownLoc();
+    Type indexType = builder.getIndexType();
+    types.append({indexType, indexType});
+    auto function = func::FuncOp::create(builder, loc, name, builder.getFunctionType(types, {}));
+    function.setPrivate();
+    Block *body = function.addEntryBlock();
+    builder.setInsertionPointToStart(body);
+    Value lhs = body->getArgument(0), table = body->getArgument(1), out = body->getArgument(2),
+          index = body->getArgument(3), first = body->getArgument(4),
+          last = body->getArgument(5);
+    auto constant = [&](int64_t value) { return arith::ConstantIndexOp::create(builder, loc, value); };
+    Value zero = constant(0), one = constant(1);
+    // Offsets and strides, to view rows of consecutive elements as one matrix.
+    auto lhsMeta = memref::ExtractStridedMetadataOp::create(builder, loc, lhs);
+    auto tableMeta = memref::ExtractStridedMetadataOp::create(builder, loc, table);
+    auto outMeta = memref::ExtractStridedMetadataOp::create(builder, loc, out);
+    Value rows = memref::DimOp::create(builder, loc, lhs, 1);
+    auto contiguous = [&](memref::ExtractStridedMetadataOp meta) {
+      return arith::CmpIOp::create(
+          builder, loc, arith::CmpIPredicate::eq, meta.getStrides()[0],
+          arith::MulIOp::create(builder, loc, rows, meta.getStrides()[1]));
+    };
+    Value mergeable = arith::AndIOp::create(builder, loc, contiguous(lhsMeta), contiguous(outMeta));
+    Value columns = memref::DimOp::create(builder, loc, out, 2);
+    Value panels = arith::DivUIOp::create(
+        builder, loc, arith::AddIOp::create(builder, loc, columns, constant(rowTile - 1)),
+        constant(rowTile));
+    auto slotAt = [&](OpBuilder &b, Value element) {
+      return memref::LoadOp::create(b, loc, index, ValueRange{element}).getResult();
+    };
+    // A kernel operand's size `d`: static as its type has it, else `value`.
+    auto sizeOf = [&](Type type, unsigned d, Value value) -> OpFoldResult {
+      int64_t size = cast<MemRefType>(type).getDimSize(d);
+      return ShapedType::isDynamic(size) ? OpFoldResult(value) : builder.getIndexAttr(size);
+    };
+    // A matrix of `count` elements' rows from `element` on (offset and row
+    // stride from the metadata).
+    auto view = [&](OpBuilder &b, memref::ExtractStridedMetadataOp meta, Value element,
+                    Value count, Type type) {
+      Value offset = arith::AddIOp::create(
+          b, loc, meta.getOffset(), arith::MulIOp::create(b, loc, element, meta.getStrides()[0]));
+      Value size = arith::MulIOp::create(b, loc, count, meta.getSizes()[1]);
+      return memref::ReinterpretCastOp::create(
+                 b, loc, cast<MemRefType>(type), meta.getBaseBuffer(), OpFoldResult(offset),
+                 ArrayRef<OpFoldResult>{size, sizeOf(type, 1, meta.getSizes()[2])},
+                 ArrayRef<OpFoldResult>{meta.getStrides()[1], b.getIndexAttr(1)})
+          .getResult();
+    };
+    auto kernelTypes = kernel.getFunctionType().getInputs();
+    auto loop = scf::WhileOp::create(
+        builder, loc, TypeRange{indexType}, ValueRange{first},
+        [&](OpBuilder &b, Location at, ValueRange args) {
+          Value more = arith::CmpIOp::create(b, at, arith::CmpIPredicate::ult, args[0], last);
+          scf::ConditionOp::create(b, at, more, args);
+        },
+        [&](OpBuilder &b, Location at, ValueRange args) {
+          Value start = args[0];
+          Value slot = slotAt(b, start);
+          // The run's end: the first element after it of another slot.
+          auto end = scf::WhileOp::create(
+              b, at, TypeRange{indexType}, ValueRange{arith::AddIOp::create(b, at, start, one)},
+              [&](OpBuilder &c, Location at2, ValueRange next) {
+                Value inside = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ult, next[0], last);
+                // Read in range whatever `inside` says; it decides.
+                Value clamped = arith::MinUIOp::create(c, at2, next[0],
+                                                       arith::SubIOp::create(c, at2, last, one));
+                Value equal = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::eq,
+                                                    slotAt(c, clamped), slot);
+                Value same = arith::AndIOp::create(
+                    c, at2, mergeable, arith::AndIOp::create(c, at2, inside, equal));
+                scf::ConditionOp::create(c, at2, same, next);
+              },
+              [&](OpBuilder &c, Location at2, ValueRange next) {
+                scf::YieldOp::create(c, at2, ValueRange{arith::AddIOp::create(c, at2, next[0], one)});
+              });
+          Value stop = end.getResult(0);
+          Value used = arith::CmpIOp::create(
+              b, at, arith::CmpIPredicate::sge, slot,
+              arith::ConstantOp::create(b, at, b.getI64IntegerAttr(0)));
+          scf::IfOp::create(b, at, used, [&](OpBuilder &c, Location at2) {
+            Value count = arith::SubIOp::create(c, at2, stop, start);
+            Value slotIndex = arith::IndexCastOp::create(c, at2, indexType, slot);
+            Value matrixB = memref::ReinterpretCastOp::create(
+                c, at2, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
+                OpFoldResult(arith::AddIOp::create(
+                    c, at2, tableMeta.getOffset(),
+                    arith::MulIOp::create(c, at2, slotIndex, tableMeta.getStrides()[0]))),
+                ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableMeta.getSizes()[1]),
+                                       sizeOf(kernelTypes[1], 1, tableMeta.getSizes()[2])},
+                ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], c.getIndexAttr(1)});
+            SmallVector<Value> arguments = {view(c, lhsMeta, start, count, kernelTypes[0]),
+                                            matrixB,
+                                            view(c, outMeta, start, count, kernelTypes[2]), zero,
+                                            panels};
+            func::CallOp::create(c, at2, kernel, arguments);
+            scf::YieldOp::create(c, at2);
+          });
+          scf::YieldOp::create(b, at, ValueRange{stop});
+        });
+    (void)loop;
+    func::ReturnOp::create(builder, loc);
+    return function;
+  }
+
   /// Replaces a batched GEMM by a call that runs the matrices of its batch on
-  /// the runtime's threads, each through the kernel that reads B as it is.
-  void lowerBatchedGemm(ModuleOp module, linalg::GenericOp op, unsigned batch) {
+  /// the runtime's threads, each through the kernel that reads B as it is
+  /// (B each row's slot of a table: lowerSlotGemm).
+  void lowerBatchedGemm(ModuleOp module, linalg::GenericOp op, unsigned batch,
+                        bool slotGathers = true) {
+    if (slotGathers)
+      if (linalg::GenericOp gather = slotGatherOf(op, batch))
+        return lowerSlotGemm(module, op, gather);
     SmallVector<Value> operands = {op.getDpsInputs()[0], op.getDpsInputs()[1],
                                    op.getDpsInits()[0]};
     for (Value operand : operands)
@@ -647,14 +844,10 @@ struct CpuLowerPanelGemmsPass
     auto lhsType = cast<MemRefType>(operands[0].getType());
     auto outType = cast<MemRefType>(operands[2].getType());
     int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
-    MLIRContext *context = op.getContext();
     func::FuncOp kernel = getOrCreateRowKernel(module, k, n);
     OpBuilder builder(op);
     Location loc = op.getLoc();
-    SmallVector<Value> captures;
-    for (Value operand : operands)
-      captures.push_back(memref::CastOp::create(
-          builder, loc, withDynamicStrides(cast<MemRefType>(operand.getType())), operand));
+    SmallVector<Value> captures = asKernelArguments(builder, loc, operands);
     func::FuncOp batchKernel = getOrCreateBatchKernel(module, kernel, captures, batch);
     Value count = arith::ConstantIndexOp::create(builder, loc, 1);
     for (unsigned d = 0; d < batch; ++d)

@@ -134,7 +134,9 @@ struct CpuVectorizeElementwisePass
     std::map<unsigned, std::string> tags;
     getOperation().walk([&](linalg::GenericOp op) {
       // A GEMM's start and a panel GEMM's epilogue are the kernels' to write.
-      if (op->hasAttr(peft::kPanelGemmAttr) || !op.hasPureTensorSemantics() || op.getNumLoops() == 0 ||
+      // (A slot gather is read in place by the batched GEMM kernel.)
+      if (op->hasAttr(peft::kPanelGemmAttr) || op->hasAttr(peft::kSlotGatherAttr) ||
+          !op.hasPureTensorSemantics() || op.getNumLoops() == 0 ||
           !readsRowsInOrder(op) || peft::startsGemmKernel(op) || peft::isPanelGemmEpilogue(op))
         return;
       std::string tag = (kTagPrefix + llvm::Twine(op.getNumLoops())).str();

@@ -84,6 +84,15 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     it is, in runs of `row-tile` columns (`peft_row_gemm_KxN_TILE`, K and N
     static or not, the last run masked), one call per matrix of the batch,
     the matrices split over the threads.
+
+    When such a GEMM's `rhs` is filled, one batch dimension over, by a
+    generic marked `peft.slot_gather` (`peft.multi_lora`'s selection of each
+    row's slot `[batch, K, N]` from a table `[slots, K, N]`), the GEMM reads
+    the table at each row's slot instead and the copy goes
+    (`peft_row_gemm_KxN_TILE_slots...`): consecutive elements of the batch
+    with one slot run as one GEMM of all their rows (where those rows lie
+    contiguous: SGMV's segments; a batch sorted by adapter runs one GEMM per
+    adapter and thread), and elements of slot -1 run none.
   }];
   let options = [
     Option<"microRows", "micro-rows", "int64_t", "8", "Rows of a register tile">,

@@ -358,33 +358,33 @@ func.func @head_shift_fold(%k: tensor<8x17x32xf32>) -> tensor<8x17x32xf32> {
 
 // -----
 
-func.func @multi_lora_factors(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x8xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
-  // expected-error @+1 {{'peft.multi_lora' op lora_A [2, 4, 32] and lora_B [2, 16, 8] must be [slots, rank, in] and [slots, out, rank]}}
-  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x4x32xf32>, tensor<2x16x8xf32>, tensor<2xf32>) -> tensor<4x16xf32>
+func.func @multi_lora_factors(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x8x16xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'peft.multi_lora' op lora_A [2, 32, 4] and lora_B [2, 8, 16] must be [slots, in, rank] and [slots, rank, out]}}
+  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x32x4xf32>, tensor<2x8x16xf32>, tensor<2xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 
 // -----
 
-func.func @multi_lora_index(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<3xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
+func.func @multi_lora_index(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<3xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
   // expected-error @+1 {{'peft.multi_lora' op index [3] must hold an integer per element of the batch of input [4, 32]}}
-  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<3xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>) -> tensor<4x16xf32>
+  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<3xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 
 // -----
 
-func.func @multi_lora_names(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
+func.func @multi_lora_names(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>) -> tensor<4x16xf32> {
   // expected-error @+1 {{'peft.multi_lora' op 1 adapter names for 2 slots}}
-  %y = peft.multi_lora ["a"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>) -> tensor<4x16xf32>
+  %y = peft.multi_lora ["a"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 
 // -----
 
-func.func @multi_lora_scales(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<3xf32>) -> tensor<4x16xf32> {
+func.func @multi_lora_scales(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<3xf32>) -> tensor<4x16xf32> {
   // expected-error @+1 {{'peft.multi_lora' op scales [3] must hold an f32 per slot (2)}}
-  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<3xf32>) -> tensor<4x16xf32>
+  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<3xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
 

@@ -126,18 +126,18 @@ func.func @head_shift(%k: tensor<?x17x32xf32>) -> tensor<?x17x32xf32> {
 
 // Adapters in slots, each row of the batch picking one (-1: none).
 // CHECK-LABEL: func.func @multi_lora
-// CHECK: peft.multi_lora ["a", ""] %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} bias %{{.*}} : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
-func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
-  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+// CHECK: peft.multi_lora ["a", ""] %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} bias %{{.*}} : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
   return %y : tensor<?x8x16xf32>
 }
 
 // DoRA in slots: each slot's factors per output and the layer's bias, with
 // no lora_bias.
 // CHECK-LABEL: func.func @multi_lora_dora
-// CHECK: peft.multi_lora ["a", ""] %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} dora %{{.*}} layer_bias %{{.*}} : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
-func.func @multi_lora_dora(%x: tensor<?x8x32xbf16>, %base: tensor<?x8x16xbf16>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %n: tensor<2x16xf32>, %lb: tensor<16xbf16>) -> tensor<?x8x16xbf16> {
-  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s dora %n layer_bias %lb : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
+// CHECK: peft.multi_lora ["a", ""] %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} dora %{{.*}} layer_bias %{{.*}} : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
+func.func @multi_lora_dora(%x: tensor<?x8x32xbf16>, %base: tensor<?x8x16xbf16>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %n: tensor<2x16xf32>, %lb: tensor<16xbf16>) -> tensor<?x8x16xbf16> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s dora %n layer_bias %lb : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
   return %y : tensor<?x8x16xbf16>
 }
 

@@ -612,7 +612,7 @@ func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: te
 // factors gathered k-major (Aᵀ, Bᵀ: the right operands of batched GEMMs), the shrink x·A[s]ᵀ and its scaling per row, the
 // expansion into the base, the slot's bias scaled per row.
 // CHECK-LABEL: func.func @multi_lora
-// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x8x32xf32>, %[[BASE:[^:]*]]: tensor<?x8x16xf32>, %[[INDEX:[^:]*]]: tensor<?xi64>, %[[A:[^:]*]]: tensor<2x4x32xf32>, %[[B:[^:]*]]: tensor<2x16x4xf32>, %[[S:[^:]*]]: tensor<2xf32>, %[[BIAS:[^:]*]]: tensor<2x16xf32>)
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x8x32xf32>, %[[BASE:[^:]*]]: tensor<?x8x16xf32>, %[[INDEX:[^:]*]]: tensor<?xi64>, %[[A:[^:]*]]: tensor<2x32x4xf32>, %[[B:[^:]*]]: tensor<2x4x16xf32>, %[[S:[^:]*]]: tensor<2xf32>, %[[BIAS:[^:]*]]: tensor<2x16xf32>)
 // CHECK: %[[ROW_SCALE:.*]] = linalg.generic {{.*}} ins(%[[INDEX]] : tensor<?xi64>)
 // CHECK:   %[[SLOT:.*]] = arith.maxsi
 // CHECK:   %[[SCALE:.*]] = tensor.extract %[[S]][%[[SLOT]]]
@@ -628,8 +628,8 @@ func.func @lora_double_layer(%x: tensor<5x4xf64>, %base: tensor<5x3xf64>, %a: te
 // CHECK: %[[OUT:.*]] = linalg.generic {{.*}} ins(%[[INDEX]], %[[ROW_SCALE]] : tensor<?xi64>, tensor<?xf32>) outs(%[[UP]] : tensor<?x8x16xf32>)
 // CHECK:   tensor.extract %[[BIAS]]
 // CHECK: return %[[OUT]]
-func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
-  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
+func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %bias: tensor<2x16xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s bias %bias : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>) -> tensor<?x8x16xf32>
   return %y : tensor<?x8x16xf32>
 }
 
@@ -647,8 +647,8 @@ func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index:
 // CHECK:   %[[N_LESS_ONE:.*]] = arith.subf %[[N]]
 // CHECK:   arith.mulf %[[N_LESS_ONE]], %[[WIDE]]
 // CHECK: arith.truncf %{{.*}} : f32 to bf16
-func.func @multi_lora_dora_bfloat_layer(%x: tensor<?x8x32xbf16>, %base: tensor<?x8x16xbf16>, %index: tensor<?xi64>, %a: tensor<2x4x32xf32>, %b: tensor<2x16x4xf32>, %s: tensor<2xf32>, %n: tensor<2x16xf32>, %lb: tensor<16xbf16>) -> tensor<?x8x16xbf16> {
-  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s dora %n layer_bias %lb : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x4x32xf32>, tensor<2x16x4xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
+func.func @multi_lora_dora_bfloat_layer(%x: tensor<?x8x32xbf16>, %base: tensor<?x8x16xbf16>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %n: tensor<2x16xf32>, %lb: tensor<16xbf16>) -> tensor<?x8x16xbf16> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s dora %n layer_bias %lb : (tensor<?x8x32xbf16>, tensor<?x8x16xbf16>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2x16xf32>, tensor<16xbf16>) -> tensor<?x8x16xbf16>
   return %y : tensor<?x8x16xbf16>
 }
 

@@ -180,3 +180,55 @@ func.func @blocked(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %b: memref<3x4
   }
   return
 }
+
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 row-tile=16" | FileCheck %s --check-prefix=SLOTS
+// peft.multi_lora's shrink: each row's slot of Aᵀ [3 slots, 32, 16] selected
+// by a generic marked peft.slot_gather, then the batched GEMM x[b]·Aᵀ[slot].
+// The copy goes: the elements of the batch go to the threads, each run of
+// consecutive elements with one slot (while their rows lie contiguous) is one
+// call of the row kernel on the table at that slot, and a slot of -1 none.
+// SLOTS-LABEL: func.func @slot_rows
+// SLOTS-NOT: peft.slot_gather
+// SLOTS: constant @peft_row_gemm_32x16_16_slots_d_8_3_32_d_8_task
+// SLOTS: call @peft_parallel_for
+// SLOTS-NOT: linalg.generic
+// SLOTS-LABEL: func.func private @peft_row_gemm_32x16_16_slots_d_8_3_32_d_8(
+// SLOTS-SAME: %[[X:[^:]*]]: memref<?x8x32xf32, {{.*}}>, %[[TABLE:[^:]*]]: memref<3x32x16xf32, {{.*}}>, %[[OUT:[^:]*]]: memref<?x8x16xf32, {{.*}}>, %[[INDEX:[^:]*]]: memref<?xi64
+// SLOTS: scf.while
+// SLOTS:   %[[SLOT:.*]] = memref.load %[[INDEX]]
+// The run's end: the next element of another slot.
+// SLOTS:   scf.while
+// SLOTS:     memref.load %[[INDEX]]
+// SLOTS:   %[[USED:.*]] = arith.cmpi sge, %[[SLOT]]
+// SLOTS:   scf.if %[[USED]]
+// SLOTS:     memref.reinterpret_cast %{{.*}} to offset: [%{{.*}}], sizes: [%{{.*}}, 16], strides: [%{{.*}}, 1]
+// SLOTS:     call @peft_row_gemm_32x16_16(
+#slot_index = affine_map<(b, i, j) -> (b)>
+#slot_all = affine_map<(b, i, j) -> (b, i, j)>
+#x_rows = affine_map<(b, i, j, k) -> (b, i, k)>
+#a_rows = affine_map<(b, i, j, k) -> (b, k, j)>
+#down = affine_map<(b, i, j, k) -> (b, i, j)>
+func.func @slot_rows(%x: memref<?x8x32xf32>, %index: memref<?xi64>, %a: memref<3x32x16xf32>, %down: memref<?x8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %batch = memref.dim %index, %c0 : memref<?xi64>
+  %rows = memref.alloc(%batch) : memref<?x32x16xf32>
+  linalg.generic {indexing_maps = [#slot_index, #slot_all], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%index : memref<?xi64>) outs(%rows : memref<?x32x16xf32>) attrs = {peft.slot_gather} {
+  ^bb0(%in: i64, %out: f32):
+    %i = arith.index_cast %in : i64 to index
+    %slot = arith.maxsi %i, %c0 : index
+    %k = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %v = memref.load %a[%slot, %k, %j] : memref<3x32x16xf32>
+    linalg.yield %v : f32
+  }
+  linalg.generic {indexing_maps = [#x_rows, #a_rows, #down], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %rows : memref<?x8x32xf32>, memref<?x32x16xf32>) outs(%down : memref<?x8x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %rows : memref<?x32x16xf32>
+  return
+}

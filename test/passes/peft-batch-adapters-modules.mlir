@@ -14,8 +14,8 @@
 // CHECK-LABEL: func.func @empty_slots
 // CHECK-SAME: %[[INDEX:[^:]*]]: tensor<?xi64> {peft.adapter_slots = 2 : i64, peft.dim_names = ["batch"], peft.name = "adapter_index"})
 // CHECK: %[[Y:.*]] = peft.linear "encoder.fc"
-// CHECK: %[[A:.*]] = peft.weight "slots.encoder.fc.lora_A" = dense<0.000000e+00> : tensor<2x3x2xf32>
-// CHECK: %[[B:.*]] = peft.weight "slots.encoder.fc.lora_B" = dense<0.000000e+00> : tensor<2x4x3xf32>
+// CHECK: %[[A:.*]] = peft.weight "slots.encoder.fc.lora_A" = dense<0.000000e+00> : tensor<2x2x3xf32>
+// CHECK: %[[B:.*]] = peft.weight "slots.encoder.fc.lora_B" = dense<0.000000e+00> : tensor<2x3x4xf32>
 // CHECK: %[[S:.*]] = peft.weight "slots.encoder.fc.scales" = dense<0.000000e+00> : tensor<2xf32>
 // CHECK: %[[Z:.*]] = peft.multi_lora ["", ""] %{{.*}}, %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]] :
 // CHECK: %[[P:.*]] = peft.linear "layer.proj" %[[Z]]

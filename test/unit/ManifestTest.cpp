@@ -75,7 +75,7 @@ TEST(PanelLayout, RefusesALayoutThatDoesNotFitTheWeight) {
 /// IA3 vectors on its input and output.
 Manifest slottedManifest() {
   Manifest manifest = packedManifest();
-  manifest.weights = {{"s.a", "F32", {2, 4, 8}},    {"s.b", "F32", {2, 6, 4}},
+  manifest.weights = {{"s.a", "F32", {2, 8, 4}},    {"s.b", "F32", {2, 4, 6}},
                       {"s.scales", "F32", {2}},     {"s.bias", "F32", {2, 6}},
                       {"s.ia3_in", "F32", {2, 8}}, {"s.ia3_out", "F32", {2, 6}}};
   manifest.slots = ManifestSlots{
@@ -100,7 +100,7 @@ TEST(ManifestSlots, RoundTripThroughTheManifest) {
 
 TEST(ManifestSlots, RefusesWeightsNotShapedAsTheSlots) {
   Manifest manifest = slottedManifest(), read;
-  manifest.weights[0].shape = {2, 5, 8}; // Capacity 5, not 4.
+  manifest.weights[0].shape = {2, 8, 5}; // Capacity 5, not 4.
   std::string error;
   EXPECT_FALSE(read.fromJson(manifest.toJson(), error));
   EXPECT_EQ(error, "'adapter_slots.layers[0]' does not name F32 weights shaped as the slots");
