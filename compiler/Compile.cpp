@@ -268,6 +268,8 @@ static std::optional<ManifestSlots> describeSlots(mlir::ModuleOp module) {
     entry.scales = weightName(batched.getScales());
     if (batched.getLoraBias())
       entry.loraBias = weightName(batched.getLoraBias());
+    if (batched.getRanks())
+      entry.ranks = weightName(batched.getRanks());
     if (batched.getDoraScales()) {
       entry.doraScales = weightName(batched.getDoraScales());
       // The runtime computes a loaded DoRA's factors from an F32 weight.

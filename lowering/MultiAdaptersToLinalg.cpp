@@ -154,8 +154,11 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
 
     // Each row's slot's factors, as the tables hold them (k-major, as
     // batched GEMMs read their right operand): Aᵀ [batch, in, R], Bᵀ
-    // [batch, R, out].
-    auto gather = [&](Value factors, ArrayRef<int64_t> shape) {
+    // [batch, R, out]. With the slots' ranks, zeros past the slot's rank
+    // along `rankDim` (what the tables hold there anyway): the selection
+    // says where a back end reads each slot's rank (kSlotGatherAttr).
+    Value ranks = op.getRanks();
+    auto gather = [&](Value factors, ArrayRef<int64_t> shape, int64_t rankDim) {
       auto gathered = RankedTensorType::get({batch, shape[0], shape[1]}, type);
       auto select = linalg::GenericOp::create(
           rewriter, loc, TypeRange{gathered}, ValueRange{index},
@@ -166,15 +169,26 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
             Value slot = slotOf(nested, at, args[0]);
             Value i = linalg::IndexOp::create(nested, at, 1);
             Value j = linalg::IndexOp::create(nested, at, 2);
-            linalg::YieldOp::create(
-                nested, at,
-                ValueRange{tensor::ExtractOp::create(nested, at, factors, ValueRange{slot, i, j})});
+            Value value = tensor::ExtractOp::create(nested, at, factors, ValueRange{slot, i, j});
+            if (ranks) {
+              Value rank = arith::FPToSIOp::create(
+                  nested, at, nested.getI64Type(),
+                  tensor::ExtractOp::create(nested, at, ranks, ValueRange{slot}));
+              Value position = arith::IndexCastOp::create(nested, at, nested.getI64Type(),
+                                                          rankDim == 1 ? i : j);
+              Value inside =
+                  arith::CmpIOp::create(nested, at, arith::CmpIPredicate::slt, position, rank);
+              value = arith::SelectOp::create(nested, at, inside, value,
+                                              floatConstant(nested, at, type, 0.0));
+            }
+            linalg::YieldOp::create(nested, at, ValueRange{value});
           });
-      select->setAttr(kSlotGatherAttr, rewriter.getUnitAttr());
+      select->setAttr(kSlotGatherAttr, ranks ? Attribute(rewriter.getI64IntegerAttr(rankDim))
+                                             : Attribute(rewriter.getUnitAttr()));
       return select.getResult(0);
     };
-    Value rowA = gather(a, {in, capacity});
-    Value rowB = gather(b, {capacity, out});
+    Value rowA = gather(a, {in, capacity}, 2);
+    Value rowB = gather(b, {capacity, out}, 1);
 
     // down[b, t, r] = rowScale[b] · Σ_k x[b, t, k] · Aᵀ[b, k, r].
     auto multiplyAdd = [](OpBuilder &nested, Location at, ValueRange args) {

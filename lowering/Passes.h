@@ -33,7 +33,9 @@ void populateMultiAdaptersToLinalgPatterns(mlir::RewritePatternSet &patterns);
 /// Marks the generics that select each row's slot of a slot table
 /// (`out[b, i, j] = table[max(index[b], 0), i, j]`): a back end may read the
 /// table at the row's slot instead of the copy, and skip rows of slot -1
-/// (peft-cpu-lower-panel-gemms does).
+/// (peft-cpu-lower-panel-gemms does). An integer value d says the body also
+/// reads the slots' ranks (an f32 vector) and zeros positions past the
+/// slot's rank along dimension d (1 or 2), which the table holds as zeros.
 constexpr llvm::StringLiteral kSlotGatherAttr = "peft.slot_gather";
 
 /// Argument attributes that `peft-externalize-weights` sets.

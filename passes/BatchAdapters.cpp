@@ -28,7 +28,8 @@ namespace {
 /// The slots' factors of one layer, zero-padded to the rank capacity.
 struct SlotFactors {
   /// Aᵀ [N, in, R] and Bᵀ [N, R, out] (as GEMMs read them), [N], [N, out].
-  std::vector<float> a, b, scales, bias;
+  /// Each slot's rank on the layer (0: it holds nothing there), [N].
+  std::vector<float> a, b, scales, bias, ranks;
   bool anyBias = false;
 };
 
@@ -259,6 +260,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     factors.a.assign(slotCount * in * capacity, 0.0f);
     factors.b.assign(slotCount * capacity * out, 0.0f);
     factors.scales.assign(slotCount, 0.0f);
+    factors.ranks.assign(slotCount, 0.0f);
     factors.bias.assign(slotCount * out, 0.0f);
     factors.anyBias = llvm::is_contained(methods, "lora_bias");
     // DoRA: each slot's m / ‖W + s·B·A‖ per output, ones elsewhere.
@@ -294,6 +296,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
         for (int64_t r = 0; r < rank; ++r)
           factors.b[(slot * capacity + r) * out + o] = (*bValues)[o * rank + r];
       factors.scales[slot] = scale;
+      factors.ranks[slot] = static_cast<float>(rank);
       if (bias) {
         auto biasValues = bias.readFloat32();
         if (!biasValues)
@@ -342,6 +345,8 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
                                    factors.b);
     Value scales =
         createComputedWeight(builder, loc, prefix + ".scales", {slotCount}, factors.scales);
+    Value ranks =
+        createComputedWeight(builder, loc, prefix + ".ranks", {slotCount}, factors.ranks);
     Value bias = factors.anyBias ? createComputedWeight(builder, loc, prefix + ".lora_bias",
                                                         {slotCount, out}, factors.bias)
                                  : Value();
@@ -354,7 +359,7 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
     Value result = MultiLoraOp::create(builder, loc, base.getType(),
                                        builder.getStrArrayAttr(names), layer.getInput(), base,
                                        index, a, b, scales, bias, dora,
-                                       dora ? layerBias : Value());
+                                       dora ? layerBias : Value(), ranks);
     if (!outputIa3.empty() || ia3Slots) {
       Value vectors = createComputedWeight(builder, loc, prefix + ".ia3_out", {slotCount, out},
                                            *outputVectors);

@@ -79,6 +79,8 @@ static Json slotsToJson(const ManifestSlots &slots) {
                  {"scales", layer.scales}};
     if (!layer.loraBias.empty())
       item["lora_bias"] = layer.loraBias;
+    if (!layer.ranks.empty())
+      item["ranks"] = layer.ranks;
     if (!layer.ia3In.empty())
       item["ia3_in"] = layer.ia3In;
     if (!layer.ia3Out.empty())
@@ -320,6 +322,8 @@ public:
       layer.scales = string(entry, "scales", where);
       if (entry.contains("lora_bias"))
         layer.loraBias = string(entry, "lora_bias", where);
+      if (entry.contains("ranks"))
+        layer.ranks = string(entry, "ranks", where);
       if (entry.contains("ia3_in"))
         layer.ia3In = string(entry, "ia3_in", where);
       if (entry.contains("ia3_out"))
@@ -351,6 +355,9 @@ public:
         const std::vector<int64_t> *shape = name.empty() ? nullptr : shapeOf(name);
         return name.empty() || (shape && *shape == std::vector<int64_t>{slots.count, features});
       };
+      // Each slot's rank, [count].
+      const std::vector<int64_t> *ranks = layer.ranks.empty() ? nullptr : shapeOf(layer.ranks);
+      fits = fits && (layer.ranks.empty() || (ranks && *ranks == std::vector<int64_t>{slots.count}));
       fits = fits && vectorsFit(layer.ia3In, (*a)[1]) && vectorsFit(layer.ia3Out, (*b)[2]) &&
              vectorsFit(layer.doraScales, (*b)[2]);
       // The layer's weight: [out, in] or [in, out], or packed from one (the

@@ -91,6 +91,9 @@ struct ManifestSlots {
   /// which a DoRA adapter loaded at run time gets its factors.
   struct Layer {
     std::string module, loraA, loraB, scales, loraBias, ia3In, ia3Out, doraScales, weight;
+    /// Each slot's rank on the layer, [count] (0: nothing there), which
+    /// lets the CPU's kernels skip the padding; "" in artifacts without.
+    std::string ranks;
     bool weightInOut = false;
   };
   int64_t count = 0, capacity = 0;

@@ -454,6 +454,7 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
     if (!clear(layer.loraA, slot * in * capacity, in * capacity, 0.0f) ||
         !clear(layer.loraB, slot * capacity * out, capacity * out, 0.0f) ||
         !clear(layer.scales, slot, 1, 0.0f) ||
+        (!layer.ranks.empty() && !clear(layer.ranks, slot, 1, 0.0f)) ||
         (!layer.loraBias.empty() && !clear(layer.loraBias, slot * out, out, 0.0f)))
       return failWith("the artifact's slot weights of module '" + layer.module +
                       "' are not F32 weights");
@@ -579,6 +580,8 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
         for (int64_t r = 0; r < rank; ++r)
           slotB[r * out + o] = bValues[o * rank + r];
       data(layer.scales)[slot] = static_cast<float>(module.scale);
+      if (!layer.ranks.empty())
+        data(layer.ranks)[slot] = static_cast<float>(rank);
       if (!layer.loraBias.empty() && !module.tensorBias.empty()) {
         std::vector<float> biasValues = module.bias.toFloat32();
         std::copy(biasValues.begin(), biasValues.end(), data(layer.loraBias) + slot * out);

@@ -714,6 +714,11 @@ LogicalResult MultiLoraOp::verify() {
       return error() << "lora_bias " << describeShape(bias) << " must be [slots, out] of lora_B "
                      << describeShape(getLoraB());
   }
+  if (Value ranks = getRanks())
+    if (!isVectorOf(ranks, slots) ||
+        !cast<RankedTensorType>(ranks.getType()).getElementType().isF32())
+      return error() << "ranks " << describeShape(ranks) << " must hold an f32 per slot ("
+                     << slots << ")";
   if (Value dora = getDoraScales()) {
     auto type = cast<RankedTensorType>(dora.getType());
     if (type.getRank() != 2 || !type.getElementType().isF32() ||

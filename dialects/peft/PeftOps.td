@@ -282,11 +282,14 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
     `result[i] = base[i] + (n[s] − 1) ⊙ (base[i] − b) + n[s] ⊙ scales[s] · (input[i] · lora_a[s]) · lora_b[s]`.
 
     `adapters` names each slot's adapter ("" when empty or filled at run
-    time). Every row with an adapter computes over the slots' full capacity
-    `R`: rows of lower-rank adapters cost `R / r` times what their own rank
-    needs, the bound of the padding. On the CPU a row of -1 computes no
-    update, rows read their slot's factors where the tables hold them, and
-    consecutive rows of one slot share one GEMM (peft-cpu-lower-panel-gemms).
+    time). With `ranks` (`[N]`, f32: each slot's rank on this layer, 0 where
+    it holds nothing; its factors are zeros past it), a back end may compute
+    each row over its slot's own rank: the CPU does, reading each row's
+    factors where the tables hold them, running consecutive rows of one slot
+    as one GEMM and rows of -1 as none (peft-cpu-lower-panel-gemms). Without
+    it, or on another back end, every row computes over the capacity `R`:
+    rows of lower-rank adapters cost `R / r` times what their own rank
+    needs, the bound of the padding.
 
     ```mlir
     %y = peft.multi_lora ["tenant-a", "tenant-b"] %x, %base, %index, %a, %b, %scales
@@ -299,11 +302,13 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
                        AnyRankedTensor:$lora_b, AnyRankedTensor:$scales,
                        Optional<AnyRankedTensor>:$lora_bias,
                        Optional<AnyRankedTensor>:$dora_scales,
-                       Optional<AnyRankedTensor>:$layer_bias);
+                       Optional<AnyRankedTensor>:$layer_bias,
+                       Optional<AnyRankedTensor>:$ranks);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = [{
     $adapters $input `,` $base `,` $index `,` $lora_a `,` $lora_b `,` $scales
     (`bias` $lora_bias^)? (`dora` $dora_scales^)? (`layer_bias` $layer_bias^)?
+    (`ranks` $ranks^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{

@@ -648,42 +648,78 @@ struct CpuLowerPanelGemmsPass
 
   /// The generic that fills `rhs` with each row's slot of a table
   /// (kSlotGatherAttr), when the batched GEMM reading `rhs` can read the
-  /// table instead: one batch dimension, a table of unit inner stride, and
-  /// no other reader of the copy.
+  /// table instead: one batch dimension, a table of unit inner stride, the
+  /// gather the last op before the GEMM to touch `rhs`, and the next one
+  /// after it (if any) another slot gather or its deallocation. (One buffer
+  /// holds the copies of several layers, each written just before its GEMM.)
   static linalg::GenericOp slotGatherOf(linalg::GenericOp gemm, unsigned batch) {
     Value rhs = gemm.getDpsInputs()[1];
-    if (batch != 1)
+    Block *block = gemm->getBlock();
+    if (batch != 1 || rhs.getParentBlock() != block)
       return {};
+    // The ops of the GEMM's block that use `rhs`, themselves or inside.
+    llvm::SmallPtrSet<Operation *, 8> touching;
+    for (Operation *user : rhs.getUsers())
+      if (Operation *inBlock = block->findAncestorOpInBlock(*user))
+        touching.insert(inBlock);
+    auto isGatherOfRhs = [&](Operation *op) {
+      auto generic = dyn_cast<linalg::GenericOp>(op);
+      return generic && generic->hasAttr(kSlotGatherAttr) && generic.getNumDpsInits() == 1 &&
+             generic.getDpsInits()[0] == rhs;
+    };
     linalg::GenericOp gather;
-    for (Operation *user : rhs.getUsers()) {
-      auto generic = dyn_cast<linalg::GenericOp>(user);
-      if (generic && generic->hasAttr(kSlotGatherAttr) && generic.getDpsInits()[0] == rhs &&
-          generic->getBlock() == gemm->getBlock() && generic->isBeforeInBlock(gemm))
-        gather = generic;
-      else if (user != gemm.getOperation() && !isa<memref::DeallocOp, memref::DimOp>(user))
-        return {};
-    }
+    for (Operation *op = gemm->getPrevNode(); op && !gather; op = op->getPrevNode())
+      if (touching.contains(op)) {
+        if (!isGatherOfRhs(op))
+          return {};
+        gather = cast<linalg::GenericOp>(op);
+      }
     if (!gather || !slotTableOf(gather))
       return {};
+    for (Operation *op = gemm->getNextNode(); op; op = op->getNextNode())
+      if (touching.contains(op))
+        return isGatherOfRhs(op) || isa<memref::DeallocOp>(op) ? gather : linalg::GenericOp();
     return gather;
+  }
+
+  /// The memref a slot gather's body loads from with `rank` indices, or null.
+  static Value loadedBy(linalg::GenericOp gather, int64_t rank) {
+    Value loaded;
+    gather.getBody()->walk([&](memref::LoadOp load) {
+      if (load.getMemRefType().getRank() == rank)
+        loaded = load.getMemRef();
+    });
+    if (!loaded || gather->isAncestor(loaded.getParentBlock()->getParentOp()))
+      return {};
+    return loaded;
   }
 
   /// The table a slot gather reads ([slots, K, N], unit inner stride), or null.
   static Value slotTableOf(linalg::GenericOp gather) {
-    Value table;
-    gather.getBody()->walk([&](memref::LoadOp load) { table = load.getMemRef(); });
-    auto type = table ? dyn_cast<MemRefType>(table.getType()) : MemRefType();
-    if (!type || type.getRank() != 3 || !type.getElementType().isF32() ||
-        !hasUnitInnerStride(type) || gather->isAncestor(table.getParentBlock()->getParentOp()))
+    Value table = loadedBy(gather, 3);
+    auto type = table ? cast<MemRefType>(table.getType()) : MemRefType();
+    if (!type || !type.getElementType().isF32() || !hasUnitInnerStride(type))
       return {};
     return table;
+  }
+
+  /// Where a slot gather zeros past each slot's rank (the table's dimension
+  /// 1 or 2, the f32 ranks read), or 0 when it does not.
+  static std::pair<int64_t, Value> slotRanksOf(linalg::GenericOp gather) {
+    auto dim = dyn_cast<IntegerAttr>(gather->getAttr(kSlotGatherAttr));
+    Value ranks = dim ? loadedBy(gather, 1) : Value();
+    if (!ranks || !cast<MemRefType>(ranks.getType()).getElementType().isF32() ||
+        (dim.getInt() != 1 && dim.getInt() != 2))
+      return {0, Value()};
+    return {dim.getInt(), ranks};
   }
 
   /// A batched GEMM whose right operand is each row's slot of a table: the
   /// rows run through the kernel that reads B as it is, B read in the table
   /// at the row's slot (no copy), rows of slot -1 skipped, and consecutive
   /// rows of one slot run as one GEMM (SGMV's segments: a batch sorted by
-  /// adapter runs one GEMM per adapter). The gather goes.
+  /// adapter runs one GEMM per adapter). With the slots' ranks, each GEMM
+  /// runs over its slot's rank, not the tables' capacity. The gather goes.
   void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, linalg::GenericOp gather) {
     SmallVector<Value> operands = {op.getDpsInputs()[0], slotTableOf(gather),
                                    op.getDpsInits()[0]};
@@ -694,15 +730,23 @@ struct CpuLowerPanelGemmsPass
         return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
     if (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64))
       return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
+    auto [rankDim, ranks] = slotRanksOf(gather);
     auto lhsType = cast<MemRefType>(operands[0].getType());
     auto outType = cast<MemRefType>(operands[2].getType());
     int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
+    // Over a slot's rank, the shrink's N or the expansion's K is the rank.
+    if (rankDim == 2)
+      n = ShapedType::kDynamic;
+    if (rankDim == 1)
+      k = ShapedType::kDynamic;
     func::FuncOp kernel = getOrCreateRowKernel(module, k, n);
     OpBuilder builder(op);
     Location loc = op.getLoc();
     operands.push_back(index);
+    if (ranks)
+      operands.push_back(ranks);
     SmallVector<Value> captures = asKernelArguments(builder, loc, operands);
-    func::FuncOp slotKernel = getOrCreateSlotKernel(module, kernel, captures);
+    func::FuncOp slotKernel = getOrCreateSlotKernel(module, kernel, captures, rankDim);
     createParallelCall(builder, loc, slotKernel, captures,
                        memref::DimOp::create(builder, loc, operands[2], 0));
     erased.insert(gather);
@@ -711,13 +755,18 @@ struct CpuLowerPanelGemmsPass
   }
 
   /// KERNEL_slots(lhs [B, M, K], table [S, K, N], out [B, M, N], index [B],
-  /// first, last): over elements [first, last) of the batch, each run of
-  /// consecutive elements with one slot s >= 0 is one GEMM of its rows by
-  /// table[s] (a run is one element where the rows of consecutive elements
-  /// are not contiguous).
-  func::FuncOp getOrCreateSlotKernel(ModuleOp module, func::FuncOp kernel, ValueRange operands) {
+  /// [ranks [S],] first, last): over elements [first, last) of the batch,
+  /// each run of consecutive elements with one slot s >= 0 is one GEMM of
+  /// its rows by table[s] (a run is one element where the rows of
+  /// consecutive elements are not contiguous). With ranks, along `rankDim`
+  /// of the table (2: N, the shrink; 1: K, the expansion) only the slot's
+  /// rank is read, and a slot of rank 0 runs nothing.
+  func::FuncOp getOrCreateSlotKernel(ModuleOp module, func::FuncOp kernel, ValueRange operands,
+                                     int64_t rankDim) {
     SmallVector<Type> types = llvm::to_vector(operands.getTypes());
     std::string name = (kernel.getName() + "_slots").str();
+    if (rankDim)
+      name += "_ranked" + std::to_string(rankDim);
     for (Type type : types)
       for (int64_t size : cast<MemRefType>(type).getShape().drop_back())
         name += "_" + (ShapedType::isDynamic(size) ? std::string("d") : std::to_string(size));
@@ -731,9 +780,11 @@ struct CpuLowerPanelGemmsPass
     function.setPrivate();
     Block *body = function.addEntryBlock();
     builder.setInsertionPointToStart(body);
+    unsigned arguments = body->getNumArguments();
     Value lhs = body->getArgument(0), table = body->getArgument(1), out = body->getArgument(2),
-          index = body->getArgument(3), first = body->getArgument(4),
-          last = body->getArgument(5);
+          index = body->getArgument(3), first = body->getArgument(arguments - 2),
+          last = body->getArgument(arguments - 1);
+    Value ranks = rankDim ? body->getArgument(4) : Value();
     auto constant = [&](int64_t value) { return arith::ConstantIndexOp::create(builder, loc, value); };
     Value zero = constant(0), one = constant(1);
     // Offsets and strides, to view rows of consecutive elements as one matrix.
@@ -747,33 +798,35 @@ struct CpuLowerPanelGemmsPass
           arith::MulIOp::create(builder, loc, rows, meta.getStrides()[1]));
     };
     Value mergeable = arith::AndIOp::create(builder, loc, contiguous(lhsMeta), contiguous(outMeta));
-    Value columns = memref::DimOp::create(builder, loc, out, 2);
-    Value panels = arith::DivUIOp::create(
-        builder, loc, arith::AddIOp::create(builder, loc, columns, constant(rowTile - 1)),
-        constant(rowTile));
+    auto panelsOf = [&](OpBuilder &b, Value columns) {
+      return arith::DivUIOp::create(
+                 b, loc, arith::AddIOp::create(b, loc, columns, constant(rowTile - 1)),
+                 constant(rowTile))
+          .getResult();
+    };
     auto slotAt = [&](OpBuilder &b, Value element) {
       return memref::LoadOp::create(b, loc, index, ValueRange{element}).getResult();
     };
+    auto kernelTypes = kernel.getFunctionType().getInputs();
     // A kernel operand's size `d`: static as its type has it, else `value`.
     auto sizeOf = [&](Type type, unsigned d, Value value) -> OpFoldResult {
       int64_t size = cast<MemRefType>(type).getDimSize(d);
       return ShapedType::isDynamic(size) ? OpFoldResult(value) : builder.getIndexAttr(size);
     };
-    // A matrix of `count` elements' rows from `element` on (offset and row
-    // stride from the metadata).
+    // A matrix of `count` elements' rows from `element` on, `columns` wide
+    // (offset and row stride from the metadata).
     auto view = [&](OpBuilder &b, memref::ExtractStridedMetadataOp meta, Value element,
-                    Value count, Type type) {
+                    Value count, Value columns, Type type) {
       Value offset = arith::AddIOp::create(
           b, loc, meta.getOffset(), arith::MulIOp::create(b, loc, element, meta.getStrides()[0]));
       Value size = arith::MulIOp::create(b, loc, count, meta.getSizes()[1]);
       return memref::ReinterpretCastOp::create(
                  b, loc, cast<MemRefType>(type), meta.getBaseBuffer(), OpFoldResult(offset),
-                 ArrayRef<OpFoldResult>{size, sizeOf(type, 1, meta.getSizes()[2])},
+                 ArrayRef<OpFoldResult>{size, sizeOf(type, 1, columns)},
                  ArrayRef<OpFoldResult>{meta.getStrides()[1], b.getIndexAttr(1)})
           .getResult();
     };
-    auto kernelTypes = kernel.getFunctionType().getInputs();
-    auto loop = scf::WhileOp::create(
+    scf::WhileOp::create(
         builder, loc, TypeRange{indexType}, ValueRange{first},
         [&](OpBuilder &b, Location at, ValueRange args) {
           Value more = arith::CmpIOp::create(b, at, arith::CmpIPredicate::ult, args[0], last);
@@ -806,24 +859,43 @@ struct CpuLowerPanelGemmsPass
           scf::IfOp::create(b, at, used, [&](OpBuilder &c, Location at2) {
             Value count = arith::SubIOp::create(c, at2, stop, start);
             Value slotIndex = arith::IndexCastOp::create(c, at2, indexType, slot);
-            Value matrixB = memref::ReinterpretCastOp::create(
-                c, at2, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
-                OpFoldResult(arith::AddIOp::create(
-                    c, at2, tableMeta.getOffset(),
-                    arith::MulIOp::create(c, at2, slotIndex, tableMeta.getStrides()[0]))),
-                ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableMeta.getSizes()[1]),
-                                       sizeOf(kernelTypes[1], 1, tableMeta.getSizes()[2])},
-                ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], c.getIndexAttr(1)});
-            SmallVector<Value> arguments = {view(c, lhsMeta, start, count, kernelTypes[0]),
-                                            matrixB,
-                                            view(c, outMeta, start, count, kernelTypes[2]), zero,
-                                            panels};
-            func::CallOp::create(c, at2, kernel, arguments);
+            // The table's K and N, or the slot's rank in place of one.
+            Value tableK = tableMeta.getSizes()[1], tableN = tableMeta.getSizes()[2];
+            Value rank;
+            if (rankDim) {
+              Value stored = memref::LoadOp::create(c, at2, ranks, ValueRange{slotIndex});
+              rank = arith::IndexCastOp::create(
+                  c, at2, indexType, arith::FPToSIOp::create(c, at2, c.getI64Type(), stored));
+              (rankDim == 2 ? tableN : tableK) = rank;
+            }
+            auto call = [&](OpBuilder &d, Location at3) {
+              Value matrixB = memref::ReinterpretCastOp::create(
+                  d, at3, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
+                  OpFoldResult(arith::AddIOp::create(
+                      d, at3, tableMeta.getOffset(),
+                      arith::MulIOp::create(d, at3, slotIndex, tableMeta.getStrides()[0]))),
+                  ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableK),
+                                         sizeOf(kernelTypes[1], 1, tableN)},
+                  ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], d.getIndexAttr(1)});
+              SmallVector<Value> arguments = {
+                  view(d, lhsMeta, start, count, tableK, kernelTypes[0]), matrixB,
+                  view(d, outMeta, start, count, tableN, kernelTypes[2]), zero,
+                  panelsOf(d, tableN)};
+              func::CallOp::create(d, at3, kernel, arguments);
+            };
+            if (rank) {
+              Value some = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ugt, rank, zero);
+              scf::IfOp::create(c, at2, some, [&](OpBuilder &d, Location at3) {
+                call(d, at3);
+                scf::YieldOp::create(d, at3);
+              });
+            } else {
+              call(c, at2);
+            }
             scf::YieldOp::create(c, at2);
           });
           scf::YieldOp::create(b, at, ValueRange{stop});
         });
-    (void)loop;
     func::ReturnOp::create(builder, loc);
     return function;
   }

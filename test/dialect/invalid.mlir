@@ -411,3 +411,11 @@ func.func @multi_ia3_index(%x: tensor<4x16xf32>, %index: tensor<3xi64>, %l: tens
   %y = peft.multi_ia3 ["a", "b"] %x, %index, %l : (tensor<4x16xf32>, tensor<3xi64>, tensor<2x16xf32>) -> tensor<4x16xf32>
   return %y : tensor<4x16xf32>
 }
+
+// -----
+
+func.func @multi_lora_ranks(%x: tensor<4x32xf32>, %base: tensor<4x16xf32>, %index: tensor<4xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %r: tensor<3xf32>) -> tensor<4x16xf32> {
+  // expected-error @+1 {{'peft.multi_lora' op ranks [3] must hold an f32 per slot (2)}}
+  %y = peft.multi_lora ["a", "b"] %x, %base, %index, %a, %b, %s ranks %r : (tensor<4x32xf32>, tensor<4x16xf32>, tensor<4xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<3xf32>) -> tensor<4x16xf32>
+  return %y : tensor<4x16xf32>
+}

@@ -635,6 +635,22 @@ func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index:
 
 // -----
 
+// peft.multi_lora with the slots' ranks: the selections zero what lies past
+// the slot's rank (zeros in the table too) and say along which dimension, so
+// that a back end may compute over each slot's own rank.
+// CHECK-LABEL: func.func @multi_lora_ranks
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<?xi64>) outs(%{{.*}} : tensor<?x32x4xf32>) attrs = {peft.slot_gather = 2 : i64}
+// CHECK:   %[[RANK:.*]] = arith.fptosi
+// CHECK:   %[[INSIDE:.*]] = arith.cmpi slt, %{{.*}}, %[[RANK]]
+// CHECK:   arith.select %[[INSIDE]]
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<?xi64>) outs(%{{.*}} : tensor<?x4x16xf32>) attrs = {peft.slot_gather = 1 : i64}
+func.func @multi_lora_ranks(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>, %r: tensor<2xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s ranks %r : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>, tensor<2xf32>) -> tensor<?x8x16xf32>
+  return %y : tensor<?x8x16xf32>
+}
+
+// -----
+
 // peft.multi_lora with DoRA slots on a bf16 layer: base + (n − 1)·round(base
 // − layer bias) + n·update, n the row's slot factors (1 for -1), round(·) to
 // bf16 as PEFT's Linear does, the sum rounded to bf16.

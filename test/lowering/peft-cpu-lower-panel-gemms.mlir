@@ -232,3 +232,50 @@ func.func @slot_rows(%x: memref<?x8x32xf32>, %index: memref<?xi64>, %a: memref<3
   memref.dealloc %rows : memref<?x32x16xf32>
   return
 }
+
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 row-tile=16" | FileCheck %s --check-prefix=RANKED
+// With the slots' ranks (peft.slot_gather = 2: the gather zeros columns of
+// Aᵀ past the slot's rank), each run's GEMM is over its slot's rank: the
+// kernel with N known at run time, on the first `rank` columns of the table
+// and of the output; a slot of rank 0 runs nothing.
+// RANKED-LABEL: func.func @ranked_slot_rows
+// RANKED: constant @peft_row_gemm_32xd_16_slots_ranked2_d_8_3_32_d_8_task
+// RANKED-LABEL: func.func private @peft_row_gemm_32xd_16_slots_ranked2_d_8_3_32_d_8(
+// RANKED-SAME: %[[RANKS:[^:]*]]: memref<3xf32
+// RANKED:     %[[STORED:.*]] = memref.load %[[RANKS]]
+// RANKED:     %[[RANK_I64:.*]] = arith.fptosi %[[STORED]]
+// RANKED:     %[[RANK:.*]] = arith.index_cast %[[RANK_I64]]
+// RANKED:     %[[SOME:.*]] = arith.cmpi ugt, %[[RANK]]
+// RANKED:     scf.if %[[SOME]]
+// RANKED:       memref.reinterpret_cast %{{.*}} to offset: [%{{.*}}], sizes: [%{{.*}}, %[[RANK]]], strides: [%{{.*}}, 1]
+// RANKED:       call @peft_row_gemm_32xd_16(
+func.func @ranked_slot_rows(%x: memref<?x8x32xf32>, %index: memref<?xi64>, %a: memref<3x32x16xf32>, %ranks: memref<3xf32>, %down: memref<?x8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %batch = memref.dim %index, %c0 : memref<?xi64>
+  %rows = memref.alloc(%batch) : memref<?x32x16xf32>
+  linalg.generic {indexing_maps = [#slot_index, #slot_all], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%index : memref<?xi64>) outs(%rows : memref<?x32x16xf32>) attrs = {peft.slot_gather = 2 : i64} {
+  ^bb0(%in: i64, %out: f32):
+    %i = arith.index_cast %in : i64 to index
+    %slot = arith.maxsi %i, %c0 : index
+    %k = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %v = memref.load %a[%slot, %k, %j] : memref<3x32x16xf32>
+    %r = memref.load %ranks[%slot] : memref<3xf32>
+    %rank = arith.fptosi %r : f32 to i64
+    %position = arith.index_cast %j : index to i64
+    %inside = arith.cmpi slt, %position, %rank : i64
+    %picked = arith.select %inside, %v, %zero : f32
+    linalg.yield %picked : f32
+  }
+  linalg.generic {indexing_maps = [#x_rows, #a_rows, #down], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %rows : memref<?x8x32xf32>, memref<?x32x16xf32>) outs(%down : memref<?x8x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %rows : memref<?x32x16xf32>
+  return
+}

@@ -17,7 +17,8 @@
 // CHECK: %[[A:.*]] = peft.weight "slots.encoder.fc.lora_A" = dense<0.000000e+00> : tensor<2x2x3xf32>
 // CHECK: %[[B:.*]] = peft.weight "slots.encoder.fc.lora_B" = dense<0.000000e+00> : tensor<2x3x4xf32>
 // CHECK: %[[S:.*]] = peft.weight "slots.encoder.fc.scales" = dense<0.000000e+00> : tensor<2xf32>
-// CHECK: %[[Z:.*]] = peft.multi_lora ["", ""] %{{.*}}, %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]] :
+// CHECK: %[[R:.*]] = peft.weight "slots.encoder.fc.ranks" = dense<0.000000e+00> : tensor<2xf32>
+// CHECK: %[[Z:.*]] = peft.multi_lora ["", ""] %{{.*}}, %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]] ranks %[[R]] :
 // CHECK: %[[P:.*]] = peft.linear "layer.proj" %[[Z]]
 // CHECK: peft.multi_lora ["", ""] %[[Z]], %[[P]], %[[INDEX]]
 // CHECK: %[[O:.*]] = peft.linear "other" %

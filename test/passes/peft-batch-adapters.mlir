@@ -15,8 +15,10 @@
 // CHECK: %[[A:.*]] = peft.weight "slots.fc.lora_A" = dense<{{\[}}{{\[}}[1.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]], {{\[}}[0.000000e+00, 1.000000e+00], [1.000000e+00, 1.000000e+00]], {{\[}}[0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]]]> : tensor<3x2x2xf32>
 // CHECK: %[[B:.*]] = peft.weight "slots.fc.lora_B" = dense<{{\[}}{{\[}}[1.000000e+00, 2.000000e+00], [0.000000e+00, 0.000000e+00]], {{\[}}[3.000000e+00, 5.000000e+00], [4.000000e+00, 6.000000e+00]], {{\[}}[0.000000e+00, 0.000000e+00], [0.000000e+00, 0.000000e+00]]]> : tensor<3x2x2xf32>
 // CHECK: %[[S:.*]] = peft.weight "slots.fc.scales" = dense<[2.000000e+00, 5.000000e-01, 0.000000e+00]> : tensor<3xf32>
+// Each slot's rank on the layer (0: empty), for back ends to skip the padding.
+// CHECK: %[[R:.*]] = peft.weight "slots.fc.ranks" = dense<[1.000000e+00, 2.000000e+00, 0.000000e+00]> : tensor<3xf32>
 // CHECK: %[[BIAS:.*]] = peft.weight "slots.fc.lora_bias" = dense<{{\[}}[0.000000e+00, 0.000000e+00], [7.000000e+00, 8.000000e+00], [0.000000e+00, 0.000000e+00]]> : tensor<3x2xf32>
-// CHECK: %[[Z:.*]] = peft.multi_lora ["first", "second", ""] %[[X]], %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]] bias %[[BIAS]]
+// CHECK: %[[Z:.*]] = peft.multi_lora ["first", "second", ""] %[[X]], %[[Y]], %[[INDEX]], %[[A]], %[[B]], %[[S]] bias %[[BIAS]] ranks %[[R]]
 // CHECK: return %[[Z]]
 func.func @two_loras(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x2xf32> {
   %w = peft.weight "fc.weight" = dense<0.0> : tensor<2x2xf32>
@@ -42,7 +44,7 @@ func.func @two_loras(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["ba
 // CHECK: %[[XI:.*]] = peft.multi_ia3 ["first", "second", ""] %[[X]], %[[INDEX]], %[[IN]]
 // CHECK: %[[Y:.*]] = peft.linear "fc" %[[XI]]
 // CHECK: %[[S:.*]] = peft.weight "slots.fc.scales" = dense<[2.000000e+00, 0.000000e+00, 0.000000e+00]>
-// CHECK: %[[L:.*]] = peft.multi_lora ["first", "second", ""] %[[XI]], %[[Y]], %[[INDEX]], %{{.*}}, %{{.*}}, %[[S]] :
+// CHECK: %[[L:.*]] = peft.multi_lora ["first", "second", ""] %[[XI]], %[[Y]], %[[INDEX]], %{{.*}}, %{{.*}}, %[[S]] ranks %{{.*}} :
 // CHECK: %[[OUT:.*]] = peft.weight "slots.fc.ia3_out" = dense<{{\[}}[1.000000e+00, 1.000000e+00], [2.000000e+00, 3.000000e+00], [1.000000e+00, 1.000000e+00]]> : tensor<3x2xf32>
 // CHECK: %[[Z:.*]] = peft.multi_ia3 ["first", "second", ""] %[[L]], %[[INDEX]], %[[OUT]]
 // CHECK: return %[[Z]]
@@ -69,7 +71,7 @@ func.func @ia3(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}
 // CHECK: %[[BIAS:.*]] = peft.weight "fc.bias"
 // CHECK: %[[Y:.*]] = peft.linear "fc" %{{.*}}, %{{.*}}, %[[BIAS]]
 // CHECK: %[[N:.*]] = peft.weight "slots.fc.dora_scales" = dense<{{\[}}[1.000000e+00, 1.000000e+00], [0.353553{{[0-9]*}}, 0.353553{{[0-9]*}}], [1.000000e+00, 1.000000e+00]]> : tensor<3x2xf32>
-// CHECK: peft.multi_lora ["first", "second", ""] %{{.*}}, %[[Y]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} dora %[[N]] layer_bias %[[BIAS]] :
+// CHECK: peft.multi_lora ["first", "second", ""] %{{.*}}, %[[Y]], %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} dora %[[N]] layer_bias %[[BIAS]] ranks %{{.*}} :
 func.func @dora(%x: tensor<3x2xf32> {peft.name = "x", peft.dim_names = ["batch"]}) -> tensor<3x2xf32> {
   %w = peft.weight "fc.weight" = dense<1.0> : tensor<2x2xf32>
   %bias = peft.weight "fc.bias" = dense<0.5> : tensor<2xf32>
