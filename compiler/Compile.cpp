@@ -483,8 +483,12 @@ llvm::Error compileModel(CompileOptions options, CompileObserver &observer,
     observer.diagnostic(diagnostic);
     return mlir::success();
   });
-  auto passesFailed = [&](llvm::StringRef what) {
-    return makeError(firstError.empty() ? (what + " failed").str() : firstError);
+  // A failure the diagnostics explain is reported as their first error.
+  auto explained = [&](llvm::Error error) -> llvm::Error {
+    if (!error || firstError.empty())
+      return error;
+    llvm::consumeError(std::move(error));
+    return makeError(firstError);
   };
 
   observer.stage("import " + llvm::Twine(options.model));
@@ -496,18 +500,14 @@ llvm::Error compileModel(CompileOptions options, CompileObserver &observer,
   std::vector<ManifestAdapter> unmerged;
   std::optional<ManifestSlots> slots;
   if (mlir::failed(runAdapterPasses(**module, options, observer, timing, unmerged, slots)))
-    return passesFailed("the adapter passes");
+    return explained(makeError("the adapter passes failed"));
   if (options.emit == "onnx")
     // Written to a temporary file, renamed on success: no partial output.
     return writeFileAtomically(options.output, [&](llvm::raw_ostream &os) {
       return exportOnnx(**module, os);
     });
-  if (options.emit == "mlir") {
-    if (llvm::Error error = writeLoweredModule(**module, target, options.output, observer, timing))
-      return firstError.empty() ? std::move(error)
-                                : (llvm::consumeError(std::move(error)), passesFailed(""));
-    return llvm::Error::success();
-  }
+  if (options.emit == "mlir")
+    return explained(writeLoweredModule(**module, target, options.output, observer, timing));
 
   auto staging = createStagingDir(options.output);
   if (!staging)
@@ -516,15 +516,9 @@ llvm::Error compileModel(CompileOptions options, CompileObserver &observer,
                                     target, observer, timing);
   if (!error)
     error = publishStagingDir(*staging, options.output);
-  if (error) {
+  if (error)
     llvm::sys::fs::remove_directories(*staging);
-    if (!firstError.empty()) {
-      llvm::consumeError(std::move(error));
-      return passesFailed("");
-    }
-    return error;
-  }
-  return llvm::Error::success();
+  return explained(std::move(error));
 }
 
 llvm::Error compileModel(CompileOptions options) {
