@@ -285,8 +285,8 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
     time). With `ranks` (`[N]`, f32: each slot's rank on this layer, 0 where
     it holds nothing; its factors are zeros past it), a back end may compute
     each row over its slot's own rank: the CPU does, reading each row's
-    factors where the tables hold them, running consecutive rows of one slot
-    as one GEMM and rows of -1 as none (peft-cpu-lower-panel-gemms). Without
+    factors where the tables hold them, slot by slot, running consecutive
+    rows of one slot as one GEMM and rows of -1 as none (peft-cpu-lower-panel-gemms). Without
     it, or on another back end, every row computes over the capacity `R`:
     rows of lower-rank adapters cost `R / r` times what their own rank
     needs, the bound of the padding.

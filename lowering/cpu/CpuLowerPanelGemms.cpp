@@ -754,11 +754,29 @@ struct CpuLowerPanelGemmsPass
     gather.erase();
   }
 
+  /// index peft_slot_runs(index, first, last, mergeable, runs)
+  /// (runtime/cpu/model_support.c): the runs of a slot GEMM's batch elements
+  /// in slot order.
+  static func::FuncOp getOrDeclareSlotRuns(ModuleOp module, MemRefType indexType,
+                                           MemRefType runsType) {
+    constexpr llvm::StringLiteral name = "peft_slot_runs";
+    if (auto existing = module.lookupSymbol<func::FuncOp>(name))
+      return existing;
+    OpBuilder builder = OpBuilder::atBlockEnd(module.getBody());
+    Type index = builder.getIndexType();
+    auto declaration = func::FuncOp::create(
+        builder, module.getLoc(), name,
+        builder.getFunctionType({indexType, index, index, index, runsType}, {index}));
+    declaration.setPrivate();
+    return declaration;
+  }
+
   /// KERNEL_slots(lhs [B, M, K], table [S, K, N], out [B, M, N], index [B],
   /// [ranks [S],] first, last): over elements [first, last) of the batch,
-  /// each run of consecutive elements with one slot s >= 0 is one GEMM of
-  /// its rows by table[s] (a run is one element where the rows of
-  /// consecutive elements are not contiguous). With ranks, along `rankDim`
+  /// slot by slot (each slot's elements one after another, wherever they
+  /// are in the batch), each run of consecutive elements with one slot
+  /// s >= 0 is one GEMM of its rows by table[s] (a run is one element where
+  /// the rows of consecutive elements are not contiguous). With ranks, along `rankDim`
   /// of the table (2: N, the shrink; 1: K, the expansion) only the slot's
   /// rank is read, and a slot of rank 0 runs nothing.
   func::FuncOp getOrCreateSlotKernel(ModuleOp module, func::FuncOp kernel, ValueRange operands,
@@ -804,9 +822,6 @@ struct CpuLowerPanelGemmsPass
                  constant(rowTile))
           .getResult();
     };
-    auto slotAt = [&](OpBuilder &b, Value element) {
-      return memref::LoadOp::create(b, loc, index, ValueRange{element}).getResult();
-    };
     auto kernelTypes = kernel.getFunctionType().getInputs();
     // A kernel operand's size `d`: static as its type has it, else `value`.
     auto sizeOf = [&](Type type, unsigned d, Value value) -> OpFoldResult {
@@ -826,76 +841,73 @@ struct CpuLowerPanelGemmsPass
                  ArrayRef<OpFoldResult>{meta.getStrides()[1], b.getIndexAttr(1)})
           .getResult();
     };
-    scf::WhileOp::create(
-        builder, loc, TypeRange{indexType}, ValueRange{first},
-        [&](OpBuilder &b, Location at, ValueRange args) {
-          Value more = arith::CmpIOp::create(b, at, arith::CmpIPredicate::ult, args[0], last);
-          scf::ConditionOp::create(b, at, more, args);
-        },
-        [&](OpBuilder &b, Location at, ValueRange args) {
-          Value start = args[0];
-          Value slot = slotAt(b, start);
-          // The run's end: the first element after it of another slot.
-          auto end = scf::WhileOp::create(
-              b, at, TypeRange{indexType}, ValueRange{arith::AddIOp::create(b, at, start, one)},
-              [&](OpBuilder &c, Location at2, ValueRange next) {
-                Value inside = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ult, next[0], last);
-                // Read in range whatever `inside` says; it decides.
-                Value clamped = arith::MinUIOp::create(c, at2, next[0],
-                                                       arith::SubIOp::create(c, at2, last, one));
-                Value equal = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::eq,
-                                                    slotAt(c, clamped), slot);
-                Value same = arith::AndIOp::create(
-                    c, at2, mergeable, arith::AndIOp::create(c, at2, inside, equal));
-                scf::ConditionOp::create(c, at2, same, next);
-              },
-              [&](OpBuilder &c, Location at2, ValueRange next) {
-                scf::YieldOp::create(c, at2, ValueRange{arith::AddIOp::create(c, at2, next[0], one)});
-              });
-          Value stop = end.getResult(0);
-          Value used = arith::CmpIOp::create(
-              b, at, arith::CmpIPredicate::sge, slot,
-              arith::ConstantOp::create(b, at, b.getI64IntegerAttr(0)));
-          scf::IfOp::create(b, at, used, [&](OpBuilder &c, Location at2) {
-            Value count = arith::SubIOp::create(c, at2, stop, start);
-            Value slotIndex = arith::IndexCastOp::create(c, at2, indexType, slot);
-            // The table's K and N, or the slot's rank in place of one.
-            Value tableK = tableMeta.getSizes()[1], tableN = tableMeta.getSizes()[2];
-            Value rank;
-            if (rankDim) {
-              Value stored = memref::LoadOp::create(c, at2, ranks, ValueRange{slotIndex});
-              rank = arith::IndexCastOp::create(
-                  c, at2, indexType, arith::FPToSIOp::create(c, at2, c.getI64Type(), stored));
-              (rankDim == 2 ? tableN : tableK) = rank;
-            }
-            auto call = [&](OpBuilder &d, Location at3) {
-              Value matrixB = memref::ReinterpretCastOp::create(
-                  d, at3, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
-                  OpFoldResult(arith::AddIOp::create(
-                      d, at3, tableMeta.getOffset(),
-                      arith::MulIOp::create(d, at3, slotIndex, tableMeta.getStrides()[0]))),
-                  ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableK),
-                                         sizeOf(kernelTypes[1], 1, tableN)},
-                  ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], d.getIndexAttr(1)});
-              SmallVector<Value> arguments = {
-                  view(d, lhsMeta, start, count, tableK, kernelTypes[0]), matrixB,
-                  view(d, outMeta, start, count, tableN, kernelTypes[2]), zero,
-                  panelsOf(d, tableN)};
-              func::CallOp::create(d, at3, kernel, arguments);
-            };
-            if (rank) {
-              Value some = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ugt, rank, zero);
-              scf::IfOp::create(c, at2, some, [&](OpBuilder &d, Location at3) {
-                call(d, at3);
-                scf::YieldOp::create(d, at3);
-              });
-            } else {
-              call(c, at2);
-            }
-            scf::YieldOp::create(c, at2);
-          });
-          scf::YieldOp::create(b, at, ValueRange{stop});
+    // The runs (first element, count) to compute, by slot (peft_slot_runs).
+    Value elements = arith::SubIOp::create(builder, loc, last, first);
+    auto runsType = MemRefType::get({ShapedType::kDynamic}, builder.getI64Type());
+    Value runs = memref::AllocOp::create(builder, loc, runsType,
+                                         ValueRange{arith::MulIOp::create(builder, loc, elements,
+                                                                          constant(4))});
+    Value mergeableIndex = arith::IndexCastOp::create(
+        builder, loc, indexType, arith::ExtUIOp::create(builder, loc, builder.getI64Type(), mergeable));
+    auto anyIndexType = MemRefType::get(
+        {ShapedType::kDynamic}, builder.getI64Type(),
+        StridedLayoutAttr::get(builder.getContext(), ShapedType::kDynamic, {ShapedType::kDynamic}));
+    func::FuncOp slotRuns = getOrDeclareSlotRuns(module, anyIndexType, runsType);
+    Value anyIndex = memref::CastOp::create(builder, loc, anyIndexType, index);
+    Value found = func::CallOp::create(builder, loc, slotRuns,
+                                       ValueRange{anyIndex, first, last, mergeableIndex, runs})
+                      .getResult(0);
+    auto eachRun = scf::ForOp::create(builder, loc, zero, found, one);
+    {
+      OpBuilder::InsertionGuard guard(builder);
+      builder.setInsertionPointToStart(eachRun.getBody());
+      OpBuilder &c = builder;
+      Location at2 = loc;
+      Value pair = arith::MulIOp::create(c, at2, eachRun.getInductionVar(), constant(2));
+      auto runValue = [&](Value position) {
+        return arith::IndexCastOp::create(
+                   c, at2, indexType, memref::LoadOp::create(c, at2, runs, ValueRange{position}))
+            .getResult();
+      };
+      Value start = runValue(pair);
+      Value count = runValue(arith::AddIOp::create(c, at2, pair, one));
+      Value slotIndex = arith::IndexCastOp::create(
+          c, at2, indexType, memref::LoadOp::create(c, at2, index, ValueRange{start}));
+      // The table's K and N, or the slot's rank in place of one.
+      Value tableK = tableMeta.getSizes()[1], tableN = tableMeta.getSizes()[2];
+      Value rank;
+      if (rankDim) {
+        Value stored = memref::LoadOp::create(c, at2, ranks, ValueRange{slotIndex});
+        rank = arith::IndexCastOp::create(
+            c, at2, indexType, arith::FPToSIOp::create(c, at2, c.getI64Type(), stored));
+        (rankDim == 2 ? tableN : tableK) = rank;
+      }
+      auto call = [&](OpBuilder &d, Location at3) {
+        Value matrixB = memref::ReinterpretCastOp::create(
+            d, at3, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
+            OpFoldResult(arith::AddIOp::create(
+                d, at3, tableMeta.getOffset(),
+                arith::MulIOp::create(d, at3, slotIndex, tableMeta.getStrides()[0]))),
+            ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableK),
+                                   sizeOf(kernelTypes[1], 1, tableN)},
+            ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], d.getIndexAttr(1)});
+        SmallVector<Value> arguments = {
+            view(d, lhsMeta, start, count, tableK, kernelTypes[0]), matrixB,
+            view(d, outMeta, start, count, tableN, kernelTypes[2]), zero, panelsOf(d, tableN)};
+        func::CallOp::create(d, at3, kernel, arguments);
+      };
+      if (rank) {
+        // A slot of rank 0 on this layer computes nothing.
+        Value some = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ugt, rank, zero);
+        scf::IfOp::create(c, at2, some, [&](OpBuilder &d, Location at3) {
+          call(d, at3);
+          scf::YieldOp::create(d, at3);
         });
+      } else {
+        call(c, at2);
+      }
+    }
+    memref::DeallocOp::create(builder, loc, runs);
     func::ReturnOp::create(builder, loc);
     return function;
   }

@@ -89,10 +89,14 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     generic marked `peft.slot_gather` (`peft.multi_lora`'s selection of each
     row's slot `[batch, K, N]` from a table `[slots, K, N]`), the GEMM reads
     the table at each row's slot instead and the copy goes
-    (`peft_row_gemm_KxN_TILE_slots...`): consecutive elements of the batch
-    with one slot run as one GEMM of all their rows (where those rows lie
-    contiguous: SGMV's segments; a batch sorted by adapter runs one GEMM per
-    adapter and thread), and elements of slot -1 run none.
+    (`peft_row_gemm_KxN_TILE_slots...`). Each thread takes its elements of
+    the batch slot by slot, in the order `peft_slot_runs`
+    (runtime/cpu/model_support.c) gives (by slot, then position: an
+    adapter's rows run one after another, its factors hot in cache, however
+    the batch is ordered); consecutive elements with one slot run as one
+    GEMM of all their rows (where those rows lie contiguous: SGMV's
+    segments; a batch sorted by adapter runs one GEMM per adapter and
+    thread), and elements of slot -1 run none.
   }];
   let options = [
     Option<"microRows", "micro-rows", "int64_t", "8", "Rows of a register tile">,

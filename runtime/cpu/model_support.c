@@ -5,7 +5,8 @@
  * memrefCopy, for copies between memrefs with arbitrary strides, and the
  * allocation functions (below); and what our code generation calls:
  * peft_parallel_for, which runs a task on the runtime's thread pool once the
- * runtime has installed it; and what LLVM's back end may call where the
+ * runtime has installed it, and peft_slot_runs, which orders a batch's rows
+ * by adapter slot for --mode multi's GEMMs; and what LLVM's back end may call where the
  * system's compiler runtime lacks it (__truncsfbf2).
  *
 \*===----------------------------------------------------------------------===*/
@@ -43,6 +44,64 @@ void peft_parallel_for(PeftTask task, void *context, int64_t count) {
     parallelFor(task, context, count);
   else if (count > 0)
     task(context, 0, count);
+}
+
+/* --mode multi's slot GEMMs: the runs of batch elements [first, last) that
+ * one GEMM each computes, given each element's slot (index[e], a strided
+ * i64 vector as MLIR passes a memref<?xi64, strided<[?], offset: ?>>).
+ * Elements go by slot, then by position, so that each slot's rows run one
+ * after another however the batch is ordered (its factors stay in cache:
+ * SGMV's segments without moving rows); elements of slot -1 are left out;
+ * consecutive elements of one slot are one run when `mergeable` (their rows
+ * are contiguous). Writes (first element, count) pairs to runs[0, 2·result);
+ * `runs` (a memref<?xi64>) has room for 4·(last − first): the rest is the
+ * sort's scratch. */
+int64_t peft_slot_runs(int64_t *indexAllocated, int64_t *index, int64_t indexOffset,
+                       int64_t indexSize, int64_t indexStride, int64_t first, int64_t last,
+                       int64_t mergeable, int64_t *runsAllocated, int64_t *runs,
+                       int64_t runsOffset, int64_t runsSize, int64_t runsStride) {
+  (void)indexAllocated, (void)indexSize, (void)runsAllocated, (void)runsSize, (void)runsStride;
+  const int64_t *slots = index + indexOffset;
+  int64_t count = last - first;
+  if (count <= 0)
+    return 0;
+  int64_t *order = runs + runsOffset + 2 * count, *scratch = order + count;
+  for (int64_t i = 0; i < count; ++i)
+    order[i] = first + i;
+  /* A stable bottom-up merge sort by slot (positions stay in order). */
+  for (int64_t width = 1; width < count; width *= 2) {
+    for (int64_t low = 0; low < count; low += 2 * width) {
+      int64_t middle = low + width < count ? low + width : count;
+      int64_t high = low + 2 * width < count ? low + 2 * width : count;
+      int64_t left = low, right = middle, out = low;
+      while (left < middle && right < high)
+        scratch[out++] = slots[order[right] * indexStride] < slots[order[left] * indexStride]
+                             ? order[right++]
+                             : order[left++];
+      while (left < middle)
+        scratch[out++] = order[left++];
+      while (right < high)
+        scratch[out++] = order[right++];
+    }
+    int64_t *swap = order;
+    order = scratch;
+    scratch = swap;
+  }
+  int64_t *pairs = runs + runsOffset, found = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t element = order[i], slot = slots[element * indexStride];
+    if (slot < 0)
+      continue;
+    if (found && mergeable && slots[pairs[2 * found - 2] * indexStride] == slot &&
+        pairs[2 * found - 2] + pairs[2 * found - 1] == element) {
+      ++pairs[2 * found - 1];
+      continue;
+    }
+    pairs[2 * found] = element;
+    pairs[2 * found + 1] = 1;
+    ++found;
+  }
+  return found;
 }
 
 /* Buffers. A forward pass allocates the same sizes in every run; malloc hands

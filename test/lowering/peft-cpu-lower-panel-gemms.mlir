@@ -184,25 +184,32 @@ func.func @blocked(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %b: memref<3x4
 // RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 row-tile=16" | FileCheck %s --check-prefix=SLOTS
 // peft.multi_lora's shrink: each row's slot of Aᵀ [3 slots, 32, 16] selected
 // by a generic marked peft.slot_gather, then the batched GEMM x[b]·Aᵀ[slot].
-// The copy goes: the elements of the batch go to the threads, each run of
-// consecutive elements with one slot (while their rows lie contiguous) is one
-// call of the row kernel on the table at that slot, and a slot of -1 none.
+// The copy goes: the elements of the batch go to the threads; each thread
+// asks peft_slot_runs (the model's support library) for its elements' runs
+// in slot order (each slot's elements one after another, wherever they lie;
+// consecutive ones of one slot, while their rows lie contiguous, one run;
+// slot -1 none) and calls the row kernel on the table at each run's slot.
 // SLOTS-LABEL: func.func @slot_rows
 // SLOTS-NOT: peft.slot_gather
 // SLOTS: constant @peft_row_gemm_32x16_16_slots_d_8_3_32_d_8_task
 // SLOTS: call @peft_parallel_for
 // SLOTS-NOT: linalg.generic
 // SLOTS-LABEL: func.func private @peft_row_gemm_32x16_16_slots_d_8_3_32_d_8(
-// SLOTS-SAME: %[[X:[^:]*]]: memref<?x8x32xf32, {{.*}}>, %[[TABLE:[^:]*]]: memref<3x32x16xf32, {{.*}}>, %[[OUT:[^:]*]]: memref<?x8x16xf32, {{.*}}>, %[[INDEX:[^:]*]]: memref<?xi64
-// SLOTS: scf.while
+// SLOTS-SAME: %[[X:[^:]*]]: memref<?x8x32xf32, {{.*}}>, %[[TABLE:[^:]*]]: memref<3x32x16xf32, {{.*}}>, %[[OUT:[^:]*]]: memref<?x8x16xf32, {{.*}}>, %[[INDEX:[^:]*]]: memref<?xi64, {{.*}}>, %[[FIRST:[^:]*]]: index, %[[LAST:[^:]*]]: index)
+// Room for the runs and the sort: 4 per element.
+// SLOTS: %[[ELEMENTS:.*]] = arith.subi %[[LAST]], %[[FIRST]]
+// SLOTS: %[[ROOM:.*]] = arith.muli %[[ELEMENTS]], %c4
+// SLOTS: %[[PAIRS:.*]] = memref.alloc(%[[ROOM]]) : memref<?xi64>
+// SLOTS: %[[ANY:.*]] = memref.cast %[[INDEX]]
+// SLOTS: %[[FOUND:.*]] = call @peft_slot_runs(%[[ANY]], %[[FIRST]], %[[LAST]], %{{.*}}, %[[PAIRS]])
+// SLOTS: scf.for %[[EACH:.*]] = %c0 to %[[FOUND]]
+// SLOTS:   %[[START:.*]] = memref.load %[[PAIRS]]
+// SLOTS:   %[[COUNT:.*]] = memref.load %[[PAIRS]]
 // SLOTS:   %[[SLOT:.*]] = memref.load %[[INDEX]]
-// The run's end: the next element of another slot.
-// SLOTS:   scf.while
-// SLOTS:     memref.load %[[INDEX]]
-// SLOTS:   %[[USED:.*]] = arith.cmpi sge, %[[SLOT]]
-// SLOTS:   scf.if %[[USED]]
-// SLOTS:     memref.reinterpret_cast %{{.*}} to offset: [%{{.*}}], sizes: [%{{.*}}, 16], strides: [%{{.*}}, 1]
-// SLOTS:     call @peft_row_gemm_32x16_16(
+// SLOTS:   memref.reinterpret_cast %{{.*}} to offset: [%{{.*}}], sizes: [%{{.*}}, 16], strides: [%{{.*}}, 1]
+// SLOTS:   call @peft_row_gemm_32x16_16(
+// SLOTS: memref.dealloc %[[PAIRS]]
+// SLOTS-LABEL: func.func private @peft_slot_runs(memref<?xi64, strided<[?], offset: ?>>, index, index, index, memref<?xi64>) -> index
 #slot_index = affine_map<(b, i, j) -> (b)>
 #slot_all = affine_map<(b, i, j) -> (b, i, j)>
 #x_rows = affine_map<(b, i, j, k) -> (b, i, k)>
