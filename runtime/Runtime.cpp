@@ -8,7 +8,9 @@
 //
 // A loaded model (LoadedModel) is shared by its sessions and changes only by
 // publishing a new WeightSet: a run reads the set that was current when it
-// started, so adapters load and unload while other threads run.
+// started, so adapters load and unload while other threads run. A load or
+// unload on the host writes its slot's part of the slot tables in place, once
+// no run reads that slot (runs mark the slots they read).
 //
 //===----------------------------------------------------------------------===//
 #include "runtime/peft_runtime.h"
@@ -24,6 +26,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -137,9 +140,15 @@ struct LoadedModel {
 
   /// Runs `change` on a copy of the current weights and publishes it when
   /// it returns 0. Changes happen one at a time; runs go on meanwhile.
-  int changeWeights(const std::function<int(WeightSet &)> &change) {
+  /// A change that writes only adapter slot `slot`'s part of the slot
+  /// tables says so: on the host, it then writes the tables this model owns
+  /// in place (rewritableWeight), once no run reads that slot, and runs
+  /// that would read it wait until it is published.
+  int changeWeights(const std::function<int(WeightSet &)> &change, int64_t slot = -1) {
     std::lock_guard<std::mutex> lock(changing);
     copiedInChange.clear();
+    writingSlot = slot >= 0 && executable->memory() == Memory::Host ? slot : -1;
+    SlotWrite write(*this, writingSlot);
     WeightSet next = *currentWeights();
     if (int failed = change(next))
       return failed;
@@ -147,6 +156,28 @@ struct LoadedModel {
     std::lock_guard<std::mutex> publish(publishing);
     weights = std::move(published);
     return 0;
+  }
+
+  /// Marks the slots a run reads (`slots`, distinct) until endReading:
+  /// waits while a change writes one of them in place.
+  void beginReading(const std::vector<int64_t> &slots) {
+    if (slots.empty())
+      return;
+    std::unique_lock<std::mutex> lock(slotUse);
+    slotUseChanged.wait(lock, [&] {
+      return std::none_of(slots.begin(), slots.end(), [&](int64_t s) { return slotWritten[s]; });
+    });
+    for (int64_t s : slots)
+      ++slotReaders[s];
+  }
+
+  void endReading(const std::vector<int64_t> &slots) {
+    if (slots.empty())
+      return;
+    std::lock_guard<std::mutex> lock(slotUse);
+    for (int64_t s : slots)
+      --slotReaders[s];
+    slotUseChanged.notify_all();
   }
 
   int load(const std::string &directory);
@@ -176,6 +207,44 @@ private:
   /// The weights the current change has copied (rewritableWeight; changes
   /// run one at a time, under `changing`).
   std::set<int64_t> copiedInChange;
+  /// The slot the current change writes in place, or -1 (it copies).
+  int64_t writingSlot = -1;
+  /// The artifact's weights file; with adapter slots, mapped private, so
+  /// that a change of one slot writes the tables there in place (the
+  /// system copies the pages written).
+  std::shared_ptr<const peft::SafetensorsFile> artifactWeights;
+  /// The slot tables this model copied and owns (weight index to its copy,
+  /// made where a table was bound elsewhere): written in place likewise
+  /// while they are what the current weights bind.
+  std::map<int64_t, std::shared_ptr<std::vector<float>>> ownedTables;
+
+  /// The runs reading each slot, and whether a change writes it in place
+  /// (beginReading, SlotWrite).
+  std::mutex slotUse;
+  std::condition_variable slotUseChanged;
+  std::vector<int64_t> slotReaders;
+  std::vector<bool> slotWritten;
+
+  /// For its lifetime, slot `slot` (if >= 0) is written: runs that read it
+  /// wait, and it begins once the runs reading it have ended.
+  struct SlotWrite {
+    LoadedModel &model;
+    int64_t slot;
+    SlotWrite(LoadedModel &model, int64_t slot) : model(model), slot(slot) {
+      if (slot < 0)
+        return;
+      std::unique_lock<std::mutex> lock(model.slotUse);
+      model.slotWritten[slot] = true;
+      model.slotUseChanged.wait(lock, [&] { return model.slotReaders[slot] == 0; });
+    }
+    ~SlotWrite() {
+      if (slot < 0)
+        return;
+      std::lock_guard<std::mutex> lock(model.slotUse);
+      model.slotWritten[slot] = false;
+      model.slotUseChanged.notify_all();
+    }
+  };
   /// The index of weight `name`, or -1.
   int64_t weightIndex(const std::string &name) const;
   /// `layer`'s base weight as `set` binds it, as a row-major [out, in]
@@ -214,6 +283,9 @@ struct PeftSession {
   int setInput(const char *name, PeftDType dtype, int64_t rank, const int64_t *shape,
                const void *data, bool onDevice);
   int checkNamedDimensions() const;
+  /// The adapter slots the bound adapter_index selects (-1 reads slot 0,
+  /// whose values the code discards), distinct; none on a device.
+  std::vector<int64_t> slotsThisRunReads() const;
   int run();
   int collectOutputs(const std::vector<int64_t> &results, const WeightSet &weights);
 };
@@ -283,15 +355,21 @@ int LoadedModel::load(const std::string &directory) {
   executable = peft::loadExecutable(manifest, directory, error);
   if (!executable)
     return failWith(error);
+  if (manifest.slots) {
+    slotReaders.assign(manifest.slots->count, 0);
+    slotWritten.assign(manifest.slots->count, false);
+  }
   return bindWeights(directory);
 }
 
 int LoadedModel::bindWeights(const std::string &directory) {
   std::string path = directory + "/" + manifest.weightsFile;
-  auto opened = peft::SafetensorsFile::open(path);
+  auto opened = peft::SafetensorsFile::open(path, /*writable=*/manifest.slots.has_value());
   if (!opened)
     return failWith(llvm::toString(opened.takeError()));
   std::shared_ptr<const peft::SafetensorsFile> file = std::move(*opened);
+  if (manifest.slots)
+    artifactWeights = file;
   WeightSet set;
   set.descriptors.resize(manifest.weights.size());
   set.owners.resize(manifest.weights.size());
@@ -384,8 +462,20 @@ float *LoadedModel::rewritableWeight(WeightSet &set, const std::string &name) {
   const float *current = reinterpret_cast<const float *>(set.descriptors[index].words[1]);
   if (!copiedInChange.insert(index).second)
     return const_cast<float *>(current); // This change's own copy.
+  if (writingSlot >= 0) {
+    // Written in place (no run reads the slot): the artifact's own file,
+    // mapped private, or a copy of ours.
+    size_t bytes = peft::numElements(info.shape) * sizeof(float);
+    if (void *mapped = artifactWeights ? artifactWeights->writableBytes(current, bytes) : nullptr)
+      return static_cast<float *>(mapped);
+    auto owned = ownedTables.find(index);
+    if (owned != ownedTables.end() && owned->second->data() == current)
+      return owned->second->data();
+  }
   auto copy = std::make_shared<std::vector<float>>(current, current + peft::numElements(info.shape));
   float *data = copy->data();
+  if (writingSlot >= 0)
+    ownedTables[index] = copy;
   set.set(index, info, data, std::move(copy));
   return data;
 }
@@ -444,6 +534,20 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
       std::fill_n(data + offset, count, value);
     return data != nullptr;
   };
+  // Every table rewritable before any is written (a change may write in place).
+  for (const peft::ManifestSlots::Layer &layer : slots.layers)
+    for (const std::string *name : {&layer.loraA, &layer.loraB, &layer.scales, &layer.ranks,
+                                    &layer.loraBias, &layer.ia3In, &layer.ia3Out,
+                                    &layer.doraScales}) {
+      int64_t index = name->empty() ? 0 : weightIndex(*name);
+      if (index < 0)
+        return failWith("the artifact's slot weights of module '" + layer.module +
+                        "' are missing");
+      if (!name->empty() &&
+          (manifest.weights[index].dtype != "F32" || manifest.weights[index].panels))
+        return failWith("the artifact's slot weights of module '" + layer.module +
+                        "' are not F32 weights");
+    }
   for (const peft::ManifestSlots::Layer &layer : slots.layers) {
     int64_t a = weightIndex(layer.loraA), b = weightIndex(layer.loraB);
     if (a < 0 || b < 0)
@@ -472,7 +576,7 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
 int LoadedModel::unloadAdapter(int64_t slot) {
   if (checkSlot(slot))
     return 1;
-  return changeWeights([&](WeightSet &set) { return clearSlot(set, slot); });
+  return changeWeights([&](WeightSet &set) { return clearSlot(set, slot); }, slot);
 }
 
 int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
@@ -598,7 +702,7 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
     }
     set.slotAdapters[slot] = directory;
     return 0;
-  });
+  }, slot);
 }
 
 /// Whether a descriptor's strides are row-major over its sizes.
@@ -790,6 +894,36 @@ int PeftSession::checkNamedDimensions() const {
   return 0;
 }
 
+std::vector<int64_t> PeftSession::slotsThisRunReads() const {
+  const peft::Manifest &manifest = model->manifest;
+  if (!manifest.slots || model->executable->memory() != peft::Memory::Host)
+    return {};
+  int64_t slotCount = manifest.slots->count;
+  std::vector<bool> read(slotCount, false);
+  for (const Binding &input : inputs) {
+    if (!input.info.adapterSlots)
+      continue;
+    if (input.dtype != PEFT_I64) { // (Our compiler's is I64.) All of them, then.
+      read.assign(slotCount, true);
+      break;
+    }
+    const int64_t *words = input.descriptor.words.data();
+    const int64_t *ids = reinterpret_cast<const int64_t *>(words[1]) + words[2];
+    int64_t count = 1;
+    for (size_t d = 0; d < input.info.shape.size(); ++d)
+      count *= words[3 + d];
+    // setInput checked them, but the caller's memory may have changed since.
+    for (int64_t i = 0; i < count; ++i)
+      if (ids[i] < slotCount)
+        read[std::max<int64_t>(ids[i], 0)] = true;
+  }
+  std::vector<int64_t> slots;
+  for (size_t s = 0; s < read.size(); ++s)
+    if (read[s])
+      slots.push_back(static_cast<int64_t>(s));
+  return slots;
+}
+
 int PeftSession::run() {
   std::vector<void *> args = {nullptr};
   size_t resultWords = 0;
@@ -804,7 +938,16 @@ int PeftSession::run() {
   }
   if (checkNamedDimensions())
     return 1;
-  // The weights current now, kept alive until the run ends.
+  // The slots this run reads, marked so that no change writes them in
+  // place meanwhile; then the weights current now, kept alive until the run
+  // ends.
+  std::vector<int64_t> slotsRead = slotsThisRunReads();
+  model->beginReading(slotsRead);
+  struct EndReading {
+    peft::LoadedModel &model;
+    const std::vector<int64_t> &slots;
+    ~EndReading() { model.endReading(slots); }
+  } endReading{*model, slotsRead};
   std::shared_ptr<const WeightSet> weights = model->currentWeights();
   for (const Descriptor &weight : weights->descriptors)
     args.push_back(const_cast<int64_t *>(weight.words.data()));

@@ -123,12 +123,17 @@ int peft_model_bind_adapter_weights(PeftModel *model, const char *path, const ch
  * into adapter slot `slot`, in place of what it held; rows of the batch whose
  * adapter_index is `slot` use it from the next run. Its modules must have
  * slots in the artifact and fit them (rank at most the slots' capacity);
- * layers it does not adapt get zeros in that slot. Returns 0 on success. */
+ * layers it does not adapt get zeros in that slot. Runs of other threads go
+ * on meanwhile: those that read slot `slot` finish first (the load waits for
+ * them), and runs that would read it wait for the load; the load writes only
+ * the slot's part of the tables, in place (on a GPU, on copies of them).
+ * Returns 0 on success. */
 int peft_model_load_adapter(PeftModel *model, int64_t slot, const char *directory);
 
 /* Empties adapter slot `slot` (compiled in or loaded): rows whose
  * adapter_index is `slot` run the base model alone from the next run, and
- * the slot is free for another adapter. Returns 0 on success. */
+ * the slot is free for another adapter; as a load, it waits for the runs
+ * reading the slot. Returns 0 on success. */
 int peft_model_unload_adapter(PeftModel *model, int64_t slot);
 
 /* The first adapter slot that holds no adapter (none was compiled in or

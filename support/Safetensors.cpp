@@ -90,14 +90,23 @@ static llvm::Error parseEntry(llvm::StringRef path, const std::string &name,
 }
 
 llvm::Expected<std::unique_ptr<SafetensorsFile>>
-SafetensorsFile::open(llvm::StringRef path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
-                                            /*RequiresNullTerminator=*/false);
-  if (!buffer)
-    return fail(path, "cannot open: " + buffer.getError().message());
+SafetensorsFile::open(llvm::StringRef path, bool writable) {
   auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
+  if (writable) {
+    // LLVM maps a WritableMemoryBuffer's file private (copy on write).
+    auto buffer = llvm::WritableMemoryBuffer::getFile(path);
+    if (!buffer)
+      return fail(path, "cannot open: " + buffer.getError().message());
+    file->mapping = std::move(*buffer);
+    file->writableMapping = true;
+  } else {
+    auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/false,
+                                              /*RequiresNullTerminator=*/false);
+    if (!buffer)
+      return fail(path, "cannot open: " + buffer.getError().message());
+    file->mapping = std::move(*buffer);
+  }
   file->filePath = path.str();
-  file->mapping = std::move(*buffer);
   const uint8_t *bytes =
       reinterpret_cast<const uint8_t *>(file->mapping->getBufferStart());
   uint64_t fileSize = file->mapping->getBufferSize();
@@ -202,6 +211,15 @@ llvm::Error writeSafetensors(llvm::StringRef path,
     os.write(reinterpret_cast<const char *>(view.data), view.byteSize);
     return llvm::Error::success();
   });
+}
+
+void *SafetensorsFile::writableBytes(const void *data, size_t bytes) const {
+  auto at = reinterpret_cast<uintptr_t>(data);
+  auto start = reinterpret_cast<uintptr_t>(mapping->getBufferStart());
+  auto end = reinterpret_cast<uintptr_t>(mapping->getBufferEnd());
+  if (!writableMapping || at < start || at > end || bytes > end - at)
+    return nullptr;
+  return const_cast<void *>(data);
 }
 
 } // namespace peft

@@ -24,7 +24,15 @@ namespace peft {
 class SafetensorsFile {
 public:
   /// Maps and validates `path`; errors name the file and the offending tensor.
-  static llvm::Expected<std::unique_ptr<SafetensorsFile>> open(llvm::StringRef path);
+  /// `writable`: a private mapping, whose pages the system copies when
+  /// first written (the file never changes): tensors that may be written in
+  /// place (writableBytes).
+  static llvm::Expected<std::unique_ptr<SafetensorsFile>> open(llvm::StringRef path,
+                                                               bool writable = false);
+
+  /// `data` (`bytes` of it) as writable memory when it lies in a writable
+  /// mapping of this file, else null.
+  void *writableBytes(const void *data, size_t bytes) const;
 
   /// The tensor called `name`, or null.
   const TensorView *find(llvm::StringRef name) const;
@@ -35,6 +43,7 @@ public:
 private:
   std::string filePath;
   std::unique_ptr<llvm::MemoryBuffer> mapping;
+  bool writableMapping = false;
   std::map<std::string, TensorView> tensorsByName;
   std::map<std::string, std::string> metadataByKey;
 };

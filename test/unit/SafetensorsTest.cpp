@@ -50,6 +50,29 @@ TEST(Safetensors, ReadsTensorsAndMetadata) {
   EXPECT_EQ((*file)->find("missing"), nullptr);
 }
 
+TEST(Safetensors, WritableMappingNeverChangesTheFile) {
+  // 32 KiB of data: large enough that LLVM maps the file rather than reads it.
+  TempDir dir;
+  std::string header = R"({"t":{"dtype":"F32","shape":[8192],"data_offsets":[0,32768]}})";
+  std::string path = dir.write("t.safetensors", makeFile(header, std::string(32768, '\0')));
+  auto writable = SafetensorsFile::open(path, /*writable=*/true);
+  ASSERT_TRUE(static_cast<bool>(writable)) << llvm::toString(writable.takeError());
+  const TensorView *t = (*writable)->find("t");
+  auto *data = static_cast<float *>((*writable)->writableBytes(t->data, t->byteSize));
+  ASSERT_NE(data, nullptr);
+  data[5000] = 2.5f;
+  EXPECT_EQ(t->toFloat32()[5000], 2.5f);
+  // Past the mapping, or a read-only one: nothing to write.
+  EXPECT_EQ((*writable)->writableBytes(t->data, t->byteSize + 1), nullptr);
+  float elsewhere = 0;
+  EXPECT_EQ((*writable)->writableBytes(&elsewhere, 4), nullptr);
+  auto readOnly = SafetensorsFile::open(path);
+  ASSERT_TRUE(static_cast<bool>(readOnly)) << llvm::toString(readOnly.takeError());
+  const TensorView *again = (*readOnly)->find("t");
+  EXPECT_EQ((*readOnly)->writableBytes(again->data, again->byteSize), nullptr);
+  EXPECT_EQ(again->toFloat32()[5000], 0.0f); // The file is as written.
+}
+
 TEST(Safetensors, AcceptsEmptyAndScalarTensors) {
   TempDir dir;
   std::string header = R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
