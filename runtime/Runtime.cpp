@@ -439,6 +439,7 @@ int LoadedModel::bindFile(const std::string &path,
         } else {
           set.set(i, info, view.data, file);
         }
+        ownedTables.erase(static_cast<int64_t>(i)); // A copy of ours no longer bound.
       }
     }
     return 0;
