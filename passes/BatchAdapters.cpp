@@ -287,14 +287,9 @@ struct BatchAdaptersPass : peft::impl::BatchAdaptersBase<BatchAdaptersPass> {
             llvm::toString(!aValues ? aValues.takeError() : bValues.takeError()));
       int64_t rank = cast<AdapterOp>(op).getAdapterRank();
       float scale = (lora ? lora.getScale() : dora.getScale()).convertToFloat();
-      // Transposed: A [rank, in] into Aᵀ's first `rank` columns, B [out,
-      // rank] into Bᵀ's first `rank` rows.
-      for (int64_t r = 0; r < rank; ++r)
-        for (int64_t k = 0; k < in; ++k)
-          factors.a[(slot * in + k) * capacity + r] = (*aValues)[r * in + k];
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t r = 0; r < rank; ++r)
-          factors.b[(slot * capacity + r) * out + o] = (*bValues)[o * rank + r];
+      peft::writeSlotFactors(*aValues, *bValues, rank, in, out, capacity,
+                             factors.a.data() + slot * in * capacity,
+                             factors.b.data() + slot * capacity * out);
       factors.scales[slot] = scale;
       factors.ranks[slot] = static_cast<float>(rank);
       if (bias) {

@@ -523,19 +523,8 @@ int LoadedModel::checkSlot(int64_t slot) const {
 
 int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
   const peft::ManifestSlots &slots = *manifest.slots;
-  // Each table's part for the slot set to `value`: in a copy of the table,
-  // unless it holds that already (a free slot, a layer the slot's adapter
-  // left alone), so that loading into a free slot copies only the tables
-  // the adapter writes.
-  auto clear = [&](const std::string &name, int64_t offset, int64_t count, float value) {
-    if (holds(set, name, offset, count, value))
-      return true;
-    float *data = rewritableWeight(set, name);
-    if (data)
-      std::fill_n(data + offset, count, value);
-    return data != nullptr;
-  };
-  // Every table rewritable before any is written (a change may write in place).
+  // Every table rewritable before any is written (a change may write in
+  // place, and must not stop half done).
   for (const peft::ManifestSlots::Layer &layer : slots.layers)
     for (const std::string *name : {&layer.loraA, &layer.loraB, &layer.scales, &layer.ranks,
                                     &layer.loraBias, &layer.ia3In, &layer.ia3Out,
@@ -549,26 +538,27 @@ int LoadedModel::clearSlot(WeightSet &set, int64_t slot) {
         return failWith("the artifact's slot weights of module '" + layer.module +
                         "' are not F32 weights");
     }
+  // Each table's part for the slot set to `value`, unless it holds that
+  // already (a free slot, a layer the slot's adapter left alone), so that
+  // loading into a free slot writes only the tables the adapter does.
+  auto clear = [&](const std::string &name, int64_t offset, int64_t count, float value) {
+    if (!name.empty() && !holds(set, name, offset, count, value))
+      std::fill_n(rewritableWeight(set, name) + offset, count, value);
+  };
   for (const peft::ManifestSlots::Layer &layer : slots.layers) {
-    int64_t a = weightIndex(layer.loraA), b = weightIndex(layer.loraB);
-    if (a < 0 || b < 0)
-      return failWith("the artifact's slot weights of module '" + layer.module + "' are missing");
     // Aᵀ [slots, in, capacity], Bᵀ [slots, capacity, out].
-    int64_t in = manifest.weights[a].shape[1], out = manifest.weights[b].shape[2];
+    int64_t in = manifest.weights[weightIndex(layer.loraA)].shape[1];
+    int64_t out = manifest.weights[weightIndex(layer.loraB)].shape[2];
     int64_t capacity = slots.capacity;
-    if (!clear(layer.loraA, slot * in * capacity, in * capacity, 0.0f) ||
-        !clear(layer.loraB, slot * capacity * out, capacity * out, 0.0f) ||
-        !clear(layer.scales, slot, 1, 0.0f) ||
-        (!layer.ranks.empty() && !clear(layer.ranks, slot, 1, 0.0f)) ||
-        (!layer.loraBias.empty() && !clear(layer.loraBias, slot * out, out, 0.0f)))
-      return failWith("the artifact's slot weights of module '" + layer.module +
-                      "' are not F32 weights");
+    clear(layer.loraA, slot * in * capacity, in * capacity, 0.0f);
+    clear(layer.loraB, slot * capacity * out, capacity * out, 0.0f);
+    clear(layer.scales, slot, 1, 0.0f);
+    clear(layer.ranks, slot, 1, 0.0f);
+    clear(layer.loraBias, slot * out, out, 0.0f);
     // IA3 vectors and DoRA factors of ones: the slot scales nothing.
-    for (auto [name, features] : {std::pair{&layer.ia3In, in}, std::pair{&layer.ia3Out, out},
-                                  std::pair{&layer.doraScales, out}})
-      if (!name->empty() && !clear(*name, slot * features, features, 1.0f))
-        return failWith("the artifact's IA3 or DoRA slot weights of module '" + layer.module +
-                        "' are not F32 weights");
+    clear(layer.ia3In, slot * in, in, 1.0f);
+    clear(layer.ia3Out, slot * out, out, 1.0f);
+    clear(layer.doraScales, slot * out, out, 1.0f);
   }
   set.slotAdapters[slot].clear();
   return 0;
@@ -673,17 +663,10 @@ int LoadedModel::loadAdapter(int64_t slot, const std::string &directory) {
       const peft::LoraModule &module = *found->second;
       int64_t in = module.a.shape[1], out = module.b.shape[0], rank = module.a.shape[0];
       int64_t capacity = slots.capacity;
-      // Transposed (the tables hold Aᵀ and Bᵀ): A [rank, in] into the first
-      // `rank` columns of the slot's Aᵀ, B [out, rank] into its Bᵀ's first rows.
-      float *slotA = data(layer.loraA) + slot * in * capacity;
-      float *slotB = data(layer.loraB) + slot * capacity * out;
       std::vector<float> aValues = module.a.toFloat32(), bValues = module.b.toFloat32();
-      for (int64_t r = 0; r < rank; ++r)
-        for (int64_t k = 0; k < in; ++k)
-          slotA[k * capacity + r] = aValues[r * in + k];
-      for (int64_t o = 0; o < out; ++o)
-        for (int64_t r = 0; r < rank; ++r)
-          slotB[r * out + o] = bValues[o * rank + r];
+      peft::writeSlotFactors(aValues, bValues, rank, in, out, capacity,
+                             data(layer.loraA) + slot * in * capacity,
+                             data(layer.loraB) + slot * capacity * out);
       data(layer.scales)[slot] = static_cast<float>(module.scale);
       if (!layer.ranks.empty())
         data(layer.ranks)[slot] = static_cast<float>(rank);

@@ -47,4 +47,14 @@ void addLowRankProduct(float *weight, bool inOut, llvm::ArrayRef<float> a,
     }
 }
 
+void writeSlotFactors(llvm::ArrayRef<float> a, llvm::ArrayRef<float> b, int64_t rank, int64_t in,
+                      int64_t out, int64_t capacity, float *slotA, float *slotB) {
+  for (int64_t r = 0; r < rank; ++r)
+    for (int64_t k = 0; k < in; ++k)
+      slotA[k * capacity + r] = a[r * in + k];
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t r = 0; r < rank; ++r)
+      slotB[r * out + o] = b[o * rank + r];
+}
+
 } // namespace peft

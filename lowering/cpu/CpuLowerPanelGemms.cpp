@@ -716,8 +716,8 @@ struct CpuLowerPanelGemmsPass
 
   /// A batched GEMM whose right operand is each row's slot of a table: the
   /// rows run through the kernel that reads B as it is, B read in the table
-  /// at the row's slot (no copy), rows of slot -1 skipped, and consecutive
-  /// rows of one slot run as one GEMM (SGMV's segments: a batch sorted by
+  /// at the row's slot (no copy), slot by slot, rows of slot -1 skipped, and
+  /// consecutive rows of one slot run as one GEMM (SGMV's segments: a batch sorted by
   /// adapter runs one GEMM per adapter). With the slots' ranks, each GEMM
   /// runs over its slot's rank, not the tables' capacity. The gather goes.
   void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, linalg::GenericOp gather) {
@@ -861,51 +861,40 @@ struct CpuLowerPanelGemmsPass
     {
       OpBuilder::InsertionGuard guard(builder);
       builder.setInsertionPointToStart(eachRun.getBody());
-      OpBuilder &c = builder;
-      Location at2 = loc;
-      Value pair = arith::MulIOp::create(c, at2, eachRun.getInductionVar(), constant(2));
-      auto runValue = [&](Value position) {
-        return arith::IndexCastOp::create(
-                   c, at2, indexType, memref::LoadOp::create(c, at2, runs, ValueRange{position}))
-            .getResult();
+      Value pair = arith::MulIOp::create(builder, loc, eachRun.getInductionVar(), constant(2));
+      auto asIndex = [&](Value value) {
+        return arith::IndexCastOp::create(builder, loc, indexType, value).getResult();
       };
-      Value start = runValue(pair);
-      Value count = runValue(arith::AddIOp::create(c, at2, pair, one));
-      Value slotIndex = arith::IndexCastOp::create(
-          c, at2, indexType, memref::LoadOp::create(c, at2, index, ValueRange{start}));
+      Value start = asIndex(memref::LoadOp::create(builder, loc, runs, ValueRange{pair}));
+      Value count = asIndex(memref::LoadOp::create(
+          builder, loc, runs, ValueRange{arith::AddIOp::create(builder, loc, pair, one)}));
+      Value slot = asIndex(memref::LoadOp::create(builder, loc, index, ValueRange{start}));
       // The table's K and N, or the slot's rank in place of one.
       Value tableK = tableMeta.getSizes()[1], tableN = tableMeta.getSizes()[2];
-      Value rank;
       if (rankDim) {
-        Value stored = memref::LoadOp::create(c, at2, ranks, ValueRange{slotIndex});
-        rank = arith::IndexCastOp::create(
-            c, at2, indexType, arith::FPToSIOp::create(c, at2, c.getI64Type(), stored));
+        Value rank = asIndex(arith::FPToSIOp::create(
+            builder, loc, builder.getI64Type(),
+            memref::LoadOp::create(builder, loc, ranks, ValueRange{slot})));
         (rankDim == 2 ? tableN : tableK) = rank;
-      }
-      auto call = [&](OpBuilder &d, Location at3) {
-        Value matrixB = memref::ReinterpretCastOp::create(
-            d, at3, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
-            OpFoldResult(arith::AddIOp::create(
-                d, at3, tableMeta.getOffset(),
-                arith::MulIOp::create(d, at3, slotIndex, tableMeta.getStrides()[0]))),
-            ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableK),
-                                   sizeOf(kernelTypes[1], 1, tableN)},
-            ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], d.getIndexAttr(1)});
-        SmallVector<Value> arguments = {
-            view(d, lhsMeta, start, count, tableK, kernelTypes[0]), matrixB,
-            view(d, outMeta, start, count, tableN, kernelTypes[2]), zero, panelsOf(d, tableN)};
-        func::CallOp::create(d, at3, kernel, arguments);
-      };
-      if (rank) {
         // A slot of rank 0 on this layer computes nothing.
-        Value some = arith::CmpIOp::create(c, at2, arith::CmpIPredicate::ugt, rank, zero);
-        scf::IfOp::create(c, at2, some, [&](OpBuilder &d, Location at3) {
-          call(d, at3);
-          scf::YieldOp::create(d, at3);
-        });
-      } else {
-        call(c, at2);
+        auto some = scf::IfOp::create(
+            builder, loc, arith::CmpIOp::create(builder, loc, arith::CmpIPredicate::ugt, rank, zero),
+            /*withElseRegion=*/false);
+        builder.setInsertionPointToStart(&some.getThenRegion().front());
       }
+      Value matrixB = memref::ReinterpretCastOp::create(
+          builder, loc, cast<MemRefType>(kernelTypes[1]), tableMeta.getBaseBuffer(),
+          OpFoldResult(arith::AddIOp::create(
+              builder, loc, tableMeta.getOffset(),
+              arith::MulIOp::create(builder, loc, slot, tableMeta.getStrides()[0]))),
+          ArrayRef<OpFoldResult>{sizeOf(kernelTypes[1], 0, tableK),
+                                 sizeOf(kernelTypes[1], 1, tableN)},
+          ArrayRef<OpFoldResult>{tableMeta.getStrides()[1], builder.getIndexAttr(1)});
+      func::CallOp::create(builder, loc, kernel,
+                           ValueRange{view(builder, lhsMeta, start, count, tableK, kernelTypes[0]),
+                                      matrixB,
+                                      view(builder, outMeta, start, count, tableN, kernelTypes[2]),
+                                      zero, panelsOf(builder, tableN)});
     }
     memref::DeallocOp::create(builder, loc, runs);
     func::ReturnOp::create(builder, loc);
