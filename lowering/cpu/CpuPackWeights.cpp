@@ -1,6 +1,8 @@
 //===- CpuPackWeights.cpp - GEMM weights in the micro-kernel's layout -------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/GemmStart.h"
+
 #include "runtime/Manifest.h"
 
 #include "llvm/ADT/MapVector.h"
@@ -14,6 +16,9 @@ using namespace mlir;
 using namespace peft;
 
 namespace {
+
+/// On a GEMM's copy of a start it shared (ownStart).
+constexpr llvm::StringLiteral kOwnStartAttr = "peft.own_start";
 
 /// A GEMM this pass packs: `out += lhs · W` or `lhs · Wᵀ`, W a weight argument.
 struct WeightGemm {
@@ -135,6 +140,22 @@ struct CpuPackWeightsPass : peft::impl::CpuPackWeightsBase<CpuPackWeightsPass> {
     return entry.getArgument(index);
   }
 
+  /// `out`, or a copy of the zeros or bias it starts from when other ops
+  /// read them too (a gate and an up projection of one input share one
+  /// fill): a kernel takes over only a start of its own (startsGemmKernel);
+  /// a shared one is written once, then copied for each GEMM but one. The
+  /// copy is marked with its place among the start's uses, so that CSE does
+  /// not merge it back.
+  static Value ownStart(OpBuilder &builder, Value out) {
+    Operation *start = out.getDefiningOp();
+    if (!start || out.hasOneUse() || matchGemmStart(start, 2, 1).kind == GemmStart::Loaded)
+      return out;
+    Operation *copy = builder.clone(*start);
+    copy->setAttr(kOwnStartAttr,
+                  builder.getI64IntegerAttr(std::distance(out.use_begin(), out.use_end())));
+    return copy->getResult(0);
+  }
+
   /// out[m, n] += lhs[m, k] · packed[n floordiv tile, k, n mod tile].
   void rewriteAsPanelGemm(WeightGemm gemm, BlockArgument packed) {
     MLIRContext *context = gemm.op.getContext();
@@ -150,7 +171,8 @@ struct CpuPackWeightsPass : peft::impl::CpuPackWeightsBase<CpuPackWeightsPass> {
     OpBuilder builder(gemm.op);
     auto generic = linalg::GenericOp::create(
         builder, gemm.op.getLoc(), gemm.op.getResultTypes(),
-        ValueRange{gemm.op.getInputs()[0], packed}, gemm.op.getOutputs(), maps, iterators,
+        ValueRange{gemm.op.getInputs()[0], packed}, ownStart(builder, gemm.op.getOutputs()[0]),
+        maps, iterators,
         [](OpBuilder &b, Location loc, ValueRange args) {
           Value product = arith::MulFOp::create(b, loc, args[0], args[1]);
           linalg::YieldOp::create(b, loc, ValueRange{arith::AddFOp::create(b, loc, product, args[2])});

@@ -20,6 +20,11 @@ def CpuPackWeights : Pass<"peft-cpu-pack-weights", "mlir::ModuleOp"> {
     replaced and keeps its name; one that other ops read (a tied embedding,
     DoRA's norm) stays, and its packed copy is named `NAME@panels`.
 
+    A panel GEMM whose start (a zero fill, a bias broadcast) other ops read
+    too (CSE merges the fills of a gate and an up projection) gets a copy of
+    its own, marked `peft.own_start` so that CSE keeps it apart: its kernel
+    then starts from zeros or the bias itself instead of loading a copy.
+
     `peft-cpu-lower-panel-gemms` turns the marked generics into calls to
     the micro-kernels after bufferization.
   }];
@@ -212,7 +217,10 @@ def CpuVectorizeElementwise : Pass<"peft-cpu-vectorize-elementwise", "mlir::Modu
     partial tile is vectorized when its length is static and stays a scalar
     loop when the row's length is known at run time only (softmax over the
     sequence). Row reductions become `vector.reduction`s of `vector-width`
-    elements accumulated per tile. GEMMs, gathers, transposed reads and
+    elements accumulated per tile; sums and products among a tile's elements
+    are reassociated (`fastmath<reassoc>`: a tree of vector adds, then one
+    add into the row's running value, instead of a chain through every
+    element). GEMMs, gathers, transposed reads and
     booleans (bytes in memory, bits in a vector) are left alone.
   }];
   let options = [

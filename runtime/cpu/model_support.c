@@ -107,20 +107,25 @@ int64_t peft_slot_runs(int64_t *indexAllocated, int64_t *index, int64_t indexOff
 /* Buffers. A forward pass allocates the same sizes in every run; malloc hands
  * large ones back to the kernel on free and the next run faults them in again
  * page by page (a fifth of BERT-base's time). Freed buffers are kept instead,
- * by size class, and reused; the cache is bounded, and emptied when the
- * library is unloaded. Each block starts with a header of one cache line that
- * records its class, so that free knows it. */
+ * on a free list per size class, and reused; the cache is bounded in bytes
+ * only (a decoder with adapters on every module frees hundreds of blocks a
+ * run), and emptied when the library is unloaded. Each block starts with a
+ * header of one cache line that records its class, so that free knows it. */
 #define PEFT_HEADER 64
-#define PEFT_CACHE_SLOTS 256
 #define PEFT_CACHE_BYTES ((size_t)1 << 30)
 
-typedef struct {
-  size_t size; /* The size class: bytes after the header; 0: not cached. */
-  char *base;  /* What aligned_alloc returned. */
+typedef struct BlockHeader {
+  size_t size;               /* The size class: bytes after the header; 0: not cached. */
+  char *base;                /* What aligned_alloc returned. */
+  struct BlockHeader *next;  /* The next cached block of its class. */
 } BlockHeader;
 
+/* A class has at most four significant bits (below), so its highest bit and
+ * the three after it name it: 8 lists per power of two. */
+#define PEFT_CLASS_LISTS (64 * 8)
+
 static pthread_mutex_t cacheLock = PTHREAD_MUTEX_INITIALIZER;
-static char *cachedBlocks[PEFT_CACHE_SLOTS]; /* Cached blocks (at their header), or 0. */
+static BlockHeader *cachedBlocks[PEFT_CLASS_LISTS];
 static size_t cachedBytes = 0;
 
 /* Rounds up to a class of at most 1/8 more (8 classes per power of two),
@@ -131,54 +136,62 @@ static size_t sizeClass(size_t size) {
   return (size + step - 1) & ~(step - 1);
 }
 
+/* The list of a class (bytes > 0, a multiple of 64). */
+static BlockHeader **classList(size_t bytes) {
+  int high = 63 - __builtin_clzll(bytes);
+  return &cachedBlocks[high * 8 + ((bytes >> (high - 3)) & 7)];
+}
+
 static void *allocateBlock(size_t size) {
   size_t bytes = sizeClass(size);
-  pthread_mutex_lock(&cacheLock);
-  for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
-    char *block = cachedBlocks[i];
-    if (block && ((BlockHeader *)block)->size == bytes) {
-      cachedBlocks[i] = 0;
+  if (bytes) {
+    BlockHeader **list = classList(bytes);
+    pthread_mutex_lock(&cacheLock);
+    BlockHeader *block = *list;
+    if (block) {
+      *list = block->next;
       cachedBytes -= bytes;
-      pthread_mutex_unlock(&cacheLock);
-      return block + PEFT_HEADER;
     }
+    pthread_mutex_unlock(&cacheLock);
+    if (block)
+      return (char *)block + PEFT_HEADER;
   }
-  pthread_mutex_unlock(&cacheLock);
   char *block = aligned_alloc(PEFT_HEADER, PEFT_HEADER + bytes);
   if (!block)
     return 0;
-  *(BlockHeader *)block = (BlockHeader){bytes, block};
+  *(BlockHeader *)block = (BlockHeader){bytes, block, 0};
   return block + PEFT_HEADER;
 }
 
 static void releaseBlock(void *pointer) {
   if (!pointer)
     return;
-  char *block = (char *)pointer - PEFT_HEADER;
-  size_t bytes = ((BlockHeader *)block)->size;
+  BlockHeader *block = (BlockHeader *)((char *)pointer - PEFT_HEADER);
+  size_t bytes = block->size;
   if (bytes == 0) {
-    free(((BlockHeader *)block)->base);
+    free(block->base);
     return;
   }
+  BlockHeader **list = classList(bytes);
   pthread_mutex_lock(&cacheLock);
   if (cachedBytes + bytes <= PEFT_CACHE_BYTES) {
-    for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
-      if (!cachedBlocks[i]) {
-        cachedBlocks[i] = block;
-        cachedBytes += bytes;
-        pthread_mutex_unlock(&cacheLock);
-        return;
-      }
-    }
+    block->next = *list;
+    *list = block;
+    cachedBytes += bytes;
+    pthread_mutex_unlock(&cacheLock);
+    return;
   }
   pthread_mutex_unlock(&cacheLock);
   free(block);
 }
 
 __attribute__((destructor)) static void emptyCache(void) {
-  for (int i = 0; i < PEFT_CACHE_SLOTS; ++i) {
-    free(cachedBlocks[i]);
-    cachedBlocks[i] = 0;
+  for (int i = 0; i < PEFT_CLASS_LISTS; ++i) {
+    while (cachedBlocks[i]) {
+      BlockHeader *block = cachedBlocks[i];
+      cachedBlocks[i] = block->next;
+      free(block);
+    }
   }
   cachedBytes = 0;
 }
@@ -194,7 +207,7 @@ void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size) {
   char *base = aligned_alloc(alignment, alignment + ((size + alignment - 1) & ~(alignment - 1)));
   if (!base)
     return 0;
-  *(BlockHeader *)(base + alignment - PEFT_HEADER) = (BlockHeader){0, base};
+  *(BlockHeader *)(base + alignment - PEFT_HEADER) = (BlockHeader){0, base, 0};
   return base + alignment;
 }
 

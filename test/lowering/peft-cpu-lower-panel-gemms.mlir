@@ -25,6 +25,11 @@
 // CHECK:   scf.for %[[P:.*]] = %[[BEGIN]] to %[[LAST]] step %c1
 // CHECK:     scf.for %{{.*}} = %{{.*}} to %c24 step %c16
 // CHECK:       arith.minui %{{.*}}, %c24
+// The sums start from out: its rows' lines 4 panels ahead (the column
+// clamped to 35) are asked for while this panel computes.
+// CHECK:       %[[AHEAD:.*]] = arith.minui %{{.*}}, %c35
+// CHECK:       scf.for
+// CHECK:         memref.prefetch %{{.*}}[%{{.*}}, %[[AHEAD]]], write, locality<3>, data
 // Register tiles of 4 rows: 8 accumulators loaded, a K loop of 2 panel loads,
 // 4 broadcasts and 8 FMAs, 8 stores.
 // CHECK:       scf.for %{{.*}} step %c4

@@ -1,4 +1,5 @@
 // RUN: peft-opt %s --peft-cpu-pack-weights="tile=16" --split-input-file | FileCheck %s
+// RUN: peft-opt %s --peft-cpu-pack-weights="tile=16" --cse --split-input-file | FileCheck %s --check-prefix=CSE
 
 // x·Wᵀ on a weight argument: W [40, 24] becomes 3 panels of 16 channels
 // (the last one zero-padded), stored under W's own name, and the GEMM reads
@@ -66,4 +67,34 @@ func.func @conv_kernel(%cols: tensor<?x27xf32>, %w: tensor<8x3x3x3xf32> {peft.we
   %k = tensor.collapse_shape %w [[0], [1, 2, 3]] : tensor<8x3x3x3xf32> into tensor<8x27xf32>
   %y = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%cols, %k : tensor<?x27xf32>, tensor<8x27xf32>) outs(%acc : tensor<?x8xf32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// Three GEMMs reading one zero fill (CSE merged theirs; a gate, an up and a
+// third projection of one input): each gets a fill of its own, so that its
+// kernel starts from zeros itself; the copies are marked apart, so that CSE
+// leaves them.
+// CHECK-LABEL: func.func @shared_start
+// CHECK: %[[F:.*]] = linalg.fill ins
+// CHECK: %[[F3:.*]] = linalg.fill {peft.own_start = 3 : i64}
+// CHECK: linalg.generic {{.*}} outs(%[[F3]] : tensor<?x40xf32>){{.*}}peft.panel_gemm = 16
+// CHECK: %[[F2:.*]] = linalg.fill {peft.own_start = 2 : i64}
+// CHECK: linalg.generic {{.*}} outs(%[[F2]] : tensor<?x40xf32>){{.*}}peft.panel_gemm = 16
+// CHECK: linalg.generic {{.*}} outs(%[[F]] : tensor<?x40xf32>){{.*}}peft.panel_gemm = 16
+// CSE-LABEL: func.func @shared_start
+// CSE-COUNT-3: linalg.fill
+#mk = affine_map<(m, n, k) -> (m, k)>
+#nk = affine_map<(m, n, k) -> (n, k)>
+#mn = affine_map<(m, n, k) -> (m, n)>
+func.func @shared_start(%x: tensor<?x24xf32>, %g: tensor<40x24xf32> {peft.weight = "gate"}, %u: tensor<40x24xf32> {peft.weight = "up"}, %v: tensor<40x24xf32> {peft.weight = "v"}) -> (tensor<?x40xf32>, tensor<?x40xf32>, tensor<?x40xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %rows = tensor.dim %x, %c0 : tensor<?x24xf32>
+  %empty = tensor.empty(%rows) : tensor<?x40xf32>
+  %acc = linalg.fill ins(%zero : f32) outs(%empty : tensor<?x40xf32>) -> tensor<?x40xf32>
+  %a = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%x, %g : tensor<?x24xf32>, tensor<40x24xf32>) outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  %b = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%x, %u : tensor<?x24xf32>, tensor<40x24xf32>) outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  %c = linalg.matmul indexing_maps = [#mk, #nk, #mn] ins(%x, %v : tensor<?x24xf32>, tensor<40x24xf32>) outs(%acc : tensor<?x40xf32>) -> tensor<?x40xf32>
+  return %a, %b, %c : tensor<?x40xf32>, tensor<?x40xf32>, tensor<?x40xf32>
 }

@@ -30,13 +30,14 @@ func.func @map(%x: tensor<?x40xf32>, %b: tensor<40xf32>, %init: tensor<?x40xf32>
 
 // A row sum over a length known at run time (softmax's denominator): the
 // full tiles of 16 are reduced as vectors into the row's sum; the rest of
-// the row (fewer than 16) stays a scalar loop.
+// the row (fewer than 16) stays a scalar loop. A tile's elements are summed
+// in any order (a tree, then one add into the running sum).
 // CHECK-LABEL: func.func @row_sum
 // CHECK: scf.for
 // CHECK:   %[[FULL:.*]] = affine.apply
 // CHECK:   scf.for %{{.*}} = %c0 to %[[FULL]] step %c16
 // CHECK:     vector.transfer_read {{.*}} : tensor<1x16xf32>, vector<16xf32>
-// CHECK:     vector.reduction <add>
+// CHECK:     vector.reduction <add>, %{{.*}}, %{{.*}} fastmath<reassoc>
 // CHECK:   scf.for %{{.*}} = %[[FULL]] to %{{.*}} step %c16
 // CHECK:     linalg.generic {{.*}} ins(%{{.*}} : tensor<1x?xf32>)
 func.func @row_sum(%x: tensor<?x?xf32>, %acc: tensor<?xf32>) -> tensor<?xf32> {
