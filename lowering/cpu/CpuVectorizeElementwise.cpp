@@ -158,8 +158,6 @@ struct CpuVectorizeElementwisePass
     }
     std::string text =
         llvm::formatv(kSchedule, sections, kTileTag, peft::vectorizeEachStatic("tiles"));
-    llvm::DenseSet<Operation *> earlier;
-    getOperation().walk([&](vector::ReductionOp op) { earlier.insert(op); });
     if (failed(peft::applyTransformSchedule(getOperation(), text)))
       return signalPassFailure();
     // A tile's sum in order is a chain of one add per element through the
@@ -168,7 +166,7 @@ struct CpuVectorizeElementwisePass
     getOperation().walk([&](vector::ReductionOp op) {
       bool sumOrProduct = op.getKind() == vector::CombiningKind::ADD ||
                           op.getKind() == vector::CombiningKind::MUL;
-      if (!earlier.contains(op) && sumOrProduct && isa<FloatType>(op.getDest().getType()))
+      if (sumOrProduct && isa<FloatType>(op.getDest().getType()))
         op.setFastmath(op.getFastmath() | arith::FastMathFlags::reassoc);
     });
     getOperation().walk([&](Operation *op) {
