@@ -77,8 +77,9 @@ std::optional<FoundEpilogue> findEpilogue(ArrayRef<Operation *> gemms, Value out
     inputAliases.insert_range(aliasesOf(input));
   linalg::GenericOp consumer;
   for (Operation *op = last->getNextNode(); op && !consumer; op = op->getNextNode()) {
-    // Views (of out too: the consumer reads through them) read nothing.
-    if (isa<ViewLikeOpInterface>(op))
+    // Views (of out too: the consumer reads through them) and sizes read
+    // nothing.
+    if (isa<ViewLikeOpInterface, memref::DimOp>(op))
       continue;
     if (!usesAnyOf(op, outAliases)) {
       if (interferes(op, outAliases, inputAliases))

@@ -105,6 +105,33 @@ static Value emptyLike(OpBuilder &builder, Location loc, ArrayRef<int64_t> shape
   return tensor::EmptyOp::create(builder, loc, RankedTensorType::get(shape, element), dynamic);
 }
 
+/// The residual add that alone reads `op`'s result, `op + other` of one
+/// shape in f32, `other` computed before `op`: the update is a sum, so the
+/// add can come first, where the layer's GEMM takes it into its epilogue as
+/// it does without adapters. Null otherwise (DoRA's update is not a sum).
+static linalg::GenericOp residualAddAfter(MultiLoraOp op, Value &other) {
+  if (op.getDoraScales() || !op->hasOneUse() || !op.getType().getElementType().isF32())
+    return {};
+  auto add = dyn_cast<linalg::GenericOp>(*op->user_begin());
+  if (!add || add.getNumDpsInputs() != 2 || add.getNumDpsInits() != 1 ||
+      add.getResultTypes() != TypeRange{op.getType()} ||
+      !llvm::all_of(add.getIndexingMapsArray(), [](AffineMap map) { return map.isIdentity(); }) ||
+      add.getNumReductionLoops() != 0)
+    return {};
+  Block &body = add.getRegion().front();
+  auto sum = dyn_cast<arith::AddFOp>(body.front());
+  if (body.getOperations().size() != 2 || !sum ||
+      body.getTerminator()->getOperand(0) != sum.getResult() ||
+      !((sum.getLhs() == body.getArgument(0) && sum.getRhs() == body.getArgument(1)) ||
+        (sum.getLhs() == body.getArgument(1) && sum.getRhs() == body.getArgument(0))))
+    return {};
+  other = add.getDpsInputs()[add.getDpsInputs()[0] == op.getResult() ? 1 : 0];
+  if (other == op.getResult() || other.getParentBlock() != op->getBlock() ||
+      (other.getDefiningOp() && !other.getDefiningOp()->isBeforeInBlock(op)))
+    return {};
+  return add;
+}
+
 struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -115,7 +142,25 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
     Value batchSize = tensor::DimOp::create(rewriter, loc, op.getIndex(), 0);
     Value x = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, op.getInput(), type),
                             batchSize);
-    Value base = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, op.getBase(), type),
+    // base + residual, then the update, when a residual add reads the result.
+    Value layerBase = op.getBase(), residual;
+    linalg::GenericOp residualAdd = residualAddAfter(op, residual);
+    if (residualAdd) {
+      Value init = tensor::EmptyOp::create(rewriter, loc,
+                                           tensor::getMixedSizes(rewriter, loc, residual),
+                                           op.getType().getElementType());
+      layerBase = linalg::GenericOp::create(
+                      rewriter, loc, TypeRange{op.getType()}, ValueRange{layerBase, residual},
+                      ValueRange{init}, residualAdd.getIndexingMapsArray(),
+                      residualAdd.getIteratorTypesArray(),
+                      [](OpBuilder &nested, Location at, ValueRange args) {
+                        linalg::YieldOp::create(
+                            nested, at,
+                            ValueRange{arith::AddFOp::create(nested, at, args[0], args[1])});
+                      })
+                      .getResult(0);
+    }
+    Value base = asBatchOfRows(rewriter, loc, castElements(rewriter, loc, layerBase, type),
                                batchSize);
     Value a = castElements(rewriter, loc, op.getLoraA(), type);
     Value b = castElements(rewriter, loc, op.getLoraB(), type);
@@ -272,8 +317,14 @@ struct LowerMultiLora : OpRewritePattern<MultiLoraOp> {
                    .getResult(0);
     }
     // Back to the base's shape and type.
-    result = inShapeOf(rewriter, loc, result, op.getBase());
-    rewriter.replaceOp(op, castElements(rewriter, loc, result, op.getType().getElementType()));
+    result = inShapeOf(rewriter, loc, result, layerBase);
+    result = castElements(rewriter, loc, result, op.getType().getElementType());
+    if (residualAdd) {
+      rewriter.replaceOp(residualAdd, result);
+      rewriter.eraseOp(op);
+    } else {
+      rewriter.replaceOp(op, result);
+    }
     return success();
   }
 };

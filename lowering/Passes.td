@@ -47,6 +47,12 @@ def ConvertPeftToLinalg : Pass<"convert-peft-to-linalg", "mlir::ModuleOp"> {
     nothing else reads, the gather reads the layer's GEMM rows and adds its
     bias, so the shift copies nothing.
 
+    `peft.multi_lora` becomes per-row selections of the slot factors and two
+    batched GEMMs accumulated into the base (`MultiAdaptersToLinalg.cpp`);
+    when a residual add alone reads its f32 result (not DoRA slots), the add
+    comes first and the update accumulates into the sum, so that the layer's
+    GEMM takes the add into its epilogue as it does without adapters.
+
     Precision: f16 and bf16 layers accumulate their products in f32 and round
     the result once. Unmerged adapters compute in f32 (on an f64 layer, f64)
     whatever the types of their tensors (PEFT's default,

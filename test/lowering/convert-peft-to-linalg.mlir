@@ -635,6 +635,32 @@ func.func @multi_lora(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %index:
 
 // -----
 
+// A residual add that alone reads peft.multi_lora's result comes first: base
+// + residual, then the update accumulates into the sum (the layer's GEMM then
+// takes the add into its epilogue, as without adapters). The add after it
+// goes.
+// CHECK-LABEL: func.func @multi_lora_residual
+// CHECK-SAME: (%[[X:[^:]*]]: tensor<?x8x32xf32>, %[[BASE:[^:]*]]: tensor<?x8x16xf32>, %[[RES:[^:]*]]: tensor<?x8x16xf32>
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%[[BASE]], %[[RES]] : tensor<?x8x16xf32>, tensor<?x8x16xf32>)
+// CHECK:   arith.addf
+// CHECK: %[[UP:.*]] = linalg.generic {{.*}} outs(%[[SUM]] : tensor<?x8x16xf32>)
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[UP]]
+func.func @multi_lora_residual(%x: tensor<?x8x32xf32>, %base: tensor<?x8x16xf32>, %res: tensor<?x8x16xf32>, %index: tensor<?xi64>, %a: tensor<2x32x4xf32>, %b: tensor<2x4x16xf32>, %s: tensor<2xf32>) -> tensor<?x8x16xf32> {
+  %y = peft.multi_lora ["a", ""] %x, %base, %index, %a, %b, %s : (tensor<?x8x32xf32>, tensor<?x8x16xf32>, tensor<?xi64>, tensor<2x32x4xf32>, tensor<2x4x16xf32>, tensor<2xf32>) -> tensor<?x8x16xf32>
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %x, %c0 : tensor<?x8x32xf32>
+  %init = tensor.empty(%n) : tensor<?x8x16xf32>
+  %sum = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%res, %y : tensor<?x8x16xf32>, tensor<?x8x16xf32>) outs(%init : tensor<?x8x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %o: f32):
+    %t = arith.addf %p, %q : f32
+    linalg.yield %t : f32
+  } -> tensor<?x8x16xf32>
+  return %sum : tensor<?x8x16xf32>
+}
+
+// -----
+
 // peft.multi_lora with the slots' ranks: the selections zero what lies past
 // the slot's rank (zeros in the table too) and say along which dimension, so
 // that a back end may compute over each slot's own rank.

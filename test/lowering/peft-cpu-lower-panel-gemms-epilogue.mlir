@@ -136,3 +136,37 @@ func.func @shared(%x: memref<8x24xf32>, %w: memref<2x24x16xf32>, %out: memref<8x
   memref.copy %out, %z : memref<8x32xf32> to memref<8x32xf32>
   return
 }
+
+// -----
+
+#a = affine_map<(d0, d1, d2) -> (d0, d2)>
+#p = affine_map<(d0, d1, d2) -> (d1 floordiv 16, d2, d1 mod 16)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+
+// The epilogue's output sized by memref.dim of the result's view (a residual
+// add moved before a multi-LoRA update sizes it so): sizes read nothing, the
+// add is still the epilogue.
+// CHECK-LABEL: func.func @sized_by_result
+// CHECK: constant @peft_panel_gemm_24x36_16_epilogue_{{[0-9a-f]+}}_task
+// CHECK-NOT: linalg.generic
+func.func @sized_by_result(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %out: memref<?x36xf32>, %res: memref<?x?x36xf32>, %n: index, %s: index) -> memref<?x?x36xf32> {
+  linalg.generic {indexing_maps = [#a, #p, #o], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %w : memref<?x24xf32>, memref<3x24x16xf32>) outs(%out : memref<?x36xf32>) attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%i: f32, %j: f32, %acc: f32):
+    %m = arith.mulf %i, %j : f32
+    %r = arith.addf %m, %acc : f32
+    linalg.yield %r : f32
+  }
+  %rows = memref.expand_shape %out [[0, 1], [2]] output_shape [%n, %s, 36] : memref<?x36xf32> into memref<?x?x36xf32>
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %b = memref.dim %rows, %c0 : memref<?x?x36xf32>
+  %t = memref.dim %rows, %c1 : memref<?x?x36xf32>
+  %y = memref.alloc(%b, %t) : memref<?x?x36xf32>
+  linalg.generic {indexing_maps = [#id3, #id3, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%rows, %res : memref<?x?x36xf32>, memref<?x?x36xf32>) outs(%y : memref<?x?x36xf32>) {
+  ^bb0(%in: f32, %r: f32, %o: f32):
+    %sum = arith.addf %in, %r : f32
+    linalg.yield %sum : f32
+  }
+  return %y : memref<?x?x36xf32>
+}
