@@ -115,8 +115,7 @@ static linalg::GenericOp residualAddAfter(MultiLoraOp op, Value &other) {
   auto add = dyn_cast<linalg::GenericOp>(*op->user_begin());
   if (!add || add.getNumDpsInputs() != 2 || add.getNumDpsInits() != 1 ||
       add.getResultTypes() != TypeRange{op.getType()} ||
-      !llvm::all_of(add.getIndexingMapsArray(), [](AffineMap map) { return map.isIdentity(); }) ||
-      add.getNumReductionLoops() != 0)
+      !llvm::all_of(add.getIndexingMapsArray(), [](AffineMap map) { return map.isIdentity(); }))
     return {};
   Block &body = add.getRegion().front();
   auto sum = dyn_cast<arith::AddFOp>(body.front());

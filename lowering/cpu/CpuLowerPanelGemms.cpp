@@ -213,8 +213,8 @@ private:
   /// start from them. No prefetcher follows a line per row across a hundred
   /// rows, and with a short K every tile waited on memory (perf, LLaMA's
   /// multi-LoRA expansions into 2816 columns: 38 % fewer samples at 4
-  /// panels ahead; 1 ahead is too close). The column is clamped to the
-  /// matrix.
+  /// panels ahead; at 1 ahead the tiles' first loads still stalled). The
+  /// column is clamped to the matrix.
   void prefetchPanelAhead(const RowBlock &block, Value firstColumn, Value k0, Value kEnd) {
     // A single panel (a shrink to its rank) has none ahead.
     if (!ShapedType::isDynamic(n) && n <= tile)
