@@ -516,9 +516,17 @@ llvm::Error compileModel(CompileOptions options, CompileObserver &observer,
                                     target, observer, timing);
   if (!error)
     error = publishStagingDir(*staging, options.output);
-  if (error)
-    llvm::sys::fs::remove_directories(*staging);
-  return explained(std::move(error));
+  if (!error)
+    return llvm::Error::success();
+  llvm::sys::fs::remove_directories(*staging);
+  error = explained(std::move(error));
+  // A file's error names it in the artifact, not in the staging directory,
+  // which is gone ("out/weights.safetensors: cannot write: No space left").
+  std::string message = llvm::toString(std::move(error));
+  for (size_t at = message.find(*staging); at != std::string::npos;
+       at = message.find(*staging, at + options.output.size()))
+    message.replace(at, staging->size(), options.output);
+  return makeError(message);
 }
 
 llvm::Error compileModel(CompileOptions options) {

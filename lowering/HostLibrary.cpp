@@ -85,6 +85,12 @@ static llvm::Error emitObject(llvm::Module &module, llvm::TargetMachine &machine
                                   llvm::CodeGenFileType::ObjectFile))
     return codegenError("LLVM cannot emit object code for this target");
   passes.run(module);
+  // Checked and cleared here: a stream destroyed with an error aborts.
+  object.os().flush();
+  if (std::error_code error = object.os().error()) {
+    object.os().clear_error();
+    return codegenError(path + ": cannot write: " + error.message());
+  }
   object.keep();
   return llvm::Error::success();
 }

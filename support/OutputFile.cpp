@@ -5,38 +5,59 @@
 
 namespace peft {
 
+/// The error a stream met (a full disk, a file size limit), cleared: a
+/// raw_fd_ostream destroyed with an error aborts the process ("LLVM ERROR:
+/// IO failure on output stream"), which is why llvm::writeToOutput, which
+/// checks none after its final flush, is not used here.
+static std::error_code takeStreamError(llvm::raw_fd_ostream &os) {
+  os.flush();
+  std::error_code error = os.error();
+  os.clear_error();
+  return error;
+}
+
 llvm::Error writeFileAtomically(llvm::StringRef path,
                                 llvm::function_ref<llvm::Error(llvm::raw_ostream &)> write) {
   auto fail = [&](const llvm::Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(), path + ": " + message);
   };
+  if (path == "-") {
+    if (llvm::Error error = write(llvm::outs()))
+      return error;
+    if (std::error_code error = takeStreamError(llvm::outs()))
+      return fail("cannot write: " + error.message());
+    return llvm::Error::success();
+  }
   llvm::sys::fs::file_status status;
-  if (path != "-" && !llvm::sys::fs::status(path, status, /*follow=*/false)) {
+  if (!llvm::sys::fs::status(path, status, /*follow=*/false)) {
     if (status.type() == llvm::sys::fs::file_type::symlink_file)
       return fail("is a symbolic link; not writing through it");
     if (status.type() == llvm::sys::fs::file_type::directory_file)
       return fail("is a directory");
   }
-  // The writer's own errors pass as they are; the file system's get the path,
-  // which LLVM's messages lack ("Is a directory").
+  auto temporary = llvm::sys::fs::TempFile::create(path + ".tmp-%%%%%%",
+                                                   llvm::sys::fs::all_read |
+                                                       llvm::sys::fs::all_write);
+  if (!temporary)
+    return fail("cannot create a temporary file beside it: " +
+                llvm::toString(temporary.takeError()));
+  // The writer's own errors pass as they are; the file system's get the path.
   llvm::Error writerError = llvm::Error::success();
-  llvm::Error error = llvm::writeToOutput(path, [&](llvm::raw_ostream &os) -> llvm::Error {
-    if (llvm::Error failed = write(os)) {
-      writerError = std::move(failed);
-      return llvm::make_error<llvm::StringError>("writer failed", llvm::inconvertibleErrorCode());
-    }
-    return llvm::Error::success();
-  });
-  if (writerError) {
-    llvm::consumeError(std::move(error));
-    return writerError;
+  std::error_code streamError;
+  {
+    llvm::raw_fd_ostream os(temporary->FD, /*shouldClose=*/false);
+    writerError = write(os);
+    streamError = takeStreamError(os);
   }
-  if (!error)
-    return llvm::Error::success();
-  std::string message = llvm::toString(std::move(error));
-  if (llvm::StringRef(message).starts_with(path))
-    return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
-  return fail(message);
+  if (writerError || streamError) {
+    llvm::consumeError(temporary->discard());
+    if (writerError)
+      return writerError;
+    return fail("cannot write: " + streamError.message());
+  }
+  if (llvm::Error error = temporary->keep(path))
+    return fail("cannot move into place: " + llvm::toString(std::move(error)));
+  return llvm::Error::success();
 }
 
 } // namespace peft

@@ -4,6 +4,7 @@
 #include "llvm/Config/llvm-config.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <csignal>
 #include <string>
 
 namespace peft {
@@ -20,6 +21,9 @@ void prepareToolOptions(llvm::StringRef tool,
   if (auto threads = registered.find("threads"); threads != registered.end())
     threads->second->setArgStr("llvm-threads");
   llvm::cl::HideUnrelatedOptions(categories);
+  // LLVM's handlers (InitLLVM) print a crash report for SIGXFSZ; ignored, a
+  // write past `ulimit -f` fails with EFBIG and is reported like a full disk.
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 } // namespace peft

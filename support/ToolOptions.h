@@ -15,7 +15,9 @@ llvm::StringRef version();
 /// (peft-mlir VERSION)` and the LLVM it was built with; `--help` lists the
 /// options of `categories` only (libLLVM's hundreds still parse, hidden);
 /// libLLVM's `--threads` becomes `--llvm-threads`, so that `--threads` is
-/// the tool's own or an unknown option, never silently LLVM's.
+/// the tool's own or an unknown option, never silently LLVM's. A write past
+/// the file size limit (`ulimit -f`) is an error the tool reports, as a full
+/// disk is, not a signal that kills it.
 void prepareToolOptions(llvm::StringRef tool,
                         llvm::ArrayRef<const llvm::cl::OptionCategory *> categories);
 
