@@ -286,10 +286,13 @@ def Peft_MultiLoraOp : Peft_Op<"multi_lora", [Pure, AttrSizedOperandSegments,
     it holds nothing; its factors are zeros past it), a back end may compute
     each row over its slot's own rank: the CPU does, reading each row's
     factors where the tables hold them, slot by slot, running consecutive
-    rows of one slot as one GEMM and rows of -1 as none (peft-cpu-lower-panel-gemms). Without
-    it, or on another back end, every row computes over the capacity `R`:
-    rows of lower-rank adapters cost `R / r` times what their own rank
-    needs, the bound of the padding.
+    rows of one slot as one GEMM and rows of -1 as none (peft-cpu-lower-panel-gemms);
+    CUDA reads each batch element's factors in the tables too, its
+    expansion over the slot's rank and its shrink over the 64 columns of a
+    tile (one tile holds a capacity up to 64), an element of -1 computing
+    nothing (peft-cuda-launch-gemms). Without `ranks`, every row computes
+    over the capacity `R`: rows of lower-rank adapters cost `R / r` times
+    what their own rank needs, the bound of the padding.
 
     ```mlir
     %y = peft.multi_lora ["tenant-a", "tenant-b"] %x, %base, %index, %a, %b, %scales

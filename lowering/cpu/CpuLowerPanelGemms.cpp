@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cpu/Passes.h"
 
+#include "lowering/SlotGather.h"
 #include "lowering/cpu/Epilogue.h"
 #include "lowering/cpu/GemmStart.h"
 #include "lowering/cpu/KernelBuilding.h"
@@ -687,91 +688,23 @@ struct CpuLowerPanelGemmsPass
     return arguments;
   }
 
-  /// The generic that fills `rhs` with each row's slot of a table
-  /// (kSlotGatherAttr), when the batched GEMM reading `rhs` can read the
-  /// table instead: one batch dimension, a table of unit inner stride, the
-  /// gather the last op before the GEMM to touch `rhs`, and the next one
-  /// after it (if any) another slot gather or its deallocation. (One buffer
-  /// holds the copies of several layers, each written just before its GEMM.)
-  static linalg::GenericOp slotGatherOf(linalg::GenericOp gemm, unsigned batch) {
-    Value rhs = gemm.getDpsInputs()[1];
-    Block *block = gemm->getBlock();
-    if (batch != 1 || rhs.getParentBlock() != block)
-      return {};
-    // The ops of the GEMM's block that use `rhs`, themselves or inside.
-    llvm::SmallPtrSet<Operation *, 8> touching;
-    for (Operation *user : rhs.getUsers())
-      if (Operation *inBlock = block->findAncestorOpInBlock(*user))
-        touching.insert(inBlock);
-    auto isGatherOfRhs = [&](Operation *op) {
-      auto generic = dyn_cast<linalg::GenericOp>(op);
-      return generic && generic->hasAttr(kSlotGatherAttr) && generic.getNumDpsInits() == 1 &&
-             generic.getDpsInits()[0] == rhs;
-    };
-    linalg::GenericOp gather;
-    for (Operation *op = gemm->getPrevNode(); op && !gather; op = op->getPrevNode())
-      if (touching.contains(op)) {
-        if (!isGatherOfRhs(op))
-          return {};
-        gather = cast<linalg::GenericOp>(op);
-      }
-    if (!gather || !slotTableOf(gather))
-      return {};
-    for (Operation *op = gemm->getNextNode(); op; op = op->getNextNode())
-      if (touching.contains(op))
-        return isGatherOfRhs(op) || isa<memref::DeallocOp>(op) ? gather : linalg::GenericOp();
-    return gather;
-  }
-
-  /// The memref a slot gather's body loads from with `rank` indices, or null.
-  static Value loadedBy(linalg::GenericOp gather, int64_t rank) {
-    Value loaded;
-    gather.getBody()->walk([&](memref::LoadOp load) {
-      if (load.getMemRefType().getRank() == rank)
-        loaded = load.getMemRef();
-    });
-    if (!loaded || gather->isAncestor(loaded.getParentBlock()->getParentOp()))
-      return {};
-    return loaded;
-  }
-
-  /// The table a slot gather reads ([slots, K, N], unit inner stride), or null.
-  static Value slotTableOf(linalg::GenericOp gather) {
-    Value table = loadedBy(gather, 3);
-    auto type = table ? cast<MemRefType>(table.getType()) : MemRefType();
-    if (!type || !type.getElementType().isF32() || !hasUnitInnerStride(type))
-      return {};
-    return table;
-  }
-
-  /// Where a slot gather zeros past each slot's rank (the table's dimension
-  /// 1 or 2, the f32 ranks read), or 0 when it does not.
-  static std::pair<int64_t, Value> slotRanksOf(linalg::GenericOp gather) {
-    auto dim = dyn_cast<IntegerAttr>(gather->getAttr(kSlotGatherAttr));
-    Value ranks = dim ? loadedBy(gather, 1) : Value();
-    if (!ranks || !cast<MemRefType>(ranks.getType()).getElementType().isF32() ||
-        (dim.getInt() != 1 && dim.getInt() != 2))
-      return {0, Value()};
-    return {dim.getInt(), ranks};
-  }
-
   /// A batched GEMM whose right operand is each row's slot of a table: the
   /// rows run through the kernel that reads B as it is, B read in the table
   /// at the row's slot (no copy), slot by slot, rows of slot -1 skipped, and
   /// consecutive rows of one slot run as one GEMM (SGMV's segments: a batch sorted by
   /// adapter runs one GEMM per adapter). With the slots' ranks, each GEMM
   /// runs over its slot's rank, not the tables' capacity. The gather goes.
-  void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, linalg::GenericOp gather) {
-    SmallVector<Value> operands = {op.getDpsInputs()[0], slotTableOf(gather),
-                                   op.getDpsInits()[0]};
-    Value index = gather.getDpsInputs()[0];
+  void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, const SlotGather &gather) {
+    SmallVector<Value> operands = {op.getDpsInputs()[0], gather.table, op.getDpsInits()[0]};
+    Value index = gather.index;
     auto indexType = cast<MemRefType>(index.getType());
     for (Value operand : operands)
       if (!hasUnitInnerStride(cast<MemRefType>(operand.getType())))
         return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
     if (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64))
       return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
-    auto [rankDim, ranks] = slotRanksOf(gather);
+    int64_t rankDim = gather.rankDim;
+    Value ranks = gather.ranks;
     auto lhsType = cast<MemRefType>(operands[0].getType());
     auto outType = cast<MemRefType>(operands[2].getType());
     int64_t k = lhsType.getShape().back(), n = outType.getShape().back();
@@ -790,9 +723,9 @@ struct CpuLowerPanelGemmsPass
     func::FuncOp slotKernel = getOrCreateSlotKernel(module, kernel, captures, rankDim);
     createParallelCall(builder, loc, slotKernel, captures,
                        memref::DimOp::create(builder, loc, operands[2], 0));
-    erased.insert(gather);
+    erased.insert(gather.op);
     op.erase();
-    gather.erase();
+    eraseSlotGather(gather);
   }
 
   /// index peft_slot_runs(index, first, last, mergeable, runs)
@@ -947,9 +880,9 @@ struct CpuLowerPanelGemmsPass
   /// (B each row's slot of a table: lowerSlotGemm).
   void lowerBatchedGemm(ModuleOp module, linalg::GenericOp op, unsigned batch,
                         bool slotGathers = true) {
-    if (slotGathers)
-      if (linalg::GenericOp gather = slotGatherOf(op, batch))
-        return lowerSlotGemm(module, op, gather);
+    if (slotGathers && batch == 1)
+      if (std::optional<SlotGather> gather = slotGatherOf(op, op.getDpsInputs()[1]))
+        return lowerSlotGemm(module, op, *gather);
     SmallVector<Value> operands = {op.getDpsInputs()[0], op.getDpsInputs()[1],
                                    op.getDpsInits()[0]};
     for (Value operand : operands)

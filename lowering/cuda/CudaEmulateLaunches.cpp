@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 #include "lowering/cuda/Passes.h"
 
+#include "lowering/BufferUses.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -152,10 +154,28 @@ private:
     if (!inserted)
       return known->second;
     Operation *def = value.getDefiningOp();
-    bool result = def->getNumRegions() == 0 && isMemoryEffectFree(def) &&
+    bool result = def->getNumRegions() == 0 && (isMemoryEffectFree(def) || readsConstant(def)) &&
                   llvm::all_of(def->getOperands(), [&](Value v) { return recomputable(v); });
     recomputes[value] = result;
     return result;
+  }
+
+  /// Whether `def` loads from a buffer of the host's that nothing in the
+  /// kernel writes (an adapter's slot index or rank): it reads the same in
+  /// every phase, so it is recomputed like arithmetic, also in a loop bound.
+  bool readsConstant(Operation *def) {
+    auto load = dyn_cast<memref::LoadOp>(def);
+    if (!load || launch.getBody().isAncestor(load.getMemRef().getParentRegion()))
+      return false;
+    auto [known, inserted] = constantBuffers.try_emplace(load.getMemRef(), false);
+    if (!inserted)
+      return known->second;
+    llvm::SmallPtrSet<Value, 8> aliases = peft::aliasesOf(peft::rootOf(load.getMemRef())), none;
+    bool written = llvm::any_of(launch.getBody().front(), [&](Operation &op) {
+      return peft::interferes(&op, none, aliases);
+    });
+    constantBuffers[load.getMemRef()] = !written;
+    return !written;
   }
 
   /// Values memory has a part in that a later phase uses (a fragment loaded
@@ -523,12 +543,13 @@ private:
   }
 
   /// `value` where the builder is: as mapped, from outside the kernel, or
-  /// recomputed from its operands if memory has no part in it.
+  /// recomputed from its operands if memory has no part in it (or memory
+  /// the kernel does not write: readsConstant).
   FailureOr<Value> materialize(Value value, IRMapping &mapping, Operation *user) {
     if (mapping.contains(value) || !launch.getBody().isAncestor(value.getParentRegion()))
       return mapping.lookupOrDefault(value);
     Operation *def = value.getDefiningOp();
-    if (!def || def->getNumRegions() != 0 || !isMemoryEffectFree(def))
+    if (!def || def->getNumRegions() != 0 || !(isMemoryEffectFree(def) || readsConstant(def)))
       return user->emitError("peft-cuda-emulate-launches: a value ")
              << (def ? "read from memory" : "of a single thread")
              << " is used across a barrier";
@@ -544,6 +565,7 @@ private:
   gpu::LaunchOp launch;
   OpBuilder b;
   llvm::DenseMap<Value, bool> recomputes; ///< recomputable()'s answers.
+  llvm::DenseMap<Value, bool> constantBuffers; ///< readsConstant()'s, by buffer.
   llvm::DenseMap<Type, Value> scratches;  ///< scratch()'s buffers.
   Value zero, one;
   gpu::KernelDim3 grid, block;

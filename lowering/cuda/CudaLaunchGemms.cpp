@@ -38,6 +38,7 @@
 #include "lowering/BufferUses.h"
 #include "lowering/Epilogue.h"
 #include "lowering/GemmStart.h"
+#include "lowering/SlotGather.h"
 
 #include "mlir/Dialect/Affine/Utils.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -272,6 +273,7 @@ public:
   void build() {
     findStart();
     findEpilogue();
+    findSlotReads();
     if (epilogue) // Where its inputs are all computed.
       b.setInsertionPoint(epilogue->op);
     for (Contraction &product : products) {
@@ -315,6 +317,9 @@ public:
       starter->erase(); // The kernel writes all of C from it.
     for (Contraction &product : products)
       product.op->erase();
+    for (std::optional<peft::SlotGather> &slots : slotReads)
+      if (slots)
+        peft::eraseSlotGather(*slots);
     if (epilogue)
       epilogue->op->erase();
   }
@@ -444,6 +449,65 @@ private:
       epilogue.reset();
   }
 
+  /// Each product whose B is its batch elements' adapter slots selected
+  /// from a table (peft.multi_lora's lowering) reads the table at the
+  /// element's slot instead, and the selection goes: no copy. Each block
+  /// then runs K over its slot's rank where K is the rank (the expansion),
+  /// and no K at all for an element without an adapter (index -1: its
+  /// update is scaled by 0, so C keeps its start).
+  void findSlotReads() {
+    for (Contraction &product : products) {
+      std::optional<peft::SlotGather> &slots = slotReads.emplace_back();
+      OpOperand *operand = product.op.getDpsInputOperand(1);
+      AffineMap map = product.op.getMatchingIndexingMap(operand);
+      if (product.batch.size() != 1 || map.getNumResults() != 3 ||
+          map.getResult(0) != getAffineDimExpr(product.batch.front(), b.getContext()))
+        continue;
+      slots = peft::slotGatherOf(product.op, operand->get());
+      auto indexType = slots ? cast<MemRefType>(slots->index.getType()) : MemRefType();
+      if (slots && (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64)))
+        slots.reset();
+    }
+  }
+
+  /// Per block: each product's K (linearized), its slot's rank where that
+  /// bounds it and 0 for an element without a slot (findSlotReads), and the
+  /// slot its B is read at.
+  void boundSlotReads() {
+    kBound.assign(kSize.begin(), kSize.end());
+    slotOf.assign(products.size(), Value());
+    for (auto [p, slots] : llvm::enumerate(slotReads)) {
+      if (!slots)
+        continue;
+      Value raw = memref::LoadOp::create(b, slots->index,
+                                         ValueRange{indexOf[p][products[p].batch.front()]});
+      Value none = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, raw,
+                                         arith::ConstantIntOp::create(b, raw.getType(), 0));
+      slotOf[p] = arith::MaxSIOp::create(
+          b, arith::IndexCastOp::create(b, b.getIndexType(), raw), constant(0));
+      Value bound = kSize[p];
+      if (slots->ranks && slots->rankDim == 1) {
+        Value rank = memref::LoadOp::create(b, slots->ranks, ValueRange{slotOf[p]});
+        bound = arith::MinUIOp::create(
+            b, bound,
+            arith::IndexCastOp::create(b, b.getIndexType(),
+                                       arith::FPToSIOp::create(b, b.getI64Type(), rank)));
+      }
+      kBound[p] = arith::SelectOp::create(b, none, constant(0), bound);
+    }
+  }
+
+  /// Product `p`'s `operand` and its indices at `map` from the loop indices
+  /// set: its B read in its slot table at the block's slot (findSlotReads).
+  std::pair<Value, SmallVector<Value>> readAt(size_t p, Value operand, AffineMap map) {
+    SmallVector<Value> indices = indicesOf(p, map);
+    if (slotReads[p] && operand == products[p].op.getDpsInputs()[1]) {
+      indices[0] = slotOf[p];
+      return {slotReads[p]->table, indices};
+    }
+    return {operand, indices};
+  }
+
   /// Stores `sum`, C's element at `indices`, through the epilogue: its
   /// element the one at C's linear index, its inputs read there (rows) or at
   /// its last index (columns), its body applied, its output written.
@@ -529,6 +593,7 @@ private:
         if (batchOfC[r])
           indexOf[p][map.getDimPosition(r)] = batchOfC[r];
     }
+    boundSlotReads();
     // Where the thread is in the tile (FMAs), or in its warp and where its
     // warp is (tensor cores).
     if (half) {
@@ -571,7 +636,7 @@ private:
                    b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), copies)
             .getResult();
       };
-      Value stepCount = arith::CeilDivUIOp::create(b, kSize[p], constant(depth()));
+      Value stepCount = arith::CeilDivUIOp::create(b, kBound[p], constant(depth()));
       Value group;
       for (int64_t s = 0; s + 1 < stages; ++s)
         group = stageBoth(constant(s));
@@ -771,7 +836,7 @@ private:
       SmallVector<Value> at = rowPerK ? SmallVector<Value>{buffer, kk, o}
                                       : SmallVector<Value>{buffer, o, kk};
       Value inside = arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kBound[p]),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
       if (async) {
         // Outside, the address of the first element (read for no bytes).
@@ -779,10 +844,10 @@ private:
         delinearize(p, arith::SelectOp::create(b, inside, k, origin), kLoops);
         delinearize(p, arith::SelectOp::create(b, inside, position, origin), outer);
         Value bytes = arith::SelectOp::create(b, inside, constant(1), origin);
+        auto [source, indices] = readAt(p, operand, map);
         copies.push_back(nvgpu::DeviceAsyncCopyOp::create(
-            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, operand,
-            indicesOf(p, map), b.getIndexAttr(1), bytes,
-            /*bypassL1=*/nullptr));
+            b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, source, indices,
+            b.getIndexAttr(1), bytes, /*bypassL1=*/nullptr));
         continue;
       }
       auto load = scf::IfOp::create(b, TypeRange{stagedType}, inside, /*withElse=*/true);
@@ -791,7 +856,8 @@ private:
         b.setInsertionPointToStart(&load.getThenRegion().front());
         delinearize(p, k, kLoops);
         delinearize(p, position, outer);
-        Value value = memref::LoadOp::create(b, operand, indicesOf(p, map));
+        auto [source, indices] = readAt(p, operand, map);
+        Value value = memref::LoadOp::create(b, source, indices);
         if (value.getType() != stagedType)
           value = arith::ExtFOp::create(b, stagedType, value);
         scf::YieldOp::create(b, ValueRange{value});
@@ -841,7 +907,7 @@ private:
       Value k = add(k0, kk);
       Value position = add(base, o);
       Value inside = arith::AndIOp::create(
-          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kSize[p]),
+          b, arith::CmpIOp::create(b, arith::CmpIPredicate::ult, k, kBound[p]),
           arith::CmpIOp::create(b, arith::CmpIPredicate::ult, position, outerSize));
       Value origin = constant(0);
       delinearize(p, arith::SelectOp::create(b, inside, k, origin), products[p].k);
@@ -849,9 +915,10 @@ private:
       Value elements = arith::SelectOp::create(b, inside, constant(kChunk), origin);
       SmallVector<Value> at = rowPerK ? SmallVector<Value>{buffer, kk, o}
                                       : SmallVector<Value>{buffer, o, kk};
+      auto [source, indices] = readAt(p, operand, map);
       copies.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, operand,
-          indicesOf(p, map), b.getIndexAttr(kChunk), elements, /*bypassL1=*/b.getUnitAttr()));
+          b, nvgpu::DeviceAsyncTokenType::get(b.getContext()), staged, at, source, indices,
+          b.getIndexAttr(kChunk), elements, /*bypassL1=*/b.getUnitAttr()));
     }
   }
 
@@ -892,6 +959,10 @@ private:
   SmallVector<Value> cSizes, targetSizes; ///< C's and the epilogue's output's sizes.
   SmallVector<SmallVector<Value>> sizes; ///< Each product's loops' trip counts.
   SmallVector<Value> kSize;              ///< Each product's K, linearized.
+  SmallVector<Value> kBound;             ///< In the kernel: K where the block is.
+  /// Each product's B as its slots in a table, if it is (findSlotReads).
+  SmallVector<std::optional<peft::SlotGather>> slotReads;
+  SmallVector<Value> slotOf;             ///< In the kernel: the block's slot, by product.
   Value rows, columns;                   ///< C's M and N, linearized.
   Value batches;                         ///< C's batch, linearized.
   KernelShape shape;                     ///< The kernel's being built.

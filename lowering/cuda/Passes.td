@@ -75,6 +75,15 @@ def CudaLaunchGemms : Pass<"peft-cuda-launch-gemms", "mlir::ModuleOp"> {
     run the layer's K steps and then the rank's into the same accumulators,
     the fused LoRA GEMM (the shrink, before it, is a kernel of its own).
 
+    A product whose B is each batch element's adapter slot selected from a
+    table (peft.multi_lora's shrink and expansion: a generic marked
+    `peft.slot_gather` fills B, lowering/SlotGather.h) reads the table at
+    the block's slot instead (its element's index; -1 reads slot 0), and the
+    selection and its buffer go: no copy. Where the selection says K is the
+    slot's rank (the expansion), each block's K is that rank, and for an
+    element of index -1 it is 0 in both products (its update is scaled by
+    0, so C keeps its start): no K steps past a slot's rank.
+
     Other linalg ops are left to `convert-linalg-to-parallel-loops` and
     `peft-cuda-launch-kernels`.
   }];
@@ -243,7 +252,9 @@ def CudaEmulateLaunches : Pass<"peft-cuda-emulate-launches", "mlir::ModuleOp"> {
     barriers, and an `scf.for` holding barriers as a loop (bounds the same
     for every thread) around its own phases. A value a phase uses from an
     earlier one is recomputed from its operands where memory has no part in
-    it, and otherwise kept in private memory (stored where it is defined,
+    it, or none but memory the kernel does not write (an adapter's slot
+    index or rank, which may then bound such a loop), and otherwise kept in
+    private memory (stored where it is defined,
     loaded where it is used), as is what such a loop carries (a thread's
     accumulators); a thread's own loop index cannot cross a barrier (an
     error). Workgroup memory becomes one host buffer per launch; private

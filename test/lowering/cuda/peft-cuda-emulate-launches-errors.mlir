@@ -78,3 +78,25 @@ func.func @private_view(%out: memref<4xf32>) {
   }
   return
 }
+
+// -----
+
+// A loop bound read from memory the kernel writes: not the same in every
+// phase (a bound read from memory it does not write is: see
+// peft-cuda-emulate-launches.mlir's constant_bound).
+func.func @written_bound(%counts: memref<1xindex>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+    %n = memref.load %counts[%c0] : memref<1xindex>
+    // expected-error @+1 {{a value read from memory is used across a barrier}}
+    scf.for %i = %c0 to %n step %c1 {
+      gpu.barrier
+      memref.store %c1, %counts[%c0] : memref<1xindex>
+    }
+    gpu.terminator
+  }
+  return
+}

@@ -188,8 +188,9 @@ func.func @async_copies(%src: memref<8xf32>, %count: index, %out: memref<4xf32>)
 
 // -----
 
-// A value read from memory before a barrier and used after it is kept in a
-// row per thread: stored where it is read, loaded where it is used.
+// A value read before a barrier from memory the kernel writes, and used
+// after it, is kept in a row per thread: stored where it is read, loaded
+// where it is used.
 // CHECK-LABEL: func.func @loaded_across
 // CHECK-SAME: (%[[IN:[^:]*]]: memref<4xf32>, %[[OUT:[^:]*]]: memref<4xf32>)
 // CHECK: %[[KEPT:.*]] = memref.alloc(%{{.*}}) : memref<?x1xf32>
@@ -199,14 +200,51 @@ func.func @async_copies(%src: memref<8xf32>, %count: index, %out: memref<4xf32>)
 // CHECK: scf.for %[[T2:[^ ]*]] = %c0 to %c4
 // CHECK:   %[[AGAIN:.*]] = memref.load %[[KEPT]][%{{.*}}, %c0
 // CHECK:   memref.store %[[AGAIN]], %[[OUT]][%[[T2]]]
+// CHECK:   memref.store %{{.*}}, %[[IN]][%[[T2]]]
 func.func @loaded_across(%in: memref<4xf32>, %out: memref<4xf32>) {
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
+  %zero = arith.constant 0.0 : f32
   gpu.launch blocks(%bx, %by, %bz) in (%gx = %c1, %gy = %c1, %gz = %c1)
              threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
     %value = memref.load %in[%tx] : memref<4xf32>
     gpu.barrier
     memref.store %value, %out[%tx] : memref<4xf32>
+    memref.store %zero, %in[%tx] : memref<4xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// From memory the kernel does not write (an adapter's slot index, its
+// rank), a value reads the same in every phase: it is read again where it
+// is used, like arithmetic (here once per block, outside the phases), and
+// may bound a loop that holds barriers (the same for every thread of a
+// block: it depends on the block alone). Nothing is kept per thread.
+// CHECK-LABEL: func.func @constant_bound
+// CHECK-SAME: (%[[COUNTS:[^:]*]]: memref<2xindex>, %[[OUT:[^:]*]]: memref<2x4xindex>)
+// CHECK-NOT: memref.alloc
+// CHECK: scf.for %[[BLOCK:[^ ]*]] = %{{.*}} to %c2
+// (The phase before the loop, each thread's, reads it too, unused.)
+// CHECK: memref.load %[[COUNTS]][%[[BLOCK]]]
+// CHECK: %[[COUNT:.*]] = memref.load %[[COUNTS]][%[[BLOCK]]]
+// CHECK-NEXT: scf.for %{{[^ ]*}} = %c0 to %[[COUNT]]
+// CHECK:   scf.for %[[T:[^ ]*]] = %{{.*}} to %c4
+// CHECK:     memref.store %[[COUNT]], %[[OUT]][%[[BLOCK]], %[[T]]]
+func.func @constant_bound(%counts: memref<2xindex>, %out: memref<2x4xindex>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  gpu.launch blocks(%bx, %by, %bz) in (%gx = %c2, %gy = %c1, %gz = %c1)
+             threads(%tx, %ty, %tz) in (%sx = %c4, %sy = %c1, %sz = %c1) {
+    %n = memref.load %counts[%bx] : memref<2xindex>
+    scf.for %i = %c0 to %n step %c1 {
+      gpu.barrier
+      memref.store %n, %out[%bx, %tx] : memref<2x4xindex>
+    }
     gpu.terminator
   }
   return

@@ -640,3 +640,68 @@ func.func @bf16_not_large_enough(%a: memref<2048x256xbf16>, %b: memref<256x1920x
   linalg.matmul ins(%a, %b : memref<2048x256xbf16>, memref<256x1920xbf16>) outs(%c : memref<2048x1920xf32>)
   return
 }
+
+// -----
+
+// peft.multi_lora's expansion: each batch element's slot of Bᵀ [3 slots,
+// rank capacity 16, 24] selected by a generic marked peft.slot_gather (= 1:
+// zeros past the slot's rank along K), then the batched GEMM t[b]·Bᵀ[slot].
+// The kernel reads the table at the block's slot (-1 reads slot 0) and the
+// selection goes, with its buffer. K is the slot's rank, and 0 for an
+// element without an adapter, whose C keeps its start (its update is scaled
+// by 0): the K loop and the staging guards stop there.
+// CHECK-LABEL: func.func @slot_expansion
+// AUTO-LABEL: func.func @slot_expansion
+// CHECK-SAME: (%[[T:[^:]*]]: memref<?x8x16xf32>, %[[INDEX:[^:]*]]: memref<?xi64>, %[[TABLE:[^:]*]]: memref<3x16x24xf32>, %[[RANKS:[^:]*]]: memref<3xf32>,
+// CHECK-NOT: memref.alloc
+// CHECK: gpu.launch blocks(%{{[^,]*}}, %{{[^,]*}}, %[[BZ:[^)]*]])
+// CHECK:   %[[ELEMENT:.*]] = arith.remui %[[BZ]]
+// CHECK:   %[[RAW:.*]] = memref.load %[[INDEX]][%[[ELEMENT]]]
+// CHECK:   %[[NONE:.*]] = arith.cmpi slt, %[[RAW]], %c0_i64
+// CHECK:   %[[WIDE:.*]] = arith.index_cast %[[RAW]]
+// CHECK:   %[[SLOT:.*]] = arith.maxsi %[[WIDE]], %c0
+// CHECK:   %[[STORED:.*]] = memref.load %[[RANKS]][%[[SLOT]]]
+// CHECK:   %[[RANK_I64:.*]] = arith.fptosi %[[STORED]]
+// CHECK:   %[[RANK:.*]] = arith.index_cast %[[RANK_I64]]
+// CHECK:   %[[CAPPED:.*]] = arith.minui %[[RANK]], %c16
+// CHECK:   %[[K:.*]] = arith.select %[[NONE]], %c0, %[[CAPPED]]
+// CHECK:   %[[STEPS:.*]] = arith.ceildivui %[[K]], %c16
+// CHECK:   nvgpu.device_async_copy %[[TABLE]][%[[SLOT]], %{{.*}}, %{{.*}}]
+// CHECK:   scf.for %{{.*}} = %c0 to %[[STEPS]]
+// CHECK-NOT: linalg.generic
+// CHECK-NOT: memref.dealloc
+#slot_index = affine_map<(b, i, j) -> (b)>
+#slot_all = affine_map<(b, i, j) -> (b, i, j)>
+#t_rows = affine_map<(b, i, j, k) -> (b, i, k)>
+#b_rows = affine_map<(b, i, j, k) -> (b, k, j)>
+#out = affine_map<(b, i, j, k) -> (b, i, j)>
+func.func @slot_expansion(%t: memref<?x8x16xf32>, %index: memref<?xi64>, %b: memref<3x16x24xf32>, %ranks: memref<3xf32>, %out: memref<?x8x24xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %batch = memref.dim %index, %c0 : memref<?xi64>
+  %rows = memref.alloc(%batch) : memref<?x16x24xf32>
+  linalg.generic {indexing_maps = [#slot_index, #slot_all], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%index : memref<?xi64>) outs(%rows : memref<?x16x24xf32>) attrs = {peft.slot_gather = 1 : i64} {
+  ^bb0(%in: i64, %o: f32):
+    %i = arith.index_cast %in : i64 to index
+    %slot = arith.maxsi %i, %c0 : index
+    %k = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %v = memref.load %b[%slot, %k, %j] : memref<3x16x24xf32>
+    %r = memref.load %ranks[%slot] : memref<3xf32>
+    %rank = arith.fptosi %r : f32 to i64
+    %position = arith.index_cast %k : index to i64
+    %inside = arith.cmpi slt, %position, %rank : i64
+    %picked = arith.select %inside, %v, %zero : f32
+    linalg.yield %picked : f32
+  }
+  linalg.generic {indexing_maps = [#t_rows, #b_rows, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%t, %rows : memref<?x8x16xf32>, memref<?x16x24xf32>) outs(%out : memref<?x8x24xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %rows : memref<?x16x24xf32>
+  return
+}
