@@ -10,6 +10,12 @@ times a weight [K, N], in f32 or in bf16 (f32 accumulation), the tensor-core
 tiles peftc was told to use (64 or 128; auto where absent), LoRA of rank R
 unmerged (--mode fuse).
 
+A directory holding base/, multi/ and inputs/ is a model against itself:
+base/artifact the model alone, multi/artifact its --mode multi artifact with
+adapters in every slot (slot ranks written as the capacity, so that every
+row computes its full rank), both fed inputs/*.npy (a batch whose row i uses
+slot adapter_index[i]); the goal of issue 15 is multi / base <= 1.2.
+
 Each run of ours goes through the C API with its input and output in device
 memory (torch tensors bound by peft_model_set_input_device, the output left on
 the device), so that neither is copied over PCIe: what is timed is the
@@ -41,9 +47,12 @@ def bf16_bits(values):
 
 
 def write_weights(artifact):
-    """weights.safetensors for the manifest's weights, random normal / sqrt(K)."""
+    """weights.safetensors for the manifest's weights, random normal / sqrt(K);
+    adapter slots' ranks the slots' capacity."""
     with open(os.path.join(artifact, "manifest.json")) as f:
         manifest = json.load(f)
+    slots = manifest.get("adapter_slots") or {}
+    ranks = {layer["ranks"] for layer in slots.get("layers", []) if layer.get("ranks")}
     path = os.path.join(artifact, manifest.get("weights_file", "weights.safetensors"))
     if os.path.exists(path):
         return
@@ -52,6 +61,8 @@ def write_weights(artifact):
     for weight in manifest["weights"]:
         shape = weight["shape"]
         value = rng.standard_normal(shape, dtype=np.float32) / np.sqrt(max(shape[-1], 1))
+        if weight["name"] in ranks:
+            value = np.full(shape, slots["capacity"], np.float32)
         if weight["dtype"] == "F32":
             value = value.astype("<f4")
         elif weight["dtype"] == "BF16":
@@ -75,7 +86,8 @@ class DeviceRun:
     """The artifact loaded through the C API, its inputs random torch tensors
     on the GPU bound in place, its outputs left on the device."""
 
-    def __init__(self, torch, peft, artifact):
+    def __init__(self, torch, peft, artifact, given=None):
+        """`given`: a directory of NAME.npy for inputs; others are random."""
         self.peft = peft
         self.model = peft.peft_model_load(artifact.encode())
         if not self.model:
@@ -84,15 +96,22 @@ class DeviceRun:
             manifest = json.load(f)
         self.inputs = []  # Kept alive while bound.
         for tensor in manifest["inputs"]:
-            dtype = {"F32": (torch.float32, PEFT_F32), "BF16": (torch.bfloat16, PEFT_BF16)}
-            if tensor["dtype"] not in dtype or min(tensor["shape"]) < 0:
-                raise RuntimeError(f"input {tensor['name']} is not a static F32 or BF16 tensor")
-            torch_type, code = dtype[tensor["dtype"]]
-            value = torch.randn(tensor["shape"], device="cuda").to(torch_type)
+            path = os.path.join(given, tensor["name"] + ".npy") if given else ""
+            if os.path.exists(path):
+                array = np.load(path)
+                value = torch.from_numpy(array).cuda()
+                code = device_io.DTYPES[array.dtype.name]
+            else:
+                dtype = {"F32": (torch.float32, PEFT_F32), "BF16": (torch.bfloat16, PEFT_BF16)}
+                if tensor["dtype"] not in dtype or min(tensor["shape"]) < 0:
+                    raise RuntimeError(f"input {tensor['name']} is not a static F32 or BF16 "
+                                       "tensor, nor given")
+                torch_type, code = dtype[tensor["dtype"]]
+                value = torch.randn(tensor["shape"], device="cuda").to(torch_type)
             self.inputs.append(value)
-            shape = (ctypes.c_int64 * len(tensor["shape"]))(*tensor["shape"])
+            shape = (ctypes.c_int64 * value.dim())(*value.shape)
             if peft.peft_model_set_input_device(self.model, tensor["name"].encode(), code,
-                                                len(tensor["shape"]), shape, value.data_ptr()):
+                                                value.dim(), shape, value.data_ptr()):
                 raise RuntimeError(peft.peft_last_error().decode())
         if peft.peft_model_set_output_location(self.model, PEFT_DEVICE):
             raise RuntimeError(peft.peft_last_error().decode())
@@ -124,6 +143,28 @@ def time_torch(torch, a, b, runs):
     return best
 
 
+def bench_model_with_adapters(torch, peft, name, case, runs, rounds):
+    """base/ and multi/ alternated, the fastest of `runs` each per round."""
+    given = os.path.join(case, "inputs")
+    timed = {}
+    try:
+        for kind in ("base", "multi"):
+            write_weights(os.path.join(case, kind, "artifact"))
+            timed[kind] = [DeviceRun(torch, peft, os.path.join(case, kind, "artifact"), given),
+                           float("inf")]
+        for _ in range(rounds):
+            for entry in timed.values():
+                entry[1] = min(entry[1], entry[0].time(runs))
+        for run, _ in timed.values():
+            run.free()
+    except RuntimeError as error:
+        print(f"{name:32} FAILED: {error}")
+        return
+    base, multi = timed["base"][1], timed["multi"][1]
+    print(f"{name:32} base {base:.3f} ms, multi {multi:.3f} ms: multi / base {multi / base:.2f} "
+          "(goal <= 1.2)")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("bench")
@@ -145,6 +186,9 @@ def main():
     print(f"{'work':32} {'ours ms':>10} {'cuBLAS ms':>10} {'ours/cuBLAS':>12} {'TFLOP/s':>8}")
     for name in sorted(os.listdir(args.bench)):
         case = os.path.join(args.bench, name)
+        if all(os.path.isdir(os.path.join(case, part)) for part in ("base", "multi", "inputs")):
+            bench_model_with_adapters(torch, peft, name, case, args.runs, args.rounds)
+            continue
         match = re.match(r"(\d+)x(\d+)x(\d+)(-bf16)?", name)
         if not match or not os.path.isdir(case):
             continue

@@ -4,7 +4,7 @@ adapters: N LoRA adapters, a batch whose row i uses adapter i.
 
     build/hf-venv/bin/python bench/hf_mixed_bench.py [--model bert|llama]
         [--adapters 32] [--rows 32] [--sequence 16] [--rank 16] [--runs 3]
-        [--rounds 2] [--work DIR] [--tiny]
+        [--rounds 2] [--work DIR] [--tiny] [--prepare-only]
 
 Builds the transformers model (bert: BertModel at BERT-base size; llama: a
 LlamaModel decoder, 8 layers of width 1024, grouped-query attention), random
@@ -27,6 +27,9 @@ times, best median kept:
 Checks that the multi artifact's rows equal PEFT's (max |diff| printed;
 fails above 1e-3·max(1, |peft|)). Prints the latencies and the ratios.
 --tiny: small shapes, one round, to prove the script runs (CI).
+--prepare-only: writes the model (model.onnx), the adapters (adapter0...)
+and the batch (input_ids.npy, attention_mask.npy, adapter_index.npy) into
+--work and stops: scripts/gpu-check.sh compiles them for the GPU.
 """
 import argparse
 import copy
@@ -125,6 +128,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work", default=None)
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "bin"))
     args = parser.parse_args()
     if args.tiny:
@@ -159,6 +163,8 @@ def main():
     source = os.path.join(work, "adapter")
     peft_model.save_pretrained(source)
     directories = alpha_copies(source, work, args.adapters, alpha_step=0.1)
+    if args.prepare_only:
+        return
 
     peftc = os.path.join(args.bin, "peftc")
     run([peftc, model_path, "-o", os.path.join(work, "base")])

@@ -92,6 +92,26 @@ for name in cases:
     os.remove(os.path.join(case, "artifact", "weights.safetensors"))
 PYTHON
 
+# Issue 15's goal on the GPU: the LLaMA-style decoder of bench/hf_mixed_bench.py
+# (8 layers of 1024), 32 sequences of 16 tokens, each with its own of 32 r=16
+# LoRAs, --mode multi against the model alone (weights written there, random).
+hf_work=build/gpu-check-models/hf-llama
+if [ ! -f "$hf_work/adapter_index.npy" ]; then
+  build/hf-venv/bin/python bench/hf_mixed_bench.py --model llama --work "$hf_work" \
+    --prepare-only > "$bundle/hf-llama.log" 2>&1 || { cat "$bundle/hf-llama.log" >&2; exit 1; }
+  rm "$bundle/hf-llama.log"
+fi
+case_dir="$bundle/bench/llama-32-adapters"
+mkdir -p "$case_dir/inputs"
+cp "$hf_work"/input_ids.npy "$hf_work"/attention_mask.npy "$hf_work"/adapter_index.npy \
+  "$case_dir/inputs/"
+slots=()
+for i in $(seq 0 31); do slots+=(--adapter "$hf_work/adapter$i=a$i"); done
+build/bin/peftc "$hf_work/model.onnx" --target cuda --gpu-arch "$arch" -o "$case_dir/base/artifact"
+build/bin/peftc "$hf_work/model.onnx" "${slots[@]}" --mode multi --target cuda --gpu-arch "$arch" \
+  -o "$case_dir/multi/artifact"
+rm "$case_dir"/base/artifact/weights.safetensors "$case_dir"/multi/artifact/weights.safetensors
+
 cat > "$bundle/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # On the GPU machine: the end-to-end check, then the benchmark; both also
