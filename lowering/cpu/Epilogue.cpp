@@ -28,7 +28,12 @@ bool isPanelGemmEpilogue(linalg::GenericOp op) {
     auto gemm = value.getDefiningOp<linalg::GenericOp>();
     return gemm && gemm->hasAttr(kPanelGemmAttr) && oneReader(value);
   };
-  return epilogueInputs(op, fromPanelGemm).has_value();
+  // Of a map reading several GEMMs' results (SwiGLU's silu(gate) · up), one
+  // GEMM's kernel takes it, the others' results read as rows.
+  auto accumulator = llvm::find_if(op.getDpsInputs(), fromPanelGemm);
+  if (accumulator == op.getDpsInputs().end())
+    return false;
+  return epilogueInputs(op, [&](Value value) { return value == *accumulator; }).has_value();
 }
 
 Value emitEpilogue(OpBuilder &builder, Location loc, linalg::GenericOp op, ValueRange inputs,

@@ -12,7 +12,8 @@ namespace peft {
 
 /// On tensors: whether `op` is the epilogue of a panel GEMM, the only reader
 /// of its result (directly or split into a batch of rows): left for the
-/// kernel by the passes that would run it apart.
+/// kernel by the passes that would run it apart. A map reading the results
+/// of several is the epilogue of one of them.
 bool isPanelGemmEpilogue(mlir::linalg::GenericOp op);
 
 /// `op`'s body on vectors of `width` f32: `inputs` are its inputs' vectors

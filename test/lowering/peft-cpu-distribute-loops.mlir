@@ -132,3 +132,42 @@ func.func @epilogue(%x: tensor<128x768xf32>, %w: tensor<64x768x48xf32>, %init: t
   } -> tensor<1x128x3072xf32>
   return %g : tensor<1x128x3072xf32>
 }
+
+// -----
+
+#a = affine_map<(d0, d1, d2) -> (d0, d2)>
+#p = affine_map<(d0, d1, d2) -> (d1 floordiv 48, d2, d1 mod 48)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+
+// SwiGLU's silu(gate) · up reads two panel GEMMs' results: the epilogue of
+// one of them (the other's read as rows), left alone too.
+// CHECK-LABEL: func.func @swiglu
+// CHECK-NOT: scf.forall
+// CHECK: math.exp
+func.func @swiglu(%x: tensor<128x768xf32>, %wg: tensor<64x768x48xf32>, %wu: tensor<64x768x48xf32>, %init: tensor<128x3072xf32>) -> tensor<128x3072xf32> {
+  %one = arith.constant 1.0 : f32
+  %gate = linalg.generic {indexing_maps = [#a, #p, #o], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %wg : tensor<128x768xf32>, tensor<64x768x48xf32>) outs(%init : tensor<128x3072xf32>) attrs = {peft.panel_gemm = 48 : i64} {
+  ^bb0(%i: f32, %j: f32, %acc: f32):
+    %m = arith.mulf %i, %j : f32
+    %r = arith.addf %m, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<128x3072xf32>
+  %up = linalg.generic {indexing_maps = [#a, #p, #o], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %wu : tensor<128x768xf32>, tensor<64x768x48xf32>) outs(%init : tensor<128x3072xf32>) attrs = {peft.panel_gemm = 48 : i64} {
+  ^bb0(%i: f32, %j: f32, %acc: f32):
+    %m = arith.mulf %i, %j : f32
+    %r = arith.addf %m, %acc : f32
+    linalg.yield %r : f32
+  } -> tensor<128x3072xf32>
+  %empty = tensor.empty() : tensor<128x3072xf32>
+  %y = linalg.generic {indexing_maps = [#id2, #id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%gate, %up : tensor<128x3072xf32>, tensor<128x3072xf32>) outs(%empty : tensor<128x3072xf32>) {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %n = arith.negf %g : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %g, %d : f32
+    %r = arith.mulf %s, %u : f32
+    linalg.yield %r : f32
+  } -> tensor<128x3072xf32>
+  return %y : tensor<128x3072xf32>
+}

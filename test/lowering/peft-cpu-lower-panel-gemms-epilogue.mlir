@@ -170,3 +170,56 @@ func.func @sized_by_result(%x: memref<?x24xf32>, %w: memref<3x24x16xf32>, %out: 
   }
   return %y : memref<?x?x36xf32>
 }
+
+// -----
+
+#a = affine_map<(d0, d1, d2) -> (d0, d2)>
+#p = affine_map<(d0, d1, d2) -> (d1 floordiv 16, d2, d1 mod 16)>
+#o = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+
+// SwiGLU's silu(gate) · up reads two panel GEMMs' results: the gate's kernel
+// runs at the map with it as its epilogue, the up projection's result (the
+// GEMM before it, as it was) read as rows; the map is gone.
+// CHECK-LABEL: func.func @swiglu
+// CHECK-SAME: (%[[X:[^:]*]]: memref<?x24xf32>, %{{[^:]*}}: memref<3x24x16xf32>, %{{[^:]*}}: memref<3x24x16xf32>, %[[GATE:[^:]*]]: memref<?x36xf32>, %[[UP:[^:]*]]: memref<?x36xf32>, %[[Y:[^:]*]]: memref<?x36xf32>)
+// CHECK: memref.cast %[[UP]]
+// CHECK: constant @peft_panel_gemm_24x36_16_task
+// CHECK: memref.cast %[[Y]]
+// CHECK: memref.cast %[[UP]]
+// CHECK: memref.cast %[[GATE]]
+// CHECK: constant @peft_panel_gemm_24x36_16_epilogue_[[SWIGLU:[0-9a-f]+]]_task
+// CHECK-NOT: linalg.generic
+// CHECK-LABEL: func.func private @peft_panel_gemm_24x36_16_epilogue_
+// CHECK-SAME: [[SWIGLU]](
+// CHECK-SAME: %[[C:[^:]*]]: memref<?x36xf32, strided<[?, 1], offset: ?>>, %[[T:[^:]*]]: memref<?x36xf32, strided<[?, 1], offset: ?>>, %[[ROWS:[^:]*]]: memref<?x36xf32, strided<[?, 1], offset: ?>>, %{{[^:]*}}: index, %{{[^:]*}}: index)
+// CHECK: scf.if
+// CHECK:   %[[UPROW:.*]] = vector.load %[[ROWS]]
+// CHECK:   math.exp {{.*}} : vector<8xf32>
+// CHECK:   arith.mulf %{{.*}}, %[[UPROW]] : vector<8xf32>
+// CHECK:   vector.store %{{.*}}, %[[T]]
+func.func @swiglu(%x: memref<?x24xf32>, %wg: memref<3x24x16xf32>, %wu: memref<3x24x16xf32>, %gate: memref<?x36xf32>, %up: memref<?x36xf32>, %y: memref<?x36xf32>) {
+  %one = arith.constant 1.0 : f32
+  linalg.generic {indexing_maps = [#a, #p, #o], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %wg : memref<?x24xf32>, memref<3x24x16xf32>) outs(%gate : memref<?x36xf32>) attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%i: f32, %j: f32, %acc: f32):
+    %m = arith.mulf %i, %j : f32
+    %r = arith.addf %m, %acc : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#a, #p, #o], iterator_types = ["parallel", "parallel", "reduction"]} ins(%x, %wu : memref<?x24xf32>, memref<3x24x16xf32>) outs(%up : memref<?x36xf32>) attrs = {peft.panel_gemm = 16 : i64} {
+  ^bb0(%i: f32, %j: f32, %acc: f32):
+    %m = arith.mulf %i, %j : f32
+    %r = arith.addf %m, %acc : f32
+    linalg.yield %r : f32
+  }
+  linalg.generic {indexing_maps = [#id2, #id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%gate, %up : memref<?x36xf32>, memref<?x36xf32>) outs(%y : memref<?x36xf32>) {
+  ^bb0(%g: f32, %u: f32, %o: f32):
+    %n = arith.negf %g : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %e, %one : f32
+    %s = arith.divf %g, %d : f32
+    %r = arith.mulf %s, %u : f32
+    linalg.yield %r : f32
+  }
+  return
+}
