@@ -30,10 +30,13 @@ bool isPanelGemmEpilogue(linalg::GenericOp op) {
   };
   // Of a map reading several GEMMs' results (SwiGLU's silu(gate) · up), one
   // GEMM's kernel takes it, the others' results read as rows.
-  auto accumulator = llvm::find_if(op.getDpsInputs(), fromPanelGemm);
-  if (accumulator == op.getDpsInputs().end())
+  Value accumulator;
+  for (Value input : op.getDpsInputs())
+    if (!accumulator && fromPanelGemm(input))
+      accumulator = input;
+  if (!accumulator)
     return false;
-  return epilogueInputs(op, [&](Value value) { return value == *accumulator; }).has_value();
+  return epilogueInputs(op, [&](Value value) { return value == accumulator; }).has_value();
 }
 
 Value emitEpilogue(OpBuilder &builder, Location loc, linalg::GenericOp op, ValueRange inputs,
