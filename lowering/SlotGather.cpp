@@ -33,6 +33,9 @@ static bool unitInnerStride(MemRefType type) {
 /// `gather` as a SlotGather, when its table and ranks are as one expects.
 static std::optional<SlotGather> describe(linalg::GenericOp gather) {
   SlotGather slots{gather, gather.getDpsInputs()[0], loadedBy(gather, 3), {}, 0};
+  auto index = dyn_cast<MemRefType>(slots.index.getType());
+  if (!index || index.getRank() != 1 || !index.getElementType().isInteger(64))
+    return std::nullopt;
   auto table = slots.table ? cast<MemRefType>(slots.table.getType()) : MemRefType();
   if (!table || !table.getElementType().isF32() || !unitInnerStride(table))
     return std::nullopt;

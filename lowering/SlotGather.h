@@ -17,7 +17,7 @@ namespace peft {
 
 struct SlotGather {
   mlir::linalg::GenericOp op; ///< The selection, [batch, K, N].
-  mlir::Value index;          ///< [batch]: each element's slot, -1 for none.
+  mlir::Value index;          ///< [batch] i64: each element's slot, -1 for none.
   mlir::Value table;          ///< [slots, K, N], f32, unit inner stride.
   /// [slots] f32: each slot's rank along `rankDim` (1: K, the expansion's;
   /// 2: N, the shrink's), past which the table holds zeros; null without.

@@ -697,12 +697,9 @@ struct CpuLowerPanelGemmsPass
   void lowerSlotGemm(ModuleOp module, linalg::GenericOp op, const SlotGather &gather) {
     SmallVector<Value> operands = {op.getDpsInputs()[0], gather.table, op.getDpsInits()[0]};
     Value index = gather.index;
-    auto indexType = cast<MemRefType>(index.getType());
     for (Value operand : operands)
       if (!hasUnitInnerStride(cast<MemRefType>(operand.getType())))
         return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
-    if (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64))
-      return lowerBatchedGemm(module, op, 1, /*slotGathers=*/false);
     int64_t rankDim = gather.rankDim;
     Value ranks = gather.ranks;
     auto lhsType = cast<MemRefType>(operands[0].getType());

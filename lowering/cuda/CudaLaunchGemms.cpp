@@ -464,9 +464,6 @@ private:
           map.getResult(0) != getAffineDimExpr(product.batch.front(), b.getContext()))
         continue;
       slots = peft::slotGatherOf(product.op, operand->get());
-      auto indexType = slots ? cast<MemRefType>(slots->index.getType()) : MemRefType();
-      if (slots && (indexType.getRank() != 1 || !indexType.getElementType().isInteger(64)))
-        slots.reset();
     }
   }
 
