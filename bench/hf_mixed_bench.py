@@ -24,6 +24,9 @@ times, best median kept:
                is 1.13.
   torch base   the transformers model on the whole batch, no adapter
 
+torch's OpenBLAS runs the kernels of the host's vector ISA (OPENBLAS_CORETYPE
+SkylakeX with AVX-512, Haswell with AVX2, unless set already).
+
 Checks that the multi artifact's rows equal PEFT's (max |diff| printed;
 fails above 1e-3·max(1, |peft|)). Prints the latencies and the ratios.
 --tiny: small shapes, one round, to prove the script runs (CI).
@@ -42,6 +45,24 @@ import time
 
 # One thread for torch's BLAS too (Debian's torch uses the system's, OpenBLAS).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def best_openblas_core():
+    """The OpenBLAS kernels for this host's vector ISA. Debian's OpenBLAS
+    0.3.21 picks its kernels by CPU model, and on a model newer than it
+    knows (an Intel Xeon of model 207, AVX-512) falls back to SSE3's
+    ('Prescott'): torch then runs 6.5 x slower (512x1024x2816: 22 against
+    145 GFLOP/s), a reference no user would keep."""
+    try:
+        flags = set(re.search(r"^flags\s*:(.*)$", open("/proc/cpuinfo").read(), re.M)
+                    .group(1).split())
+    except (OSError, AttributeError):
+        return None
+    return "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
+
+
+if "OPENBLAS_CORETYPE" not in os.environ and best_openblas_core():
+    os.environ["OPENBLAS_CORETYPE"] = best_openblas_core()
 
 import numpy as np
 import torch
@@ -220,7 +241,8 @@ def main():
         best["torch base"] = min(best["torch base"], median_ms(torch_base, args.runs))
     print(f"{args.model}: {args.rows} rows x {args.sequence} tokens, {args.adapters} LoRA adapters "
           f"r={args.rank}, 1 thread, best median of {args.runs} runs over {args.rounds} rounds; "
-          f"multi vs PEFT max |diff| {difference:.2g}")
+          f"multi vs PEFT max |diff| {difference:.2g}; torch's OpenBLAS kernels: "
+          f"{os.environ.get('OPENBLAS_CORETYPE', 'its own choice')}")
     for name, value in best.items():
         print(f"  {name:11s} {value:10.2f} ms")
     print(f"  ours multi / ours base   {best['ours multi'] / best['ours base']:.2f}")

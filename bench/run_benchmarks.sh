@@ -3,7 +3,8 @@
 # BERT-base feed-forward block and a 110M-parameter BERT-base, each with a
 # LoRA r=16 adapter), then measures import, merge and compile costs and run
 # latency, and checks the outputs against torch; then the single-core FMA
-# peak (bench/fma_peak.c), the GEMM benchmark against onnxruntime
+# peak (bench/fma_peak.c) and read bandwidth (bench/read_bandwidth.c), the
+# GEMM benchmark against onnxruntime
 # (bench/gemm_bench.py), BERT-base against onnxruntime (bench/model_bench.py),
 # many adapters in one batch (bench/multi_bench.py), adapters loaded at run
 # time (bench/load_bench.py) and against Hugging Face PEFT on transformers
@@ -97,10 +98,12 @@ for name in "${models[@]}"; do
   done
 done
 
-echo "== FMA peak and GEMMs against onnxruntime"
+echo "== FMA peak, read bandwidth and GEMMs against onnxruntime"
 cc -O2 -march=native bench/fma_peak.c -o "$work/fma_peak"
 "$work/fma_peak" $([ $tiny = 1 ] && echo 0.1) | tee "$work/fma_peak.txt"
 fma=$(sed -n 's/^fp32 FMA peak, 1 core: \([0-9.]*\) GFLOP\/s.*/\1/p' "$work/fma_peak.txt")
+cc -O2 -march=native bench/read_bandwidth.c -o "$work/read_bandwidth"
+"$work/read_bandwidth" || status=1
 python3 bench/gemm_bench.py --work "$work/gemm" --peak "$fma" --threads "$PEFT_NUM_THREADS" $([ $tiny = 1 ] && echo --tiny) || status=1
 echo "== ${models[1]} merged, against onnxruntime on the same merged ONNX, 1 and 2 threads"
 python3 bench/model_bench.py "$work/${models[1]}" --work "$work/model" --threads 1 2 \

@@ -137,10 +137,12 @@ private:
   };
 
   /// The channels of a panel that exist: all of them (`count` = tile), a
-  /// static part, or `dynamicCount` when N is known at run time only.
+  /// static part, or `dynamicCount` when N is known at run time only, in
+  /// the first `vectors` vectors of the panel (0: all).
   struct Columns {
     int64_t count = 0;
     Value dynamicCount;
+    int64_t vectors = 0;
   };
 
   /// The full panels [first, last).
@@ -162,6 +164,21 @@ private:
     auto branch = scf::IfOp::create(b, loc, included, /*withElseRegion=*/false);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(&branch.getThenRegion().front());
+    if (!columns.dynamicCount) {
+      panel(block, p, columns);
+      return;
+    }
+    // A count known at run time computes only the vectors that hold
+    // channels too: a micro-kernel per vector count (a shrink to rank 16
+    // is one vector of a 48-wide panel, not three masked ones).
+    for (int64_t vectors = 1; vectors < tile / vectorWidth; ++vectors) {
+      Value fits = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, columns.dynamicCount,
+                                         index(vectors * vectorWidth));
+      auto fewer = scf::IfOp::create(b, loc, fits, /*withElseRegion=*/true);
+      b.setInsertionPointToStart(&fewer.getThenRegion().front());
+      panel(block, p, Columns{0, columns.dynamicCount, vectors});
+      b.setInsertionPointToStart(&fewer.getElseRegion().front());
+    }
     panel(block, p, columns);
   }
 
@@ -248,19 +265,31 @@ private:
   }
   static constexpr int64_t kPanelsAhead = 4;
 
+  /// A micro-kernel reading B's rows as they are over a long K (a shrink:
+  /// a slot's Aᵀ [K, rank], a line per row, read from memory once per run)
+  /// asks for the row `kRowsAhead` further at each step: the loads of B
+  /// waited on memory (perf, BERT's shrinks, 40 % of their samples on the
+  /// instruction after them), and no prefetcher runs that far ahead.
+  static constexpr int64_t kRowsAhead = 32;
+  static constexpr int64_t kFloatsPerLine = 16;
+  bool prefetchesRowsAhead() const {
+    return layout == RhsLayout::Rows && !ShapedType::isDynamic(k) && k > kRowsAhead;
+  }
+
   struct Tile {
     Value panel, firstColumn, k0, kEnd;
     Columns columns;
   };
 
   /// The vectors of a panel's row that hold channels, and for each a mask
-  /// (null where every lane is a channel). A dynamic count masks them all:
+  /// (null where every lane is a channel). A dynamic count masks each of
+  /// the vectors it may fill:
   /// vector.create_mask makes a count past the vector all-true and one
   /// below 1 all-false.
   void columnMasks(const Columns &columns, SmallVector<Value> &masks) {
     auto maskType = VectorType::get({vectorWidth}, b.getI1Type());
     if (columns.dynamicCount) {
-      for (int64_t j = 0; j < tile / vectorWidth; ++j)
+      for (int64_t j = 0, e = columns.vectors ? columns.vectors : tile / vectorWidth; j < e; ++j)
         masks.push_back(vector::CreateMaskOp::create(
             b, loc, maskType,
             ValueRange{arith::SubIOp::create(b, loc, columns.dynamicCount,
@@ -325,6 +354,18 @@ private:
     auto kLoop = scf::ForOp::create(
         b, loc, at.k0, at.kEnd, index(1), accumulators,
         [&](OpBuilder &nested, Location nestedLoc, Value kk, ValueRange sums) {
+          if (prefetchesRowsAhead()) {
+            Value ahead = arith::MinUIOp::create(
+                nested, nestedLoc,
+                arith::AddIOp::create(nested, nestedLoc, kk,
+                                      arith::ConstantIndexOp::create(nested, nestedLoc, kRowsAhead)),
+                arith::ConstantIndexOp::create(nested, nestedLoc, k - 1));
+            for (int64_t j = 0; j < vectors; ++j)
+              if (j * vectorWidth % kFloatsPerLine == 0) // One per line.
+                memref::PrefetchOp::create(nested, nestedLoc, w, ValueRange{ahead, columnIndex[j]},
+                                         /*isWrite=*/false, /*localityHint=*/3,
+                                         /*isDataCache=*/true);
+          }
           SmallVector<Value> rhsRow;
           for (int64_t j = 0; j < vectors; ++j) {
             if (layout == RhsLayout::Panels) // Padded: no mask needed.

@@ -87,8 +87,11 @@ def CpuLowerPanelGemms : Pass<"peft-cpu-lower-panel-gemms", "mlir::ModuleOp"> {
     `out[b..., i, j] += lhs[b..., i, k] · rhs[b..., k, j]` in f32 (attention's
     scores and context), runs through the same micro-kernels with B read as
     it is, in runs of `row-tile` columns (`peft_row_gemm_KxN_TILE`, K and N
-    static or not, the last run masked), one call per matrix of the batch,
-    the matrices split over the threads.
+    static or not, the last run masked; with N known at run time, the last
+    run computes only the vectors that hold columns), one call per matrix
+    of the batch, the matrices split over the threads. Over a static K
+    above 32, each K step asks for B's row 32 further (a shrink's Aᵀ is a
+    line per row, read from memory once per run).
 
     When such a GEMM's `rhs` is filled, one batch dimension over, by a
     generic marked `peft.slot_gather` (`peft.multi_lora`'s selection of each

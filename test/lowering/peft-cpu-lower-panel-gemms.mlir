@@ -291,3 +291,49 @@ func.func @ranked_slot_rows(%x: memref<?x8x32xf32>, %index: memref<?xi64>, %a: m
   memref.dealloc %rows : memref<?x32x16xf32>
   return
 }
+
+// RUN: peft-opt %s --peft-cpu-lower-panel-gemms="micro-rows=4 vector-width=8 row-tile=16" | FileCheck %s --check-prefix=SHRINK
+// A shrink over a long K (80) to a rank known at run time: a rank of at
+// most 8 runs micro-kernels of one vector, not the panel's two masked, and
+// each K step asks for the line of Aᵀ 32 rows further (the last row at most).
+// SHRINK-LABEL: func.func private @peft_row_gemm_80xd_16(
+// SHRINK: %[[FITS:.*]] = arith.cmpi ule, %{{.*}}, %c8
+// SHRINK: scf.if %[[FITS]]
+// SHRINK: scf.for %[[K:[^ ]*]] = {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// SHRINK:   %[[AHEAD:.*]] = arith.addi %[[K]], %c32
+// SHRINK:   %[[CLAMPED:.*]] = arith.minui %[[AHEAD]], %c79
+// SHRINK:   memref.prefetch %arg1[%[[CLAMPED]], %{{.*}}], read
+// SHRINK-NOT: memref.prefetch
+// SHRINK-COUNT-4: vector.fma
+// SHRINK-NOT: vector.fma
+// SHRINK: scf.yield
+func.func @ranked_long_shrink(%x: memref<?x8x80xf32>, %index: memref<?xi64>, %a: memref<3x80x16xf32>, %ranks: memref<3xf32>, %down: memref<?x8x16xf32>) {
+  %c0 = arith.constant 0 : index
+  %zero = arith.constant 0.0 : f32
+  %batch = memref.dim %index, %c0 : memref<?xi64>
+  %rows = memref.alloc(%batch) : memref<?x80x16xf32>
+  linalg.generic {indexing_maps = [#slot_index, #slot_all], iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%index : memref<?xi64>) outs(%rows : memref<?x80x16xf32>) attrs = {peft.slot_gather = 2 : i64} {
+  ^bb0(%in: i64, %out: f32):
+    %i = arith.index_cast %in : i64 to index
+    %slot = arith.maxsi %i, %c0 : index
+    %k = linalg.index 1 : index
+    %j = linalg.index 2 : index
+    %v = memref.load %a[%slot, %k, %j] : memref<3x80x16xf32>
+    %r = memref.load %ranks[%slot] : memref<3xf32>
+    %rank = arith.fptosi %r : f32 to i64
+    %position = arith.index_cast %j : index to i64
+    %inside = arith.cmpi slt, %position, %rank : i64
+    %picked = arith.select %inside, %v, %zero : f32
+    linalg.yield %picked : f32
+  }
+  linalg.generic {indexing_maps = [#x_rows, #a_rows, #down], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %rows : memref<?x8x80xf32>, memref<?x80x16xf32>) outs(%down : memref<?x8x16xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %m = arith.mulf %p, %q : f32
+    %s = arith.addf %r, %m : f32
+    linalg.yield %s : f32
+  }
+  memref.dealloc %rows : memref<?x80x16xf32>
+  return
+}
