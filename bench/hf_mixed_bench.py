@@ -28,7 +28,10 @@ torch's OpenBLAS runs the kernels of the host's vector ISA (OPENBLAS_CORETYPE
 SkylakeX with AVX-512, Haswell with AVX2, unless set already).
 
 Checks that the multi artifact's rows equal PEFT's (max |diff| printed;
-fails above 1e-3·max(1, |peft|)). Prints the latencies and the ratios.
+fails above 1e-3·max(1, |peft|)). Prints the latencies and the ratios: of
+the best medians, and the median over the rounds of each round's own ratio
+(a round runs the four in the order above, so a ratio's two terms are close
+in time and the host's drift touches both).
 --tiny: small shapes, one round, to prove the script runs (CI).
 --prepare-only: writes the model (model.onnx), the adapters (adapter0...)
 and the batch (input_ids.npy, attention_mask.npy, adapter_index.npy) into
@@ -229,25 +232,32 @@ def main():
     if not difference <= limit:
         sys.exit(f"hf_mixed_bench: the multi artifact differs from PEFT by {difference:.3g}")
 
-    best = {"ours base": float("inf"), "ours multi": float("inf"),
-            "peft rows": float("inf"), "torch base": float("inf")}
-    for _ in range(args.rounds):
-        best["ours base"] = min(best["ours base"],
-                                bench_ours(args.bin, os.path.join(work, "base"), inputs, args.runs))
-        best["peft rows"] = min(best["peft rows"], median_ms(peft_rows, args.runs))
-        best["ours multi"] = min(best["ours multi"],
-                                 bench_ours(args.bin, os.path.join(work, "multi"), multi_inputs,
-                                            args.runs))
-        best["torch base"] = min(best["torch base"], median_ms(torch_base, args.runs))
+    # Each round times the four one after another, the two that a ratio
+    # compares side by side; a ratio is also taken within each round, where
+    # the host's drift (20 % and more between minutes on a shared machine)
+    # touches both of its terms alike.
+    measures = {
+        "ours base": lambda: bench_ours(args.bin, os.path.join(work, "base"), inputs, args.runs),
+        "ours multi": lambda: bench_ours(args.bin, os.path.join(work, "multi"), multi_inputs,
+                                         args.runs),
+        "peft rows": lambda: median_ms(peft_rows, args.runs),
+        "torch base": lambda: median_ms(torch_base, args.runs),
+    }
+    rounds = [{name: measure() for name, measure in measures.items()} for _ in range(args.rounds)]
+    best = {name: min(round_[name] for round_ in rounds) for name in measures}
     print(f"{args.model}: {args.rows} rows x {args.sequence} tokens, {args.adapters} LoRA adapters "
           f"r={args.rank}, 1 thread, best median of {args.runs} runs over {args.rounds} rounds; "
           f"multi vs PEFT max |diff| {difference:.2g}; torch's OpenBLAS kernels: "
           f"{os.environ.get('OPENBLAS_CORETYPE', 'its own choice')}")
     for name, value in best.items():
-        print(f"  {name:11s} {value:10.2f} ms")
-    print(f"  ours multi / ours base   {best['ours multi'] / best['ours base']:.2f}")
-    print(f"  peft rows / ours multi   {best['peft rows'] / best['ours multi']:.2f}")
-    print(f"  torch base / ours base   {best['torch base'] / best['ours base']:.2f}")
+        print(f"  {name:11s} {value:10.2f} ms   (rounds: "
+              + " ".join(f"{round_[name]:.0f}" for round_ in rounds) + ")")
+    print("  ratios of the best medians, and the median of each round's ratio:")
+    for top, bottom in (("ours multi", "ours base"), ("peft rows", "ours multi"),
+                        ("torch base", "ours base")):
+        within = sorted(round_[top] / round_[bottom] for round_ in rounds)
+        print(f"  {top} / {bottom}   {best[top] / best[bottom]:.2f}   "
+              f"{within[len(within) // 2]:.2f}")
 
 
 if __name__ == "__main__":
