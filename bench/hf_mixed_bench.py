@@ -64,8 +64,10 @@ def best_openblas_core():
     return "SkylakeX" if "avx512f" in flags else "Haswell" if "avx2" in flags else None
 
 
-if "OPENBLAS_CORETYPE" not in os.environ and best_openblas_core():
-    os.environ["OPENBLAS_CORETYPE"] = best_openblas_core()
+if "OPENBLAS_CORETYPE" not in os.environ:
+    core = best_openblas_core()
+    if core:
+        os.environ["OPENBLAS_CORETYPE"] = core
 
 import numpy as np
 import torch

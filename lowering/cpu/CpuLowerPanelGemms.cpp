@@ -252,9 +252,7 @@ private:
     auto prefetchRows = [&](Value memref, Value first, Value end, bool write) {
       scf::ForOp::create(b, loc, first, end, index(1), ValueRange{},
                          [&](OpBuilder &nested, Location nestedLoc, Value row, ValueRange) {
-                           memref::PrefetchOp::create(nested, nestedLoc, memref,
-                                                      ValueRange{row, ahead}, write,
-                                                      /*localityHint=*/3, /*isDataCache=*/true);
+                           prefetchLine(nested, nestedLoc, memref, {row, ahead}, write);
                            scf::YieldOp::create(nested, nestedLoc);
                          });
     };
@@ -264,6 +262,13 @@ private:
       prefetchRows(c, block.firstRow, block.endRow, /*write=*/true);
   }
   static constexpr int64_t kPanelsAhead = 4;
+
+  /// Asks for the line of `memref` at `indices`, to be kept in every cache.
+  static void prefetchLine(OpBuilder &builder, Location at, Value memref, ValueRange indices,
+                           bool write) {
+    memref::PrefetchOp::create(builder, at, memref, indices, write, /*localityHint=*/3,
+                               /*isDataCache=*/true);
+  }
 
   /// A micro-kernel reading B's rows as they are over a long K (a shrink:
   /// a slot's Aᵀ [K, rank], a line per row, read from memory once per run)
@@ -362,9 +367,7 @@ private:
                 arith::ConstantIndexOp::create(nested, nestedLoc, k - 1));
             for (int64_t j = 0; j < vectors; ++j)
               if (j * vectorWidth % kFloatsPerLine == 0) // One per line.
-                memref::PrefetchOp::create(nested, nestedLoc, w, ValueRange{ahead, columnIndex[j]},
-                                         /*isWrite=*/false, /*localityHint=*/3,
-                                         /*isDataCache=*/true);
+                prefetchLine(nested, nestedLoc, w, {ahead, columnIndex[j]}, /*write=*/false);
           }
           SmallVector<Value> rhsRow;
           for (int64_t j = 0; j < vectors; ++j) {

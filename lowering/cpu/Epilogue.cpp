@@ -30,12 +30,11 @@ bool isPanelGemmEpilogue(linalg::GenericOp op) {
   };
   // Of a map reading several GEMMs' results (SwiGLU's silu(gate) · up), one
   // GEMM's kernel takes it, the others' results read as rows.
-  Value accumulator;
-  for (Value input : op.getDpsInputs())
-    if (!accumulator && fromPanelGemm(input))
-      accumulator = input;
-  if (!accumulator)
+  SmallVector<Value> inputs = op.getDpsInputs();
+  auto first = llvm::find_if(inputs, fromPanelGemm);
+  if (first == inputs.end())
     return false;
+  Value accumulator = *first;
   return epilogueInputs(op, [&](Value value) { return value == accumulator; }).has_value();
 }
 
